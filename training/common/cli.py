@@ -1,0 +1,144 @@
+"""Command-line options every training job shares."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from training.common.export import validate_model_name
+
+# Where checkpoints and TensorBoard logs go when not given: <folder>/<model name>.
+DEFAULT_CHECKPOINT_ROOT = Path("checkpoints")
+DEFAULT_LOG_ROOT = Path("runs")
+DEFAULT_STORE = Path("model_store")
+DEFAULT_CHECKPOINT_EVERY = 1000
+DEFAULT_WORKERS = 2
+# Averages over roughly the last 1 / (1 - 0.999) = 1000 steps.
+DEFAULT_EMA_DECAY = 0.999
+
+
+def _model_name(value: str) -> str:
+    try:
+        return validate_model_name(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return number
+
+
+def _non_negative_int(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return number
+
+
+def _decay(value: str) -> float:
+    number = float(value)
+    if not 0.0 < number < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1), got {value}")
+    return number
+
+
+def _optional_path(value: str) -> Path | None:
+    # An empty value turns the feature off: `--log-dir ""` writes no TensorBoard logs.
+    return Path(value) if value else None
+
+
+# Default of --log-dir until --name fills it (None means "no logging", so it cannot mark unset).
+_UNSET = argparse.SUPPRESS
+
+
+class _NameAction(argparse.Action):
+    """Stores `--name` and fills the per-name defaults of the folders not given explicitly.
+
+    Defaults are set on the namespace before any option is parsed, so a folder that is still
+    None here was not given before `--name`; one given after `--name` overrides this.
+    """
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        setattr(namespace, self.dest, values)
+        if getattr(namespace, "checkpoint_dir", None) is None:
+            namespace.checkpoint_dir = DEFAULT_CHECKPOINT_ROOT / str(values)
+        if getattr(namespace, "log_dir", _UNSET) is _UNSET:
+            namespace.log_dir = DEFAULT_LOG_ROOT / str(values)
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    """Adds the options of DESIGN.md's "Training jobs" shared by every job.
+
+    After parsing: `data`, `out` (Path), `name` (str), `epochs`, `seed`, `checkpoint_every`,
+    `workers` (int), `checkpoint_dir` (Path, default `checkpoints/<name>`), `resume` (bool),
+    `log_dir` (Path, default `runs/<name>`, None when given as ""), `ema_decay` (float),
+    `no_progress` (bool). A job changes a default with `parser.set_defaults(epochs=5)`.
+
+    Args:
+        parser: the job's parser.
+    """
+    group = parser.add_argument_group("common training options")
+    group.add_argument("--data", type=Path, required=True, help="training data file or folder")
+    group.add_argument(
+        "--out",
+        type=Path,
+        default=Path(os.environ.get("MODEL_STORE", DEFAULT_STORE)),
+        help="model store to export into (default: $MODEL_STORE or ./model_store)",
+    )
+    group.add_argument(
+        "--name",
+        type=_model_name,
+        required=True,
+        action=_NameAction,
+        help="model name in the store (letters, digits, '-', '_', '.')",
+    )
+    group.add_argument("--epochs", type=_positive_int, default=1, help="passes over the data")
+    group.add_argument("--seed", type=_non_negative_int, default=0, help="random seed")
+    group.add_argument(
+        "--checkpoint-dir",
+        type=Path,
+        default=None,
+        help="training checkpoints folder (default: ./checkpoints/<name>)",
+    )
+    group.add_argument(
+        "--checkpoint-every",
+        type=_non_negative_int,
+        default=DEFAULT_CHECKPOINT_EVERY,
+        help="save a checkpoint every this many steps, and at the end (0: only at the end)",
+    )
+    group.add_argument(
+        "--resume", action="store_true", help="continue from the latest checkpoint if any"
+    )
+    group.add_argument(
+        "--log-dir",
+        type=_optional_path,
+        default=_UNSET,
+        help='TensorBoard log folder (default: ./runs/<name>; "" for none)',
+    )
+    group.add_argument(
+        "--workers",
+        type=_non_negative_int,
+        default=DEFAULT_WORKERS,
+        help="threads preparing data (0: in the training thread)",
+    )
+    group.add_argument(
+        "--ema-decay",
+        type=_decay,
+        default=DEFAULT_EMA_DECAY,
+        help="decay of the exponential moving average of the weights that is exported",
+    )
+    group.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (e.g. when logging to a file)"
+    )
