@@ -1,0 +1,172 @@
+"""Closed-loop load on POST /v1/embeddings: batching on vs MAX_BATCH_SIZE=1, side by side.
+
+    .venv/bin/python bench/load_embeddings.py --store model_store --model demo-jose
+
+Starts two servers on 127.0.0.1 from the same store (one batching, one with MAX_BATCH_SIZE=1) and,
+for each concurrency level, runs the same closed loop against each in turn (interleaved, so that
+noise on this shared machine hits both alike). Every run is bounded by a request count and a time
+limit. Prints a markdown table of throughput, p50/p95/p99 latency, and the ratio batched/unbatched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+SENTENCES = [
+    "这家酒店的服务很好，房间也很干净",
+    "质量太差了，用了两天就坏了",
+    "物流很快，包装完好，非常满意",
+    "客服态度恶劣，再也不会买了",
+    "性价比很高，推荐大家购买",
+    "the room was clean and the staff were friendly",
+    "书的内容很有意思，孩子很喜欢",
+    "屏幕有坏点，退货很麻烦",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def server(store: Path, **env: str) -> Iterator[str]:
+    port = free_port()
+    environ = {
+        **os.environ,
+        "MODEL_STORE": str(store),
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "POLL_INTERVAL_S": "0",
+        "LOG_LEVEL": "warning",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        **env,
+    }
+    proc = subprocess.Popen([sys.executable, "-m", "service"], env=environ)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"server with {env} did not become ready")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+async def closed_loop(
+    url: str,
+    model: str,
+    concurrency: int,
+    requests: int,
+    max_seconds: float,
+    texts_per_request: int,
+) -> dict[str, float]:
+    latencies: list[float] = []
+    errors = 0
+    sent = 0
+    rng = random.Random(0)
+    end = time.monotonic() + max_seconds
+
+    async def user(client: httpx.AsyncClient) -> None:
+        nonlocal sent, errors
+        while sent < requests and time.monotonic() < end:
+            sent += 1
+            body = {"model": model, "input": rng.sample(SENTENCES, texts_per_request)}
+            started = time.monotonic()
+            r = await client.post(f"{url}/v1/embeddings", json=body)
+            if r.status_code == 200:
+                latencies.append(time.monotonic() - started)
+            else:
+                errors += 1
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+        started = time.monotonic()
+        await asyncio.gather(*(user(client) for _ in range(concurrency)))
+        wall = time.monotonic() - started
+    q = statistics.quantiles(latencies, n=100) if len(latencies) >= 2 else [0.0] * 99
+    return {
+        "rps": len(latencies) / wall,
+        "p50": q[49] * 1000,
+        "p95": q[94] * 1000,
+        "p99": q[98] * 1000,
+        "errors": errors,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", type=Path, default=Path("model_store"))
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--concurrency", default="1,2,4,8,16,32,64")
+    parser.add_argument("--requests", type=int, default=400, help="per run, at most")
+    parser.add_argument("--max-seconds", type=float, default=20, help="per run, at most")
+    parser.add_argument("--texts-per-request", type=int, default=1)
+    parser.add_argument("--batch-size", default="32")
+    args = parser.parse_args()
+
+    levels = [int(c) for c in args.concurrency.split(",")]
+    rows = []
+    with (
+        server(args.store, MAX_BATCH_SIZE=args.batch_size) as batched,
+        server(args.store, MAX_BATCH_SIZE="1") as single,
+    ):
+        for c in levels:
+            a = asyncio.run(
+                closed_loop(
+                    batched, args.model, c, args.requests, args.max_seconds, args.texts_per_request
+                )
+            )
+            b = asyncio.run(
+                closed_loop(
+                    single, args.model, c, args.requests, args.max_seconds, args.texts_per_request
+                )
+            )
+            rows.append((c, a, b))
+            print(
+                f"concurrency {c}: batched {a['rps']:.0f} req/s, unbatched {b['rps']:.0f} req/s",
+                file=sys.stderr,
+            )
+
+    print(
+        f"\n/v1/embeddings, model {args.model}, {args.texts_per_request} text(s) per request, "
+        f"MAX_BATCH_SIZE={args.batch_size} vs 1, {os.cpu_count()} CPUs\n"
+    )
+    print(
+        "| concurrency | batched req/s | p50 ms | p95 ms | p99 ms | unbatched req/s | p50 ms "
+        "| p95 ms | p99 ms | throughput ratio | errors |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for c, a, b in rows:
+        ratio = a["rps"] / b["rps"] if b["rps"] else float("nan")
+        print(
+            f"| {c} | {a['rps']:.0f} | {a['p50']:.1f} | {a['p95']:.1f} | {a['p99']:.1f} "
+            f"| {b['rps']:.0f} | {b['p50']:.1f} | {b['p95']:.1f} | {b['p99']:.1f} "
+            f"| {ratio:.2f}x | {int(a['errors'] + b['errors'])} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

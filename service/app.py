@@ -1,0 +1,62 @@
+"""create_app(): lifespan, middleware, routers, exception handlers; nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from service.device import configure_devices
+from service.errors import install_error_handlers
+from service.metrics import Metrics
+from service.middleware import BodyLimit, RequestMetrics
+from service.registry import ModelRegistry, RuntimeFactory, default_runtime_factory
+from service.routes import embeddings, health, models
+from service.settings import Settings, get_settings
+
+log = logging.getLogger("service")
+
+
+def create_app(
+    settings: Settings | None = None,
+    runtime_factory: RuntimeFactory = default_runtime_factory,
+) -> FastAPI:
+    settings = settings or get_settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    metrics = Metrics()
+    registry = ModelRegistry(settings, metrics, runtime_factory)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if runtime_factory is default_runtime_factory:
+            configure_devices(settings.device, settings.mixed_precision)
+        # Load in the background: /healthz answers at once, /readyz turns 200 when all are warm.
+        loading = asyncio.create_task(registry.start(), name="registry-start")
+        try:
+            yield
+        finally:
+            # Graceful: /readyz turns 503, queued requests finish, then the process may exit.
+            loading.cancel()
+            await registry.stop(drain_timeout_s=settings.request_timeout_s)
+
+    app = FastAPI(
+        title="kexue-serve",
+        version="1.0.0",
+        summary="Reading-comprehension QA, conditional generation, sentence embeddings and "
+        "density scoring, served over HTTP JSON.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.registry = registry
+    install_error_handlers(app)
+    for router in (health.router, models.router, embeddings.router):
+        app.include_router(router)
+    # Outermost first in the list Starlette builds: metrics see the 413s the body limit sends.
+    app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMetrics, metrics=metrics)
+    return app

@@ -1,0 +1,293 @@
+"""DynamicBatcher: one bounded queue and one worker per model.
+
+The contract is Ray Serve's: the batched function takes a list of items and returns a list of the
+same length, in order; callers submit items and each gets its own result back. Around that:
+
+- admission is all-or-nothing per request and bounded (`max_queue`): past it,
+  `Overloaded` (429) at once;
+- a batch closes at `max_batch_size` items, at `max_batch_tokens` padded tokens
+  (rows x longest row, what the padded model call really costs), or `max_batch_delay` after its
+  first item arrived, whichever comes first;
+- items carry a `group` (the model version that prepared them); a batch never mixes groups, so a
+  version swap never feeds one version's token ids to another;
+- an item whose caller has gone (future cancelled) or whose deadline passed is dropped before it
+  costs compute; the latter fails with `DeadlineExceeded` (504);
+- the model call runs on the batcher's own thread, off the event loop; if it raises, only the items
+  of that batch fail and the worker carries on with the next batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import math
+import time
+from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from service.errors import BackendError, DeadlineExceeded, NotReady, Overloaded, ServiceError
+from service.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+I = TypeVar("I")  # noqa: E741 - the item type, as in Ray Serve's batch signature
+O = TypeVar("O")  # noqa: E741
+
+
+@dataclass(frozen=True)
+class BatcherConfig:
+    max_batch_size: int = 32
+    max_batch_delay_s: float = 0.005
+    max_batch_tokens: int = 16384
+    max_queue: int = 1024
+
+
+@dataclass
+class Completed(Generic[O]):
+    """One item's result with where its time went (for the response headers)."""
+
+    value: O
+    queue_s: float
+    compute_s: float
+    batch: int  # which model call produced it: a request split over two calls paid for both
+
+
+@dataclass
+class _Pending(Generic[I, O]):
+    item: I
+    tokens: int
+    group: Hashable
+    enqueued: float
+    deadline: float
+    future: asyncio.Future[Completed[O]] = field(repr=False)
+
+
+class DynamicBatcher(Generic[I, O]):
+    def __init__(
+        self,
+        name: str,
+        run_batch: Callable[[Sequence[I]], Sequence[O]],
+        config: BatcherConfig,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.name = name
+        self.config = config
+        self._run_batch = run_batch
+        self._metrics = metrics
+        self._queue: collections.deque[_Pending[I, O]] = collections.deque()
+        self._arrived = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"batch-{name}")
+        self._worker: asyncio.Task[None] | None = None
+        self._closing = False
+        self._busy = False
+        # Mean seconds per batch, for an honest Retry-After.
+        self._mean_batch_s = 0.05
+        self.batches_run = 0
+
+    # ---------------------------------------------------------------- callers
+    @property
+    def depth(self) -> int:
+        return len(self._queue)
+
+    def start(self) -> None:
+        if self._worker is None:
+            self._worker = asyncio.get_running_loop().create_task(self._work(), name=self.name)
+
+    async def submit_many(
+        self,
+        items: Sequence[I],
+        *,
+        tokens: Sequence[int] | None = None,
+        group: Hashable = None,
+        timeout_s: float,
+    ) -> list[Completed[O]]:
+        """Queue a request's items together; wait for all of their results."""
+        if self._closing:
+            raise NotReady(f"model {self.name!r} is shutting down")
+        if len(self._queue) + len(items) > self.config.max_queue:
+            self._count_rejected("queue_full", len(items))
+            raise Overloaded(
+                f"model {self.name!r} has {len(self._queue)} inputs queued "
+                f"(MAX_QUEUE={self.config.max_queue})",
+                retry_after_s=self._retry_after_s(),
+            )
+        self.start()
+        loop = asyncio.get_running_loop()
+        now = time.monotonic()
+        lengths = tokens if tokens is not None else [1] * len(items)
+        pending = [
+            _Pending[I, O](
+                item=item,
+                tokens=max(1, int(n)),
+                group=group,
+                enqueued=now,
+                deadline=now + timeout_s,
+                future=loop.create_future(),
+            )
+            for item, n in zip(items, lengths, strict=True)
+        ]
+        self._queue.extend(pending)
+        self._set_depth()
+        self._arrived.set()
+        try:
+            return list(await asyncio.gather(*(p.future for p in pending)))
+        finally:
+            # The caller left (disconnect, or a sibling item failed): what is still queued is
+            # cancelled here and dropped by the worker before it costs compute.
+            for p in pending:
+                if not p.future.done():
+                    p.future.cancel()
+
+    async def close(self, drain_timeout_s: float = 30.0) -> None:
+        """Refuse new items, let queued ones finish (up to the timeout), then stop the worker."""
+        self._closing = True
+        end = time.monotonic() + drain_timeout_s
+        while (self._queue or self._busy) and time.monotonic() < end:
+            await asyncio.sleep(0.01)
+        for p in self._queue:
+            if not p.future.done():
+                p.future.set_exception(NotReady(f"model {self.name!r} is shutting down"))
+        self._queue.clear()
+        if self._worker is not None:
+            self._worker.cancel()
+            try:
+                await self._worker
+            except asyncio.CancelledError:
+                pass
+        self._executor.shutdown(wait=False)
+
+    # ---------------------------------------------------------------- worker
+    async def _work(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._queue:
+                self._arrived.clear()
+                await self._arrived.wait()
+                continue
+            await self._wait_for_batch()
+            batch = self._take_batch()
+            self._set_depth()
+            if not batch:
+                continue
+            started = time.monotonic()
+            self._busy = True
+            try:
+                outputs = await loop.run_in_executor(
+                    self._executor, self._run_batch, [p.item for p in batch]
+                )
+                if len(outputs) != len(batch):
+                    raise BackendError(
+                        f"model returned {len(outputs)} results for a batch of {len(batch)}"
+                    )
+                error: BaseException | None = None
+            except Exception as exc:  # a failing model call fails only its own batch
+                log.exception("batch of %d failed on model %s", len(batch), self.name)
+                error = (
+                    exc
+                    if isinstance(exc, ServiceError)
+                    else BackendError(f"model call failed: {type(exc).__name__}: {exc}")
+                )
+                outputs = []
+            finally:
+                self._busy = False
+            compute_s = time.monotonic() - started
+            self.batches_run += 1
+            self._mean_batch_s = 0.8 * self._mean_batch_s + 0.2 * compute_s
+            self._observe(batch, started, compute_s)
+            for i, p in enumerate(batch):
+                if p.future.done():
+                    continue
+                if error is not None:
+                    p.future.set_exception(error)
+                else:
+                    p.future.set_result(
+                        Completed(outputs[i], started - p.enqueued, compute_s, self.batches_run)
+                    )
+
+    async def _wait_for_batch(self) -> None:
+        """Hold the batch open until it is full or its first item has waited max_batch_delay."""
+        first = self._queue[0]
+        close_at = first.enqueued + self.config.max_batch_delay_s
+        while not self._full():
+            remaining = close_at - time.monotonic()
+            if remaining <= 0:
+                return
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), timeout=remaining)
+            except TimeoutError:
+                return
+
+    def _full(self) -> bool:
+        rows, longest = 0, 0
+        group = self._queue[0].group
+        for p in self._queue:
+            if p.group != group or p.future.done():
+                continue
+            rows += 1
+            longest = max(longest, p.tokens)
+            if rows >= self.config.max_batch_size or rows * longest >= self.config.max_batch_tokens:
+                return True
+        return False
+
+    def _take_batch(self) -> list[_Pending[I, O]]:
+        now = time.monotonic()
+        batch: list[_Pending[I, O]] = []
+        kept: collections.deque[_Pending[I, O]] = collections.deque()
+        group: Hashable = None
+        longest = 0
+        closed = False
+        for p in self._queue:
+            if p.future.done():  # cancelled: the caller is gone
+                self._count_rejected("cancelled", 1)
+                continue
+            if now > p.deadline:
+                self._count_rejected("deadline", 1)
+                p.future.set_exception(
+                    DeadlineExceeded(f"request waited past its deadline on model {self.name!r}")
+                )
+                continue
+            if not batch:
+                group = p.group
+            fits = (
+                not closed
+                and p.group == group
+                and len(batch) < self.config.max_batch_size
+                and (
+                    not batch
+                    or (len(batch) + 1) * max(longest, p.tokens) <= self.config.max_batch_tokens
+                )
+            )
+            if fits:
+                batch.append(p)
+                longest = max(longest, p.tokens)
+            else:
+                if p.group == group:
+                    closed = True  # keep FIFO order within a group
+                kept.append(p)
+        self._queue = kept
+        return batch
+
+    # ---------------------------------------------------------------- metrics
+    def _retry_after_s(self) -> int:
+        batches_ahead = len(self._queue) / self.config.max_batch_size
+        return max(1, math.ceil(batches_ahead * self._mean_batch_s))
+
+    def _set_depth(self) -> None:
+        if self._metrics is not None:
+            self._metrics.queue_depth.labels(self.name).set(len(self._queue))
+
+    def _count_rejected(self, reason: str, n: int) -> None:
+        if self._metrics is not None:
+            self._metrics.rejected.labels(self.name, reason).inc(n)
+
+    def _observe(self, batch: list[_Pending[I, O]], started: float, compute_s: float) -> None:
+        if self._metrics is None:
+            return
+        self._metrics.batch_size.labels(self.name).observe(len(batch))
+        self._metrics.compute_time.labels(self.name).observe(compute_s)
+        for p in batch:
+            self._metrics.queue_time.labels(self.name).observe(started - p.enqueued)

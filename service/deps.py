@@ -1,0 +1,86 @@
+"""What routes need, as `Annotated[..., Depends(...)]` aliases (tests override them)."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from collections.abc import Awaitable
+from typing import Annotated, TypeVar
+
+from fastapi import Depends, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from service.batching import Completed
+from service.errors import ClientClosedRequest, Forbidden, Unauthorized
+from service.registry import ModelRegistry
+from service.settings import Settings
+
+T = TypeVar("T")
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_registry(request: Request) -> ModelRegistry:
+    registry: ModelRegistry = request.app.state.registry
+    return registry
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def require_admin(
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    if settings.admin_token is None:
+        raise Forbidden("admin endpoints are disabled: set ADMIN_TOKEN to enable them")
+    if credentials is None:
+        raise Unauthorized("admin endpoint: send 'Authorization: Bearer <ADMIN_TOKEN>'")
+    expected = settings.admin_token.get_secret_value().encode()
+    # Constant time, so the token cannot be guessed byte by byte from response times.
+    if not hmac.compare_digest(credentials.credentials.encode(), expected):
+        raise Forbidden("wrong admin token")
+
+
+AdminDep = Depends(require_admin)
+
+
+async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
+    """Await `work`, but cancel it if the client goes away, so its queued inputs are dropped
+    before they cost compute (the batcher skips cancelled items)."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_wait_disconnect(request))
+    try:
+        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            return task.result()
+        task.cancel()
+        raise ClientClosedRequest("client disconnected")
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+
+
+async def _wait_disconnect(request: Request) -> None:
+    # The body has been read by now, so the next ASGI message can only be the disconnect.
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+def timing_headers(response: Response, results: list[Completed[object]]) -> None:
+    """TEI's headers: how long the request queued and how long the model ran (ms)."""
+    if not results:
+        return
+    queue_ms = max(r.queue_s for r in results) * 1000
+    compute_ms = sum({r.batch: r.compute_s for r in results}.values()) * 1000
+    response.headers["X-Queue-Time-Ms"] = f"{queue_ms:.2f}"
+    response.headers["X-Compute-Time-Ms"] = f"{compute_ms:.2f}"

@@ -1,0 +1,138 @@
+"""The service's error types and the one place that maps them to HTTP.
+
+Every error the service raises itself answers `{"detail": str, "code": str}`
+(schemas.common.ErrorBody); request validation keeps FastAPI's standard 422 body. Anything
+unexpected is caught at the edge and answered as a 500 with the same body, logged with its
+traceback, and never kills the process.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+
+class ServiceError(Exception):
+    status_code = 500
+    code = "internal_error"
+
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers or {}
+
+
+class BadInput(ServiceError):
+    """Well-formed JSON that makes no sense for this model (wrong dimension, unknown label)."""
+
+    status_code = 400
+    code = "bad_input"
+
+
+class Unauthorized(ServiceError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class Forbidden(ServiceError):
+    status_code = 403
+    code = "forbidden"
+
+
+class ModelNotFound(ServiceError):
+    status_code = 404
+    code = "model_not_found"
+
+
+class PayloadTooLarge(ServiceError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class Overloaded(ServiceError):
+    status_code = 429
+    code = "overloaded"
+
+    def __init__(self, detail: str, *, retry_after_s: int = 1) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after_s)})
+
+
+class NotReady(ServiceError):
+    status_code = 503
+    code = "not_ready"
+
+
+class DeadlineExceeded(ServiceError):
+    status_code = 504
+    code = "deadline_exceeded"
+
+
+class ClientClosedRequest(ServiceError):
+    """The client went away before its answer was ready (nginx's 499; nobody reads the body)."""
+
+    status_code = 499
+    code = "client_closed_request"
+
+
+class BackendError(ServiceError):
+    """The model call itself failed; only the requests of that batch see it."""
+
+    status_code = 500
+    code = "backend_error"
+
+
+# Declared on every route so that the OpenAPI document lists each status a client can meet.
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    from service.schemas.common import ErrorBody
+
+    descriptions = {
+        400: "Input that makes no sense for this model",
+        401: "Missing bearer token",
+        403: "Wrong bearer token, or admin endpoints are disabled",
+        404: "Unknown model, or a model of another task",
+        413: "Body, batch or text over the configured limits",
+        429: "The model's queue is full; retry after `Retry-After` seconds",
+        500: "The model call failed",
+        503: "The model is not loaded yet, or the service is shutting down",
+        504: "The request's deadline passed before its batch ran",
+    }
+    return {s: {"model": ErrorBody, "description": descriptions[s]} for s in statuses}
+
+
+_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+
+
+def error_body(code: str, detail: str) -> dict[str, str]:
+    return {"detail": detail, "code": code}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def service_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ServiceError)
+        if exc.status_code >= 500:
+            log.warning("%s: %s", exc.code, exc.detail)
+        return JSONResponse(
+            error_body(exc.code, exc.detail), status_code=exc.status_code, headers=exc.headers
+        )
+
+    async def http_error(_: Request, exc: Exception) -> JSONResponse:
+        # Starlette's own (unknown path, wrong method, undecodable body) get the same body shape.
+        assert isinstance(exc, StarletteHTTPException)
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        return JSONResponse(
+            error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+        )
+
+    async def unexpected_error(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return JSONResponse(error_body("internal_error", "internal error"), status_code=500)
+
+    app.add_exception_handler(ServiceError, service_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected_error)

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import asyncio
+import base64
+
+import numpy as np
+from fastapi import APIRouter, Request, Response
+
+from service.deps import RegistryDep, SettingsDep, timing_headers, until_disconnect
+from service.errors import NotReady, PayloadTooLarge, error_responses
+from service.registry import BatchItem
+from service.runtimes.embedding import EmbeddingRuntime
+from service.schemas.embeddings import Embedding, EmbeddingRequest, EmbeddingResponse, Usage
+
+router = APIRouter(tags=["embeddings"])
+
+
+@router.post(
+    "/v1/embeddings",
+    operation_id="createEmbeddings",
+    response_model=EmbeddingResponse,
+    responses=error_responses(400, 404, 413, 429, 500, 503, 504),
+)
+async def create_embeddings(
+    body: EmbeddingRequest,
+    request: Request,
+    response: Response,
+    registry: RegistryDep,
+    settings: SettingsDep,
+) -> EmbeddingResponse:
+    """Embed one text or a batch of texts as vectors (OpenAI-compatible)."""
+    texts = [body.input] if isinstance(body.input, str) else body.input
+    if len(texts) > settings.max_inputs:
+        raise PayloadTooLarge(
+            f"{len(texts)} inputs; the most is {settings.max_inputs} (MAX_INPUTS)"
+        )
+    for i, text in enumerate(texts):
+        if len(text) > settings.max_text_chars:
+            raise PayloadTooLarge(
+                f"input {i} has {len(text)} characters; the most is "
+                f"{settings.max_text_chars} (MAX_TEXT_CHARS)"
+            )
+    model = registry.resolve("embedding", body.model, settings.default_embedding_model)
+    request.state.model = model.name
+    runtime = model.runtime
+    if not isinstance(runtime, EmbeddingRuntime):
+        raise NotReady(f"model {model.name!r} has no embedding runtime loaded")
+    # Tokenising (jieba) is CPU work: off the event loop.
+    encoded = await asyncio.to_thread(lambda: [runtime.prepare(t, body.method) for t in texts])
+    method = encoded[0].method
+    results = await until_disconnect(
+        request,
+        model.batcher.submit_many(
+            [BatchItem(runtime, e) for e in encoded],
+            tokens=[e.tokens for e in encoded],
+            group=(id(runtime), method),
+            timeout_s=settings.request_timeout_s,
+        ),
+    )
+    timing_headers(response, list(results))
+    data = []
+    for i, r in enumerate(results):
+        vector = np.asarray(r.value, dtype=np.float32)
+        if body.normalize:
+            norm = float(np.linalg.norm(vector))
+            vector = vector / norm if norm > 0 else vector
+        payload: list[float] | str = (
+            base64.b64encode(vector.astype("<f4").tobytes()).decode()
+            if body.encoding_format == "base64"
+            else vector.tolist()
+        )
+        data.append(Embedding(index=i, embedding=payload))
+    tokens = sum(e.tokens for e in encoded)
+    response.headers["X-Model-Version"] = str(runtime.version)
+    return EmbeddingResponse(
+        model=model.name,
+        version=runtime.version,
+        data=data,
+        usage=Usage(prompt_tokens=tokens, total_tokens=tokens),
+    )

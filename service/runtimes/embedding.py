@@ -1,0 +1,90 @@
+"""Sentence embeddings from a JoSE SavedModel (signatures `fold_in` and `average`)."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.jose.tokenizer import Tokenizer, Vocabulary
+from service.errors import BadInput, PayloadTooLarge
+from service.runtimes.base import Runtime, bucket_for
+from service.settings import Settings
+
+METHODS = ("fold_in", "average")
+
+
+@dataclass(frozen=True)
+class EncodedText:
+    """One text, tokenised and mapped to ids; `method` picks the signature."""
+
+    ids: np.ndarray  # int32 [n]
+    method: str
+
+    @property
+    def tokens(self) -> int:
+        return int(self.ids.shape[0])
+
+
+class EmbeddingRuntime(Runtime):
+    """What /v1/embeddings needs of any embedding family."""
+
+    task = "embedding"
+
+    @abstractmethod
+    def prepare(self, text: str, method: str | None) -> EncodedText:
+        """Tokenise one text on the request's side; refuse what the model cannot take."""
+
+
+class JoseEmbeddingRuntime(EmbeddingRuntime):
+    task = "embedding"
+    family = "jose"
+
+    def __init__(self, name: str, version: int, path: Path, settings: Settings) -> None:
+        super().__init__(name, version, path, settings)
+        self.tokenizer = Tokenizer.from_config(self.manifest["tokenizer"])
+        self.vocab = Vocabulary.load(path / "assets" / "vocab.txt")
+        self.dim = int(self.manifest["dim"])
+        self.default_method = "fold_in"
+        self.buckets = settings.buckets
+        self._signatures: dict[str, Any] = {}
+
+    def load(self) -> None:
+        import tensorflow as tf
+
+        model = tf.saved_model.load(str(self.path))
+        self._signatures = {m: model.signatures[m] for m in METHODS}
+        self._model = model  # keeps the variables alive
+
+    def prepare(self, text: str, method: str | None) -> EncodedText:
+        """Tokenise one text (request side, before queueing)."""
+        method = method or self.default_method
+        if method not in METHODS:
+            raise BadInput(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+        ids = np.asarray(self.vocab.encode(self.tokenizer.tokenize(text)), dtype=np.int32)
+        if ids.shape[0] > self.buckets[-1]:
+            raise PayloadTooLarge(
+                f"text has {ids.shape[0]} known tokens; the most is {self.buckets[-1]} "
+                "(the largest of LENGTH_BUCKETS)"
+            )
+        return EncodedText(ids=ids, method=method)
+
+    def run_batch(self, items: Sequence[EncodedText]) -> list[np.ndarray]:
+        # The batcher groups by (runtime, method), so one signature serves the whole batch.
+        width = bucket_for(max(1, max(item.tokens for item in items)), self.buckets)
+        ids = np.zeros((len(items), width), dtype=np.int32)  # id 0 is <pad>
+        for row, item in enumerate(items):
+            ids[row, : item.tokens] = item.ids
+        out = self._signatures[items[0].method](token_ids=ids)["embedding"].numpy()
+        return [out[row] for row in range(len(items))]
+
+    def warmup(self) -> None:
+        for method in METHODS:
+            for width in self.buckets:
+                for rows in sorted({1, self.settings.max_batch_size}):
+                    ids = np.ones((rows, width), dtype=np.int32)
+                    self._signatures[method](token_ids=ids)

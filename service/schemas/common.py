@@ -1,0 +1,33 @@
+"""Types shared by every route: the error body and the model-name rule."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, Field, StringConstraints
+
+# DESIGN.md: model names are letters, digits, '-', '_', '.'; never a path.
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,127}$"  # no leading dot: never ".", ".."
+ModelName = Annotated[str, StringConstraints(pattern=MODEL_NAME_PATTERN)]
+
+# Hard caps of the schema (422 past them). The configured limits (MAX_INPUTS, MAX_TEXT_CHARS, ...)
+# are lower and answer 413; these caps only stop absurd requests before any work is done.
+HARD_MAX_INPUTS = 4096
+HARD_MAX_TEXT_CHARS = 1_000_000
+
+
+class ErrorBody(BaseModel):
+    """The body of every error the service raises itself."""
+
+    detail: str = Field(description="What went wrong, for a person to read.")
+    code: str = Field(
+        description="A stable machine-readable code: bad_input, unauthorized, forbidden, "
+        "model_not_found, payload_too_large, overloaded, not_ready, deadline_exceeded, "
+        "backend_error, internal_error."
+    )
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [{"detail": "unknown model 'x'", "code": "model_not_found"}]
+        }
+    }

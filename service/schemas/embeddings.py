@@ -1,0 +1,54 @@
+"""POST /v1/embeddings: OpenAI-compatible request and response."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, StringConstraints
+
+from service.schemas.common import HARD_MAX_INPUTS, HARD_MAX_TEXT_CHARS, ModelName
+
+Text = Annotated[str, StringConstraints(max_length=HARD_MAX_TEXT_CHARS)]
+
+
+class EmbeddingRequest(BaseModel):
+    model: ModelName | None = Field(
+        None, description="Model name; may be left out when the store holds one embedding model."
+    )
+    input: Text | Annotated[list[Text], Field(min_length=1, max_length=HARD_MAX_INPUTS)] = Field(
+        description="A text or a list of texts. At most MAX_INPUTS texts of MAX_TEXT_CHARS "
+        "characters each (413 past them)."
+    )
+    normalize: bool = Field(True, description="Scale each vector to unit length.")
+    method: Literal["fold_in", "average"] | None = Field(
+        None,
+        description="JoSE only: 'fold_in' optimises a document vector against the fixed word "
+        "vectors (the paper's way, default); 'average' is the normalised mean of word vectors.",
+    )
+    encoding_format: Literal["float", "base64"] = Field(
+        "float", description="'base64': little-endian float32 bytes, as the OpenAI API sends them."
+    )
+
+    model_config = {
+        "extra": "ignore",  # OpenAI clients send fields such as `user`
+        "json_schema_extra": {"examples": [{"input": ["我很喜欢这本书", "服务太差了"]}]},
+    }
+
+
+class Embedding(BaseModel):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float] | str
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingResponse(BaseModel):
+    object: Literal["list"] = "list"
+    model: str
+    version: int | None = None
+    data: list[Embedding]
+    usage: Usage

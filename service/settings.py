@@ -1,0 +1,93 @@
+"""Every knob of the service: one typed field each, read from the environment (and `.env`).
+
+Each field's description is the sentence the README shows next to its default; change a default here
+and in the README together.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    # The model store (TensorFlow Serving layout: <name>/<version>/saved_model.pb + manifest.json).
+    model_store: Path = Field(Path("model_store"), description="Folder of models to serve.")
+    poll_interval_s: float = Field(
+        10.0,
+        ge=0,
+        description="How often the store is rescanned for new versions; 0 turns polling off.",
+    )
+    warmup: bool = Field(
+        True, description="Run every batch-size/length bucket once before a version is served."
+    )
+
+    # Batching (TEI/Triton style): a wider window fills batches better at the cost of latency.
+    max_batch_size: int = Field(32, ge=1, le=4096, description="Most inputs in one model call.")
+    max_batch_delay_ms: float = Field(
+        5.0, ge=0, description="How long a batch waits for more inputs after its first one."
+    )
+    max_batch_tokens: int = Field(
+        16384, ge=1, description="Padded tokens per batch (rows x bucket length), bounds memory."
+    )
+    length_buckets: str = Field(
+        "16,32,64,128,256,512",
+        description="Sequence lengths inputs are padded to; each is warmed up at load.",
+    )
+    max_queue: int = Field(
+        1024, ge=1, description="Inputs waiting per model; past it requests get 429 at once."
+    )
+    request_timeout_s: float = Field(
+        30.0, gt=0, description="Deadline from arrival; a request still queued past it gets 504."
+    )
+
+    # Request limits: past these a request gets 413 (the schema's hard caps give 422).
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest request body in bytes.")
+    max_inputs: int = Field(256, ge=1, description="Most inputs (texts, rows) in one request.")
+    max_text_chars: int = Field(8192, ge=1, description="Most characters in one text.")
+    max_new_tokens: int = Field(256, ge=1, description="Most tokens one generation may ask for.")
+
+    admin_token: SecretStr | None = Field(
+        None, description="Bearer token of the admin endpoints; unset turns them off."
+    )
+    default_embedding_model: str | None = Field(
+        None, description="Model used by /v1/embeddings when a request names none."
+    )
+
+    # Devices: TensorFlow places ops on a visible GPU by itself; these only restrict or tune that.
+    device: str = Field(
+        "auto", description="'auto' (GPU if visible, else CPU), 'cpu', or 'gpu:N' for one card."
+    )
+    mixed_precision: bool = Field(
+        False, description="On GPUs, rewrite graphs to float16 where safe (auto mixed precision)."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info")
+
+    @field_validator("admin_token", "default_embedding_model", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `ADMIN_TOKEN=` in an .env or compose file means "off", never "the empty token".
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("length_buckets")
+    @classmethod
+    def _buckets_are_increasing_ints(cls, value: str) -> str:
+        buckets = [int(part) for part in value.split(",") if part.strip()]
+        if not buckets or any(b <= 0 for b in buckets) or buckets != sorted(set(buckets)):
+            raise ValueError("LENGTH_BUCKETS must be increasing positive integers, e.g. '16,32,64'")
+        return value
+
+    @property
+    def buckets(self) -> tuple[int, ...]:
+        return tuple(int(part) for part in self.length_buckets.split(",") if part.strip())
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,261 @@
+"""Every endpoint and every error status of the service core, over HTTP, with a fake model."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from fastapi.testclient import TestClient
+
+from tests.service.conftest import wait_ready
+from tests.service.fakes import DIM, FakeEmbeddingRuntime, expected_vector, write_version
+
+
+def test_health_and_readiness(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    r = client.get("/readyz")
+    assert r.status_code == 200 and r.json()["status"] == "ready"
+
+
+def test_readiness_is_503_until_models_are_warm(
+    store: Path, make_client: Callable[..., TestClient]
+) -> None:
+    write_version(store, "slow", 1, load_s=0.5)
+    client = make_client(ready=False)
+    assert client.get("/healthz").status_code == 200
+    r = client.get("/readyz")
+    assert r.status_code == 503 and r.json()["status"] == "not_ready"
+    wait_ready(client)
+
+
+def test_embeddings_match_the_model(client: TestClient) -> None:
+    r = client.post("/v1/embeddings", json={"input": ["a b b", "c"]})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["object"] == "list" and body["model"] == "words" and body["version"] == 1
+    assert [d["index"] for d in body["data"]] == [0, 1]
+    for d, text in zip(body["data"], ["a b b", "c"], strict=True):
+        np.testing.assert_allclose(d["embedding"], expected_vector(text), atol=1e-6)
+    assert body["usage"] == {"prompt_tokens": 4, "total_tokens": 4}
+    assert float(r.headers["X-Queue-Time-Ms"]) >= 0
+    assert float(r.headers["X-Compute-Time-Ms"]) >= 0
+
+
+def test_single_string_unnormalised_and_base64(client: TestClient) -> None:
+    r = client.post("/v1/embeddings", json={"input": "a a", "normalize": False})
+    assert len(r.json()["data"]) == 1
+    assert max(r.json()["data"][0]["embedding"]) == 2.0
+    r = client.post("/v1/embeddings", json={"input": "a a", "encoding_format": "base64"})
+    vec = np.frombuffer(base64.b64decode(r.json()["data"][0]["embedding"]), dtype="<f4")
+    np.testing.assert_allclose(vec, expected_vector("a a"), atol=1e-6)
+
+
+def test_validation_errors_are_422(client: TestClient) -> None:
+    assert client.post("/v1/embeddings", json={"input": 3}).status_code == 422
+    assert client.post("/v1/embeddings", json={"input": []}).status_code == 422
+    assert client.post("/v1/embeddings", json={}).status_code == 422
+    assert client.post("/v1/embeddings", json={"input": "a", "model": "../x"}).status_code == 422
+    r = client.post(
+        "/v1/embeddings", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 422
+
+
+def test_invalid_utf8_and_nested_json_are_4xx(client: TestClient) -> None:
+    r = client.post(
+        "/v1/embeddings",
+        content=b'{"input": "\xff\xfe"}',
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code in (400, 422) and r.json()["detail"]
+    nested = ("[" * 5000) + ("]" * 5000)
+    r = client.post(
+        "/v1/embeddings",
+        content=f'{{"input": {nested}}}',
+        headers={"content-type": "application/json"},
+    )
+    assert 400 <= r.status_code < 500
+    r = client.get("/v1/nothing-here")
+    assert r.status_code == 404 and r.json()["code"] == "not_found"
+    assert client.get("/healthz").status_code == 200
+
+
+def test_limits_answer_413(make_client: Callable[..., TestClient], store: Path) -> None:
+    write_version(store, "words", 1)
+    client = make_client(max_inputs=2, max_text_chars=10, max_body_bytes=2048)
+    r = client.post("/v1/embeddings", json={"input": ["a", "b", "c"]})
+    assert r.status_code == 413 and r.json()["code"] == "payload_too_large"
+    r = client.post("/v1/embeddings", json={"input": "x" * 11})
+    assert r.status_code == 413 and "MAX_TEXT_CHARS" in r.json()["detail"]
+    r = client.post("/v1/embeddings", json={"input": "a " * 2000})
+    assert r.status_code == 413 and "MAX_BODY_BYTES" in r.json()["detail"]
+
+
+def test_unknown_model_is_404_and_wrong_method_400(client: TestClient) -> None:
+    r = client.post("/v1/embeddings", json={"input": "a", "model": "nope"})
+    assert r.status_code == 404 and r.json()["code"] == "model_not_found"
+    r = client.post("/v1/embeddings", json={"input": "a", "method": "fold_in"})
+    assert r.status_code == 400 and r.json()["code"] == "bad_input"
+    assert client.get("/v1/models/nope").status_code == 404
+
+
+def test_ambiguous_model_needs_a_name(store: Path, make_client: Callable[..., TestClient]) -> None:
+    write_version(store, "one", 1)
+    write_version(store, "two", 1)
+    client = make_client()
+    assert client.post("/v1/embeddings", json={"input": "a"}).status_code == 404
+    assert client.post("/v1/embeddings", json={"input": "a", "model": "two"}).status_code == 200
+    client2 = make_client(default_embedding_model="one")
+    assert client2.post("/v1/embeddings", json={"input": "a"}).json()["model"] == "one"
+
+
+def test_models_list_and_get(client: TestClient) -> None:
+    body = client.get("/v1/models").json()
+    assert [m["name"] for m in body["data"]] == ["words"]
+    one = client.get("/v1/models/words").json()
+    assert one["task"] == "embedding" and one["serving_version"] == 1
+    assert one["versions"] == [{"version": 1, "state": "AVAILABLE", "error": None}]
+    assert one["manifest"]["dim"] == DIM
+
+
+def test_admin_reload_auth(store: Path, make_client: Callable[..., TestClient]) -> None:
+    write_version(store, "words", 1)
+    off = make_client()
+    assert off.post("/v1/models/words/reload").status_code == 403
+    empty = make_client(admin_token="")
+    r = empty.post("/v1/models/words/reload", headers={"Authorization": "Bearer "})
+    assert r.status_code in (401, 403)
+    on = make_client(admin_token="s3cret")
+    assert on.post("/v1/models/words/reload").status_code == 401
+    bad = on.post("/v1/models/words/reload", headers={"Authorization": "Bearer nope"})
+    assert bad.status_code == 403 and bad.json()["code"] == "forbidden"
+    ok = on.post("/v1/models/words/reload", headers={"Authorization": "Bearer s3cret"})
+    assert ok.status_code == 200 and ok.json()["serving_version"] == 1
+
+
+def test_new_version_swaps_in_and_corrupt_one_leaves_old_serving(
+    store: Path, make_client: Callable[..., TestClient]
+) -> None:
+    write_version(store, "words", 1)
+    client = make_client(admin_token="t")
+    auth = {"Authorization": "Bearer t"}
+    write_version(store, "words", 2)
+    assert client.post("/v1/models/words/reload", headers=auth).json()["serving_version"] == 2
+    assert client.post("/v1/embeddings", json={"input": "a"}).json()["version"] == 2
+    write_version(store, "words", 3, fail_load=True)
+    status = client.post("/v1/models/words/reload", headers=auth).json()
+    assert status["serving_version"] == 2
+    states = {v["version"]: v["state"] for v in status["versions"]}
+    assert states == {3: "FAILED", 2: "AVAILABLE", 1: "UNLOADED"}
+    assert "corrupt" in status["versions"][0]["error"]
+    assert client.post("/v1/embeddings", json={"input": "a"}).json()["version"] == 2
+
+
+def test_deleted_serving_version_falls_back(
+    store: Path, make_client: Callable[..., TestClient]
+) -> None:
+    import shutil
+
+    write_version(store, "words", 1)
+    v2 = write_version(store, "words", 2)
+    client = make_client(admin_token="t")
+    assert client.get("/v1/models/words").json()["serving_version"] == 2
+    shutil.rmtree(v2)
+    status = client.post("/v1/models/words/reload", headers={"Authorization": "Bearer t"}).json()
+    assert status["serving_version"] == 1
+
+
+def test_polling_notices_new_versions(store: Path) -> None:
+    write_version(store, "words", 1)
+    from service.app import create_app
+    from service.settings import Settings
+    from tests.service.fakes import fake_factory
+
+    app = create_app(
+        Settings(model_store=store, poll_interval_s=0.05), runtime_factory=fake_factory
+    )
+    with TestClient(app) as polling:
+        wait_ready(polling)
+        write_version(store, "words", 2)
+        end = time.monotonic() + 5
+        while polling.get("/v1/models/words").json()["serving_version"] != 2:
+            assert time.monotonic() < end, "new version never noticed"
+            time.sleep(0.02)
+
+
+def test_failing_model_call_is_500_and_next_batch_runs(
+    store: Path, make_client: Callable[..., TestClient]
+) -> None:
+    write_version(store, "bad", 1, fail_batch=True)
+    write_version(store, "good", 1)
+    client = make_client()
+    r = client.post("/v1/embeddings", json={"input": "a", "model": "bad"})
+    assert r.status_code == 500 and r.json()["code"] == "backend_error"
+    assert client.post("/v1/embeddings", json={"input": "a", "model": "good"}).status_code == 200
+    assert client.get("/healthz").status_code == 200
+
+
+def test_overload_is_429_and_deadline_504(
+    store: Path, make_client: Callable[..., TestClient]
+) -> None:
+    import concurrent.futures
+
+    write_version(store, "slow", 1, compute_s=0.3)
+    client = make_client(max_queue=2, max_batch_size=1, request_timeout_s=0.2, max_batch_delay_ms=0)
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        futures = [
+            pool.submit(client.post, "/v1/embeddings", json={"input": f"w{i}"}) for i in range(8)
+        ]
+        codes = [f.result().status_code for f in futures]
+    assert 429 in codes, codes
+    assert 504 in codes, codes
+    assert set(codes) <= {200, 429, 504}
+    refused = next(f.result() for f in futures if f.result().status_code == 429)
+    assert int(refused.headers["Retry-After"]) >= 1
+
+
+def test_batches_are_shared_across_requests(
+    store: Path, make_client: Callable[..., TestClient]
+) -> None:
+    import concurrent.futures
+
+    write_version(store, "batchy", 1, compute_s=0.05)
+    client = make_client(max_batch_size=16, max_batch_delay_ms=20)
+    FakeEmbeddingRuntime.batches.clear()
+    with concurrent.futures.ThreadPoolExecutor(12) as pool:
+        list(pool.map(lambda i: client.post("/v1/embeddings", json={"input": f"w{i}"}), range(24)))
+    sizes = [n for name, _, n in FakeEmbeddingRuntime.batches if name == "batchy"]
+    assert sum(sizes) == 24 and max(sizes) > 1
+
+
+def test_metrics_report_requests_queue_and_batches(client: TestClient) -> None:
+    client.post("/v1/embeddings", json={"input": ["a", "b"]})
+    client.post("/v1/embeddings", json={"input": "a", "model": "nope"})
+    text = client.get("/metrics").text
+    assert 'kexue_requests_total{model="words",route="/v1/embeddings",status="200"} 1.0' in text
+    assert 'route="/v1/embeddings",status="404"' in text
+    assert "kexue_batch_size_bucket" in text and "kexue_queue_time_seconds" in text
+    assert 'kexue_queue_depth{model="words"}' in text
+    assert 'kexue_model_version_state{model="words",state="AVAILABLE",version="1"} 1.0' in text
+
+
+def test_openapi_declares_operation_ids_and_errors(client: TestClient) -> None:
+    doc = client.get("/openapi.json").json()
+    ops = {op["operationId"]: op for path in doc["paths"].values() for op in path.values()}
+    assert {
+        "health",
+        "ready",
+        "metrics",
+        "listModels",
+        "getModel",
+        "reloadModel",
+        "createEmbeddings",
+    } <= set(ops)
+    for status in ("400", "404", "413", "422", "429", "503", "504"):
+        assert status in ops["createEmbeddings"]["responses"], status
+    assert {"401", "403"} <= set(ops["reloadModel"]["responses"])
+    json.dumps(doc)
