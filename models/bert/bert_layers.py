@@ -1,0 +1,305 @@
+"""Layers of the BERT encoder (Devlin et al., "BERT: Pre-training of Deep Bidirectional
+Transformers for Language Understanding", NAACL 2019; Vaswani et al., "Attention Is All You Need",
+NeurIPS 2017, Sec. 3.2 for the scaled dot-product attention).
+
+The self-attention layer exposes its steps (`project_query`, `project_key_value`, `attend`) so
+that incremental decoding can project only the new token, append its keys and values to a cache
+and attend over the cache, without a second implementation of the same arithmetic.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from models.bert.masks import mask_to_bias
+
+# BERT's initializer: truncated normal with stddev 0.02 (`initializer_range` in bert_config.json).
+INITIALIZER_RANGE = 0.02
+
+# Activations named as in config.json's `hidden_act`. Hugging Face's "gelu" is the exact,
+# erf-based GELU (Hendrycks & Gimpel 2016, Eq. 1); "gelu_new" / "gelu_pytorch_tanh" the tanh
+# approximation that Google's TF code computes.
+ACTIVATIONS = {
+    "gelu": lambda x: keras.activations.gelu(x, approximate=False),
+    "gelu_new": lambda x: keras.activations.gelu(x, approximate=True),
+    "gelu_pytorch_tanh": lambda x: keras.activations.gelu(x, approximate=True),
+    "relu": keras.activations.relu,
+}
+
+
+def bert_initializer() -> keras.initializers.Initializer:
+    return keras.initializers.TruncatedNormal(stddev=INITIALIZER_RANGE)
+
+
+def split_heads(x: tf.Tensor, num_heads: int) -> tf.Tensor:
+    """[B, L, H * Dh] -> [B, H, L, Dh]."""
+    batch, length = tf.shape(x)[0], tf.shape(x)[1]
+    head_size = x.shape[-1] // num_heads
+    return tf.transpose(tf.reshape(x, [batch, length, num_heads, head_size]), [0, 2, 1, 3])
+
+
+def merge_heads(x: tf.Tensor) -> tf.Tensor:
+    """[B, H, L, Dh] -> [B, L, H * Dh]."""
+    batch, length = tf.shape(x)[0], tf.shape(x)[2]
+    width = x.shape[1] * x.shape[3]
+    return tf.reshape(tf.transpose(x, [0, 2, 1, 3]), [batch, length, width])
+
+
+@keras.saving.register_keras_serializable(package="kexue_bert")
+class BertEmbeddings(keras.layers.Layer):
+    """Token + segment + learned absolute position embeddings, then LayerNorm and dropout.
+
+    Args:
+        vocab_size: number of WordPiece tokens.
+        hidden_size: embedding width.
+        max_position: longest sequence the position table holds.
+        type_vocab_size: number of segment ids.
+        layer_norm_epsilon: LayerNorm epsilon.
+        dropout: dropout rate after the LayerNorm.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        hidden_size: int,
+        max_position: int,
+        type_vocab_size: int,
+        layer_norm_epsilon: float,
+        dropout: float,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.vocab_size = vocab_size
+        self.hidden_size = hidden_size
+        self.max_position = max_position
+        self.type_vocab_size = type_vocab_size
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.dropout_rate = dropout
+        self.token_embedding = keras.layers.Embedding(
+            vocab_size, hidden_size, embeddings_initializer=bert_initializer(), name="token"
+        )
+        self.segment_embedding = keras.layers.Embedding(
+            type_vocab_size, hidden_size, embeddings_initializer=bert_initializer(), name="segment"
+        )
+        self.position_embedding = keras.layers.Embedding(
+            max_position, hidden_size, embeddings_initializer=bert_initializer(), name="position"
+        )
+        self.layer_norm = keras.layers.LayerNormalization(
+            epsilon=layer_norm_epsilon, name="layer_norm"
+        )
+        self.dropout = keras.layers.Dropout(dropout)
+
+    def build(self, input_shape: Any = None) -> None:
+        self.token_embedding.build((None, None))
+        self.segment_embedding.build((None, None))
+        self.position_embedding.build((None, None))
+        self.layer_norm.build((None, None, self.hidden_size))
+        self.built = True
+
+    def call(
+        self,
+        token_ids: tf.Tensor,
+        segment_ids: tf.Tensor,
+        start_position: int | tf.Tensor = 0,
+        training: bool | None = None,
+    ) -> tf.Tensor:
+        """Embed; `start_position` offsets the positions (a decoding step after a cached prefix)."""
+        length = tf.shape(token_ids)[1]
+        positions = tf.range(length) + start_position
+        x = (
+            self.token_embedding(token_ids)
+            + self.segment_embedding(segment_ids)
+            + self.position_embedding(positions)[tf.newaxis]
+        )
+        return self.dropout(self.layer_norm(x), training=training)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            vocab_size=self.vocab_size,
+            hidden_size=self.hidden_size,
+            max_position=self.max_position,
+            type_vocab_size=self.type_vocab_size,
+            layer_norm_epsilon=self.layer_norm_epsilon,
+            dropout=self.dropout_rate,
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="kexue_bert")
+class BertSelfAttention(keras.layers.Layer):
+    """Multi-head scaled dot-product self-attention with an explicit [B, Lq, Lk] mask.
+
+    softmax(Q K^T / sqrt(d_head) + bias) V, per head (Vaswani et al. 2017, Eq. 1), then the output
+    projection. The mask may be any boolean [B, Lq, Lk] tensor (`models.bert.masks`).
+
+    Args:
+        hidden_size: model width H * d_head.
+        num_heads: number of heads H.
+        dropout: dropout on the attention probabilities.
+    """
+
+    def __init__(self, hidden_size: int, num_heads: int, dropout: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if hidden_size % num_heads:
+            raise ValueError(f"hidden_size {hidden_size} is not a multiple of {num_heads} heads")
+        self.hidden_size = hidden_size
+        self.num_heads = num_heads
+        self.head_size = hidden_size // num_heads
+        self.dropout_rate = dropout
+
+        def dense(name: str) -> keras.layers.Dense:
+            return keras.layers.Dense(hidden_size, kernel_initializer=bert_initializer(), name=name)
+
+        self.query_dense = dense("query")
+        self.key_dense = dense("key")
+        self.value_dense = dense("value")
+        self.output_dense = dense("output")
+        self.dropout = keras.layers.Dropout(dropout)
+
+    def build(self, input_shape: Any = None) -> None:
+        for layer in (self.query_dense, self.key_dense, self.value_dense, self.output_dense):
+            layer.build((None, None, self.hidden_size))
+        self.built = True
+
+    def project_query(self, x: tf.Tensor) -> tf.Tensor:
+        """[B, L, H * Dh] hidden states -> [B, H, L, Dh] queries."""
+        return split_heads(self.query_dense(x), self.num_heads)
+
+    def project_key_value(self, x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """[B, L, H * Dh] hidden states -> ([B, H, L, Dh] keys, [B, H, L, Dh] values)."""
+        return (
+            split_heads(self.key_dense(x), self.num_heads),
+            split_heads(self.value_dense(x), self.num_heads),
+        )
+
+    def attend(
+        self,
+        query: tf.Tensor,
+        key: tf.Tensor,
+        value: tf.Tensor,
+        attention_mask: tf.Tensor | None = None,
+        training: bool | None = None,
+    ) -> tf.Tensor:
+        """Attention of [B, H, Lq, Dh] queries over [B, H, Lk, Dh] keys/values -> [B, Lq, H * Dh].
+
+        Args:
+            query, key, value: projected heads.
+            attention_mask: [B, Lq, Lk] bool, True where attention is allowed; None for all.
+            training: whether dropout is active.
+        """
+        logits = tf.matmul(query, key, transpose_b=True) / math.sqrt(self.head_size)
+        if attention_mask is not None:
+            logits += mask_to_bias(attention_mask, logits.dtype)
+        probs = self.dropout(tf.nn.softmax(logits, axis=-1), training=training)
+        return self.output_dense(merge_heads(tf.matmul(probs, value)))
+
+    def call(
+        self,
+        x: tf.Tensor,
+        attention_mask: tf.Tensor | None = None,
+        training: bool | None = None,
+    ) -> tf.Tensor:
+        key, value = self.project_key_value(x)
+        return self.attend(self.project_query(x), key, value, attention_mask, training=training)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            hidden_size=self.hidden_size, num_heads=self.num_heads, dropout=self.dropout_rate
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="kexue_bert")
+class BertTransformerLayer(keras.layers.Layer):
+    """One post-LayerNorm encoder block, as in BERT (and the original Transformer):
+
+        h = LayerNorm(x + Dropout(SelfAttention(x)))
+        y = LayerNorm(h + Dropout(W2 act(W1 h + b1) + b2))
+
+    Args:
+        hidden_size: model width.
+        num_heads: attention heads.
+        intermediate_size: width of the feed-forward layer.
+        layer_norm_epsilon: LayerNorm epsilon.
+        dropout: dropout rate on the residual branches and attention probabilities.
+        hidden_act: feed-forward activation, a key of `ACTIVATIONS`.
+    """
+
+    def __init__(
+        self,
+        hidden_size: int,
+        num_heads: int,
+        intermediate_size: int,
+        layer_norm_epsilon: float,
+        dropout: float,
+        hidden_act: str = "gelu",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if hidden_act not in ACTIVATIONS:
+            raise ValueError(f"unknown hidden_act {hidden_act!r}; known: {sorted(ACTIVATIONS)}")
+        self.hidden_size = hidden_size
+        self.num_heads = num_heads
+        self.intermediate_size = intermediate_size
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.dropout_rate = dropout
+        self.hidden_act = hidden_act
+        self.attention = BertSelfAttention(hidden_size, num_heads, dropout, name="attention")
+        self.attention_dropout = keras.layers.Dropout(dropout)
+        self.attention_layer_norm = keras.layers.LayerNormalization(
+            epsilon=layer_norm_epsilon, name="attention_layer_norm"
+        )
+        self.intermediate_dense = keras.layers.Dense(
+            intermediate_size,
+            activation=ACTIVATIONS[hidden_act],
+            kernel_initializer=bert_initializer(),
+            name="intermediate",
+        )
+        self.output_dense = keras.layers.Dense(
+            hidden_size, kernel_initializer=bert_initializer(), name="output"
+        )
+        self.output_dropout = keras.layers.Dropout(dropout)
+        self.output_layer_norm = keras.layers.LayerNormalization(
+            epsilon=layer_norm_epsilon, name="output_layer_norm"
+        )
+
+    def build(self, input_shape: Any = None) -> None:
+        self.attention.build()
+        self.attention_layer_norm.build((None, None, self.hidden_size))
+        self.intermediate_dense.build((None, None, self.hidden_size))
+        self.output_dense.build((None, None, self.intermediate_size))
+        self.output_layer_norm.build((None, None, self.hidden_size))
+        self.built = True
+
+    def feed_forward(self, h: tf.Tensor, training: bool | None = None) -> tf.Tensor:
+        """The second half of the block, given h after the attention's residual and LayerNorm."""
+        y = self.output_dropout(self.output_dense(self.intermediate_dense(h)), training=training)
+        return self.output_layer_norm(h + y)
+
+    def call(
+        self,
+        x: tf.Tensor,
+        attention_mask: tf.Tensor | None = None,
+        training: bool | None = None,
+    ) -> tf.Tensor:
+        attended = self.attention(x, attention_mask=attention_mask, training=training)
+        h = self.attention_layer_norm(x + self.attention_dropout(attended, training=training))
+        return self.feed_forward(h, training=training)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            hidden_size=self.hidden_size,
+            num_heads=self.num_heads,
+            intermediate_size=self.intermediate_size,
+            layer_norm_epsilon=self.layer_norm_epsilon,
+            dropout=self.dropout_rate,
+            hidden_act=self.hidden_act,
+        )
+        return config

@@ -1,0 +1,277 @@
+"""Pretrained BERT weights from the two folders users have.
+
+* Hugging Face: `config.json`, `model.safetensors`, `vocab.txt` (read with safetensors' numpy API,
+  no PyTorch). Keys may carry a `bert.` prefix (BertForPreTraining, BertForMaskedLM) or not
+  (BertModel, sentence-transformers); LayerNorm parameters are `weight`/`bias` or, in old
+  conversions, `gamma`/`beta`. Linear weights are stored [out, in] and transposed here.
+* Google's original TF checkpoint: `bert_config.json`, `bert_model.ckpt.{index,data-*}`,
+  `vocab.txt`, with variable names such as `bert/encoder/layer_0/attention/self/query/kernel`
+  (kernels [in, out], as Keras has them).
+
+Missing MLM-head weights (a sentence-transformers folder has none) leave the head tied to the
+token embeddings with a zero output bias and its transform freshly initialised; a missing pooler
+stays freshly initialised. Missing encoder weights are an error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from models.bert.bert_backbone import AttentionMode, BertBackbone, BertConfig
+from models.bert.mlm_head import BertMaskedLMHead
+from models.bert.tokenizer import VOCAB_FILE, BertTokenizer
+
+logger = logging.getLogger(__name__)
+
+HF_CONFIG_FILE = "config.json"
+HF_WEIGHTS_FILE = "model.safetensors"
+GOOGLE_CONFIG_FILE = "bert_config.json"
+GOOGLE_CHECKPOINT_PREFIX = "bert_model.ckpt"
+HF_PREFIXES = ("", "bert.")
+
+
+@dataclass
+class LoadedBert:
+    """A checkpoint loaded into Keras.
+
+    Attributes:
+        config: the encoder's shape.
+        backbone: the encoder with the checkpoint's weights.
+        mlm_head: the tied MLM head (when asked for), else None.
+        tokenizer: WordPiece tokenizer on the folder's vocab.txt.
+        missing: checkpoint names that were absent and left at their initial values.
+    """
+
+    config: BertConfig
+    backbone: BertBackbone
+    mlm_head: BertMaskedLMHead | None
+    tokenizer: BertTokenizer
+    missing: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """One Keras variable and its name in each checkpoint format."""
+
+    variable: keras.Variable
+    hf_name: str  # without the optional "bert." prefix
+    google_name: str
+    linear_kernel: bool = False  # HF stores Linear weights [out, in]
+    required: bool = True
+
+
+def _layer_norm_slots(layer: keras.layers.LayerNormalization, hf: str, google: str) -> list[_Slot]:
+    return [
+        _Slot(layer.gamma, f"{hf}.weight", f"{google}/gamma"),
+        _Slot(layer.beta, f"{hf}.bias", f"{google}/beta"),
+    ]
+
+
+def _dense_slots(
+    layer: keras.layers.Dense, hf: str, google: str, required: bool = True
+) -> list[_Slot]:
+    return [
+        _Slot(layer.kernel, f"{hf}.weight", f"{google}/kernel", True, required),
+        _Slot(layer.bias, f"{hf}.bias", f"{google}/bias", False, required),
+    ]
+
+
+def _backbone_slots(backbone: BertBackbone) -> Iterator[_Slot]:
+    emb = backbone.embeddings
+    yield _Slot(
+        emb.token_embedding.embeddings,
+        "embeddings.word_embeddings.weight",
+        "bert/embeddings/word_embeddings",
+    )
+    yield _Slot(
+        emb.segment_embedding.embeddings,
+        "embeddings.token_type_embeddings.weight",
+        "bert/embeddings/token_type_embeddings",
+    )
+    yield _Slot(
+        emb.position_embedding.embeddings,
+        "embeddings.position_embeddings.weight",
+        "bert/embeddings/position_embeddings",
+    )
+    yield from _layer_norm_slots(
+        emb.layer_norm, "embeddings.LayerNorm", "bert/embeddings/LayerNorm"
+    )
+    for i, block in enumerate(backbone.transformer_layers):
+        hf, google = f"encoder.layer.{i}", f"bert/encoder/layer_{i}"
+        att = block.attention
+        yield from _dense_slots(
+            att.query_dense, f"{hf}.attention.self.query", f"{google}/attention/self/query"
+        )
+        yield from _dense_slots(
+            att.key_dense, f"{hf}.attention.self.key", f"{google}/attention/self/key"
+        )
+        yield from _dense_slots(
+            att.value_dense, f"{hf}.attention.self.value", f"{google}/attention/self/value"
+        )
+        yield from _dense_slots(
+            att.output_dense, f"{hf}.attention.output.dense", f"{google}/attention/output/dense"
+        )
+        yield from _layer_norm_slots(
+            block.attention_layer_norm,
+            f"{hf}.attention.output.LayerNorm",
+            f"{google}/attention/output/LayerNorm",
+        )
+        yield from _dense_slots(
+            block.intermediate_dense, f"{hf}.intermediate.dense", f"{google}/intermediate/dense"
+        )
+        yield from _dense_slots(block.output_dense, f"{hf}.output.dense", f"{google}/output/dense")
+        yield from _layer_norm_slots(
+            block.output_layer_norm, f"{hf}.output.LayerNorm", f"{google}/output/LayerNorm"
+        )
+    yield from _dense_slots(backbone.pooler, "pooler.dense", "bert/pooler/dense", required=False)
+
+
+def _mlm_slots(head: BertMaskedLMHead) -> Iterator[_Slot]:
+    # The decoder's weight is the token table itself (tied); only these are the head's own.
+    yield from _dense_slots(
+        head.transform_dense,
+        "cls.predictions.transform.dense",
+        "cls/predictions/transform/dense",
+        required=False,
+    )
+    for slot in _layer_norm_slots(
+        head.transform_layer_norm,
+        "cls.predictions.transform.LayerNorm",
+        "cls/predictions/transform/LayerNorm",
+    ):
+        yield _Slot(slot.variable, slot.hf_name, slot.google_name, required=False)
+    yield _Slot(
+        head.output_bias, "cls.predictions.bias", "cls/predictions/output_bias", required=False
+    )
+
+
+def _assign(
+    slots: list[_Slot], lookup: Callable[[_Slot], np.ndarray | None], source: str
+) -> list[str]:
+    """Assign every slot from `lookup`; returns the names of optional slots that were absent."""
+    missing: list[str] = []
+    for slot in slots:
+        value = lookup(slot)
+        if value is None:
+            if slot.required:
+                raise KeyError(f"{source} has no weight for {slot.hf_name} / {slot.google_name}")
+            missing.append(slot.hf_name)
+            continue
+        expected = tuple(slot.variable.shape)
+        if tuple(value.shape) != expected:
+            raise ValueError(
+                f"{source}: {slot.hf_name} has shape {value.shape}, the model expects {expected}"
+            )
+        slot.variable.assign(value.astype(np.float32))
+    if missing:
+        logger.info("%s: left at their initial values: %s", source, ", ".join(missing))
+    return missing
+
+
+def _build(
+    config: BertConfig, with_mlm_head: bool, attention_mode: AttentionMode
+) -> tuple[BertBackbone, BertMaskedLMHead | None]:
+    backbone = BertBackbone.from_bert_config(config, attention_mode=attention_mode)
+    head = None
+    if with_mlm_head:
+        head = BertMaskedLMHead(
+            backbone.token_embedding, config.hidden_act, config.layer_norm_epsilon, name="mlm_head"
+        )
+        head.build((None, None, config.hidden_size))
+    return backbone, head
+
+
+def load_hf_folder(
+    folder: str | Path,
+    with_mlm_head: bool = False,
+    attention_mode: AttentionMode = "bidirectional",
+    max_length: int | None = None,
+) -> LoadedBert:
+    """Load a Hugging Face BERT folder (config.json, model.safetensors, vocab.txt).
+
+    Args:
+        folder: the checkpoint folder.
+        with_mlm_head: also build the tied MLM head and load `cls.predictions.*` when present.
+        attention_mode: the backbone's mask ("bidirectional", "causal", "unilm").
+        max_length: the tokenizer's default longest sequence (default: the position table).
+    """
+    from safetensors.numpy import load_file
+
+    folder = Path(folder)
+    config = BertConfig.from_json_dict(
+        json.loads((folder / HF_CONFIG_FILE).read_text(encoding="utf-8"))
+    )
+    tensors = load_file(str(folder / HF_WEIGHTS_FILE))
+
+    def lookup(slot: _Slot) -> np.ndarray | None:
+        base = slot.hf_name
+        # Old conversions name LayerNorm parameters gamma/beta.
+        legacy = base.replace("LayerNorm.weight", "LayerNorm.gamma").replace(
+            "LayerNorm.bias", "LayerNorm.beta"
+        )
+        for prefix in HF_PREFIXES:
+            for name in (base, legacy):
+                if prefix + name in tensors:
+                    value = tensors[prefix + name]
+                    return value.T if slot.linear_kernel else value
+        return None
+
+    backbone, head = _build(config, with_mlm_head, attention_mode)
+    slots = list(_backbone_slots(backbone)) + (list(_mlm_slots(head)) if head else [])
+    missing = _assign(slots, lookup, str(folder))
+    tokenizer = BertTokenizer.from_folder(folder, max_length or config.max_position)
+    return LoadedBert(config, backbone, head, tokenizer, missing)
+
+
+def load_tf_checkpoint(
+    folder: str | Path,
+    with_mlm_head: bool = False,
+    attention_mode: AttentionMode = "bidirectional",
+    max_length: int | None = None,
+    lowercase: bool = True,
+) -> LoadedBert:
+    """Load Google's original BERT folder (bert_config.json, bert_model.ckpt.*, vocab.txt).
+
+    Args:
+        folder: the checkpoint folder (or the folder of a `bert_model.ckpt` prefix).
+        with_mlm_head: also build the tied MLM head and load `cls/predictions/*` when present.
+        attention_mode: the backbone's mask ("bidirectional", "causal", "unilm").
+        max_length: the tokenizer's default longest sequence (default: the position table).
+        lowercase: the tokenizer's lower-casing (Google's folders say it only in their name:
+            "uncased_*" and Chinese ones lower-case, "cased_*" do not).
+    """
+    folder = Path(folder)
+    config = BertConfig.from_json_dict(
+        json.loads((folder / GOOGLE_CONFIG_FILE).read_text(encoding="utf-8"))
+    )
+    # Google's folders hold bert_model.ckpt.* without a `checkpoint` index file; folders written
+    # by tf.train.Checkpoint-style tools have one, which latest_checkpoint reads.
+    prefix = folder / GOOGLE_CHECKPOINT_PREFIX
+    found = tf.train.latest_checkpoint(str(folder))
+    if Path(f"{prefix}.index").exists():
+        checkpoint = str(prefix)
+    elif found:
+        checkpoint = found
+    else:
+        raise FileNotFoundError(f"no {GOOGLE_CHECKPOINT_PREFIX}.index or checkpoint in {folder}")
+    reader = tf.train.load_checkpoint(checkpoint)
+    names = set(reader.get_variable_to_shape_map())
+
+    def lookup(slot: _Slot) -> np.ndarray | None:
+        return reader.get_tensor(slot.google_name) if slot.google_name in names else None
+
+    backbone, head = _build(config, with_mlm_head, attention_mode)
+    slots = list(_backbone_slots(backbone)) + (list(_mlm_slots(head)) if head else [])
+    missing = _assign(slots, lookup, checkpoint)
+    tokenizer = BertTokenizer(
+        folder / VOCAB_FILE, lowercase=lowercase, max_length=max_length or config.max_position
+    )
+    return LoadedBert(config, backbone, head, tokenizer, missing)

@@ -1,0 +1,75 @@
+"""BERT's masked-language-model head, tied to the token embeddings (Devlin et al. 2019, Sec. 3.1).
+
+logits = LayerNorm(act(h W + b)) E^T + output_bias, with E the backbone's [V, H] token table: the
+output projection shares its weights with the input embedding (Press & Wolf, "Using the Output
+Embedding to Improve Language Models", EACL 2017), and only the per-token bias is the head's own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from models.bert.bert_layers import ACTIVATIONS, bert_initializer
+
+
+@keras.saving.register_keras_serializable(package="kexue_bert")
+class BertMaskedLMHead(keras.layers.Layer):
+    """Transform (dense, activation, LayerNorm), then vocabulary logits through the tied table.
+
+    Args:
+        token_embedding: the backbone's token `keras.layers.Embedding`
+            (`BertBackbone.token_embedding`); its table is the output projection. Not part
+            of `get_config`: pass it again to `from_config`, as keras-hub's tied heads do.
+        hidden_act: activation of the transform, as in the backbone's config.
+        layer_norm_epsilon: LayerNorm epsilon.
+
+    Example:
+        >>> head = BertMaskedLMHead(backbone.token_embedding)
+        >>> logits = head(backbone(inputs)["sequence_output"])   # [B, L, V]
+    """
+
+    def __init__(
+        self,
+        token_embedding: keras.layers.Embedding,
+        hidden_act: str = "gelu",
+        layer_norm_epsilon: float = 1e-12,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.token_embedding = token_embedding
+        self.hidden_act = hidden_act
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.vocab_size = int(token_embedding.input_dim)
+        self.hidden_size = int(token_embedding.output_dim)
+        self.transform_dense = keras.layers.Dense(
+            self.hidden_size,
+            activation=ACTIVATIONS[hidden_act],
+            kernel_initializer=bert_initializer(),
+            name="transform",
+        )
+        self.transform_layer_norm = keras.layers.LayerNormalization(
+            epsilon=layer_norm_epsilon, name="transform_layer_norm"
+        )
+
+    def build(self, input_shape: Any = None) -> None:
+        self.transform_dense.build((None, None, self.hidden_size))
+        self.transform_layer_norm.build((None, None, self.hidden_size))
+        # A checkpoint without MLM weights (a sentence-transformers folder) leaves it at zero.
+        self.output_bias = self.add_weight(
+            shape=(self.vocab_size,), initializer="zeros", name="output_bias"
+        )
+        self.built = True
+
+    def call(self, sequence_output: tf.Tensor) -> tf.Tensor:
+        """[B, L, H] token states -> [B, L, V] logits."""
+        h = self.transform_layer_norm(self.transform_dense(sequence_output))
+        table = tf.convert_to_tensor(self.token_embedding.embeddings)
+        return tf.matmul(h, tf.cast(table, h.dtype), transpose_b=True) + self.output_bias
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(hidden_act=self.hidden_act, layer_norm_epsilon=self.layer_norm_epsilon)
+        return config

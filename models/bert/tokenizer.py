@@ -1,0 +1,225 @@
+"""WordPiece tokenisation from a BERT checkpoint's vocab.txt, on the `tokenizers` library.
+
+The normaliser and pre-tokeniser are BERT's (`BertNormalizer`, `BertPreTokenizer`): text is
+cleaned, optionally lower-cased and stripped of accents, every CJK character becomes a word of its
+own (as Google's `tokenization.py` does with `_tokenize_chinese_chars`), words split on whitespace
+and punctuation, and each word into WordPieces by greedy longest match (Wu et al. 2016).
+
+Sequences are packed as BERT expects: `[CLS] a [SEP]` with segment 0, and for a pair
+`[CLS] a [SEP] b [SEP]` with b (and its [SEP]) in segment 1.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tokenizers import BertWordPieceTokenizer
+
+VOCAB_FILE = "vocab.txt"
+# Hugging Face's tokenizer settings beside vocab.txt (do_lower_case, strip_accents).
+TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
+CLS, SEP, PAD, MASK, UNK = "[CLS]", "[SEP]", "[PAD]", "[MASK]", "[UNK]"
+# Special tokens added to every single text / text pair.
+SPECIAL_TOKENS_SINGLE = 2
+SPECIAL_TOKENS_PAIR = 3
+
+
+@dataclass
+class EncodedBatch:
+    """A padded batch, the backbone's inputs.
+
+    Attributes:
+        token_ids: [B, L] int32, [PAD] after each row's end.
+        segment_ids: [B, L] int32.
+        padding_mask: [B, L] int32, 1 for real tokens.
+    """
+
+    token_ids: np.ndarray
+    segment_ids: np.ndarray
+    padding_mask: np.ndarray
+
+    def as_inputs(self) -> dict[str, np.ndarray]:
+        return {
+            "token_ids": self.token_ids,
+            "segment_ids": self.segment_ids,
+            "padding_mask": self.padding_mask,
+        }
+
+
+class BertTokenizer:
+    """BERT WordPiece tokenizer with [CLS]/[SEP] packing, truncation and batch padding.
+
+    Args:
+        vocab_path: a vocab.txt, one token per line, line i is id i.
+        lowercase: lower-case (and, unless `strip_accents` says otherwise, strip accents);
+            True for uncased and Chinese checkpoints.
+        strip_accents: None follows `lowercase`, as in Google's and Hugging Face's BERT.
+        max_length: default longest packed sequence, special tokens included.
+
+    Example:
+        >>> tok = BertTokenizer.from_folder("path/to/checkpoint")
+        >>> ids, segments = tok.encode_pair("question", "passage")
+    """
+
+    def __init__(
+        self,
+        vocab_path: str | Path,
+        lowercase: bool = True,
+        strip_accents: bool | None = None,
+        max_length: int = 512,
+    ) -> None:
+        self.vocab_path = Path(vocab_path)
+        self.lowercase = lowercase
+        self.strip_accents = strip_accents
+        self.max_length = max_length
+        # Line i is token i (a repeated line keeps its last id, as Google's `load_vocab` does).
+        lines = self.vocab_path.read_text(encoding="utf-8").split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        vocab = {token.rstrip("\r"): i for i, token in enumerate(lines)}
+        missing = [t for t in (CLS, SEP, PAD, MASK, UNK) if t not in vocab]
+        if missing:
+            raise ValueError(f"{self.vocab_path} lacks the special tokens {missing}")
+        self._tokenizer = BertWordPieceTokenizer(
+            vocab,
+            lowercase=lowercase,
+            strip_accents=strip_accents,
+            handle_chinese_chars=True,
+            clean_text=True,
+        )
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, max_length: int = 512) -> BertTokenizer:
+        """From a checkpoint folder's vocab.txt, reading tokenizer_config.json when present."""
+        folder = Path(folder)
+        lowercase, strip_accents = True, None
+        config_path = folder / TOKENIZER_CONFIG_FILE
+        if config_path.exists():
+            config = json.loads(config_path.read_text(encoding="utf-8"))
+            lowercase = bool(config.get("do_lower_case", lowercase))
+            strip_accents = config.get("strip_accents", strip_accents)
+        return cls(folder / VOCAB_FILE, lowercase, strip_accents, max_length)
+
+    # Vocabulary.
+    @property
+    def vocab_size(self) -> int:
+        return int(self._tokenizer.get_vocab_size(with_added_tokens=True))
+
+    def token_to_id(self, token: str) -> int:
+        """Id of a token; [UNK]'s id when the vocabulary lacks it."""
+        found = self._tokenizer.token_to_id(token)
+        return self.unk_id if found is None else int(found)
+
+    def id_to_token(self, token_id: int) -> str:
+        token = self._tokenizer.id_to_token(int(token_id))
+        if token is None:
+            raise KeyError(f"id {token_id} is outside the vocabulary of {self.vocab_size}")
+        return str(token)
+
+    @property
+    def cls_id(self) -> int:
+        return self.token_to_id(CLS)
+
+    @property
+    def sep_id(self) -> int:
+        return self.token_to_id(SEP)
+
+    @property
+    def pad_id(self) -> int:
+        return self.token_to_id(PAD)
+
+    @property
+    def mask_id(self) -> int:
+        return self.token_to_id(MASK)
+
+    @property
+    def unk_id(self) -> int:
+        return int(self._tokenizer.token_to_id(UNK))
+
+    # Tokenising.
+    def tokenize(self, text: str) -> list[str]:
+        """WordPieces of text, without special tokens."""
+        return list(self._tokenizer.encode(text, add_special_tokens=False).tokens)
+
+    def piece_ids(self, text: str) -> list[int]:
+        """WordPiece ids of text, without special tokens."""
+        return list(self._tokenizer.encode(text, add_special_tokens=False).ids)
+
+    def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str:
+        """Text of WordPiece ids ("##" pieces joined to the word before them)."""
+        return str(self._tokenizer.decode(list(ids), skip_special_tokens=skip_special_tokens))
+
+    def encode(self, text: str, max_length: int | None = None) -> tuple[list[int], list[int]]:
+        """`[CLS] text [SEP]`, truncated to max_length -> (token ids, segment ids)."""
+        return self._pack(self.piece_ids(text), None, max_length or self.max_length)
+
+    def encode_pair(
+        self, first: str, second: str, max_length: int | None = None
+    ) -> tuple[list[int], list[int]]:
+        """`[CLS] first [SEP] second [SEP]` -> (ids, segment ids), longest-first truncation."""
+        return self._pack(
+            self.piece_ids(first), self.piece_ids(second), max_length or self.max_length
+        )
+
+    def encode_batch(
+        self,
+        texts: Sequence[str],
+        pairs: Sequence[str] | None = None,
+        max_length: int | None = None,
+        pad_to: int | None = None,
+    ) -> EncodedBatch:
+        """Encode texts (or text pairs) and pad to the longest row, or to `pad_to`.
+
+        Args:
+            texts: first segments.
+            pairs: second segments, one per text, or None.
+            max_length: longest packed row (default `self.max_length`).
+            pad_to: pad every row to this length (a length bucket); at least the longest row.
+        """
+        limit = max_length or self.max_length
+        firsts = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        seconds = (
+            self._tokenizer.encode_batch(list(pairs), add_special_tokens=False)
+            if pairs is not None
+            else None
+        )
+        if seconds is not None and len(seconds) != len(firsts):
+            raise ValueError(f"{len(texts)} texts but {len(seconds)} pairs")
+        rows = [
+            self._pack(f.ids, None if seconds is None else seconds[i].ids, limit)
+            for i, f in enumerate(firsts)
+        ]
+        longest = max((len(ids) for ids, _ in rows), default=0)
+        width = max(longest, pad_to or 0)
+        token_ids = np.full((len(rows), width), self.pad_id, np.int32)
+        segment_ids = np.zeros((len(rows), width), np.int32)
+        padding_mask = np.zeros((len(rows), width), np.int32)
+        for i, (ids, segments) in enumerate(rows):
+            token_ids[i, : len(ids)] = ids
+            segment_ids[i, : len(ids)] = segments
+            padding_mask[i, : len(ids)] = 1
+        return EncodedBatch(token_ids, segment_ids, padding_mask)
+
+    def _pack(
+        self, first: Sequence[int], second: Sequence[int] | None, max_length: int
+    ) -> tuple[list[int], list[int]]:
+        a, b = list(first), list(second) if second is not None else None
+        budget = max_length - (SPECIAL_TOKENS_SINGLE if b is None else SPECIAL_TOKENS_PAIR)
+        if budget < 0:
+            raise ValueError(f"max_length {max_length} leaves no room for the special tokens")
+        if b is None:
+            a = a[:budget]
+            return [self.cls_id, *a, self.sep_id], [0] * (len(a) + 2)
+        # Longest-first: drop from the end of whichever segment is longer (BERT's
+        # `_truncate_seq_pair`), so a short question keeps all its tokens.
+        while len(a) + len(b) > budget:
+            if len(a) > len(b):
+                a.pop()
+            else:
+                b.pop()
+        ids = [self.cls_id, *a, self.sep_id, *b, self.sep_id]
+        return ids, [0] * (len(a) + 2) + [1] * (len(b) + 1)
