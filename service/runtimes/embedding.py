@@ -83,6 +83,8 @@ class JoseEmbeddingRuntime(EmbeddingRuntime):
         return [out[row] for row in range(len(items))]
 
     def warmup(self) -> None:
+        # jieba reads its dictionary on first use (about a second): not on a request's time.
+        self.prepare("预热 warm-up", None)
         for method in METHODS:
             for width in self.buckets:
                 for rows in sorted({1, self.settings.max_batch_size}):

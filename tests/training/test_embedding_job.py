@@ -1,0 +1,108 @@
+"""End to end: a tiny synthetic corpus -> training.embedding -> version folder -> vectors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from models.jose.export import load_word_vectors
+from training.embedding import train_embedding
+
+TOPICS = {
+    "sport": "ball goal team coach match score win league player field",
+    "food": "rice soup bread salt cook taste spicy noodle dinner kitchen",
+    "tech": "phone screen battery laptop chip code cloud data software app",
+}
+COMMON = "the a is and very".split()
+
+
+def _write_corpus(path, docs_per_topic=30, length=20, seed=0):
+    rng = np.random.default_rng(seed)
+    lines = []
+    for words in TOPICS.values():
+        own = words.split()
+        for _ in range(docs_per_topic):
+            doc = [
+                rng.choice(own) if rng.random() < 0.8 else rng.choice(COMMON) for _ in range(length)
+            ]
+            lines.append(" ".join(doc))
+    order = rng.permutation(len(lines))
+    path.write_text("\n".join(lines[i] for i in order) + "\n", encoding="utf-8")
+    return path
+
+
+def _args(tmp_path, corpus, name="tiny", *extra):
+    return [
+        "--data", str(corpus), "--out", str(tmp_path / "store"), "--name", name,
+        "--tokenizer", "whitespace", "--dim", "16", "--window", "3", "--negative", "3",
+        "--min-count", "1", "--sample", "0", "--epochs", "4", "--batch-size", "300",
+        "--chunk-pairs", "256", "--chunk-docs", "64", "--table-size", "2000",
+        "--checkpoint-dir", str(tmp_path / f"ckpt-{name}"), "--checkpoint-every", "3",
+        "--log-dir", "", "--workers", "1", "--no-progress", "--fold-in-steps", "10",
+        *extra,
+    ]  # fmt: skip
+
+
+def _encode(vocab, texts, length=24):
+    ids = np.zeros((len(texts), length), np.int32)
+    for i, text in enumerate(texts):
+        row = vocab.encode(text.split())[:length]
+        ids[i, : len(row)] = row
+    return tf.constant(ids)
+
+
+@pytest.mark.slow
+def test_job_exports_a_servable_version_with_manifest(tmp_path):
+    corpus = _write_corpus(tmp_path / "corpus.txt")
+    path = train_embedding(_args(tmp_path, corpus))
+    assert path == tmp_path / "store" / "tiny" / "1"
+    manifest = json.loads((path / "manifest.json").read_text())
+    for key in ("name", "version", "task", "family", "created_at", "config", "data", "metrics"):
+        assert key in manifest
+    assert manifest["task"] == "embedding" and manifest["family"] == "jose"
+    assert manifest["dim"] == 16
+    assert manifest["tokenizer"] == {"kind": "whitespace", "lowercase": True}
+    assert manifest["config"]["fold_in"]["steps"] == 10
+    assert manifest["data"]["documents"] == 90
+    assert manifest["metrics"]["final_word_context_loss"] < 0.15  # margin: random start ~0.15
+    assert set(manifest["signatures"]) == {"average", "fold_in", "serving_default"}
+    assert not list((tmp_path / "store" / "tiny").glob(".tmp-*"))
+
+    vectors, vocab = load_word_vectors(path)
+    assert vectors.shape == (len(vocab), 16)
+    loaded = tf.saved_model.load(str(path))
+    texts = [
+        "goal team match win player",
+        "coach league score ball field",
+        "soup rice cook spicy dinner",
+        "bread salt taste noodle kitchen",
+    ]
+    emb = loaded.signatures["serving_default"](token_ids=_encode(vocab, texts))["embedding"]
+    emb = emb.numpy()
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    sim = emb @ emb.T
+    assert sim[0, 1] > sim[0, 2] and sim[0, 1] > sim[0, 3]
+    assert sim[2, 3] > sim[2, 0] and sim[2, 3] > sim[2, 1]
+
+    # a second run of the job is a new version beside the first
+    again = train_embedding(_args(tmp_path, corpus, "tiny", "--epochs", "1"))
+    assert again == tmp_path / "store" / "tiny" / "2"
+
+
+@pytest.mark.slow
+def test_resume_continues_deterministically(tmp_path):
+    corpus = _write_corpus(tmp_path / "corpus.txt")
+    full = train_embedding(_args(tmp_path, corpus, "full"))
+    assert full is not None
+    stopped = train_embedding(_args(tmp_path, corpus, "split", "--stop-after-steps", "5"))
+    assert stopped is None and not (tmp_path / "store" / "split").exists()
+    assert (tmp_path / "ckpt-split" / "ckpt-5.index").is_file()
+    resumed = train_embedding(_args(tmp_path, corpus, "split", "--resume"))
+    assert resumed is not None
+    a, vocab_a = load_word_vectors(full)
+    b, vocab_b = load_word_vectors(resumed)
+    assert vocab_a.words == vocab_b.words
+    np.testing.assert_allclose(a, b, atol=1e-6)
