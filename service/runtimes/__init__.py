@@ -9,6 +9,7 @@ from service.runtimes.base import Runtime
 
 _RUNTIMES: dict[tuple[str, str], str] = {
     ("embedding", "jose"): "service.runtimes.embedding:JoseEmbeddingRuntime",
+    ("embedding", "bert"): "service.runtimes.bert_embedding:BertEmbeddingRuntime",
 }
 
 

@@ -20,10 +20,11 @@ class EmbeddingRequest(BaseModel):
         "characters each (413 past them)."
     )
     normalize: bool = Field(True, description="Scale each vector to unit length.")
-    method: Literal["fold_in", "average"] | None = Field(
+    method: Literal["fold_in", "average", "mean"] | None = Field(
         None,
-        description="JoSE only: 'fold_in' optimises a document vector against the fixed word "
-        "vectors (the paper's way, default); 'average' is the normalised mean of word vectors.",
+        description="How a text becomes one vector. JoSE: 'fold_in' (default) optimises a "
+        "document vector against the fixed word vectors, as the paper does; 'average' is the "
+        "normalised mean of word vectors. BERT encoders: 'mean' pooling of token states (default).",
     )
     encoding_format: Literal["float", "base64"] = Field(
         "float", description="'base64': little-endian float32 bytes, as the OpenAI API sends them."

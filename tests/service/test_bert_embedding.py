@@ -1,0 +1,156 @@
+"""The BERT embedding runtime: buckets, refusals, warm-up, and /v1/embeddings on real MiniLM."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from models.bert.export import EMBEDDING_KEY
+from service.app import create_app
+from service.errors import BadInput, PayloadTooLarge
+from service.runtimes import runtime_class
+from service.runtimes.bert_embedding import BertEmbeddingRuntime, reachable, row_buckets
+from service.settings import Settings
+from tests.models.test_bert_checkpoint import (
+    HIDDEN,
+    POSITIONS,
+    google_weights,
+    to_hf,
+    write_hf_folder,
+)
+from tests.models.test_bert_parity import FIXTURE, minilm_folder
+from tests.service.conftest import wait_ready
+from training.encoder import main as export_encoder
+
+# Same SavedModel, only the padding differs: XLA's sums in another order.
+PADDING_TOLERANCE = 1e-5
+# Against PyTorch's all-MiniLM-L6-v2 (the fixture): the issue's requirement.
+REFERENCE_TOLERANCE = 1e-4
+# Tiny buckets: 32 is capped at the tiny model's position table (16).
+TINY_BUCKETS = "4,8,32"
+
+
+@pytest.fixture(scope="module")
+def tiny_version(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("bert_runtime")
+    checkpoint = write_hf_folder(root / "hf", to_hf(google_weights(), prefix=""))
+    return export_encoder(["--checkpoint", str(checkpoint), "--out", str(root / "store"),
+                           "--name", "tiny"])  # fmt: skip
+
+
+def tiny_runtime(version: Path, **settings: Any) -> BertEmbeddingRuntime:
+    config = Settings(model_store=version.parent.parent, length_buckets=TINY_BUCKETS, **settings)
+    return BertEmbeddingRuntime("tiny", 1, version, config)
+
+
+def words(n: int) -> str:
+    return " ".join(f"w{i % 19}" for i in range(n))
+
+
+def record_calls(runtime: BertEmbeddingRuntime) -> list[tuple[int, int]]:
+    """Replace the model call by one that records its input shape and returns zeros."""
+    shapes: list[tuple[int, int]] = []
+
+    def fake(token_ids: np.ndarray, **_: np.ndarray) -> dict[str, np.ndarray]:
+        shapes.append(token_ids.shape)
+        return {EMBEDDING_KEY: np.zeros((token_ids.shape[0], HIDDEN), np.float32)}
+
+    runtime._embed = fake
+    return shapes
+
+
+def test_row_buckets_are_powers_of_two_up_to_the_batch_size() -> None:
+    assert row_buckets(32) == (1, 2, 4, 8, 16, 32)
+    assert row_buckets(24) == (1, 2, 4, 8, 16, 24)
+    assert row_buckets(1) == (1,)
+    buckets = (16, 32, 64)
+    # Two texts of 33+ tokens make 66 padded tokens: over a budget of 64, never batched.
+    assert reachable(2, 64, buckets, 66) and not reachable(2, 64, buckets, 65)
+    assert reachable(1, 64, buckets, 1)  # one text always runs
+
+
+def test_the_registry_finds_the_bert_runtime() -> None:
+    assert runtime_class("embedding", "bert") is BertEmbeddingRuntime
+
+
+def test_prepare_packs_cls_and_sep_and_refuses_what_cannot_run(tiny_version: Path) -> None:
+    runtime = tiny_runtime(tiny_version)
+    assert runtime.length_buckets == (4, 8, POSITIONS)  # 32 capped at max_seq_len
+    encoded = runtime.prepare("w1 W2", None)
+    assert encoded.method == "mean" and encoded.tokens == 4
+    tok = runtime.tokenizer
+    assert encoded.ids.tolist() == [tok.cls_id, tok.token_to_id("w1"), tok.token_to_id("w2"),
+                                    tok.sep_id]  # fmt: skip
+    assert runtime.prepare(words(POSITIONS - 2), "mean").tokens == POSITIONS
+    with pytest.raises(PayloadTooLarge, match=str(POSITIONS)):
+        runtime.prepare(words(POSITIONS - 1), None)
+    for method in ("fold_in", "average"):
+        with pytest.raises(BadInput, match="mean"):
+            runtime.prepare("w1", method)
+
+
+def test_batches_pad_to_buckets_and_rows_do_not_interact(tiny_version: Path) -> None:
+    runtime = tiny_runtime(tiny_version, max_batch_size=4)
+    runtime.load()
+    texts = [words(1), words(5), words(3)]  # 3, 7 and 5 tokens
+    items = [runtime.prepare(t, None) for t in texts]
+    together = runtime.run_batch(items)
+    assert len(together) == 3 and together[0].shape == (HIDDEN,)
+    for item, vector in zip(items, together, strict=True):
+        (alone,) = runtime.run_batch([item])  # 1 row, a shorter bucket
+        np.testing.assert_allclose(alone, vector, atol=PADDING_TOLERANCE)
+    shapes = record_calls(runtime)
+    runtime.run_batch(items)
+    runtime.run_batch(items[:1])
+    assert shapes == [(4, 8), (1, 4)]
+
+
+def test_warmup_runs_every_shape_the_batcher_can_make(tiny_version: Path) -> None:
+    runtime = tiny_runtime(tiny_version, max_batch_size=4)
+    shapes = record_calls(runtime)
+    runtime.warmup()
+    assert sorted(shapes) == [(r, w) for r in (1, 2, 4) for w in (4, 8, POSITIONS)]
+    # With a budget of 8 padded tokens, 2+ texts of 5+ tokens are never batched together.
+    runtime = tiny_runtime(tiny_version, max_batch_size=4, max_batch_tokens=8)
+    shapes = record_calls(runtime)
+    runtime.warmup()
+    assert sorted(shapes) == [(1, 4), (1, 8), (1, POSITIONS), (2, 4), (4, 4)]
+
+
+@pytest.mark.slow
+def test_http_embeddings_of_exported_minilm_match_the_reference(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    version = export_encoder(
+        ["--checkpoint", str(minilm_folder()), "--out", str(store), "--name", "minilm"]
+    )
+    with np.load(FIXTURE) as data:
+        sentences = [str(s) for s in data["sentences"]]
+        expected = data["sentence_embedding"]
+        tokens = int(data["padding_mask"].sum())
+    # One length bucket and rows 1, 2, 4: three XLA compilations at warm-up.
+    settings = Settings(model_store=store, poll_interval_s=0, length_buckets="32", max_batch_size=4)
+    with TestClient(create_app(settings)) as client:
+        wait_ready(client, timeout_s=300)
+        assert client.get("/v1/models/minilm").json()["family"] == "bert"
+        post = client.post
+        r = post("/v1/embeddings", json={"input": sentences})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        got = np.array([d["embedding"] for d in body["data"]], np.float32)
+        np.testing.assert_allclose(got, expected, atol=REFERENCE_TOLERANCE)
+        assert body["usage"]["prompt_tokens"] == tokens
+        assert body["version"] == 1 and version.name == "1"
+
+        r = post("/v1/embeddings", json={"input": sentences[0], "normalize": False})
+        raw = np.array(r.json()["data"][0]["embedding"])
+        assert abs(np.linalg.norm(raw) - 1.0) > 1e-2  # the model's own, unnormalised mean
+        np.testing.assert_allclose(raw / np.linalg.norm(raw), expected[0], atol=REFERENCE_TOLERANCE)
+
+        r = post("/v1/embeddings", json={"input": "hello", "method": "fold_in"})
+        assert r.status_code == 400 and r.json()["code"] == "bad_input"
+        r = post("/v1/embeddings", json={"input": ["hello", "word " * 40]})
+        assert r.status_code == 413 and r.json()["code"] == "payload_too_large"
