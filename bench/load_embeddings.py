@@ -14,16 +14,15 @@ import argparse
 import asyncio
 import os
 import random
-import socket
 import statistics
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.live_server import live_server  # noqa: E402
 
 SENTENCES = [
     "这家酒店的服务很好，房间也很干净",
@@ -35,44 +34,6 @@ SENTENCES = [
     "书的内容很有意思，孩子很喜欢",
     "屏幕有坏点，退货很麻烦",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def server(store: Path, **env: str) -> Iterator[str]:
-    port = free_port()
-    environ = {
-        **os.environ,
-        "MODEL_STORE": str(store),
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "POLL_INTERVAL_S": "0",
-        "LOG_LEVEL": "warning",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-        **env,
-    }
-    proc = subprocess.Popen([sys.executable, "-m", "service"], env=environ)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server with {env} did not become ready")
-            time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
 
 
 async def closed_loop(
@@ -130,8 +91,8 @@ def main() -> None:
     levels = [int(c) for c in args.concurrency.split(",")]
     rows = []
     with (
-        server(args.store, MAX_BATCH_SIZE=args.batch_size) as batched,
-        server(args.store, MAX_BATCH_SIZE="1") as single,
+        live_server(args.store, MAX_BATCH_SIZE=args.batch_size) as batched,
+        live_server(args.store, MAX_BATCH_SIZE="1") as single,
     ):
         for c in levels:
             a = asyncio.run(

@@ -1,0 +1,61 @@
+"""A real `python -m service` process on 127.0.0.1, for end-to-end tests and benchmarks."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def live_server(store: Path, ready_timeout_s: float = 300, **env: str) -> Iterator[str]:
+    """Start the service on a free loopback port; yield its base URL once /readyz is 200."""
+    port = free_port()
+    environ = {
+        **os.environ,
+        "MODEL_STORE": str(store),
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "POLL_INTERVAL_S": "0",
+        "LOG_LEVEL": "warning",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        **env,
+    }
+    proc = subprocess.Popen([sys.executable, "-m", "service"], env=environ, cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + ready_timeout_s
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited with {proc.returncode} before it was ready")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"server not ready after {ready_timeout_s} s")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -1,0 +1,103 @@
+"""Train a small model of each family on data made here, so a fresh store has something to serve.
+
+    python -m training.demo --out model_store
+
+Needs no download. Each family's demo is small enough that the whole demo finishes in minutes on
+two CPU cores. A family whose model already has a version in the store is skipped (`--force`
+trains a new version anyway).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import tempfile
+import time
+from pathlib import Path
+
+log = logging.getLogger("training.demo")
+
+# Planted topics for the JoSE demo: documents about one topic share its words, so sentence
+# vectors of the same topic should end up closer than those of different topics.
+DEMO_TOPICS: dict[str, list[str]] = {
+    "books": ["书", "作者", "故事", "阅读", "小说", "章节", "内容", "文笔", "孩子", "出版"],
+    "hotel": ["酒店", "房间", "前台", "早餐", "床", "卫生间", "入住", "位置", "服务员", "空调"],
+    "phone": ["手机", "屏幕", "电池", "充电", "拍照", "系统", "信号", "键盘", "外观", "内存"],
+    "food": ["餐厅", "味道", "菜", "米饭", "口味", "厨师", "价格", "排队", "汤", "外卖"],
+    "travel": ["旅游", "景点", "门票", "导游", "风景", "火车", "机场", "行程", "拍照片", "海边"],
+}
+DEMO_SENTIMENT = ["很好", "不错", "满意", "喜欢", "推荐", "太差", "失望", "一般", "糟糕", "后悔"]
+DEMO_FILLER = ["的", "了", "很", "也", "都", "还", "就", "这个", "我们", "非常"]
+
+
+def demo_embedding_corpus(n_docs: int = 3000, seed: int = 0) -> list[str]:
+    """Space-free Chinese sentences, each mostly from one planted topic."""
+    rng = random.Random(seed)
+    topics = list(DEMO_TOPICS)
+    docs = []
+    for i in range(n_docs):
+        words = DEMO_TOPICS[topics[i % len(topics)]]
+        length = rng.randint(6, 14)
+        tokens = [
+            rng.choice(words)
+            if rng.random() < 0.6
+            else rng.choice(DEMO_SENTIMENT if rng.random() < 0.5 else DEMO_FILLER)
+            for _ in range(length)
+        ]
+        docs.append("".join(tokens))
+    return docs
+
+
+def has_version(store: Path, name: str) -> bool:
+    folder = store / name
+    return folder.is_dir() and any(p.name.isdigit() for p in folder.iterdir())
+
+
+def train_jose_demo(store: Path, name: str, epochs: int, seed: int) -> None:
+    from training.embedding import main as embedding_main
+
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = Path(tmp) / "demo_corpus.txt"
+        corpus.write_text("\n".join(demo_embedding_corpus(seed=seed)) + "\n", encoding="utf-8")
+        embedding_main(
+            [
+                "--data", str(corpus),
+                "--out", str(store),
+                "--name", name,
+                "--tokenizer", "jieba",
+                "--dim", "64",
+                "--min-count", "1",
+                "--epochs", str(epochs),
+                "--seed", str(seed),
+                "--checkpoint-dir", str(Path(tmp) / "ckpt"),
+                "--log-dir", "",
+            ]
+        )  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Train the small demo models into a store.")
+    parser.add_argument("--out", type=Path, default=Path("model_store"), help="the model store")
+    parser.add_argument("--force", action="store_true", help="train even if a version exists")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jose-epochs", type=int, default=5)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    demos = {
+        "demo-jose": lambda: train_jose_demo(args.out, "demo-jose", args.jose_epochs, args.seed)
+    }
+    for name, train in demos.items():
+        if has_version(args.out, name) and not args.force:
+            log.info("%s already has a version in %s: skipped", name, args.out)
+            continue
+        started = time.monotonic()
+        log.info("training %s", name)
+        train()
+        log.info("%s trained in %.0f s", name, time.monotonic() - started)
+
+
+if __name__ == "__main__":
+    main()
