@@ -463,30 +463,37 @@ def fold_in_embedding(
     words = tf.gather(word_vectors, ids) * mask[..., None]  # [B, T, D]
     positions = tf.range(tf.shape(ids)[1]) % tf.shape(negative_table)[0]
     negatives = tf.gather(negative_table, positions)  # [T, S, K]
-    valid = mask[..., None, None] * tf.cast(  # [B, T, K, S]: skip a negative equal to the word
-        tf.not_equal(tf.transpose(negatives, [0, 2, 1])[None], ids[:, :, None, None]),
+    # [S, B, T, K]: a term counts if its word is real and the negative is not the word itself
+    valid = mask[None, :, :, None] * tf.cast(
+        tf.not_equal(tf.transpose(negatives, [1, 0, 2])[:, None], ids[None, :, :, None]),
         word_vectors.dtype,
     )
-    n_terms = tf.maximum(tf.reduce_sum(valid[..., 0], axis=[1, 2]), 1.0)  # [B]
+    n_terms = tf.maximum(tf.reduce_sum(valid[0], axis=[1, 2]), 1.0)  # [B]
+    neg_all = tf.gather(word_vectors, tf.transpose(negatives, [1, 0, 2]))  # [S, T, K, D]
     d0 = average_embedding(word_vectors, ids)
     steps = config.steps
 
     def body(s: tf.Tensor, d: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        neg = tf.gather(word_vectors, negatives[:, s, :])  # [T, K, D], shared by the batch
-        f = _dot(words, d[:, None, :])  # [B, T]
-        h = _dot(neg[None], d[:, None, None, :])  # [B, T, K]
-        active = tf.cast(config.margin - f[..., None] + h > 0, d.dtype) * valid[..., s]
+        neg = neg_all[s]  # [T, K, D], the same for every row of the batch
+        f = tf.einsum("btd,bd->bt", words, d)
+        h = tf.einsum("tkd,bd->btk", neg, d)
+        active = tf.cast(config.margin - f[..., None] + h > 0, d.dtype) * valid[s]
         fh = f[..., None] - h
         if config.step_rule == "paper":
-            dist = tf.norm(neg[None] - words[:, :, None, :], axis=-1)
-            factor = 1.0 - fh / tf.maximum(dist, 1e-6)
+            # |u' - u| for unit vectors
+            dist = tf.sqrt(tf.maximum(2.0 - 2.0 * tf.einsum("tkd,btd->btk", neg, words), 1e-12))
+            weight = active * (1.0 - fh / dist)
         else:
-            factor = 1.0 - fh
-        # -(I - dd^T) d/dd of each term: (u - f d) - (u' - h d)
-        tangent = (words - f[..., None] * d[:, None, :])[:, :, None, :] - (
-            neg[None] - h[..., None] * d[:, None, None, :]
+            weight = active * (1.0 - fh)
+        # sum_{t,k} weight * [(u_t - f_t d) - (u'_tk - h_tk d)] = -(I - dd^T) (weighted grad),
+        # contracted without forming the [B, T, K, D] tangents
+        per_word = tf.reduce_sum(weight, axis=2)  # [B, T]
+        step = (
+            tf.einsum("bt,btd->bd", per_word, words)
+            - tf.reduce_sum(per_word * f, axis=1)[:, None] * d
+            - tf.einsum("btk,tkd->bd", weight, neg)
+            + tf.reduce_sum(weight * h, axis=[1, 2])[:, None] * d
         )
-        step = tf.reduce_sum((active * factor)[..., None] * tangent, axis=[1, 2])
         lr = config.learning_rate * (1.0 - tf.cast(s, d.dtype) / steps)
         return s + 1, retract(d, lr * step / n_terms[:, None])
 

@@ -194,7 +194,6 @@ def _assert_topics_separate(vectors, labels):
     assert np.mean(labels[sim.argmax(1)] == labels) >= 0.95
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("rule", ["c_code", "paper"])
 def test_loss_falls_and_planted_topics_separate(rule):
     rng = np.random.default_rng(0)
@@ -269,3 +268,38 @@ def test_fold_in_lowers_the_word_document_hinge_of_its_start():
     folded = fold_in_embedding(tf.constant(word), ids, tf.constant(negatives), cfg).numpy()
     np.testing.assert_allclose(np.linalg.norm(folded, axis=1), 1.0, atol=1e-5)
     assert hinge(folded) < 0.9 * hinge(start)
+
+
+@pytest.mark.parametrize("rule", ["c_code", "paper"])
+def test_one_fold_in_step_matches_a_per_term_reference(rule):
+    rng = np.random.default_rng(5)
+    vocab_size, dim = 12, 6
+    word = random_unit_rows(vocab_size, dim, rng).astype(np.float64)
+    word[0] = 0
+    ids = np.array([[3, 5, 5, 9, 0, 0], [1, 2, 0, 0, 0, 0]], np.int32)
+    cfg = FoldInConfig(steps=1, learning_rate=0.7, negative=3, margin=0.5, step_rule=rule,
+                       negative_positions=4)  # fmt: skip
+    negatives = fold_in_negative_table(np.r_[0, np.ones(vocab_size - 1)], vocab_size, cfg)
+    got = fold_in_embedding(tf.constant(word), tf.constant(ids), tf.constant(negatives), cfg)
+
+    for b, row in enumerate(ids):
+        d = word[row[row > 0]].sum(0)
+        d /= np.linalg.norm(d)
+        step, terms = np.zeros(dim), 0
+        for t, w in enumerate(row[row > 0]):
+            u = word[w]
+            for n_id in negatives[t % 4, 0]:
+                if n_id == w:
+                    continue
+                terms += 1
+                n = word[n_id]
+                f, h = u @ d, n @ d
+                if cfg.margin - f + h <= 0:
+                    continue
+                if rule == "paper":
+                    factor = 1 - (f - h) / np.linalg.norm(n - u)
+                else:
+                    factor = 1 - (f - h)
+                step += factor * ((u - f * d) - (n - h * d))
+        expected = d + cfg.learning_rate * step / max(terms, 1)
+        np.testing.assert_allclose(got[b], expected / np.linalg.norm(expected), atol=1e-9)
