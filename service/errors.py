@@ -8,10 +8,14 @@ traceback, and never kills the process.
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -112,6 +116,22 @@ def error_body(code: str, detail: str) -> dict[str, str]:
     return {"detail": detail, "code": code}
 
 
+def _finite(value: Any) -> Any:
+    """NaN and infinities (valid in Python's JSON reader, not in JSON) echoed back as strings."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
+
+
+class _AsciiJSONResponse(JSONResponse):
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False).encode("ascii")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def service_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ServiceError)
@@ -129,10 +149,18 @@ def install_error_handlers(app: FastAPI) -> None:
             error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
         )
 
+    async def validation_error(_: Request, exc: Exception) -> JSONResponse:
+        # FastAPI's standard 422 body, but rendered ASCII-safe: the errors echo the input, and a
+        # lone surrogate ("\ud800", valid JSON, not valid UTF-8) would make the default one a 500.
+        assert isinstance(exc, RequestValidationError)
+        errors = _finite(jsonable_encoder(exc.errors()))
+        return _AsciiJSONResponse({"detail": errors}, status_code=422)
+
     async def unexpected_error(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
         return JSONResponse(error_body("internal_error", "internal error"), status_code=500)
 
     app.add_exception_handler(ServiceError, service_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(Exception, unexpected_error)

@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Request, Response
 
 from service.deps import RegistryDep, SettingsDep, timing_headers, until_disconnect
-from service.errors import NotReady, PayloadTooLarge, error_responses
+from service.errors import BadInput, NotReady, PayloadTooLarge, ServiceError, error_responses
 from service.registry import BatchItem
 from service.runtimes.embedding import EmbeddingRuntime
 from service.schemas.embeddings import Embedding, EmbeddingRequest, EmbeddingResponse, Usage
@@ -46,7 +47,7 @@ async def create_embeddings(
     if not isinstance(runtime, EmbeddingRuntime):
         raise NotReady(f"model {model.name!r} has no embedding runtime loaded")
     # Tokenising (jieba) is CPU work: off the event loop.
-    encoded = await asyncio.to_thread(lambda: [runtime.prepare(t, body.method) for t in texts])
+    encoded = await asyncio.to_thread(_prepare_all, runtime, texts, body.method)
     method = encoded[0].method
     results = await until_disconnect(
         request,
@@ -78,3 +79,17 @@ async def create_embeddings(
         data=data,
         usage=Usage(prompt_tokens=tokens, total_tokens=tokens),
     )
+
+
+def _prepare_all(runtime: EmbeddingRuntime, texts: list[str], method: str | None) -> list[Any]:
+    prepared = []
+    for i, text in enumerate(texts):
+        try:
+            prepared.append(runtime.prepare(text, method))
+        except ServiceError:
+            raise
+        except Exception as exc:  # a tokenizer choking on odd text is the input's fault, not a 500
+            raise BadInput(
+                f"input {i} could not be tokenised: {type(exc).__name__}: {exc}"
+            ) from exc
+    return prepared

@@ -84,6 +84,24 @@ def test_invalid_utf8_and_nested_json_are_4xx(client: TestClient) -> None:
     assert client.get("/healthz").status_code == 200
 
 
+def test_odd_json_is_a_clean_422_never_a_500(client: TestClient) -> None:
+    bodies = [
+        b'{"input": "\\ud800abc"}',  # a lone surrogate: valid JSON, not encodable as UTF-8
+        b'{"input": ["ok", "\\udfff"]}',
+        b'{"input": "x", "normalize": NaN}',  # Python's JSON reader takes NaN; JSON has none
+        b'{"input": "x", "normalize": -Infinity}',
+        b'{"input": [1e999]}',
+        b"null",
+        b'"x"',
+    ]
+    for body in bodies:
+        r = client.post(
+            "/v1/embeddings", content=body, headers={"content-type": "application/json"}
+        )
+        assert r.status_code == 422, (body, r.status_code)
+        assert isinstance(r.json()["detail"], list)
+
+
 def test_limits_answer_413(make_client: Callable[..., TestClient], store: Path) -> None:
     write_version(store, "words", 1)
     client = make_client(max_inputs=2, max_text_chars=10, max_body_bytes=2048)
