@@ -241,6 +241,87 @@ class BertBackbone(keras.Model):
             x = block(x, attention_mask=attention_mask, training=training)
         return x
 
+    def encode_with_cache(
+        self,
+        token_ids: tf.Tensor,
+        segment_ids: tf.Tensor,
+        attention_mask: tf.Tensor | None,
+        cache_length: int | tf.Tensor,
+        training: bool | None = None,
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """Token states of a prefix and its key/value cache, preallocated for later tokens.
+
+        Args:
+            token_ids, segment_ids: [B, L] int32 (position j is token j).
+            attention_mask: [B, L, L] bool, as for `encode`.
+            cache_length: T >= L, slots in the cache: L for the prefix, T - L for the tokens
+                that `decode_with_cache` adds one by one.
+            training: whether dropout is active.
+
+        Returns:
+            (states [B, L, H], cache [num_layers, 2, B, heads, T, head_size]): `cache[i, 0]` holds
+            layer i's keys and `cache[i, 1]` its values, slot j for position j; slots >= L are 0.
+        """
+        x = self.embeddings(token_ids, segment_ids, training=training)
+        room = cache_length - tf.shape(token_ids)[1]
+        layers = []
+        for block in self.transformer_layers:
+            key, value = block.attention.project_key_value(x)
+            x = block.call_with_key_value(x, key, value, attention_mask, training=training)
+            layers.append(
+                tf.pad(tf.stack([key, value]), [[0, 0], [0, 0], [0, 0], [0, room], [0, 0]])
+            )
+        return x, tf.stack(layers)
+
+    def decode_with_cache(
+        self,
+        token_ids: tf.Tensor,
+        segment_ids: tf.Tensor,
+        position_ids: tf.Tensor,
+        cache: tf.Tensor,
+        cache_mask: tf.Tensor,
+        training: bool | None = None,
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """States of new tokens after a cached prefix, writing their keys and values into it.
+
+        Each new token's key and value go to the cache slot of its position (the cache is
+        left-aligned: slot j is position j), so rows whose prefixes differ in length decode in
+        one batch, and slots a row never reached (its padding) are simply overwritten. The cache
+        is only read while the layers run, and written once at the end (one scatter).
+
+        Args:
+            token_ids, segment_ids: [B, Lq] int32 the new tokens (Lq = 1 when decoding).
+            position_ids: [B, Lq] int32 their positions, each < T.
+            cache: [num_layers, 2, B, heads, T, head_size] from `encode_with_cache` (or from an
+                earlier call of this method).
+            cache_mask: [B, Lq, T] bool, True where a new token may see a cache slot (as it is
+                before this call); new tokens also see themselves and the new tokens before them.
+            training: whether dropout is active.
+
+        Returns:
+            (states [B, Lq, H], the updated cache, same shape).
+        """
+        x = self.embeddings(token_ids, segment_ids, training=training, position_ids=position_ids)
+        new_keys_values = []
+        for i, block in enumerate(self.transformer_layers):
+            x, key, value = block.call_with_cache(
+                x, cache[i, 0], cache[i, 1], cache_mask, training=training
+            )
+            new_keys_values.append(tf.stack([key, value]))
+        # [layers, 2, B, heads, Lq, Dh] -> one update of Dh numbers per (layer, k/v, row, head,
+        # new token), at slot position_ids[row, token].
+        updates = tf.stack(new_keys_values)
+        grid = tf.shape(updates)[:5]
+        ranges = [tf.range(grid[axis]) for axis in range(4)]
+        layer, kind, row, head = (
+            tf.broadcast_to(tf.reshape(r, [-1 if a == axis else 1 for a in range(5)]), grid)
+            for axis, r in enumerate(ranges)
+        )
+        slot = tf.broadcast_to(position_ids[tf.newaxis, tf.newaxis, :, tf.newaxis, :], grid)
+        indices = tf.reshape(tf.stack([layer, kind, row, head, slot], axis=-1), [-1, 5])
+        flat_updates = tf.reshape(updates, [-1, tf.shape(updates)[5]])
+        return x, tf.tensor_scatter_nd_update(cache, indices, flat_updates)
+
     def compiled_encoder(
         self,
         batch_size: int,

@@ -106,15 +106,19 @@ class BertEmbeddings(keras.layers.Layer):
         segment_ids: tf.Tensor,
         start_position: int | tf.Tensor = 0,
         training: bool | None = None,
+        position_ids: tf.Tensor | None = None,
     ) -> tf.Tensor:
-        """Embed; `start_position` offsets the positions (a decoding step after a cached prefix)."""
-        length = tf.shape(token_ids)[1]
-        positions = tf.range(length) + start_position
-        x = (
-            self.token_embedding(token_ids)
-            + self.segment_embedding(segment_ids)
-            + self.position_embedding(positions)[tf.newaxis]
-        )
+        """Embed; `start_position` offsets the positions (a decoding step after a cached prefix).
+
+        `position_ids` ([B, L] int), when given, replaces `range(L) + start_position`: rows of a
+        decoding batch whose prefixes differ in length are at different positions.
+        """
+        if position_ids is None:
+            length = tf.shape(token_ids)[1]
+            positions = self.position_embedding(tf.range(length) + start_position)[tf.newaxis]
+        else:
+            positions = self.position_embedding(position_ids)
+        x = self.token_embedding(token_ids) + self.segment_embedding(segment_ids) + positions
         return self.dropout(self.layer_norm(x), training=training)
 
     def get_config(self) -> dict[str, Any]:
@@ -197,6 +201,47 @@ class BertSelfAttention(keras.layers.Layer):
             logits += mask_to_bias(attention_mask, logits.dtype)
         probs = self.dropout(tf.nn.softmax(logits, axis=-1), training=training)
         return self.output_dense(merge_heads(tf.matmul(probs, value)))
+
+    def attend_cached(
+        self,
+        query: tf.Tensor,
+        new_key: tf.Tensor,
+        new_value: tf.Tensor,
+        cache_key: tf.Tensor,
+        cache_value: tf.Tensor,
+        cache_mask: tf.Tensor,
+        training: bool | None = None,
+    ) -> tf.Tensor:
+        """Attention of Lq new tokens over a cache and over themselves (left to right).
+
+        The same softmax as `attend` over the keys [cache, new tokens], computed in two blocks so
+        that the cache is only read (no concatenated copy of it per layer and step).
+
+        Args:
+            query, new_key, new_value: [B, H, Lq, Dh] the new tokens' projections.
+            cache_key, cache_value: [B, H, T, Dh] earlier tokens' keys and values.
+            cache_mask: [B, Lq, T] bool, True where a new token may see a cache slot.
+            training: whether dropout is active.
+
+        Returns:
+            [B, Lq, H * Dh]; new token i sees new tokens j <= i.
+        """
+        scale = math.sqrt(self.head_size)
+        cache_logits = tf.matmul(query, cache_key, transpose_b=True) / scale
+        cache_logits += mask_to_bias(cache_mask, cache_logits.dtype)
+        new_logits = tf.matmul(query, new_key, transpose_b=True) / scale
+        new_count = tf.shape(query)[2]
+        causal = tf.range(new_count)[tf.newaxis, :] <= tf.range(new_count)[:, tf.newaxis]
+        new_logits += mask_to_bias(causal[tf.newaxis], new_logits.dtype)
+        probs = self.dropout(
+            tf.nn.softmax(tf.concat([cache_logits, new_logits], axis=-1), axis=-1),
+            training=training,
+        )
+        slots = tf.shape(cache_key)[2]
+        context = tf.matmul(probs[..., :slots], cache_value) + tf.matmul(
+            probs[..., slots:], new_value
+        )
+        return self.output_dense(merge_heads(context))
 
     def call(
         self,
@@ -291,6 +336,59 @@ class BertTransformerLayer(keras.layers.Layer):
         attended = self.attention(x, attention_mask=attention_mask, training=training)
         h = self.attention_layer_norm(x + self.attention_dropout(attended, training=training))
         return self.feed_forward(h, training=training)
+
+    def call_with_key_value(
+        self,
+        x: tf.Tensor,
+        key: tf.Tensor,
+        value: tf.Tensor,
+        attention_mask: tf.Tensor | None = None,
+        training: bool | None = None,
+    ) -> tf.Tensor:
+        """The block for the queries of x over given keys and values (a key/value cache).
+
+        With the keys and values of x itself (`self.attention.project_key_value(x)`) this is
+        `call`; with a cache that holds earlier tokens' keys and values, the new tokens' states
+        come out as if the whole sequence had been run, at the cost of the new tokens only.
+
+        Args:
+            x: [B, Lq, H * Dh] the new tokens' input states.
+            key, value: [B, heads, Lk, Dh] keys and values of every token the queries may see.
+            attention_mask: [B, Lq, Lk] bool, True where attention is allowed.
+            training: whether dropout is active.
+        """
+        query = self.attention.project_query(x)
+        attended = self.attention.attend(query, key, value, attention_mask, training=training)
+        h = self.attention_layer_norm(x + self.attention_dropout(attended, training=training))
+        return self.feed_forward(h, training=training)
+
+    def call_with_cache(
+        self,
+        x: tf.Tensor,
+        cache_key: tf.Tensor,
+        cache_value: tf.Tensor,
+        cache_mask: tf.Tensor,
+        training: bool | None = None,
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """The block for new tokens after cached ones (`BertSelfAttention.attend_cached`).
+
+        Args:
+            x: [B, Lq, H * Dh] the new tokens' input states.
+            cache_key, cache_value: [B, heads, T, Dh] earlier tokens' keys and values.
+            cache_mask: [B, Lq, T] bool, True where a new token may see a cache slot.
+            training: whether dropout is active.
+
+        Returns:
+            (output states [B, Lq, H * Dh], the new tokens' keys and values [B, heads, Lq, Dh]),
+            the keys and values for the caller to write into its cache.
+        """
+        query = self.attention.project_query(x)
+        new_key, new_value = self.attention.project_key_value(x)
+        attended = self.attention.attend_cached(
+            query, new_key, new_value, cache_key, cache_value, cache_mask, training=training
+        )
+        h = self.attention_layer_norm(x + self.attention_dropout(attended, training=training))
+        return self.feed_forward(h, training=training), new_key, new_value
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

@@ -1,0 +1,167 @@
+"""Training samples and decoding prefixes for reading comprehension as seq2seq (UniLM).
+
+The layout is the one of bert4keras' `task_reading_comprehension_by_seq2seq.py`:
+
+    [CLS] passage [SEP] question [SEP] answer [SEP]
+    |------------- segment 0 -------------|-- segment 1 --|
+
+The source (passage and question, with their [CLS] and [SEP]s) is segment 0 and reads itself
+bidirectionally; the target (answer and its closing [SEP]) is segment 1 and reads the source and
+itself left to right (the UniLM seq2seq mask, Dong et al. 2019, Fig. 1). A passage that does not
+hold the answer is trained with an empty answer, so the model learns to write [SEP] at once: the
+decoder's first-step "no answer here" rule.
+
+Loss convention: `loss_mask[t]` is 1 when token t is a *target* (an answer token or the final
+[SEP]), aligned with `token_ids`. The logits at position t predict token t + 1, so the loss pairs
+`logits[:, :-1]` with `token_ids[:, 1:]` under `loss_mask[:, 1:]` (`seq2seq.seq2seq_loss`); the
+last source token (the question's [SEP]) is the one that predicts the answer's first token.
+
+Length limits count a part's WordPieces without its special tokens; a packed sample is at most
+`max_passage_tokens + max_question_tokens + max_answer_tokens + SPECIAL_TOKENS` long.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.bert.tokenizer import BertTokenizer
+
+# bert4keras' defaults for WebQA / SogouQA (max_p_len, max_q_len, max_a_len).
+DEFAULT_MAX_PASSAGE_TOKENS = 256
+DEFAULT_MAX_QUESTION_TOKENS = 64
+DEFAULT_MAX_ANSWER_TOKENS = 32
+# [CLS] and the [SEP]s closing passage and question.
+PREFIX_SPECIAL_TOKENS = 3
+# All four special tokens of a packed sample: the prefix's three and the answer's closing [SEP].
+SPECIAL_TOKENS = PREFIX_SPECIAL_TOKENS + 1
+SOURCE_SEGMENT = 0
+TARGET_SEGMENT = 1
+
+
+@dataclass
+class QASample:
+    """One packed training sample, unpadded.
+
+    Attributes:
+        token_ids: `[CLS] passage [SEP] question [SEP] answer [SEP]` WordPiece ids.
+        segment_ids: 0 on the source (up to the question's [SEP]), 1 on answer and final [SEP].
+        loss_mask: 1 on the tokens to predict (answer tokens and the final [SEP]), aligned with
+            `token_ids`; the prediction of token t comes from the logits at t - 1.
+    """
+
+    token_ids: list[int]
+    segment_ids: list[int]
+    loss_mask: list[int]
+
+
+def max_prefix_length(max_passage_tokens: int, max_question_tokens: int) -> int:
+    """Longest `[CLS] passage [SEP] question [SEP]` under these limits."""
+    return max_passage_tokens + max_question_tokens + PREFIX_SPECIAL_TOKENS
+
+
+def max_sample_length(
+    max_passage_tokens: int = DEFAULT_MAX_PASSAGE_TOKENS,
+    max_question_tokens: int = DEFAULT_MAX_QUESTION_TOKENS,
+    max_answer_tokens: int = DEFAULT_MAX_ANSWER_TOKENS,
+) -> int:
+    """Longest packed sample (the position table must hold at least this many)."""
+    return max_passage_tokens + max_question_tokens + max_answer_tokens + SPECIAL_TOKENS
+
+
+def build_prefix(
+    tokenizer: BertTokenizer,
+    passage: str,
+    question: str,
+    max_passage_tokens: int = DEFAULT_MAX_PASSAGE_TOKENS,
+    max_question_tokens: int = DEFAULT_MAX_QUESTION_TOKENS,
+) -> tuple[list[int], list[int]]:
+    """`[CLS] passage [SEP] question [SEP]`, all segment 0: what decoding starts from.
+
+    Args:
+        tokenizer: the model's WordPiece tokenizer.
+        passage: the passage text (cut to its first `max_passage_tokens` WordPieces).
+        question: the question text (cut to its first `max_question_tokens` WordPieces).
+        max_passage_tokens: passage WordPieces kept.
+        max_question_tokens: question WordPieces kept.
+
+    Returns:
+        (token_ids, segment_ids).
+    """
+    passage_ids = tokenizer.piece_ids(passage)[:max_passage_tokens]
+    question_ids = tokenizer.piece_ids(question)[:max_question_tokens]
+    token_ids = [
+        tokenizer.cls_id,
+        *passage_ids,
+        tokenizer.sep_id,
+        *question_ids,
+        tokenizer.sep_id,
+    ]
+    return token_ids, [SOURCE_SEGMENT] * len(token_ids)
+
+
+def build_sample(
+    tokenizer: BertTokenizer,
+    passage: str,
+    question: str,
+    answer: str | None,
+    max_passage_tokens: int = DEFAULT_MAX_PASSAGE_TOKENS,
+    max_question_tokens: int = DEFAULT_MAX_QUESTION_TOKENS,
+    max_answer_tokens: int = DEFAULT_MAX_ANSWER_TOKENS,
+) -> QASample:
+    """`[CLS] passage [SEP] question [SEP] answer [SEP]` with segments and loss mask.
+
+    Args:
+        tokenizer: the model's WordPiece tokenizer.
+        passage: the passage text.
+        question: the question text.
+        answer: the answer, or None / "" when the passage does not hold it (the target is then
+            the closing [SEP] alone, which teaches the first-step "no answer" signal).
+        max_passage_tokens: passage WordPieces kept.
+        max_question_tokens: question WordPieces kept.
+        max_answer_tokens: answer WordPieces kept.
+
+    Returns:
+        The unpadded `QASample`.
+    """
+    prefix_ids, prefix_segments = build_prefix(
+        tokenizer, passage, question, max_passage_tokens, max_question_tokens
+    )
+    answer_ids = tokenizer.piece_ids(answer)[:max_answer_tokens] if answer else []
+    target_ids = [*answer_ids, tokenizer.sep_id]
+    return QASample(
+        token_ids=prefix_ids + target_ids,
+        segment_ids=prefix_segments + [TARGET_SEGMENT] * len(target_ids),
+        loss_mask=[0] * len(prefix_ids) + [1] * len(target_ids),
+    )
+
+
+def pad_samples(
+    samples: list[QASample], pad_id: int, pad_to: int | None = None
+) -> dict[str, np.ndarray]:
+    """Pad a list of samples into the model's inputs plus `loss_mask` ([B, L] int32 each).
+
+    Args:
+        samples: unpadded samples.
+        pad_id: the vocabulary's [PAD] id.
+        pad_to: pad every row to this length (at least the longest sample); default the longest.
+
+    Returns:
+        {"token_ids", "segment_ids", "padding_mask", "loss_mask"}: what `UniLMSeq2Seq.fit` reads.
+    """
+    longest = max((len(s.token_ids) for s in samples), default=0)
+    width = max(longest, pad_to or 0)
+    batch = {
+        "token_ids": np.full((len(samples), width), pad_id, np.int32),
+        "segment_ids": np.zeros((len(samples), width), np.int32),
+        "padding_mask": np.zeros((len(samples), width), np.int32),
+        "loss_mask": np.zeros((len(samples), width), np.int32),
+    }
+    for i, sample in enumerate(samples):
+        n = len(sample.token_ids)
+        batch["token_ids"][i, :n] = sample.token_ids
+        batch["segment_ids"][i, :n] = sample.segment_ids
+        batch["padding_mask"][i, :n] = 1
+        batch["loss_mask"][i, :n] = sample.loss_mask
+    return batch
