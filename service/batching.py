@@ -5,7 +5,7 @@ same length, in order; callers submit items and each gets its own result back. A
 
 - admission is all-or-nothing per request and bounded (`max_queue`): past it,
   `Overloaded` (429) at once;
-- a batch closes at `max_batch_size` items, at `max_batch_tokens` padded tokens
+- a batch closes at `max_batch_size` rows, at `max_batch_tokens` padded tokens
   (rows x longest row, what the padded model call really costs), or `max_batch_delay` after its
   first item arrived, whichever comes first;
 - items carry a `group` (the model version that prepared them); a batch never mixes groups, so a
@@ -58,7 +58,8 @@ class Completed(Generic[O]):
 @dataclass
 class _Pending(Generic[I, O]):
     item: I
-    tokens: int
+    tokens: int  # its longest row, in tokens
+    rows: int  # model rows it needs (a text: 1; a question: passages x beams)
     group: Hashable
     enqueued: float
     deadline: float
@@ -101,6 +102,7 @@ class DynamicBatcher(Generic[I, O]):
         items: Sequence[I],
         *,
         tokens: Sequence[int] | None = None,
+        rows: Sequence[int] | None = None,
         group: Hashable = None,
         timeout_s: float,
     ) -> list[Completed[O]]:
@@ -118,16 +120,18 @@ class DynamicBatcher(Generic[I, O]):
         loop = asyncio.get_running_loop()
         now = time.monotonic()
         lengths = tokens if tokens is not None else [1] * len(items)
+        widths = rows if rows is not None else [1] * len(items)
         pending = [
             _Pending[I, O](
                 item=item,
                 tokens=max(1, int(n)),
+                rows=max(1, int(r)),
                 group=group,
                 enqueued=now,
                 deadline=now + timeout_s,
                 future=loop.create_future(),
             )
-            for item, n in zip(items, lengths, strict=True)
+            for item, n, r in zip(items, lengths, widths, strict=True)
         ]
         self._queue.extend(pending)
         self._set_depth()
@@ -221,24 +225,29 @@ class DynamicBatcher(Generic[I, O]):
             except TimeoutError:
                 return
 
+    def _fits(self, rows: int, longest: int, p: _Pending[I, O]) -> bool:
+        """Would the batch still be within its limits with `p` added?"""
+        rows, longest = rows + p.rows, max(longest, p.tokens)
+        return rows <= self.config.max_batch_size and rows * longest <= self.config.max_batch_tokens
+
     def _full(self) -> bool:
+        """True when the next live item of the leading group would not fit any more."""
         rows, longest = 0, 0
         group = self._queue[0].group
         for p in self._queue:
             if p.group != group or p.future.done():
                 continue
-            rows += 1
-            longest = max(longest, p.tokens)
-            if rows >= self.config.max_batch_size or rows * longest >= self.config.max_batch_tokens:
+            if rows and not self._fits(rows, longest, p):
                 return True
-        return False
+            rows, longest = rows + p.rows, max(longest, p.tokens)
+        return rows >= self.config.max_batch_size or rows * longest >= self.config.max_batch_tokens
 
     def _take_batch(self) -> list[_Pending[I, O]]:
         now = time.monotonic()
         batch: list[_Pending[I, O]] = []
         kept: collections.deque[_Pending[I, O]] = collections.deque()
         group: Hashable = None
-        longest = 0
+        rows, longest = 0, 0
         closed = False
         for p in self._queue:
             if p.future.done():  # cancelled: the caller is gone
@@ -252,18 +261,10 @@ class DynamicBatcher(Generic[I, O]):
                 continue
             if not batch:
                 group = p.group
-            fits = (
-                not closed
-                and p.group == group
-                and len(batch) < self.config.max_batch_size
-                and (
-                    not batch
-                    or (len(batch) + 1) * max(longest, p.tokens) <= self.config.max_batch_tokens
-                )
-            )
-            if fits:
+            # The first item always runs, even alone over the limits: it could never run otherwise.
+            if not closed and p.group == group and (not batch or self._fits(rows, longest, p)):
                 batch.append(p)
-                longest = max(longest, p.tokens)
+                rows, longest = rows + p.rows, max(longest, p.tokens)
             else:
                 if p.group == group:
                     closed = True  # keep FIFO order within a group
@@ -273,7 +274,7 @@ class DynamicBatcher(Generic[I, O]):
 
     # ---------------------------------------------------------------- metrics
     def _retry_after_s(self) -> int:
-        batches_ahead = len(self._queue) / self.config.max_batch_size
+        batches_ahead = sum(p.rows for p in self._queue) / self.config.max_batch_size
         return max(1, math.ceil(batches_ahead * self._mean_batch_s))
 
     def _set_depth(self) -> None:

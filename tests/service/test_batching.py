@@ -76,6 +76,20 @@ def test_token_budget_splits_batches() -> None:
     run(main())
 
 
+def test_rows_count_against_the_batch_size() -> None:
+    async def main() -> None:
+        rec = Recorder()
+        b = DynamicBatcher("m", rec, BatcherConfig(max_batch_size=8, max_batch_delay_s=0.02))
+        # Items of 3 rows each (a question over 3 passages): at most 2 per call of 8 rows,
+        # and an item wider than the batch still runs, alone.
+        await b.submit_many([1, 2, 3, 4, 5], rows=[3, 3, 3, 3, 3], timeout_s=5)
+        await b.submit_many([6], rows=[20], timeout_s=5)
+        assert [len(c) for c in rec.calls] == [2, 2, 1, 1]
+        await b.close()
+
+    run(main())
+
+
 def test_full_queue_refuses_at_once_with_retry_after() -> None:
     async def main() -> None:
         rec = Recorder(delay_s=0.2)
