@@ -8,8 +8,9 @@ import numpy as np
 from fastapi import APIRouter, Request, Response
 
 from service.deps import RegistryDep, SettingsDep, timing_headers, until_disconnect
-from service.errors import BadInput, NotReady, PayloadTooLarge, ServiceError, error_responses
+from service.errors import NotReady, PayloadTooLarge, error_responses
 from service.registry import BatchItem
+from service.runtimes.base import reading_input
 from service.runtimes.embedding import EmbeddingRuntime
 from service.schemas.embeddings import Embedding, EmbeddingRequest, EmbeddingResponse, Usage
 
@@ -84,12 +85,6 @@ async def create_embeddings(
 def _prepare_all(runtime: EmbeddingRuntime, texts: list[str], method: str | None) -> list[Any]:
     prepared = []
     for i, text in enumerate(texts):
-        try:
+        with reading_input(f"input {i}"):
             prepared.append(runtime.prepare(text, method))
-        except ServiceError:
-            raise
-        except Exception as exc:  # a tokenizer choking on odd text is the input's fault, not a 500
-            raise BadInput(
-                f"input {i} could not be tokenised: {type(exc).__name__}: {exc}"
-            ) from exc
     return prepared

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
+from service.errors import BadInput, ServiceError
 from service.settings import Settings
 
 
@@ -38,6 +40,17 @@ class Runtime(ABC):
     @abstractmethod
     def run_batch(self, items: Sequence[Any]) -> Sequence[Any]:
         """One model call over prepared items; a list of the same length, in order."""
+
+
+@contextmanager
+def reading_input(what: str) -> Iterator[None]:
+    """A tokenizer that chokes on odd text is the input's fault: 400, never a 500."""
+    try:
+        yield
+    except ServiceError:
+        raise
+    except Exception as exc:
+        raise BadInput(f"{what} could not be tokenised: {type(exc).__name__}: {exc}") from exc
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
