@@ -1,0 +1,540 @@
+"""Answer decoding for the UniLM reading-comprehension model: all passages of a question together.
+
+Pure numpy and model-agnostic: a `StepModel` gives next-token log-probabilities from a prefill
+over `[CLS] passage [SEP] question [SEP]` and then one step per answer token (with a key/value
+cache, `models.qa.kv_cache`; or recomputing everything, `RecomputeStepModel`, the reference).
+The algorithm is the one of bert4keras' `task_reading_comprehension_by_seq2seq.py`:
+
+1. Every passage of a question is one row; the first step reads all rows. A passage whose most
+   likely first token is [SEP] holds no answer and leaves; when none is left the answer is null.
+2. The remaining passages share the answer being written: at every step each passage gives its
+   distribution p_i over the next token and the question's score of token t is the vote
+   v(t) = sum_i p_i(t)^2 / (sum_i p_i(t) + 1), which favours tokens that several passages are
+   sure of over tokens one passage is unsure of.
+3. With `extractive`, the next token must extend the answer so far to a span of a remaining
+   passage (or be [SEP]): the probabilities of all other tokens are set to zero before voting.
+4. Beam search on the summed log-votes keeps `beam_size` answers; beams end at [SEP] (or at
+   `max_answer_tokens`); the cache rows follow their beams (`StepModel.reorder`). Each step's
+   votes are rescaled to sum to 1 first (`_normalized_vote`): the raw vote is at most 1/2, which
+   would bias beams towards short answers.
+
+The candidates are the finished beams, best first; a candidate's score is the product of its
+normalised votes, and its passage is the remaining passage that gives it the highest probability.
+Several questions decode in one batch (`decode_batch`, `answer_questions`): their rows share
+each prefill and step call, which is what the service does with requests of different callers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from models.bert.tokenizer import BertTokenizer
+from models.qa.samples import (
+    DEFAULT_MAX_ANSWER_TOKENS,
+    DEFAULT_MAX_PASSAGE_TOKENS,
+    DEFAULT_MAX_QUESTION_TOKENS,
+    TARGET_SEGMENT,
+    build_prefix,
+)
+
+# Beam width of bert4keras' reading-comprehension example (`topk=1`: greedy), the service default.
+DEFAULT_BEAM_SIZE = 1
+# Prefix layout `[CLS] passage [SEP] ...`: the passage starts after [CLS].
+PASSAGE_OFFSET = 1
+
+
+class StepModel(Protocol):
+    """Incremental next-token log-probabilities; the state is opaque to the decoder.
+
+    Row b of every call is one (question, passage, beam); positions count from 0 at [CLS].
+    """
+
+    def prefill(
+        self, token_ids: np.ndarray, segment_ids: np.ndarray, lengths: np.ndarray
+    ) -> tuple[np.ndarray, Any]:
+        """Reads padded prefixes [B, L] (row b real up to lengths[b]).
+
+        Returns:
+            (log-probs [B, V] of the first answer token, state).
+        """
+        ...
+
+    def step(
+        self, token_ids: np.ndarray, state: Any, positions: np.ndarray
+    ) -> tuple[np.ndarray, Any]:
+        """Feeds one answer token per row (segment 1) at `positions` [B].
+
+        Returns:
+            (log-probs [B, V] of the token after it, new state).
+        """
+        ...
+
+    def reorder(self, state: Any, indices: np.ndarray) -> Any:
+        """The state of rows `indices` [B'] (gathered; rows may repeat or disappear)."""
+        ...
+
+
+class RecomputeStepModel:
+    """A `StepModel` without a cache: each step re-reads prefix and answer so far.
+
+    The reference that a cached model must match token for token; also a way to decode with a
+    model that has no cache.
+
+    Args:
+        full_log_probs: (token_ids [B, L], segment_ids [B, L], padding_mask [B, L]) -> log-probs
+            [B, L, V] at every position (e.g. `kv_cache`'s `full_logits`).
+        pad_id: id to pad rows with.
+    """
+
+    def __init__(
+        self,
+        full_log_probs: Callable[[np.ndarray, np.ndarray, np.ndarray], Any],
+        pad_id: int = 0,
+    ) -> None:
+        self.full_log_probs = full_log_probs
+        self.pad_id = pad_id
+
+    def _last_log_probs(self, rows: list[tuple[list[int], list[int]]]) -> np.ndarray:
+        width = max(len(prefix) + len(answer) for prefix, answer in rows)
+        token_ids = np.full((len(rows), width), self.pad_id, np.int32)
+        segment_ids = np.zeros((len(rows), width), np.int32)
+        padding = np.zeros((len(rows), width), np.int32)
+        for i, (prefix, answer) in enumerate(rows):
+            ids = prefix + answer
+            token_ids[i, : len(ids)] = ids
+            segment_ids[i, len(prefix) : len(ids)] = TARGET_SEGMENT
+            padding[i, : len(ids)] = 1
+        out = np.asarray(self.full_log_probs(token_ids, segment_ids, padding))
+        last = padding.sum(axis=1) - 1
+        return out[np.arange(len(rows)), last]
+
+    def prefill(
+        self, token_ids: np.ndarray, segment_ids: np.ndarray, lengths: np.ndarray
+    ) -> tuple[np.ndarray, list[tuple[list[int], list[int]]]]:
+        rows: list[tuple[list[int], list[int]]] = [
+            ([int(t) for t in token_ids[i, : lengths[i]]], []) for i in range(len(lengths))
+        ]
+        return self._last_log_probs(rows), rows
+
+    def step(
+        self, token_ids: np.ndarray, state: Any, positions: np.ndarray
+    ) -> tuple[np.ndarray, list[tuple[list[int], list[int]]]]:
+        rows = [
+            (prefix, [*answer, int(token)])
+            for (prefix, answer), token in zip(state, token_ids, strict=True)
+        ]
+        for (prefix, answer), position in zip(rows, positions, strict=True):
+            if len(prefix) + len(answer) - 1 != int(position):
+                raise ValueError(f"position {position} for a row of {len(prefix) + len(answer)}")
+        return self._last_log_probs(rows), rows
+
+    def reorder(self, state: Any, indices: np.ndarray) -> list[tuple[list[int], list[int]]]:
+        return [state[int(i)] for i in indices]
+
+
+@dataclass
+class DecodedAnswer:
+    """The outcome of decoding one question, in token ids.
+
+    Attributes:
+        token_ids: the best answer's tokens without [SEP]; None when there is no answer.
+        score: the best answer's score (product of its normalised votes); for a null answer found
+            at the first step, the raw vote for [SEP] over all passages.
+        passage_index: the passage the answer comes from, or None.
+        candidates: (token ids, score, passage index) of every finished beam, best first; empty
+            token ids for "no answer".
+    """
+
+    token_ids: list[int] | None
+    score: float
+    passage_index: int | None
+    candidates: list[tuple[list[int], float, int | None]] = field(default_factory=list)
+
+
+@dataclass
+class _Beam:
+    tokens: list[int]
+    score: float  # sum of log votes
+    passage_log_probs: np.ndarray  # [passages alive] sum of log p_i over the tokens
+    rows: list[int]  # its row per alive passage in the current state
+    matches: list[np.ndarray] | None  # extractive: per alive passage, next positions that fit
+
+
+@dataclass
+class _Question:
+    prefill_rows: list[int]
+    passages: list[np.ndarray]  # passage token ids, per passage
+    alive: list[int] = field(default_factory=list)  # passage indices still reading
+    beams: list[_Beam] = field(default_factory=list)
+    finished: list[_Beam] = field(default_factory=list)
+    result: DecodedAnswer | None = None
+
+
+def _vote(probs: np.ndarray) -> np.ndarray:
+    """bert4keras' vote over passages (axis 0): sum p^2 / (sum p + 1)."""
+    return np.square(probs).sum(axis=0) / (probs.sum(axis=0) + 1.0)
+
+
+def _normalized_vote(probs: np.ndarray) -> np.ndarray:
+    """The vote over the vocabulary, rescaled to sum to 1.
+
+    The raw vote is at most 1/2 per step even when every passage is sure (p = 1 gives
+    1 / (1 + 1)), so summed over steps it would favour short answers, and "no answer" above
+    all, in beam search. Rescaling keeps each step's ranking (greedy decoding is unchanged) and
+    makes answers of different lengths comparable.
+    """
+    vote = _vote(probs)
+    total = vote.sum()
+    return vote / total if total > 0 else vote
+
+
+def _log(x: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore"):
+        return np.log(x)
+
+
+def _allowed_mask(
+    vocab_size: int, beam: _Beam, question: _Question, sep_id: int, banned: np.ndarray
+) -> np.ndarray | None:
+    """[V] bool of the tokens that may come next, or None when any token may (not extractive)."""
+    if beam.matches is None:
+        if not len(banned):
+            return None
+        mask = np.ones(vocab_size, bool)
+        mask[banned] = False
+        return mask
+    mask = np.zeros(vocab_size, bool)
+    for passage_index, positions in zip(question.alive, beam.matches, strict=True):
+        ids = question.passages[passage_index]
+        mask[ids[positions[positions < len(ids)]]] = True
+    mask[banned] = False
+    mask[sep_id] = True
+    return mask
+
+
+def _extend_matches(
+    question: _Question, matches: list[np.ndarray] | None, token: int
+) -> list[np.ndarray] | None:
+    if matches is None:
+        return None
+    out = []
+    for passage_index, positions in zip(question.alive, matches, strict=True):
+        ids = question.passages[passage_index]
+        inside = positions[positions < len(ids)]
+        out.append(inside[ids[inside] == token] + 1)
+    return out
+
+
+def _best_passage(question: _Question, beam: _Beam) -> int | None:
+    if not question.alive:
+        return None
+    return question.alive[int(np.argmax(beam.passage_log_probs))]
+
+
+def _finish(question: _Question) -> DecodedAnswer:
+    ranked = sorted(question.finished, key=lambda b: -b.score)
+    candidates: list[tuple[list[int], float, int | None]] = []
+    seen: set[tuple[int, ...]] = set()
+    for beam in ranked:
+        if tuple(beam.tokens) in seen:
+            continue
+        seen.add(tuple(beam.tokens))
+        passage = _best_passage(question, beam) if beam.tokens else None
+        candidates.append((list(beam.tokens), float(np.exp(beam.score)), passage))
+    if not candidates:
+        return DecodedAnswer(None, 0.0, None, [])
+    tokens, score, passage = candidates[0]
+    return DecodedAnswer(tokens or None, score, passage if tokens else None, candidates)
+
+
+def _select(
+    question: _Question,
+    log_probs: np.ndarray,
+    sep_id: int,
+    banned: np.ndarray,
+    beam_size: int,
+    max_answer_tokens: int,
+) -> None:
+    """One beam-search step of a question from its rows' log-probs (rows of `beam.rows`)."""
+    vocab_size = log_probs.shape[1]
+    totals, per_passage = [], []
+    for beam in question.beams:
+        probs = np.exp(log_probs[beam.rows])  # [alive, V]
+        mask = _allowed_mask(vocab_size, beam, question, sep_id, banned)
+        if mask is not None:
+            probs = np.where(mask[None, :], probs, 0.0)
+        totals.append(beam.score + _log(_normalized_vote(probs)))
+        per_passage.append(_log(probs))
+    scores = np.stack(totals)  # [beams, V]
+    flat = scores.ravel()
+    k = min(beam_size, int(np.isfinite(flat).sum()))
+    if k == 0:
+        question.finished.extend(question.beams)
+        question.beams = []
+        return
+    chosen = np.argpartition(-flat, k - 1)[:k]
+    chosen = chosen[np.argsort(-flat[chosen], kind="stable")]
+    beams = []
+    for index in chosen:
+        parent_index, token = divmod(int(index), vocab_size)
+        parent = question.beams[parent_index]
+        child = _Beam(
+            tokens=parent.tokens if token == sep_id else [*parent.tokens, token],
+            score=float(flat[index]),
+            passage_log_probs=parent.passage_log_probs + per_passage[parent_index][:, token],
+            rows=parent.rows,
+            matches=_extend_matches(question, parent.matches, token),
+        )
+        if token == sep_id or len(child.tokens) >= max_answer_tokens:
+            question.finished.append(child)
+        else:
+            beams.append(child)
+    # Votes are below 1, so scores only fall: a live beam below the beam_size-th finished one
+    # can never become a candidate.
+    if len(question.finished) >= beam_size:
+        floor = sorted((b.score for b in question.finished), reverse=True)[beam_size - 1]
+        beams = [b for b in beams if b.score > floor]
+    question.beams = beams
+
+
+def decode_batch(
+    model: StepModel,
+    prefixes: Sequence[Sequence[Sequence[int]]],
+    *,
+    sep_id: int,
+    pad_id: int = 0,
+    max_answer_tokens: int = DEFAULT_MAX_ANSWER_TOKENS,
+    beam_size: int = DEFAULT_BEAM_SIZE,
+    extractive: bool = False,
+    banned_ids: Sequence[int] = (),
+) -> list[DecodedAnswer]:
+    """Decodes the answers of several questions together, in token ids.
+
+    Args:
+        model: the step model.
+        prefixes: per question, per passage, the prefix `[CLS] passage [SEP] question [SEP]`
+            (segment 0; `models.qa.samples.build_prefix`).
+        sep_id: id of [SEP] (ends an answer; as the first token: "no answer here").
+        pad_id: id the prefixes are padded with.
+        max_answer_tokens: longest answer; a beam that reaches it ends there.
+        beam_size: beams per question (1: greedy).
+        extractive: answers must be spans of the remaining passages.
+        banned_ids: tokens never written ([PAD], [CLS], [MASK]).
+
+    Returns:
+        One `DecodedAnswer` per question, in order.
+    """
+    if beam_size < 1 or max_answer_tokens < 1:
+        raise ValueError(f"need beam_size >= 1 and max_answer_tokens >= 1, got {beam_size}, "
+                         f"{max_answer_tokens}")  # fmt: skip
+    banned = np.asarray(sorted(set(banned_ids) - {sep_id}), np.int64)
+    questions: list[_Question] = []
+    flat_prefixes: list[Sequence[int]] = []
+    for passages in prefixes:
+        rows = list(range(len(flat_prefixes), len(flat_prefixes) + len(passages)))
+        flat_prefixes.extend(passages)
+        texts = []
+        for prefix in passages:
+            ids = np.asarray(prefix, np.int64)
+            ends = np.flatnonzero(ids == sep_id)
+            end = int(ends[0]) if len(ends) else len(ids)
+            texts.append(ids[PASSAGE_OFFSET:end])
+        questions.append(_Question(rows, texts))
+        if not passages:
+            questions[-1].result = DecodedAnswer(None, 0.0, None, [])
+    if not flat_prefixes:
+        return [q.result or DecodedAnswer(None, 0.0, None, []) for q in questions]
+
+    lengths = np.array([len(p) for p in flat_prefixes], np.int32)
+    token_ids = np.full((len(flat_prefixes), int(lengths.max())), pad_id, np.int32)
+    for i, prefix in enumerate(flat_prefixes):
+        token_ids[i, : lengths[i]] = prefix
+    log_probs, state = model.prefill(token_ids, np.zeros_like(token_ids), lengths)
+    log_probs = np.asarray(log_probs, np.float64)
+
+    # First step: passages whose best first token is [SEP] hold no answer and leave.
+    for question in questions:
+        if question.result is not None:
+            continue
+        first = log_probs[question.prefill_rows]
+        question.alive = [i for i, row in enumerate(first) if int(np.argmax(row)) != sep_id]
+        if not question.alive:
+            no_answer = _vote(np.exp(first[:, sep_id : sep_id + 1]))[0]
+            question.result = DecodedAnswer(None, float(no_answer), None, [])
+            continue
+        question.beams = [
+            _Beam(
+                tokens=[],
+                score=0.0,
+                passage_log_probs=np.zeros(len(question.alive)),
+                rows=[question.prefill_rows[i] for i in question.alive],
+                matches=(
+                    [np.arange(len(question.passages[i])) for i in question.alive]
+                    if extractive
+                    else None
+                ),
+            )
+        ]
+        _select(question, log_probs, sep_id, banned, beam_size, max_answer_tokens)
+
+    while True:
+        live = [q for q in questions if q.result is None and q.beams]
+        if not live:
+            break
+        # New row layout: each live beam gets one row per alive passage, gathered from its
+        # parent's rows; the token it feeds is its last one.
+        gather: list[int] = []
+        feed: list[int] = []
+        positions: list[int] = []
+        for question in live:
+            for beam in question.beams:
+                new_rows = []
+                for passage_index, parent_row in zip(question.alive, beam.rows, strict=True):
+                    new_rows.append(len(gather))
+                    gather.append(parent_row)
+                    feed.append(beam.tokens[-1])
+                    prefill_row = question.prefill_rows[passage_index]
+                    positions.append(int(lengths[prefill_row]) + len(beam.tokens) - 1)
+                beam.rows = new_rows
+        state = model.reorder(state, np.asarray(gather, np.int32))
+        log_probs, state = model.step(
+            np.asarray(feed, np.int32), state, np.asarray(positions, np.int32)
+        )
+        log_probs = np.asarray(log_probs, np.float64)
+        for question in live:
+            _select(question, log_probs, sep_id, banned, beam_size, max_answer_tokens)
+
+    for question in questions:
+        if question.result is None:
+            question.result = _finish(question)
+    return [q.result for q in questions if q.result is not None]
+
+
+@dataclass
+class QAResult:
+    """The answer to one question, as the service returns it.
+
+    Attributes:
+        answer: the answer text, or None when no passage holds one.
+        score: its score (product of the normalised votes of its tokens).
+        passage_index: the passage it comes from, or None.
+        candidates: (text, score, passage index) of the finished beams, best first, one per
+            distinct text; "no answer" is not a candidate.
+    """
+
+    answer: str | None
+    score: float
+    passage_index: int | None
+    candidates: list[tuple[str, float, int | None]] = field(default_factory=list)
+
+
+def tokens_to_text(tokenizer: BertTokenizer, token_ids: Sequence[int]) -> str:
+    """Answer text of WordPiece ids: CJK characters joined without blanks, "##" pieces glued to
+    the piece before, a blank only between two Latin/digit words; special tokens dropped."""
+    special = {tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id, tokenizer.mask_id,
+               tokenizer.unk_id}  # fmt: skip
+    text = ""
+    for token_id in token_ids:
+        if int(token_id) in special:
+            continue
+        piece = tokenizer.id_to_token(int(token_id))
+        if piece.startswith("##"):
+            text += piece[2:]
+        elif (
+            text
+            and text[-1].isascii()
+            and text[-1].isalnum()
+            and piece[0].isascii()
+            and (piece[0].isalnum())
+        ):
+            text += " " + piece
+        else:
+            text += piece
+    return text
+
+
+def answer_questions(
+    model: StepModel,
+    tokenizer: BertTokenizer,
+    questions: Sequence[tuple[str, Sequence[str]]],
+    *,
+    max_passage_tokens: int = DEFAULT_MAX_PASSAGE_TOKENS,
+    max_question_tokens: int = DEFAULT_MAX_QUESTION_TOKENS,
+    max_answer_tokens: int = DEFAULT_MAX_ANSWER_TOKENS,
+    beam_size: int = DEFAULT_BEAM_SIZE,
+    extractive: bool = False,
+) -> list[QAResult]:
+    """Answers several questions, each over its passages, in one batch of model calls.
+
+    Args:
+        model: the step model.
+        tokenizer: the model's tokenizer.
+        questions: (question, passages) pairs.
+        max_passage_tokens: passage WordPieces read (the model's limit).
+        max_question_tokens: question WordPieces read.
+        max_answer_tokens: longest answer in WordPieces.
+        beam_size: beams per question.
+        extractive: answers must be spans of the passages.
+
+    Returns:
+        One `QAResult` per question.
+    """
+    prefixes = [
+        [
+            build_prefix(tokenizer, passage, question, max_passage_tokens, max_question_tokens)[0]
+            for passage in passages
+        ]
+        for question, passages in questions
+    ]
+    decoded = decode_batch(
+        model,
+        prefixes,
+        sep_id=tokenizer.sep_id,
+        pad_id=tokenizer.pad_id,
+        max_answer_tokens=max_answer_tokens,
+        beam_size=beam_size,
+        extractive=extractive,
+        banned_ids=banned_ids(tokenizer),
+    )
+    return results_from_decoded(tokenizer, decoded)
+
+
+def banned_ids(tokenizer: BertTokenizer) -> tuple[int, ...]:
+    """Tokens an answer never contains ([SEP] is not among them: it ends the answer)."""
+    return (tokenizer.pad_id, tokenizer.cls_id, tokenizer.mask_id)
+
+
+def results_from_decoded(
+    tokenizer: BertTokenizer, decoded: Sequence[DecodedAnswer]
+) -> list[QAResult]:
+    """Token ids to text: the answer, and one candidate per distinct non-empty text."""
+    results = []
+    for answer in decoded:
+        candidates: list[tuple[str, float, int | None]] = []
+        seen: set[str] = set()
+        for ids, score, passage in answer.candidates:
+            text = tokens_to_text(tokenizer, ids)
+            if text and text not in seen:
+                seen.add(text)
+                candidates.append((text, score, passage))
+        text = tokens_to_text(tokenizer, answer.token_ids) if answer.token_ids else ""
+        results.append(
+            QAResult(text or None, answer.score, answer.passage_index if text else None,
+                     candidates)
+        )  # fmt: skip
+    return results
+
+
+def answer_question(
+    model: StepModel,
+    tokenizer: BertTokenizer,
+    question: str,
+    passages: Sequence[str],
+    **options: Any,
+) -> QAResult:
+    """One question over its passages; `options` as in `answer_questions`."""
+    return answer_questions(model, tokenizer, [(question, passages)], **options)[0]

@@ -1,0 +1,212 @@
+"""Readers of question-answering data into one shape: a question and the passages it reads.
+
+Two formats, told apart by their keys:
+
+* WebQA / SogouQA, as bert4keras prepares them: a JSON list (or a dict keyed by id, or JSON
+  lines) of `{"question": str, "passages": [{"passage": str, "answer": str}]}`; an empty answer
+  (or "no_answer", SogouQA's marker) means the passage does not hold it.
+* SQuAD / CMRC 2018: `{"data": [{"paragraphs": [{"context": str, "qas": [{"question": str,
+  "answers": [{"text": str, "answer_start": int}]}]}]}]}`; each question becomes an example with
+  one passage (its context) and all of its gold answers.
+
+Contexts longer than the model reads are cut into overlapping windows by `window_passages`, each
+window a passage of its own that holds the answer or not, so training teaches "no answer here"
+on the windows without it and decoding votes across the windows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+# SogouQA marks a passage without the answer with this string instead of an empty answer.
+NO_ANSWER_MARKERS = frozenset({"", "no_answer"})
+FORMATS = ("webqa", "squad")
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A passage and the answer it holds.
+
+    Attributes:
+        text: the passage.
+        answer: the answer as it appears in the passage, or None when it holds none.
+        answer_start: character offset of `answer` in `text` when the data gives it (SQuAD).
+    """
+
+    text: str
+    answer: str | None = None
+    answer_start: int | None = None
+
+
+@dataclass(frozen=True)
+class QAExample:
+    """A question with the passages to read.
+
+    Attributes:
+        question: the question.
+        passages: the passages, each with its answer or None.
+        answers: every gold answer (SQuAD's dev sets give several); empty -> taken from the
+            passages (`gold_answers`).
+        id: the example's id in its file, if any.
+    """
+
+    question: str
+    passages: list[Passage]
+    answers: list[str] = field(default_factory=list)
+    id: str | None = None
+
+    def gold_answers(self) -> list[str]:
+        """The gold answers: `answers` if given, else the distinct passage answers; [] if none."""
+        if self.answers:
+            return list(self.answers)
+        seen: dict[str, None] = {}
+        for passage in self.passages:
+            if passage.answer:
+                seen.setdefault(passage.answer)
+        return list(seen)
+
+    @property
+    def has_answer(self) -> bool:
+        return bool(self.gold_answers())
+
+
+def _answer_text(value: Any) -> str | None:
+    """A WebQA/SogouQA answer field -> the answer or None (lists: the first answer)."""
+    if isinstance(value, list):
+        value = next((v for v in value if isinstance(v, str) and v.strip()), "")
+    if value is None:
+        return None
+    text = str(value).strip()
+    return None if text in NO_ANSWER_MARKERS else text
+
+
+def _webqa_example(record: dict[str, Any], key: str | None) -> QAExample:
+    passages = []
+    for item in record.get("passages") or []:
+        if isinstance(item, str):
+            passages.append(Passage(item))
+        else:
+            passages.append(Passage(str(item.get("passage", "")), _answer_text(item.get("answer"))))
+    identifier = record.get("id", key)
+    return QAExample(
+        question=str(record["question"]),
+        passages=passages,
+        id=None if identifier is None else str(identifier),
+    )
+
+
+def _squad_examples(document: dict[str, Any]) -> Iterable[QAExample]:
+    for article in document["data"]:
+        for paragraph in article.get("paragraphs", []):
+            context = str(paragraph["context"])
+            for qa in paragraph.get("qas", []):
+                answers = [a for a in qa.get("answers", []) if str(a.get("text", "")).strip()]
+                texts = list(dict.fromkeys(str(a["text"]).strip() for a in answers))
+                first = answers[0] if answers and not qa.get("is_impossible", False) else None
+                start = first.get("answer_start") if first else None
+                passage = Passage(
+                    context,
+                    str(first["text"]).strip() if first else None,
+                    int(start) if start is not None and int(start) >= 0 else None,
+                )
+                yield QAExample(
+                    question=str(qa["question"]),
+                    passages=[passage],
+                    answers=[] if first is None else texts,
+                    id=None if qa.get("id") is None else str(qa["id"]),
+                )
+
+
+def detect_format(document: Any) -> str:
+    """ "squad" for `{"data": [...paragraphs...]}`, "webqa" for question/passages records."""
+    if isinstance(document, dict) and isinstance(document.get("data"), list):
+        return "squad"
+    records = document if isinstance(document, list) else list(document.values())
+    if records and all(isinstance(r, dict) and "question" in r for r in records[:10]):
+        return "webqa"
+    raise ValueError(
+        "unknown QA format: expected SQuAD/CMRC {'data': [...]} or a list/dict of "
+        "{'question', 'passages'} records"
+    )
+
+
+def parse_qa_document(document: Any) -> list[QAExample]:
+    """Examples of an already loaded JSON document (see the module docstring for formats)."""
+    if detect_format(document) == "squad":
+        return list(_squad_examples(document))
+    if isinstance(document, dict):
+        return [_webqa_example(record, str(key)) for key, record in document.items()]
+    return [_webqa_example(record, None) for record in document]
+
+
+def _load_json_or_lines(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        # JSON lines: one record per line.
+        lines = [line for line in text.splitlines() if line.strip()]
+        try:
+            return [json.loads(line) for line in lines]
+        except json.JSONDecodeError:
+            raise error from None
+
+
+def read_qa_file(path: str | os.PathLike[str]) -> list[QAExample]:
+    """Reads a WebQA/SogouQA or SQuAD/CMRC file (format detected from its content).
+
+    Args:
+        path: a .json file (or JSON lines of WebQA records), UTF-8 (a BOM is accepted).
+
+    Returns:
+        The examples, in file order.
+    """
+    text = Path(path).read_text(encoding="utf-8-sig")
+    return parse_qa_document(_load_json_or_lines(text))
+
+
+def write_webqa_file(path: str | os.PathLike[str], examples: Sequence[QAExample]) -> None:
+    """Writes examples as a WebQA/SogouQA JSON list (what `read_qa_file` reads back)."""
+    records = [
+        {
+            "question": ex.question,
+            "passages": [{"passage": p.text, "answer": p.answer or ""} for p in ex.passages],
+            **({"id": ex.id} if ex.id is not None else {}),
+        }
+        for ex in examples
+    ]
+    Path(path).write_text(json.dumps(records, ensure_ascii=False, indent=1), encoding="utf-8")
+
+
+def window_passages(example: QAExample, window_chars: int, stride_chars: int) -> QAExample:
+    """Cuts passages longer than `window_chars` into overlapping windows.
+
+    Each window starts `stride_chars` after the one before, the last one ends at the passage's
+    end. A window holds the answer when the answer's text occurs in it (so every window that a
+    reader could answer from is trained to answer); other windows get no answer. Passages that
+    fit are kept as they are, and so are the gold answers.
+
+    Args:
+        example: the example.
+        window_chars: longest window in characters (about the passage tokens the model reads:
+            a Chinese character is one WordPiece).
+        stride_chars: offset between window starts, at most `window_chars`.
+    """
+    if window_chars < 1 or not 0 < stride_chars <= window_chars:
+        raise ValueError(f"need 0 < stride ({stride_chars}) <= window ({window_chars})")
+    passages: list[Passage] = []
+    for passage in example.passages:
+        if len(passage.text) <= window_chars:
+            passages.append(passage)
+            continue
+        starts = list(range(0, len(passage.text) - window_chars, stride_chars))
+        starts.append(len(passage.text) - window_chars)
+        for start in starts:
+            text = passage.text[start : start + window_chars]
+            offset = text.find(passage.answer) if passage.answer else -1
+            passages.append(Passage(text, passage.answer, offset) if offset >= 0 else Passage(text))
+    return replace(example, passages=passages, answers=example.gold_answers())

@@ -1,0 +1,309 @@
+"""Decoding over passages with fake step models: no answer, voting, beams, extractive, cache."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from models.bert.tokenizer import BertTokenizer
+from models.qa.decoding import (
+    RecomputeStepModel,
+    _vote,
+    answer_question,
+    answer_questions,
+    decode_batch,
+    tokens_to_text,
+)
+
+PAD, UNK, CLS, SEP, MASK = 0, 1, 2, 3, 4
+V = 20
+# Question tokens of the fake prefixes.
+QUESTION = [15, 16]
+Dist = Callable[[list[int], list[int]], np.ndarray]
+
+
+def _prefix(passage: list[int]) -> list[int]:
+    return [CLS, *passage, SEP, *QUESTION, SEP]
+
+
+def _passage_of(prefix: list[int]) -> list[int]:
+    return prefix[1 : prefix.index(SEP)]
+
+
+def _peaked(token: int, p: float) -> np.ndarray:
+    probs = np.full(V, (1.0 - p) / (V - 1))
+    probs[token] = p
+    return probs
+
+
+def _normalized_vote(probs: np.ndarray, token: int) -> float:
+    """The decoder's step score of token for one passage: p^2 / (p + 1), rescaled to sum 1
+    over the tokens that may be written ([PAD], [CLS], [MASK] are banned)."""
+    probs = probs.copy()
+    probs[[PAD, CLS, MASK]] = 0.0
+    vote = probs**2 / (probs + 1)
+    return float(vote[token] / vote.sum())
+
+
+def _full_from(dist: Dist) -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+    """full_log_probs of a fake whose next-token distribution is dist(prefix, answer so far)."""
+
+    def full(token_ids: np.ndarray, segment_ids: np.ndarray, padding: np.ndarray) -> np.ndarray:
+        out = np.zeros((*token_ids.shape, V))
+        for b in range(len(token_ids)):
+            n = int(padding[b].sum())
+            prefix_len = int(((segment_ids[b] == 0) & (padding[b] == 1)).sum())
+            ids = [int(t) for t in token_ids[b, :n]]
+            for t in range(prefix_len - 1, n):
+                out[b, t] = np.log(dist(ids[:prefix_len], ids[prefix_len : t + 1]))
+        return out
+
+    return full
+
+
+class CachedFake:
+    """A StepModel with a preallocated token cache [B, T]: the shape of the real kv cache."""
+
+    def __init__(self, dist: Dist, capacity: int = 64) -> None:
+        self.dist = dist
+        self.capacity = capacity
+        self.calls: list[int] = []  # rows per model call
+
+    def _probs(self, cache: np.ndarray, prefix_len: np.ndarray, length: np.ndarray) -> np.ndarray:
+        return np.log(np.stack([
+            self.dist([int(t) for t in cache[b, : prefix_len[b]]],
+                      [int(t) for t in cache[b, prefix_len[b] : length[b]]])
+            for b in range(len(cache))
+        ]))  # fmt: skip
+
+    def prefill(self, token_ids, segment_ids, lengths):
+        cache = np.full((len(token_ids), self.capacity), PAD, np.int64)
+        cache[:, : token_ids.shape[1]] = token_ids
+        state = (cache, lengths.copy(), lengths.copy())
+        self.calls.append(len(token_ids))
+        return self._probs(*state), state
+
+    def step(self, token_ids, state, positions):
+        cache, prefix_len, length = (a.copy() for a in state)
+        assert np.array_equal(positions, length), "a step must write right after the cache"
+        cache[np.arange(len(cache)), positions] = token_ids
+        length += 1
+        self.calls.append(len(token_ids))
+        return self._probs(cache, prefix_len, length), (cache, prefix_len, length)
+
+    def reorder(self, state, indices):
+        return tuple(a[indices] for a in state)
+
+
+def _marker_dist(prefix: list[int], answer: list[int]) -> np.ndarray:
+    """Answers with the two passage tokens after marker 7, or [SEP] at once without one."""
+    passage = _passage_of(prefix)
+    if 7 not in passage:
+        return _peaked(SEP, 0.9)
+    start = passage.index(7) + 1
+    target = passage[start : start + 2]
+    return _peaked(target[len(answer)] if len(answer) < len(target) else SEP, 0.9)
+
+
+def _random_dist(prefix: list[int], answer: list[int]) -> np.ndarray:
+    """A fixed random distribution per (passage, answer so far), a little biased to [SEP]."""
+    seed = zlib.crc32(np.asarray(_passage_of(prefix) + [-1] + answer, np.int64).tobytes())
+    logits = np.random.default_rng(seed).normal(0, 2.0, V)
+    logits[SEP] += 0.4 * len(answer)
+    probs = np.exp(logits - logits.max())
+    return probs / probs.sum()
+
+
+def _decode(model, prefixes, **options):
+    options.setdefault("sep_id", SEP)
+    options.setdefault("banned_ids", (PAD, CLS, MASK))
+    return decode_batch(model, prefixes, **options)
+
+
+def test_vote_is_sum_of_squares_over_sum_plus_one():
+    probs = np.array([[0.6, 0.1], [0.6, 0.9]])
+    np.testing.assert_allclose(_vote(probs), [0.72 / 2.2, 0.82 / 2.0])
+
+
+def test_answer_from_the_passage_that_holds_it_and_null_without_one():
+    model = RecomputeStepModel(_full_from(_marker_dist))
+    with_answer = [_prefix([5, 6, 9]), _prefix([8, 7, 11, 12, 5]), _prefix([6, 6])]
+    without = [_prefix([5, 6, 9]), _prefix([8, 9])]
+    found, null = _decode(model, [with_answer, without])
+    assert found.token_ids == [11, 12]
+    assert found.passage_index == 1
+    # one passage left after the first step, sure of each token with p = 0.9
+    assert found.score == pytest.approx(_normalized_vote(_peaked(11, 0.9), 11) ** 3)
+    assert null.token_ids is None and null.passage_index is None and null.candidates == []
+    assert null.score == pytest.approx(2 * 0.81 / (1.8 + 1))
+
+
+def test_no_passages_gives_no_answer():
+    (result,) = _decode(RecomputeStepModel(_full_from(_marker_dist)), [[]])
+    assert result.token_ids is None and result.score == 0.0
+
+
+def test_voting_prefers_an_answer_several_passages_agree_on():
+    # Two passages fairly sure of 11, one very sure of 12: 2*0.7^2/(1.4+1) > 0.95^2/(0.95+1)?
+    # 0.408 < 0.463 -> 12 would win alone; with a third passage for 11 it wins: 3*0.49/3.1=0.474.
+    def dist(prefix, answer):
+        passage = _passage_of(prefix)
+        if answer:
+            return _peaked(SEP, 0.99)
+        return _peaked(12, 0.95) if passage[0] == 9 else _peaked(11, 0.7)
+
+    model = RecomputeStepModel(_full_from(dist))
+    two = _decode(model, [[_prefix([5]), _prefix([6]), _prefix([9])]])[0]
+    three = _decode(model, [[_prefix([5]), _prefix([6]), _prefix([8]), _prefix([9])]])[0]
+    assert two.token_ids == [12] and two.passage_index == 2
+    assert three.token_ids == [11] and three.passage_index in (0, 1, 2)
+
+
+def _garden_path(prefix, answer):
+    # Greedy takes 5 (p 0.5) then is stuck with weak tokens; 6 (p 0.4) ends well.
+    if not answer:
+        probs = np.full(V, 0.1 / (V - 2))
+        probs[5], probs[6] = 0.5, 0.4
+        return probs
+    if answer == [5]:
+        return _peaked(8, 0.2)
+    if answer == [5, 8]:
+        return _peaked(SEP, 0.9)
+    return _peaked(SEP, 0.95)
+
+
+def test_beam_search_finds_a_better_answer_than_greedy():
+    model = RecomputeStepModel(_full_from(_garden_path))
+    greedy = _decode(model, [[_prefix([5, 6, 8])]], beam_size=1)[0]
+    beam = _decode(model, [[_prefix([5, 6, 8])]], beam_size=3)[0]
+    assert greedy.token_ids == [5, 8]
+    assert beam.token_ids == [6]
+    first = _normalized_vote(_garden_path([], []), 6)
+    assert beam.score == pytest.approx(first * _normalized_vote(_peaked(SEP, 0.95), SEP))
+    assert [c[0] for c in beam.candidates][:2] == [[6], [5, 8]]
+    assert beam.candidates[0][1] > beam.candidates[1][1]
+
+
+def test_beam_search_does_not_prefer_no_answer_for_being_short():
+    # Sure of a three-token answer; "no answer" is the runner-up at the first step. Raw votes
+    # (at most 1/2 a step) would rank the empty answer above it.
+    def dist(prefix, answer):
+        if not answer:
+            probs = np.full(V, 0.01)
+            probs[5], probs[SEP] = 0.6, 0.3
+            return probs / probs.sum()
+        return _peaked([6, 7][len(answer) - 1] if len(answer) < 3 else SEP, 0.95)
+
+    model = RecomputeStepModel(_full_from(dist))
+    (result,) = _decode(model, [[_prefix([5, 6, 7])]], beam_size=4)
+    assert result.token_ids == [5, 6, 7]
+    assert [] in [c[0] for c in result.candidates]
+
+
+def test_extractive_answers_are_spans_of_a_passage():
+    def dist(prefix, answer):
+        # prefers 13 (never in the passage), then 9, then anything
+        probs = np.full(V, 0.01)
+        probs[13] = 0.5
+        probs[9 if not answer else 10] = 0.3
+        probs[SEP] = 0.2 if len(answer) >= 2 else 0.01
+        return probs / probs.sum()
+
+    model = RecomputeStepModel(_full_from(dist))
+    prefixes = [[_prefix([8, 9, 10, 12, 9, 11])]]
+    free = _decode(model, prefixes)[0]
+    span = _decode(model, prefixes, extractive=True)[0]
+    assert free.token_ids is not None and free.token_ids[0] == 13
+    assert span.token_ids == [9, 10]
+
+
+def test_extractive_after_a_repeated_token_follows_every_occurrence():
+    def dist(prefix, answer):
+        wanted = [9, 11]
+        return _peaked(wanted[len(answer)] if len(answer) < 2 else SEP, 0.6)
+
+    model = RecomputeStepModel(_full_from(dist))
+    # 9 occurs twice; only the second occurrence continues with 11
+    (result,) = _decode(model, [[_prefix([9, 10, 9, 11])]], extractive=True)
+    assert result.token_ids == [9, 11]
+    (blocked,) = _decode(model, [[_prefix([9, 10, 9, 12])]], extractive=True)
+    assert blocked.token_ids == [9]  # 11 cannot follow 9 here: [SEP] or 10/12 only
+
+
+def test_answers_stop_at_max_answer_tokens():
+    model = RecomputeStepModel(_full_from(lambda prefix, answer: _peaked(6, 0.8)))
+    (result,) = _decode(model, [[_prefix([6, 6])]], max_answer_tokens=3)
+    assert result.token_ids == [6, 6, 6]
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+@pytest.mark.parametrize("extractive", [False, True])
+def test_cache_and_batching_give_the_answers_of_recomputing_one_question_at_a_time(
+    beam_size, extractive
+):
+    rng = np.random.default_rng(0)
+    questions = [
+        [_prefix(list(rng.integers(5, V, size=rng.integers(3, 9)))) for _ in range(n)]
+        for n in (1, 3, 2, 4)
+    ]
+    options = dict(beam_size=beam_size, extractive=extractive, max_answer_tokens=6)
+    cached = CachedFake(_random_dist)
+    batched = _decode(cached, questions, **options)
+    reference = RecomputeStepModel(_full_from(_random_dist))
+    alone = [_decode(reference, [q], **options)[0] for q in questions]
+    assert [a.token_ids for a in batched] == [a.token_ids for a in alone]
+    assert [a.candidates for a in batched] == [a.candidates for a in alone]
+    assert any(a.token_ids for a in batched), "the fake should answer something"
+    # one prefill for all questions, then one step call per answer token
+    assert cached.calls[0] == sum(len(q) for q in questions)
+    assert len(cached.calls) <= 1 + 6
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tmp_path_factory) -> BertTokenizer:
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"北京上海张伟住在哪里？。", "ab",
+              "##c", "12", "##3"]  # fmt: skip
+    path = tmp_path_factory.mktemp("vocab") / "vocab.txt"
+    path.write_text("\n".join(tokens) + "\n", encoding="utf-8")
+    return BertTokenizer(path)
+
+
+def test_tokens_to_text_joins_characters_and_word_pieces(tokenizer):
+    ids = [tokenizer.token_to_id(t) for t in ["北", "京", "ab", "##c", "12", "[SEP]"]]
+    assert tokens_to_text(tokenizer, ids) == "北京abc 12"
+
+
+def test_answer_question_returns_text_and_candidates(tokenizer):
+    beijing = [tokenizer.token_to_id("北"), tokenizer.token_to_id("京")]
+
+    def dist(prefix, answer):
+        passage = _passage_of(prefix)
+        if beijing[0] not in passage:
+            probs = np.full(len(tokenizer_vocab), 0.01)
+            probs[tokenizer.sep_id] = 1.0
+        else:
+            probs = np.full(len(tokenizer_vocab), 0.01)
+            probs[beijing[len(answer)] if len(answer) < 2 else tokenizer.sep_id] = 1.0
+        return probs / probs.sum()
+
+    tokenizer_vocab = range(tokenizer.vocab_size)
+
+    def full(token_ids, segment_ids, padding):
+        out = np.zeros((*token_ids.shape, tokenizer.vocab_size))
+        for b in range(len(token_ids)):
+            n, m = int(padding[b].sum()), int(((segment_ids[b] == 0) & (padding[b] == 1)).sum())
+            ids = [int(t) for t in token_ids[b, :n]]
+            out[b, n - 1] = np.log(dist(ids[:m], ids[m:n]))
+        return out
+
+    model = RecomputeStepModel(full, pad_id=tokenizer.pad_id)
+    result = answer_question(
+        model, tokenizer, "张伟住在哪里？", ["张伟住在上海。", "张伟住在北京。"]
+    )
+    assert result.answer == "北京" and result.passage_index == 1
+    assert result.candidates[0][0] == "北京"
+    (none,) = answer_questions(model, tokenizer, [("张伟住在哪里？", ["张伟住在上海。"])])
+    assert none.answer is None and none.passage_index is None

@@ -1,0 +1,94 @@
+"""training.qa end to end on tiny synthetic data: vocabulary, batches, export, resume, eval CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from models.bert.tokenizer import BertTokenizer
+from models.qa.export import SavedModelStepModel
+from models.qa.readers import write_webqa_file
+from models.qa.synthetic import make_synthetic_examples
+from training import qa_eval
+from training.common import REQUIRED_MANIFEST_KEYS
+from training.qa import build_char_vocab, epoch_batches, train_qa
+
+
+def test_char_vocab_tokenises_chinese_and_latin_into_characters(tmp_path):
+    vocab = build_char_vocab(["张伟住在北京。", "NBA球员Kobe", "北京"])
+    assert vocab[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    assert vocab[5] == "北"  # most frequent first
+    assert "##o" in vocab and "##北" not in vocab and "K" not in vocab  # lower-cased
+    path = tmp_path / "vocab.txt"
+    path.write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizer(path)
+    assert tokenizer.tokenize("张伟住在北京kobe") == list("张伟住在北京") + [
+        "k",
+        "##o",
+        "##b",
+        "##e",
+    ]
+    assert tokenizer.tokenize("上海") == ["[UNK]", "[UNK]"]
+
+
+def test_epoch_batches_cover_every_sample_once_and_repeat_for_a_seed():
+    lengths = np.random.default_rng(0).integers(10, 100, size=103)
+    batches = epoch_batches(lengths, 8, seed=3, epoch=1)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(103))
+    assert max(len(b) for b in batches) == 8
+    again = epoch_batches(lengths, 8, seed=3, epoch=1)
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again, strict=True))
+    other = epoch_batches(lengths, 8, seed=3, epoch=2)
+    assert not all(np.array_equal(a, b) for a, b in zip(batches, other, strict=False))
+
+
+def _data(tmp_path):
+    train, valid = tmp_path / "train.json", tmp_path / "valid.json"
+    write_webqa_file(train, make_synthetic_examples(24, seed=0))
+    write_webqa_file(valid, make_synthetic_examples(6, seed=1))
+    return train, valid
+
+
+def _args(tmp_path, train, valid, *extra):
+    return [
+        "--data", str(train), "--valid", str(valid), "--out", str(tmp_path / "store"),
+        "--name", "qa-tiny", "--epochs", "2", "--batch-size", "8",
+        "--hidden-size", "16", "--num-layers", "1", "--num-heads", "2",
+        "--intermediate-size", "32", "--max-passage-tokens", "96",
+        "--max-question-tokens", "16", "--max-answer-tokens", "6",
+        "--checkpoint-dir", str(tmp_path / "ckpt"), "--checkpoint-every", "3",
+        "--log-dir", "", "--no-progress", *extra,
+    ]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_job_exports_a_decodable_version_and_resumes(tmp_path, capsys):
+    train, valid = _data(tmp_path)
+    assert train_qa(_args(tmp_path, train, valid, "--stop-after-steps", "4")) is None
+    capsys.readouterr()
+    path = train_qa(_args(tmp_path, train, valid, "--resume"))
+    assert "at step 4" in capsys.readouterr().err
+    assert path is not None and path.name == "1"
+    manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    for key in (*REQUIRED_MANIFEST_KEYS, "max_passage_tokens", "max_answer_tokens", "tokenizer"):
+        assert key in manifest
+    assert manifest["task"] == "qa" and manifest["max_answer_tokens"] == 6
+    assert {"prefill", "step", "reorder", "full_logits"} <= set(manifest["signatures"])
+    assert 0.0 <= manifest["metrics"]["valid_accuracy"] <= 1.0
+    assert manifest["metrics"]["steps"] == 2 * -(-manifest["data"]["passages"] // 8)
+    vocab = (path / manifest["tokenizer"]["vocab"]).read_text(encoding="utf-8").split("\n")
+    assert vocab[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] and "北" in vocab
+
+    # The SavedModel's cache decoding and its full_logits agree, through the eval script.
+    saved = SavedModelStepModel(path)
+    log_probs, _ = saved.prefill(np.array([[2, 5, 3, 6, 3]]), np.zeros((1, 5)), np.array([5]))
+    assert log_probs.shape == (1, len(vocab) - 1)
+    capsys.readouterr()
+    report = qa_eval.main(["--model", str(path), "--data", str(valid)])
+    reference = qa_eval.main(["--model", str(path), "--data", str(valid), "--no-cache"])
+    assert report["count"] == 6
+    assert report["accuracy"] == reference["accuracy"] and report["f1"] == reference["f1"]
+    printed = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert printed[0]["accuracy"] == report["accuracy"]

@@ -1,0 +1,155 @@
+"""Evaluate an exported QA model on a held-out file: accuracy, character F1 and Final.
+
+    python -m training.qa_eval --model model_store/qa-zh/1 --data dev.json \\
+        [--beam-size 1] [--extractive] [--limit 500] [--predictions preds.json]
+
+Reads WebQA/SogouQA or SQuAD/CMRC JSON (`models.qa.readers`), cuts long passages into the same
+windows as training, decodes every question over all its passages with the SavedModel's
+key/value-cache signatures (`--no-cache`: its full_logits, the slow reference) and scores the
+answers against the gold ones after normalisation (`models.qa.metrics`). Prints the metrics as
+JSON on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from models.bert.tokenizer import BertTokenizer
+from models.qa.decoding import RecomputeStepModel, StepModel, answer_questions
+from models.qa.metrics import evaluate
+from models.qa.readers import QAExample, read_qa_file, window_passages
+from models.qa.samples import (
+    DEFAULT_MAX_ANSWER_TOKENS,
+    DEFAULT_MAX_PASSAGE_TOKENS,
+    DEFAULT_MAX_QUESTION_TOKENS,
+)
+
+# Questions decoded together in one batch of model calls (their passages x beams are the rows).
+DEFAULT_QUESTIONS_PER_BATCH = 16
+MANIFEST_FILE = "manifest.json"
+# Windows overlap by half, as in training (training.qa's DEFAULT_WINDOW_STRIDE_FRACTION).
+WINDOW_STRIDE_FRACTION = 0.5
+
+
+def evaluate_examples(
+    model: StepModel,
+    tokenizer: BertTokenizer,
+    examples: Sequence[QAExample],
+    *,
+    max_passage_tokens: int = DEFAULT_MAX_PASSAGE_TOKENS,
+    max_question_tokens: int = DEFAULT_MAX_QUESTION_TOKENS,
+    max_answer_tokens: int = DEFAULT_MAX_ANSWER_TOKENS,
+    beam_size: int = 1,
+    extractive: bool = False,
+    questions_per_batch: int = DEFAULT_QUESTIONS_PER_BATCH,
+) -> tuple[dict[str, float], list[str | None]]:
+    """Decodes every example and scores the answers.
+
+    Args:
+        model: a step model (`KerasStepModel`, `SavedModelStepModel`, `RecomputeStepModel`).
+        tokenizer: the model's tokenizer.
+        examples: the examples, passages already windowed as the model reads them.
+        max_passage_tokens, max_question_tokens, max_answer_tokens: the model's limits.
+        beam_size: beams per question.
+        extractive: answers restricted to passage spans.
+        questions_per_batch: questions decoded together.
+
+    Returns:
+        ({"accuracy", "f1", "final", "count"}, the predicted answers in order).
+    """
+    predictions: list[str | None] = []
+    for start in range(0, len(examples), questions_per_batch):
+        chunk = examples[start : start + questions_per_batch]
+        results = answer_questions(
+            model,
+            tokenizer,
+            [(e.question, [p.text for p in e.passages]) for e in chunk],
+            max_passage_tokens=max_passage_tokens,
+            max_question_tokens=max_question_tokens,
+            max_answer_tokens=max_answer_tokens,
+            beam_size=beam_size,
+            extractive=extractive,
+        )
+        predictions.extend(r.answer for r in results)
+    return evaluate(predictions, examples), predictions
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m training.qa_eval", description=__doc__)
+    p.add_argument("--model", type=Path, required=True, help="a version folder of a qa model")
+    p.add_argument("--data", type=Path, required=True, help="held-out QA file")
+    p.add_argument("--beam-size", type=int, default=None, help="default: the manifest's")
+    p.add_argument("--extractive", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--limit", type=int, default=None, help="evaluate the first N questions")
+    p.add_argument("--questions-per-batch", type=int, default=DEFAULT_QUESTIONS_PER_BATCH)
+    p.add_argument("--no-cache", action="store_true", help="decode with full_logits only")
+    p.add_argument("--predictions", type=Path, default=None, help="write answers here (JSON)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    from models.qa.export import SavedModelStepModel
+
+    args = build_parser().parse_args(argv)
+    manifest = json.loads((args.model / MANIFEST_FILE).read_text(encoding="utf-8"))
+    spec = manifest["tokenizer"]
+    tokenizer = BertTokenizer(
+        args.model / spec["vocab"], bool(spec["lowercase"]), spec.get("strip_accents")
+    )
+    decoding = manifest.get("decoding", {})
+    beam_size = args.beam_size or int(decoding.get("beam_size", 1))
+    extractive = (
+        args.extractive if args.extractive is not None else bool(decoding.get("extractive"))
+    )
+    window = int(manifest["max_passage_tokens"])
+    stride = int(manifest.get("config", {}).get("window_stride") or window * WINDOW_STRIDE_FRACTION)
+    examples = [window_passages(e, window, stride) for e in read_qa_file(args.data)]
+    examples = examples[: args.limit]
+    saved = SavedModelStepModel(args.model)
+    model: StepModel = (
+        RecomputeStepModel(saved.full_logits, tokenizer.pad_id) if args.no_cache else saved
+    )
+    started = time.perf_counter()
+    scores, predictions = evaluate_examples(
+        model,
+        tokenizer,
+        examples,
+        max_passage_tokens=window,
+        max_question_tokens=int(manifest["max_question_tokens"]),
+        max_answer_tokens=int(manifest["max_answer_tokens"]),
+        beam_size=beam_size,
+        extractive=extractive,
+        questions_per_batch=args.questions_per_batch,
+    )
+    report = {
+        **scores,
+        "model": str(args.model),
+        "data": str(args.data),
+        "beam_size": beam_size,
+        "extractive": extractive,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    if args.predictions is not None:
+        args.predictions.write_text(
+            json.dumps(
+                [
+                    {"id": e.id, "question": e.question, "prediction": p, "gold": e.gold_answers()}
+                    for e, p in zip(examples, predictions, strict=True)
+                ],
+                ensure_ascii=False,
+                indent=1,
+            ),
+            encoding="utf-8",
+        )
+    print(json.dumps(report, ensure_ascii=False), file=sys.stdout)
+    return report
+
+
+if __name__ == "__main__":
+    main()
