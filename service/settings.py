@@ -52,12 +52,17 @@ class Settings(BaseSettings):
     max_inputs: int = Field(256, ge=1, description="Most inputs (texts, rows) in one request.")
     max_text_chars: int = Field(8192, ge=1, description="Most characters in one text.")
     max_new_tokens: int = Field(256, ge=1, description="Most tokens one generation may ask for.")
+    max_passages: int = Field(16, ge=1, description="Most passages one question may carry.")
+    max_beam_size: int = Field(8, ge=1, description="Most beams one QA request may ask for.")
 
     admin_token: SecretStr | None = Field(
         None, description="Bearer token of the admin endpoints; unset turns them off."
     )
     default_embedding_model: str | None = Field(
         None, description="Model used by /v1/embeddings when a request names none."
+    )
+    default_qa_model: str | None = Field(
+        None, description="Model used by /v1/qa when a request names none."
     )
 
     # Devices: TensorFlow places ops on a visible GPU by itself; these only restrict or tune that.
@@ -69,7 +74,7 @@ class Settings(BaseSettings):
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info")
 
-    @field_validator("admin_token", "default_embedding_model", mode="before")
+    @field_validator("admin_token", "default_embedding_model", "default_qa_model", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # `ADMIN_TOKEN=` in an .env or compose file means "off", never "the empty token".

@@ -10,6 +10,7 @@ from service.runtimes.base import Runtime
 _RUNTIMES: dict[tuple[str, str], str] = {
     ("embedding", "jose"): "service.runtimes.embedding:JoseEmbeddingRuntime",
     ("embedding", "bert"): "service.runtimes.bert_embedding:BertEmbeddingRuntime",
+    ("qa", "bert-unilm"): "service.runtimes.qa:QARuntime",
 }
 
 

@@ -1,0 +1,129 @@
+"""Reading-comprehension QA from a UniLM seq2seq SavedModel (signatures prefill/step/reorder).
+
+The request side tokenises the question over each passage into the prefix
+`[CLS] passage [SEP] question [SEP]`; the batch side decodes every queued question's passages
+together (`models.qa.decoding.decode_batch`): one prefill, then one cached step per answer token,
+with the passages voting and beams reordering the cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from models.bert.tokenizer import BertTokenizer
+from models.qa.decoding import QAResult, banned_ids, decode_batch, results_from_decoded
+from models.qa.samples import build_prefix
+from service.errors import BadInput
+from service.runtimes.base import Runtime
+from service.settings import Settings
+
+
+@dataclass(frozen=True)
+class QAOptions:
+    """Decoding options; requests share a batch only when these are equal (the group key)."""
+
+    beam_size: int
+    max_answer_tokens: int
+    extractive: bool
+
+
+@dataclass(frozen=True)
+class QAItem:
+    prefixes: tuple[tuple[int, ...], ...]  # per passage: [CLS] passage [SEP] question [SEP]
+    options: QAOptions
+
+    @property
+    def rows(self) -> int:
+        return len(self.prefixes) * self.options.beam_size
+
+    @property
+    def longest_prefix(self) -> int:
+        # The cache holds the prefix and the answer: that is what a row costs.
+        return max(len(p) for p in self.prefixes) + self.options.max_answer_tokens
+
+
+class QARuntime(Runtime):
+    task = "qa"
+    family = "bert-unilm"
+
+    def __init__(self, name: str, version: int, path: Path, settings: Settings) -> None:
+        super().__init__(name, version, path, settings)
+        tok = self.manifest.get("tokenizer", {})
+        self.tokenizer = BertTokenizer(
+            path / "assets" / "vocab.txt",
+            lowercase=bool(tok.get("lowercase", True)),
+            strip_accents=tok.get("strip_accents"),
+        )
+        self.max_passage_tokens = int(self.manifest["max_passage_tokens"])
+        self.max_question_tokens = int(self.manifest["max_question_tokens"])
+        self.max_answer_tokens = int(self.manifest["max_answer_tokens"])
+        decoding = self.manifest.get("decoding", {})
+        self.default_beam_size = int(decoding.get("beam_size", 1))
+        self.default_extractive = bool(decoding.get("extractive", False))
+        self._model: Any = None
+
+    def load(self) -> None:
+        from models.qa.export import SavedModelStepModel
+
+        self._model = SavedModelStepModel(self.path)
+
+    def prepare(
+        self,
+        question: str,
+        passages: Sequence[str],
+        *,
+        max_answer_tokens: int | None,
+        beam_size: int | None,
+        extractive: bool,
+    ) -> QAItem:
+        answer_tokens = max_answer_tokens or self.max_answer_tokens
+        if answer_tokens > self.max_answer_tokens:
+            raise BadInput(
+                f"max_answer_tokens {answer_tokens} is over this model's {self.max_answer_tokens}"
+            )
+        options = QAOptions(
+            beam_size=beam_size or self.default_beam_size,
+            max_answer_tokens=answer_tokens,
+            extractive=extractive or self.default_extractive,
+        )
+        # Passages longer than the model reads are cut to its window, as in training.
+        prefixes = tuple(
+            tuple(
+                build_prefix(
+                    self.tokenizer,
+                    passage,
+                    question,
+                    self.max_passage_tokens,
+                    self.max_question_tokens,
+                )[0]
+            )
+            for passage in passages
+        )
+        return QAItem(prefixes=prefixes, options=options)
+
+    def run_batch(self, items: Sequence[QAItem]) -> list[QAResult]:
+        options = items[0].options  # the batcher's group key: equal for the whole batch
+        decoded = decode_batch(
+            self._model,
+            [[list(p) for p in item.prefixes] for item in items],
+            sep_id=self.tokenizer.sep_id,
+            pad_id=self.tokenizer.pad_id,
+            max_answer_tokens=options.max_answer_tokens,
+            beam_size=options.beam_size,
+            extractive=options.extractive,
+            banned_ids=banned_ids(self.tokenizer),
+        )
+        return results_from_decoded(self.tokenizer, decoded)
+
+    def warmup(self) -> None:
+        item = self.prepare(
+            "warm-up?",
+            ["warm-up passage.", "another one."],
+            max_answer_tokens=2,
+            beam_size=min(2, self.settings.max_beam_size),
+            extractive=False,
+        )
+        self.run_batch([item])

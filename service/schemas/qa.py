@@ -1,0 +1,64 @@
+"""POST /v1/qa: a question over one or more passages."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, Field, StringConstraints
+
+from service.schemas.common import HARD_MAX_INPUTS, HARD_MAX_TEXT_CHARS, ModelName
+
+Text = Annotated[str, StringConstraints(min_length=1, max_length=HARD_MAX_TEXT_CHARS)]
+
+# Schema caps (422); the configured MAX_PASSAGES / MAX_BEAM_SIZE are lower and answer 413.
+HARD_MAX_BEAM_SIZE = 64
+HARD_MAX_ANSWER_TOKENS = 1024
+
+
+class QARequest(BaseModel):
+    model: ModelName | None = Field(
+        None, description="Model name; may be left out when the store holds one qa model."
+    )
+    question: Text = Field(description="At most MAX_TEXT_CHARS characters (413 past it).")
+    passages: Annotated[list[Text], Field(min_length=1, max_length=HARD_MAX_INPUTS)] = Field(
+        description="Passages to read, decoded together; at most MAX_PASSAGES (413 past it)."
+    )
+    max_answer_tokens: int | None = Field(
+        None,
+        ge=1,
+        le=HARD_MAX_ANSWER_TOKENS,
+        description="Longest answer in tokens; at most the model's own max_answer_tokens (400).",
+    )
+    beam_size: int | None = Field(
+        None, ge=1, le=HARD_MAX_BEAM_SIZE, description="Beams (1: greedy); at most MAX_BEAM_SIZE."
+    )
+    extractive: bool = Field(
+        False, description="Answers must be spans of the passages (each token continues one)."
+    )
+
+    model_config = {
+        "extra": "forbid",
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "question": "张伟住在哪里？",
+                    "passages": ["张伟住在北京。张伟的职业是医生。", "李娜住在上海。"],
+                }
+            ]
+        },
+    }
+
+
+class QACandidate(BaseModel):
+    text: str
+    score: float
+    passage_index: int | None
+
+
+class QAResponse(BaseModel):
+    model: str
+    version: int
+    answer: str | None = Field(description="null when no passage holds an answer.")
+    score: float
+    passage_index: int | None
+    candidates: list[QACandidate]
