@@ -7,7 +7,9 @@ same length, in order; callers submit items and each gets its own result back. A
   `Overloaded` (429) at once;
 - a batch closes at `max_batch_size` rows, at `max_batch_tokens` padded tokens
   (rows x longest row, what the padded model call really costs), or `max_batch_delay` after its
-  first item arrived, whichever comes first;
+  first item arrived, whichever comes first; and it waits for company only while some caller has
+  announced itself (`arrival()`: a request still being tokenised) and is not queued yet, so a lone
+  request at low load runs at once instead of sitting out the delay;
 - items carry a `group` (the model version that prepared them); a batch never mixes groups, so a
   version swap never feeds one version's token ids to another;
 - an item whose caller has gone (future cancelled) or whose deadline passed is dropped before it
@@ -26,7 +28,7 @@ import time
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from service.errors import BackendError, DeadlineExceeded, NotReady, Overloaded, ServiceError
 from service.metrics import Metrics
@@ -84,6 +86,7 @@ class DynamicBatcher(Generic[I, O]):
         self._worker: asyncio.Task[None] | None = None
         self._closing = False
         self._busy = False
+        self._incoming = 0  # callers announced by arrival() and not queued yet
         # Mean seconds per batch, for an honest Retry-After.
         self._mean_batch_s = 0.05
         self.batches_run = 0
@@ -92,6 +95,10 @@ class DynamicBatcher(Generic[I, O]):
     @property
     def depth(self) -> int:
         return len(self._queue)
+
+    def arrival(self) -> Arrival:
+        """Announce a caller that will submit soon (a context manager; submit_many closes it)."""
+        return Arrival(self)
 
     def start(self) -> None:
         if self._worker is None:
@@ -105,6 +112,7 @@ class DynamicBatcher(Generic[I, O]):
         rows: Sequence[int] | None = None,
         group: Hashable = None,
         timeout_s: float,
+        arrival: Arrival | None = None,
     ) -> list[Completed[O]]:
         """Queue a request's items together; wait for all of their results."""
         if self._closing:
@@ -135,6 +143,8 @@ class DynamicBatcher(Generic[I, O]):
         ]
         self._queue.extend(pending)
         self._set_depth()
+        if arrival is not None:
+            arrival.close()
         self._arrived.set()
         try:
             return list(await asyncio.gather(*(p.future for p in pending)))
@@ -212,10 +222,11 @@ class DynamicBatcher(Generic[I, O]):
                     )
 
     async def _wait_for_batch(self) -> None:
-        """Hold the batch open until it is full or its first item has waited max_batch_delay."""
+        """Hold the batch open while company is on its way, until it is full or its first item
+        has waited max_batch_delay."""
         first = self._queue[0]
         close_at = first.enqueued + self.config.max_batch_delay_s
-        while not self._full():
+        while self._incoming > 0 and not self._full():
             remaining = close_at - time.monotonic()
             if remaining <= 0:
                 return
@@ -292,3 +303,23 @@ class DynamicBatcher(Generic[I, O]):
         self._metrics.compute_time.labels(self.name).observe(compute_s)
         for p in batch:
             self._metrics.queue_time.labels(self.name).observe(started - p.enqueued)
+
+
+class Arrival:
+    """A caller on its way to the queue; the worker holds a batch open for it (up to the delay)."""
+
+    def __init__(self, batcher: DynamicBatcher[Any, Any]) -> None:
+        self._batcher: DynamicBatcher[Any, Any] | None = batcher
+        batcher._incoming += 1
+
+    def close(self) -> None:
+        if self._batcher is not None:
+            self._batcher._incoming -= 1
+            self._batcher._arrived.set()  # the worker re-checks whether to wait any longer
+            self._batcher = None
+
+    def __enter__(self) -> Arrival:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

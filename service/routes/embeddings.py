@@ -47,18 +47,20 @@ async def create_embeddings(
     runtime = model.runtime
     if not isinstance(runtime, EmbeddingRuntime):
         raise NotReady(f"model {model.name!r} has no embedding runtime loaded")
-    # Tokenising (jieba) is CPU work: off the event loop.
-    encoded = await asyncio.to_thread(_prepare_all, runtime, texts, body.method)
-    method = encoded[0].method
-    results = await until_disconnect(
-        request,
-        model.batcher.submit_many(
-            [BatchItem(runtime, e) for e in encoded],
-            tokens=[e.tokens for e in encoded],
-            group=(id(runtime), method),
-            timeout_s=settings.request_timeout_s,
-        ),
-    )
+    with model.batcher.arrival() as arrival:
+        # Tokenising (jieba) is CPU work: off the event loop.
+        encoded = await asyncio.to_thread(_prepare_all, runtime, texts, body.method)
+        method = encoded[0].method
+        results = await until_disconnect(
+            request,
+            model.batcher.submit_many(
+                [BatchItem(runtime, e) for e in encoded],
+                tokens=[e.tokens for e in encoded],
+                group=(id(runtime), method),
+                timeout_s=settings.request_timeout_s,
+                arrival=arrival,
+            ),
+        )
     timing_headers(response, list(results))
     data = []
     for i, r in enumerate(results):

@@ -48,16 +48,28 @@ def test_each_caller_gets_its_own_results_in_order() -> None:
     run(main())
 
 
-def test_batch_waits_at_most_the_delay_for_company() -> None:
+def test_batch_waits_for_announced_company_at_most_the_delay() -> None:
     async def main() -> None:
         rec = Recorder()
         b = DynamicBatcher("m", rec, BatcherConfig(max_batch_size=64, max_batch_delay_s=0.05))
+        # Nobody else on the way: a lone item runs at once, not after the delay.
         started = time.monotonic()
-        [done] = await b.submit_many([1], timeout_s=5)
-        waited = time.monotonic() - started
-        assert done.value == 10
-        assert 0.04 <= waited < 1.0
-        assert done.queue_s >= 0.04
+        [alone] = await b.submit_many([1], timeout_s=5)
+        assert alone.value == 10 and time.monotonic() - started < 0.04
+        # A caller announced but never arriving: the batch waits the delay, then runs.
+        with b.arrival():
+            started = time.monotonic()
+            [done] = await b.submit_many([2], timeout_s=5)
+            assert 0.04 <= time.monotonic() - started < 1.0 and done.queue_s >= 0.04
+
+        # An announced caller that arrives in time joins the same batch.
+        async def late(arrival: object) -> None:
+            await asyncio.sleep(0.01)
+            await b.submit_many([4], timeout_s=5, arrival=arrival)  # type: ignore[arg-type]
+
+        arrival = b.arrival()
+        await asyncio.gather(b.submit_many([3], timeout_s=5), late(arrival))
+        assert rec.calls[-1] == [3, 4]
         await b.close()
 
     run(main())
