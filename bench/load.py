@@ -1,6 +1,7 @@
-"""Closed-loop load on POST /v1/embeddings: batching on vs MAX_BATCH_SIZE=1, side by side.
+"""Closed-loop load on /v1/embeddings or /v1/qa: batching on vs MAX_BATCH_SIZE=1, side by side.
 
-    .venv/bin/python bench/load_embeddings.py --store model_store --model demo-jose
+    .venv/bin/python bench/load.py --store model_store --model demo-jose
+    .venv/bin/python bench/load.py --endpoint qa --store model_store --model demo-qa
 
 Starts two servers on 127.0.0.1 from the same store (one batching, one with MAX_BATCH_SIZE=1) and,
 for each concurrency level, runs the same closed loop against each in turn (interleaved, so that
@@ -36,8 +37,23 @@ SENTENCES = [
 ]
 
 
+QA_QUESTIONS = [
+    ("张伟住在哪里？", ["张伟住在北京。张伟的职业是医生。", "李娜住在上海。李娜的职业是教师。"]),
+    ("李娜的职业是什么？", ["李娜住在上海。李娜的职业是教师。"]),
+    ("王芳多大了？", ["王芳今年三十岁。王芳住在广州。", "张伟住在北京。"]),
+]
+
+
+def request_body(endpoint: str, model: str, rng: random.Random, texts: int) -> tuple[str, dict]:
+    if endpoint == "qa":
+        question, passages = rng.choice(QA_QUESTIONS)
+        return "/v1/qa", {"model": model, "question": question, "passages": passages}
+    return "/v1/embeddings", {"model": model, "input": rng.sample(SENTENCES, texts)}
+
+
 async def closed_loop(
     url: str,
+    endpoint: str,
     model: str,
     concurrency: int,
     requests: int,
@@ -54,9 +70,9 @@ async def closed_loop(
         nonlocal sent, errors
         while sent < requests and time.monotonic() < end:
             sent += 1
-            body = {"model": model, "input": rng.sample(SENTENCES, texts_per_request)}
+            path, body = request_body(endpoint, model, rng, texts_per_request)
             started = time.monotonic()
-            r = await client.post(f"{url}/v1/embeddings", json=body)
+            r = await client.post(f"{url}{path}", json=body)
             if r.status_code == 200:
                 latencies.append(time.monotonic() - started)
             else:
@@ -81,6 +97,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", type=Path, default=Path("model_store"))
     parser.add_argument("--model", required=True)
+    parser.add_argument("--endpoint", choices=["embeddings", "qa"], default="embeddings")
     parser.add_argument("--concurrency", default="1,2,4,8,16,32,64")
     parser.add_argument("--requests", type=int, default=300, help="per run, at most")
     parser.add_argument("--max-seconds", type=float, default=8, help="per run, at most")
@@ -104,6 +121,7 @@ def main() -> None:
                         asyncio.run(
                             closed_loop(
                                 url,
+                                args.endpoint,
                                 args.model,
                                 c,
                                 args.requests,
@@ -119,8 +137,9 @@ def main() -> None:
                 file=sys.stderr,
             )
 
+    unit = f"{args.texts_per_request} text(s)" if args.endpoint == "embeddings" else "one question"
     print(
-        f"\n/v1/embeddings, model {args.model}, {args.texts_per_request} text(s) per request, "
+        f"\n/v1/{args.endpoint}, model {args.model}, {unit} per request, "
         f"MAX_BATCH_SIZE={args.batch_size} vs 1, median of {args.rounds} alternating rounds, "
         f"{os.cpu_count()} CPUs shared by server and load generator\n"
     )
