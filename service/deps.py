@@ -11,7 +11,7 @@ from fastapi import Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from service.batching import Completed
-from service.errors import ClientClosedRequest, Forbidden, Unauthorized
+from service.errors import ClientClosedRequest, Forbidden, PayloadTooLarge, Unauthorized
 from service.registry import ModelRegistry
 from service.settings import Settings
 
@@ -74,6 +74,18 @@ async def _wait_disconnect(request: Request) -> None:
         message = await request.receive()
         if message["type"] == "http.disconnect":
             return
+
+
+def check_limit(count: int, limit: int, what: str, setting: str) -> None:
+    """One configured request limit: past it, 413 naming the setting."""
+    if count > limit:
+        raise PayloadTooLarge(f"{what}: {count}; the most is {limit} ({setting})")
+
+
+def check_text_lengths(settings: Settings, texts: dict[str, str]) -> None:
+    """MAX_TEXT_CHARS for every named text of a request."""
+    for what, text in texts.items():
+        check_limit(len(text), settings.max_text_chars, f"characters in {what}", "MAX_TEXT_CHARS")
 
 
 def timing_headers(response: Response, results: list[Completed[object]]) -> None:

@@ -7,8 +7,15 @@ from typing import Any
 import numpy as np
 from fastapi import APIRouter, Request, Response
 
-from service.deps import RegistryDep, SettingsDep, timing_headers, until_disconnect
-from service.errors import NotReady, PayloadTooLarge, error_responses
+from service.deps import (
+    RegistryDep,
+    SettingsDep,
+    check_limit,
+    check_text_lengths,
+    timing_headers,
+    until_disconnect,
+)
+from service.errors import NotReady, error_responses
 from service.registry import BatchItem
 from service.runtimes.base import reading_input
 from service.runtimes.embedding import EmbeddingRuntime
@@ -32,16 +39,8 @@ async def create_embeddings(
 ) -> EmbeddingResponse:
     """Embed one text or a batch of texts as vectors (OpenAI-compatible)."""
     texts = [body.input] if isinstance(body.input, str) else body.input
-    if len(texts) > settings.max_inputs:
-        raise PayloadTooLarge(
-            f"{len(texts)} inputs; the most is {settings.max_inputs} (MAX_INPUTS)"
-        )
-    for i, text in enumerate(texts):
-        if len(text) > settings.max_text_chars:
-            raise PayloadTooLarge(
-                f"input {i} has {len(text)} characters; the most is "
-                f"{settings.max_text_chars} (MAX_TEXT_CHARS)"
-            )
+    check_limit(len(texts), settings.max_inputs, "inputs", "MAX_INPUTS")
+    check_text_lengths(settings, {f"input {i}": t for i, t in enumerate(texts)})
     model = registry.resolve("embedding", body.model, settings.default_embedding_model)
     request.state.model = model.name
     runtime = model.runtime

@@ -4,8 +4,15 @@ import asyncio
 
 from fastapi import APIRouter, Request, Response
 
-from service.deps import RegistryDep, SettingsDep, timing_headers, until_disconnect
-from service.errors import NotReady, PayloadTooLarge, error_responses
+from service.deps import (
+    RegistryDep,
+    SettingsDep,
+    check_limit,
+    check_text_lengths,
+    timing_headers,
+    until_disconnect,
+)
+from service.errors import NotReady, error_responses
 from service.registry import BatchItem
 from service.runtimes.base import reading_input
 from service.runtimes.qa import QAItem, QARuntime
@@ -28,21 +35,12 @@ async def answer_question(
     settings: SettingsDep,
 ) -> QAResponse:
     """Read the passages and write the answer to the question, or `answer: null` if none has it."""
-    if len(body.passages) > settings.max_passages:
-        raise PayloadTooLarge(
-            f"{len(body.passages)} passages; the most is {settings.max_passages} (MAX_PASSAGES)"
-        )
-    if body.beam_size is not None and body.beam_size > settings.max_beam_size:
-        raise PayloadTooLarge(
-            f"beam_size {body.beam_size}; the most is {settings.max_beam_size} (MAX_BEAM_SIZE)"
-        )
-    for i, text in enumerate([body.question, *body.passages]):
-        if len(text) > settings.max_text_chars:
-            what = "question" if i == 0 else f"passage {i - 1}"
-            raise PayloadTooLarge(
-                f"{what} has {len(text)} characters; the most is {settings.max_text_chars} "
-                "(MAX_TEXT_CHARS)"
-            )
+    check_limit(len(body.passages), settings.max_passages, "passages", "MAX_PASSAGES")
+    check_limit(body.beam_size or 1, settings.max_beam_size, "beam_size", "MAX_BEAM_SIZE")
+    check_text_lengths(
+        settings,
+        {"the question": body.question} | {f"passage {i}": p for i, p in enumerate(body.passages)},
+    )
     model = registry.resolve("qa", body.model, settings.default_qa_model)
     request.state.model = model.name
     runtime = model.runtime
