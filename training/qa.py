@@ -22,17 +22,14 @@ import math
 import sys
 import tempfile
 import time
-import unicodedata
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import keras
 import numpy as np
 import tensorflow as tf
 
-from models.bert.tokenizer import CLS, MASK, PAD, SEP, UNK, VOCAB_FILE, BertTokenizer
+from models.bert.tokenizer import VOCAB_FILE, BertTokenizer
 from models.qa.export import VOCAB_ASSET_PATH, export_qa_saved_model
 from models.qa.kv_cache import KerasStepModel
 from models.qa.readers import QAExample, read_qa_file, window_passages, write_webqa_file
@@ -59,13 +56,19 @@ from models.qa.synthetic import SyntheticConfig, make_synthetic_examples
 from training.common import (
     CheckpointKeeper,
     ExponentialMovingAverage,
-    Progress,
     TensorBoardLogger,
     add_common_args,
     data_summary,
-    epoch_permutation,
     export_version,
     set_seed,
+)
+from training.common.cli import add_bert_model_args
+from training.common.loop import bert_adamw, make_train_step, run_steps
+from training.common.text import (
+    build_char_vocab,
+    init_positions_as_sinusoids,
+    pad_width,
+    write_vocab,
 )
 from training.qa_eval import evaluate_examples
 
@@ -74,25 +77,9 @@ DEFAULT_BATCH_SIZE = 32
 # small encoder trained from scratch takes a larger step.
 DEFAULT_FINETUNE_LR = 2e-5
 DEFAULT_SCRATCH_LR = 1e-3
-# Linear warm-up over this share of all steps, then cosine decay to zero.
-WARMUP_FRACTION = 0.06
-WEIGHT_DECAY = 0.01
-CLIP_NORM = 1.0
 # Overlap of passage windows: each window starts half a window after the previous one, so an
 # answer shorter than half a window lies whole inside at least one of them.
 DEFAULT_WINDOW_STRIDE_FRACTION = 0.5
-# Rows are padded to a multiple of this, so that the training step sees few distinct shapes.
-PAD_MULTIPLE = 8
-# Batches are drawn from groups of this many batches sorted by length (less padding).
-LENGTH_SORT_BATCHES = 50
-LOG_EVERY_STEPS = 20
-SPECIAL_TOKENS = (PAD, UNK, CLS, SEP, MASK)
-# From scratch, the position table starts as sinusoids (Vaswani et al. 2017, Sec. 3.5), in which
-# "the token k places before" is a fixed linear map of the position: the previous-token
-# attention that copying an answer out of a passage needs is then quick to learn, where a random
-# table has to discover it first. Scaled to the RMS of BERT's N(0, 0.02) initialiser.
-POSITION_INIT_RMS = 0.02
-SINUSOID_BASE = 10000.0
 FAMILY = "bert-unilm"
 
 
@@ -103,17 +90,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_common_args(p)
     p.set_defaults(epochs=10)
+    add_bert_model_args(
+        p,
+        batch_size=DEFAULT_BATCH_SIZE,
+        hidden_size=SMALL_HIDDEN_SIZE,
+        num_layers=SMALL_NUM_LAYERS,
+        num_heads=SMALL_NUM_HEADS,
+        intermediate_size=SMALL_INTERMEDIATE_SIZE,
+    )
     g = p.add_argument_group("QA")
     g.add_argument("--valid", type=Path, default=None, help="held-out QA file for the metrics")
     g.add_argument("--valid-limit", type=int, default=None, help="evaluate this many at most")
-    g.add_argument(
-        "--init-checkpoint",
-        type=Path,
-        default=None,
-        help="pretrained BERT folder (Hugging Face or Google TF); default: small BERT from scratch",
-    )
-    g.add_argument("--vocab", type=Path, default=None, help="vocab.txt for a from-scratch model")
-    g.add_argument("--min-char-count", type=int, default=1, help="rarer characters become [UNK]")
     g.add_argument("--max-passage-tokens", type=int, default=DEFAULT_MAX_PASSAGE_TOKENS)
     g.add_argument("--max-question-tokens", type=int, default=DEFAULT_MAX_QUESTION_TOKENS)
     g.add_argument("--max-answer-tokens", type=int, default=DEFAULT_MAX_ANSWER_TOKENS)
@@ -123,34 +110,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="characters between passage windows (default: half of --max-passage-tokens)",
     )
-    g.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
-    g.add_argument("--lr", type=float, default=None, help="peak learning rate")
-    g.add_argument("--hidden-size", type=int, default=SMALL_HIDDEN_SIZE)
-    g.add_argument("--num-layers", type=int, default=SMALL_NUM_LAYERS)
-    g.add_argument("--num-heads", type=int, default=SMALL_NUM_HEADS)
-    g.add_argument("--intermediate-size", type=int, default=SMALL_INTERMEDIATE_SIZE)
     g.add_argument(
         "--position-init",
         choices=["sinusoid", "random"],
         default="sinusoid",
         help="initial position table of a from-scratch model",
     )
-    g.add_argument("--dropout", type=float, default=0.1, help="dropout of a from-scratch model")
-    g.add_argument(
-        "--jit",
-        action="store_true",
-        help="XLA-compile the training step (compiles once per padded length; ~15%% faster "
-        "per step on CPU for the small model)",
-    )
     g.add_argument("--beam-size", type=int, default=1, help="beams when evaluating")
     g.add_argument(
         "--extractive", action="store_true", help="evaluate with answers restricted to spans"
-    )
-    g.add_argument(
-        "--stop-after-steps",
-        type=int,
-        default=None,
-        help="stop after this many steps (in total) with a checkpoint and no export",
     )
     return p
 
@@ -159,33 +127,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return build_parser().parse_args(argv)
 
 
-# Vocabulary.
-def _is_cjk(char: str) -> bool:
-    return "CJK" in unicodedata.name(char, "")
-
-
-def _normalise(text: str) -> str:
-    """BERT's uncased normalisation: lower case, accents stripped (NFD without marks)."""
-    decomposed = unicodedata.normalize("NFD", text.lower())
-    return "".join(c for c in decomposed if unicodedata.category(c) != "Mn")
-
-
-def build_char_vocab(texts: Iterable[str], min_count: int = 1) -> list[str]:
-    """A character vocabulary for WordPiece: the special tokens, every character seen at least
-    `min_count` times (most frequent first), and "##c" for characters that continue a word.
-
-    CJK characters are words of their own under BERT's pre-tokeniser; Latin letters and digits
-    also occur inside words, where WordPiece looks them up as "##c".
-    """
-    counts: Counter[str] = Counter()
-    for text in texts:
-        counts.update(c for c in _normalise(text) if not c.isspace())
-    chars = [c for c, n in counts.most_common() if n >= min_count and c.isprintable()]
-    chars = [c for c in chars if c not in SPECIAL_TOKENS]
-    pieces = [f"##{c}" for c in chars if not _is_cjk(c) and unicodedata.category(c)[0] in "LN"]
-    return [*SPECIAL_TOKENS, *chars, *pieces]
-
-
+# Samples and batches.
 def _example_texts(examples: Sequence[QAExample]) -> Iterable[str]:
     for example in examples:
         yield example.question
@@ -195,7 +137,6 @@ def _example_texts(examples: Sequence[QAExample]) -> Iterable[str]:
                 yield passage.answer
 
 
-# Samples and batches.
 def prepare_examples(examples: Sequence[QAExample], window: int, stride: int) -> list[QAExample]:
     """Examples with long passages cut into windows (see `window_passages`)."""
     return [window_passages(e, window, stride) for e in examples]
@@ -221,45 +162,6 @@ def build_samples(
     ]
 
 
-def epoch_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
-    """Batches of sample indices for one epoch: a seeded shuffle, then within each group of
-    `LENGTH_SORT_BATCHES` batches sorted by length so that rows of a batch are alike in length.
-    The same (seed, epoch) gives the same batches, which is what resuming relies on."""
-    order = epoch_permutation(len(lengths), seed, epoch)
-    group = batch_size * LENGTH_SORT_BATCHES
-    batches: list[np.ndarray] = []
-    for start in range(0, len(order), group):
-        chunk = order[start : start + group]
-        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
-    rng = np.random.default_rng([seed, epoch, 1])
-    return [batches[i] for i in rng.permutation(len(batches))]
-
-
-def _pad_width(samples: Sequence[QASample]) -> int:
-    longest = max(len(s.token_ids) for s in samples)
-    return int(math.ceil(longest / PAD_MULTIPLE) * PAD_MULTIPLE)
-
-
-def sinusoid_table(length: int, width: int) -> np.ndarray:
-    """[length, width] sin/cos position table (Vaswani et al. 2017, Eq. in Sec. 3.5)."""
-    positions = np.arange(length)[:, None]
-    rates = SINUSOID_BASE ** (-np.arange(0, width, 2) / width)
-    table = np.zeros((length, width))
-    table[:, 0::2] = np.sin(positions * rates)
-    table[:, 1::2] = np.cos(positions * rates[: width // 2])
-    return table
-
-
-def init_positions_as_sinusoids(model: UniLMSeq2Seq) -> None:
-    """Sets the position table of a fresh model to scaled sinusoids (`POSITION_INIT_RMS`)."""
-    variable = model.backbone.embeddings.position_embedding.embeddings
-    length, width = (int(d) for d in variable.shape)
-    table = sinusoid_table(length, width)
-    table *= POSITION_INIT_RMS / np.sqrt(np.mean(table**2))
-    variable.assign(table.astype(np.float32))
-
-
 # The job.
 def _load_model(
     args: argparse.Namespace, train_examples: Sequence[QAExample], work_dir: Path
@@ -282,8 +184,7 @@ def _load_model(
         vocab_path = work_dir / VOCAB_FILE
         if not (args.resume and vocab_path.exists()):
             vocab = build_char_vocab(_example_texts(train_examples), args.min_char_count)
-            vocab_path.parent.mkdir(parents=True, exist_ok=True)
-            vocab_path.write_text("\n".join(vocab) + "\n", encoding="utf-8")
+            write_vocab(vocab_path, vocab)
     tokenizer = BertTokenizer(vocab_path, lowercase=True)
     config = small_qa_config(
         tokenizer.vocab_size,
@@ -296,7 +197,7 @@ def _load_model(
     )
     model = build_qa_model(config)
     if args.position_init == "sinusoid":
-        init_positions_as_sinusoids(model)
+        init_positions_as_sinusoids(model.backbone)
     return model, tokenizer, vocab_path, {"bert": config.__dict__}
 
 
@@ -337,15 +238,7 @@ def train_qa(args: argparse.Namespace | Sequence[str]) -> Path | None:
     peak_lr = args.lr or (
         DEFAULT_FINETUNE_LR if args.init_checkpoint is not None else DEFAULT_SCRATCH_LR
     )
-    warmup = max(1, int(WARMUP_FRACTION * total_steps))
-    schedule = keras.optimizers.schedules.CosineDecay(
-        0.0, max(1, total_steps - warmup), warmup_target=peak_lr, warmup_steps=warmup
-    )
-    optimizer = keras.optimizers.AdamW(
-        learning_rate=schedule, weight_decay=WEIGHT_DECAY, global_clipnorm=CLIP_NORM
-    )
-    # BERT's recipe: no weight decay on biases and LayerNorm parameters.
-    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+    optimizer, schedule = bert_adamw(peak_lr, total_steps)
     variables = model.trainable_variables
     optimizer.build(variables)
     ema = ExponentialMovingAverage(variables, decay=args.ema_decay)
@@ -355,67 +248,41 @@ def train_qa(args: argparse.Namespace | Sequence[str]) -> Path | None:
         log(f"resumed from {keeper.latest} at step {start_step}")
 
     spec = tf.TensorSpec([None, None], tf.int32)
-
-    @tf.function(input_signature=[spec, spec, spec, spec], jit_compile=args.jit)
-    def train_step(
-        token_ids: tf.Tensor, segment_ids: tf.Tensor, padding: tf.Tensor, loss_mask: tf.Tensor
-    ) -> tf.Tensor:
-        inputs = {"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding}
-        with tf.GradientTape() as tape:
-            logits = model(inputs, training=True)
-            loss = seq2seq_loss(logits, token_ids, loss_mask)
-        grads = tape.gradient(loss, variables)
-        optimizer.apply_gradients(zip(grads, variables, strict=True))
-        ema.update()
-        return loss
+    train_step = make_train_step(
+        model,
+        lambda logits, x: seq2seq_loss(logits, x["token_ids"], x["loss_mask"]),
+        optimizer,
+        ema,
+        {key: spec for key in ("token_ids", "segment_ids", "padding_mask", "loss_mask")},
+        jit_compile=args.jit,
+    )
 
     stop = total_steps if args.stop_after_steps is None else min(total_steps, args.stop_after_steps)
-    board = TensorBoardLogger(args.log_dir)
-    step, train_time, window_loss, window_steps = start_step, 0.0, 0.0, 0
-    epoch_loss, epoch_steps, last_epoch_loss = 0.0, 0, float("nan")
-    with Progress(total=stop - start_step, desc="qa", unit="step", disable=args.no_progress) as bar:
-        t0 = time.perf_counter()
-        epoch = start_step // steps_per_epoch
-        while step < stop:
-            batches = epoch_batches(lengths, args.batch_size, args.seed, epoch)
-            for index in range(step - epoch * steps_per_epoch, len(batches)):
-                if step >= stop:
-                    break
-                rows = [samples[i] for i in batches[index]]
-                batch = pad_samples(rows, tokenizer.pad_id, pad_to=_pad_width(rows))
-                loss = float(
-                    train_step(
-                        batch["token_ids"],
-                        batch["segment_ids"],
-                        batch["padding_mask"],
-                        batch["loss_mask"],
-                    )
-                )
-                step += 1
-                window_loss += loss
-                window_steps += 1
-                epoch_loss += loss
-                epoch_steps += 1
-                train_time = time.perf_counter() - t0
-                bar.update(1, loss=loss, epoch=epoch + 1)
-                if step % LOG_EVERY_STEPS == 0 or step == stop:
-                    board.scalars(
-                        step,
-                        loss=window_loss / window_steps,
-                        lr=float(schedule(step)),
-                        samples_per_s=(step - start_step) * args.batch_size / train_time,
-                    )
-                    window_loss, window_steps = 0.0, 0
-                if args.checkpoint_every and step % args.checkpoint_every == 0:
-                    keeper.save(step)
-            if step == (epoch + 1) * steps_per_epoch:
-                last_epoch_loss = epoch_loss / max(epoch_steps, 1)
-                log(f"epoch {epoch + 1}/{args.epochs}: loss {last_epoch_loss:.4f}")
-                epoch_loss, epoch_steps = 0.0, 0
-            epoch += 1
-    board.close()
-    if keeper.latest is None or not keeper.latest.endswith(f"-{step}"):
-        keeper.save(step)
+
+    def train_batch(indices: np.ndarray) -> float:
+        rows = [samples[i] for i in indices]
+        batch = pad_samples(
+            rows, tokenizer.pad_id, pad_to=pad_width(len(r.token_ids) for r in rows)
+        )
+        return float(train_step(batch))
+
+    result = run_steps(
+        lengths=lengths,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        seed=args.seed,
+        start_step=start_step,
+        stop_step=stop,
+        train_batch=train_batch,
+        keeper=keeper,
+        checkpoint_every=args.checkpoint_every,
+        board=TensorBoardLogger(args.log_dir),
+        schedule=schedule,
+        desc="qa",
+        no_progress=args.no_progress,
+        log=log,
+    )
+    step, train_time, last_epoch_loss = result.step, result.train_seconds, result.last_epoch_loss
     if step < total_steps:
         log(f"stopped after step {step}/{total_steps}; checkpoint {keeper.latest}")
         return None

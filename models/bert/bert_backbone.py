@@ -119,6 +119,10 @@ class BertBackbone(keras.Model):
         vocab_size, hidden_size, num_layers, num_heads, intermediate_size, max_position,
         type_vocab_size, layer_norm_epsilon, dropout, hidden_act: see `BertConfig`.
         attention_mode: mask built by the functional model ("bidirectional", "causal", "unilm").
+        condition_size: width C of a condition vector that every LayerNorm takes
+            (`ConditionalLayerNorm`): the functional model then has a fourth input,
+            `condition` [B, C] float32. None (the default) is BERT as published.
+        condition_hidden_units: the conditional LayerNorms' hidden projection width.
 
     Outputs of the functional model: a dict with `sequence_output` [B, L, H] (the token states)
     and `pooled_output` [B, H] (tanh dense of the [CLS] state, BERT's next-sentence input).
@@ -147,6 +151,8 @@ class BertBackbone(keras.Model):
         dropout: float = 0.1,
         hidden_act: str = "gelu",
         attention_mode: AttentionMode = "bidirectional",
+        condition_size: int | None = None,
+        condition_hidden_units: int | None = None,
         **kwargs: Any,
     ) -> None:
         # Layers.
@@ -157,6 +163,8 @@ class BertBackbone(keras.Model):
             type_vocab_size,
             layer_norm_epsilon,
             dropout,
+            condition_size,
+            condition_hidden_units,
             name="embeddings",
         )
         blocks = [
@@ -167,6 +175,8 @@ class BertBackbone(keras.Model):
                 layer_norm_epsilon,
                 dropout,
                 hidden_act,
+                condition_size,
+                condition_hidden_units,
                 name=f"transformer_layer_{i}",
             )
             for i in range(num_layers)
@@ -180,15 +190,18 @@ class BertBackbone(keras.Model):
         token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
         segment_ids = keras.Input(shape=(None,), dtype="int32", name="segment_ids")
         padding = keras.Input(shape=(None,), dtype="int32", name="padding_mask")
+        inputs = {"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding}
+        condition = None
+        if condition_size is not None:
+            condition = keras.Input(shape=(condition_size,), dtype="float32", name="condition")
+            inputs["condition"] = condition
         mask = mask_builder(padding, segment_ids)
-        x = embeddings(token_ids, segment_ids)
+        x = embeddings(token_ids, segment_ids, condition=condition)
         for block in blocks:
-            x = block(x, attention_mask=mask)
+            x = block(x, attention_mask=mask, condition=condition)
         pooled = pooler(x[:, 0, :])
         super().__init__(
-            inputs={"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding},
-            outputs={"sequence_output": x, "pooled_output": pooled},
-            **kwargs,
+            inputs=inputs, outputs={"sequence_output": x, "pooled_output": pooled}, **kwargs
         )
         self.embeddings = embeddings
         self.transformer_layers = blocks
@@ -208,6 +221,8 @@ class BertBackbone(keras.Model):
             hidden_act=hidden_act,
         )
         self.attention_mode = attention_mode
+        self.condition_size = condition_size
+        self.condition_hidden_units = condition_hidden_units
 
     @classmethod
     def from_bert_config(
@@ -226,6 +241,7 @@ class BertBackbone(keras.Model):
         segment_ids: tf.Tensor,
         attention_mask: tf.Tensor | None,
         training: bool | None = None,
+        condition: tf.Tensor | None = None,
     ) -> tf.Tensor:
         """Token states [B, L, H] under an explicit [B, L, L] bool attention mask.
 
@@ -235,10 +251,11 @@ class BertBackbone(keras.Model):
             attention_mask: [B, L, L] bool (`models.bert.masks`), True where i may see j;
                 None lets every position see every other.
             training: whether dropout is active.
+            condition: [B, C] for the conditional LayerNorms (`condition_size`).
         """
-        x = self.embeddings(token_ids, segment_ids, training=training)
+        x = self.embeddings(token_ids, segment_ids, training=training, condition=condition)
         for block in self.transformer_layers:
-            x = block(x, attention_mask=attention_mask, training=training)
+            x = block(x, attention_mask=attention_mask, training=training, condition=condition)
         return x
 
     def encode_with_cache(
@@ -248,6 +265,7 @@ class BertBackbone(keras.Model):
         attention_mask: tf.Tensor | None,
         cache_length: int | tf.Tensor,
         training: bool | None = None,
+        condition: tf.Tensor | None = None,
     ) -> tuple[tf.Tensor, tf.Tensor]:
         """Token states of a prefix and its key/value cache, preallocated for later tokens.
 
@@ -257,17 +275,20 @@ class BertBackbone(keras.Model):
             cache_length: T >= L, slots in the cache: L for the prefix, T - L for the tokens
                 that `decode_with_cache` adds one by one.
             training: whether dropout is active.
+            condition: [B, C] for the conditional LayerNorms (`condition_size`).
 
         Returns:
             (states [B, L, H], cache [num_layers, 2, B, heads, T, head_size]): `cache[i, 0]` holds
             layer i's keys and `cache[i, 1]` its values, slot j for position j; slots >= L are 0.
         """
-        x = self.embeddings(token_ids, segment_ids, training=training)
+        x = self.embeddings(token_ids, segment_ids, training=training, condition=condition)
         room = cache_length - tf.shape(token_ids)[1]
         layers = []
         for block in self.transformer_layers:
             key, value = block.attention.project_key_value(x)
-            x = block.call_with_key_value(x, key, value, attention_mask, training=training)
+            x = block.call_with_key_value(
+                x, key, value, attention_mask, training=training, condition=condition
+            )
             layers.append(
                 tf.pad(tf.stack([key, value]), [[0, 0], [0, 0], [0, 0], [0, room], [0, 0]])
             )
@@ -281,6 +302,7 @@ class BertBackbone(keras.Model):
         cache: tf.Tensor,
         cache_mask: tf.Tensor,
         training: bool | None = None,
+        condition: tf.Tensor | None = None,
     ) -> tuple[tf.Tensor, tf.Tensor]:
         """States of new tokens after a cached prefix, writing their keys and values into it.
 
@@ -297,15 +319,22 @@ class BertBackbone(keras.Model):
             cache_mask: [B, Lq, T] bool, True where a new token may see a cache slot (as it is
                 before this call); new tokens also see themselves and the new tokens before them.
             training: whether dropout is active.
+            condition: [B, C] for the conditional LayerNorms (`condition_size`).
 
         Returns:
             (states [B, Lq, H], the updated cache, same shape).
         """
-        x = self.embeddings(token_ids, segment_ids, training=training, position_ids=position_ids)
+        x = self.embeddings(
+            token_ids,
+            segment_ids,
+            training=training,
+            position_ids=position_ids,
+            condition=condition,
+        )
         new_keys_values = []
         for i, block in enumerate(self.transformer_layers):
             x, key, value = block.call_with_cache(
-                x, cache[i, 0], cache[i, 1], cache_mask, training=training
+                x, cache[i, 0], cache[i, 1], cache_mask, training=training, condition=condition
             )
             new_keys_values.append(tf.stack([key, value]))
         # [layers, 2, B, heads, Lq, Dh] -> one update of Dh numbers per (layer, k/v, row, head,
@@ -360,6 +389,8 @@ class BertBackbone(keras.Model):
             "trainable": self.trainable,
             **asdict(self.config),
             "attention_mode": self.attention_mode,
+            "condition_size": self.condition_size,
+            "condition_hidden_units": self.condition_hidden_units,
         }
 
     @classmethod

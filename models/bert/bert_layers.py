@@ -15,6 +15,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from models.bert.conditional_layer_norm import apply_layer_norm, make_layer_norm
 from models.bert.masks import mask_to_bias
 
 # BERT's initializer: truncated normal with stddev 0.02 (`initializer_range` in bert_config.json).
@@ -60,6 +61,9 @@ class BertEmbeddings(keras.layers.Layer):
         type_vocab_size: number of segment ids.
         layer_norm_epsilon: LayerNorm epsilon.
         dropout: dropout rate after the LayerNorm.
+        condition_size: width of a condition vector that the LayerNorm takes
+            (`ConditionalLayerNorm`); None for BERT's plain LayerNorm.
+        condition_hidden_units: the conditional LayerNorm's hidden projection width.
     """
 
     def __init__(
@@ -70,6 +74,8 @@ class BertEmbeddings(keras.layers.Layer):
         type_vocab_size: int,
         layer_norm_epsilon: float,
         dropout: float,
+        condition_size: int | None = None,
+        condition_hidden_units: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -79,6 +85,8 @@ class BertEmbeddings(keras.layers.Layer):
         self.type_vocab_size = type_vocab_size
         self.layer_norm_epsilon = layer_norm_epsilon
         self.dropout_rate = dropout
+        self.condition_size = condition_size
+        self.condition_hidden_units = condition_hidden_units
         self.token_embedding = keras.layers.Embedding(
             vocab_size, hidden_size, embeddings_initializer=bert_initializer(), name="token"
         )
@@ -88,8 +96,8 @@ class BertEmbeddings(keras.layers.Layer):
         self.position_embedding = keras.layers.Embedding(
             max_position, hidden_size, embeddings_initializer=bert_initializer(), name="position"
         )
-        self.layer_norm = keras.layers.LayerNormalization(
-            epsilon=layer_norm_epsilon, name="layer_norm"
+        self.layer_norm = make_layer_norm(
+            layer_norm_epsilon, "layer_norm", condition_size, condition_hidden_units
         )
         self.dropout = keras.layers.Dropout(dropout)
 
@@ -107,11 +115,13 @@ class BertEmbeddings(keras.layers.Layer):
         start_position: int | tf.Tensor = 0,
         training: bool | None = None,
         position_ids: tf.Tensor | None = None,
+        condition: tf.Tensor | None = None,
     ) -> tf.Tensor:
         """Embed; `start_position` offsets the positions (a decoding step after a cached prefix).
 
         `position_ids` ([B, L] int), when given, replaces `range(L) + start_position`: rows of a
-        decoding batch whose prefixes differ in length are at different positions.
+        decoding batch whose prefixes differ in length are at different positions. `condition`
+        ([B, C]) goes to a conditional LayerNorm.
         """
         if position_ids is None:
             length = tf.shape(token_ids)[1]
@@ -119,7 +129,7 @@ class BertEmbeddings(keras.layers.Layer):
         else:
             positions = self.position_embedding(position_ids)
         x = self.token_embedding(token_ids) + self.segment_embedding(segment_ids) + positions
-        return self.dropout(self.layer_norm(x), training=training)
+        return self.dropout(apply_layer_norm(self.layer_norm, x, condition), training=training)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -130,6 +140,8 @@ class BertEmbeddings(keras.layers.Layer):
             type_vocab_size=self.type_vocab_size,
             layer_norm_epsilon=self.layer_norm_epsilon,
             dropout=self.dropout_rate,
+            condition_size=self.condition_size,
+            condition_hidden_units=self.condition_hidden_units,
         )
         return config
 
@@ -274,6 +286,11 @@ class BertTransformerLayer(keras.layers.Layer):
         layer_norm_epsilon: LayerNorm epsilon.
         dropout: dropout rate on the residual branches and attention probabilities.
         hidden_act: feed-forward activation, a key of `ACTIVATIONS`.
+        condition_size: width of a condition vector that both LayerNorms take
+            (`ConditionalLayerNorm`); None for BERT's plain LayerNorms.
+        condition_hidden_units: the conditional LayerNorms' hidden projection width.
+
+    Every call method takes an optional `condition` [B, C] for the conditional LayerNorms.
     """
 
     def __init__(
@@ -284,6 +301,8 @@ class BertTransformerLayer(keras.layers.Layer):
         layer_norm_epsilon: float,
         dropout: float,
         hidden_act: str = "gelu",
+        condition_size: int | None = None,
+        condition_hidden_units: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -295,10 +314,12 @@ class BertTransformerLayer(keras.layers.Layer):
         self.layer_norm_epsilon = layer_norm_epsilon
         self.dropout_rate = dropout
         self.hidden_act = hidden_act
+        self.condition_size = condition_size
+        self.condition_hidden_units = condition_hidden_units
         self.attention = BertSelfAttention(hidden_size, num_heads, dropout, name="attention")
         self.attention_dropout = keras.layers.Dropout(dropout)
-        self.attention_layer_norm = keras.layers.LayerNormalization(
-            epsilon=layer_norm_epsilon, name="attention_layer_norm"
+        self.attention_layer_norm = make_layer_norm(
+            layer_norm_epsilon, "attention_layer_norm", condition_size, condition_hidden_units
         )
         self.intermediate_dense = keras.layers.Dense(
             intermediate_size,
@@ -310,8 +331,8 @@ class BertTransformerLayer(keras.layers.Layer):
             hidden_size, kernel_initializer=bert_initializer(), name="output"
         )
         self.output_dropout = keras.layers.Dropout(dropout)
-        self.output_layer_norm = keras.layers.LayerNormalization(
-            epsilon=layer_norm_epsilon, name="output_layer_norm"
+        self.output_layer_norm = make_layer_norm(
+            layer_norm_epsilon, "output_layer_norm", condition_size, condition_hidden_units
         )
 
     def build(self, input_shape: Any = None) -> None:
@@ -322,20 +343,29 @@ class BertTransformerLayer(keras.layers.Layer):
         self.output_layer_norm.build((None, None, self.hidden_size))
         self.built = True
 
-    def feed_forward(self, h: tf.Tensor, training: bool | None = None) -> tf.Tensor:
+    def feed_forward(
+        self, h: tf.Tensor, training: bool | None = None, condition: tf.Tensor | None = None
+    ) -> tf.Tensor:
         """The second half of the block, given h after the attention's residual and LayerNorm."""
         y = self.output_dropout(self.output_dense(self.intermediate_dense(h)), training=training)
-        return self.output_layer_norm(h + y)
+        return apply_layer_norm(self.output_layer_norm, h + y, condition)
+
+    def _attention_residual(
+        self, x: tf.Tensor, attended: tf.Tensor, training: bool | None, condition: tf.Tensor | None
+    ) -> tf.Tensor:
+        residual = x + self.attention_dropout(attended, training=training)
+        return apply_layer_norm(self.attention_layer_norm, residual, condition)
 
     def call(
         self,
         x: tf.Tensor,
         attention_mask: tf.Tensor | None = None,
         training: bool | None = None,
+        condition: tf.Tensor | None = None,
     ) -> tf.Tensor:
         attended = self.attention(x, attention_mask=attention_mask, training=training)
-        h = self.attention_layer_norm(x + self.attention_dropout(attended, training=training))
-        return self.feed_forward(h, training=training)
+        h = self._attention_residual(x, attended, training, condition)
+        return self.feed_forward(h, training=training, condition=condition)
 
     def call_with_key_value(
         self,
@@ -344,6 +374,7 @@ class BertTransformerLayer(keras.layers.Layer):
         value: tf.Tensor,
         attention_mask: tf.Tensor | None = None,
         training: bool | None = None,
+        condition: tf.Tensor | None = None,
     ) -> tf.Tensor:
         """The block for the queries of x over given keys and values (a key/value cache).
 
@@ -359,8 +390,8 @@ class BertTransformerLayer(keras.layers.Layer):
         """
         query = self.attention.project_query(x)
         attended = self.attention.attend(query, key, value, attention_mask, training=training)
-        h = self.attention_layer_norm(x + self.attention_dropout(attended, training=training))
-        return self.feed_forward(h, training=training)
+        h = self._attention_residual(x, attended, training, condition)
+        return self.feed_forward(h, training=training, condition=condition)
 
     def call_with_cache(
         self,
@@ -369,6 +400,7 @@ class BertTransformerLayer(keras.layers.Layer):
         cache_value: tf.Tensor,
         cache_mask: tf.Tensor,
         training: bool | None = None,
+        condition: tf.Tensor | None = None,
     ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """The block for new tokens after cached ones (`BertSelfAttention.attend_cached`).
 
@@ -387,8 +419,8 @@ class BertTransformerLayer(keras.layers.Layer):
         attended = self.attention.attend_cached(
             query, new_key, new_value, cache_key, cache_value, cache_mask, training=training
         )
-        h = self.attention_layer_norm(x + self.attention_dropout(attended, training=training))
-        return self.feed_forward(h, training=training), new_key, new_value
+        h = self._attention_residual(x, attended, training, condition)
+        return self.feed_forward(h, training=training, condition=condition), new_key, new_value
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -399,5 +431,7 @@ class BertTransformerLayer(keras.layers.Layer):
             layer_norm_epsilon=self.layer_norm_epsilon,
             dropout=self.dropout_rate,
             hidden_act=self.hidden_act,
+            condition_size=self.condition_size,
+            condition_hidden_units=self.condition_hidden_units,
         )
         return config

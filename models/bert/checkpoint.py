@@ -177,13 +177,27 @@ def _assign(
 
 
 def _build(
-    config: BertConfig, with_mlm_head: bool, attention_mode: AttentionMode
+    config: BertConfig,
+    with_mlm_head: bool,
+    attention_mode: AttentionMode,
+    condition_size: int | None = None,
+    condition_hidden_units: int | None = None,
 ) -> tuple[BertBackbone, BertMaskedLMHead | None]:
-    backbone = BertBackbone.from_bert_config(config, attention_mode=attention_mode)
+    backbone = BertBackbone.from_bert_config(
+        config,
+        attention_mode=attention_mode,
+        condition_size=condition_size,
+        condition_hidden_units=condition_hidden_units,
+    )
     head = None
     if with_mlm_head:
         head = BertMaskedLMHead(
-            backbone.token_embedding, config.hidden_act, config.layer_norm_epsilon, name="mlm_head"
+            backbone.token_embedding,
+            config.hidden_act,
+            config.layer_norm_epsilon,
+            condition_size,
+            condition_hidden_units,
+            name="mlm_head",
         )
         head.build((None, None, config.hidden_size))
     return backbone, head
@@ -194,6 +208,8 @@ def load_hf_folder(
     with_mlm_head: bool = False,
     attention_mode: AttentionMode = "bidirectional",
     max_length: int | None = None,
+    condition_size: int | None = None,
+    condition_hidden_units: int | None = None,
 ) -> LoadedBert:
     """Load a Hugging Face BERT folder (config.json, model.safetensors, vocab.txt).
 
@@ -202,6 +218,9 @@ def load_hf_folder(
         with_mlm_head: also build the tied MLM head and load `cls.predictions.*` when present.
         attention_mode: the backbone's mask ("bidirectional", "causal", "unilm").
         max_length: the tokenizer's default longest sequence (default: the position table).
+        condition_size, condition_hidden_units: make every LayerNorm conditional
+            (`ConditionalLayerNorm`); the checkpoint's gamma and beta load into them and the
+            condition's projections start at zero.
     """
     from safetensors.numpy import load_file
 
@@ -224,7 +243,9 @@ def load_hf_folder(
                     return value.T if slot.linear_kernel else value
         return None
 
-    backbone, head = _build(config, with_mlm_head, attention_mode)
+    backbone, head = _build(
+        config, with_mlm_head, attention_mode, condition_size, condition_hidden_units
+    )
     slots = list(_backbone_slots(backbone)) + (list(_mlm_slots(head)) if head else [])
     missing = _assign(slots, lookup, str(folder))
     tokenizer = BertTokenizer.from_folder(folder, max_length or config.max_position)
@@ -237,6 +258,8 @@ def load_tf_checkpoint(
     attention_mode: AttentionMode = "bidirectional",
     max_length: int | None = None,
     lowercase: bool = True,
+    condition_size: int | None = None,
+    condition_hidden_units: int | None = None,
 ) -> LoadedBert:
     """Load Google's original BERT folder (bert_config.json, bert_model.ckpt.*, vocab.txt).
 
@@ -247,6 +270,7 @@ def load_tf_checkpoint(
         max_length: the tokenizer's default longest sequence (default: the position table).
         lowercase: the tokenizer's lower-casing (Google's folders say it only in their name:
             "uncased_*" and Chinese ones lower-case, "cased_*" do not).
+        condition_size, condition_hidden_units: as for `load_hf_folder`.
     """
     folder = Path(folder)
     config = BertConfig.from_json_dict(
@@ -268,7 +292,9 @@ def load_tf_checkpoint(
     def lookup(slot: _Slot) -> np.ndarray | None:
         return reader.get_tensor(slot.google_name) if slot.google_name in names else None
 
-    backbone, head = _build(config, with_mlm_head, attention_mode)
+    backbone, head = _build(
+        config, with_mlm_head, attention_mode, condition_size, condition_hidden_units
+    )
     slots = list(_backbone_slots(backbone)) + (list(_mlm_slots(head)) if head else [])
     missing = _assign(slots, lookup, checkpoint)
     tokenizer = BertTokenizer(

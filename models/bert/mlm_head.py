@@ -13,6 +13,7 @@ import keras
 import tensorflow as tf
 
 from models.bert.bert_layers import ACTIVATIONS, bert_initializer
+from models.bert.conditional_layer_norm import apply_layer_norm, make_layer_norm
 
 
 @keras.saving.register_keras_serializable(package="kexue_bert")
@@ -25,6 +26,9 @@ class BertMaskedLMHead(keras.layers.Layer):
             of `get_config`: pass it again to `from_config`, as keras-hub's tied heads do.
         hidden_act: activation of the transform, as in the backbone's config.
         layer_norm_epsilon: LayerNorm epsilon.
+        condition_size: width of a condition vector that the transform's LayerNorm takes
+            (`ConditionalLayerNorm`, as in bert4keras' conditional LM); None for BERT's.
+        condition_hidden_units: the conditional LayerNorm's hidden projection width.
 
     Example:
         >>> head = BertMaskedLMHead(backbone.token_embedding)
@@ -36,10 +40,14 @@ class BertMaskedLMHead(keras.layers.Layer):
         token_embedding: keras.layers.Embedding,
         hidden_act: str = "gelu",
         layer_norm_epsilon: float = 1e-12,
+        condition_size: int | None = None,
+        condition_hidden_units: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.token_embedding = token_embedding
+        self.condition_size = condition_size
+        self.condition_hidden_units = condition_hidden_units
         self.hidden_act = hidden_act
         self.layer_norm_epsilon = layer_norm_epsilon
         self.vocab_size = int(token_embedding.input_dim)
@@ -50,8 +58,8 @@ class BertMaskedLMHead(keras.layers.Layer):
             kernel_initializer=bert_initializer(),
             name="transform",
         )
-        self.transform_layer_norm = keras.layers.LayerNormalization(
-            epsilon=layer_norm_epsilon, name="transform_layer_norm"
+        self.transform_layer_norm = make_layer_norm(
+            layer_norm_epsilon, "transform_layer_norm", condition_size, condition_hidden_units
         )
 
     def build(self, input_shape: Any = None) -> None:
@@ -63,13 +71,20 @@ class BertMaskedLMHead(keras.layers.Layer):
         )
         self.built = True
 
-    def call(self, sequence_output: tf.Tensor) -> tf.Tensor:
-        """[B, L, H] token states -> [B, L, V] logits."""
-        h = self.transform_layer_norm(self.transform_dense(sequence_output))
+    def call(self, sequence_output: tf.Tensor, condition: tf.Tensor | None = None) -> tf.Tensor:
+        """[B, L, H] token states (and [B, C] condition) -> [B, L, V] logits."""
+        h = apply_layer_norm(
+            self.transform_layer_norm, self.transform_dense(sequence_output), condition
+        )
         table = tf.convert_to_tensor(self.token_embedding.embeddings)
         return tf.matmul(h, tf.cast(table, h.dtype), transpose_b=True) + self.output_bias
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(hidden_act=self.hidden_act, layer_norm_epsilon=self.layer_norm_epsilon)
+        config.update(
+            hidden_act=self.hidden_act,
+            layer_norm_epsilon=self.layer_norm_epsilon,
+            condition_size=self.condition_size,
+            condition_hidden_units=self.condition_hidden_units,
+        )
         return config

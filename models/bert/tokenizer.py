@@ -223,3 +223,28 @@ class BertTokenizer:
                 b.pop()
         ids = [self.cls_id, *a, self.sep_id, *b, self.sep_id]
         return ids, [0] * (len(a) + 2) + [1] * (len(b) + 1)
+
+
+def tokens_to_text(tokenizer: BertTokenizer, token_ids: Sequence[int]) -> str:
+    """Text of WordPiece ids: CJK characters joined without blanks, "##" pieces glued to
+    the piece before, a blank only between two Latin/digit words; special tokens dropped."""
+    special = {tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id, tokenizer.mask_id,
+               tokenizer.unk_id}  # fmt: skip
+    text = ""
+    for token_id in token_ids:
+        if int(token_id) in special:
+            continue
+        piece = tokenizer.id_to_token(int(token_id))
+        if piece.startswith("##"):
+            text += piece[2:]
+        elif (
+            text
+            and text[-1].isascii()
+            and text[-1].isalnum()
+            and piece[0].isascii()
+            and (piece[0].isalnum())
+        ):
+            text += " " + piece
+        else:
+            text += piece
+    return text

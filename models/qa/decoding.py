@@ -32,7 +32,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from models.bert.tokenizer import BertTokenizer
+from models.bert.tokenizer import BertTokenizer, tokens_to_text
 from models.qa.samples import (
     DEFAULT_MAX_ANSWER_TOKENS,
     DEFAULT_MAX_PASSAGE_TOKENS,
@@ -430,31 +430,6 @@ class QAResult:
     score: float
     passage_index: int | None
     candidates: list[tuple[str, float, int | None]] = field(default_factory=list)
-
-
-def tokens_to_text(tokenizer: BertTokenizer, token_ids: Sequence[int]) -> str:
-    """Answer text of WordPiece ids: CJK characters joined without blanks, "##" pieces glued to
-    the piece before, a blank only between two Latin/digit words; special tokens dropped."""
-    special = {tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id, tokenizer.mask_id,
-               tokenizer.unk_id}  # fmt: skip
-    text = ""
-    for token_id in token_ids:
-        if int(token_id) in special:
-            continue
-        piece = tokenizer.id_to_token(int(token_id))
-        if piece.startswith("##"):
-            text += piece[2:]
-        elif (
-            text
-            and text[-1].isascii()
-            and text[-1].isalnum()
-            and piece[0].isascii()
-            and (piece[0].isalnum())
-        ):
-            text += " " + piece
-        else:
-            text += piece
-    return text
 
 
 def answer_questions(

@@ -8,14 +8,13 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from models.bert.tokenizer import BertTokenizer
+from models.bert.tokenizer import BertTokenizer, tokens_to_text
 from models.qa.decoding import (
     RecomputeStepModel,
     _vote,
     answer_question,
     answer_questions,
     decode_batch,
-    tokens_to_text,
 )
 
 PAD, UNK, CLS, SEP, MASK = 0, 1, 2, 3, 4

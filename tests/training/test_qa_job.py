@@ -13,7 +13,8 @@ from models.qa.readers import write_webqa_file
 from models.qa.synthetic import make_synthetic_examples
 from training import qa_eval
 from training.common import REQUIRED_MANIFEST_KEYS
-from training.qa import build_char_vocab, epoch_batches, train_qa
+from training.common.text import build_char_vocab, epoch_batches
+from training.qa import train_qa
 
 
 def test_char_vocab_tokenises_chinese_and_latin_into_characters(tmp_path):

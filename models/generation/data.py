@@ -1,0 +1,161 @@
+"""Training data of the conditional LM: texts with a label or a condition vector.
+
+Two formats, told apart by their first non-blank line:
+
+* `text<TAB>label` lines (the label after the last tab; bert4keras' sentiment data);
+* JSON lines `{"text": ..., "vector": [floats]}` for vector-conditioned models (image or
+  sentence features), every vector of the same length.
+
+Texts longer than the model's length are cut at sentence punctuation into pieces that fit, each a
+sample with the text's condition (a single sentence longer than that is cut where it must be).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from models.bert.tokenizer import BertTokenizer
+
+# A sentence ends after one of these (and any closing quotes or brackets after it).
+_SENTENCE_END = re.compile(r"(?<=[。！？!?；;…\n])(?![”’」』）)\]])")
+
+
+@dataclass(frozen=True)
+class ConditionalText:
+    """One training text and its condition: a label name or a vector."""
+
+    text: str
+    label: str | None = None
+    vector: tuple[float, ...] | None = None
+
+
+def read_conditional_texts(path: str | os.PathLike[str]) -> list[ConditionalText]:
+    """Reads `text<TAB>label` lines or JSON lines with `text` and `vector` (see the module).
+
+    Raises:
+        ValueError: naming the line, for a line of neither form, or vectors of unequal length.
+    """
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    first = next((line for line in lines if line.strip()), "")
+    as_json = first.lstrip().startswith("{")
+    texts: list[ConditionalText] = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        if as_json:
+            try:
+                record = json.loads(line)
+                vector = tuple(float(v) for v in record["vector"])
+                text = str(record["text"])
+            except (ValueError, KeyError, TypeError) as error:
+                raise ValueError(f"{where}: not a JSON object with text and vector") from error
+            if texts and texts[0].vector is not None and len(vector) != len(texts[0].vector):
+                raise ValueError(
+                    f"{where}: vector of {len(vector)}, earlier ones {len(texts[0].vector)}"
+                )
+            texts.append(ConditionalText(text, vector=vector))
+        else:
+            text, tab, label = line.rpartition("\t")
+            if not tab or not label.strip():
+                raise ValueError(f"{where}: expected text<TAB>label")
+            texts.append(ConditionalText(text.strip(), label=label.strip()))
+    return texts
+
+
+def label_names(texts: Iterable[ConditionalText]) -> list[str]:
+    """The distinct labels, sorted (numbers numerically): the model's condition order."""
+    names = {t.label for t in texts if t.label is not None}
+    return sorted(names, key=lambda n: (0, int(n), n) if n.lstrip("-").isdigit() else (1, 0, n))
+
+
+def cut_text(text: str, max_chars: int) -> list[str]:
+    """Pieces of at most `max_chars` characters, cut after sentence punctuation where possible
+    (whole sentences packed greedily into each piece)."""
+    text = text.strip()
+    if len(text) <= max_chars:
+        return [text] if text else []
+    pieces: list[str] = []
+    current = ""
+    for sentence in _SENTENCE_END.split(text):
+        while len(sentence) > max_chars:
+            if current:
+                pieces.append(current)
+                current = ""
+            pieces.append(sentence[:max_chars])
+            sentence = sentence[max_chars:]
+        if len(current) + len(sentence) > max_chars:
+            pieces.append(current)
+            current = ""
+        current += sentence
+    if current.strip():
+        pieces.append(current)
+    return [p.strip() for p in pieces if p.strip()]
+
+
+@dataclass
+class LMSample:
+    """`[CLS] text [SEP]` ids and the text's condition (a label index or a vector)."""
+
+    token_ids: list[int]
+    label_id: int = 0
+    vector: tuple[float, ...] | None = None
+
+
+def build_samples(
+    tokenizer: BertTokenizer,
+    texts: Sequence[ConditionalText],
+    max_length: int,
+    labels: Sequence[str] | None,
+) -> list[LMSample]:
+    """Samples of at most `max_length` tokens ([CLS] and [SEP] included), long texts cut.
+
+    Args:
+        tokenizer: the model's tokenizer.
+        texts: the texts.
+        max_length: the longest sample.
+        labels: the model's labels (a text's label must be one of them), or None for vectors.
+    """
+    index = {name: i for i, name in enumerate(labels or ())}
+    samples = []
+    for item in texts:
+        label_id = 0
+        if labels is not None:
+            if item.label not in index:
+                raise ValueError(f"label {item.label!r} is not one of {list(labels)}")
+            label_id = index[item.label]
+        for piece in cut_text(item.text, max_length - 2):
+            ids = tokenizer.piece_ids(piece)[: max_length - 2]
+            if ids:
+                samples.append(
+                    LMSample([tokenizer.cls_id, *ids, tokenizer.sep_id], label_id, item.vector)
+                )
+    return samples
+
+
+def pad_lm_samples(
+    samples: Sequence[LMSample], pad_id: int, pad_to: int, with_vectors: bool
+) -> dict[str, np.ndarray]:
+    """Model inputs: token_ids, padding_mask, loss_mask ([B, L] int32; the loss covers every
+    real token after [CLS]) and label_ids [B] int32 or condition [B, C] float32."""
+    batch = len(samples)
+    token_ids = np.full((batch, pad_to), pad_id, np.int32)
+    padding = np.zeros((batch, pad_to), np.int32)
+    for i, sample in enumerate(samples):
+        token_ids[i, : len(sample.token_ids)] = sample.token_ids
+        padding[i, : len(sample.token_ids)] = 1
+    loss_mask = padding.copy()
+    loss_mask[:, 0] = 0
+    out = {"token_ids": token_ids, "padding_mask": padding, "loss_mask": loss_mask}
+    if with_vectors:
+        out["condition"] = np.array([s.vector for s in samples], np.float32)
+    else:
+        out["label_ids"] = np.array([s.label_id for s in samples], np.int32)
+    return out
