@@ -14,7 +14,7 @@ from service.errors import install_error_handlers
 from service.metrics import Metrics
 from service.middleware import BodyLimit, RequestMetrics
 from service.registry import ModelRegistry, RuntimeFactory, default_runtime_factory
-from service.routes import embeddings, health, models, qa
+from service.routes import embeddings, generation, health, models, qa
 from service.settings import Settings, get_settings
 
 log = logging.getLogger("service")
@@ -54,7 +54,13 @@ def create_app(
     app.state.settings = settings
     app.state.registry = registry
     install_error_handlers(app)
-    for router in (health.router, models.router, embeddings.router, qa.router):
+    for router in (
+        health.router,
+        models.router,
+        embeddings.router,
+        qa.router,
+        generation.router,
+    ):
         app.include_router(router)
     # Outermost first in the list Starlette builds: metrics see the 413s the body limit sends.
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)

@@ -56,6 +56,22 @@ class Metrics:
             ["model", "reason"],
             registry=r,
         )
+        self.generated_tokens = Counter(
+            "kexue_generated_tokens", "Tokens written by generation models", ["model"], registry=r
+        )
+        self.active_rows = Gauge(
+            "kexue_generation_active_rows",
+            "Samples being decoded together (continuous batching)",
+            ["model"],
+            registry=r,
+        )
+        self.time_to_first_token = Histogram(
+            "kexue_time_to_first_token_seconds",
+            "Time from a generation request's arrival to its first token",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.model_versions = Gauge(
             "kexue_model_version_state",
             "1 for the state each model version is in",

@@ -254,6 +254,7 @@ class ModelRegistry:
         started = time.monotonic()
         try:
             runtime = self._factory(model.name, entry.version, entry.path, self.settings)
+            runtime.metrics = self.metrics
             await asyncio.to_thread(runtime.load)
             if self.settings.warmup:
                 await asyncio.to_thread(runtime.warmup)

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     max_inputs: int = Field(256, ge=1, description="Most inputs (texts, rows) in one request.")
     max_text_chars: int = Field(8192, ge=1, description="Most characters in one text.")
     max_new_tokens: int = Field(256, ge=1, description="Most tokens one generation may ask for.")
+    max_num_samples: int = Field(
+        16, ge=1, description="Most samples one generation request may ask for (num_samples)."
+    )
     max_passages: int = Field(16, ge=1, description="Most passages one question may carry.")
     max_beam_size: int = Field(8, ge=1, description="Most beams one QA request may ask for.")
 
@@ -64,6 +67,9 @@ class Settings(BaseSettings):
     default_qa_model: str | None = Field(
         None, description="Model used by /v1/qa when a request names none."
     )
+    default_generation_model: str | None = Field(
+        None, description="Model used by /v1/generate when a request names none."
+    )
 
     # Devices: TensorFlow places ops on a visible GPU by itself; these only restrict or tune that.
     device: str = Field(
@@ -74,7 +80,13 @@ class Settings(BaseSettings):
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info")
 
-    @field_validator("admin_token", "default_embedding_model", "default_qa_model", mode="before")
+    @field_validator(
+        "admin_token",
+        "default_embedding_model",
+        "default_qa_model",
+        "default_generation_model",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # `ADMIN_TOKEN=` in an .env or compose file means "off", never "the empty token".

@@ -29,24 +29,31 @@ DEMO_TOPICS: dict[str, list[str]] = {
 }
 DEMO_SENTIMENT = ["很好", "不错", "满意", "喜欢", "推荐", "太差", "失望", "一般", "糟糕", "后悔"]
 DEMO_FILLER = ["的", "了", "很", "也", "都", "还", "就", "这个", "我们", "非常"]
+# A sentence ends with one of these, so that the generation demo learns to stop.
+DEMO_ENDINGS = ["。", "！", "。", "～"]
 
 
-def demo_embedding_corpus(n_docs: int = 3000, seed: int = 0) -> list[str]:
-    """Space-free Chinese sentences, each mostly from one planted topic."""
+def demo_labelled_corpus(n_docs: int = 3000, seed: int = 0) -> list[tuple[str, str]]:
+    """(sentence, topic) pairs: space-free Chinese sentences, each mostly from its planted topic."""
     rng = random.Random(seed)
     topics = list(DEMO_TOPICS)
     docs = []
     for i in range(n_docs):
-        words = DEMO_TOPICS[topics[i % len(topics)]]
+        topic = topics[i % len(topics)]
         length = rng.randint(6, 14)
         tokens = [
-            rng.choice(words)
+            rng.choice(DEMO_TOPICS[topic])
             if rng.random() < 0.6
             else rng.choice(DEMO_SENTIMENT if rng.random() < 0.5 else DEMO_FILLER)
             for _ in range(length)
         ]
-        docs.append("".join(tokens))
+        docs.append(("".join(tokens), topic))
     return docs
+
+
+def demo_embedding_corpus(n_docs: int = 3000, seed: int = 0) -> list[str]:
+    """The sentences of `demo_labelled_corpus`."""
+    return [text for text, _ in demo_labelled_corpus(n_docs, seed)]
 
 
 def has_version(store: Path, name: str) -> bool:
@@ -76,18 +83,58 @@ def train_jose_demo(store: Path, name: str, epochs: int, seed: int) -> None:
         )  # fmt: skip
 
 
+def train_generation_demo(store: Path, name: str, epochs: int, seed: int) -> None:
+    """A small conditional LM that writes sentences of a requested topic (labels: the topics)."""
+    from training.generation import train_generation
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "topics.tsv"
+        endings = random.Random(seed + 1)
+        lines = [
+            f"{text}{endings.choice(DEMO_ENDINGS)}\t{topic}"
+            for text, topic in demo_labelled_corpus(seed=seed)
+        ]
+        data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        train_generation(
+            [
+                "--data", str(data),
+                "--out", str(store),
+                "--name", name,
+                "--epochs", str(epochs),
+                "--seed", str(seed),
+                "--max-length", "48",
+                "--hidden-size", "128",
+                "--num-layers", "2",
+                "--num-heads", "4",
+                "--intermediate-size", "256",
+                "--label-embedding-size", "32",
+                "--min-char-count", "1",
+                "--dropout", "0",
+                "--ema-decay", "0.99",
+                "--checkpoint-dir", str(Path(tmp) / "ckpt"),
+                "--checkpoint-every", "0",
+                "--log-dir", "",
+                "--no-progress",
+            ]
+        )  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Train the small demo models into a store.")
     parser.add_argument("--out", type=Path, default=Path("model_store"), help="the model store")
     parser.add_argument("--force", action="store_true", help="train even if a version exists")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jose-epochs", type=int, default=5)
+    parser.add_argument("--generation-epochs", type=int, default=4)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
 
     demos = {
-        "demo-jose": lambda: train_jose_demo(args.out, "demo-jose", args.jose_epochs, args.seed)
+        "demo-jose": lambda: train_jose_demo(args.out, "demo-jose", args.jose_epochs, args.seed),
+        "demo-cln": lambda: train_generation_demo(
+            args.out, "demo-cln", args.generation_epochs, args.seed
+        ),
     }
     for name, train in demos.items():
         if has_version(args.out, name) and not args.force:

@@ -116,12 +116,15 @@ class SyntheticConfig:
         facts_per_person: (least, most) facts stated per person.
         passages_per_question: (least, most) passages per example.
         unanswerable_fraction: share of examples whose passages hold no answer.
+        same_person_fraction: share of an example's other passages that talk about the person
+            asked (with other facts) rather than about other people.
     """
 
     people_per_passage: tuple[int, int] = (2, 3)
     facts_per_person: tuple[int, int] = (2, 4)
     passages_per_question: tuple[int, int] = (1, 3)
     unanswerable_fraction: float = 0.2
+    same_person_fraction: float = 0.5
 
 
 # Facts of one passage: person -> {attribute name: value}.
@@ -190,7 +193,7 @@ def make_example(rng: random.Random, config: SyntheticConfig = SyntheticConfig()
     for _ in range(n_passages - 1):
         # Other passages: about the same person with other facts, or about other people.
         other_text, other_facts = _draw_passage(
-            rng, config, must_name=person if rng.random() < 0.5 else None
+            rng, config, must_name=person if rng.random() < config.same_person_fraction else None
         )
         if answerable and attribute.name in other_facts.get(person, {}):
             # Another source agrees: several passages hold the same answer.

@@ -11,6 +11,7 @@ _RUNTIMES: dict[tuple[str, str], str] = {
     ("embedding", "jose"): "service.runtimes.embedding:JoseEmbeddingRuntime",
     ("embedding", "bert"): "service.runtimes.bert_embedding:BertEmbeddingRuntime",
     ("qa", "bert-unilm"): "service.runtimes.qa:QARuntime",
+    ("generation", "cln-lm"): "service.runtimes.generation:GenerationRuntime",
 }
 
 

@@ -12,15 +12,21 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from service.errors import BadInput, ServiceError
+from service.metrics import Metrics
 from service.settings import Settings
+
+if TYPE_CHECKING:  # the tokenizer's package imports TensorFlow; runtimes load it lazily
+    from models.bert.tokenizer import BertTokenizer
 
 
 class Runtime(ABC):
     task: ClassVar[str]
     family: ClassVar[str]
+    # The service's collectors, set by the registry (runtimes that keep their own loop use it).
+    metrics: Metrics | None = None
 
     def __init__(self, name: str, version: int, path: Path, settings: Settings) -> None:
         self.name = name
@@ -59,6 +65,25 @@ def read_manifest(path: Path) -> dict[str, Any]:
     if not isinstance(manifest, dict) or "task" not in manifest or "family" not in manifest:
         raise ValueError(f"{path}/manifest.json has no task/family")
     return manifest
+
+
+def wordpiece_tokenizer(path: Path, manifest: dict[str, Any], **kwargs: Any) -> BertTokenizer:
+    """The WordPiece tokenizer a manifest's `tokenizer` entry describes (vocab.txt in assets/);
+    a vocabulary outside the version folder is refused (nothing outside the store is read)."""
+    from models.bert.tokenizer import BertTokenizer
+
+    spec = manifest.get("tokenizer", {})
+    if spec.get("kind", "wordpiece") != "wordpiece":
+        raise ValueError(f"{path}: tokenizer kind {spec.get('kind')!r} is not 'wordpiece'")
+    vocab = (path / spec.get("vocab", "assets/vocab.txt")).resolve()
+    if not vocab.is_relative_to(path.resolve()):
+        raise ValueError(f"{path}: the vocabulary {spec.get('vocab')!r} is outside the version")
+    return BertTokenizer(
+        vocab,
+        lowercase=bool(spec.get("lowercase", True)),
+        strip_accents=spec.get("strip_accents"),
+        **kwargs,
+    )
 
 
 def bucket_for(length: int, buckets: Sequence[int]) -> int:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from service.errors import BadInput, PayloadTooLarge
-from service.runtimes.base import bucket_for
+from service.runtimes.base import bucket_for, wordpiece_tokenizer
 from service.runtimes.embedding import EmbeddingRuntime, EncodedText
 from service.settings import Settings
 
@@ -73,22 +73,9 @@ class BertEmbeddingRuntime(EmbeddingRuntime):
 
     def __init__(self, name: str, version: int, path: Path, settings: Settings) -> None:
         super().__init__(name, version, path, settings)
-        from models.bert.tokenizer import BertTokenizer
-
-        spec = self.manifest["tokenizer"]
-        if spec.get("kind") != "wordpiece":
-            raise ValueError(f"{path}: tokenizer kind {spec.get('kind')!r} is not 'wordpiece'")
-        vocab = (path / spec["vocab"]).resolve()
-        if not vocab.is_relative_to(path.resolve()):  # nothing outside the store is read
-            raise ValueError(f"{path}: the vocabulary {spec['vocab']!r} is outside the version")
         self.dim = int(self.manifest["dim"])
         self.max_seq_len = int(self.manifest["max_seq_len"])
-        self.tokenizer = BertTokenizer(
-            vocab,
-            lowercase=bool(spec["lowercase"]),
-            strip_accents=spec.get("strip_accents"),
-            max_length=self.max_seq_len,
-        )
+        self.tokenizer = wordpiece_tokenizer(path, self.manifest, max_length=self.max_seq_len)
         # Capped so that no bucket pads past the position table.
         self.length_buckets = tuple(sorted({min(b, self.max_seq_len) for b in settings.buckets}))
         self.max_tokens = self.length_buckets[-1]

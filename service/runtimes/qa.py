@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from models.bert.tokenizer import BertTokenizer
 from models.qa.decoding import QAResult, banned_ids, decode_batch, results_from_decoded
 from models.qa.samples import build_prefix
 from service.errors import BadInput
-from service.runtimes.base import Runtime
+from service.runtimes.base import Runtime, wordpiece_tokenizer
 from service.settings import Settings
 
 
@@ -51,12 +50,7 @@ class QARuntime(Runtime):
 
     def __init__(self, name: str, version: int, path: Path, settings: Settings) -> None:
         super().__init__(name, version, path, settings)
-        tok = self.manifest.get("tokenizer", {})
-        self.tokenizer = BertTokenizer(
-            path / "assets" / "vocab.txt",
-            lowercase=bool(tok.get("lowercase", True)),
-            strip_accents=tok.get("strip_accents"),
-        )
+        self.tokenizer = wordpiece_tokenizer(path, self.manifest)
         self.max_passage_tokens = int(self.manifest["max_passage_tokens"])
         self.max_question_tokens = int(self.manifest["max_question_tokens"])
         self.max_answer_tokens = int(self.manifest["max_answer_tokens"])

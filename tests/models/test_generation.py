@@ -32,10 +32,15 @@ MAX_LENGTH = 24
 RANDOM_WEIGHT_STD = 0.3
 
 
-def tiny_lm(seed: int = 0, labels: tuple[str, ...] | None = ("neg", "pos"), **kw) -> ConditionalLM:
+def tiny_lm(
+    seed: int = 0,
+    labels: tuple[str, ...] | None = ("neg", "pos"),
+    max_length: int = MAX_LENGTH,
+    **kw,
+) -> ConditionalLM:
     keras.utils.set_random_seed(seed)
     config = small_lm_config(
-        VOCAB_SIZE, MAX_LENGTH, hidden_size=16, num_layers=2, num_heads=2, intermediate_size=32,
+        VOCAB_SIZE, max_length, hidden_size=16, num_layers=2, num_heads=2, intermediate_size=32,
         dropout=0.0,
     )  # fmt: skip
     return build_generation_model(config, labels=list(labels) if labels else None, **kw)

@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import StreamingResponse
+
+from service.deps import RegistryDep, SettingsDep, check_limit, check_text_lengths, until_disconnect
+from service.errors import BadInput, ClientClosedRequest, NotReady, error_responses
+from service.generation import GenerationTicket
+from service.runtimes.base import reading_input
+from service.runtimes.generation import GenerationRuntime
+from service.schemas.generation import (
+    GenerateChunk,
+    GeneratedSample,
+    GenerateRequest,
+    GenerateResponse,
+    LabelCondition,
+)
+
+router = APIRouter(tags=["generation"])
+
+SSE_DONE = "data: [DONE]\n\n"
+
+
+@router.post(
+    "/v1/generate",
+    operation_id="generateText",
+    response_model=GenerateResponse,
+    responses={
+        **error_responses(400, 404, 413, 429, 500, 503, 504),
+        200: {
+            "description": "The samples; with `stream: true`, Server-Sent Events of GenerateChunk",
+            "content": {"text/event-stream": {"schema": GenerateChunk.model_json_schema()}},
+        },
+    },
+)
+async def generate_text(
+    body: GenerateRequest,
+    request: Request,
+    response: Response,
+    registry: RegistryDep,
+    settings: SettingsDep,
+) -> GenerateResponse | StreamingResponse:
+    """Write texts under a condition (a label or a vector), optionally continuing a prompt."""
+    check_limit(body.num_samples, settings.max_num_samples, "num_samples", "MAX_NUM_SAMPLES")
+    check_limit(body.max_new_tokens or 1, settings.max_new_tokens, "max_new_tokens",
+                "MAX_NEW_TOKENS")  # fmt: skip
+    check_text_lengths(settings, {"the prompt": body.prompt})
+    model = registry.resolve("generation", body.model, settings.default_generation_model)
+    request.state.model = model.name
+    runtime = model.runtime
+    if not isinstance(runtime, GenerationRuntime):
+        raise NotReady(f"model {model.name!r} has no generation runtime loaded")
+    label = body.condition.label if isinstance(body.condition, LabelCondition) else None
+    vector = None if isinstance(body.condition, LabelCondition) else body.condition.vector
+    condition = runtime.condition(label, vector)
+    try:
+        params = runtime.sampling(body.temperature, body.top_k, body.top_p)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from exc
+    with reading_input("the prompt"):
+        rows = await asyncio.to_thread(
+            runtime.prepare,
+            condition,
+            body.prompt,
+            body.num_samples,
+            body.max_new_tokens,
+            params,
+            body.seed,
+        )
+    ticket = runtime.scheduler.submit(rows, settings.request_timeout_s)
+    if body.stream:
+        return StreamingResponse(
+            _events(ticket, model.name, runtime.version),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Model-Version": str(runtime.version)},
+        )
+    try:
+        await until_disconnect(request, asyncio.shield(ticket.done))
+    except (ClientClosedRequest, asyncio.CancelledError):
+        ticket.cancel()
+        raise
+    response.headers["X-Model-Version"] = str(runtime.version)
+    return GenerateResponse(
+        model=model.name,
+        version=runtime.version,
+        samples=[
+            GeneratedSample(text=text, tokens=len(row.new_ids), finish_reason=row.finish_reason)
+            for text, row in zip(ticket.texts, rows, strict=True)
+            if row.finish_reason is not None
+        ],
+    )
+
+
+async def _events(ticket: GenerationTicket, model: str, version: int) -> AsyncIterator[str]:
+    """The SSE body: a chunk per event of the ticket, then [DONE]; an error after the stream
+    has started is sent as an `error` event (the status line has gone already). Leaving early
+    (the client disconnected) cancels the ticket, so its rows stop decoding."""
+    remaining = len(ticket.rows)
+    try:
+        while remaining:
+            if ticket.events.empty():
+                if ticket.done.done():
+                    if not ticket.done.cancelled() and ticket.done.exception() is not None:
+                        error = ticket.done.exception()
+                        body = {
+                            "detail": str(error),
+                            "code": getattr(error, "code", "internal_error"),
+                        }
+                        yield f"event: error\ndata: {json.dumps(body)}\n\n"
+                    return
+                getter: asyncio.Future[Any] = asyncio.ensure_future(ticket.events.get())
+                ended: asyncio.Future[Any] = ticket.done
+                await asyncio.wait({getter, ended}, return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():
+                    getter.cancel()  # the ticket ended; a pending get takes nothing with it
+                    continue
+                event = getter.result()
+            else:
+                event = ticket.events.get_nowait()
+            chunk = GenerateChunk(
+                model=model,
+                version=version,
+                index=event.index,
+                text=event.text,
+                tokens=event.token_count,
+                finish_reason=event.finish_reason,
+            )
+            yield f"data: {chunk.model_dump_json()}\n\n"
+            if event.finish_reason is not None:
+                remaining -= 1
+        yield SSE_DONE
+    finally:
+        ticket.cancel()

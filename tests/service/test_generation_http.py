@@ -1,0 +1,252 @@
+"""POST /v1/generate through the real generation runtime on tiny exported models: the samples are
+the offline decoder's for the same seed, requests share decode steps, the SSE stream is
+well-formed and stops decoding when the client goes, and bad requests get the right status."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from models.bert.tokenizer import BertTokenizer
+from models.generation.decoding import generate, make_rows, row_text
+from models.generation.export import SavedModelGenerationStepModel, export_generation_saved_model
+from models.generation.sampling import SamplingParams
+from service.app import create_app
+from service.settings import Settings
+from tests.live_server import live_server
+from tests.models.test_generation import VOCAB_SIZE, randomise, tiny_lm
+from tests.service.conftest import wait_ready
+from training.common import export_version
+
+MAX_LENGTH = 24
+LONG_MAX_LENGTH = 200
+WORDS = ["好", "坏", "酒", "店", "房", "间", "很", "不", "错", "差", "。", "！"]
+
+
+def _export(
+    root: Path, name: str, labels: list[str] | None, max_length: int, never_stop: bool = False
+) -> None:
+    vocab = root / f"vocab-{name}" / "vocab.txt"
+    vocab.parent.mkdir()
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    words = WORDS + [f"w{i}" for i in range(VOCAB_SIZE - len(specials) - len(WORDS))]
+    vocab.write_text("\n".join(specials + words) + "\n", encoding="utf-8")
+    if labels is None:
+        model = tiny_lm(seed=3, labels=None, condition_size=4, max_length=max_length)
+    else:
+        model = tiny_lm(seed=3, labels=tuple(labels), max_length=max_length)
+    randomise(model, seed=3)
+    if never_stop:  # [SEP] never wins: every sample runs to max_new_tokens unless cancelled
+        bias = model.mlm_head.output_bias
+        bias.assign(np.where(np.arange(VOCAB_SIZE) == 3, -1e4, bias.numpy()).astype(np.float32))
+    extra: dict = {
+        "max_length": max_length,
+        "sampling": {"temperature": 1.0, "top_k": None, "top_p": 0.95},
+        "tokenizer": {"kind": "wordpiece", "lowercase": True, "vocab": "assets/vocab.txt"},
+    }
+    extra.update({"labels": labels} if labels else {"condition_dim": 4})
+    export_version(
+        root, name, task="generation", family="cln-lm",
+        write_model=lambda path: export_generation_saved_model(path, model, vocab, max_length),
+        config={}, data={}, metrics={}, extra=extra,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("store")
+    _export(root, "writer", ["neg", "pos"], MAX_LENGTH)
+    _export(root, "vector-writer", None, MAX_LENGTH)
+    _export(root, "long-writer", ["neg", "pos"], LONG_MAX_LENGTH, never_stop=True)
+    return root
+
+
+@pytest.fixture(scope="module")
+def client(store: Path) -> Iterator[TestClient]:
+    settings = Settings(
+        model_store=store, poll_interval_s=0, max_num_samples=4, max_new_tokens=30,
+        max_batch_size=8, max_text_chars=100,
+    )  # fmt: skip
+    with TestClient(create_app(settings)) as c:
+        wait_ready(c, timeout_s=120)
+        yield c
+
+
+def offline(store: Path, label: int, n: int, seed: int, max_new: int, prompt: str = "") -> list:
+    version = store / "writer" / "1"
+    model = SavedModelGenerationStepModel(version)
+    tokenizer = BertTokenizer(version / "assets" / "vocab.txt")
+    condition = model.label_condition([label])[0]
+    rows = make_rows(tokenizer, condition, n, max_new, SamplingParams(1.0, None, 0.95), seed,
+                     prompt)  # fmt: skip
+    generate(model, tokenizer, rows)
+    return [(row_text(tokenizer, r), len(r.new_ids), r.finish_reason) for r in rows]
+
+
+def post(client: TestClient, **body) -> httpx.Response:
+    return client.post("/v1/generate", json={"model": "writer", **body})
+
+
+def test_samples_are_the_offline_decoders_for_the_seed(client: TestClient, store: Path) -> None:
+    r = post(client, condition={"label": "pos"}, num_samples=3, max_new_tokens=12, seed=5)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["model"] == "writer" and body["version"] == 1
+    got = [(s["text"], s["tokens"], s["finish_reason"]) for s in body["samples"]]
+    assert got == offline(store, 1, 3, 5, 12)
+    assert sum(s["tokens"] for s in body["samples"]) > 3
+    again = post(client, condition={"label": "pos"}, num_samples=3, max_new_tokens=12, seed=5)
+    assert again.json()["samples"] == body["samples"]
+    other = post(client, condition={"label": "pos"}, num_samples=3, max_new_tokens=12, seed=6)
+    assert other.json()["samples"] != body["samples"]
+    prompted = post(client, condition={"label": "neg"}, prompt="酒店", max_new_tokens=5, seed=1)
+    assert [s["text"] for s in prompted.json()["samples"]] == [
+        offline(store, 0, 1, 1, 5, "酒店")[0][0]
+    ]
+
+
+def test_greedy_and_length_limits(client: TestClient) -> None:
+    r = post(client, condition={"label": "neg"}, num_samples=2, max_new_tokens=30,
+             temperature=0, seed=1)  # fmt: skip
+    samples = r.json()["samples"]
+    assert samples[0] == samples[1]  # greedy: the seed does not matter
+    for s in samples:
+        assert s["tokens"] <= MAX_LENGTH - 1
+        assert s["finish_reason"] in ("stop", "length")
+    short = post(client, condition={"label": "neg"}, max_new_tokens=1, top_k=3, seed=2)
+    assert short.json()["samples"][0]["tokens"] <= 1
+
+
+def test_concurrent_requests_share_decode_steps(client: TestClient, store: Path) -> None:
+    runtime = client.app.state.registry.get("writer").runtime  # type: ignore[attr-defined]
+    before = runtime.scheduler.steps
+    seeds = list(range(10, 18))
+
+    def one(seed: int) -> list:
+        r = post(client, condition={"label": "pos"}, max_new_tokens=10, top_k=0, top_p=1.0,
+                 seed=seed, temperature=1.0)  # fmt: skip
+        return [(s["text"], s["tokens"]) for s in r.json()["samples"]]
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(one, seeds))
+    tokens = sum(t for result in results for _, t in result)
+    steps = runtime.scheduler.steps - before
+    # One at a time would take about `tokens` steps; together they share them.
+    assert steps < tokens, (steps, tokens)
+    for seed, result in zip(seeds, results, strict=True):
+        version = store / "writer" / "1"
+        model = SavedModelGenerationStepModel(version)
+        tokenizer = BertTokenizer(version / "assets" / "vocab.txt")
+        rows = make_rows(tokenizer, model.label_condition([1])[0], 1, 10, SamplingParams(1.0),
+                         seed)  # fmt: skip
+        generate(model, tokenizer, rows)
+        assert result == [(row_text(tokenizer, rows[0]), len(rows[0].new_ids))]
+
+
+def test_stream_is_well_formed_and_adds_up_to_the_samples(client: TestClient) -> None:
+    body = {"condition": {"label": "pos"}, "num_samples": 2, "max_new_tokens": 12, "seed": 9}
+    plain = post(client, **body).json()["samples"]
+    with client.stream(
+        "POST", "/v1/generate", json={"model": "writer", **body, "stream": True}
+    ) as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/event-stream")
+        raw = "".join(r.iter_text())
+    events = [e for e in raw.split("\n\n") if e]
+    assert events[-1] == "data: [DONE]"
+    chunks = [json.loads(e.removeprefix("data: ")) for e in events[:-1]]
+    assert all(re.fullmatch(r"data: \{.*\}", e) for e in events[:-1])
+    texts, finals = ["", ""], [None, None]
+    for chunk in chunks:
+        assert chunk["model"] == "writer" and chunk["version"] == 1
+        assert finals[chunk["index"]] is None, "no chunk after a sample's last one"
+        texts[chunk["index"]] += chunk["text"]
+        if chunk["finish_reason"] is not None:
+            finals[chunk["index"]] = (chunk["tokens"], chunk["finish_reason"])
+    assert texts == [s["text"] for s in plain]
+    assert finals == [(s["tokens"], s["finish_reason"]) for s in plain]
+
+
+def test_vector_condition(client: TestClient) -> None:
+    body = {"model": "vector-writer", "condition": {"vector": [0.5, -1, 2, 0]}, "seed": 3,
+            "max_new_tokens": 8}  # fmt: skip
+    a = client.post("/v1/generate", json=body)
+    assert a.status_code == 200, a.text
+    b = client.post("/v1/generate", json={**body, "condition": {"vector": [0.5, -1, 2, 0]}})
+    assert a.json() == b.json()
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        ({"condition": {"label": "meh"}}, 400, "unknown label"),
+        ({"condition": {"vector": [1.0, 2.0]}}, 400, "labels"),
+        ({"model": "vector-writer", "condition": {"vector": [1.0]}}, 400, "takes 4"),
+        ({"model": "vector-writer", "condition": {"label": "pos"}}, 400, "vector"),
+        ({"condition": {"label": "pos"}, "num_samples": 5}, 413, "MAX_NUM_SAMPLES"),
+        ({"condition": {"label": "pos"}, "max_new_tokens": 31}, 413, "MAX_NEW_TOKENS"),
+        ({"condition": {"label": "pos"}, "prompt": "好" * 101}, 413, "MAX_TEXT_CHARS"),
+        ({"condition": {"label": "pos"}, "prompt": "好" * 40}, 413, "prompt"),
+        ({"condition": {"label": "pos"}, "num_samples": 5000}, 422, None),
+        ({"condition": {"label": "pos"}, "top_p": 0}, 422, None),
+        ({"condition": {"label": "pos"}, "temperature": -1}, 422, None),
+        ({"condition": {"label": "pos", "vector": [1.0]}}, 422, None),
+        ({"condition": {"label": "pos"}, "frequency_penalty": 1}, 422, None),
+        ({"model": "nobody", "condition": {"label": "pos"}}, 404, None),
+        ({"model": "../etc", "condition": {"label": "pos"}}, 422, None),
+    ],
+)
+def test_bad_requests(client: TestClient, body: dict, status: int, words: str | None) -> None:
+    r = client.post("/v1/generate", json={"model": "writer", **body})
+    assert r.status_code == status, r.text
+    if words is not None:
+        assert words in r.json()["detail"]
+
+
+def test_non_finite_vector_is_422(client: TestClient) -> None:
+    r = client.post(
+        "/v1/generate",
+        content=b'{"model": "vector-writer", "condition": {"vector": [NaN, 1, 2, 3]}}',
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 422
+
+
+def _metric(text: str, name: str, model: str) -> float:
+    match = re.search(rf'^{name}\{{model="{model}"\}} (\S+)$', text, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
+
+
+def test_a_stream_whose_client_goes_stops_decoding(store: Path) -> None:
+    with live_server(store, MAX_NEW_TOKENS="190", MAX_NUM_SAMPLES="4") as url:
+        body = {"model": "long-writer", "condition": {"label": "pos"}, "num_samples": 4,
+                "max_new_tokens": 190, "seed": 1, "stream": True, "top_k": 0, "top_p": 1.0,
+                "temperature": 1.0}  # fmt: skip
+        with httpx.Client(timeout=30) as http:
+            with http.stream("POST", f"{url}/v1/generate", json=body) as r:
+                assert r.status_code == 200
+                first = next(r.iter_lines())
+                assert first.startswith("data: ")
+            # The connection is closed: the rows leave the batch within a step or two.
+            deadline = time.monotonic() + 20
+            while True:
+                metrics = http.get(f"{url}/metrics").text
+                if _metric(metrics, "kexue_generation_active_rows", "long-writer") == 0:
+                    break
+                assert time.monotonic() < deadline, "rows still decoding after the client left"
+                time.sleep(0.1)
+            written = _metric(metrics, "kexue_generated_tokens_total", "long-writer")
+            time.sleep(0.5)
+            metrics = http.get(f"{url}/metrics").text
+            assert _metric(metrics, "kexue_generated_tokens_total", "long-writer") == written
+            # The samples never end by themselves: uncancelled they would write 4 x 190 tokens.
+            assert 0 < written < 4 * 190 / 2
