@@ -215,8 +215,8 @@ def train_generation(args: argparse.Namespace | Sequence[str]) -> Path | None:
     else:
         signature["label_ids"] = tf.TensorSpec([None], tf.int32)
     train_step = make_train_step(
-        model,
-        lambda logits, x: lm_loss(logits, x["token_ids"], x["loss_mask"]),
+        model.trainable_variables,
+        lambda x: lm_loss(model(x, training=True), x["token_ids"], x["loss_mask"]),
         optimizer,
         ema,
         signature,

@@ -48,8 +48,8 @@ from models.qa.seq2seq import (
     SMALL_NUM_HEADS,
     SMALL_NUM_LAYERS,
     UniLMSeq2Seq,
+    answer_window_loss,
     build_qa_model,
-    seq2seq_loss,
     small_qa_config,
 )
 from models.qa.synthetic import SyntheticConfig, make_synthetic_examples
@@ -248,9 +248,10 @@ def train_qa(args: argparse.Namespace | Sequence[str]) -> Path | None:
         log(f"resumed from {keeper.latest} at step {start_step}")
 
     spec = tf.TensorSpec([None, None], tf.int32)
+    answer_window = args.max_answer_tokens + 1  # the answer and its [SEP]
     train_step = make_train_step(
-        model,
-        lambda logits, x: seq2seq_loss(logits, x["token_ids"], x["loss_mask"]),
+        variables,
+        lambda x: answer_window_loss(model, x, answer_window, training=True),
         optimizer,
         ema,
         {key: spec for key in ("token_ids", "segment_ids", "padding_mask", "loss_mask")},

@@ -80,6 +80,38 @@ def seq2seq_loss(logits: tf.Tensor, token_ids: tf.Tensor, loss_mask: tf.Tensor) 
     return tf.reduce_sum(cross_entropy * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
 
 
+def answer_window_loss(
+    model: UniLMSeq2Seq,
+    inputs: dict[str, tf.Tensor],
+    window: int,
+    training: bool | None = None,
+) -> tf.Tensor:
+    """`seq2seq_loss` with the MLM head applied to the answer positions only.
+
+    The targets of a sample (its answer and closing [SEP]) are its last tokens, at most `window`
+    of them (`max_answer_tokens + 1`): the logits that predict them come from the `window`
+    positions before each row's end. Scoring only those, not every position, over the whole
+    vocabulary is what makes fine-tuning a BERT with a 21k-30k vocabulary affordable on a CPU
+    (the head's [B, L, V] logits are most of a step otherwise). Fixed shapes ([B, window]), so
+    the step still compiles with XLA. Equal to `seq2seq_loss(model(inputs), ...)` whenever every
+    target lies within the window (`build_sample` guarantees it).
+    """
+    token_ids = tf.cast(inputs["token_ids"], tf.int32)
+    loss_mask = tf.cast(inputs[LOSS_MASK_KEY], tf.float32)
+    features = {key: inputs[key] for key in MODEL_INPUTS}
+    states = model.backbone(features, training=training)["sequence_output"]
+    lengths = tf.reduce_sum(tf.cast(inputs["padding_mask"], tf.int32), axis=1)
+    # Position t predicts token t + 1; the last `window` predictions of each row end at len - 2.
+    positions = lengths[:, tf.newaxis] - 1 - window + tf.range(window)[tf.newaxis, :]
+    valid = tf.cast(positions >= 0, tf.float32)
+    positions = tf.maximum(positions, 0)
+    logits = model.mlm_head(tf.gather(states, positions, batch_dims=1))
+    targets = tf.gather(token_ids, positions + 1, batch_dims=1)
+    mask = tf.gather(loss_mask, positions + 1, batch_dims=1) * valid
+    cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)
+    return tf.reduce_sum(cross_entropy * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
+
+
 @keras.saving.register_keras_serializable(package="kexue_qa")
 class UniLMSeq2Seq(keras.Model):
     """BERT under the UniLM mask + tied MLM head: {"token_ids", "segment_ids", "padding_mask"}

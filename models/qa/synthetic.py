@@ -118,6 +118,8 @@ class SyntheticConfig:
         unanswerable_fraction: share of examples whose passages hold no answer.
         same_person_fraction: share of an example's other passages that talk about the person
             asked (with other facts) rather than about other people.
+        unnamed_fraction: share of unanswerable questions that ask about someone no passage
+            names (the others ask for a fact no passage states about the person asked).
     """
 
     people_per_passage: tuple[int, int] = (2, 3)
@@ -125,6 +127,7 @@ class SyntheticConfig:
     passages_per_question: tuple[int, int] = (1, 3)
     unanswerable_fraction: float = 0.2
     same_person_fraction: float = 0.5
+    unnamed_fraction: float = 0.5
 
 
 # Facts of one passage: person -> {attribute name: value}.
@@ -178,7 +181,7 @@ def make_example(rng: random.Random, config: SyntheticConfig = SyntheticConfig()
         attribute = _BY_NAME[rng.choice(list(facts[person]))]
     else:
         missing = [a for a in ATTRIBUTES if a.name not in facts[person]]
-        if missing and rng.random() < 0.5:
+        if missing and rng.random() < 1.0 - config.unnamed_fraction:
             # Someone the passage names, a fact it does not state for them (but maybe for others).
             stated = {a for f in facts.values() for a in f}
             preferred = [a for a in missing if a.name in stated] or missing

@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models.qa.seq2seq import UniLMSeq2Seq, build_qa_model, seq2seq_loss, small_qa_config
+from models.qa.samples import QASample, pad_samples
+from models.qa.seq2seq import (
+    UniLMSeq2Seq,
+    answer_window_loss,
+    build_qa_model,
+    seq2seq_loss,
+    small_qa_config,
+)
 from tests.models.test_bert_checkpoint import (
     google_weights,
     to_hf,
@@ -110,3 +117,24 @@ def test_needs_a_config_or_a_checkpoint(tmp_path: Path) -> None:
         build_qa_model()
     with pytest.raises(FileNotFoundError):
         build_qa_model(init_checkpoint=tmp_path)
+
+
+def test_answer_window_loss_equals_the_full_loss() -> None:
+    model = tiny_model()
+    rng = np.random.default_rng(0)
+    samples = []
+    for prefix_len, answer_len in ((12, 0), (7, 1), (15, 3)):  # no answer, short, the longest
+        prefix = [2, *rng.integers(5, VOCAB_SIZE, prefix_len - 3).tolist(), 3, 9, 3]
+        answer = [*rng.integers(5, VOCAB_SIZE, answer_len).tolist(), 3]
+        samples.append(
+            QASample(
+                token_ids=prefix + answer,
+                segment_ids=[0] * len(prefix) + [1] * len(answer),
+                loss_mask=[0] * len(prefix) + [1] * len(answer),
+            )
+        )
+    batch = pad_samples(samples, 0, pad_to=24)
+    full = seq2seq_loss(model(batch), batch["token_ids"], batch["loss_mask"])
+    np.testing.assert_allclose(answer_window_loss(model, batch, window=3 + 1), full, rtol=1e-5)
+    # A window that misses targets gives another value: the test can fail.
+    assert abs(float(answer_window_loss(model, batch, window=1)) - float(full)) > 1e-4

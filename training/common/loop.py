@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,31 +113,30 @@ def run_steps(
 
 
 def make_train_step(
-    model: keras.Model,
-    loss_fn: Callable[[Any, dict[str, Any]], Any],
+    variables: Sequence[Any],
+    loss_fn: Callable[[dict[str, Any]], Any],
     optimizer: keras.optimizers.Optimizer,
     ema: Any,
     input_signature: dict[str, Any],
     jit_compile: bool = False,
 ) -> Callable[[dict[str, Any]], Any]:
-    """A compiled step: forward, `loss_fn(outputs, inputs)`, gradients, AdamW, EMA update.
+    """A compiled step: `loss_fn(inputs)` (the forward pass in training mode), gradients, AdamW,
+    EMA update.
 
     Args:
-        model: called on the inputs dict (`training=True`).
-        loss_fn: the loss from the model's outputs and the inputs (which hold the targets).
-        optimizer: built over `model.trainable_variables`.
+        variables: the trainable variables (the optimizer is built over them).
+        loss_fn: the loss of a batch, from the inputs dict (which holds the targets).
+        optimizer: built over `variables`.
         ema: an `ExponentialMovingAverage` over the same variables.
         input_signature: {name: tf.TensorSpec} of the inputs dict.
         jit_compile: XLA-compile the step (once per input shape).
     """
     import tensorflow as tf
 
-    variables = model.trainable_variables
-
     @tf.function(input_signature=[input_signature], jit_compile=jit_compile)
     def train_step(inputs: dict[str, Any]) -> Any:
         with tf.GradientTape() as tape:
-            loss = loss_fn(model(inputs, training=True), inputs)
+            loss = loss_fn(inputs)
         grads = tape.gradient(loss, variables)
         optimizer.apply_gradients(zip(grads, variables, strict=True))
         ema.update()
