@@ -44,8 +44,11 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Side-by-side load benchmarks on the demo models (`make demo` first); each prints a markdown table.
 bench: install
-	$(BIN)/python bench/load.py
+	$(BIN)/python bench/load.py --store $(MODEL_STORE) --model demo-jose
+	$(BIN)/python bench/load.py --store $(MODEL_STORE) --model demo-qa --endpoint qa
+	$(BIN)/python bench/generation.py --store $(MODEL_STORE) --model demo-cln
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -85,3 +85,51 @@ def test_training_job_to_served_embeddings(tmp_path: Path) -> None:
         same = sims[(labels[:, None] == labels[None, :]) & ~np.eye(len(labels), dtype=bool)]
         other = sims[labels[:, None] != labels[None, :]]
         assert same.mean() > other.mean() + 0.2, (method, same.mean(), other.mean())
+
+
+def test_generation_job_to_streamed_samples_of_the_asked_topic(tmp_path: Path) -> None:
+    from training.demo import demo_labelled_corpus
+
+    data = tmp_path / "topics.tsv"
+    pairs = demo_labelled_corpus(n_docs=2000, seed=2)
+    data.write_text("".join(f"{text}。\t{topic}\n" for text, topic in pairs), encoding="utf-8")
+    store = tmp_path / "store"
+    job = subprocess.run(
+        [
+            sys.executable, "-m", "training.generation",
+            "--data", str(data), "--out", str(store), "--name", "writer", "--epochs", "5",
+            "--batch-size", "16", "--lr", "3e-3",
+            "--max-length", "32", "--hidden-size", "64", "--num-layers", "2", "--num-heads", "2",
+            "--intermediate-size", "128", "--label-embedding-size", "16", "--dropout", "0",
+            "--min-char-count", "1", "--ema-decay", "0.9",
+            "--checkpoint-dir", str(tmp_path / "ckpt"), "--log-dir", "", "--no-progress",
+        ],
+        cwd=ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert job.returncode == 0, job.stderr[-3000:]
+    manifest = json.loads((store / "writer" / "1" / "manifest.json").read_text())
+    assert manifest["labels"] == sorted(DEMO_TOPICS)
+
+    with live_server(store) as url:
+        texts: dict[str, str] = {}
+        for topic in ("hotel", "books"):
+            body = {"condition": {"label": topic}, "num_samples": 8, "max_new_tokens": 24,
+                    "seed": 1, "stream": True}  # fmt: skip
+            chunks = []
+            with httpx.stream("POST", f"{url}/v1/generate", json=body, timeout=60) as r:
+                assert r.status_code == 200, r.read()
+                for line in r.iter_lines():
+                    if line.startswith("data: {"):
+                        chunks.append(json.loads(line.removeprefix("data: ")))
+                    elif line:
+                        assert line == "data: [DONE]"
+            texts[topic] = "".join(c["text"] for c in chunks)
+            assert sum(c["finish_reason"] is not None for c in chunks) == 8
+
+    def hits(text: str, topic: str) -> int:
+        return sum(text.count(word) for word in DEMO_TOPICS[topic])
+
+    # The condition steers the text: each topic's samples use its own words far more.
+    assert hits(texts["hotel"], "hotel") > 3 * hits(texts["hotel"], "books")
+    assert hits(texts["books"], "books") > 3 * hits(texts["books"], "hotel")

@@ -119,6 +119,13 @@ def train_generation_demo(store: Path, name: str, epochs: int, seed: int) -> Non
         )  # fmt: skip
 
 
+def train_qa_demo(store: Path, name: str, seed: int) -> None:
+    """A small reading-comprehension model on synthetic passages and questions."""
+    from training.qa import train_qa_demo as train
+
+    train(store, name, seed)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Train the small demo models into a store.")
     parser.add_argument("--out", type=Path, default=Path("model_store"), help="the model store")
@@ -135,6 +142,7 @@ def main(argv: list[str] | None = None) -> None:
         "demo-cln": lambda: train_generation_demo(
             args.out, "demo-cln", args.generation_epochs, args.seed
         ),
+        "demo-qa": lambda: train_qa_demo(args.out, "demo-qa", args.seed),
     }
     for name, train in demos.items():
         if has_version(args.out, name) and not args.force:
