@@ -1,0 +1,77 @@
+"""Invertible residual network density models: i-ResNet (Behrmann et al., ICML 2019) and the
+Residual Flow's unbiased log-determinant (Chen et al., NeurIPS 2019)."""
+
+from models.iresnet.activations import LipSwish, make_activation
+from models.iresnet.actnorm import ActNorm
+from models.iresnet.data import (
+    TOY_DATASETS,
+    bits_per_dim,
+    checkerboard,
+    circles,
+    eight_gaussians,
+    inverse_logit_transform,
+    logit_transform,
+    sample_toy,
+    two_moons,
+    uniform_dequantize,
+)
+from models.iresnet.iresnet_flow import FlowInverse, IResNetFlow, standard_normal_log_prob
+from models.iresnet.logdet import (
+    LogDetConfig,
+    exact_logdet,
+    hutchinson_logdet,
+    power_series_logdet_from_jacobian,
+    residual_logdet,
+    roulette_survival,
+    russian_roulette_logdet,
+    sample_probes,
+    sample_roulette_terms,
+    truncation_error_bound,
+)
+from models.iresnet.residual_block import (
+    FixedPointResult,
+    InvertibleResidualBlock,
+    fixed_point_inverse,
+)
+from models.iresnet.spectral_norm import (
+    SpectralNormConv2D,
+    SpectralNormDense,
+    conv2d_operator_matrix,
+    exact_spectral_norm,
+)
+
+__all__ = [
+    "TOY_DATASETS",
+    "ActNorm",
+    "FixedPointResult",
+    "FlowInverse",
+    "IResNetFlow",
+    "InvertibleResidualBlock",
+    "LipSwish",
+    "LogDetConfig",
+    "SpectralNormConv2D",
+    "SpectralNormDense",
+    "bits_per_dim",
+    "checkerboard",
+    "circles",
+    "conv2d_operator_matrix",
+    "eight_gaussians",
+    "exact_logdet",
+    "exact_spectral_norm",
+    "fixed_point_inverse",
+    "hutchinson_logdet",
+    "inverse_logit_transform",
+    "logit_transform",
+    "make_activation",
+    "power_series_logdet_from_jacobian",
+    "residual_logdet",
+    "roulette_survival",
+    "russian_roulette_logdet",
+    "sample_probes",
+    "sample_roulette_terms",
+    "sample_toy",
+    "standard_normal_log_prob",
+    "truncation_error_bound",
+    "two_moons",
+    "uniform_dequantize",
+]
