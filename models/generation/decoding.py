@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from models.bert.tokenizer import BertTokenizer, tokens_to_text
-from models.generation.sampling import SamplingParams, choose_token
+from models.generation.sampling import SamplingParams, choose_tokens
 
 FINISH_STOP = "stop"
 FINISH_LENGTH = "length"
@@ -111,8 +111,7 @@ class DecodingBatch:
         log_probs, cache = self.model.prefill(token_ids, lengths, conditions)
         self.cache = cache if self.cache is None else self.model.concat_rows(self.cache, cache)
         self.rows.extend(rows)
-        for row, row_log_probs in zip(rows, log_probs, strict=True):
-            self._write(row, row_log_probs)
+        self._write(list(rows), log_probs)
 
     def advance(self) -> None:
         """One step for every row still writing (a row that is done just holds its place)."""
@@ -123,9 +122,8 @@ class DecodingBatch:
                               for r in self.rows], np.int32)  # fmt: skip
         conditions = np.stack([r.condition for r in self.rows]).astype(np.float32)
         log_probs, self.cache = self.model.step(token_ids, positions, self.cache, conditions)
-        for row, row_log_probs in zip(self.rows, log_probs, strict=True):
-            if not row.done:
-                self._write(row, row_log_probs)
+        writing = [i for i, r in enumerate(self.rows) if not r.done]
+        self._write([self.rows[i] for i in writing], log_probs[writing])
 
     def retire(self) -> list[GenerationRow]:
         """Drop the rows that are done from the batch and its cache; returns them."""
@@ -138,15 +136,22 @@ class DecodingBatch:
             )
         return gone
 
-    def _write(self, row: GenerationRow, log_probs: np.ndarray) -> None:
-        token = choose_token(log_probs, row.params, row.rng, self.banned_ids)
-        if token == self.sep_id:
-            row.finish_reason = FINISH_STOP
-            return
-        row.new_ids.append(token)
-        # The next step would feed this token at last_position; the cache must have that slot.
-        if len(row.new_ids) >= row.max_new_tokens or row.last_position >= self.model.cache_length:
-            row.finish_reason = FINISH_LENGTH
+    def _write(self, rows: list[GenerationRow], log_probs: np.ndarray) -> None:
+        """Draw each row's next token (all rows at once) and append it, or end the row."""
+        tokens = choose_tokens(
+            log_probs, [r.params for r in rows], [r.rng for r in rows], self.banned_ids
+        )
+        for row, token in zip(rows, tokens.tolist(), strict=True):
+            if token == self.sep_id:
+                row.finish_reason = FINISH_STOP
+                continue
+            row.new_ids.append(token)
+            # The next step feeds this token at last_position; the cache must have that slot.
+            if (
+                len(row.new_ids) >= row.max_new_tokens
+                or row.last_position >= self.model.cache_length
+            ):
+                row.finish_reason = FINISH_LENGTH
 
 
 def banned_ids(tokenizer: BertTokenizer) -> tuple[int, ...]:

@@ -22,7 +22,12 @@ from models.generation.decoding import (
 from models.generation.export import SavedModelGenerationStepModel, export_generation_saved_model
 from models.generation.kv_cache import KerasGenerationStepModel
 from models.generation.lm import ConditionalLM, build_generation_model, small_lm_config
-from models.generation.sampling import SamplingParams, choose_token, sampling_distribution
+from models.generation.sampling import (
+    SamplingParams,
+    choose_token,
+    choose_tokens,
+    sampling_distribution,
+)
 from tests.models.test_bert_checkpoint import VOCAB, google_weights, to_hf, write_hf_folder
 
 VOCAB_SIZE = 40
@@ -311,3 +316,26 @@ def test_vector_conditioned_model_exports_without_labels(tmp_path: Path) -> None
         np.abs(out - loaded.full_logits(inputs["token_ids"], inputs["padding_mask"], -c)).max()
         > 1e-3
     )
+
+
+def test_batched_choice_draws_each_row_from_its_own_filtered_distribution() -> None:
+    rng = np.random.default_rng(0)
+    vocab = 600  # over NUCLEUS_CANDIDATES: the partial-sort path and its fallback both run
+    flat = np.log(np.full(vocab, 1.0 / vocab))  # a flat row: the nucleus needs the full sort
+    peaked = np.log(np.sort(rng.dirichlet(np.full(vocab, 0.05)))[::-1])
+    params = [SamplingParams(top_p=0.9), SamplingParams(top_p=0.5), SamplingParams(top_k=7),
+              SamplingParams(temperature=0.0)]  # fmt: skip
+    rows = np.stack([flat, peaked, peaked, peaked])
+    draws = 3000
+    rngs = [np.random.default_rng(i) for i in range(4)]
+    counts = np.zeros((4, vocab))
+    for _ in range(draws):
+        tokens = choose_tokens(rows, params, rngs, banned=[0])
+        counts[np.arange(4), tokens] += 1
+    for b in range(4):
+        expected = sampling_distribution(rows[b], params[b], banned=[0])
+        assert set(np.flatnonzero(counts[b])) <= set(np.flatnonzero(expected))
+        np.testing.assert_allclose(counts[b] / draws, expected, atol=0.035)
+    # The flat row (599 equal tokens once one is banned): the nucleus is the first k tokens
+    # with (k - 1) / 599 < 0.9, k = 540.
+    assert (sampling_distribution(flat, params[0], banned=[0]) > 0).sum() == 540
