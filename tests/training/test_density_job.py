@@ -1,0 +1,155 @@
+"""The density job: reading .npy / .csv data and rejecting bad files, the digits split, a tiny toy
+run that exports a loadable model, and a discrete run that stops, resumes and exports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.iresnet.export import SavedModelDensity
+from training.common.export import REQUIRED_MANIFEST_KEYS, TASK_MANIFEST_KEYS
+from training.density import (
+    DataError,
+    detect_levels,
+    load_density_data,
+    main,
+    parse_args,
+    read_array,
+    train_density,
+)
+
+
+def _args(tmp_path: Path, data: str, *extra: str) -> list[str]:
+    return [
+        "--data", data, "--out", str(tmp_path / "store"), "--name", "flow-tiny",
+        "--epochs", "1", "--batch-size", "64", "--blocks", "2", "--hidden", "8",
+        "--checkpoint-dir", str(tmp_path / "ckpt"), "--log-dir", "", "--no-progress",
+        "--warmup-steps", "2", "--score-terms", "4", "--score-probes", "1",
+        "--export-power-iterations", "20", "--inverse-max-iterations", "30", *extra,
+    ]  # fmt: skip
+
+
+def test_reads_npy_and_csv_with_or_without_header(tmp_path: Path) -> None:
+    array = np.arange(12, dtype=np.float64).reshape(6, 2) / 4
+    np.save(tmp_path / "a.npy", array)
+    np.testing.assert_array_equal(read_array(tmp_path / "a.npy"), array)
+    rows = "\n".join(",".join(str(v) for v in row) for row in array)
+    (tmp_path / "b.csv").write_text("x,y\n" + rows + "\n\n", encoding="utf-8")
+    (tmp_path / "c.csv").write_text(rows + "\n", encoding="utf-8")
+    np.testing.assert_allclose(read_array(tmp_path / "b.csv"), array)
+    np.testing.assert_allclose(read_array(tmp_path / "c.csv"), array)
+    assert detect_levels(np.array([[0.0, 3.0], [1.0, 2.0]])) == 4
+    assert detect_levels(array) is None
+    assert detect_levels(np.array([[-1.0, 2.0], [0.0, 1.0]])) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("a.txt", "1,2\n3,4\n", "expected a .npy or .csv"),
+        ("a.csv", "x,y\n1,2\n3,oops\n", r"a\.csv:3: not a row of numbers"),
+        ("a.csv", "1,2\n3\n", r"a\.csv:2: 1 values, expected 2"),
+        ("a.csv", "1,2\nnan,4\n", "row 1 holds NaN"),
+        ("a.csv", "1,2\n", "at least 2 rows"),
+        ("a.npy", np.arange(5.0), "1-D array"),
+        ("a.npy", np.array([["a", "b"], ["c", "d"]]), "not real numbers"),
+        ("a.npy", b"not an npy file", "not a readable .npy"),
+        ("missing.csv", None, "no such file"),
+    ],
+)  # fmt: skip
+def test_bad_files_give_clear_errors(tmp_path: Path, name: str, content, message: str) -> None:
+    path = tmp_path / name
+    if isinstance(content, np.ndarray):
+        np.save(path, content)
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content, encoding="utf-8")
+    with pytest.raises(DataError, match=message):
+        load_density_data(parse_args(_args(tmp_path, str(path))))
+
+
+def test_cli_reports_bad_data_and_unknown_builtins(tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(_args(tmp_path, "builtin:nope"))
+    assert exit_info.value.code == 2
+    assert "unknown built-in data 'builtin:nope'" in capsys.readouterr().err
+    np.save(tmp_path / "neg.npy", np.array([[0.0, 5.0], [1.0, 2.0], [3.0, 9.0]]))
+    with pytest.raises(DataError, match=r"integers in \[0, 3\]"):
+        train_density(_args(tmp_path, str(tmp_path / "neg.npy"), "--levels", "4"))
+    assert not (tmp_path / "store").exists()
+
+
+def test_digits_split_follows_the_issue() -> None:
+    data = load_density_data(parse_args(["--data", "builtin:digits", "--name", "d"]))
+    assert data.test is not None
+    assert (len(data.train), len(data.valid), len(data.test)) == (1000, 350, 447)
+    assert data.levels == 17 and data.train.shape[1] == 64
+    assert data.train.max() <= 16 and data.train.min() >= 0
+
+
+def test_toy_run_exports_a_loadable_model(tmp_path: Path) -> None:
+    args = _args(tmp_path, "builtin:moons", "--toy-samples", "256")
+    path = train_density([*args, "--log-dir", str(tmp_path / "runs")])
+    assert list((tmp_path / "runs").rglob("events.out.tfevents.*"))  # TensorBoard scalars
+    assert path is not None and path == tmp_path / "store" / "flow-tiny" / "1"
+    manifest = json.loads((path / "manifest.json").read_text())
+    for key in (*REQUIRED_MANIFEST_KEYS, *TASK_MANIFEST_KEYS["density"]):
+        assert key in manifest, key
+    assert manifest["task"] == "density" and manifest["family"] == "iresnet"
+    assert manifest["input_dim"] == 2 and manifest["levels"] is None
+    standardization = manifest["preprocessing"]["standardization"]
+    assert len(standardization["mean"]) == 2 and min(standardization["std"]) > 0
+    assert manifest["preprocessing"]["dequantization"] is None
+    assert manifest["score"]["n_terms"] == 4 and manifest["score"]["n_probes"] == 1
+    assert manifest["sampling"]["max_iterations"] == 30
+    metrics = manifest["metrics"]
+    assert metrics["eval_logdet"] == "exact" and metrics["steps"] == 4
+    assert 0 < metrics["valid_bits_per_dim"] < 10 and 0 < metrics["test_bits_per_dim"] < 10
+
+    model = SavedModelDensity(path)
+    samples = model.sample(10, seed=0)["samples"]
+    assert samples.shape == (10, 2) and np.isfinite(samples).all()
+    scores = model.score(samples)
+    assert np.isfinite(scores["log_prob"]).all()
+
+
+def test_discrete_npy_run_stops_resumes_and_exports(tmp_path: Path, capsys) -> None:
+    rng = np.random.default_rng(0)
+    # Correlated discrete data in {0, ..., 3}^3.
+    base = rng.integers(0, 4, (300, 1))
+    data = np.clip(base + rng.integers(-1, 2, (300, 3)), 0, 3).astype(np.int64)
+    np.save(tmp_path / "counts.npy", data)
+    args = _args(tmp_path, str(tmp_path / "counts.npy"), "--epochs", "2", "--checkpoint-every", "2")
+
+    assert train_density([*args, "--stop-after-steps", "3"]) is None
+    assert sorted(p.name for p in (tmp_path / "ckpt").glob("ckpt-*.index")) == [
+        "ckpt-2.index",
+        "ckpt-3.index",
+    ]
+    assert not (tmp_path / "store").exists()
+    capsys.readouterr()
+    path = train_density([*args, "--resume"])
+    assert path is not None
+    assert "at step 3" in capsys.readouterr().err
+    assert (tmp_path / "ckpt" / "ckpt-10.index").exists()  # 270 rows / 64 = 5 steps per epoch
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["levels"] == 4 and manifest["input_dim"] == 3
+    assert manifest["data"]["format"] == "npy" and manifest["data"]["valid"] == 30
+    preprocessing = manifest["preprocessing"]
+    assert preprocessing["dequantization"]["scale"] == 0.25
+    assert preprocessing["logit"] == {"alpha": 0.05}
+    assert manifest["metrics"]["steps"] == 10
+    assert "test_bits_per_dim" not in manifest["metrics"]  # a file has no test split
+    # A uniform model over 4 levels would be 2 bits/dim; the data are anything but uniform.
+    assert 0 < manifest["metrics"]["valid_bits_per_dim"] < 4
+
+    model = SavedModelDensity(path)
+    assert model.levels == 4
+    samples = model.sample(20, seed=1)["samples"]
+    assert set(np.unique(samples)) <= {0.0, 1.0, 2.0, 3.0}
+    scores = model.score(data[:5].astype(np.float32), exact=True)
+    assert np.isfinite(scores["log_prob"]).all() and (scores["bits_per_dim"] > 0).all()
