@@ -87,7 +87,7 @@ class GenerationTicket:
         if not self.done.done():
             self.done.set_exception(error)
 
-    def publish(self, render: Callable[[GenerationRow], str], metrics: Any = None) -> int:
+    def publish(self, render: Callable[[str, Sequence[int]], str], metrics: Any = None) -> int:
         """Queue events for what the rows wrote since the last call; returns new tokens.
 
         `metrics`, if given, is a histogram child that observes the time to the first token.
@@ -98,8 +98,8 @@ class GenerationTicket:
                 continue
             if len(row.new_ids) > self._sent_tokens[index]:
                 new_tokens += len(row.new_ids) - self._sent_tokens[index]
-                text = render(row)
-                # WordPiece text only grows at its end, so the new part is a suffix.
+                # WordPiece text only grows at its end: extend it by the new tokens alone.
+                text = render(self._texts[index], row.new_ids[self._sent_tokens[index] :])
                 delta = text[len(self._texts[index]) :]
                 self._texts[index], self._sent_tokens[index] = text, len(row.new_ids)
                 self.events.put_nowait(TokenEvent(index, delta, len(row.new_ids)))
@@ -125,7 +125,7 @@ class GenerationScheduler:
         model: the step model (`SavedModelGenerationStepModel`).
         banned_ids: tokens never drawn.
         sep_id: the token that ends a text.
-        render: a row's text so far.
+        render: (text so far, new token ids) -> the text extended by them.
         max_rows: most rows decoding together.
         max_queue: most rows waiting for admission.
         metrics: the service's collectors.
@@ -137,7 +137,7 @@ class GenerationScheduler:
         model: GenerationStepModel,
         banned_ids: Sequence[int],
         sep_id: int,
-        render: Callable[[GenerationRow], str],
+        render: Callable[[str, Sequence[int]], str],
         max_rows: int,
         max_queue: int,
         metrics: Metrics | None = None,

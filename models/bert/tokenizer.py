@@ -225,12 +225,15 @@ class BertTokenizer:
         return ids, [0] * (len(a) + 2) + [1] * (len(b) + 1)
 
 
-def tokens_to_text(tokenizer: BertTokenizer, token_ids: Sequence[int]) -> str:
+def tokens_to_text(tokenizer: BertTokenizer, token_ids: Sequence[int], text: str = "") -> str:
     """Text of WordPiece ids: CJK characters joined without blanks, "##" pieces glued to
-    the piece before, a blank only between two Latin/digit words; special tokens dropped."""
+    the piece before, a blank only between two Latin/digit words; special tokens dropped.
+
+    `text`, when given, is the text of the tokens before these: the result continues it, so a
+    decoder can extend its text token by token instead of rebuilding it.
+    """
     special = {tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id, tokenizer.mask_id,
                tokenizer.unk_id}  # fmt: skip
-    text = ""
     for token_id in token_ids:
         if int(token_id) in special:
             continue

@@ -16,12 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from models.bert.tokenizer import tokens_to_text
 from models.generation.decoding import (
     GenerationRow,
     banned_ids,
     generate,
     make_rows,
-    row_text,
 )
 from models.generation.sampling import SamplingParams
 from service.errors import BadInput, PayloadTooLarge
@@ -62,7 +62,7 @@ class GenerationRuntime(Runtime):
                 self._model,
                 banned_ids(self.tokenizer),
                 self.tokenizer.sep_id,
-                lambda row: row_text(self.tokenizer, row),
+                lambda text, new_ids: tokens_to_text(self.tokenizer, new_ids, text),
                 max_rows=self.settings.max_batch_size,
                 max_queue=self.settings.max_queue,
                 metrics=self.metrics,
@@ -126,7 +126,8 @@ class GenerationRuntime(Runtime):
         )
 
     def run_batch(self, items: Sequence[Any]) -> Sequence[Any]:
-        raise NotImplementedError("generation decodes in its GenerationScheduler")
+        # Routes hand generation rows to `scheduler`; the dynamic batcher never sees them.
+        raise TypeError("generation decodes in its GenerationScheduler, not the batcher")
 
     def warmup(self) -> None:
         # Batches of 1 and of the most rows, a prefill of a long prompt and some steps each.
