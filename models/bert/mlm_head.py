@@ -88,3 +88,24 @@ class BertMaskedLMHead(keras.layers.Layer):
             condition_hidden_units=self.condition_hidden_units,
         )
         return config
+
+
+def next_token_loss(logits: tf.Tensor, token_ids: tf.Tensor, loss_mask: tf.Tensor) -> tf.Tensor:
+    """Mean cross-entropy of the target tokens: the logits at t - 1 scored against token t.
+
+    The loss of every left-to-right use of the head (a UniLM answer, a conditional LM's text).
+
+    Args:
+        logits: [B, L, V] from the head.
+        token_ids: [B, L] the sequences.
+        loss_mask: [B, L] 1 on the tokens to predict, aligned with `token_ids`.
+
+    Returns:
+        Scalar: summed cross-entropy over masked targets / number of masked targets.
+    """
+    targets = tf.cast(token_ids[:, 1:], tf.int32)
+    mask = tf.cast(loss_mask[:, 1:], logits.dtype)
+    cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=targets, logits=logits[:, :-1]
+    )
+    return tf.reduce_sum(cross_entropy * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)

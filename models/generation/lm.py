@@ -28,7 +28,7 @@ from models.bert.checkpoint import (
     load_hf_folder,
     load_tf_checkpoint,
 )
-from models.bert.mlm_head import BertMaskedLMHead
+from models.bert.mlm_head import BertMaskedLMHead, next_token_loss
 
 # bert4keras' conditional LM embeds its labels in 128 dimensions.
 DEFAULT_LABEL_EMBEDDING_SIZE = 128
@@ -63,20 +63,8 @@ def small_lm_config(vocab_size: int, max_position: int, **overrides: Any) -> Ber
     return BertConfig(**fields)
 
 
-def lm_loss(logits: tf.Tensor, token_ids: tf.Tensor, loss_mask: tf.Tensor) -> tf.Tensor:
-    """Mean cross-entropy of token t + 1 given the logits at t, over `loss_mask[:, 1:]`.
-
-    Args:
-        logits: [B, L, V].
-        token_ids: [B, L] the sequences.
-        loss_mask: [B, L] 1 on the tokens to predict (every real token after [CLS]).
-    """
-    targets = tf.cast(token_ids[:, 1:], tf.int32)
-    mask = tf.cast(loss_mask[:, 1:], logits.dtype)
-    cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=targets, logits=logits[:, :-1]
-    )
-    return tf.reduce_sum(cross_entropy * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
+# Every real token after [CLS] is a target, the closing [SEP] included.
+lm_loss = next_token_loss
 
 
 @keras.saving.register_keras_serializable(package="kexue_generation")

@@ -24,7 +24,7 @@ from models.bert.checkpoint import (
     load_hf_folder,
     load_tf_checkpoint,
 )
-from models.bert.mlm_head import BertMaskedLMHead
+from models.bert.mlm_head import BertMaskedLMHead, next_token_loss
 from models.qa.samples import max_sample_length
 
 MODEL_INPUTS = ("token_ids", "segment_ids", "padding_mask")
@@ -60,24 +60,8 @@ def small_qa_config(
     return BertConfig(**fields)
 
 
-def seq2seq_loss(logits: tf.Tensor, token_ids: tf.Tensor, loss_mask: tf.Tensor) -> tf.Tensor:
-    """Mean cross-entropy of the target tokens: logits at t-1 scored against token t.
-
-    Args:
-        logits: [B, L, V] from `UniLMSeq2Seq`.
-        token_ids: [B, L] the packed samples.
-        loss_mask: [B, L] 1 on the tokens to predict (aligned with `token_ids`, as
-            `models.qa.samples.QASample.loss_mask`).
-
-    Returns:
-        Scalar: summed cross-entropy over masked targets / number of masked targets.
-    """
-    targets = tf.cast(token_ids[:, 1:], tf.int32)
-    mask = tf.cast(loss_mask[:, 1:], logits.dtype)
-    cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=targets, logits=logits[:, :-1]
-    )
-    return tf.reduce_sum(cross_entropy * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
+# The answer's tokens and closing [SEP] are the targets (`samples.QASample.loss_mask`).
+seq2seq_loss = next_token_loss
 
 
 def answer_window_loss(
