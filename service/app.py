@@ -14,7 +14,7 @@ from service.errors import install_error_handlers
 from service.metrics import Metrics
 from service.middleware import BodyLimit, RequestMetrics
 from service.registry import ModelRegistry, RuntimeFactory, default_runtime_factory
-from service.routes import embeddings, generation, health, models, qa
+from service.routes import density, embeddings, generation, health, models, qa
 from service.settings import Settings, get_settings
 
 log = logging.getLogger("service")
@@ -60,6 +60,7 @@ def create_app(
         embeddings.router,
         qa.router,
         generation.router,
+        density.router,
     ):
         app.include_router(router)
     # Outermost first in the list Starlette builds: metrics see the 413s the body limit sends.

@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     )
     max_passages: int = Field(16, ge=1, description="Most passages one question may carry.")
     max_beam_size: int = Field(8, ge=1, description="Most beams one QA request may ask for.")
+    max_exact_logdet_dim: int = Field(
+        64, ge=1, description="Largest input_dim logdet 'exact' is allowed for (400 past it)."
+    )
+    max_density_samples: int = Field(
+        1024, ge=1, description="Most samples one density sampling request may ask for (413)."
+    )
 
     admin_token: SecretStr | None = Field(
         None, description="Bearer token of the admin endpoints; unset turns them off."
@@ -69,6 +75,9 @@ class Settings(BaseSettings):
     )
     default_generation_model: str | None = Field(
         None, description="Model used by /v1/generate when a request names none."
+    )
+    default_density_model: str | None = Field(
+        None, description="Model used by /v1/density/* when a request names none."
     )
 
     # Devices: TensorFlow places ops on a visible GPU by itself; these only restrict or tune that.
@@ -85,6 +94,7 @@ class Settings(BaseSettings):
         "default_embedding_model",
         "default_qa_model",
         "default_generation_model",
+        "default_density_model",
         mode="before",
     )
     @classmethod

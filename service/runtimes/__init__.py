@@ -12,6 +12,7 @@ _RUNTIMES: dict[tuple[str, str], str] = {
     ("embedding", "bert"): "service.runtimes.bert_embedding:BertEmbeddingRuntime",
     ("qa", "bert-unilm"): "service.runtimes.qa:QARuntime",
     ("generation", "cln-lm"): "service.runtimes.generation:GenerationRuntime",
+    ("density", "iresnet"): "service.runtimes.density:DensityRuntime",
 }
 
 

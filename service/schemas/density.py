@@ -1,0 +1,74 @@
+"""POST /v1/density/score and /v1/density/sample: log-densities of rows, and samples."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
+
+from service.schemas.common import HARD_MAX_INPUTS, ModelName
+
+# Schema caps (422); the configured MAX_INPUTS / MAX_DENSITY_SAMPLES are lower and answer 413.
+HARD_MAX_DENSITY_DIM = 65536
+HARD_MAX_DENSITY_SAMPLES = 65536
+MAX_SEED = 2**63 - 1
+
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+Row = Annotated[list[FiniteFloat], Field(min_length=1, max_length=HARD_MAX_DENSITY_DIM)]
+
+
+class DensityScoreRequest(BaseModel):
+    model: ModelName | None = Field(
+        None, description="Model name; may be left out when the store holds one density model."
+    )
+    inputs: Annotated[list[Row], Field(min_length=1, max_length=HARD_MAX_INPUTS)] = Field(
+        description="Rows of the model's `input_dim` finite numbers each, in data units (400 for "
+        "another length); at most MAX_INPUTS rows (413 past it)."
+    )
+    logdet: Literal["series", "exact"] = Field(
+        "series",
+        description="The residual blocks' log-determinant: 'series' (truncated power series with "
+        "fixed probes: deterministic, cheap) or 'exact' (full Jacobians; refused with 400 when "
+        "input_dim is over MAX_EXACT_LOGDET_DIM).",
+    )
+
+    model_config = {
+        "extra": "forbid",
+        "json_schema_extra": {"examples": [{"inputs": [[0.5, -0.2], [1.0, 0.3]]}]},
+    }
+
+
+class DensityScoreResponse(BaseModel):
+    model: str
+    version: int
+    log_prob: list[float | None] = Field(
+        description="log p(x) in nats per row (discrete data: the dequantised density at the bin "
+        "centre). null when it is not finite: -inf for a value outside a discrete model's range."
+    )
+    bits_per_dim: list[float | None] = Field(
+        description="-log_prob / (input_dim ln 2) per row; null when it is not finite."
+    )
+
+
+class DensitySampleRequest(BaseModel):
+    model: ModelName | None = Field(
+        None, description="Model name; may be left out when the store holds one density model."
+    )
+    num_samples: int = Field(
+        ge=1, le=HARD_MAX_DENSITY_SAMPLES, description="At most MAX_DENSITY_SAMPLES (413 past it)."
+    )
+    seed: int | None = Field(
+        None, ge=0, le=MAX_SEED, description="The same seed, the same samples; random if unset."
+    )
+
+    model_config = {"extra": "forbid", "json_schema_extra": {"examples": [{"num_samples": 4}]}}
+
+
+class DensitySampleResponse(BaseModel):
+    model: str
+    version: int
+    seed: int = Field(description="The seed the samples were drawn with.")
+    samples: list[list[float]] = Field(description="num_samples rows of input_dim, data units.")
+    iterations: list[int] = Field(
+        description="Fixed-point steps each residual block's inverse took, in forward order."
+    )
