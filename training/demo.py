@@ -29,6 +29,8 @@ DEMO_TOPICS: dict[str, list[str]] = {
 }
 DEMO_SENTIMENT = ["很好", "不错", "满意", "喜欢", "推荐", "太差", "失望", "一般", "糟糕", "后悔"]
 DEMO_FILLER = ["的", "了", "很", "也", "都", "还", "就", "这个", "我们", "非常"]
+# Epochs of the digits density demo (1,000 training images, 4 steps an epoch).
+DEMO_DENSITY_EPOCHS = 300
 # A sentence ends with one of these, so that the generation demo learns to stop.
 DEMO_ENDINGS = ["。", "！", "。", "～"]
 
@@ -126,6 +128,26 @@ def train_qa_demo(store: Path, name: str, seed: int) -> None:
     train(store, name, seed)
 
 
+def train_density_demo(store: Path, name: str, epochs: int, seed: int) -> None:
+    """A small invertible ResNet on scikit-learn's 8x8 digits (bundled with scikit-learn)."""
+    from training.density import main as density_main
+
+    with tempfile.TemporaryDirectory() as tmp:
+        density_main(
+            [
+                "--data", "builtin:digits",
+                "--out", str(store),
+                "--name", name,
+                "--epochs", str(epochs),
+                "--seed", str(seed),
+                "--checkpoint-dir", str(Path(tmp) / "ckpt"),
+                "--checkpoint-every", "0",
+                "--log-dir", "",
+                "--no-progress",
+            ]
+        )  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Train the small demo models into a store.")
     parser.add_argument("--out", type=Path, default=Path("model_store"), help="the model store")
@@ -133,6 +155,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jose-epochs", type=int, default=5)
     parser.add_argument("--generation-epochs", type=int, default=4)
+    parser.add_argument("--density-epochs", type=int, default=DEMO_DENSITY_EPOCHS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -143,6 +166,9 @@ def main(argv: list[str] | None = None) -> None:
             args.out, "demo-cln", args.generation_epochs, args.seed
         ),
         "demo-qa": lambda: train_qa_demo(args.out, "demo-qa", args.seed),
+        "demo-digits": lambda: train_density_demo(
+            args.out, "demo-digits", args.density_epochs, args.seed
+        ),
     }
     for name, train in demos.items():
         if has_version(args.out, name) and not args.force:
