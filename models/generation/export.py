@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from models.bert.tensors import float32_tensor, int32_tensor
 from models.bert.tokenizer import VOCAB_FILE
 from models.generation import kv_cache
 from models.generation.lm import ConditionalLM
@@ -171,11 +172,13 @@ class SavedModelGenerationStepModel:
     def label_condition(self, label_ids: Any) -> np.ndarray:
         if self._label_condition is None:
             raise ValueError("the model is conditioned on vectors, not labels")
-        return self._label_condition(label_ids=_int32(label_ids))[CONDITION_KEY].numpy()
+        return self._label_condition(label_ids=int32_tensor(label_ids))[CONDITION_KEY].numpy()
 
     def prefill(self, token_ids: Any, lengths: Any, condition: Any) -> tuple[np.ndarray, Any]:
         out = self._prefill(
-            token_ids=_int32(token_ids), lengths=_int32(lengths), condition=_float32(condition)
+            token_ids=int32_tensor(token_ids),
+            lengths=int32_tensor(lengths),
+            condition=float32_tensor(condition),
         )
         return out[LOG_PROBS_KEY].numpy(), out[CACHE_KEY]
 
@@ -183,18 +186,18 @@ class SavedModelGenerationStepModel:
         self, token_ids: Any, positions: Any, cache: Any, condition: Any
     ) -> tuple[np.ndarray, Any]:
         out = self._step(
-            token_ids=_int32(token_ids),
-            positions=_int32(positions),
+            token_ids=int32_tensor(token_ids),
+            positions=int32_tensor(positions),
             cache=tf.convert_to_tensor(cache, tf.float32),
-            condition=_float32(condition),
+            condition=float32_tensor(condition),
         )
         return out[LOG_PROBS_KEY].numpy(), out[CACHE_KEY]
 
     def full_logits(self, token_ids: Any, padding_mask: Any, condition: Any) -> np.ndarray:
         out = self._full_logits(
-            token_ids=_int32(token_ids),
-            padding_mask=_int32(padding_mask),
-            condition=_float32(condition),
+            token_ids=int32_tensor(token_ids),
+            padding_mask=int32_tensor(padding_mask),
+            condition=float32_tensor(condition),
         )
         return np.asarray(out[LOG_PROBS_KEY])
 
@@ -203,11 +206,3 @@ class SavedModelGenerationStepModel:
 
     def concat_rows(self, first: Any, second: Any) -> Any:
         return kv_cache.concat_rows(first, second)
-
-
-def _int32(x: Any) -> tf.Tensor:
-    return tf.convert_to_tensor(np.asarray(x, np.int32))
-
-
-def _float32(x: Any) -> tf.Tensor:
-    return tf.convert_to_tensor(np.asarray(x, np.float32))

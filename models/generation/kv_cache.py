@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from models.bert.bert_backbone import build_attention_mask
+from models.bert.tensors import float32_tensor, int32_tensor
 from models.generation.lm import ConditionalLM
 
 CACHE_BATCH_AXIS = 2
@@ -162,23 +163,27 @@ class KerasGenerationStepModel:
         )
 
     def label_condition(self, label_ids: Any) -> np.ndarray:
-        return np.asarray(label_condition(self.model, _int32(label_ids)))
+        return np.asarray(label_condition(self.model, int32_tensor(label_ids)))
 
     def prefill(self, token_ids: Any, lengths: Any, condition: Any) -> tuple[np.ndarray, Any]:
-        log_probs, cache = self._prefill(_int32(token_ids), _int32(lengths), _float32(condition))
+        log_probs, cache = self._prefill(
+            int32_tensor(token_ids), int32_tensor(lengths), float32_tensor(condition)
+        )
         return log_probs.numpy(), cache
 
     def step(
         self, token_ids: Any, positions: Any, cache: Any, condition: Any
     ) -> tuple[np.ndarray, Any]:
         log_probs, cache = self._step(
-            _int32(token_ids), _int32(positions), cache, _float32(condition)
+            int32_tensor(token_ids), int32_tensor(positions), cache, float32_tensor(condition)
         )
         return log_probs.numpy(), cache
 
     def full_logits(self, token_ids: Any, padding_mask: Any, condition: Any) -> np.ndarray:
         return np.asarray(
-            self._full_logits(_int32(token_ids), _int32(padding_mask), _float32(condition))
+            self._full_logits(
+                int32_tensor(token_ids), int32_tensor(padding_mask), float32_tensor(condition)
+            )
         )
 
     def select_rows(self, cache: Any, rows: Any) -> Any:
@@ -186,11 +191,3 @@ class KerasGenerationStepModel:
 
     def concat_rows(self, first: Any, second: Any) -> Any:
         return concat_rows(first, second)
-
-
-def _int32(x: Any) -> tf.Tensor:
-    return tf.convert_to_tensor(np.asarray(x, np.int32))
-
-
-def _float32(x: Any) -> tf.Tensor:
-    return tf.convert_to_tensor(np.asarray(x, np.float32))

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from models.bert.tensors import int32_tensor
 from models.bert.tokenizer import VOCAB_FILE
 from models.qa import kv_cache
 from models.qa.samples import max_sample_length
@@ -196,30 +197,28 @@ class SavedModelStepModel:
 
     def prefill(self, token_ids: Any, segment_ids: Any, lengths: Any) -> tuple[np.ndarray, Any]:
         out = self._prefill(
-            token_ids=_int32(token_ids), segment_ids=_int32(segment_ids), lengths=_int32(lengths)
+            token_ids=int32_tensor(token_ids),
+            segment_ids=int32_tensor(segment_ids),
+            lengths=int32_tensor(lengths),
         )
         return out[LOG_PROBS_KEY].numpy(), out[CACHE_KEY]
 
     def step(self, token_ids: Any, cache: Any, positions: Any) -> tuple[np.ndarray, Any]:
         out = self._step(
-            token_ids=_int32(token_ids),
+            token_ids=int32_tensor(token_ids),
             cache=tf.convert_to_tensor(cache, tf.float32),
-            positions=_int32(positions),
+            positions=int32_tensor(positions),
         )
         return out[LOG_PROBS_KEY].numpy(), out[CACHE_KEY]
 
     def reorder(self, cache: Any, beam_indices: Any) -> Any:
         cache = tf.convert_to_tensor(cache, tf.float32)
-        return self._reorder(cache=cache, beam_indices=_int32(beam_indices))[CACHE_KEY]
+        return self._reorder(cache=cache, beam_indices=int32_tensor(beam_indices))[CACHE_KEY]
 
     def full_logits(self, token_ids: Any, segment_ids: Any, padding_mask: Any) -> np.ndarray:
         out = self._full_logits(
-            token_ids=_int32(token_ids),
-            segment_ids=_int32(segment_ids),
-            padding_mask=_int32(padding_mask),
+            token_ids=int32_tensor(token_ids),
+            segment_ids=int32_tensor(segment_ids),
+            padding_mask=int32_tensor(padding_mask),
         )
         return np.asarray(out[LOG_PROBS_KEY])
-
-
-def _int32(x: Any) -> tf.Tensor:
-    return tf.convert_to_tensor(np.asarray(x, np.int32))

@@ -32,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from models.bert.bert_backbone import build_attention_mask
+from models.bert.tensors import int32_tensor
 from models.qa.samples import TARGET_SEGMENT
 from models.qa.seq2seq import UniLMSeq2Seq
 
@@ -179,21 +180,21 @@ class KerasStepModel:
         )
 
     def prefill(self, token_ids: Any, segment_ids: Any, lengths: Any) -> tuple[np.ndarray, Any]:
-        log_probs, cache = self._prefill(_int32(token_ids), _int32(segment_ids), _int32(lengths))
+        log_probs, cache = self._prefill(
+            int32_tensor(token_ids), int32_tensor(segment_ids), int32_tensor(lengths)
+        )
         return log_probs.numpy(), cache
 
     def step(self, token_ids: Any, cache: Any, positions: Any) -> tuple[np.ndarray, Any]:
-        log_probs, cache = self._step(_int32(token_ids), cache, _int32(positions))
+        log_probs, cache = self._step(int32_tensor(token_ids), cache, int32_tensor(positions))
         return log_probs.numpy(), cache
 
     def reorder(self, cache: Any, beam_indices: Any) -> Any:
-        return self._reorder(cache, _int32(beam_indices))
+        return self._reorder(cache, int32_tensor(beam_indices))
 
     def full_logits(self, token_ids: Any, segment_ids: Any, padding_mask: Any) -> np.ndarray:
         return np.asarray(
-            self._full_logits(_int32(token_ids), _int32(segment_ids), _int32(padding_mask))
+            self._full_logits(
+                int32_tensor(token_ids), int32_tensor(segment_ids), int32_tensor(padding_mask)
+            )
         )
-
-
-def _int32(x: Any) -> tf.Tensor:
-    return tf.convert_to_tensor(np.asarray(x, np.int32))
