@@ -1,7 +1,10 @@
-"""Closed-loop load on /v1/embeddings or /v1/qa: batching on vs MAX_BATCH_SIZE=1, side by side.
+"""Closed-loop load on /v1/embeddings, /v1/qa or /v1/density/score: batching vs MAX_BATCH_SIZE=1.
 
     .venv/bin/python bench/load.py --store model_store --model demo-jose
     .venv/bin/python bench/load.py --endpoint qa --store model_store --model demo-qa
+    .venv/bin/python bench/load.py --endpoint density --store model_store --model demo-digits
+
+(`density` sends rows of scikit-learn's 8x8 digits, so it needs a 64-dimensional model.)
 
 Starts two servers on 127.0.0.1 from the same store (one batching, one with MAX_BATCH_SIZE=1) and,
 for each concurrency level, runs the same closed loop against each in turn (interleaved, so that
@@ -44,7 +47,19 @@ QA_QUESTIONS = [
 ]
 
 
+DIGITS: list[list[float]] = []
+
+
+def digits_rows() -> list[list[float]]:
+    from sklearn.datasets import load_digits
+
+    return load_digits().data.tolist()  # type: ignore[no-any-return]
+
+
 def request_body(endpoint: str, model: str, rng: random.Random, texts: int) -> tuple[str, dict]:
+    if endpoint == "density":
+        rows = rng.sample(DIGITS, texts)
+        return "/v1/density/score", {"model": model, "inputs": rows}
     if endpoint == "qa":
         question, passages = rng.choice(QA_QUESTIONS)
         return "/v1/qa", {"model": model, "question": question, "passages": passages}
@@ -97,15 +112,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", type=Path, default=Path("model_store"))
     parser.add_argument("--model", required=True)
-    parser.add_argument("--endpoint", choices=["embeddings", "qa"], default="embeddings")
+    parser.add_argument("--endpoint", choices=["embeddings", "qa", "density"], default="embeddings")
     parser.add_argument("--concurrency", default="1,2,4,8,16,32,64")
     parser.add_argument("--requests", type=int, default=300, help="per run, at most")
     parser.add_argument("--max-seconds", type=float, default=8, help="per run, at most")
-    parser.add_argument("--texts-per-request", type=int, default=1)
+    parser.add_argument(
+        "--texts-per-request", type=int, default=1, help="texts (or density rows) per request"
+    )
     parser.add_argument("--batch-size", default="32")
     parser.add_argument("--rounds", type=int, default=3, help="alternating runs per level")
     args = parser.parse_args()
 
+    if args.endpoint == "density":
+        DIGITS.extend(digits_rows())
     levels = [int(c) for c in args.concurrency.split(",")]
     rows = []
     with (
@@ -137,9 +156,14 @@ def main() -> None:
                 file=sys.stderr,
             )
 
-    unit = f"{args.texts_per_request} text(s)" if args.endpoint == "embeddings" else "one question"
+    unit = {
+        "embeddings": f"{args.texts_per_request} text(s)",
+        "qa": "one question",
+        "density": f"{args.texts_per_request} digit row(s), series log-det",
+    }[args.endpoint]
+    path = request_body(args.endpoint, args.model, random.Random(0), 1)[0]
     print(
-        f"\n/v1/{args.endpoint}, model {args.model}, {unit} per request, "
+        f"\n{path}, model {args.model}, {unit} per request, "
         f"MAX_BATCH_SIZE={args.batch_size} vs 1, median of {args.rounds} alternating rounds, "
         f"{os.cpu_count()} CPUs shared by server and load generator\n"
     )

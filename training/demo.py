@@ -140,6 +140,7 @@ def train_density_demo(store: Path, name: str, epochs: int, seed: int) -> None:
                 "--name", name,
                 "--epochs", str(epochs),
                 "--seed", str(seed),
+                "--test-draws", "10",
                 "--checkpoint-dir", str(Path(tmp) / "ckpt"),
                 "--checkpoint-every", "0",
                 "--log-dir", "",

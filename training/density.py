@@ -264,7 +264,7 @@ def load_density_data(args: argparse.Namespace) -> DensityData:
     if spec.startswith(BUILTIN_PREFIX):
         name = spec[len(BUILTIN_PREFIX) :]
         if name == "digits":
-            return _digits()
+            return digits_split()
         if name in BUILTIN_TOYS:
             return _toy(name, args)
         raise DataError(
@@ -296,7 +296,7 @@ def load_density_data(args: argparse.Namespace) -> DensityData:
     return DensityData(train, valid, None, levels, summary)
 
 
-def _digits() -> DensityData:
+def digits_split() -> DensityData:
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 

@@ -17,6 +17,7 @@ from service.app import create_app
 from service.routes.density import finite_or_none
 from service.settings import Settings
 from tests.service.conftest import wait_ready
+from tests.tiny_store import train_tiny_density
 from training.density import train_density
 
 NAME = "moons"
@@ -26,16 +27,7 @@ ROWS = [[0.5, -0.2], [1.0, 0.3], [-0.8, 0.6], [0.0, 0.0]]
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("density")
-    train_density(
-        [
-            "--data", "builtin:moons", "--out", str(root / "store"), "--name", NAME,
-            "--epochs", "1", "--batch-size", "64", "--blocks", "2", "--hidden", "8",
-            "--checkpoint-dir", str(root / "ckpt"), "--log-dir", "", "--no-progress",
-            "--warmup-steps", "2", "--score-terms", "4", "--score-probes", "1",
-            "--export-power-iterations", "20", "--inverse-max-iterations", "30",
-            "--toy-samples", "256",
-        ]
-    )  # fmt: skip
+    train_tiny_density(root / "store", NAME, root)
     return root / "store"
 
 
@@ -129,3 +121,39 @@ def test_exact_is_refused_over_max_exact_logdet_dim(store: Path) -> None:
 
 def test_non_finite_scores_become_null() -> None:
     assert finite_or_none(np.array([-math.inf, 1.5, math.nan], np.float32)) == [None, 1.5, None]
+
+
+@pytest.fixture(scope="module")
+def discrete_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny model of 3-dimensional integer data in 0..4 (five levels, found in the file)."""
+    root = tmp_path_factory.mktemp("discrete")
+    rows = np.random.default_rng(0).integers(0, 5, (256, 3))
+    np.save(root / "counts.npy", rows)
+    train_density(
+        [
+            "--data", str(root / "counts.npy"), "--out", str(root / "store"), "--name", "counts",
+            "--epochs", "1", "--batch-size", "64", "--blocks", "1", "--hidden", "8",
+            "--checkpoint-dir", str(root / "ckpt"), "--log-dir", "", "--no-progress",
+            "--warmup-steps", "2", "--score-terms", "4", "--score-probes", "1",
+            "--export-power-iterations", "20", "--inverse-max-iterations", "30",
+        ]
+    )  # fmt: skip
+    return root / "store"
+
+
+def test_a_discrete_model_answers_null_outside_its_levels(discrete_store: Path) -> None:
+    settings = Settings(model_store=discrete_store, poll_interval_s=0)
+    with TestClient(create_app(settings)) as c:
+        wait_ready(c, timeout_s=60)
+        inside, outside = [0, 2, 4], [0, 2, 5]
+        r = c.post("/v1/density/score", json={"inputs": [inside, outside, [-1, 0, 0]]})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert math.isfinite(body["log_prob"][0]) and body["bits_per_dim"][0] > 0
+        # -inf (a value the model gives no mass) is not JSON: it comes back as null.
+        assert body["log_prob"][1:] == [None, None] and body["bits_per_dim"][1:] == [None, None]
+        r = c.post("/v1/density/sample", json={"num_samples": 8, "seed": 3})
+        assert r.status_code == 200, r.text
+        samples = np.array(r.json()["samples"])
+        assert samples.shape == (8, 3)
+        assert np.all(samples == np.round(samples)) and samples.min() >= 0 and samples.max() <= 4

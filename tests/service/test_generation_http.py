@@ -12,61 +12,29 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 from models.bert.tokenizer import BertTokenizer
 from models.generation.decoding import generate, make_rows, row_text
-from models.generation.export import SavedModelGenerationStepModel, export_generation_saved_model
+from models.generation.export import SavedModelGenerationStepModel
 from models.generation.sampling import SamplingParams
 from service.app import create_app
 from service.settings import Settings
 from tests.live_server import live_server
-from tests.models.test_generation import VOCAB_SIZE, randomise, tiny_lm
 from tests.service.conftest import wait_ready
-from training.common import export_version
+from tests.tiny_store import export_tiny_generation
 
 MAX_LENGTH = 24
 LONG_MAX_LENGTH = 200
-WORDS = ["好", "坏", "酒", "店", "房", "间", "很", "不", "错", "差", "。", "！"]
-
-
-def _export(
-    root: Path, name: str, labels: list[str] | None, max_length: int, never_stop: bool = False
-) -> None:
-    vocab = root / f"vocab-{name}" / "vocab.txt"
-    vocab.parent.mkdir()
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    words = WORDS + [f"w{i}" for i in range(VOCAB_SIZE - len(specials) - len(WORDS))]
-    vocab.write_text("\n".join(specials + words) + "\n", encoding="utf-8")
-    if labels is None:
-        model = tiny_lm(seed=3, labels=None, condition_size=4, max_length=max_length)
-    else:
-        model = tiny_lm(seed=3, labels=tuple(labels), max_length=max_length)
-    randomise(model, seed=3)
-    if never_stop:  # [SEP] never wins: every sample runs to max_new_tokens unless cancelled
-        bias = model.mlm_head.output_bias
-        bias.assign(np.where(np.arange(VOCAB_SIZE) == 3, -1e4, bias.numpy()).astype(np.float32))
-    extra: dict = {
-        "max_length": max_length,
-        "sampling": {"temperature": 1.0, "top_k": None, "top_p": 0.95},
-        "tokenizer": {"kind": "wordpiece", "lowercase": True, "vocab": "assets/vocab.txt"},
-    }
-    extra.update({"labels": labels} if labels else {"condition_dim": 4})
-    export_version(
-        root, name, task="generation", family="cln-lm",
-        write_model=lambda path: export_generation_saved_model(path, model, vocab, max_length),
-        config={}, data={}, metrics={}, extra=extra,
-    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("store")
-    _export(root, "writer", ["neg", "pos"], MAX_LENGTH)
-    _export(root, "vector-writer", None, MAX_LENGTH)
-    _export(root, "long-writer", ["neg", "pos"], LONG_MAX_LENGTH, never_stop=True)
+    export_tiny_generation(root, "writer", ["neg", "pos"], MAX_LENGTH)
+    export_tiny_generation(root, "vector-writer", None, MAX_LENGTH)
+    export_tiny_generation(root, "long-writer", ["neg", "pos"], LONG_MAX_LENGTH, never_stop=True)
     return root
 
 

@@ -11,39 +11,20 @@ from fastapi.testclient import TestClient
 
 from models.bert.tokenizer import BertTokenizer
 from models.qa.decoding import answer_questions
-from models.qa.export import SavedModelStepModel, export_qa_saved_model
+from models.qa.export import SavedModelStepModel
 from service.app import create_app
 from service.settings import Settings
-from tests.models.test_qa_cache import tiny_model
 from tests.service.conftest import wait_ready
 from tests.service.fakes import write_version
-from training.common import export_version
+from tests.tiny_store import export_tiny_qa
 
 MAX_PASSAGE, MAX_QUESTION, MAX_ANSWER = 12, 6, 4
-WORDS = ["北", "京", "上", "海", "住", "在", "哪", "里", "张", "伟", "李", "娜", "。", "？"]
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("store")
-    vocab = root / "vocab.txt"
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    words = WORDS + [f"w{i}" for i in range(40 - len(specials) - len(WORDS))]
-    vocab.write_text("\n".join(specials + words) + "\n", encoding="utf-8")
-    model = tiny_model(seed=7)
-
-    def write(path: Path) -> list[str]:
-        return export_qa_saved_model(path, model, vocab, MAX_PASSAGE, MAX_QUESTION, MAX_ANSWER)
-
-    export_version(
-        root, "reader", task="qa", family="bert-unilm", write_model=write,
-        config={}, data={}, metrics={},
-        extra={
-            "max_passage_tokens": MAX_PASSAGE, "max_question_tokens": MAX_QUESTION,
-            "max_answer_tokens": MAX_ANSWER,
-            "tokenizer": {"kind": "wordpiece", "lowercase": True, "vocab": "assets/vocab.txt"},
-        },
-    )  # fmt: skip
+    export_tiny_qa(root, "reader", MAX_PASSAGE, MAX_QUESTION, MAX_ANSWER)
     return root
 
 

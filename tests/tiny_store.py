@@ -1,0 +1,136 @@
+"""Tiny exported models of every family, written into a model store in seconds.
+
+The HTTP tests of each family build the one they need; the client and fuzzing tests
+(`build_tiny_store`) serve one of each from a real server process.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from models.generation.export import export_generation_saved_model
+from models.qa.export import export_qa_saved_model
+from tests.models.test_generation import VOCAB_SIZE as LM_VOCAB_SIZE
+from tests.models.test_generation import randomise, tiny_lm
+from tests.models.test_qa_cache import tiny_model
+from training.common import export_version
+
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+SEP_ID = SPECIALS.index("[SEP]")
+QA_WORDS = ["北", "京", "上", "海", "住", "在", "哪", "里", "张", "伟", "李", "娜", "。", "？"]
+QA_VOCAB_SIZE = 40
+LM_WORDS = ["好", "坏", "酒", "店", "房", "间", "很", "不", "错", "差", "。", "！"]
+WORDPIECE = {"kind": "wordpiece", "lowercase": True, "vocab": "assets/vocab.txt"}
+
+
+def write_vocab(path: Path, words: list[str], size: int) -> Path:
+    """A WordPiece vocabulary: the specials, `words`, then fillers up to `size` entries."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fillers = [f"w{i}" for i in range(size - len(SPECIALS) - len(words))]
+    path.write_text("\n".join(SPECIALS + words + fillers) + "\n", encoding="utf-8")
+    return path
+
+
+def export_tiny_qa(
+    root: Path, name: str, max_passage: int, max_question: int, max_answer: int
+) -> None:
+    """A 1-layer random UniLM reader (answers are nonsense, the decoding machinery is real)."""
+    model = tiny_model(seed=7)
+    with tempfile.TemporaryDirectory() as scratch:  # the export copies the vocabulary
+        vocab = write_vocab(Path(scratch) / "vocab.txt", QA_WORDS, QA_VOCAB_SIZE)
+        export_version(
+            root, name, task="qa", family="bert-unilm",
+            write_model=lambda path: export_qa_saved_model(
+                path, model, vocab, max_passage, max_question, max_answer
+            ),
+            config={}, data={}, metrics={},
+            extra={
+                "max_passage_tokens": max_passage, "max_question_tokens": max_question,
+                "max_answer_tokens": max_answer, "tokenizer": WORDPIECE,
+            },
+        )  # fmt: skip
+
+
+def export_tiny_generation(
+    root: Path, name: str, labels: list[str] | None, max_length: int, never_stop: bool = False
+) -> None:
+    """A random conditional LM: label-conditioned, or vector-conditioned (size 4) without labels.
+
+    never_stop: [SEP] never wins, so every sample runs to max_new_tokens unless cancelled.
+    """
+    if labels is None:
+        model = tiny_lm(seed=3, labels=None, condition_size=4, max_length=max_length)
+    else:
+        model = tiny_lm(seed=3, labels=tuple(labels), max_length=max_length)
+    randomise(model, seed=3)
+    if never_stop:
+        bias = model.mlm_head.output_bias
+        bias.assign(np.where(np.arange(LM_VOCAB_SIZE) == SEP_ID, -1e4, bias.numpy()))
+    extra: dict = {
+        "max_length": max_length,
+        "sampling": {"temperature": 1.0, "top_k": None, "top_p": 0.95},
+        "tokenizer": WORDPIECE,
+    }
+    extra.update({"labels": labels} if labels else {"condition_dim": 4})
+    with tempfile.TemporaryDirectory() as scratch:
+        vocab = write_vocab(Path(scratch) / "vocab.txt", LM_WORDS, LM_VOCAB_SIZE)
+        export_version(
+            root, name, task="generation", family="cln-lm",
+            write_model=lambda path: export_generation_saved_model(path, model, vocab, max_length),
+            config={}, data={}, metrics={}, extra=extra,
+        )  # fmt: skip
+
+
+def train_tiny_density(root: Path, name: str, work: Path) -> None:
+    """An i-ResNet trained for one epoch on two moons (2-D, continuous)."""
+    from training.density import train_density
+
+    train_density(
+        [
+            "--data", "builtin:moons", "--out", str(root), "--name", name,
+            "--epochs", "1", "--batch-size", "64", "--blocks", "2", "--hidden", "8",
+            "--checkpoint-dir", str(work / "ckpt-density"), "--log-dir", "", "--no-progress",
+            "--warmup-steps", "2", "--score-terms", "4", "--score-probes", "1",
+            "--export-power-iterations", "20", "--inverse-max-iterations", "30",
+            "--toy-samples", "256",
+        ]
+    )  # fmt: skip
+
+
+def train_tiny_jose(root: Path, name: str, work: Path) -> None:
+    """JoSE embeddings, 16-dimensional, one epoch over a small topical corpus."""
+    from training.demo import demo_embedding_corpus
+    from training.embedding import train_embedding
+
+    corpus = work / "corpus.txt"
+    corpus.write_text("\n".join(demo_embedding_corpus(n_docs=200, seed=1)) + "\n", "utf-8")
+    train_embedding(
+        [
+            "--data", str(corpus), "--out", str(root), "--name", name,
+            "--tokenizer", "jieba", "--dim", "16", "--min-count", "1", "--epochs", "1",
+            "--checkpoint-dir", str(work / "ckpt-jose"), "--log-dir", "", "--no-progress",
+        ]
+    )  # fmt: skip
+
+
+# Model names of `build_tiny_store`, by task.
+TINY_MODELS = {
+    "embedding": "tiny-jose",
+    "qa": "tiny-reader",
+    "generation": "tiny-writer",
+    "generation-vector": "tiny-vector-writer",
+    "density": "tiny-moons",
+}
+
+
+def build_tiny_store(root: Path, work: Path) -> Path:
+    """One tiny model of every task in `root` (a model store); `work` holds scratch files."""
+    train_tiny_jose(root, TINY_MODELS["embedding"], work)
+    export_tiny_qa(root, TINY_MODELS["qa"], max_passage=12, max_question=6, max_answer=4)
+    export_tiny_generation(root, TINY_MODELS["generation"], ["neg", "pos"], max_length=24)
+    export_tiny_generation(root, TINY_MODELS["generation-vector"], None, max_length=24)
+    train_tiny_density(root, TINY_MODELS["density"], work)
+    return root
