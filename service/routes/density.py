@@ -39,7 +39,11 @@ async def score_density(
     registry: RegistryDep,
     settings: SettingsDep,
 ) -> DensityScoreResponse:
-    """Log-density (nats) and bits per dimension of each row under the model."""
+    """Log-density (nats) and bits per dimension of each row under the model.
+
+    Limits (settings): at most MAX_INPUTS rows (413); `logdet: "exact"` only for models whose
+    input_dim is at most MAX_EXACT_LOGDET_DIM (400); a row of the wrong dimension gives 400.
+    """
     check_limit(len(body.inputs), settings.max_inputs, "inputs", "MAX_INPUTS")
     model = registry.resolve("density", body.model, settings.default_density_model)
     request.state.model = model.name
@@ -79,7 +83,10 @@ async def sample_density(
     registry: RegistryDep,
     settings: SettingsDep,
 ) -> DensitySampleResponse:
-    """Draw samples by inverting the flow (fixed-point iteration per residual block)."""
+    """Draw samples by inverting the flow (fixed-point iteration per residual block).
+
+    Limits (settings): `num_samples` at most MAX_DENSITY_SAMPLES (413).
+    """
     check_limit(
         body.num_samples, settings.max_density_samples, "num_samples", "MAX_DENSITY_SAMPLES"
     )

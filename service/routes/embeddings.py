@@ -37,7 +37,11 @@ async def create_embeddings(
     registry: RegistryDep,
     settings: SettingsDep,
 ) -> EmbeddingResponse:
-    """Embed one text or a batch of texts as vectors (OpenAI-compatible)."""
+    """Embed one text or a batch of texts as vectors (OpenAI-compatible).
+
+    Limits (settings): at most MAX_INPUTS texts and MAX_TEXT_CHARS characters a text (413); a
+    BERT encoder also refuses a text over its longest length bucket in tokens (413).
+    """
     texts = [body.input] if isinstance(body.input, str) else body.input
     check_limit(len(texts), settings.max_inputs, "inputs", "MAX_INPUTS")
     check_text_lengths(settings, {f"input {i}": t for i, t in enumerate(texts)})

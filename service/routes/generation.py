@@ -45,7 +45,14 @@ async def generate_text(
     registry: RegistryDep,
     settings: SettingsDep,
 ) -> GenerateResponse | StreamingResponse:
-    """Write texts under a condition (a label or a vector), optionally continuing a prompt."""
+    """Write texts under a condition (a label or a vector), optionally continuing a prompt.
+
+    Limits (settings): `num_samples` at most MAX_NUM_SAMPLES, `max_new_tokens` at most
+    MAX_NEW_TOKENS, the prompt at most MAX_TEXT_CHARS characters (413). An unknown label, a
+    vector of the wrong size, or a prompt that leaves no room in the model's max_length gives 400.
+    With `stream: true` the answer is `text/event-stream`: one `data: <GenerateChunk>` event per
+    token, then `data: [DONE]` (or an `event: error` with an ErrorBody).
+    """
     check_limit(body.num_samples, settings.max_num_samples, "num_samples", "MAX_NUM_SAMPLES")
     check_limit(body.max_new_tokens or 1, settings.max_new_tokens, "max_new_tokens",
                 "MAX_NEW_TOKENS")  # fmt: skip

@@ -34,7 +34,11 @@ async def answer_question(
     registry: RegistryDep,
     settings: SettingsDep,
 ) -> QAResponse:
-    """Read the passages and write the answer to the question, or `answer: null` if none has it."""
+    """Read the passages and write the answer to the question, or `answer: null` if none has it.
+
+    Limits (settings): at most MAX_PASSAGES passages, `beam_size` at most MAX_BEAM_SIZE, and
+    MAX_TEXT_CHARS characters for the question and each passage (413).
+    """
     check_limit(len(body.passages), settings.max_passages, "passages", "MAX_PASSAGES")
     check_limit(body.beam_size or 1, settings.max_beam_size, "beam_size", "MAX_BEAM_SIZE")
     check_text_lengths(

@@ -1,0 +1,161 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar, cast
+
+from attrs import define as _attrs_define
+from attrs import field as _attrs_field
+
+from ..models.embedding_request_encoding_format import EmbeddingRequestEncodingFormat
+from ..models.embedding_request_method_type_0 import EmbeddingRequestMethodType0
+from ..types import UNSET, Unset
+
+T = TypeVar("T", bound="EmbeddingRequest")
+
+
+@_attrs_define
+class EmbeddingRequest:
+    """
+    Attributes:
+        input_ (list[str] | str): A text or a list of texts. At most MAX_INPUTS texts of MAX_TEXT_CHARS characters each
+            (413 past them).
+        model (None | str | Unset): Model name; may be left out when the store holds one embedding model.
+        normalize (bool | Unset): Scale each vector to unit length. Default: True.
+        method (EmbeddingRequestMethodType0 | None | Unset): How a text becomes one vector. JoSE: 'fold_in' (default)
+            optimises a document vector against the fixed word vectors, as the paper does; 'average' is the normalised mean
+            of word vectors. BERT encoders: 'mean' pooling of token states (default).
+        encoding_format (EmbeddingRequestEncodingFormat | Unset): 'base64': little-endian float32 bytes, as the OpenAI
+            API sends them. Default: EmbeddingRequestEncodingFormat.FLOAT.
+    """
+
+    input_: list[str] | str
+    model: None | str | Unset = UNSET
+    normalize: bool | Unset = True
+    method: EmbeddingRequestMethodType0 | None | Unset = UNSET
+    encoding_format: EmbeddingRequestEncodingFormat | Unset = EmbeddingRequestEncodingFormat.FLOAT
+    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        input_: list[str] | str
+        if isinstance(self.input_, list):
+            input_ = self.input_
+
+        else:
+            input_ = self.input_
+
+        model: None | str | Unset
+        if isinstance(self.model, Unset):
+            model = UNSET
+        else:
+            model = self.model
+
+        normalize = self.normalize
+
+        method: None | str | Unset
+        if isinstance(self.method, Unset):
+            method = UNSET
+        elif isinstance(self.method, EmbeddingRequestMethodType0):
+            method = self.method.value
+        else:
+            method = self.method
+
+        encoding_format: str | Unset = UNSET
+        if not isinstance(self.encoding_format, Unset):
+            encoding_format = self.encoding_format.value
+
+        field_dict: dict[str, Any] = {}
+        field_dict.update(self.additional_properties)
+        field_dict.update(
+            {
+                "input": input_,
+            }
+        )
+        if model is not UNSET:
+            field_dict["model"] = model
+        if normalize is not UNSET:
+            field_dict["normalize"] = normalize
+        if method is not UNSET:
+            field_dict["method"] = method
+        if encoding_format is not UNSET:
+            field_dict["encoding_format"] = encoding_format
+
+        return field_dict
+
+    @classmethod
+    def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        d = dict(src_dict)
+
+        def _parse_input_(data: object) -> list[str] | str:
+            try:
+                if not isinstance(data, list):
+                    raise TypeError()
+                input_type_1 = cast(list[str], data)
+
+                return input_type_1
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(list[str] | str, data)
+
+        input_ = _parse_input_(d.pop("input"))
+
+        def _parse_model(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        model = _parse_model(d.pop("model", UNSET))
+
+        normalize = d.pop("normalize", UNSET)
+
+        def _parse_method(data: object) -> EmbeddingRequestMethodType0 | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, str):
+                    raise TypeError()
+                method_type_0 = EmbeddingRequestMethodType0(data)
+
+                return method_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(EmbeddingRequestMethodType0 | None | Unset, data)
+
+        method = _parse_method(d.pop("method", UNSET))
+
+        _encoding_format = d.pop("encoding_format", UNSET)
+        encoding_format: EmbeddingRequestEncodingFormat | Unset
+        if isinstance(_encoding_format, Unset):
+            encoding_format = UNSET
+        else:
+            encoding_format = EmbeddingRequestEncodingFormat(_encoding_format)
+
+        embedding_request = cls(
+            input_=input_,
+            model=model,
+            normalize=normalize,
+            method=method,
+            encoding_format=encoding_format,
+        )
+
+        embedding_request.additional_properties = d
+        return embedding_request
+
+    @property
+    def additional_keys(self) -> list[str]:
+        return list(self.additional_properties.keys())
+
+    def __getitem__(self, key: str) -> Any:
+        return self.additional_properties[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.additional_properties[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.additional_properties[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.additional_properties

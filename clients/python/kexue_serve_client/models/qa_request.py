@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar, cast
+
+from attrs import define as _attrs_define
+
+from ..types import UNSET, Unset
+
+T = TypeVar("T", bound="QARequest")
+
+
+@_attrs_define
+class QARequest:
+    """
+    Attributes:
+        question (str): At most MAX_TEXT_CHARS characters (413 past it).
+        passages (list[str]): Passages to read, decoded together; at most MAX_PASSAGES (413 past it).
+        model (None | str | Unset): Model name; may be left out when the store holds one qa model.
+        max_answer_tokens (int | None | Unset): Longest answer in tokens; at most the model's own max_answer_tokens
+            (400).
+        beam_size (int | None | Unset): Beams (1: greedy); at most MAX_BEAM_SIZE.
+        extractive (bool | Unset): Answers must be spans of the passages (each token continues one). Default: False.
+    """
+
+    question: str
+    passages: list[str]
+    model: None | str | Unset = UNSET
+    max_answer_tokens: int | None | Unset = UNSET
+    beam_size: int | None | Unset = UNSET
+    extractive: bool | Unset = False
+
+    def to_dict(self) -> dict[str, Any]:
+        question = self.question
+
+        passages = self.passages
+
+        model: None | str | Unset
+        if isinstance(self.model, Unset):
+            model = UNSET
+        else:
+            model = self.model
+
+        max_answer_tokens: int | None | Unset
+        if isinstance(self.max_answer_tokens, Unset):
+            max_answer_tokens = UNSET
+        else:
+            max_answer_tokens = self.max_answer_tokens
+
+        beam_size: int | None | Unset
+        if isinstance(self.beam_size, Unset):
+            beam_size = UNSET
+        else:
+            beam_size = self.beam_size
+
+        extractive = self.extractive
+
+        field_dict: dict[str, Any] = {}
+
+        field_dict.update(
+            {
+                "question": question,
+                "passages": passages,
+            }
+        )
+        if model is not UNSET:
+            field_dict["model"] = model
+        if max_answer_tokens is not UNSET:
+            field_dict["max_answer_tokens"] = max_answer_tokens
+        if beam_size is not UNSET:
+            field_dict["beam_size"] = beam_size
+        if extractive is not UNSET:
+            field_dict["extractive"] = extractive
+
+        return field_dict
+
+    @classmethod
+    def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        d = dict(src_dict)
+        question = d.pop("question")
+
+        passages = cast(list[str], d.pop("passages"))
+
+        def _parse_model(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        model = _parse_model(d.pop("model", UNSET))
+
+        def _parse_max_answer_tokens(data: object) -> int | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | None | Unset, data)
+
+        max_answer_tokens = _parse_max_answer_tokens(d.pop("max_answer_tokens", UNSET))
+
+        def _parse_beam_size(data: object) -> int | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | None | Unset, data)
+
+        beam_size = _parse_beam_size(d.pop("beam_size", UNSET))
+
+        extractive = d.pop("extractive", UNSET)
+
+        qa_request = cls(
+            question=question,
+            passages=passages,
+            model=model,
+            max_answer_tokens=max_answer_tokens,
+            beam_size=beam_size,
+            extractive=extractive,
+        )
+
+        return qa_request

@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from attrs import define as _attrs_define
+from attrs import field as _attrs_field
+
+if TYPE_CHECKING:
+    from ..models.qa_candidate import QACandidate
+
+
+T = TypeVar("T", bound="QAResponse")
+
+
+@_attrs_define
+class QAResponse:
+    """
+    Attributes:
+        model (str):
+        version (int):
+        answer (None | str): null when no passage holds an answer.
+        score (float):
+        passage_index (int | None):
+        candidates (list[QACandidate]):
+    """
+
+    model: str
+    version: int
+    answer: None | str
+    score: float
+    passage_index: int | None
+    candidates: list[QACandidate]
+    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        model = self.model
+
+        version = self.version
+
+        answer: None | str
+        answer = self.answer
+
+        score = self.score
+
+        passage_index: int | None
+        passage_index = self.passage_index
+
+        candidates = []
+        for candidates_item_data in self.candidates:
+            candidates_item = candidates_item_data.to_dict()
+            candidates.append(candidates_item)
+
+        field_dict: dict[str, Any] = {}
+        field_dict.update(self.additional_properties)
+        field_dict.update(
+            {
+                "model": model,
+                "version": version,
+                "answer": answer,
+                "score": score,
+                "passage_index": passage_index,
+                "candidates": candidates,
+            }
+        )
+
+        return field_dict
+
+    @classmethod
+    def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        from ..models.qa_candidate import QACandidate  # noqa: PLC0415
+
+        d = dict(src_dict)
+        model = d.pop("model")
+
+        version = d.pop("version")
+
+        def _parse_answer(data: object) -> None | str:
+            if data is None:
+                return data
+            return cast(None | str, data)
+
+        answer = _parse_answer(d.pop("answer"))
+
+        score = d.pop("score")
+
+        def _parse_passage_index(data: object) -> int | None:
+            if data is None:
+                return data
+            return cast(int | None, data)
+
+        passage_index = _parse_passage_index(d.pop("passage_index"))
+
+        candidates = []
+        _candidates = d.pop("candidates")
+        for candidates_item_data in _candidates:
+            candidates_item = QACandidate.from_dict(candidates_item_data)
+
+            candidates.append(candidates_item)
+
+        qa_response = cls(
+            model=model,
+            version=version,
+            answer=answer,
+            score=score,
+            passage_index=passage_index,
+            candidates=candidates,
+        )
+
+        qa_response.additional_properties = d
+        return qa_response
+
+    @property
+    def additional_keys(self) -> list[str]:
+        return list(self.additional_properties.keys())
+
+    def __getitem__(self, key: str) -> Any:
+        return self.additional_properties[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.additional_properties[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.additional_properties[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.additional_properties
