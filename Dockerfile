@@ -4,6 +4,8 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
 ARG VARIANT=cpu
+# The version pinned in pyproject.toml (a test keeps the two equal).
+ARG TENSORFLOW_VERSION=2.21.0
 WORKDIR /src
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
@@ -11,12 +13,14 @@ COPY pyproject.toml README.md ./
 COPY service service
 COPY models models
 COPY training training
-# The same install step as `make install`, without the dev tools.
+# The same install step as `make install` without the dev tools (`make image-check` runs it).
+# GPU: tensorflow-cpu and tensorflow share one package folder, so the CPU build is removed
+# before TensorFlow with CUDA goes in, never after.
 RUN pip install --no-cache-dir --upgrade pip \
+ && pip install --no-cache-dir . \
  && if [ "$VARIANT" = "gpu" ]; then \
-      pip install --no-cache-dir '.[gpu]' && pip uninstall -y tensorflow-cpu; \
-    else \
-      pip install --no-cache-dir .; \
+      pip uninstall -y tensorflow-cpu \
+      && pip install --no-cache-dir "tensorflow[and-cuda]==${TENSORFLOW_VERSION}"; \
     fi
 
 FROM ${PYTHON_IMAGE} AS runtime

@@ -7,7 +7,7 @@ MODEL_STORE ?= model_store
 PORT ?= 8000
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install run demo test lint format bench openapi client compose-check clean
+.PHONY: install run demo test lint format bench openapi client image-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,9 +57,12 @@ client: openapi
 		--config clients/openapi-python-client.yaml
 	rm -rf clients/python/.ruff_cache
 
-# What can be checked of the containers without a Docker engine: the compose file parses.
-compose-check:
+# What can be checked of the containers without a Docker engine (CI runs it after `make test`):
+# the compose file, and the Dockerfile's install steps in a fresh venv.
+image-check:
 	docker-compose config --quiet
+	docker-compose --profile gpu config --quiet
+	PYTHON=$(PYTHON) bash scripts/image_install_check.sh
 
 # Side-by-side load benchmarks on the demo models (`make demo` first); each prints a markdown table.
 bench: install
