@@ -20,12 +20,19 @@ On a batch of Gaussian inputs it times and compares, all in one run:
 
 Errors are mean absolute differences from the exact log-determinant over the rows; times are the
 median of several calls of a compiled function, reported as a ratio to the exact method's time.
+
+A second table compares, for the "mlp" block, the two ways of differentiating the series in
+training: backpropagating through its n vector-Jacobian products, and Chen et al.'s Neumann-series
+gradient (`LogDetConfig(neumann_gradient=True)`): time of one gradient and TensorFlow's peak CPU
+memory during it (`tf.config.experimental.get_memory_info`), as ratios Neumann / backprop.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
+import resource
 import statistics
 import sys
 import time
@@ -37,6 +44,7 @@ import tensorflow as tf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from models.iresnet.logdet import (  # noqa: E402
+    LogDetConfig,
     exact_logdet,
     hutchinson_logdet,
     power_series_logdet_from_jacobian,
@@ -114,6 +122,62 @@ def bench_block(
     return lines
 
 
+def gradient_cost(
+    dim: int, rows: int, n_terms: int, neumann: bool, lipschitz: float, repeats: int
+) -> tuple[float, float]:
+    """(median ms, peak MB) of d sum(log det) / d weights of a saturated mlp block.
+
+    Run in a fresh process (see `measure_in_child`): the peak is the growth of the process's
+    maximum resident set during the gradient calls, after a warm-up on 8 rows has built and traced
+    everything, so it is the memory the gradient itself needs.
+    """
+    block = saturated_block("mlp", dim, lipschitz, seed=0)
+    config = LogDetConfig(method="series", n_terms=n_terms, neumann_gradient=neumann)
+    generator = tf.random.Generator.from_seed(0)
+
+    @tf.function(reduce_retracing=True)
+    def gradient(x: tf.Tensor) -> list[tf.Tensor]:
+        with tf.GradientTape() as tape:
+            total = tf.reduce_sum(block.forward(x, config, generator=generator)[1])
+        return tape.gradient(total, block.trainable_variables)
+
+    rng = np.random.default_rng(1)
+    gradient(tf.constant(rng.normal(size=(8, dim)).astype("float32")))
+    x = tf.constant(rng.normal(size=(rows, dim)).astype("float32"))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    ms = median_ms(lambda: [g.numpy() for g in gradient(x) if g is not None], repeats)
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    return ms, peak_kb / 1024
+
+
+def measure_in_child(*args: object) -> tuple[float, float]:
+    """`gradient_cost` in a fresh process, so that one measurement's peak is not another's."""
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1) as pool:
+        return pool.apply(gradient_cost, args)  # type: ignore[no-any-return]
+
+
+def bench_gradients(dims: list[int], rows: int, lipschitz: float, repeats: int) -> list[str]:
+    lines = [
+        f"\nGradient of the series log-det (mlp block, {rows} rows, 1 Gaussian probe): "
+        "backprop through the terms vs the Neumann-series gradient\n",
+        "| D | terms | backprop ms | backprop peak MB | Neumann ms | Neumann peak MB "
+        "| time ratio | memory ratio |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for dim in dims:
+        for n in (5, 10, 20):
+            a_ms, a_mb = measure_in_child(dim, rows, n, False, lipschitz, repeats)
+            b_ms, b_mb = measure_in_child(dim, rows, n, True, lipschitz, repeats)
+            memory_ratio = f"{b_mb / a_mb:.2f}" if a_mb > 0 else "n/a"
+            lines.append(
+                f"| {dim} | {n} | {a_ms:.1f} | {a_mb:.0f} | {b_ms:.1f} | {b_mb:.0f} "
+                f"| {b_ms / a_ms:.2f} | {memory_ratio} |"
+            )
+            sys.stdout.flush()
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dims", default="16,64,256")
@@ -123,6 +187,9 @@ def main() -> None:
     parser.add_argument("--lipschitz", type=float, default=0.9)
     parser.add_argument("--repeats", type=int, default=7, help="timed calls per cell (median)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--gradient-rows", type=int, default=4096, help="rows of the gradient comparison"
+    )
     args = parser.parse_args()
 
     terms = [int(n) for n in args.terms.split(",")]
@@ -137,6 +204,8 @@ def main() -> None:
             )
             print("\n".join(lines))
             sys.stdout.flush()
+    dims = [int(d) for d in args.dims.split(",")]
+    print("\n".join(bench_gradients(dims, args.gradient_rows, args.lipschitz, args.repeats)))
 
 
 if __name__ == "__main__":

@@ -133,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--n-terms", type=int, default=DEFAULT_SERIES_TERMS, help="terms of the series")
     g.add_argument("--n-probes", type=int, default=1, help="Hutchinson probes per row")
     g.add_argument(
+        "--neumann-gradient",
+        action="store_true",
+        help="series/roulette: differentiate by the Neumann series (Residual Flows, Sec. 3.2), "
+        "the memory of one backward pass instead of one per term",
+    )
+    g.add_argument(
         "--exact-max-dim",
         type=int,
         default=DEFAULT_EXACT_MAX_DIM,
@@ -192,6 +198,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = build_parser().parse_args(argv)
     if not 0.0 < args.lipschitz_coeff < 1.0:
         raise SystemExit(f"--lipschitz-coeff must be in (0, 1), not {args.lipschitz_coeff}")
+    if args.neumann_gradient and args.logdet == "exact":
+        raise SystemExit("--neumann-gradient is for --logdet series or roulette, not exact")
     return args
 
 
@@ -420,7 +428,12 @@ def train_density(args: argparse.Namespace | Sequence[str]) -> Path | None:
     init_y, _ = preprocessing.forward(tf.constant(init_rows, tf.float32))
     flow.initialize(init_y)
 
-    train_logdet = LogDetConfig(method=args.logdet, n_terms=args.n_terms, n_probes=args.n_probes)
+    train_logdet = LogDetConfig(
+        method=args.logdet,
+        n_terms=args.n_terms,
+        n_probes=args.n_probes,
+        neumann_gradient=args.neumann_gradient,
+    )
     steps_per_epoch = math.ceil(len(data.train) / args.batch_size)
     total_steps = steps_per_epoch * args.epochs
     schedule = _schedule(args, total_steps)

@@ -24,9 +24,17 @@ The exact method (a per-example Jacobian by `batch_jacobian`, then `slogdet`) co
 passes and O(D^3); it is the reference the estimators are tested against and the right choice for
 small D (toy 2-D densities, tabular data).
 
-Not implemented: Chen et al.'s Neumann-series gradient estimator (Sec. 3.2), which saves memory in
-training by differentiating the series in closed form; gradients here go through the vector-Jacobian
-products by ordinary double backpropagation.
+Gradients go through the n vector-Jacobian products by double backpropagation, which keeps all n
+of them in memory. `LogDetConfig(neumann_gradient=True)` uses instead Chen et al.'s Neumann-series
+gradient estimator (Sec. 3.2): since d log det(I + J) = tr((I + J)^-1 dJ) and
+(I + J)^-1 = sum_{k>=0} (-1)^k J^k,
+
+    d log det(I + J) = E_v[ (sum_{k>=0} (-1)^k v^T J^k) dJ v ],                            (3)
+
+so the row vector in brackets is accumulated without recording (no graph), and the gradient is one
+differentiable vector-Jacobian product of it: memory of one backward pass whatever the number of
+terms. Term k of (3) carries the same truncation or roulette weight as term k + 1 of (1), so (3) is
+the gradient of (1)'s estimate in expectation (unbiased under the roulette).
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import tensorflow as tf
 
@@ -70,6 +78,9 @@ class LogDetConfig:
         poisson_rate: rate of the Poisson law.
         max_terms: optional cap on the roulette's total terms, to bound the worst-case cost; a
             capped roulette is biased again (by far less than a series of the same length).
+        neumann_gradient: ("series", "roulette") differentiate by the Neumann series (3) instead of
+            backpropagating through every term: the same value, the same expected gradient, the
+            memory of one vector-Jacobian product.
     """
 
     method: LogDetMethod = "exact"
@@ -81,6 +92,7 @@ class LogDetConfig:
     geometric_p: float = DEFAULT_GEOMETRIC_P
     poisson_rate: float = DEFAULT_POISSON_RATE
     max_terms: int | None = None
+    neumann_gradient: bool = False
 
     def __post_init__(self) -> None:
         if self.method not in ("exact", "series", "roulette"):
@@ -324,6 +336,89 @@ def russian_roulette_logdet(
     return gx[:batch], _mean_over_probes(total, config.n_probes)
 
 
+def neumann_gradient_logdet(
+    residual: ResidualFn,
+    x: tf.Tensor,
+    config: LogDetConfig,
+    generator: tf.random.Generator | None = None,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """The "series" or "roulette" estimate of (1), differentiated by the Neumann series (3).
+
+    The value is what `hutchinson_logdet` / `russian_roulette_logdet` compute for the same probes
+    and term counts. The terms are accumulated inside a `tf.custom_gradient` forward pass, which no
+    enclosing tape records; the gradient (in x and in the weights g reads) is then that of the
+    surrogate <u^T J_g(x), v>, where u = sum_k (-1)^k c_k v^T J^k holds the Neumann terms with the
+    weights c_k of (1)'s terms: one vector-Jacobian product, differentiated once more.
+
+    Args:
+        residual: g, applied to each row independently.
+        x: [B, ...] inputs.
+        config: method "series" (n_terms) or "roulette", with n_probes and probe.
+        generator: source of the probes (and roulette lengths).
+
+    Returns:
+        (g(x) [B, ...], estimate [B]).
+    """
+    if config.method not in ("series", "roulette"):
+        raise ValueError(f"the Neumann gradient is for series or roulette, not {config.method!r}")
+    generator = generator or tf.random.get_global_generator()
+    batch = tf.shape(x)[0]
+    tiled = _tile_batch(x, config.n_probes)
+    rows = tf.shape(tiled)[0]
+    gx = residual(tiled)
+    v = sample_probes(tf.shape(tiled), tiled.dtype, config.probe, generator)
+    if config.method == "series":
+        row_terms = tf.fill((rows,), config.n_terms)
+    else:
+        row_terms = config.n_exact_terms + sample_roulette_terms(rows, config, generator)
+        if config.max_terms is not None:
+            row_terms = tf.minimum(row_terms, config.max_terms)
+    last_term = tf.reduce_max(row_terms)
+
+    def term_weight(k: tf.Tensor) -> tf.Tensor:
+        """[rows] 1 / P(term k is kept), or 0 where the row stops before k (float64)."""
+        kept = tf.cast(k <= row_terms, tf.float64)
+        if config.method == "series":
+            return kept
+        return kept / roulette_survival(k, config)
+
+    @tf.custom_gradient
+    def logdet(inputs: tf.Tensor) -> Any:
+        _, vjp = _residual_and_vjp(residual, inputs)
+
+        def body(
+            k: tf.Tensor, w: tf.Tensor, total: tf.Tensor, neumann: tf.Tensor
+        ) -> tuple[tf.Tensor, ...]:
+            # w = v^T J^(k-1) here: Neumann term k-1 and series term k share weight c_k.
+            weight = term_weight(k)
+            sign = 1.0 - 2.0 * tf.cast(tf.math.floormod(k + 1, 2), tf.float64)  # (-1)^(k+1)
+            neumann += tf.cast(sign * weight, w.dtype)[:, None] * w
+            w = vjp(w)
+            total += tf.cast(sign * weight / tf.cast(k, tf.float64), w.dtype) * _flat_dot(w, v)
+            return k + 1, w, total, neumann
+
+        flat_v = tf.reshape(v, (rows, -1))
+        _, _, total, neumann = tf.while_loop(
+            lambda k, *_: k <= last_term,
+            body,
+            (tf.constant(1), v, tf.zeros((rows,), inputs.dtype), tf.zeros_like(flat_v)),
+        )
+        neumann = tf.reshape(neumann, tf.shape(v))
+
+        def grad(upstream: tf.Tensor, variables: Any = None) -> Any:
+            variables = list(variables or [])
+            with tf.GradientTape() as tape:
+                tape.watch(inputs)
+                _, vjp_again = _residual_and_vjp(residual, inputs)
+                surrogate = upstream * _flat_dot(vjp_again(neumann), v)  # u^T J v, per row
+            grads = tape.gradient(surrogate, [inputs, *variables])
+            return grads[0], grads[1:]
+
+        return total, grad
+
+    return gx[:batch], _mean_over_probes(logdet(tiled), config.n_probes)
+
+
 def residual_logdet(
     residual: ResidualFn,
     x: tf.Tensor,
@@ -333,6 +428,8 @@ def residual_logdet(
     """(g(x), log det(I + J_g(x))) by the method `config` names."""
     if config.method == "exact":
         return exact_logdet(residual, x)
+    if config.neumann_gradient:
+        return neumann_gradient_logdet(residual, x, config, generator)
     if config.method == "series":
         return hutchinson_logdet(
             residual, x, config.n_terms, config.n_probes, config.probe, generator

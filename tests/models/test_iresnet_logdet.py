@@ -274,3 +274,83 @@ def test_logdet_config_rejects_bad_settings():
         LogDetConfig(n_terms=0)
     with pytest.raises(ValueError):
         truncation_error_bound(1.0, 2, 3)
+
+
+NEUMANN_CONFIGS = [
+    LogDetConfig(method="series", n_terms=6, n_probes=3, neumann_gradient=True),
+    LogDetConfig(method="roulette", n_probes=3, neumann_gradient=True),
+]
+
+
+@pytest.mark.parametrize("config", NEUMANN_CONFIGS, ids=["series", "roulette"])
+def test_neumann_gradient_keeps_the_estimators_value(config):
+    block = _block(3, (8,), 0.9, seed=20)
+    x = tf.constant(np.random.default_rng(21).standard_normal((5, 3)))
+    plain = LogDetConfig(**{**config.__dict__, "neumann_gradient": False})
+    expected = residual_logdet(block.residual, x, plain, tf.random.Generator.from_seed(4))
+    got = residual_logdet(block.residual, x, config, tf.random.Generator.from_seed(4))
+    np.testing.assert_allclose(got[0], expected[0], atol=1e-12)  # g(x)
+    np.testing.assert_allclose(got[1], expected[1], atol=1e-10)  # the estimate
+
+
+def _flat(grads, tensors) -> np.ndarray:
+    """Gradients as one vector, zeros where a tensor got none."""
+    return np.concatenate(
+        [
+            np.zeros(t.shape).ravel() if g is None else np.ravel(g)
+            for g, t in zip(grads, tensors, strict=True)
+        ]
+    )
+
+
+def _gradients(block, x, config, seed):
+    """d sum(log det) / d (x, weights) by `config` (exact when None), as one flat vector."""
+    variables = block.trainable_variables
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        if config is None:
+            _, logdet = exact_logdet(block.residual, x)
+        else:
+            _, logdet = residual_logdet(
+                block.residual, x, config, tf.random.Generator.from_seed(seed)
+            )
+        total = tf.reduce_sum(logdet)
+    return _flat(tape.gradient(total, [x, *variables]), [x, *variables])
+
+
+@pytest.mark.parametrize("method", ["series", "roulette"])
+def test_neumann_gradient_is_the_exact_gradient_in_expectation(method):
+    """Averaged over many probes, (3) is the gradient of the exact log-det in x and the weights."""
+    block = _block(3, (8,), 0.9, seed=22)
+    x = tf.constant(np.random.default_rng(23).standard_normal((2, 3)))
+    exact = _gradients(block, x, None, 0)
+    # 30 terms leave a truncation error far below the probe noise of 4,000 Rademacher probes.
+    config = LogDetConfig(
+        method=method, n_terms=30, n_probes=4000, probe="rademacher", neumann_gradient=True
+    )
+    neumann = _gradients(block, x, config, seed=5)
+    relative = np.linalg.norm(neumann - exact) / np.linalg.norm(exact)
+    assert relative < 0.05, relative
+    # One probe is a noisy, not a wrong, gradient: far from exact, but pointing its way.
+    single = _gradients(block, x, LogDetConfig(**{**config.__dict__, "n_probes": 1}), seed=6)
+    assert np.linalg.norm(single - exact) / np.linalg.norm(exact) > relative
+
+
+def test_neumann_gradient_traces_in_tf_function():
+    block = _block(3, (8,), 0.9, seed=24)
+    x = tf.constant(np.random.default_rng(25).standard_normal((4, 3)))
+    config = NEUMANN_CONFIGS[1]
+    eager = _gradients(block, x, config, seed=7)
+
+    generator = tf.random.Generator.from_seed(7)
+
+    @tf.function
+    def graph_gradients(t):
+        variables = block.trainable_variables
+        with tf.GradientTape() as tape:
+            tape.watch(t)
+            total = tf.reduce_sum(residual_logdet(block.residual, t, config, generator)[1])
+        return tape.gradient(total, [t, *variables])
+
+    graph = _flat(graph_gradients(x), [x, *block.trainable_variables])
+    np.testing.assert_allclose(graph, eager, atol=1e-10)

@@ -117,6 +117,17 @@ def test_toy_run_exports_a_loadable_model(tmp_path: Path) -> None:
     assert np.isfinite(scores["log_prob"]).all()
 
 
+def test_neumann_gradient_training_runs_and_is_recorded(tmp_path: Path) -> None:
+    args = _args(tmp_path, "builtin:moons", "--toy-samples", "256", "--neumann-gradient")
+    path = train_density([*args, "--logdet", "roulette"])
+    assert path is not None
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["config"]["neumann_gradient"] is True
+    assert 0 < manifest["metrics"]["valid_bits_per_dim"] < 10
+    with pytest.raises(SystemExit, match="series or roulette"):
+        train_density([*args, "--logdet", "exact"])
+
+
 def test_discrete_npy_run_stops_resumes_and_exports(tmp_path: Path, capsys) -> None:
     rng = np.random.default_rng(0)
     # Correlated discrete data in {0, ..., 3}^3.
