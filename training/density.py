@@ -204,7 +204,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def read_array(path: Path) -> np.ndarray:
-    """A [N, D] float64 array from a .npy or .csv file (a .csv may start with a header line).
+    """A [N, D] float64 array from a .npy or .csv file (a .csv may start with a header line);
+    a .npy of images, [N, H, W] or [N, H, W, C], becomes flat rows.
 
     Raises:
         DataError: a missing file, another format, or contents that are not a finite 2-D array of
@@ -228,8 +229,9 @@ def read_array(path: Path) -> np.ndarray:
     array = np.asarray(array, np.float64)
     if array.ndim == 1:
         raise DataError(f"{path}: a 1-D array; give rows of features, shape [N, D]")
-    if array.ndim != 2:
-        raise DataError(f"{path}: expected a 2-D array [N, D], got shape {array.shape}")
+    if array.ndim > 2:
+        # Images [N, H, W] or [N, H, W, C]: one flat row each, in row-major (C) order.
+        array = array.reshape(array.shape[0], -1)
     if array.shape[0] < 2 or array.shape[1] < 1:
         raise DataError(f"{path}: needs at least 2 rows and 1 column, got shape {array.shape}")
     bad = ~np.isfinite(array).all(axis=1)

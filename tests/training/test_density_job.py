@@ -41,6 +41,10 @@ def test_reads_npy_and_csv_with_or_without_header(tmp_path: Path) -> None:
     (tmp_path / "c.csv").write_text(rows + "\n", encoding="utf-8")
     np.testing.assert_allclose(read_array(tmp_path / "b.csv"), array)
     np.testing.assert_allclose(read_array(tmp_path / "c.csv"), array)
+    images = np.arange(5 * 3 * 4 * 2).reshape(5, 3, 4, 2) % 256  # [N, H, W, C] pixels
+    np.save(tmp_path / "images.npy", images.astype(np.uint8))
+    flat = read_array(tmp_path / "images.npy")
+    np.testing.assert_array_equal(flat, images.reshape(5, 24))  # one row-major row an image
     assert detect_levels(np.array([[0.0, 3.0], [1.0, 2.0]])) == 4
     assert detect_levels(array) is None
     assert detect_levels(np.array([[-1.0, 2.0], [0.0, 1.0]])) is None
