@@ -127,9 +127,9 @@ def gradient_cost(
 ) -> tuple[float, float]:
     """(median ms, peak MB) of d sum(log det) / d weights of a saturated mlp block.
 
-    Run in a fresh process (see `measure_in_child`): the peak is the growth of the process's
-    maximum resident set during the gradient calls, after a warm-up on 8 rows has built and traced
-    everything, so it is the memory the gradient itself needs.
+    Run in a fresh process (see `measure_in_child`): the peak is how far the process's maximum
+    resident set rises above its resident set before the gradient calls, after a warm-up on 8 rows
+    has built and traced everything, so it is the memory the gradient itself needs (Linux).
     """
     block = saturated_block("mlp", dim, lipschitz, seed=0)
     config = LogDetConfig(method="series", n_terms=n_terms, neumann_gradient=neumann)
@@ -144,10 +144,15 @@ def gradient_cost(
     rng = np.random.default_rng(1)
     gradient(tf.constant(rng.normal(size=(8, dim)).astype("float32")))
     x = tf.constant(rng.normal(size=(rows, dim)).astype("float32"))
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    resident_kb = int(Path("/proc/self/statm").read_text().split()[1]) * PAGE_KB
     ms = median_ms(lambda: [g.numpy() for g in gradient(x) if g is not None], repeats)
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    # ru_maxrss is the high-water mark: its rise over the resident set before the calls is what
+    # the calls needed at their peak (the warm-up on 8 rows kept the earlier mark low).
+    peak_kb = max(0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - resident_kb)
     return ms, peak_kb / 1024
+
+
+PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
 
 def measure_in_child(*args: object) -> tuple[float, float]:

@@ -117,6 +117,11 @@ class GenerationTicket:
         return new_tokens
 
 
+def cache_rows(rows: Sequence[GenerationRow]) -> int:
+    """Rows of the decoding batch the samples take (a guided sample takes two)."""
+    return sum(row.cache_rows for row in rows)
+
+
 class GenerationScheduler:
     """The decode loop of one model version (see the module's docstring).
 
@@ -155,7 +160,7 @@ class GenerationScheduler:
 
     @property
     def waiting_rows(self) -> int:
-        return sum(len(t.rows) for t in self._waiting)
+        return sum(cache_rows(t.rows) for t in self._waiting)
 
     @property
     def active_rows(self) -> int:
@@ -163,11 +168,13 @@ class GenerationScheduler:
 
     def submit(self, rows: list[GenerationRow], timeout_s: float) -> GenerationTicket:
         """Queue one request's rows; 429 at once when the queue is full."""
-        if len(rows) > self.max_rows:
+        needed = cache_rows(rows)
+        if needed > self.max_rows:
             raise PayloadTooLarge(
-                f"{len(rows)} samples in one request; the most is {self.max_rows} (MAX_BATCH_SIZE)"
+                f"{len(rows)} samples need {needed} decoding rows (2 a sample with guidance); "
+                f"the most is {self.max_rows} (MAX_BATCH_SIZE)"
             )
-        if self.waiting_rows + len(rows) > self.max_queue:
+        if self.waiting_rows + needed > self.max_queue:
             self._count_rejected("queue_full", len(rows))
             raise Overloaded(
                 f"model {self.name!r} has {self.waiting_rows} samples waiting "
@@ -210,11 +217,11 @@ class GenerationScheduler:
                 self._count_rejected("deadline", len(ticket.rows))
                 ticket.fail(DeadlineExceeded("no room to start generating before the deadline"))
                 continue
-            if len(ticket.rows) > room:
+            if cache_rows(ticket.rows) > room:
                 break
             self._waiting.popleft()
             admitted.append(ticket)
-            room -= len(ticket.rows)
+            room -= cache_rows(ticket.rows)
         if not admitted:
             return
         rows = [row for ticket in admitted for row in ticket.rows]
@@ -237,7 +244,7 @@ class GenerationScheduler:
             for ticket in [*tickets, *self._active]:
                 ticket.fail(error)
             self._active = []
-            self.batch.rows, self.batch.cache = [], None
+            self.batch.clear()
             return False
         if self.metrics is not None:
             self.metrics.compute_time.labels(self.name).observe(time.perf_counter() - started)

@@ -35,7 +35,7 @@ from models.generation.data import (
     pad_lm_samples,
     read_conditional_texts,
 )
-from models.generation.decoding import generate, make_rows, row_text
+from models.generation.decoding import generate, label_guidance, make_rows, row_text
 from models.generation.sampling import SamplingParams
 from training.common.text import pad_width
 
@@ -100,14 +100,18 @@ def sample_texts(
     params: SamplingParams,
     max_new_tokens: int,
     seed: int,
+    guidance_scale: float = 0.0,
 ) -> dict[str, list[str]]:
-    """`per_label` samples of each label, drawn in batches as a server would."""
+    """`per_label` samples of each label, drawn in batches as a server would (guided away from
+    the other labels by `guidance_scale` when it is not 0)."""
+    conditions = model.label_condition(list(range(len(labels))))
     rows = []
     for i, _ in enumerate(labels):
-        condition = model.label_condition([i])[0]
+        guidance = label_guidance(conditions, i, guidance_scale) if guidance_scale else None
         rows.append(
-            make_rows(tokenizer, condition, per_label, max_new_tokens, params, seed=seed + i)
-        )
+            make_rows(tokenizer, conditions[i], per_label, max_new_tokens, params, seed + i,
+                      guidance=guidance)
+        )  # fmt: skip
     generate(model, tokenizer, [row for group in rows for row in group])
     pairs = zip(labels, rows, strict=True)
     return {name: [row_text(tokenizer, r) for r in group] for name, group in pairs}
@@ -123,13 +127,14 @@ def evaluate_generation(
     samples_per_label: int,
     params: SamplingParams,
     seed: int = 0,
+    guidance_scale: float = 0.0,
 ) -> tuple[dict[str, Any], dict[str, list[str]]]:
     """All the metrics of the module's docstring, and the samples."""
     metrics: dict[str, Any] = {}
     valid = build_samples(tokenizer, valid_texts, max_length, labels)
     metrics["perplexity"] = perplexity_by_label(model, valid, labels, tokenizer.pad_id)
     samples = sample_texts(
-        model, tokenizer, labels, samples_per_label, params, max_length - 1, seed
+        model, tokenizer, labels, samples_per_label, params, max_length - 1, seed, guidance_scale
     )
     classifier = train_label_classifier(train_texts)
     metrics["classifier_valid_accuracy"] = float(
@@ -147,7 +152,7 @@ def evaluate_generation(
     metrics["mean_sample_chars"] = float(np.mean([len(t) for t in everything]))
     metrics["samples_per_label"] = samples_per_label
     metrics["sampling"] = {"temperature": params.temperature, "top_k": params.top_k,
-                           "top_p": params.top_p}  # fmt: skip
+                           "top_p": params.top_p, "guidance_scale": guidance_scale}  # fmt: skip
     return metrics, samples
 
 
@@ -163,6 +168,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--top-k", type=int, default=0, help="0: no top-k")
     p.add_argument("--top-p", type=float, default=1.0, help="1: no nucleus filtering")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--guidance-scale", type=float, default=0.0, help="guide away from the other labels"
+    )
     p.add_argument("--samples-out", type=Path, default=None, help="write the samples as JSON")
     args = p.parse_args(argv)
 
@@ -183,6 +191,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.samples_per_label,
         params,
         args.seed,
+        args.guidance_scale,
     )
     if args.samples_out is not None:
         args.samples_out.write_text(

@@ -10,6 +10,12 @@ step and a finished one frees its row at once (continuous batching, Yu et al., "
 
 A row stops at [SEP] (`finish_reason` "stop", the [SEP] not counted), after `max_new_tokens`
 tokens, or when its cache is full ("length").
+
+Condition guidance (classifier-free guidance, Ho & Salimans 2022, as Sanchez et al. 2023 apply it
+to language models): a row with `guidance` is decoded twice in the same batch, under its condition
+c and under a contrasting one n (the other labels' mean, say), both fed the row's tokens, and draws
+from log p_c + s (log p_c - log p_n), renormalised. s = 0 is plain sampling; s > 0 pushes the text
+towards what c makes likelier than n does, at the cost of a second cache row.
 """
 
 from __future__ import annotations
@@ -43,6 +49,41 @@ class GenerationStepModel(Protocol):
     def concat_rows(self, first: Any, second: Any) -> Any: ...
 
 
+@dataclass(frozen=True)
+class Guidance:
+    """Sample from log p_c + scale (log p_c - log p_negative) (see the module's docstring).
+
+    Attributes:
+        negative: [C] the contrasting condition vector.
+        scale: s >= 0.
+    """
+
+    negative: np.ndarray
+    scale: float
+
+
+def label_guidance(label_conditions: np.ndarray, label: int, scale: float) -> Guidance:
+    """Guidance of label `label` away from the mean condition of the other labels.
+
+    Args:
+        label_conditions: [L, C] every label's condition vector (L >= 2).
+        label: the requested label's index.
+        scale: s >= 0.
+    """
+    others = np.delete(np.asarray(label_conditions, np.float32), label, axis=0)
+    if len(others) == 0:
+        raise ValueError("guidance needs a model with two labels or more")
+    return Guidance(negative=others.mean(axis=0), scale=float(scale))
+
+
+def guided_log_probs(conditioned: np.ndarray, negative: np.ndarray, scale: float) -> np.ndarray:
+    """[..., V] log-softmax of log p_c + scale (log p_c - log p_n)."""
+    logits = (1.0 + scale) * conditioned - scale * negative
+    logits = logits - logits.max(axis=-1, keepdims=True)
+    normaliser: np.ndarray = np.log(np.exp(logits).sum(axis=-1, keepdims=True))
+    return logits - normaliser
+
+
 @dataclass(eq=False)
 class GenerationRow:
     """One text being written.
@@ -56,6 +97,7 @@ class GenerationRow:
         new_ids: tokens written so far.
         finish_reason: None while decoding, then "stop" or "length".
         cancelled: set by the caller when nobody waits for the row any more.
+        guidance: decode under a contrasting condition too (two cache rows), or None.
     """
 
     prefix_ids: list[int]
@@ -66,6 +108,12 @@ class GenerationRow:
     new_ids: list[int] = field(default_factory=list)
     finish_reason: str | None = None
     cancelled: bool = False
+    guidance: Guidance | None = None
+
+    @property
+    def cache_rows(self) -> int:
+        """Rows of the batch's cache it takes: 2 with guidance (its shadow under `negative`)."""
+        return 1 if self.guidance is None else 2
 
     @property
     def done(self) -> bool:
@@ -80,6 +128,9 @@ class GenerationRow:
 class DecodingBatch:
     """The rows being decoded together and their cache (see the module's docstring).
 
+    The cache holds one row per `slot`: a row, then its shadow (decoded under the guidance's
+    negative condition) right after it when it has guidance.
+
     Args:
         model: the step model.
         banned_ids: tokens never drawn ([PAD], [CLS], [MASK], [UNK]).
@@ -90,11 +141,19 @@ class DecodingBatch:
         self.model = model
         self.banned_ids = tuple(banned_ids)
         self.sep_id = sep_id
-        self.rows: list[GenerationRow] = []
+        self.slots: list[tuple[GenerationRow, bool]] = []  # (row, is its shadow), cache order
         self.cache: Any = None
 
+    @property
+    def rows(self) -> list[GenerationRow]:
+        return [row for row, shadow in self.slots if not shadow]
+
     def __len__(self) -> int:
-        return len(self.rows)
+        """Rows of the cache (a guided row counts twice)."""
+        return len(self.slots)
+
+    def clear(self) -> None:
+        self.slots, self.cache = [], None
 
     def admit(self, rows: Sequence[GenerationRow]) -> None:
         """Encode the rows' prefixes, draw their first tokens, add them to the batch."""
@@ -103,43 +162,51 @@ class DecodingBatch:
         longest = max(len(r.prefix_ids) for r in rows)
         if longest >= self.model.cache_length:
             raise ValueError(f"a prefix of {longest} tokens leaves no room in the cache")
-        token_ids = np.zeros((len(rows), longest), np.int32)
-        for i, row in enumerate(rows):
+        slots = _slots_of(rows)
+        token_ids = np.zeros((len(slots), longest), np.int32)
+        for i, (row, _) in enumerate(slots):
             token_ids[i, : len(row.prefix_ids)] = row.prefix_ids
-        lengths = np.array([len(r.prefix_ids) for r in rows], np.int32)
-        conditions = np.stack([r.condition for r in rows]).astype(np.float32)
-        log_probs, cache = self.model.prefill(token_ids, lengths, conditions)
+        lengths = np.array([len(r.prefix_ids) for r, _ in slots], np.int32)
+        log_probs, cache = self.model.prefill(token_ids, lengths, _conditions(slots))
         self.cache = cache if self.cache is None else self.model.concat_rows(self.cache, cache)
-        self.rows.extend(rows)
-        self._write(list(rows), log_probs)
+        self.slots.extend(slots)
+        self._write(slots, log_probs)
 
     def advance(self) -> None:
         """One step for every row still writing (a row that is done just holds its place)."""
-        if not any(not r.done for r in self.rows):
+        if not any(not r.done for r, _ in self.slots):
             return
-        token_ids = np.array([r.new_ids[-1] if r.new_ids else 0 for r in self.rows], np.int32)
+        token_ids = np.array([r.new_ids[-1] if r.new_ids else 0 for r, _ in self.slots], np.int32)
         positions = np.array([min(r.last_position, self.model.cache_length - 1)
-                              for r in self.rows], np.int32)  # fmt: skip
-        conditions = np.stack([r.condition for r in self.rows]).astype(np.float32)
-        log_probs, self.cache = self.model.step(token_ids, positions, self.cache, conditions)
-        writing = [i for i, r in enumerate(self.rows) if not r.done]
-        self._write([self.rows[i] for i in writing], log_probs[writing])
+                              for r, _ in self.slots], np.int32)  # fmt: skip
+        log_probs, self.cache = self.model.step(
+            token_ids, positions, self.cache, _conditions(self.slots)
+        )
+        self._write(self.slots, log_probs)
 
     def retire(self) -> list[GenerationRow]:
-        """Drop the rows that are done from the batch and its cache; returns them."""
-        gone = [r for r in self.rows if r.done]
+        """Drop the rows that are done (and their shadows) from the batch and its cache."""
+        gone = [r for r, shadow in self.slots if r.done and not shadow]
         if gone:
-            keep = [i for i, r in enumerate(self.rows) if not r.done]
-            self.rows = [self.rows[i] for i in keep]
+            keep = [i for i, (r, _) in enumerate(self.slots) if not r.done]
+            self.slots = [self.slots[i] for i in keep]
             self.cache = (
                 self.model.select_rows(self.cache, np.array(keep, np.int32)) if keep else None
             )
         return gone
 
-    def _write(self, rows: list[GenerationRow], log_probs: np.ndarray) -> None:
-        """Draw each row's next token (all rows at once) and append it, or end the row."""
+    def _write(self, slots: list[tuple[GenerationRow, bool]], log_probs: np.ndarray) -> None:
+        """Draw the next token of each row still writing (all at once) and append it, or end
+        the row; a guided row draws from its guided distribution."""
+        index = {id(row): i for i, (row, shadow) in enumerate(slots) if not shadow}
+        rows = [row for row, shadow in slots if not shadow and not row.done]
+        chosen = log_probs[[index[id(row)] for row in rows]]
+        for j, row in enumerate(rows):
+            if row.guidance is not None:
+                shadow = log_probs[index[id(row)] + 1]
+                chosen[j] = guided_log_probs(chosen[j], shadow, row.guidance.scale)
         tokens = choose_tokens(
-            log_probs, [r.params for r in rows], [r.rng for r in rows], self.banned_ids
+            chosen, [r.params for r in rows], [r.rng for r in rows], self.banned_ids
         )
         for row, token in zip(rows, tokens.tolist(), strict=True):
             if token == self.sep_id:
@@ -152,6 +219,26 @@ class DecodingBatch:
                 or row.last_position >= self.model.cache_length
             ):
                 row.finish_reason = FINISH_LENGTH
+
+
+def _slots_of(rows: Sequence[GenerationRow]) -> list[tuple[GenerationRow, bool]]:
+    """Cache rows for `rows`: each row, and right after it its shadow when it has guidance."""
+    slots: list[tuple[GenerationRow, bool]] = []
+    for row in rows:
+        slots.append((row, False))
+        if row.guidance is not None:
+            slots.append((row, True))
+    return slots
+
+
+def _conditions(slots: Sequence[tuple[GenerationRow, bool]]) -> np.ndarray:
+    """[slots, C]: each row's condition, its guidance's negative one for a shadow."""
+    return np.stack(
+        [
+            row.guidance.negative if shadow and row.guidance else row.condition
+            for row, shadow in slots
+        ]
+    ).astype(np.float32)
 
 
 def banned_ids(tokenizer: BertTokenizer) -> tuple[int, ...]:
@@ -173,9 +260,13 @@ def generate(
     waiting = list(rows)
     while waiting or len(batch):
         room = max_batch_rows - len(batch)
-        if room > 0 and waiting:
-            batch.admit(waiting[:room])
-            waiting = waiting[room:]
+        joining = []
+        while waiting and waiting[0].cache_rows <= room:
+            room -= waiting[0].cache_rows
+            joining.append(waiting.pop(0))
+        if waiting and not joining and not len(batch):
+            raise ValueError(f"a row needs {waiting[0].cache_rows} rows; max_batch_rows is smaller")
+        batch.admit(joining)
         batch.retire()
         batch.advance()
         batch.retire()
@@ -195,6 +286,7 @@ def make_rows(
     params: SamplingParams,
     seed: int | None = None,
     prompt: str = "",
+    guidance: Guidance | None = None,
 ) -> list[GenerationRow]:
     """The rows of one request: `num_samples` rows, sample i drawing from `default_rng([seed, i])`
     (from fresh entropy without a seed)."""
@@ -207,6 +299,7 @@ def make_rows(
             params=params,
             max_new_tokens=max_new_tokens,
             rng=np.random.default_rng([entropy, i]),
+            guidance=guidance,
         )
         for i in range(num_samples)
     ]

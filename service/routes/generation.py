@@ -48,8 +48,10 @@ async def generate_text(
     """Write texts under a condition (a label or a vector), optionally continuing a prompt.
 
     Limits (settings): `num_samples` at most MAX_NUM_SAMPLES, `max_new_tokens` at most
-    MAX_NEW_TOKENS, the prompt at most MAX_TEXT_CHARS characters (413). An unknown label, a
-    vector of the wrong size, or a prompt that leaves no room in the model's max_length gives 400.
+    MAX_NEW_TOKENS, the prompt at most MAX_TEXT_CHARS characters, and a prompt that leaves no
+    room in the model's max_length (413); the samples' decoding rows (two a sample with
+    `guidance_scale`) at most MAX_BATCH_SIZE (413). An unknown label, a vector of the wrong size, or
+    `guidance_scale` without a label gives 400.
     With `stream: true` the answer is `text/event-stream`: one `data: <GenerateChunk>` event per
     token, then `data: [DONE]` (or an `event: error` with an ErrorBody).
     """
@@ -65,6 +67,7 @@ async def generate_text(
     label = body.condition.label if isinstance(body.condition, LabelCondition) else None
     vector = None if isinstance(body.condition, LabelCondition) else body.condition.vector
     condition = runtime.condition(label, vector)
+    guidance = runtime.guidance(label, body.guidance_scale)
     try:
         params = runtime.sampling(body.temperature, body.top_k, body.top_p)
     except ValueError as exc:
@@ -78,6 +81,7 @@ async def generate_text(
             body.max_new_tokens,
             params,
             body.seed,
+            guidance,
         )
     ticket = runtime.scheduler.submit(rows, settings.request_timeout_s)
     if body.stream:

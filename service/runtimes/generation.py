@@ -19,8 +19,10 @@ import numpy as np
 from models.bert.tokenizer import tokens_to_text
 from models.generation.decoding import (
     GenerationRow,
+    Guidance,
     banned_ids,
     generate,
+    label_guidance,
     make_rows,
 )
 from models.generation.sampling import SamplingParams
@@ -88,6 +90,17 @@ class GenerationRuntime(Runtime):
             )
         return np.asarray(vector, np.float32)
 
+    def guidance(self, label: str | None, scale: float | None) -> Guidance | None:
+        """Guidance away from the other labels (None when scale is 0 or not given; 400 for a
+        vector-conditioned model or one with a single label)."""
+        if not scale:
+            return None
+        if label is None or not self.labels or self._label_vectors is None:
+            raise BadInput("guidance_scale needs a label condition (a label-conditioned model)")
+        if len(self.labels) < 2:
+            raise BadInput(f"guidance_scale needs two labels or more; {self.name!r} has one")
+        return label_guidance(self._label_vectors, self.labels.index(label), scale)
+
     def prepare(
         self,
         condition: np.ndarray,
@@ -96,6 +109,7 @@ class GenerationRuntime(Runtime):
         max_new_tokens: int | None,
         params: SamplingParams,
         seed: int | None,
+        guidance: Guidance | None = None,
     ) -> list[GenerationRow]:
         rows = make_rows(
             self.tokenizer,
@@ -105,6 +119,7 @@ class GenerationRuntime(Runtime):
             params,
             seed=seed,
             prompt=prompt,
+            guidance=guidance,
         )
         prefix = len(rows[0].prefix_ids)
         if prefix >= self.max_length:

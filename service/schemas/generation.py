@@ -64,6 +64,14 @@ class GenerateRequest(BaseModel):
         le=2**63 - 1,
         description="Same seed, same request, same model version: the same texts.",
     )
+    guidance_scale: float | None = Field(
+        None,
+        ge=0,
+        le=20,
+        description="Label-conditioned models: sample from log p(label) + s (log p(label) - "
+        "log p(other labels)), which holds the text to its label more firmly (classifier-free "
+        "guidance; 0 or null: off). Each sample then takes two rows of the decoding batch.",
+    )
     stream: bool = Field(
         False,
         description="Send Server-Sent Events as tokens are written: `data: GenerateChunk` per "

@@ -17,7 +17,10 @@ from models.generation.decoding import (
     FINISH_STOP,
     DecodingBatch,
     GenerationRow,
+    Guidance,
     generate,
+    guided_log_probs,
+    label_guidance,
 )
 from models.generation.export import SavedModelGenerationStepModel, export_generation_saved_model
 from models.generation.kv_cache import KerasGenerationStepModel
@@ -158,15 +161,25 @@ def test_from_a_checkpoint_the_model_starts_as_the_pretrained_lm(tmp_path: Path)
 
 # The cache.
 def greedy_without_cache(
-    model: ConditionalLM, prefix: list[int], label: int, steps: int
+    model: ConditionalLM,
+    prefix: list[int],
+    label: int,
+    steps: int,
+    guidance: Guidance | None = None,
 ) -> list[int]:
+    """Greedy decoding that recomputes the whole sequence each step (guided when asked)."""
     step_model = KerasGenerationStepModel(model, MAX_LENGTH)
-    condition = step_model.label_condition([label])
+    conditions = step_model.label_condition([label])
+    if guidance is not None:
+        conditions = np.stack([conditions[0], guidance.negative])
     tokens = list(prefix)
     written: list[int] = []
     for _ in range(steps):
-        ids = np.array([tokens], np.int32)
-        log_probs = step_model.full_logits(ids, np.ones_like(ids), condition)[0, -1].copy()
+        ids = np.array([tokens] * len(conditions), np.int32)
+        logits = step_model.full_logits(ids, np.ones_like(ids), conditions)[:, -1]
+        log_probs = logits[0].copy()
+        if guidance is not None:
+            log_probs = guided_log_probs(logits[0], logits[1], guidance.scale)
         log_probs[list(BANNED)] = -np.inf
         token = int(np.argmax(log_probs))
         if token == SEP:
@@ -270,6 +283,44 @@ def test_a_seed_gives_the_same_samples_alone_or_batched_with_others() -> None:
     assert [r.new_ids for r in alone] == [r.new_ids for r in crowd[5:]]
     other = generate(step_model, _Tokenizer(), sampled_rows(step_model, 8))  # type: ignore[arg-type]
     assert [r.new_ids for r in other] != [r.new_ids for r in alone]
+
+
+# Guidance.
+def test_guided_log_probs_follow_the_formula() -> None:
+    conditioned = np.log(np.array([0.5, 0.3, 0.2]))
+    negative = np.log(np.array([0.6, 0.1, 0.3]))
+    np.testing.assert_allclose(guided_log_probs(conditioned, negative, 0.0), conditioned)
+    guided = np.exp(guided_log_probs(conditioned, negative, 1.0))
+    expected = np.array([0.5, 0.3, 0.2]) ** 2 / np.array([0.6, 0.1, 0.3])  # p_c (p_c / p_n)^1
+    np.testing.assert_allclose(guided, expected / expected.sum())
+    # The token the condition favours over the contrast (index 1) gains most.
+    assert np.argmax(guided / np.exp(conditioned)) == 1
+
+
+def test_guided_decoding_with_the_cache_equals_recomputation_and_costs_two_rows() -> None:
+    model = tiny_lm()
+    randomise(model)
+    step_model = KerasGenerationStepModel(model, MAX_LENGTH)
+    conditions = step_model.label_condition([0, 1])
+    guidance = label_guidance(conditions, 1, scale=3.0)
+    np.testing.assert_allclose(guidance.negative, conditions[0])  # two labels: the other one
+    greedy = SamplingParams(0.0)
+    guided = GenerationRow([CLS, 7], conditions[1], greedy, 10, np.random.default_rng(0),
+                           guidance=guidance)  # fmt: skip
+    plain = GenerationRow([CLS, 7], conditions[1], greedy, 10, np.random.default_rng(0))
+    batch_ = DecodingBatch(step_model, BANNED, SEP)
+    batch_.admit([plain])
+    batch_.advance()
+    batch_.admit([guided])  # joins a running batch, beside an unguided row
+    assert len(batch_) == 3 and batch_.rows == [plain, guided]
+    while batch_.rows:
+        batch_.advance()
+        batch_.retire()
+    assert guided.new_ids == greedy_without_cache(model, [CLS, 7], 1, 10, guidance)
+    assert plain.new_ids == greedy_without_cache(model, [CLS, 7], 1, 10)
+    assert guided.new_ids != plain.new_ids  # the guidance changed what was written
+    with pytest.raises(ValueError, match="two labels"):
+        label_guidance(conditions[:1], 0, 1.0)
 
 
 # Export.

@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from models.bert.tokenizer import BertTokenizer
-from models.generation.decoding import generate, make_rows, row_text
+from models.generation.decoding import generate, label_guidance, make_rows, row_text
 from models.generation.export import SavedModelGenerationStepModel
 from models.generation.sampling import SamplingParams
 from service.app import create_app
@@ -80,6 +80,27 @@ def test_samples_are_the_offline_decoders_for_the_seed(client: TestClient, store
     assert [s["text"] for s in prompted.json()["samples"]] == [
         offline(store, 0, 1, 1, 5, "酒店")[0][0]
     ]
+
+
+def test_guided_samples_are_the_offline_guided_decoders(client: TestClient, store: Path) -> None:
+    body = {"condition": {"label": "pos"}, "num_samples": 2, "max_new_tokens": 12, "seed": 5}
+    guided = post(client, **body, guidance_scale=2.0)
+    assert guided.status_code == 200, guided.text
+    version = store / "writer" / "1"
+    model = SavedModelGenerationStepModel(version)
+    tokenizer = BertTokenizer(version / "assets" / "vocab.txt")
+    conditions = model.label_condition([0, 1])
+    rows = make_rows(tokenizer, conditions[1], 2, 12, SamplingParams(1.0, None, 0.95), 5,
+                     guidance=label_guidance(conditions, 1, 2.0))  # fmt: skip
+    generate(model, tokenizer, rows)
+    assert [s["text"] for s in guided.json()["samples"]] == [row_text(tokenizer, r) for r in rows]
+    assert guided.json()["samples"] != post(client, **body).json()["samples"]
+    assert post(client, **body, guidance_scale=0).json() == post(client, **body).json()
+    vector = client.post("/v1/generate", json={
+        "model": "vector-writer", "condition": {"vector": [0.1] * 4}, "guidance_scale": 1.0,
+    })  # fmt: skip
+    assert vector.status_code == 400 and "label" in vector.json()["detail"]
+    assert post(client, **body, guidance_scale=-1).status_code == 422
 
 
 def test_greedy_and_length_limits(client: TestClient) -> None:

@@ -29,6 +29,9 @@ class GenerateRequest:
         top_k (int | None | Unset): Keep the k most likely tokens; 0 turns it off.
         top_p (float | None | Unset): Nucleus: keep the most likely tokens up to this mass.
         seed (int | None | Unset): Same seed, same request, same model version: the same texts.
+        guidance_scale (float | None | Unset): Label-conditioned models: sample from log p(label) + s (log p(label) -
+            log p(other labels)), which holds the text to its label more firmly (classifier-free guidance; 0 or null: off).
+            Each sample then takes two rows of the decoding batch.
         stream (bool | Unset): Send Server-Sent Events as tokens are written: `data: GenerateChunk` per token or end of
             a sample, then `data: [DONE]`. Default: False.
     """
@@ -42,6 +45,7 @@ class GenerateRequest:
     top_k: int | None | Unset = UNSET
     top_p: float | None | Unset = UNSET
     seed: int | None | Unset = UNSET
+    guidance_scale: float | None | Unset = UNSET
     stream: bool | Unset = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -93,6 +97,12 @@ class GenerateRequest:
         else:
             seed = self.seed
 
+        guidance_scale: float | None | Unset
+        if isinstance(self.guidance_scale, Unset):
+            guidance_scale = UNSET
+        else:
+            guidance_scale = self.guidance_scale
+
         stream = self.stream
 
         field_dict: dict[str, Any] = {}
@@ -118,6 +128,8 @@ class GenerateRequest:
             field_dict["top_p"] = top_p
         if seed is not UNSET:
             field_dict["seed"] = seed
+        if guidance_scale is not UNSET:
+            field_dict["guidance_scale"] = guidance_scale
         if stream is not UNSET:
             field_dict["stream"] = stream
 
@@ -205,6 +217,15 @@ class GenerateRequest:
 
         seed = _parse_seed(d.pop("seed", UNSET))
 
+        def _parse_guidance_scale(data: object) -> float | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(float | None | Unset, data)
+
+        guidance_scale = _parse_guidance_scale(d.pop("guidance_scale", UNSET))
+
         stream = d.pop("stream", UNSET)
 
         generate_request = cls(
@@ -217,6 +238,7 @@ class GenerateRequest:
             top_k=top_k,
             top_p=top_p,
             seed=seed,
+            guidance_scale=guidance_scale,
             stream=stream,
         )
 

@@ -106,8 +106,10 @@ def sync_detailed(
      Write texts under a condition (a label or a vector), optionally continuing a prompt.
 
     Limits (settings): `num_samples` at most MAX_NUM_SAMPLES, `max_new_tokens` at most
-    MAX_NEW_TOKENS, the prompt at most MAX_TEXT_CHARS characters (413). An unknown label, a
-    vector of the wrong size, or a prompt that leaves no room in the model's max_length gives 400.
+    MAX_NEW_TOKENS, the prompt at most MAX_TEXT_CHARS characters, and a prompt that leaves no
+    room in the model's max_length (413); the samples' decoding rows (two a sample with
+    `guidance_scale`) at most MAX_BATCH_SIZE (413). An unknown label, a vector of the wrong size, or
+    `guidance_scale` without a label gives 400.
     With `stream: true` the answer is `text/event-stream`: one `data: <GenerateChunk>` event per
     token, then `data: [DONE]` (or an `event: error` with an ErrorBody).
 
@@ -143,8 +145,10 @@ def sync(
      Write texts under a condition (a label or a vector), optionally continuing a prompt.
 
     Limits (settings): `num_samples` at most MAX_NUM_SAMPLES, `max_new_tokens` at most
-    MAX_NEW_TOKENS, the prompt at most MAX_TEXT_CHARS characters (413). An unknown label, a
-    vector of the wrong size, or a prompt that leaves no room in the model's max_length gives 400.
+    MAX_NEW_TOKENS, the prompt at most MAX_TEXT_CHARS characters, and a prompt that leaves no
+    room in the model's max_length (413); the samples' decoding rows (two a sample with
+    `guidance_scale`) at most MAX_BATCH_SIZE (413). An unknown label, a vector of the wrong size, or
+    `guidance_scale` without a label gives 400.
     With `stream: true` the answer is `text/event-stream`: one `data: <GenerateChunk>` event per
     token, then `data: [DONE]` (or an `event: error` with an ErrorBody).
 
@@ -175,8 +179,10 @@ async def asyncio_detailed(
      Write texts under a condition (a label or a vector), optionally continuing a prompt.
 
     Limits (settings): `num_samples` at most MAX_NUM_SAMPLES, `max_new_tokens` at most
-    MAX_NEW_TOKENS, the prompt at most MAX_TEXT_CHARS characters (413). An unknown label, a
-    vector of the wrong size, or a prompt that leaves no room in the model's max_length gives 400.
+    MAX_NEW_TOKENS, the prompt at most MAX_TEXT_CHARS characters, and a prompt that leaves no
+    room in the model's max_length (413); the samples' decoding rows (two a sample with
+    `guidance_scale`) at most MAX_BATCH_SIZE (413). An unknown label, a vector of the wrong size, or
+    `guidance_scale` without a label gives 400.
     With `stream: true` the answer is `text/event-stream`: one `data: <GenerateChunk>` event per
     token, then `data: [DONE]` (or an `event: error` with an ErrorBody).
 
@@ -210,8 +216,10 @@ async def asyncio(
      Write texts under a condition (a label or a vector), optionally continuing a prompt.
 
     Limits (settings): `num_samples` at most MAX_NUM_SAMPLES, `max_new_tokens` at most
-    MAX_NEW_TOKENS, the prompt at most MAX_TEXT_CHARS characters (413). An unknown label, a
-    vector of the wrong size, or a prompt that leaves no room in the model's max_length gives 400.
+    MAX_NEW_TOKENS, the prompt at most MAX_TEXT_CHARS characters, and a prompt that leaves no
+    room in the model's max_length (413); the samples' decoding rows (two a sample with
+    `guidance_scale`) at most MAX_BATCH_SIZE (413). An unknown label, a vector of the wrong size, or
+    `guidance_scale` without a label gives 400.
     With `stream: true` the answer is `text/event-stream`: one `data: <GenerateChunk>` event per
     token, then `data: [DONE]` (or an `event: error` with an ErrorBody).
 
