@@ -20,7 +20,7 @@ from tests.live_server import ROOT
 pytestmark = pytest.mark.slow
 
 # Examples per operation and phase; with 11 operations this keeps the run to a few minutes.
-MAX_EXAMPLES = 100
+MAX_EXAMPLES = 200
 CHECKS = [
     "not_a_server_error",
     "status_code_conformance",
