@@ -7,7 +7,10 @@ Starts two servers on 127.0.0.1 from the same store: one decoding up to MAX_BATC
 concurrency level it runs the same closed loop of streamed requests against each in turn
 (alternating rounds, median round reported, so that noise on this shared machine hits both alike).
 Every run is bounded by a request count and a time limit. Tokens are counted from each sample's
-last chunk; time to first token is from sending the request to its first chunk.
+last chunk; time to first token is from sending the request to its first chunk. With `--no-stream`
+the requests are plain JSON (one response with the whole text), which measures decoding without
+the per-token Server-Sent Events that the server writes and the load generator, on the same cores,
+parses; time to first token is then not measured.
 """
 
 from __future__ import annotations
@@ -46,9 +49,19 @@ async def streamed(client: httpx.AsyncClient, url: str, body: dict) -> tuple[flo
     return first or 0.0, time.monotonic() - started, tokens
 
 
+async def plain(client: httpx.AsyncClient, url: str, body: dict) -> tuple[float, float, int]:
+    """(nan, total time, tokens) of one request answered in one JSON body."""
+    started = time.monotonic()
+    r = await client.post(f"{url}/v1/generate", json={**body, "stream": False})
+    if r.status_code != 200:
+        raise RuntimeError(f"{r.status_code}: {r.text}")
+    tokens = sum(sample["tokens"] for sample in r.json()["samples"])
+    return float("nan"), time.monotonic() - started, tokens
+
+
 async def closed_loop(
     url: str, model: str, label: str, concurrency: int, requests: int, max_seconds: float,
-    max_new_tokens: int,
+    max_new_tokens: int, stream: bool = True,
 ) -> dict[str, float]:  # fmt: skip
     ttft: list[float] = []
     tokens = 0
@@ -63,7 +76,7 @@ async def closed_loop(
             body = {"model": model, "condition": {"label": label}, "seed": sent,
                     "max_new_tokens": max_new_tokens, "stream": True}  # fmt: skip
             try:
-                first, _, count = await streamed(client, url, body)
+                first, _, count = await (streamed if stream else plain)(client, url, body)
             except (RuntimeError, httpx.HTTPError):
                 errors += 1
                 continue
@@ -91,6 +104,9 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=15, help="per run, at most")
     parser.add_argument("--batch-size", default="64")
     parser.add_argument("--rounds", type=int, default=3, help="alternating runs per level")
+    parser.add_argument(
+        "--no-stream", dest="stream", action="store_false", help="plain JSON responses"
+    )
     args = parser.parse_args()
 
     versions = sorted((args.store / args.model).iterdir(), key=lambda p: int(p.name))
@@ -109,7 +125,7 @@ def main() -> None:
                 for key, url in (("batched", batched), ("single", single)):
                     runs[key].append(asyncio.run(closed_loop(
                         url, args.model, label, c, args.requests or 3 * c, args.max_seconds,
-                        args.max_new_tokens,
+                        args.max_new_tokens, args.stream,
                     )))  # fmt: skip
             a, b = (sorted(runs[k], key=lambda r: r["tps"])[len(runs[k]) // 2] for k in runs)
             rows.append((c, a, b))
@@ -119,7 +135,8 @@ def main() -> None:
     print(
         f"\n/v1/generate, model {args.model} ({manifest['config'].get('hidden_size')} wide, "
         f"{manifest['config'].get('num_layers')} layers), up to {args.max_new_tokens} new tokens "
-        f"per request, streamed; MAX_BATCH_SIZE={args.batch_size} vs 1, median of {args.rounds} "
+        f"per request, {'streamed' if args.stream else 'plain JSON'}; "
+        f"MAX_BATCH_SIZE={args.batch_size} vs 1, median of {args.rounds} "
         f"alternating rounds, {os.cpu_count()} CPUs shared by server and load generator\n"
     )
     print("| concurrency | batched tok/s | TTFT p50 ms | TTFT p95 ms | one-at-a-time tok/s "

@@ -124,6 +124,7 @@ class ModelRegistry:
         self._poller: asyncio.Task[None] | None = None
         self.started = False  # the first scan has finished
         self.shutting_down = False
+        self.draining = False  # SIGTERM: readiness 503, requests still served (service.__main__)
 
     # ------------------------------------------------------------- lifecycle
     async def start(self) -> None:
@@ -229,8 +230,11 @@ class ModelRegistry:
                 del model.versions[v]
             for v, path in on_disk.items():
                 model.versions.setdefault(v, ModelVersion(version=v, path=path))
-            if model.serving is not None and model.serving.version not in on_disk:
-                model.serving = None
+            # A serving version whose folder was deleted keeps answering (it is in memory) until
+            # another version is loaded and warm: deleting a version never leaves a gap.
+            leaving = model.serving
+            if leaving is not None and leaving.version in on_disk:
+                leaving = None
             # Try newest first; stop at the first that serves (it may be the one already serving).
             for v in sorted(model.versions, reverse=True):
                 entry = model.versions[v]
@@ -238,7 +242,7 @@ class ModelRegistry:
                     break
                 if entry.state is VersionState.FAILED:
                     continue
-                if model.serving is not None and v < model.serving.version:
+                if leaving is None and model.serving is not None and v < model.serving.version:
                     break
                 if await self._load(model, entry):
                     old, model.serving = model.serving, entry
@@ -246,6 +250,9 @@ class ModelRegistry:
                         old.state, old.runtime = VersionState.UNLOADED, None
                     log.info("model %s now serves version %d", name, v)
                     break
+            if leaving is not None and model.serving is leaving:  # nothing on disk could serve
+                model.serving = None
+                leaving.state, leaving.runtime = VersionState.UNLOADED, None
             self._export_states(model)
 
     async def _load(self, model: ServedModel, entry: ModelVersion) -> bool:

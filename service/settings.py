@@ -46,6 +46,12 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(
         30.0, gt=0, description="Deadline from arrival; a request still queued past it gets 504."
     )
+    drain_s: float = Field(
+        3.0,
+        ge=0,
+        description="On SIGTERM, how long /readyz answers 503 while requests are still served, "
+        "before the graceful shutdown (load balancers stop sending in that time).",
+    )
 
     # Request limits: past these a request gets 413 (the schema's hard caps give 422).
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest request body in bytes.")

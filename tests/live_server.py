@@ -25,6 +25,16 @@ def free_port() -> int:
 @contextmanager
 def live_server(store: Path, ready_timeout_s: float = 300, **env: str) -> Iterator[str]:
     """Start the service on a free loopback port; yield its base URL once /readyz is 200."""
+    with live_server_process(store, ready_timeout_s, **env) as (url, _):
+        yield url
+
+
+@contextmanager
+def live_server_process(
+    store: Path, ready_timeout_s: float = 300, **env: str
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`live_server`, yielding the process too (to signal it or read its memory). Stopped by
+    SIGTERM with no drain delay unless `DRAIN_S` is given."""
     port = free_port()
     environ = {
         **os.environ,
@@ -34,6 +44,7 @@ def live_server(store: Path, ready_timeout_s: float = 300, **env: str) -> Iterat
         "POLL_INTERVAL_S": "0",
         "LOG_LEVEL": "warning",
         "TF_CPP_MIN_LOG_LEVEL": "2",
+        "DRAIN_S": "0",
         **env,
     }
     proc = subprocess.Popen([sys.executable, "-m", "service"], env=environ, cwd=ROOT)
@@ -51,7 +62,7 @@ def live_server(store: Path, ready_timeout_s: float = 300, **env: str) -> Iterat
             if time.monotonic() > deadline:
                 raise RuntimeError(f"server not ready after {ready_timeout_s} s")
             time.sleep(0.2)
-        yield url
+        yield url, proc
     finally:
         proc.terminate()
         try:

@@ -25,7 +25,7 @@ async def health() -> Health:
 async def ready(registry: RegistryDep) -> Response:
     """200 when every model in the store has a loaded, warm version; else 503 and which not."""
     missing = registry.not_ready()
-    if registry.shutting_down:
+    if registry.shutting_down or registry.draining:
         missing = ["(shutting down)", *missing]
     body = Readiness(status="not_ready" if missing else "ready", not_ready=missing)
     return JSONResponse(body.model_dump(), status_code=503 if missing else 200)
