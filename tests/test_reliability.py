@@ -6,6 +6,7 @@ requests and time."""
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import signal
 import threading
@@ -164,7 +165,8 @@ def generate(url: str, tokens: int, results: list, seed: int) -> None:
     body = {"condition": {"label": "pos"}, "max_new_tokens": tokens, "seed": seed}
     try:
         r = httpx.post(f"{url}/v1/generate", json=body, timeout=120)
-        results.append((r.status_code, r.json()["samples"][0]["tokens"]))
+        tokens = r.json()["samples"][0]["tokens"] if r.status_code == 200 else 0
+        results.append((r.status_code, tokens))
     except httpx.HTTPError as error:
         results.append((type(error).__name__, 0))
 
@@ -207,3 +209,66 @@ def test_a_caller_who_disconnects_frees_its_rows(writer_store: Path) -> None:
         wait_until(lambda: rows() == 0, 10, "its row freed")
         # The work was not done: far fewer than the 190 tokens asked for were written.
         assert metric(url, "kexue_generated_tokens_total", "long-writer") < 150
+
+
+def test_queued_past_the_deadline_is_504_without_running(writer_store: Path) -> None:
+    # One row at a time; each request decodes 150 steps, longer than the 0.5 s deadline.
+    settings = {"MAX_BATCH_SIZE": "1", "REQUEST_TIMEOUT_S": "0.5", "MAX_NEW_TOKENS": "150"}
+    with live_server_process(writer_store, **settings) as (url, _):
+        results: list = []
+        callers = [
+            threading.Thread(target=generate, args=(url, 150, results, seed)) for seed in range(3)
+        ]
+        for caller in callers:
+            caller.start()
+        for caller in callers:
+            caller.join(timeout=120)
+        statuses = sorted(str(status) for status, _ in results)
+        assert statuses.count("200") >= 1 and statuses.count("504") >= 1, statuses
+        expired = statuses.count("504")
+        assert metric(url, "kexue_rejected_total", "long-writer", "deadline") == expired
+        # Only the requests that ran wrote tokens: the expired ones cost no compute.
+        written = metric(url, "kexue_generated_tokens_total", "long-writer")
+        assert written == 150 * statuses.count("200")
+        # No ADMIN_TOKEN on this server: the admin endpoint is off for everyone.
+        r = httpx.post(f"{url}/v1/models/long-writer/reload", headers={"Authorization": "Bearer x"})
+        assert r.status_code == 403 and r.json()["code"] == "forbidden"
+
+
+NESTED = "[" * 5000 + "]" * 5000
+
+
+def texts_body(count: int, chars: int = 1) -> bytes:
+    return json.dumps({"input": ["好" * chars] * count}).encode()
+
+
+BAD_INPUTS = [
+    # (what, path, raw body, expected status)
+    ("body over MAX_BODY_BYTES", "/v1/embeddings", b'{"input": "' + b"a" * 1_100_000 + b'"}', 413),
+    ("more texts than MAX_INPUTS", "/v1/embeddings", texts_body(9), 413),
+    ("a list past the schema's cap", "/v1/embeddings", texts_body(5000), 422),
+    ("text over MAX_TEXT_CHARS", "/v1/embeddings", texts_body(1, chars=201), 413),
+    ("NaN in a density row", "/v1/density/score", b'{"inputs": [[NaN, 1.0]]}', 422),
+    ("infinity in a density row", "/v1/density/score", b'{"inputs": [[1e999, 1.0]]}', 422),
+    ("a row of strings", "/v1/density/score", b'{"inputs": [["a", "b"]]}', 422),
+    ("wrong type for passages", "/v1/qa", b'{"question": "q", "passages": 5}', 422),
+    ("invalid UTF-8", "/v1/qa", b'{"question": "\xff\xfe", "passages": ["a"]}', 400),
+    ("deeply nested JSON", "/v1/generate", ('{"condition": ' + NESTED + "}").encode(), 400),
+    ("not JSON", "/v1/generate", b"{condition: label}", 422),
+    ("unknown field", "/v1/density/sample", b'{"num_samples": 1, "temperature": 1}', 422),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("what", "path", "body", "status"), BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS]
+)
+def test_bad_input_gets_a_clear_4xx_from_the_live_server(
+    tiny_server: str, what: str, path: str, body: bytes, status: int
+) -> None:
+    r = httpx.post(
+        f"{tiny_server}{path}", content=body, headers={"content-type": "application/json"}
+    )
+    assert r.status_code == status, (what, r.status_code, r.text[:300])
+    detail = r.json()["detail"]
+    assert detail and (isinstance(detail, list) or isinstance(detail, str)), what
+    assert httpx.get(f"{tiny_server}/healthz").status_code == 200
