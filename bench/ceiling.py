@@ -1,0 +1,108 @@
+"""The service's throughput against the ceiling of the same SavedModel called in process.
+
+    .venv/bin/python bench/ceiling.py --store model_store --model demo-jose
+    .venv/bin/python bench/ceiling.py --store model_store --model demo-qa --endpoint qa
+    .venv/bin/python bench/ceiling.py --store model_store --model demo-digits --endpoint density
+
+In one run: the model's runtime (what the server drives) loaded in this process and called on
+full batches of `--batch-size` prepared requests, back to back (requests per second with no HTTP,
+no JSON, no queue: what HTTP and batching could at best reach); then the server started on
+127.0.0.1 with `MAX_BATCH_SIZE` equal to that batch size, under the closed loop of
+`bench/load.py` at several concurrencies, keeping the best. The ratio served / in process is how
+much of the model's own speed reaches callers. Server and load generator share the machine's
+cores, which the in-process run has to itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.load import DIGITS, closed_loop, digits_rows, request_body  # noqa: E402
+from service.registry import default_runtime_factory  # noqa: E402
+from service.settings import Settings  # noqa: E402
+from tests.live_server import live_server  # noqa: E402
+
+
+def prepared_items(runtime: Any, endpoint: str, model: str, count: int) -> list[Any]:
+    """`count` requests as the routes prepare them (the same bodies `bench/load.py` sends)."""
+    rng = random.Random(0)
+    items = []
+    for _ in range(count):
+        _, body = request_body(endpoint, model, rng, 1)
+        if endpoint == "embeddings":
+            items.append(runtime.prepare(body["input"][0], None))
+        elif endpoint == "qa":
+            items.append(runtime.prepare(body["question"], body["passages"],
+                                         max_answer_tokens=None, beam_size=None,
+                                         extractive=False))  # fmt: skip
+        else:
+            items.append(runtime.prepare(body["inputs"], "series"))
+    return items
+
+
+def in_process_rps(store: Path, model: str, endpoint: str, batch: int, seconds: float) -> float:
+    version = max((store / model).iterdir(), key=lambda p: int(p.name) if p.name.isdigit() else 0)
+    settings = Settings(model_store=store, max_batch_size=batch)
+    runtime = default_runtime_factory(model, int(version.name), version, settings)
+    runtime.load()
+    runtime.warmup()
+    items = prepared_items(runtime, endpoint, model, batch)
+    runtime.run_batch(items)
+    rates = []
+    for _ in range(3):
+        calls, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds / 3:
+            runtime.run_batch(items)
+            calls += 1
+        rates.append(calls * batch / (time.perf_counter() - started))
+    return statistics.median(rates)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", type=Path, default=Path("model_store"))
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--endpoint", choices=["embeddings", "qa", "density"], default="embeddings")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--concurrency", default="16,32,64")
+    parser.add_argument("--requests", type=int, default=600, help="per served run, at most")
+    parser.add_argument("--seconds", type=float, default=8, help="per run, at most")
+    args = parser.parse_args()
+    if args.endpoint == "density":
+        DIGITS.extend(digits_rows())
+
+    ceiling = in_process_rps(args.store, args.model, args.endpoint, args.batch_size, args.seconds)
+    print(f"in process: {ceiling:.0f} requests/s at batch {args.batch_size}", file=sys.stderr)
+    served = {}
+    with live_server(args.store, MAX_BATCH_SIZE=str(args.batch_size)) as url:
+        for c in (int(c) for c in args.concurrency.split(",")):
+            run = asyncio.run(closed_loop(url, args.endpoint, args.model, c, args.requests,
+                                          args.seconds, 1))  # fmt: skip
+            served[c] = run
+            print(f"served at {c}: {run['rps']:.0f} requests/s", file=sys.stderr)
+    best = max(served, key=lambda c: served[c]["rps"])
+    path = request_body(args.endpoint, args.model, random.Random(0), 1)[0]
+    print(
+        f"\n{path}, model {args.model}, one input per request, batch {args.batch_size}, "
+        f"{os.cpu_count()} CPUs\n"
+    )
+    print("| in process req/s | served req/s (best) | at concurrency | p50 ms | p99 ms | ratio |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    b = served[best]
+    print(
+        f"| {ceiling:.0f} | {b['rps']:.0f} | {best} | {b['p50']:.1f} | {b['p99']:.1f} "
+        f"| {b['rps'] / ceiling:.2f} |"
+    )
+
+
+if __name__ == "__main__":
+    main()
