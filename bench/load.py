@@ -5,6 +5,7 @@
     .venv/bin/python bench/load.py --endpoint density --store model_store --model demo-digits
 
 (`density` sends rows of scikit-learn's 8x8 digits, so it needs a 64-dimensional model.)
+`--plot docs/img/x.png` also draws throughput and p50/p95/p99 latency against concurrency.
 
 Starts two servers on 127.0.0.1 from the same store (one batching, one with MAX_BATCH_SIZE=1) and,
 for each concurrency level, runs the same closed loop against each in turn (interleaved, so that
@@ -121,6 +122,7 @@ def main() -> None:
     )
     parser.add_argument("--batch-size", default="32")
     parser.add_argument("--rounds", type=int, default=3, help="alternating runs per level")
+    parser.add_argument("--plot", type=Path, default=None, help="write a PNG of the table")
     args = parser.parse_args()
 
     if args.endpoint == "density":
@@ -179,6 +181,40 @@ def main() -> None:
             f"| {b['rps']:.0f} | {b['p50']:.1f} | {b['p95']:.1f} | {b['p99']:.1f} "
             f"| {ratio:.2f}x | {int(a['errors'] + b['errors'])} |"
         )
+    if args.plot is not None:
+        plot(args.plot, f"{path}, {args.model}, {unit} per request", rows)
+
+
+def plot(out: Path, title: str, rows: list[tuple[int, dict, dict]]) -> None:
+    """Throughput, and p50/p95/p99 latency, against concurrency: batched and MAX_BATCH_SIZE=1."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    levels = [c for c, _, _ in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for index, (label, color) in enumerate(
+        (("batched", "tab:blue"), ("MAX_BATCH_SIZE=1", "tab:red"))
+    ):
+        runs = [r[1 + index] for r in rows]
+        left.plot(levels, [r["rps"] for r in runs], "o-", color=color, label=label)
+        for quantile, style in (("p50", "-"), ("p95", "--"), ("p99", ":")):
+            right.plot(levels, [r[quantile] for r in runs], style, color=color,
+                       label=f"{label} {quantile}")  # fmt: skip
+    for axis, ylabel in ((left, "requests/s"), (right, "latency, ms")):
+        axis.set_xscale("log", base=2)
+        axis.set_xticks(levels, [str(c) for c in levels])
+        axis.set_xlabel("concurrent callers")
+        axis.set_ylabel(ylabel)
+        axis.grid(alpha=0.3)
+    right.set_yscale("log")
+    left.legend()
+    right.legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
 
 
 if __name__ == "__main__":
