@@ -10,7 +10,9 @@ no JSON, no queue: what HTTP and batching could at best reach); then the server 
 127.0.0.1 with `MAX_BATCH_SIZE` equal to that batch size, under the closed loop of
 `bench/load.py` at several concurrencies, keeping the best. The ratio served / in process is how
 much of the model's own speed reaches callers. Server and load generator share the machine's
-cores, which the in-process run has to itself.
+cores, which the in-process run has to itself; so the CPU time the server process spends per
+request (from /proc, the load generator's excluded) is reported beside the in-process CPU time per
+request, which says what the HTTP stack itself costs.
 """
 
 from __future__ import annotations
@@ -29,7 +31,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.load import DIGITS, closed_loop, digits_rows, request_body  # noqa: E402
 from service.registry import default_runtime_factory  # noqa: E402
 from service.settings import Settings  # noqa: E402
-from tests.live_server import live_server  # noqa: E402
+from tests.live_server import live_server_process  # noqa: E402
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU time of a process (this one when pid is None)."""
+    if pid is None:
+        t = os.times()
+        return t.user + t.system
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def prepared_items(runtime: Any, endpoint: str, model: str, count: int) -> list[Any]:
@@ -49,7 +62,10 @@ def prepared_items(runtime: Any, endpoint: str, model: str, count: int) -> list[
     return items
 
 
-def in_process_rps(store: Path, model: str, endpoint: str, batch: int, seconds: float) -> float:
+def in_process_rps(
+    store: Path, model: str, endpoint: str, batch: int, seconds: float
+) -> tuple[float, float]:
+    """(requests/s, CPU ms per request) of full batches called back to back."""
     version = max((store / model).iterdir(), key=lambda p: int(p.name) if p.name.isdigit() else 0)
     settings = Settings(model_store=store, max_batch_size=batch)
     runtime = default_runtime_factory(model, int(version.name), version, settings)
@@ -57,14 +73,15 @@ def in_process_rps(store: Path, model: str, endpoint: str, batch: int, seconds: 
     runtime.warmup()
     items = prepared_items(runtime, endpoint, model, batch)
     runtime.run_batch(items)
-    rates = []
+    rates, cpu_ms = [], []
     for _ in range(3):
-        calls, started = 0, time.perf_counter()
+        calls, started, cpu = 0, time.perf_counter(), cpu_seconds()
         while time.perf_counter() - started < seconds / 3:
             runtime.run_batch(items)
             calls += 1
         rates.append(calls * batch / (time.perf_counter() - started))
-    return statistics.median(rates)
+        cpu_ms.append((cpu_seconds() - cpu) * 1000 / (calls * batch))
+    return statistics.median(rates), statistics.median(cpu_ms)
 
 
 def main() -> None:
@@ -80,13 +97,18 @@ def main() -> None:
     if args.endpoint == "density":
         DIGITS.extend(digits_rows())
 
-    ceiling = in_process_rps(args.store, args.model, args.endpoint, args.batch_size, args.seconds)
+    ceiling, ceiling_cpu = in_process_rps(
+        args.store, args.model, args.endpoint, args.batch_size, args.seconds
+    )
     print(f"in process: {ceiling:.0f} requests/s at batch {args.batch_size}", file=sys.stderr)
     served = {}
-    with live_server(args.store, MAX_BATCH_SIZE=str(args.batch_size)) as url:
+    store, batch = args.store, str(args.batch_size)
+    with live_server_process(store, MAX_BATCH_SIZE=batch) as (url, proc):
         for c in (int(c) for c in args.concurrency.split(",")):
+            cpu = cpu_seconds(proc.pid)
             run = asyncio.run(closed_loop(url, args.endpoint, args.model, c, args.requests,
                                           args.seconds, 1))  # fmt: skip
+            run["cpu_ms"] = (cpu_seconds(proc.pid) - cpu) * 1000 / max(1.0, run["answered"])
             served[c] = run
             print(f"served at {c}: {run['rps']:.0f} requests/s", file=sys.stderr)
     best = max(served, key=lambda c: served[c]["rps"])
@@ -95,12 +117,15 @@ def main() -> None:
         f"\n{path}, model {args.model}, one input per request, batch {args.batch_size}, "
         f"{os.cpu_count()} CPUs\n"
     )
-    print("| in process req/s | served req/s (best) | at concurrency | p50 ms | p99 ms | ratio |")
-    print("|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| in process req/s | served req/s (best) | at concurrency | p50 ms | p99 ms "
+        "| throughput ratio | CPU ms/request in process | CPU ms/request of the server |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     b = served[best]
     print(
         f"| {ceiling:.0f} | {b['rps']:.0f} | {best} | {b['p50']:.1f} | {b['p99']:.1f} "
-        f"| {b['rps'] / ceiling:.2f} |"
+        f"| {b['rps'] / ceiling:.2f} | {ceiling_cpu:.2f} | {b['cpu_ms']:.2f} |"
     )
 
 

@@ -102,6 +102,7 @@ async def closed_loop(
     q = statistics.quantiles(latencies, n=100) if len(latencies) >= 2 else [0.0] * 99
     return {
         "rps": len(latencies) / wall,
+        "answered": len(latencies),
         "p50": q[49] * 1000,
         "p95": q[94] * 1000,
         "p99": q[98] * 1000,
