@@ -64,11 +64,17 @@ image-check:
 	docker-compose --profile gpu config --quiet
 	PYTHON=$(PYTHON) bash scripts/image_install_check.sh
 
-# Side-by-side load benchmarks on the demo models (`make demo` first); each prints a markdown table.
+# The benchmarks of docs/benchmarks.md on the demo models (`make demo` first); each prints a
+# markdown table (ratios measured side by side in one run), the load ones also a PNG in docs/img.
 bench: install
-	$(BIN)/python bench/load.py --store $(MODEL_STORE) --model demo-jose
-	$(BIN)/python bench/load.py --store $(MODEL_STORE) --model demo-qa --endpoint qa
+	$(BIN)/python bench/load.py --store $(MODEL_STORE) --model demo-jose --plot docs/img/load-demo-jose.png
+	$(BIN)/python bench/load.py --store $(MODEL_STORE) --model demo-qa --endpoint qa --plot docs/img/load-demo-qa.png
+	$(BIN)/python bench/load.py --store $(MODEL_STORE) --model demo-digits --endpoint density --plot docs/img/load-demo-digits.png
 	$(BIN)/python bench/generation.py --store $(MODEL_STORE) --model demo-cln
+	$(BIN)/python bench/ceiling.py --store $(MODEL_STORE) --model demo-qa --endpoint qa
+	$(BIN)/python bench/cold_start.py --store $(MODEL_STORE)
+	$(BIN)/python bench/iresnet_logdet.py
+	$(BIN)/python bench/density_baselines.py --store $(MODEL_STORE) --model demo-digits
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
