@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.live_server import ROOT, free_port  # noqa: E402
+from tests.live_server import ROOT, free_port, wait_ready  # noqa: E402
 
 # One small request per task: what the first caller of each model sends.
 FIRST_REQUESTS = {
@@ -64,15 +64,7 @@ def one_start(store: Path, warmup: bool, timeout_s: float) -> dict[str, float]:
     started = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "service"], env=env, cwd=ROOT)
     try:
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() - started > timeout_s:
-                raise RuntimeError("the server did not become ready")
-            time.sleep(0.05)
+        wait_ready(url, proc, timeout_s, poll_s=0.05)
         ready_s = time.monotonic() - started
         ready_mb = resident_mb(proc.pid)
         models = httpx.get(f"{url}/v1/models", timeout=10).json()["data"]

@@ -22,6 +22,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_ready(url: str, proc: subprocess.Popen, timeout_s: float, poll_s: float = 0.2) -> float:
+    """Wait for /readyz 200 of the server `proc` runs at `url`; returns the seconds waited."""
+    started = time.monotonic()
+    while True:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return time.monotonic() - started
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before it was ready")
+        if time.monotonic() - started > timeout_s:
+            raise RuntimeError(f"server not ready after {timeout_s} s")
+        time.sleep(poll_s)
+
+
 @contextmanager
 def live_server(store: Path, ready_timeout_s: float = 300, **env: str) -> Iterator[str]:
     """Start the service on a free loopback port; yield its base URL once /readyz is 200."""
@@ -50,18 +66,7 @@ def live_server_process(
     proc = subprocess.Popen([sys.executable, "-m", "service"], env=environ, cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + ready_timeout_s
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited with {proc.returncode} before it was ready")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"server not ready after {ready_timeout_s} s")
-            time.sleep(0.2)
+        wait_ready(url, proc, ready_timeout_s)
         yield url, proc
     finally:
         proc.terminate()

@@ -171,15 +171,20 @@ def generate(url: str, tokens: int, results: list, seed: int) -> None:
         results.append((type(error).__name__, 0))
 
 
+def start_callers(url: str, tokens: int, count: int, results: list) -> list[threading.Thread]:
+    """`count` concurrent generation requests of `tokens` tokens, each on its own thread."""
+    callers = [threading.Thread(target=generate, args=(url, tokens, results, seed))
+               for seed in range(count)]  # fmt: skip
+    for caller in callers:
+        caller.start()
+    return callers
+
+
 def test_sigterm_turns_readiness_off_then_finishes_in_flight_requests(writer_store: Path) -> None:
     settings = {"DRAIN_S": "1.5", "MAX_NEW_TOKENS": "190"}
     with live_server_process(writer_store, **settings) as (url, proc):
         results: list = []
-        callers = [
-            threading.Thread(target=generate, args=(url, 190, results, seed)) for seed in range(4)
-        ]
-        for caller in callers:
-            caller.start()
+        callers = start_callers(url, 190, 4, results)
         rows = lambda: metric(url, "kexue_generation_active_rows", "long-writer")  # noqa: E731
         wait_until(lambda: rows() == 4, 30, "4 rows decoding")
         proc.send_signal(signal.SIGTERM)
@@ -216,12 +221,7 @@ def test_queued_past_the_deadline_is_504_without_running(writer_store: Path) -> 
     settings = {"MAX_BATCH_SIZE": "1", "REQUEST_TIMEOUT_S": "0.5", "MAX_NEW_TOKENS": "150"}
     with live_server_process(writer_store, **settings) as (url, _):
         results: list = []
-        callers = [
-            threading.Thread(target=generate, args=(url, 150, results, seed)) for seed in range(3)
-        ]
-        for caller in callers:
-            caller.start()
-        for caller in callers:
+        for caller in start_callers(url, 150, 3, results):
             caller.join(timeout=120)
         statuses = sorted(str(status) for status, _ in results)
         assert statuses.count("200") >= 1 and statuses.count("504") >= 1, statuses
