@@ -55,7 +55,8 @@ from training.common import (
     export_version,
     set_seed,
 )
-from training.common.cli import add_bert_model_args
+from training.common.cli import add_bert_model_args, add_distribution_args
+from training.common.distribute import is_chief, local_share, make_strategy, worker_index
 from training.common.loop import bert_adamw, make_train_step, run_steps
 from training.common.text import (
     build_char_vocab,
@@ -91,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         intermediate_size=SMALL_INTERMEDIATE_SIZE,
         min_char_count=2,
     )
+    add_distribution_args(p)
     g = p.add_argument_group("generation")
     g.add_argument("--valid", type=Path, default=None, help="held-out file for perplexity")
     g.add_argument(
@@ -186,7 +188,10 @@ def train_generation(args: argparse.Namespace | Sequence[str]) -> Path | None:
     if not texts:
         raise ValueError(f"{args.data} holds no text")
     labels = label_names(texts) if texts[0].label is not None else None
-    model, tokenizer, vocab_path, model_info = _load_model(args, texts, labels)
+    strategy = make_strategy(args.strategy)
+    chief = is_chief(strategy)
+    with strategy.scope():
+        model, tokenizer, vocab_path, model_info = _load_model(args, texts, labels)
     samples = build_samples(tokenizer, texts, args.max_length, labels)
     lengths = np.array([len(s.token_ids) for s in samples])
     log(
@@ -199,10 +204,13 @@ def train_generation(args: argparse.Namespace | Sequence[str]) -> Path | None:
     peak_lr = args.lr or (
         DEFAULT_FINETUNE_LR if args.init_checkpoint is not None else DEFAULT_SCRATCH_LR
     )
-    optimizer, schedule = bert_adamw(peak_lr, total_steps)
-    optimizer.build(model.trainable_variables)
-    ema = ExponentialMovingAverage(model.trainable_variables, decay=args.ema_decay)
-    keeper = CheckpointKeeper(Path(args.checkpoint_dir), model=model, optimizer=optimizer, ema=ema)
+    with strategy.scope():
+        optimizer, schedule = bert_adamw(peak_lr, total_steps)
+        optimizer.build(model.trainable_variables)
+        ema = ExponentialMovingAverage(model.trainable_variables, decay=args.ema_decay)
+    keeper = CheckpointKeeper(
+        Path(args.checkpoint_dir), read_only=not chief, model=model, optimizer=optimizer, ema=ema
+    )
     start_step = (keeper.restore_latest() or 0) if args.resume else 0
     if start_step:
         log(f"resumed from {keeper.latest} at step {start_step}")
@@ -221,6 +229,7 @@ def train_generation(args: argparse.Namespace | Sequence[str]) -> Path | None:
         ema,
         signature,
         jit_compile=args.jit,
+        strategy=strategy,
     )
 
     def train_batch(indices: np.ndarray) -> float:
@@ -239,14 +248,18 @@ def train_generation(args: argparse.Namespace | Sequence[str]) -> Path | None:
         train_batch=train_batch,
         keeper=keeper,
         checkpoint_every=args.checkpoint_every,
-        board=TensorBoardLogger(args.log_dir),
+        board=TensorBoardLogger(args.log_dir if chief else None),
         schedule=schedule,
         desc="generation",
-        no_progress=args.no_progress,
+        no_progress=args.no_progress or not chief,
         log=log,
+        share=lambda indices: local_share(indices, strategy),
     )
     if result.step < total_steps:
         log(f"stopped after step {result.step}/{total_steps}; checkpoint {keeper.latest}")
+        return None
+    if not chief:
+        log(f"worker {worker_index(strategy)} done; the chief exports")
         return None
 
     metrics: dict[str, Any] = {

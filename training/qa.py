@@ -62,7 +62,8 @@ from training.common import (
     export_version,
     set_seed,
 )
-from training.common.cli import add_bert_model_args
+from training.common.cli import add_bert_model_args, add_distribution_args
+from training.common.distribute import is_chief, local_share, make_strategy, worker_index
 from training.common.loop import bert_adamw, make_train_step, run_steps
 from training.common.text import (
     build_char_vocab,
@@ -98,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         num_heads=SMALL_NUM_HEADS,
         intermediate_size=SMALL_INTERMEDIATE_SIZE,
     )
+    add_distribution_args(p)
     g = p.add_argument_group("QA")
     g.add_argument("--valid", type=Path, default=None, help="held-out QA file for the metrics")
     g.add_argument("--valid-limit", type=int, default=None, help="evaluate this many at most")
@@ -222,7 +224,10 @@ def train_qa(args: argparse.Namespace | Sequence[str]) -> Path | None:
     raw_train = read_qa_file(args.data)
     train_examples = prepare_examples(raw_train, window, stride)
     checkpoint_dir = Path(args.checkpoint_dir)
-    model, tokenizer, vocab_path, model_info = _load_model(args, train_examples, checkpoint_dir)
+    strategy = make_strategy(args.strategy)
+    chief = is_chief(strategy)
+    with strategy.scope():
+        model, tokenizer, vocab_path, model_info = _load_model(args, train_examples, checkpoint_dir)
     samples = build_samples(tokenizer, train_examples, args)
     if not samples:
         raise ValueError(f"{args.data} holds no (question, passage) pair")
@@ -238,11 +243,14 @@ def train_qa(args: argparse.Namespace | Sequence[str]) -> Path | None:
     peak_lr = args.lr or (
         DEFAULT_FINETUNE_LR if args.init_checkpoint is not None else DEFAULT_SCRATCH_LR
     )
-    optimizer, schedule = bert_adamw(peak_lr, total_steps)
     variables = model.trainable_variables
-    optimizer.build(variables)
-    ema = ExponentialMovingAverage(variables, decay=args.ema_decay)
-    keeper = CheckpointKeeper(checkpoint_dir, model=model, optimizer=optimizer, ema=ema)
+    with strategy.scope():
+        optimizer, schedule = bert_adamw(peak_lr, total_steps)
+        optimizer.build(variables)
+        ema = ExponentialMovingAverage(variables, decay=args.ema_decay)
+    keeper = CheckpointKeeper(
+        checkpoint_dir, read_only=not chief, model=model, optimizer=optimizer, ema=ema
+    )
     start_step = (keeper.restore_latest() or 0) if args.resume else 0
     if start_step:
         log(f"resumed from {keeper.latest} at step {start_step}")
@@ -256,6 +264,7 @@ def train_qa(args: argparse.Namespace | Sequence[str]) -> Path | None:
         ema,
         {key: spec for key in ("token_ids", "segment_ids", "padding_mask", "loss_mask")},
         jit_compile=args.jit,
+        strategy=strategy,
     )
 
     stop = total_steps if args.stop_after_steps is None else min(total_steps, args.stop_after_steps)
@@ -277,15 +286,19 @@ def train_qa(args: argparse.Namespace | Sequence[str]) -> Path | None:
         train_batch=train_batch,
         keeper=keeper,
         checkpoint_every=args.checkpoint_every,
-        board=TensorBoardLogger(args.log_dir),
+        board=TensorBoardLogger(args.log_dir if chief else None),
         schedule=schedule,
         desc="qa",
-        no_progress=args.no_progress,
+        no_progress=args.no_progress or not chief,
         log=log,
+        share=lambda indices: local_share(indices, strategy),
     )
     step, train_time, last_epoch_loss = result.step, result.train_seconds, result.last_epoch_loss
     if step < total_steps:
         log(f"stopped after step {step}/{total_steps}; checkpoint {keeper.latest}")
+        return None
+    if not chief:
+        log(f"worker {worker_index(strategy)} done; the chief exports")
         return None
 
     metrics: dict[str, Any] = {

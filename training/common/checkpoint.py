@@ -44,7 +44,14 @@ class CheckpointKeeper:
     `optimizer.build(model.trainable_variables)` lets `restore_latest` check them too.
     """
 
-    def __init__(self, directory: str | os.PathLike[str], max_to_keep: int = 3, **trackables: Any):
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        max_to_keep: int = 3,
+        *,
+        read_only: bool = False,
+        **trackables: Any,
+    ):
         if STEP_KEY in trackables:
             raise ValueError(f"{STEP_KEY!r} is reserved for the step counter")
         if not trackables:
@@ -52,6 +59,8 @@ class CheckpointKeeper:
         if max_to_keep < 1:
             raise ValueError(f"max_to_keep must be >= 1, got {max_to_keep}")
         self.directory = Path(directory)
+        # A distributed run's other workers restore from the chief's checkpoints but never write.
+        self.read_only = read_only
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="checkpoint_step")
         self.checkpoint = tf.train.Checkpoint(**{STEP_KEY: self.step}, **trackables)
         self.manager = tf.train.CheckpointManager(
@@ -75,10 +84,13 @@ class CheckpointKeeper:
             step: training steps completed so far.
 
         Returns:
-            The checkpoint's path prefix (`<directory>/ckpt-<step>`).
+            The checkpoint's path prefix (`<directory>/ckpt-<step>`); when read-only, the path
+            the chief writes.
         """
         if step < 0:
             raise ValueError(f"step must be >= 0, got {step}")
+        if self.read_only:
+            return str(self.directory / f"ckpt-{step}")
         self.step.assign(step)
         return str(self.manager.save(checkpoint_number=step))
 

@@ -197,3 +197,17 @@ def add_bert_model_args(
         default=None,
         help="stop after this many steps (in total) with a checkpoint and no export",
     )
+
+
+def add_distribution_args(parser: argparse.ArgumentParser) -> None:
+    """Adds `--strategy` (`training.common.distribute`): after parsing, `strategy` (str)."""
+    from training.common.distribute import STRATEGIES
+
+    group = parser.add_argument_group("distribution")
+    group.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default="default",
+        help="tf.distribute strategy: mirrored (local GPUs), multiworker (the workers of "
+        "TF_CONFIG; run the same command on each, the chief writes checkpoints and the export)",
+    )

@@ -65,12 +65,14 @@ def run_steps(
     desc: str,
     no_progress: bool,
     log: Callable[[str], None],
+    share: Callable[[np.ndarray], np.ndarray] = lambda indices: indices,
 ) -> LoopResult:
     """Runs steps `start_step` .. `stop_step` of `epochs` epochs over samples of these lengths.
 
     `train_batch(indices)` trains on the samples at `indices` and returns the loss. The batches
     of an epoch depend only on (seed, epoch) (`epoch_batches`), so a resumed run continues with
-    the batch it would have taken next.
+    the batch it would have taken next, and every worker of a distributed run agrees on them;
+    `share` picks this worker's rows of each (`training.common.distribute.local_share`).
     """
     steps_per_epoch = math.ceil(len(lengths) / batch_size)
     step, train_time, window_loss, window_steps = start_step, 0.0, 0.0, 0
@@ -83,7 +85,7 @@ def run_steps(
             for index in range(step - epoch * steps_per_epoch, len(batches)):
                 if step >= stop_step:
                     break
-                loss = train_batch(batches[index])
+                loss = train_batch(share(batches[index]))
                 step += 1
                 window_loss += loss
                 window_steps += 1
@@ -119,9 +121,10 @@ def make_train_step(
     ema: Any,
     input_signature: dict[str, Any],
     jit_compile: bool = False,
+    strategy: Any = None,
 ) -> Callable[[dict[str, Any]], Any]:
     """A compiled step: `loss_fn(inputs)` (the forward pass in training mode), gradients, AdamW,
-    EMA update.
+    EMA update; under a `tf.distribute` strategy, on every replica with this worker's rows.
 
     Args:
         variables: the trainable variables (the optimizer is built over them).
@@ -129,17 +132,35 @@ def make_train_step(
         optimizer: built over `variables`.
         ema: an `ExponentialMovingAverage` over the same variables.
         input_signature: {name: tf.TensorSpec} of the inputs dict.
-        jit_compile: XLA-compile the step (once per input shape).
+        jit_compile: XLA-compile the step (once per input shape; not with a distributed strategy,
+            whose collective all-reduce XLA does not compile on CPU).
+        strategy: the strategy the variables were created under (default: the current one).
+
+    Returns:
+        The step; it returns the loss of the global batch (replicas' losses summed).
     """
     import tensorflow as tf
 
-    @tf.function(input_signature=[input_signature], jit_compile=jit_compile)
-    def train_step(inputs: dict[str, Any]) -> Any:
+    strategy = strategy or tf.distribute.get_strategy()
+    replicas = strategy.num_replicas_in_sync
+    if jit_compile and replicas > 1:
+        raise ValueError("--jit does not combine with a distributed strategy")
+
+    def replica_step(inputs: dict[str, Any]) -> Any:
         with tf.GradientTape() as tape:
-            loss = loss_fn(inputs)
+            # The optimizer sums gradients over replicas; dividing each replica's mean loss by
+            # their number makes the sum the mean over the global batch. Clipping to the global
+            # norm happens before that sum, on each replica's share (Keras' order).
+            loss = loss_fn(inputs) / replicas
         grads = tape.gradient(loss, variables)
         optimizer.apply_gradients(zip(grads, variables, strict=True))
-        ema.update()
         return loss
+
+    @tf.function(input_signature=[input_signature], jit_compile=jit_compile)
+    def train_step(inputs: dict[str, Any]) -> Any:
+        losses = strategy.run(replica_step, args=(inputs,))
+        # In cross-replica context: the shadows move towards the (identical) mirrored values.
+        ema.update()
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
 
     return train_step

@@ -4,6 +4,7 @@ from-scratch model, length-sorted batches, and a sinusoid start for the position
 from __future__ import annotations
 
 import math
+import os
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable
@@ -56,7 +57,11 @@ def build_char_vocab(texts: Iterable[str], min_count: int = 1) -> list[str]:
 
 def write_vocab(path: Path, vocab: list[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    # Written aside then renamed: the workers of a distributed run write the same vocabulary into
+    # the shared checkpoint folder at once, and none may read a half-written file.
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    partial.write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    os.replace(partial, path)
 
 
 def epoch_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
