@@ -59,6 +59,8 @@ from training.common import (
     export_version,
     set_seed,
 )
+from training.common.cli import add_distribution_args
+from training.common.distribute import is_chief, local_share, make_strategy, worker_index
 
 FAMILY = "iresnet"
 BUILTIN_PREFIX = "builtin:"
@@ -116,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_common_args(p)
     p.set_defaults(epochs=10)
+    add_distribution_args(p)
     g = p.add_argument_group("model")
     g.add_argument("--blocks", type=int, default=4, help="invertible residual blocks")
     g.add_argument(
@@ -418,18 +421,6 @@ def train_density(args: argparse.Namespace | Sequence[str]) -> Path | None:
         + (f"discrete, {data.levels} levels" if data.levels else "continuous")
     )
     hidden = tuple(int(w) for w in str(args.hidden).split(",") if w.strip())
-    flow = IResNetFlow(
-        num_blocks=args.blocks,
-        hidden_units=hidden,
-        activation=args.activation,
-        lipschitz_coefficient=args.lipschitz_coeff,
-        seed=args.seed,
-    )
-    # ActNorm's data-dependent initialisation, from a fixed dequantisation of the first rows.
-    init_rows = dequantize(data.train[:INIT_ROWS], data.levels, np.random.default_rng(args.seed))
-    init_y, _ = preprocessing.forward(tf.constant(init_rows, tf.float32))
-    flow.initialize(init_y)
-
     train_logdet = LogDetConfig(
         method=args.logdet,
         n_terms=args.n_terms,
@@ -439,32 +430,62 @@ def train_density(args: argparse.Namespace | Sequence[str]) -> Path | None:
     steps_per_epoch = math.ceil(len(data.train) / args.batch_size)
     total_steps = steps_per_epoch * args.epochs
     schedule = _schedule(args, total_steps)
-    optimizer = keras.optimizers.Adam(learning_rate=schedule, global_clipnorm=args.clip_norm)
-    optimizer.build(flow.trainable_variables)
-    ema = ExponentialMovingAverage(flow.trainable_variables, decay=args.ema_decay)
-    # The estimators' randomness is checkpointed too, so a resumed run draws what it would have.
-    generator = tf.random.Generator.from_seed(args.seed)
+    strategy = make_strategy(args.strategy)
+    chief = is_chief(strategy)
+    # Everything holding variables is made under the strategy (mirrored across replicas).
+    with strategy.scope():
+        flow = IResNetFlow(
+            num_blocks=args.blocks,
+            hidden_units=hidden,
+            activation=args.activation,
+            lipschitz_coefficient=args.lipschitz_coeff,
+            seed=args.seed,
+        )
+        # ActNorm's data-dependent initialisation, from a fixed dequantisation of the first rows.
+        init_rows = dequantize(
+            data.train[:INIT_ROWS], data.levels, np.random.default_rng(args.seed)
+        )
+        init_y, _ = preprocessing.forward(tf.constant(init_rows, tf.float32))
+        flow.initialize(init_y)
+
+        optimizer = keras.optimizers.Adam(learning_rate=schedule, global_clipnorm=args.clip_norm)
+        optimizer.build(flow.trainable_variables)
+        ema = ExponentialMovingAverage(flow.trainable_variables, decay=args.ema_decay)
+        # The estimators' randomness is checkpointed too, so a resumed run draws what it would have.
+        # (Under a strategy each replica draws its own stream from it.)
+        generator = tf.random.Generator.from_seed(args.seed)
     keeper = CheckpointKeeper(
-        Path(args.checkpoint_dir), flow=flow, optimizer=optimizer, ema=ema, generator=generator
+        Path(args.checkpoint_dir),
+        read_only=not chief,
+        flow=flow,
+        optimizer=optimizer,
+        ema=ema,
+        generator=generator,
     )
     start_step = (keeper.restore_latest() or 0) if args.resume else 0
     if start_step:
         log(f"resumed from {keeper.latest} at step {start_step}")
 
     variables = flow.trainable_variables
+    replicas = strategy.num_replicas_in_sync
 
-    @tf.function(input_signature=[tf.TensorSpec([None, dim], tf.float32)])
-    def train_step(v: tf.Tensor) -> tf.Tensor:
+    def replica_step(v: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
             log_prob = data_log_prob(
                 flow, preprocessing, v, train_logdet, training=True, generator=generator
             )
-            # Nats per dimension: a learning rate that does not depend on D.
-            loss = -tf.reduce_mean(log_prob) / dim
+            # Nats per dimension: a learning rate that does not depend on D. Divided by the
+            # replicas, whose gradients the optimizer sums (training.common.distribute).
+            loss = -tf.reduce_mean(log_prob) / dim / replicas
         grads = tape.gradient(loss, variables)
         optimizer.apply_gradients(zip(grads, variables, strict=True))
-        ema.update()
         return loss
+
+    @tf.function(input_signature=[tf.TensorSpec([None, dim], tf.float32)])
+    def train_step(v: tf.Tensor) -> tf.Tensor:
+        losses = strategy.run(replica_step, args=(v,))
+        ema.update()
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
 
     eval_logdet = _eval_logdet(dim, args)
 
@@ -475,18 +496,22 @@ def train_density(args: argparse.Namespace | Sequence[str]) -> Path | None:
 
     # One fixed dequantisation of the validation rows, so epochs are compared on the same points.
     valid_rows = dequantize(data.valid, data.levels, np.random.default_rng([args.seed, 7]))
-    board = TensorBoardLogger(args.log_dir)
+    board = TensorBoardLogger(args.log_dir if chief else None)
     stop = total_steps if args.stop_after_steps is None else min(total_steps, args.stop_after_steps)
     step, train_time, window, window_steps = start_step, 0.0, 0.0, 0
     valid_bpd = float("nan")
     with Progress(
-        total=stop - start_step, desc="density", unit="step", disable=args.no_progress
+        total=stop - start_step,
+        desc="density",
+        unit="step",
+        disable=args.no_progress or not chief,
     ) as bar:
         t0 = time.perf_counter()
         while step < stop:
             epoch, index = divmod(step, steps_per_epoch)
             order = epoch_permutation(len(data.train), args.seed, epoch)
             rows = order[index * args.batch_size : (index + 1) * args.batch_size]
+            rows = local_share(rows, strategy)
             # Noise seeded by the step, so a resumed run dequantises as the first run would.
             noise_rng = np.random.default_rng([args.seed, 1, step])
             batch = dequantize(data.train[rows], data.levels, noise_rng)
@@ -516,6 +541,9 @@ def train_density(args: argparse.Namespace | Sequence[str]) -> Path | None:
         keeper.save(step)
     if step < total_steps:
         log(f"stopped after step {step}/{total_steps}; checkpoint {keeper.latest}")
+        return None
+    if not chief:
+        log(f"worker {worker_index(strategy)} done; the chief exports")
         return None
 
     score_logdet = LogDetConfig(

@@ -70,6 +70,11 @@ class ActNorm(keras.layers.Layer):
                 self.initialize(x)
             return
 
+        if tf.distribute.has_strategy() and not tf.distribute.in_cross_replica_context():
+            # A replica of a distributed step cannot assign mirrored variables inside control
+            # flow; a distributed job initialises explicitly (`initialize`) before its first step.
+            return
+
         # Inside tf.function the flag is only known at run time.
         def initialize() -> tf.Tensor:
             self.initialize(x)

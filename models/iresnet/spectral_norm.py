@@ -143,12 +143,15 @@ class SpectralNormDense(keras.layers.Layer):
             shape=(fan_in,),
             initializer=keras.initializers.RandomNormal(seed=seed),
             trainable=False,
+            # Replicas of a distributed run iterate on the same kernel: keep the first's.
+            aggregation="only_first_replica",
             name="u",
         )
         self.v = self.add_weight(
             shape=(self.units,),
             initializer=keras.initializers.RandomNormal(seed=None if seed is None else seed + 1),
             trainable=False,
+            aggregation="only_first_replica",
             name="v",
         )
         self.u.assign(_normalize(tf.convert_to_tensor(self.u)))
@@ -282,12 +285,15 @@ class SpectralNormConv2D(keras.layers.Layer):
             shape=(1, height, width, channels),
             initializer=keras.initializers.RandomNormal(seed=seed),
             trainable=False,
+            # Replicas of a distributed run iterate on the same kernel: keep the first's.
+            aggregation="only_first_replica",
             name="u",
         )
         self.v = self.add_weight(
             shape=(1, *output_shape),
             initializer=keras.initializers.RandomNormal(seed=None if seed is None else seed + 1),
             trainable=False,
+            aggregation="only_first_replica",
             name="v",
         )
         self.u.assign(_normalize(tf.convert_to_tensor(self.u)))

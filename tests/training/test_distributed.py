@@ -58,8 +58,57 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
+def _two_workers(tmp_path: Path, module: str, args: list[str]) -> tuple[Path, str]:
+    """Runs `python -m module args` as workers 0 and 1 of a MultiWorkerMirroredStrategy cluster
+    on 127.0.0.1; checks that only the chief exported; returns the export and worker 1's log."""
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+    workers = []
+    for index in range(2):
+        env = dict(os.environ, CUDA_VISIBLE_DEVICES="", TF_CPP_MIN_LOG_LEVEL="2")
+        task = {"type": "worker", "index": index}
+        env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": task})
+        command = [sys.executable, "-m", module, *args, "--strategy", "multiworker"]
+        workers.append(
+            subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    outputs = []
+    try:
+        for worker in workers:
+            out, err = worker.communicate(timeout=300)
+            assert worker.returncode == 0, err[-3000:]
+            outputs.append((out, err))
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+    (chief_out, chief_err), (other_out, other_err) = outputs
+    exported = Path(chief_out.strip())
+    assert exported.is_dir(), chief_err[-2000:]
+    assert other_out.strip() == "" and "worker 1 done; the chief exports" in other_err
+    assert [p.name for p in exported.parent.iterdir()] == [exported.name]
+    manifest = json.loads((exported / "manifest.json").read_text())
+    assert manifest["config"]["strategy"] == "multiworker"
+    return exported, other_err
+
+
+def _served(store: Path, path: str, body: dict) -> dict:
+    settings = Settings(model_store=store, warmup=False)
+    with TestClient(create_app(settings)) as client:
+        wait_ready(client, timeout_s=60)
+        r = client.post(path, json=body)
+        assert r.status_code == 200, r.text
+        return r.json()  # type: ignore[no-any-return]
+
+
 @pytest.mark.slow
-def test_two_workers_train_and_the_chief_exports_a_servable_model(tmp_path: Path) -> None:
+def test_two_workers_train_the_lm_and_the_chief_exports_a_servable_model(tmp_path: Path) -> None:
     data = tmp_path / "train.tsv"
     lines = [f"{t}\t1" for t in GOOD] + [f"{t}\t0" for t in BAD]
     data.write_text("\n".join(lines * 4) + "\n", encoding="utf-8")
@@ -70,54 +119,26 @@ def test_two_workers_train_and_the_chief_exports_a_servable_model(tmp_path: Path
         "--intermediate-size", "32", "--label-embedding-size", "8",
         "--checkpoint-dir", str(tmp_path / "ckpt"), "--checkpoint-every", "2",
         "--log-dir", str(tmp_path / "runs"), "--no-progress", "--min-char-count", "1",
-        "--strategy", "multiworker",
     ]  # fmt: skip
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
-    workers = []
-    for index in range(2):
-        env = dict(os.environ, CUDA_VISIBLE_DEVICES="", TF_CPP_MIN_LOG_LEVEL="2")
-        env["TF_CONFIG"] = json.dumps(
-            {"cluster": cluster, "task": {"type": "worker", "index": index}}
-        )
-        workers.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "training.generation", *args],
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-        )
-    outputs = []
-    for worker in workers:
-        try:
-            out, err = worker.communicate(timeout=300)
-        finally:
-            for w in workers:
-                if w.poll() is None:
-                    w.kill()
-        assert worker.returncode == 0, err[-3000:]
-        outputs.append((out, err))
-
-    # Only the chief (worker 0) printed an export, wrote checkpoints and TensorBoard logs.
-    (chief_out, chief_err), (other_out, other_err) = outputs
-    exported = Path(chief_out.strip())
-    assert exported.parent == tmp_path / "store" / "cln-mw", chief_err[-2000:]
-    assert other_out.strip() == "" and "worker 1 done" in other_err
-    assert [p.name for p in (tmp_path / "store" / "cln-mw").iterdir()] == [exported.name]
-    assert any((tmp_path / "ckpt").glob("ckpt-*.index")) and (tmp_path / "runs").exists()
+    exported, _ = _two_workers(tmp_path, "training.generation", args)
     # The workers stepped together through 2 epochs of 3 global batches of 8 rows each.
     manifest = json.loads((exported / "manifest.json").read_text())
     assert manifest["metrics"]["steps"] == 6
-    assert manifest["config"]["strategy"] == "multiworker"
+    assert any((tmp_path / "ckpt").glob("ckpt-*.index")) and (tmp_path / "runs").exists()
+    body = {"model": "cln-mw", "condition": {"label": "1"}, "max_new_tokens": 5, "seed": 3}
+    sample = _served(tmp_path / "store", "/v1/generate", body)["samples"][0]
+    assert sample["finish_reason"] in {"stop", "length"}
 
-    settings = Settings(model_store=tmp_path / "store", warmup=False)
-    with TestClient(create_app(settings)) as client:
-        wait_ready(client, timeout_s=60)
-        r = client.post(
-            "/v1/generate",
-            json={"model": "cln-mw", "condition": {"label": "1"}, "max_new_tokens": 5, "seed": 3},
-        )
-        assert r.status_code == 200, r.text
-        assert r.json()["samples"][0]["finish_reason"] in {"stop", "length"}
+
+@pytest.mark.slow
+def test_two_workers_train_a_density_model(tmp_path: Path) -> None:
+    args = [
+        "--data", "builtin:moons", "--out", str(tmp_path / "store"), "--name", "moons-mw",
+        "--epochs", "2", "--batch-size", "64", "--blocks", "2", "--hidden", "16",
+        "--checkpoint-dir", str(tmp_path / "ckpt"), "--log-dir", "", "--no-progress",
+    ]  # fmt: skip
+    exported, _ = _two_workers(tmp_path, "training.density", args)
+    manifest = json.loads((exported / "manifest.json").read_text())
+    assert np.isfinite(manifest["metrics"]["valid_bits_per_dim"])
+    scores = _served(tmp_path / "store", "/v1/density/score", {"inputs": [[0.5, -0.2]]})
+    assert np.isfinite(scores["log_prob"][0])
