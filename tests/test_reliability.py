@@ -1,7 +1,7 @@
 """The service under load and faults, each against a real `python -m service` process on
 127.0.0.1: overload answers 429 quickly and memory stays flat, versions swap under load without a
-failed request, SIGTERM drains, and a caller who leaves frees its place. Every load is bounded in
-requests and time."""
+failed request, SIGTERM drains, a caller who leaves frees its place, and a model call that raises
+fails only its own batch. Every load is bounded in requests and time."""
 
 from __future__ import annotations
 
@@ -94,6 +94,39 @@ def test_overload_is_refused_at_once_and_memory_stays_flat(jose_store: Path) -> 
         first, last = waves[0][1], waves[-1][1]
         assert last < first + 50, (first, last)
         assert httpx.get(f"{url}/readyz").status_code == 200
+
+
+def test_a_failing_model_call_fails_only_its_batch(jose_store: Path, tmp_path: Path) -> None:
+    """A corrupt version whose vocabulary names a word past the end of its vector table: any
+    batch holding that word fails in the model call (an out-of-range gather). Its requests get
+    500 backend_error; the next batch, and other models, are answered as usual."""
+    store = tmp_path / "store"
+    shutil.copytree(jose_store / JOSE, store / JOSE)
+    broken = store / "broken-jose"
+    shutil.copytree(jose_store / JOSE, broken)
+    (vocab,) = broken.glob("*/assets/vocab.txt")
+    with vocab.open("a", encoding="utf-8") as f:
+        f.write("zzpoison\n")
+
+    async def together(bodies: list[dict]) -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+            return list(
+                await asyncio.gather(*(client.post("/v1/embeddings", json=b) for b in bodies))
+            )
+
+    # A long batch delay gathers requests sent together into one batch.
+    with live_server_process(store, MAX_BATCH_DELAY_MS="500") as (url, proc):
+        poisoned = {"model": "broken-jose", "input": ["zzpoison 好"]}
+        fine = {"model": "broken-jose", "input": TEXTS[:2]}
+        first = asyncio.run(together([poisoned, fine, fine]))
+        assert [r.status_code for r in first] == [500, 500, 500]
+        assert {r.json()["code"] for r in first} == {"backend_error"}
+        assert "InvalidArgumentError" in first[0].json()["detail"]
+        # The next batch of the same model, and another model, run as usual.
+        again = asyncio.run(together([fine, fine, {"model": JOSE, "input": TEXTS}]))
+        assert [r.status_code for r in again] == [200, 200, 200]
+        assert len(again[2].json()["data"]) == len(TEXTS)
+        assert httpx.get(f"{url}/readyz").status_code == 200 and proc.poll() is None
 
 
 def copy_version(store: Path, name: str, source: int, target: int) -> Path:
