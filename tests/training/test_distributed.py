@@ -134,11 +134,14 @@ def test_two_workers_train_the_lm_and_the_chief_exports_a_servable_model(tmp_pat
 def test_two_workers_train_a_density_model(tmp_path: Path) -> None:
     args = [
         "--data", "builtin:moons", "--out", str(tmp_path / "store"), "--name", "moons-mw",
-        "--epochs", "2", "--batch-size", "64", "--blocks", "2", "--hidden", "16",
+        "--epochs", "2", "--batch-size", "64", "--blocks", "2", "--hidden", "8",
         "--checkpoint-dir", str(tmp_path / "ckpt"), "--log-dir", "", "--no-progress",
+        "--warmup-steps", "2", "--score-terms", "4", "--score-probes", "1",
+        "--toy-samples", "256",
     ]  # fmt: skip
     exported, _ = _two_workers(tmp_path, "training.density", args)
     manifest = json.loads((exported / "manifest.json").read_text())
+    assert manifest["metrics"]["steps"] == 8  # 2 epochs of 4 global batches of 64
     assert np.isfinite(manifest["metrics"]["valid_bits_per_dim"])
     scores = _served(tmp_path / "store", "/v1/density/score", {"inputs": [[0.5, -0.2]]})
     assert np.isfinite(scores["log_prob"][0])
