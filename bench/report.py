@@ -3,6 +3,8 @@
     .venv/bin/python bench/report.py --store model_store --encoder-store minilm_store  # every block
     .venv/bin/python bench/report.py --store model_store --only load-demo-qa ceiling-demo-qa
     .venv/bin/python bench/report.py --list
+    .venv/bin/python bench/report.py --encoder-store bench_store --only reference-encoder \
+        --reference-python bench_reference/bin/python
 
 docs/benchmarks.md is prose around blocks this script owns, each between
 `<!-- bench:NAME -->` and `<!-- /bench:NAME -->`. For every block selected it runs the block's
@@ -85,6 +87,21 @@ BLOCKS: dict[str, Block] = {
         ("bench/ray_serve.py", "--store", "{store}", "--model", "demo-jose"),
         ("store", "demo-jose"),
     ),
+    # Only with --reference-python (a virtualenv with torch + sentence-transformers).
+    "reference-encoder": Block(
+        (
+            "bench/reference_encoder.py",
+            "--store",
+            "{encoder_store}",
+            "--model",
+            MINILM,
+            "--reference-python",
+            "{reference_python}",
+            "--omp-wait-policy",
+            "PASSIVE",
+        ),
+        ("encoder_store", MINILM),
+    ),  # fmt: skip
     "iresnet-logdet": Block(("bench/iresnet_logdet.py",)),
     "density-baselines": Block(
         ("bench/density_baselines.py", "--store", "{store}", "--model", "demo-digits"),
@@ -118,16 +135,20 @@ def machine_block() -> str:
     )
 
 
-def run_block(name: str, block: Block, stores: dict[str, Path]) -> str | None:
+def run_block(
+    name: str, block: Block, stores: dict[str, Path], reference_python: Path | None
+) -> str | None:
     """The block's new text, or None when its model is missing."""
     if block.needs is not None:
         key, model = block.needs
         if not (stores[key] / model).is_dir():
             print(f"{name}: no {model} in {stores[key]}, left as it was", file=sys.stderr)
             return None
-    args = [
-        a.format(store=stores["store"], encoder_store=stores["encoder_store"]) for a in block.args
-    ]
+    if "{reference_python}" in block.args and reference_python is None:
+        print(f"{name}: no --reference-python, left as it was", file=sys.stderr)
+        return None
+    fill = {**{k: str(v) for k, v in stores.items()}, "reference_python": str(reference_python)}
+    args = [a.format(**fill) for a in block.args]
     command = ".venv/bin/python " + shlex.join(args)
     print(f"{name}: {command}", file=sys.stderr)
     done = subprocess.run(
@@ -154,6 +175,12 @@ def main() -> None:
         default=None,
         help=f"store holding {MINILM!r} (default: --store)",
     )
+    parser.add_argument(
+        "--reference-python",
+        type=Path,
+        default=None,
+        help="interpreter with torch + sentence-transformers (`make bench-reference` makes one)",
+    )
     parser.add_argument("--only", nargs="+", choices=sorted(BLOCKS), default=None)
     parser.add_argument("--list", action="store_true", help="print the blocks and their commands")
     args = parser.parse_args()
@@ -165,7 +192,7 @@ def main() -> None:
     text = REPORT.read_text(encoding="utf-8")
     text = replace_block(text, "machine", machine_block())
     for name in args.only or list(BLOCKS):
-        body = run_block(name, BLOCKS[name], stores)
+        body = run_block(name, BLOCKS[name], stores, args.reference_python)
         if body is not None:
             text = replace_block(text, name, body)
             # Written after every block, so that an interrupted run keeps what it measured.
