@@ -8,8 +8,10 @@ same length, in order; callers submit items and each gets its own result back. A
 - a batch closes at `max_batch_size` rows, at `max_batch_tokens` padded tokens
   (rows x longest row, what the padded model call really costs), or `max_batch_delay` after its
   first item arrived, whichever comes first; and it waits for company only while some caller has
-  announced itself (`arrival()`: a request still being tokenised) and is not queued yet, so a lone
-  request at low load runs at once instead of sitting out the delay;
+  announced itself (`arrival()`: a request still being tokenised) and is not queued yet, or while
+  the model is loaded (the batch's first item queued while the previous batch ran: then the delay
+  counts from when the model came free), so a lone request at low load runs at once instead of
+  sitting out the delay, and under load a batch is not cut short by callers still on the wire;
 - items carry a `group` (the model version that prepared them); a batch never mixes groups, so a
   version swap never feeds one version's token ids to another;
 - an item whose caller has gone (future cancelled) or whose deadline passed is dropped before it
@@ -87,6 +89,7 @@ class DynamicBatcher(Generic[I, O]):
         self._closing = False
         self._busy = False
         self._incoming = 0  # callers announced by arrival() and not queued yet
+        self._free_since = -math.inf  # when the last model call returned
         # Mean seconds per batch, for an honest Retry-After.
         self._mean_batch_s = 0.05
         self.batches_run = 0
@@ -207,7 +210,8 @@ class DynamicBatcher(Generic[I, O]):
                 outputs = []
             finally:
                 self._busy = False
-            compute_s = time.monotonic() - started
+            self._free_since = time.monotonic()
+            compute_s = self._free_since - started
             self.batches_run += 1
             self._mean_batch_s = 0.8 * self._mean_batch_s + 0.2 * compute_s
             self._observe(batch, started, compute_s)
@@ -223,10 +227,15 @@ class DynamicBatcher(Generic[I, O]):
 
     async def _wait_for_batch(self) -> None:
         """Hold the batch open while company is on its way, until it is full or its first item
-        has waited max_batch_delay."""
+        has waited max_batch_delay (under load: max_batch_delay since the model came free)."""
         first = self._queue[0]
-        close_at = first.enqueued + self.config.max_batch_delay_s
-        while self._incoming > 0 and not self._full():
+        # Queued while the model was busy: callers are queueing up, and in a closed loop the ones
+        # just answered are about to come back. Without this, at 16 callers on /v1/qa the batches
+        # held ~4 requests (whoever arrived during the previous call), each paying a whole call's
+        # per-step cost.
+        loaded = first.enqueued < self._free_since
+        close_at = max(first.enqueued, self._free_since) + self.config.max_batch_delay_s
+        while (self._incoming > 0 or loaded) and not self._full():
             remaining = close_at - time.monotonic()
             if remaining <= 0:
                 return

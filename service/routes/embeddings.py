@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import asyncio
 import base64
 from typing import Any
 
@@ -12,6 +11,7 @@ from service.deps import (
     SettingsDep,
     check_limit,
     check_text_lengths,
+    prepare_input,
     timing_headers,
     until_disconnect,
 )
@@ -51,8 +51,10 @@ async def create_embeddings(
     if not isinstance(runtime, EmbeddingRuntime):
         raise NotReady(f"model {model.name!r} has no embedding runtime loaded")
     with model.batcher.arrival() as arrival:
-        # Tokenising (jieba) is CPU work: off the event loop.
-        encoded = await asyncio.to_thread(_prepare_all, runtime, texts, body.method)
+        # Tokenising (jieba) is CPU work: off the event loop unless the texts are short.
+        encoded = await prepare_input(
+            sum(len(t) for t in texts), _prepare_all, runtime, texts, body.method
+        )
         method = encoded[0].method
         results = await until_disconnect(
             request,

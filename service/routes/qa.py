@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import APIRouter, Request, Response
 
 from service.deps import (
@@ -9,6 +7,7 @@ from service.deps import (
     SettingsDep,
     check_limit,
     check_text_lengths,
+    prepare_input,
     timing_headers,
     until_disconnect,
 )
@@ -51,7 +50,8 @@ async def answer_question(
     if not isinstance(runtime, QARuntime):
         raise NotReady(f"model {model.name!r} has no qa runtime loaded")
     with model.batcher.arrival() as arrival:
-        item = await asyncio.to_thread(_prepare, runtime, body)
+        chars = len(body.question) + sum(len(p) for p in body.passages)
+        item = await prepare_input(chars, _prepare, runtime, body)
         [result] = await until_disconnect(
             request,
             model.batcher.submit_many(
