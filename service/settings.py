@@ -31,7 +31,10 @@ class Settings(BaseSettings):
     # Batching (TEI/Triton style): a wider window fills batches better at the cost of latency.
     max_batch_size: int = Field(32, ge=1, le=4096, description="Most inputs in one model call.")
     max_batch_delay_ms: float = Field(
-        5.0, ge=0, description="How long a batch waits for more inputs after its first one."
+        5.0,
+        ge=0,
+        description="How long a batch waits for more inputs: while others are being tokenised, "
+        "or under load after the model comes free; a lone request at low load never waits.",
     )
     max_batch_tokens: int = Field(
         16384, ge=1, description="Padded tokens per batch (rows x bucket length), bounds memory."
