@@ -40,7 +40,7 @@ class Settings(BaseSettings):
         16384, ge=1, description="Padded tokens per batch (rows x bucket length), bounds memory."
     )
     length_buckets: str = Field(
-        "16,32,64,128,256,512",
+        "16,24,32,40,48,64,96,128,192,256,384,512",
         description="Sequence lengths inputs are padded to; each is warmed up at load.",
     )
     max_queue: int = Field(
