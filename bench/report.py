@@ -102,11 +102,6 @@ BLOCKS: dict[str, Block] = {
         ),
         ("encoder_store", MINILM),
     ),  # fmt: skip
-    "iresnet-logdet": Block(("bench/iresnet_logdet.py",)),
-    "density-baselines": Block(
-        ("bench/density_baselines.py", "--store", "{store}", "--model", "demo-digits"),
-        ("store", "demo-digits"),
-    ),
 }
 
 
