@@ -1,10 +1,10 @@
 """Continuous batching of text generation: one decode loop per loaded generation model version.
 
 Requests do not wait for each other to finish. The loop keeps one `DecodingBatch` (rows and their
-key/value cache); between two decode steps it admits queued rows (one prefill call for all of them)
-and drops rows that finished or whose caller has gone, so a long sample never holds a short one
-back and a new request starts at the next step (Orca's iteration-level scheduling, Yu et al.,
-OSDI 2022).
+key/value cache); between two decode steps it admits queued rows (one prefill call for those with
+a prompt) and drops rows that finished or whose caller has gone, so a long sample never holds a
+short one back and a new request starts at the next step (Orca's iteration-level scheduling, Yu
+et al., OSDI 2022).
 
 The loop runs on a thread of its own, step after step, and hands each step's new text to the
 event loop in one `call_soon_threadsafe` callback; the event loop never waits for a model call
@@ -293,7 +293,6 @@ class GenerationScheduler:
                 self.metrics.queue_time.labels(self.name).observe(now - ticket.arrived)
         if self._call(lambda: self.batch.admit(rows), admitted):
             self._active.extend(admitted)
-            self._publish()
 
     def _dequeue(self) -> None:
         self._waiting_rows -= self._waiting.popleft().cache_rows
