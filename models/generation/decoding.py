@@ -1,12 +1,21 @@
 """Decoding many sampled texts at once, rows joining and leaving between steps.
 
-A `DecodingBatch` holds the rows being decoded and their key/value cache. `admit` encodes new rows'
-prefixes (`[CLS] prompt`) in one call and appends them to the cache; `advance` feeds every row's
-last token in one `step` call and draws each row's next token with its own parameters and random
-generator; `retire` drops the rows that are done (or whose caller has gone) from the cache. A
+A `DecodingBatch` holds the rows being decoded and their key/value cache. `admit` gives new rows a
+place in the cache; `advance` feeds every row's last token (the last of its prefix `[CLS] prompt`
+at first) in one `step` call and draws each row's next token with its own parameters and random
+generator; `retire` frees the places of the rows that are done (or whose caller has gone). A
 server calls the three in a loop, so a request that arrives while others decode joins at the next
 step and a finished one frees its row at once (continuous batching, Yu et al., "Orca", OSDI 2022);
 `generate` runs the same loop for a fixed list of rows (evaluation, tests, benchmarks).
+
+Joining and leaving cost no model call and no copy of the cache in the common case. A row's first
+token is drawn by the step that feeds the last token of its prefix, beside the other rows' tokens;
+only a prompt's earlier tokens are encoded on admission (one `prefill` call for the rows admitted
+together), so a row without a prompt needs nothing computed. Such a row takes the place of a row
+that left as it is: its step at position 0 sees no cache slot, and each later step sees only the
+slots it wrote itself (the cache is left-aligned, slot j holding position j). A freed place is
+fed a dummy token until a new row takes it; the cache is compacted (one gather) when the free
+places outnumber the rows, or before rows with a prompt are appended.
 
 A row stops at [SEP] (`finish_reason` "stop", the [SEP] not counted), after `max_new_tokens`
 tokens, or when its cache is full ("length").
@@ -47,6 +56,8 @@ class GenerationStepModel(Protocol):
     def select_rows(self, cache: Any, rows: Any) -> Any: ...
 
     def concat_rows(self, first: Any, second: Any) -> Any: ...
+
+    def empty_rows(self, count: int) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -128,8 +139,8 @@ class GenerationRow:
 class DecodingBatch:
     """The rows being decoded together and their cache (see the module's docstring).
 
-    The cache holds one row per `slot`: a row, then its shadow (decoded under the guidance's
-    negative condition) right after it when it has guidance.
+    The cache holds one row per `slot`: a row, or its shadow (decoded under the guidance's
+    negative condition) when it has guidance, or None for a free place.
 
     Args:
         model: the step model.
@@ -141,69 +152,110 @@ class DecodingBatch:
         self.model = model
         self.banned_ids = tuple(banned_ids)
         self.sep_id = sep_id
-        self.slots: list[tuple[GenerationRow, bool]] = []  # (row, is its shadow), cache order
+        self.slots: list[tuple[GenerationRow, bool] | None] = []  # (row, is its shadow)
         self.cache: Any = None
+        self._conditions: np.ndarray | None = None  # [slots, C], made again when slots change
 
     @property
     def rows(self) -> list[GenerationRow]:
-        return [row for row, shadow in self.slots if not shadow]
+        return [slot[0] for slot in self.slots if slot is not None and not slot[1]]
 
     def __len__(self) -> int:
-        """Rows of the cache (a guided row counts twice)."""
-        return len(self.slots)
+        """Rows of the cache in use (a guided row counts twice)."""
+        return sum(slot is not None for slot in self.slots)
 
     def clear(self) -> None:
-        self.slots, self.cache = [], None
+        self.slots, self.cache, self._conditions = [], None, None
 
     def admit(self, rows: Sequence[GenerationRow]) -> None:
-        """Encode the rows' prefixes, draw their first tokens, add them to the batch."""
+        """Give the rows places in the batch; their first tokens come with the next `advance`."""
         if not rows:
             return
         longest = max(len(r.prefix_ids) for r in rows)
         if longest >= self.model.cache_length:
             raise ValueError(f"a prefix of {longest} tokens leaves no room in the cache")
-        slots = _slots_of(rows)
-        token_ids = np.zeros((len(slots), longest), np.int32)
-        for i, (row, _) in enumerate(slots):
-            token_ids[i, : len(row.prefix_ids)] = row.prefix_ids
-        lengths = np.array([len(r.prefix_ids) for r, _ in slots], np.int32)
-        log_probs, cache = self.model.prefill(token_ids, lengths, _conditions(slots))
-        self.cache = cache if self.cache is None else self.model.concat_rows(self.cache, cache)
-        self.slots.extend(slots)
-        self._write(slots, log_probs)
+        free = [i for i, slot in enumerate(self.slots) if slot is None]
+        prompted, unprompted = [], []
+        for slot in _slots_of(rows):
+            if len(slot[0].prefix_ids) > 1:
+                prompted.append(slot)
+            elif free:
+                self.slots[free.pop(0)] = slot
+            else:
+                unprompted.append(slot)
+        if prompted and free:
+            # Keep the batch at most as wide as its rows: close the gaps before growing it.
+            self._compact()
+        blocks = [self.cache] if self.cache is not None else []
+        if prompted:
+            blocks.append(self._prefill(prompted))
+        if unprompted:
+            blocks.append(self.model.empty_rows(len(unprompted)))
+        self.cache = blocks[0]
+        for block in blocks[1:]:
+            self.cache = self.model.concat_rows(self.cache, block)
+        self.slots.extend(prompted + unprompted)
+        self._conditions = None
 
     def advance(self) -> None:
-        """One step for every row still writing (a row that is done just holds its place)."""
-        if not any(not r.done for r, _ in self.slots):
+        """One step for every row still writing (a row that is done, or a free place, just holds
+        its place)."""
+        if not any(slot is not None and not slot[0].done for slot in self.slots):
             return
-        token_ids = np.array([r.new_ids[-1] if r.new_ids else 0 for r, _ in self.slots], np.int32)
-        positions = np.array([min(r.last_position, self.model.cache_length - 1)
-                              for r, _ in self.slots], np.int32)  # fmt: skip
-        log_probs, self.cache = self.model.step(
-            token_ids, positions, self.cache, _conditions(self.slots)
-        )
-        self._write(self.slots, log_probs)
+        last = self.model.cache_length - 1
+        token_ids = np.zeros(len(self.slots), np.int32)
+        positions = np.zeros(len(self.slots), np.int32)
+        for i, slot in enumerate(self.slots):
+            if slot is not None:
+                row = slot[0]
+                token_ids[i] = row.new_ids[-1] if row.new_ids else row.prefix_ids[-1]
+                positions[i] = min(row.last_position, last)
+        if self._conditions is None:
+            self._conditions = _conditions(self.slots)
+        log_probs, self.cache = self.model.step(token_ids, positions, self.cache, self._conditions)
+        self._write(log_probs)
 
     def retire(self) -> list[GenerationRow]:
-        """Drop the rows that are done (and their shadows) from the batch and its cache."""
-        gone = [r for r, shadow in self.slots if r.done and not shadow]
+        """Free the places of the rows that are done (and of their shadows)."""
+        gone = [slot[0] for slot in self.slots if slot is not None and not slot[1] and slot[0].done]
         if gone:
-            keep = [i for i, (r, _) in enumerate(self.slots) if not r.done]
-            self.slots = [self.slots[i] for i in keep]
-            self.cache = (
-                self.model.select_rows(self.cache, np.array(keep, np.int32)) if keep else None
-            )
+            self.slots = [None if slot is None or slot[0].done else slot for slot in self.slots]
+            self._conditions = None
+            in_use = len(self)
+            if not in_use:
+                self.clear()
+            elif len(self.slots) - in_use > in_use:
+                self._compact()
         return gone
 
-    def _write(self, slots: list[tuple[GenerationRow, bool]], log_probs: np.ndarray) -> None:
+    def _compact(self) -> None:
+        """Drop the free places from the cache."""
+        keep = [i for i, slot in enumerate(self.slots) if slot is not None]
+        self.cache = self.model.select_rows(self.cache, np.array(keep, np.int32))
+        self.slots = [self.slots[i] for i in keep]
+        self._conditions = None
+
+    def _prefill(self, slots: list[tuple[GenerationRow, bool]]) -> Any:
+        """Cache rows holding the prefixes of `slots` but their last tokens (which `advance`
+        feeds), encoded in one call."""
+        longest = max(len(row.prefix_ids) for row, _ in slots) - 1
+        token_ids = np.zeros((len(slots), longest), np.int32)
+        for i, (row, _) in enumerate(slots):
+            token_ids[i, : len(row.prefix_ids) - 1] = row.prefix_ids[:-1]
+        lengths = np.array([len(row.prefix_ids) - 1 for row, _ in slots], np.int32)
+        _, cache = self.model.prefill(token_ids, lengths, _conditions(slots))
+        return cache
+
+    def _write(self, log_probs: np.ndarray) -> None:
         """Draw the next token of each row still writing (all at once) and append it, or end
         the row; a guided row draws from its guided distribution."""
-        index = {id(row): i for i, (row, shadow) in enumerate(slots) if not shadow}
-        rows = [row for row, shadow in slots if not shadow and not row.done]
-        chosen = log_probs[[index[id(row)] for row in rows]]
+        where = {(id(slot[0]), slot[1]): i for i, slot in enumerate(self.slots) if slot is not None}
+        rows = [slot[0] for slot in self.slots if slot is not None and not slot[1]]
+        rows = [row for row in rows if not row.done]
+        chosen = log_probs[[where[id(row), False] for row in rows]]
         for j, row in enumerate(rows):
             if row.guidance is not None:
-                shadow = log_probs[index[id(row)] + 1]
+                shadow = log_probs[where[id(row), True]]
                 chosen[j] = guided_log_probs(chosen[j], shadow, row.guidance.scale)
         tokens = choose_tokens(
             chosen, [r.params for r in rows], [r.rng for r in rows], self.banned_ids
@@ -231,12 +283,18 @@ def _slots_of(rows: Sequence[GenerationRow]) -> list[tuple[GenerationRow, bool]]
     return slots
 
 
-def _conditions(slots: Sequence[tuple[GenerationRow, bool]]) -> np.ndarray:
-    """[slots, C]: each row's condition, its guidance's negative one for a shadow."""
+def _conditions(slots: Sequence[tuple[GenerationRow, bool] | None]) -> np.ndarray:
+    """[slots, C]: each row's condition, its guidance's negative one for a shadow, zeros for a
+    free place."""
+    size = next(slot[0].condition.shape for slot in slots if slot is not None)
     return np.stack(
         [
-            row.guidance.negative if shadow and row.guidance else row.condition
-            for row, shadow in slots
+            np.zeros(size, np.float32)
+            if slot is None
+            else slot[0].guidance.negative
+            if slot[1] and slot[0].guidance
+            else slot[0].condition
+            for slot in slots
         ]
     ).astype(np.float32)
 

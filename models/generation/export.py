@@ -168,6 +168,9 @@ class SavedModelGenerationStepModel:
         self.cache_length = int(saved_model.cache_length.numpy())
         spec = self._prefill.structured_input_signature[1][CONDITION_KEY]
         self.condition_size = int(spec.shape[-1])
+        # [num_layers, 2, B, heads, T, head_size], B and T left open in the signature.
+        cache = self._step.structured_input_signature[1][CACHE_KEY].shape
+        self._cache_shape = (int(cache[0]), int(cache[3]), int(cache[5]))
 
     def label_condition(self, label_ids: Any) -> np.ndarray:
         if self._label_condition is None:
@@ -206,3 +209,7 @@ class SavedModelGenerationStepModel:
 
     def concat_rows(self, first: Any, second: Any) -> Any:
         return kv_cache.concat_rows(first, second)
+
+    def empty_rows(self, count: int) -> Any:
+        layers, heads, head_size = self._cache_shape
+        return kv_cache.empty_rows(layers, heads, head_size, self.cache_length, count)

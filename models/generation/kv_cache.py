@@ -123,6 +123,13 @@ def concat_rows(first: Any, second: Any) -> tf.Tensor:
     return tf.concat([first, second], axis=CACHE_BATCH_AXIS)
 
 
+def empty_rows(
+    num_layers: int, num_heads: int, head_size: int, cache_length: int, count: int
+) -> tf.Tensor:
+    """`count` cache rows holding no token yet (zeros; a row's steps see only what they wrote)."""
+    return tf.zeros([num_layers, 2, count, num_heads, cache_length, head_size], tf.float32)
+
+
 class KerasGenerationStepModel:
     """The generation step interface on an in-memory model (training's evaluation, tests); the
     same methods as `models.generation.export.SavedModelGenerationStepModel`.
@@ -130,8 +137,8 @@ class KerasGenerationStepModel:
     `label_condition(label_ids) -> [B, C]`, `prefill(token_ids, lengths, condition) ->
     (log_probs, cache)`, `step(token_ids, positions, cache, condition) -> (log_probs, cache)`,
     `full_logits(token_ids, padding_mask, condition) -> log_probs`, `select_rows(cache, rows)`,
-    `concat_rows(first, second)`; log-probabilities come back as numpy arrays, the cache stays
-    an opaque tensor.
+    `concat_rows(first, second)`, `empty_rows(count)`; log-probabilities come back as numpy
+    arrays, the cache stays an opaque tensor.
 
     Args:
         model: the conditional LM.
@@ -191,3 +198,13 @@ class KerasGenerationStepModel:
 
     def concat_rows(self, first: Any, second: Any) -> Any:
         return concat_rows(first, second)
+
+    def empty_rows(self, count: int) -> Any:
+        config = self.model.config
+        return empty_rows(
+            config.num_layers,
+            config.num_heads,
+            config.hidden_size // config.num_heads,
+            self.cache_length,
+            count,
+        )

@@ -3,7 +3,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
@@ -109,41 +108,33 @@ async def generate_text(
 
 async def _events(ticket: GenerationTicket, model: str, version: int) -> AsyncIterator[str]:
     """The SSE body: a chunk per event of the ticket, then [DONE]; an error after the stream
-    has started is sent as an `error` event (the status line has gone already). Leaving early
-    (the client disconnected) cancels the ticket, so its rows stop decoding."""
+    has started is sent as an `error` event (the status line has gone already). The events that
+    arrived together go out in one write. Leaving early (the client disconnected) cancels the
+    ticket, so its rows stop decoding."""
     remaining = len(ticket.rows)
     try:
         while remaining:
-            if ticket.events.empty():
-                if ticket.done.done():
-                    if not ticket.done.cancelled() and ticket.done.exception() is not None:
-                        error = ticket.done.exception()
-                        body = {
-                            "detail": str(error),
-                            "code": getattr(error, "code", "internal_error"),
-                        }
-                        yield f"event: error\ndata: {json.dumps(body)}\n\n"
-                    return
-                getter: asyncio.Future[Any] = asyncio.ensure_future(ticket.events.get())
-                ended: asyncio.Future[Any] = ticket.done
-                await asyncio.wait({getter, ended}, return_when=asyncio.FIRST_COMPLETED)
-                if not getter.done():
-                    getter.cancel()  # the ticket ended; a pending get takes nothing with it
-                    continue
-                event = getter.result()
-            else:
-                event = ticket.events.get_nowait()
-            chunk = GenerateChunk(
-                model=model,
-                version=version,
-                index=event.index,
-                text=event.text,
-                tokens=event.token_count,
-                finish_reason=event.finish_reason,
-            )
-            yield f"data: {chunk.model_dump_json()}\n\n"
-            if event.finish_reason is not None:
-                remaining -= 1
+            events = await ticket.updates()
+            if not events:  # the ticket ended before its rows did: failed, or cancelled
+                if not ticket.done.cancelled() and ticket.done.exception() is not None:
+                    error = ticket.done.exception()
+                    body = {"detail": str(error), "code": getattr(error, "code", "internal_error")}
+                    yield f"event: error\ndata: {json.dumps(body)}\n\n"
+                return
+            chunks = []
+            for event in events:
+                chunk = GenerateChunk(
+                    model=model,
+                    version=version,
+                    index=event.index,
+                    text=event.text,
+                    tokens=event.token_count,
+                    finish_reason=event.finish_reason,
+                )
+                chunks.append(f"data: {chunk.model_dump_json()}\n\n")
+                if event.finish_reason is not None:
+                    remaining -= 1
+            yield "".join(chunks)
         yield SSE_DONE
     finally:
         ticket.cancel()

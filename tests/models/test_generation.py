@@ -230,6 +230,49 @@ def test_rows_stop_at_the_cache_end_with_finish_reason_length() -> None:
     assert len(rows[0].new_ids) == 6
 
 
+def test_rows_that_take_retired_places_decode_as_if_alone() -> None:
+    model = tiny_lm()
+    randomise(model)
+    step_model = KerasGenerationStepModel(model, MAX_LENGTH)
+    conditions = step_model.label_condition([0, 1])
+    no_sep = (*BANNED, SEP)  # rows end at max_new_tokens, nowhere else
+
+    def row(prefix: list[int], label: int, max_new: int) -> GenerationRow:
+        return GenerationRow(list(prefix), conditions[label], SamplingParams(0.0), max_new,
+                             np.random.default_rng(0))  # fmt: skip
+
+    def decode(batch_: DecodingBatch) -> None:
+        while batch_.rows:
+            batch_.advance()
+            batch_.retire()
+
+    alone = [row([CLS], 1, 10), row([CLS], 0, 10)]
+    decode_alone = DecodingBatch(step_model, no_sep, SEP)
+    decode_alone.admit(alone)
+    decode(decode_alone)
+    assert decode_alone.cache is None  # nothing left: the cache is let go
+
+    batch_ = DecodingBatch(step_model, no_sep, SEP)
+    batch_.admit([row([CLS, 9], 0, 12), row([CLS, 8], 1, 12)])
+    batch_.admit([row([CLS, 20], 1, 2), row([CLS, 21], 0, 2)])
+    batch_.advance()
+    batch_.advance()
+    batch_.retire()
+    # The two short rows have gone, their keys and values left in the cache; unprompted rows
+    # take their places as they are.
+    assert len(batch_.slots) == 4 and len(batch_) == 2
+    joined = [row([CLS], 1, 10), row([CLS], 0, 10)]
+    batch_.admit(joined)
+    assert len(batch_.slots) == len(batch_) == 4
+    decode(batch_)
+    assert [r.new_ids for r in joined] == [r.new_ids for r in alone]
+    # With more free places than rows the cache is compacted.
+    batch_.admit([row([CLS], 0, 12), row([CLS], 1, 1), row([CLS], 1, 1)])
+    batch_.advance()
+    batch_.retire()
+    assert len(batch_.slots) == len(batch_) == 1
+
+
 # Sampling.
 def test_top_k_and_top_p_keep_the_expected_tokens() -> None:
     probs = np.array([0.5, 0.2, 0.15, 0.1, 0.05])
