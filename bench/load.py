@@ -23,6 +23,7 @@ import random
 import statistics
 import sys
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -78,9 +79,10 @@ class KeepAliveConnection:
     """
 
     def __init__(self, url: str) -> None:
-        host_port = url.split("://", 1)[1].rstrip("/")
-        self.host, _, port = host_port.partition(":")
-        self.port = int(port or 80)
+        parts = urllib.parse.urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        # A base path (an application's route prefix behind a proxy) goes before every path.
+        self.prefix = parts.path.rstrip("/")
         self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
 
     async def post(self, path: str, body: dict) -> int:
@@ -90,8 +92,8 @@ class KeepAliveConnection:
         reader, writer = self._streams
         data = json.dumps(body).encode()
         writer.write(
-            f"POST {path} HTTP/1.1\r\nhost: {self.host}\r\ncontent-type: application/json\r\n"
-            f"content-length: {len(data)}\r\n\r\n".encode()
+            f"POST {self.prefix}{path} HTTP/1.1\r\nhost: {self.host}\r\n"
+            f"content-type: application/json\r\ncontent-length: {len(data)}\r\n\r\n".encode()
             + data
         )
         head = await reader.readuntil(b"\r\n\r\n")
