@@ -149,7 +149,9 @@ def run_block(
     done = subprocess.run(
         [sys.executable, *args], cwd=ROOT, stdout=subprocess.PIPE, text=True, check=True
     )
-    return f"```sh\n{command}\n```\n\n{done.stdout.strip()}\n"
+    # Ray's log monitor writes its workers' lines (colour-coded) to the driver's stdout.
+    printed = "\n".join(line for line in done.stdout.splitlines() if "\x1b[" not in line)
+    return f"```sh\n{command}\n```\n\n{printed.strip()}\n"
 
 
 def replace_block(text: str, name: str, body: str) -> str:
