@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
 
 from models.jose.export import export_saved_model
 from models.jose.jose_model import FoldInConfig, JoseConfig, JoseModel, learning_rate_at
@@ -43,6 +44,15 @@ from training.common import (
     parallel_map_ordered,
     read_lines,
     set_seed,
+)
+from training.common.cli import add_distribution_args
+from training.common.distribute import (
+    is_chief,
+    make_strategy,
+    make_sum_across_workers,
+    share_of_batch,
+    worker_count,
+    worker_index,
 )
 
 # Words read per training step (one call into the compiled loop over its minibatch chunks);
@@ -70,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         ema_decay=DEFAULT_EMA_DECAY,
         checkpoint_every=DEFAULT_CHECKPOINT_EVERY,
     )
+    add_distribution_args(p)
     g = p.add_argument_group("JoSE")
     g.add_argument("--tokenizer", choices=TOKENIZER_KINDS, default="jieba")
     g.add_argument("--no-lowercase", action="store_true", help="keep the case of the text")
@@ -165,6 +176,9 @@ def train_embedding(args: argparse.Namespace | Sequence[str]) -> Path | None:
     set_seed(args.seed)
     log = _stderr
     started = time.perf_counter()
+    # Before any TensorFlow op: a multi-worker strategy configures the collectives at start-up.
+    strategy = make_strategy(args.strategy)
+    chief, workers, me = is_chief(strategy), worker_count(strategy), worker_index(strategy)
 
     tokenizer = Tokenizer(args.tokenizer, lowercase=not args.no_lowercase)
     lines = read_lines(args.data)
@@ -202,12 +216,13 @@ def train_embedding(args: argparse.Namespace | Sequence[str]) -> Path | None:
         step_rule=args.step_rule,
     )
     model = JoseModel(len(vocab), len(docs), config, seed=args.seed)
+    sum_across_workers = make_sum_across_workers(strategy) if workers > 1 else None
     counts = np.asarray(vocab.counts, dtype=np.float64)
     table = UnigramTable(counts, table_size=args.table_size)
     keep = keep_probabilities(counts, config.sample)
     # Only the word table is exported, so only it is averaged (the others would triple the cost).
     ema = ExponentialMovingAverage([model.word], decay=args.ema_decay)
-    keeper = CheckpointKeeper(args.checkpoint_dir, model=model, ema=ema)
+    keeper = CheckpointKeeper(args.checkpoint_dir, read_only=not chief, model=model, ema=ema)
     start_step = (keeper.restore_latest() or 0) if args.resume else 0
     if start_step:
         log(f"resumed from {keeper.latest} at step {start_step}")
@@ -219,23 +234,27 @@ def train_embedding(args: argparse.Namespace | Sequence[str]) -> Path | None:
     words_done = resumed_words = sum(spec.words for spec in schedule[:start_step])
 
     def prepare(spec: _BatchSpec) -> ChunkedBatch:
-        # Seeded by (seed, epoch, batch) only, so a batch is the same whichever worker builds it
-        # and whether or not the run was resumed.
-        rng = np.random.default_rng([args.seed, spec.epoch, spec.index])
+        # Seeded by (seed, epoch, batch) only, so a batch is the same whichever data thread
+        # builds it and whether or not the run was resumed (and by the worker in a distributed
+        # run, whose share of the documents differs).
+        seeds = [args.seed, spec.epoch, spec.index] + ([me] if workers > 1 else [])
+        rng = np.random.default_rng(seeds)
+        # A distributed run's worker reads its share of the batch's documents.
+        rows = share_of_batch(spec.docs, workers, me)
         tuples = make_training_tuples(
-            [docs[i] for i in spec.docs], spec.docs, keep, table, rng, config.window,
-            config.negative,
-        )  # fmt: skip
+            [docs[i] for i in rows], rows, keep, table, rng, config.window, config.negative
+        )
         return pack_chunks(tuples, config.wc_chunk, config.wd_chunk, model.pad_doc)
 
-    board = TensorBoardLogger(args.log_dir)
+    board = TensorBoardLogger(args.log_dir if chief else None)
+    tables = (model.word, model.context, model.doc)
     sums = np.zeros(4)  # wc loss, wc terms, wd loss, wd terms since the last report
     epoch_sums = np.zeros(4)
     last_epoch_loss = (float("nan"), float("nan"))
     train_time, step = 0.0, start_step
     todo = schedule[start_step:stop]
     with Progress(
-        total=stop - start_step, desc="jose", unit="step", disable=args.no_progress
+        total=stop - start_step, desc="jose", unit="step", disable=args.no_progress or not chief
     ) as bar:
         t0 = time.perf_counter()
         for spec, batch in zip(
@@ -250,14 +269,23 @@ def train_embedding(args: argparse.Namespace | Sequence[str]) -> Path | None:
                  for f in fractions],
                 np.float32,
             )  # fmt: skip
+            start = [tf.identity(t) for t in tables] if sum_across_workers else []
             out = model.train_step(
                 batch.wc_word, batch.wc_context, batch.wc_negative,
                 batch.wd_word, batch.wd_doc, batch.wd_negative, lrs,
             )  # fmt: skip
+            stats = tf.stack([out[k] for k in ("wc_loss", "wc_terms", "wd_loss", "wd_terms")])
+            if sum_across_workers is not None:
+                # Synchronous data parallelism: every worker stepped on its share from the same
+                # tables; the changes of all workers are summed (an all-reduce, the same on every
+                # worker) and each row is put back onto the sphere.
+                *changes, stats = sum_across_workers(
+                    [t - s for t, s in zip(tables, start, strict=True)] + [stats]
+                )
+                for t, s, change in zip(tables, start, changes, strict=True):
+                    t.assign(tf.math.l2_normalize(s + change, axis=1))
             ema.update()
-            values = np.array(
-                [float(out[k]) for k in ("wc_loss", "wc_terms", "wd_loss", "wd_terms")]
-            )
+            values = stats.numpy().astype(np.float64)
             sums += values
             epoch_sums += values
             words_done += spec.words
@@ -300,6 +328,9 @@ def train_embedding(args: argparse.Namespace | Sequence[str]) -> Path | None:
     if step < total_steps:
         log(f"stopped after step {step}/{total_steps}; checkpoint {keeper.latest}")
         return None
+    if not chief:
+        log(f"worker {me} done; the chief exports")
+        return None
 
     with ema.averaged():
         word_vectors = model.word.numpy()
@@ -318,6 +349,7 @@ def train_embedding(args: argparse.Namespace | Sequence[str]) -> Path | None:
         tokenizer=tokenizer.to_config(),
         fold_in=fold_in.to_dict(),
         default_signature="fold_in",
+        strategy=args.strategy,
     )
     metrics: dict[str, Any] = {
         "final_word_context_loss": _finite(last_epoch_loss[0]),

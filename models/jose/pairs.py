@@ -134,7 +134,8 @@ def make_training_tuples(
     centre = np.arange(n)
     word_parts, context_parts, centre_parts = [], [], []
     for offset in [o for o in range(-window, window + 1) if o != 0]:
-        lo, hi = max(0, -offset), min(n, n - offset)
+        # Clamped at 0: a negative end would wrap round when fewer words than the offset remain.
+        lo, hi = max(0, -offset), max(0, min(n, n - offset))
         i = centre[lo:hi]
         j = i + offset
         ok = (segment[j] == segment[i]) & (radius[i] >= abs(offset))

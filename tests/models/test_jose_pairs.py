@@ -56,6 +56,14 @@ def test_pairs_stay_inside_documents_and_windows():
     assert t.num_words == 8
 
 
+def test_a_batch_shorter_than_the_window_pairs_only_its_own_words():
+    # Fewer kept words than the window: offsets past the end must not wrap round to the start.
+    table = UnigramTable(np.r_[0, np.ones(8)], table_size=1000)
+    rng = np.random.default_rng(0)
+    t = make_training_tuples([np.array([1, 2], np.int32)], [0], np.ones(9), table, rng, 5, 2)
+    assert sorted(zip(t.wc_word.tolist(), t.wc_context.tolist(), strict=True)) == [(1, 2), (2, 1)]
+
+
 def test_window_one_gives_both_neighbours_of_every_word():
     docs = _docs()
     table = UnigramTable(np.r_[0, np.ones(8)], table_size=1000)

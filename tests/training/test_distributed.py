@@ -1,10 +1,12 @@
 """Data-parallel training: a global batch's shares, the options, and two workers on 127.0.0.1
-training the generation job with MultiWorkerMirroredStrategy, whose export the service loads."""
+training the generation, density and embedding jobs with MultiWorkerMirroredStrategy, whose
+exports the service loads."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -58,9 +60,9 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
-def _two_workers(tmp_path: Path, module: str, args: list[str]) -> tuple[Path, str]:
+def _two_workers(tmp_path: Path, module: str, args: list[str]) -> tuple[Path, str, str]:
     """Runs `python -m module args` as workers 0 and 1 of a MultiWorkerMirroredStrategy cluster
-    on 127.0.0.1; checks that only the chief exported; returns the export and worker 1's log."""
+    on 127.0.0.1; checks that only the chief exported; returns the export and both logs."""
     cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
     workers = []
     for index in range(2):
@@ -95,7 +97,7 @@ def _two_workers(tmp_path: Path, module: str, args: list[str]) -> tuple[Path, st
     assert [p.name for p in exported.parent.iterdir()] == [exported.name]
     manifest = json.loads((exported / "manifest.json").read_text())
     assert manifest["config"]["strategy"] == "multiworker"
-    return exported, other_err
+    return exported, chief_err, other_err
 
 
 def _served(store: Path, path: str, body: dict) -> dict:
@@ -120,7 +122,7 @@ def test_two_workers_train_the_lm_and_the_chief_exports_a_servable_model(tmp_pat
         "--checkpoint-dir", str(tmp_path / "ckpt"), "--checkpoint-every", "2",
         "--log-dir", str(tmp_path / "runs"), "--no-progress", "--min-char-count", "1",
     ]  # fmt: skip
-    exported, _ = _two_workers(tmp_path, "training.generation", args)
+    exported, _, _ = _two_workers(tmp_path, "training.generation", args)
     # The workers stepped together through 2 epochs of 3 global batches of 8 rows each.
     manifest = json.loads((exported / "manifest.json").read_text())
     assert manifest["metrics"]["steps"] == 6
@@ -139,9 +141,39 @@ def test_two_workers_train_a_density_model(tmp_path: Path) -> None:
         "--warmup-steps", "2", "--score-terms", "4", "--score-probes", "1",
         "--toy-samples", "256",
     ]  # fmt: skip
-    exported, _ = _two_workers(tmp_path, "training.density", args)
+    exported, _, _ = _two_workers(tmp_path, "training.density", args)
     manifest = json.loads((exported / "manifest.json").read_text())
     assert manifest["metrics"]["steps"] == 8  # 2 epochs of 4 global batches of 64
     assert np.isfinite(manifest["metrics"]["valid_bits_per_dim"])
     scores = _served(tmp_path / "store", "/v1/density/score", {"inputs": [[0.5, -0.2]]})
     assert np.isfinite(scores["log_prob"][0])
+
+
+@pytest.mark.slow
+def test_two_workers_train_jose_embeddings(tmp_path: Path) -> None:
+    from training.demo import demo_embedding_corpus
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(demo_embedding_corpus(n_docs=120, seed=1)) + "\n", "utf-8")
+    args = [
+        "--data", str(corpus), "--out", str(tmp_path / "store"), "--name", "jose-mw",
+        "--tokenizer", "jieba", "--dim", "16", "--min-count", "1", "--epochs", "2",
+        "--batch-size", "400", "--checkpoint-dir", str(tmp_path / "ckpt"), "--log-dir", "",
+        "--no-progress", "--workers", "0",
+    ]  # fmt: skip
+    exported, chief_log, other_log = _two_workers(tmp_path, "training.embedding", args)
+
+    # The losses are summed across workers, so both log the same epoch losses.
+    def epoch_losses(log: str) -> list[list[str]]:
+        return [
+            re.findall(r"loss ([0-9.]+)", line) for line in log.splitlines() if "epoch " in line
+        ]
+
+    assert epoch_losses(chief_log) == epoch_losses(other_log)
+    assert len(epoch_losses(chief_log)) == 2
+    manifest = json.loads((exported / "manifest.json").read_text())
+    assert manifest["metrics"]["steps"] >= 2
+    assert np.isfinite(manifest["metrics"]["final_word_document_loss"])
+    body = {"input": ["手机 屏幕", "酒店 房间"]}
+    vectors = [d["embedding"] for d in _served(tmp_path / "store", "/v1/embeddings", body)["data"]]
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)

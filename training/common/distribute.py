@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -106,3 +107,35 @@ def share_of_batch(indices: np.ndarray, workers: int, index: int) -> np.ndarray:
     if len(indices) < workers:
         indices = np.resize(indices, workers)
     return np.array_split(indices, workers)[index]
+
+
+def make_sum_across_workers(
+    strategy: tf.distribute.Strategy,
+) -> Callable[[list[tf.Tensor]], list[tf.Tensor]]:
+    """A function summing each worker's tensors over all workers (a collective all-reduce).
+
+    For jobs whose step is not a Keras optimizer's (JoSE's sparse Riemannian SGD): each worker
+    passes its own values and every worker gets the sums. Needs one replica per worker, since a
+    tensor given to `strategy.run` is handed to every local replica.
+
+    Raises:
+        ValueError: a strategy with several replicas in one worker (local GPUs).
+    """
+    if strategy.num_replicas_in_sync != worker_count(strategy):
+        raise ValueError(
+            f"{strategy.num_replicas_in_sync} replicas on {worker_count(strategy)} workers: this "
+            "job runs one replica per worker (use --strategy multiworker, one worker per device)"
+        )
+
+    def replica_sum(*values: tf.Tensor) -> list[tf.Tensor]:
+        context = tf.distribute.get_replica_context()
+        # Copies made in the replica, on its device: the all-reduce sends to where its inputs live.
+        local = [tf.identity(v) for v in values]
+        return context.all_reduce(tf.distribute.ReduceOp.SUM, local)
+
+    @tf.function
+    def sum_across_workers(values: list[tf.Tensor]) -> list[tf.Tensor]:
+        sums = strategy.run(replica_sum, args=tuple(values))
+        return [strategy.experimental_local_results(s)[0] for s in sums]
+
+    return sum_across_workers
