@@ -9,7 +9,6 @@ proxy) or 429 (a replica's own queue), never as 500.
 from __future__ import annotations
 
 import collections
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ ray = pytest.importorskip("ray")
 serve = pytest.importorskip("ray.serve")
 
 from service.ray_app import REPLICA_HEADER, RayServeSettings, kexue_deployment  # noqa: E402
+from tests.live_server import free_port  # noqa: E402
 from tests.tiny_store import TINY_MODELS  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -45,15 +45,9 @@ REQUESTS = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def ray_url(tiny_store: Path) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     ray.init(
         num_cpus=2,
         include_dashboard=False,
