@@ -191,26 +191,31 @@ async def closed_loop(
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_closed_loop_args(parser: argparse.ArgumentParser, concurrency: str) -> None:
+    """The options of a `closed_loop` bench: store, model, endpoint, callers, bounds, client."""
     parser.add_argument("--store", type=Path, default=Path("model_store"))
     parser.add_argument("--model", required=True)
     parser.add_argument("--endpoint", choices=["embeddings", "qa", "density"], default="embeddings")
-    parser.add_argument("--concurrency", default="1,2,4,8,16,32,64")
+    parser.add_argument("--concurrency", default=concurrency)
     parser.add_argument("--requests", type=int, default=300, help="per run, at most")
     parser.add_argument("--max-seconds", type=float, default=8, help="per run, at most")
     parser.add_argument(
         "--texts-per-request", type=int, default=1, help="texts (or density rows) per request"
     )
-    parser.add_argument("--batch-size", default="32")
     parser.add_argument("--rounds", type=int, default=3, help="alternating runs per level")
-    parser.add_argument("--plot", type=Path, default=None, help="write a PNG of the table")
     parser.add_argument(
         "--client",
         choices=["raw", "httpx"],
         default="raw",
         help="load generator: keep-alive sockets (cheap) or httpx (about 2 ms CPU/request)",
     )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_closed_loop_args(parser, concurrency="1,2,4,8,16,32,64")
+    parser.add_argument("--batch-size", default="32")
+    parser.add_argument("--plot", type=Path, default=None, help="write a PNG of the table")
     args = parser.parse_args()
 
     if args.endpoint == "density":

@@ -27,8 +27,8 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.load import DIGITS, closed_loop, digits_rows  # noqa: E402
-from tests.live_server import free_port, live_server  # noqa: E402
+from bench.load import DIGITS, add_closed_loop_args, closed_loop, digits_rows  # noqa: E402
+from tests.live_server import live_server, local_ray_serve  # noqa: E402
 
 
 def wait_ready(url: str, timeout_s: float = 300) -> None:
@@ -56,17 +56,9 @@ def health_p50_ms(url: str, count: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--store", type=Path, default=Path("model_store"))
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--endpoint", choices=["embeddings", "qa", "density"], default="embeddings")
-    parser.add_argument("--concurrency", default="1,4,16,32")
-    parser.add_argument("--requests", type=int, default=300, help="per run, at most")
-    parser.add_argument("--max-seconds", type=float, default=8, help="per run, at most")
-    parser.add_argument("--texts-per-request", type=int, default=1)
-    parser.add_argument("--rounds", type=int, default=3, help="rounds per level")
+    add_closed_loop_args(parser, concurrency="1,4,16,32")
     args = parser.parse_args()
 
-    import ray
     from ray import serve
 
     from service.ray_app import RayServeSettings, kexue_deployment
@@ -75,24 +67,15 @@ def main() -> None:
         DIGITS.extend(digits_rows())
     levels = [int(c) for c in args.concurrency.split(",")]
     store = str(args.store.resolve())
-    port = free_port()
     # Ray's CPUs are scheduling tokens: 3 replicas of 1 "CPU" share this machine's cores as the
     # uvicorn process does.
-    ray.init(
-        num_cpus=4,
-        include_dashboard=False,
-        _node_ip_address="127.0.0.1",
-        log_to_driver=False,
-        runtime_env={"env_vars": {"MODEL_STORE": store, "LOG_LEVEL": "warning"}},
-    )
-    try:
-        serve.start(http_options={"host": "127.0.0.1", "port": port})
+    with local_ray_serve(num_cpus=4, MODEL_STORE=store, LOG_LEVEL="warning") as proxy:
         for name, replicas in (("one", 1), ("two", 2)):
             deployment = kexue_deployment(RayServeSettings(replicas=replicas))
             serve.run(deployment.bind(), name=name, route_prefix=f"/{name}")
         targets = {
-            "ray, 1 replica": f"http://127.0.0.1:{port}/one",
-            "ray, 2 replicas": f"http://127.0.0.1:{port}/two",
+            "ray, 1 replica": f"{proxy}/one",
+            "ray, 2 replicas": f"{proxy}/two",
         }
         for url in targets.values():
             wait_ready(url)
@@ -113,6 +96,7 @@ def main() -> None:
                                 args.requests,
                                 args.max_seconds,
                                 args.texts_per_request,
+                                args.client,
                             )
                         )
                         runs[key].append(result)
@@ -125,9 +109,6 @@ def main() -> None:
                     + ", ".join(f"{k} {m['rps']:.0f} req/s" for k, m in medians.items()),
                     file=sys.stderr,
                 )
-    finally:
-        serve.shutdown()
-        ray.shutdown()
 
     print(
         f"\n{args.endpoint}, model {args.model}, {args.texts_per_request} input(s) per request, "

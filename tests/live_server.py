@@ -75,3 +75,26 @@ def live_server_process(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@contextmanager
+def local_ray_serve(num_cpus: int, **env: str) -> Iterator[str]:
+    """A local Ray instance on 127.0.0.1 with Serve's HTTP proxy on a free loopback port; yields
+    the proxy's base URL. `env` reaches every replica (e.g. MODEL_STORE). Needs the ray extra."""
+    import ray
+    from ray import serve
+
+    port = free_port()
+    ray.init(
+        num_cpus=num_cpus,
+        include_dashboard=False,
+        _node_ip_address="127.0.0.1",
+        log_to_driver=False,
+        runtime_env={"env_vars": env},
+    )
+    try:
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        serve.shutdown()
+        ray.shutdown()

@@ -21,7 +21,7 @@ ray = pytest.importorskip("ray")
 serve = pytest.importorskip("ray.serve")
 
 from service.ray_app import REPLICA_HEADER, RayServeSettings, kexue_deployment  # noqa: E402
-from tests.live_server import free_port  # noqa: E402
+from tests.live_server import local_ray_serve  # noqa: E402
 from tests.tiny_store import TINY_MODELS  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -47,16 +47,7 @@ REQUESTS = {
 
 @pytest.fixture(scope="module")
 def ray_url(tiny_store: Path) -> Iterator[str]:
-    port = free_port()
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        _node_ip_address="127.0.0.1",
-        log_to_driver=False,
-        runtime_env={"env_vars": {"MODEL_STORE": str(tiny_store), "WARMUP": "false"}},
-    )
-    try:
-        serve.start(http_options={"host": "127.0.0.1", "port": port})
+    with local_ray_serve(num_cpus=2, MODEL_STORE=str(tiny_store), WARMUP="false") as url:
         settings = RayServeSettings(
             replicas=2,
             cpus_per_replica=1,
@@ -64,12 +55,8 @@ def ray_url(tiny_store: Path) -> Iterator[str]:
             max_queued_requests=MAX_QUEUED,
         )
         serve.run(kexue_deployment(settings).bind(), name=APP_NAME, route_prefix="/")
-        url = f"http://127.0.0.1:{port}"
         _wait_until(lambda: _ready_replicas(url) == 2, timeout_s=180)
         yield url
-    finally:
-        serve.shutdown()
-        ray.shutdown()
 
 
 def _wait_until(condition: object, timeout_s: float) -> None:
