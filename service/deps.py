@@ -74,19 +74,35 @@ AdminDep = Depends(require_admin)
 
 async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
     """Await `work`, but cancel it if the client goes away, so its queued inputs are dropped
-    before they cost compute (the batcher skips cancelled items)."""
-    task = asyncio.ensure_future(work)
+    before they cost compute (the batcher skips cancelled items).
+
+    `work` runs in the request's own task and one watcher task waits for the disconnect: a task
+    for the work and `asyncio.wait` over both cost about a tenth of the event loop's time per
+    request under load on /v1/qa.
+    """
+    request_task = asyncio.current_task()
+    assert request_task is not None  # called from a route, inside the request's task
+    finished = disconnected = False
+
+    def cancel_request(watcher: asyncio.Future[None]) -> None:
+        nonlocal disconnected
+        if finished or watcher.cancelled() or watcher.exception() is not None:
+            return
+        disconnected = True
+        request_task.cancel()
+
     watcher = asyncio.ensure_future(_wait_disconnect(request))
+    watcher.add_done_callback(cancel_request)
     try:
-        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-        if task in done:
-            return task.result()
-        task.cancel()
-        raise ClientClosedRequest("client disconnected")
+        return await work
+    except asyncio.CancelledError:
+        # Our own cancel (and no one else's, e.g. a shutdown's) becomes 499.
+        if disconnected and request_task.uncancel() == 0:
+            raise ClientClosedRequest("client disconnected") from None
+        raise
     finally:
+        finished = True
         watcher.cancel()
-        if not task.done():
-            task.cancel()
 
 
 async def _wait_disconnect(request: Request) -> None:
