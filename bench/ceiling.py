@@ -5,8 +5,9 @@
     .venv/bin/python bench/ceiling.py --store model_store --model demo-digits --endpoint density
 
 In one run: the model's runtime (what the server drives) loaded in this process and called on
-full batches of `--batch-size` prepared requests, back to back (requests per second with no HTTP,
-no JSON, no queue: what HTTP and batching could at best reach); then the server started on
+full batches of prepared requests, back to back: as many as the server's batcher puts in one call,
+`--batch-size` rows, a question taking one row per passage and beam (requests per second with no
+HTTP, no JSON, no queue: what HTTP and batching could at best reach); then the server started on
 127.0.0.1 with `MAX_BATCH_SIZE` equal to that batch size, under the closed loop of
 `bench/load.py` at several concurrencies, keeping the best. The ratio served / in process is how
 much of the model's own speed reaches callers. Server and load generator share the machine's
@@ -65,14 +66,14 @@ def prepared_items(runtime: Any, endpoint: str, model: str, count: int) -> list[
 
 def in_process_rps(
     store: Path, model: str, endpoint: str, batch: int, seconds: float
-) -> tuple[float, float]:
-    """(requests/s, CPU ms per request) of full batches called back to back."""
+) -> tuple[float, float, int]:
+    """(requests/s, CPU ms per request, requests per call) of full batches called back to back."""
     version = max((store / model).iterdir(), key=lambda p: int(p.name) if p.name.isdigit() else 0)
     settings = Settings(model_store=store, max_batch_size=batch)
     runtime = default_runtime_factory(model, int(version.name), version, settings)
     runtime.load()
     runtime.warmup()
-    items = prepared_items(runtime, endpoint, model, batch)
+    items = batch_as_served(prepared_items(runtime, endpoint, model, batch), settings)
     runtime.run_batch(items)
     rates, cpu_ms = [], []
     for _ in range(3):
@@ -80,9 +81,39 @@ def in_process_rps(
         while time.perf_counter() - started < seconds / 3:
             runtime.run_batch(items)
             calls += 1
-        rates.append(calls * batch / (time.perf_counter() - started))
-        cpu_ms.append((cpu_seconds() - cpu) * 1000 / (calls * batch))
-    return statistics.median(rates), statistics.median(cpu_ms)
+        rates.append(calls * len(items) / (time.perf_counter() - started))
+        cpu_ms.append((cpu_seconds() - cpu) * 1000 / (calls * len(items)))
+    return statistics.median(rates), statistics.median(cpu_ms), len(items)
+
+
+def rows_and_tokens(item: Any) -> tuple[int, int]:
+    """What the routes tell the batcher an item costs: (model rows, longest row in tokens)."""
+    if hasattr(item, "longest_prefix"):  # a question: passages x beams rows
+        return item.rows, item.longest_prefix
+    if hasattr(item, "count"):  # density rows
+        return item.count, 1
+    return 1, item.tokens  # a text
+
+
+def batch_as_served(items: list[Any], settings: Settings) -> list[Any]:
+    """The leading requests that fit one batch under the batcher's own limits.
+
+    MAX_BATCH_SIZE counts model rows, not requests: a question over two passages takes two rows
+    (times the beam), so 32 questions would be a larger call than the server ever makes.
+    """
+    batch: list[Any] = []
+    rows, longest = 0, 0
+    for item in items:
+        item_rows, item_tokens = rows_and_tokens(item)
+        grown_rows, grown_longest = rows + item_rows, max(longest, item_tokens)
+        if batch and (
+            grown_rows > settings.max_batch_size
+            or grown_rows * grown_longest > settings.max_batch_tokens
+        ):
+            break
+        batch.append(item)
+        rows, longest = grown_rows, grown_longest
+    return batch
 
 
 def main() -> None:
@@ -99,10 +130,14 @@ def main() -> None:
     if args.endpoint == "density":
         DIGITS.extend(digits_rows())
 
-    ceiling, ceiling_cpu = in_process_rps(
+    ceiling, ceiling_cpu, per_call = in_process_rps(
         args.store, args.model, args.endpoint, args.batch_size, args.seconds
     )
-    print(f"in process: {ceiling:.0f} requests/s at batch {args.batch_size}", file=sys.stderr)
+    print(
+        f"in process: {ceiling:.0f} requests/s, {per_call} requests per call "
+        f"({args.batch_size} rows at most)",
+        file=sys.stderr,
+    )
     served = {}
     store, batch = args.store, str(args.batch_size)
     with live_server_process(store, MAX_BATCH_SIZE=batch) as (url, proc):
@@ -120,14 +155,15 @@ def main() -> None:
         f"{os.cpu_count()} CPUs, {args.client} client\n"
     )
     print(
-        "| in process req/s | served req/s (best) | at concurrency | p50 ms | p99 ms "
+        "| in process req/s | requests per call in process "
+        "| served req/s (best) | at concurrency | p50 ms | p99 ms "
         "| throughput ratio | CPU ms/request in process | CPU ms/request of the server "
         "| CPU ms/request of the load generator |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     b = served[best]
     print(
-        f"| {ceiling:.0f} | {b['rps']:.0f} | {best} | {b['p50']:.1f} | {b['p99']:.1f} "
+        f"| {ceiling:.0f} | {per_call} | {b['rps']:.0f} | {best} | {b['p50']:.1f} | {b['p99']:.1f} "
         f"| {b['rps'] / ceiling:.2f} | {ceiling_cpu:.2f} | {b['cpu_ms']:.2f} "
         f"| {b['client_cpu_ms']:.2f} |"
     )
