@@ -242,6 +242,7 @@ class BertBackbone(keras.Model):
         attention_mask: tf.Tensor | None,
         training: bool | None = None,
         condition: tf.Tensor | None = None,
+        position_ids: tf.Tensor | None = None,
     ) -> tf.Tensor:
         """Token states [B, L, H] under an explicit [B, L, L] bool attention mask.
 
@@ -252,8 +253,16 @@ class BertBackbone(keras.Model):
                 None lets every position see every other.
             training: whether dropout is active.
             condition: [B, C] for the conditional LayerNorms (`condition_size`).
+            position_ids: [B, L] int32 positions; default 0..L-1 in every row (texts packed
+                into one row each start again at 0).
         """
-        x = self.embeddings(token_ids, segment_ids, training=training, condition=condition)
+        x = self.embeddings(
+            token_ids,
+            segment_ids,
+            training=training,
+            position_ids=position_ids,
+            condition=condition,
+        )
         for block in self.transformer_layers:
             x = block(x, attention_mask=attention_mask, training=training, condition=condition)
         return x

@@ -9,7 +9,15 @@ Signatures (inputs int32 [B, L] each: `token_ids`, `segment_ids`, `padding_mask`
 * `embed` (also `serving_default`): `embedding` float32 [B, H], the mean of the token states over
   real tokens (Reimers & Gurevych 2019, "MEAN strategy"), NOT normalised: callers (the service's
   route, sentence-transformers' `Normalize` module) scale to unit length when they want it;
-* `encode`: `embedding` as above and `token_states` float32 [B, L, H], the last layer's states.
+* `encode`: `embedding` as above and `token_states` float32 [B, L, H], the last layer's states;
+* `embed_packed` (inputs int32 [R, W] each: `token_ids`, `position_ids`, `sequence_ids`):
+  `embedding` float32 [R, K, H] (K = `TEXTS_PER_ROW`), several texts packed into each row, one
+  after another, each with its own positions from 0 and its own `sequence_ids` 1..K (0 for
+  padding); attention stays within a text (`models.bert.masks.packed_mask`), so slot k - 1 of a
+  row is text k's mean-pooled vector, as `embed` gives it alone. Packing short texts into long
+  rows instead of padding each to the batch's longest is the "remove padding" of
+  FasterTransformer and text-embeddings-inference: on 32 sentences of 7-38 tokens it cuts the
+  padded tokens the encoder computes from 1.7 to 1.2 per real token.
 
 Both are XLA-compiled by default (`jit_compile=True`). XLA compiles once per concrete input
 shape, so callers should pad to a small set of (rows, length) buckets, as the service does;
@@ -27,11 +35,13 @@ from pathlib import Path
 import tensorflow as tf
 
 from models.bert.bert_backbone import BertBackbone, build_attention_mask
-from models.bert.pooling import masked_mean_pool
+from models.bert.masks import packed_mask
+from models.bert.pooling import masked_mean_pool, packed_mean_pool
 from models.bert.tokenizer import VOCAB_FILE
 
 SIGNATURE_EMBED = "embed"
 SIGNATURE_ENCODE = "encode"
+SIGNATURE_EMBED_PACKED = "embed_packed"
 SIGNATURE_DEFAULT = "serving_default"
 EMBEDDING_KEY = "embedding"
 TOKEN_STATES_KEY = "token_states"
@@ -39,11 +49,19 @@ TOKEN_STATES_KEY = "token_states"
 VOCAB_ASSET_PATH = f"assets/{VOCAB_FILE}"
 # The only pooling exported so far: sentence-transformers' `pooling_mode_mean_tokens`.
 POOLING_MODES = ("mean",)
+# Most texts one row of `embed_packed` holds (its output's static K). Sentences of 8+ tokens
+# reach it only in rows of 128+ tokens; the extra pooling slots cost a [W, K] x [W, H] matmul.
+TEXTS_PER_ROW = 16
 
 _INPUT_SPECS = [
     tf.TensorSpec([None, None], tf.int32, name="token_ids"),
     tf.TensorSpec([None, None], tf.int32, name="segment_ids"),
     tf.TensorSpec([None, None], tf.int32, name="padding_mask"),
+]
+_PACKED_INPUT_SPECS = [
+    tf.TensorSpec([None, None], tf.int32, name="token_ids"),
+    tf.TensorSpec([None, None], tf.int32, name="position_ids"),
+    tf.TensorSpec([None, None], tf.int32, name="sequence_ids"),
 ]
 
 
@@ -74,6 +92,9 @@ class BertEmbeddingModule(tf.Module):
         self.encode = tf.function(
             self._encode, input_signature=_INPUT_SPECS, jit_compile=jit_compile
         )
+        self.embed_packed = tf.function(
+            self._embed_packed, input_signature=_PACKED_INPUT_SPECS, jit_compile=jit_compile
+        )
 
     def _token_states(
         self, token_ids: tf.Tensor, segment_ids: tf.Tensor, padding_mask: tf.Tensor
@@ -87,6 +108,18 @@ class BertEmbeddingModule(tf.Module):
     ) -> dict[str, tf.Tensor]:
         states = self._token_states(token_ids, segment_ids, padding_mask)
         return {EMBEDDING_KEY: masked_mean_pool(states, padding_mask)}
+
+    def _embed_packed(
+        self, token_ids: tf.Tensor, position_ids: tf.Tensor, sequence_ids: tf.Tensor
+    ) -> dict[str, tf.Tensor]:
+        states = self.backbone.encode(
+            token_ids,
+            tf.zeros_like(token_ids),  # one segment per text
+            packed_mask(sequence_ids),
+            training=False,
+            position_ids=position_ids,
+        )
+        return {EMBEDDING_KEY: packed_mean_pool(states, sequence_ids, TEXTS_PER_ROW)}
 
     def _encode(
         self, token_ids: tf.Tensor, segment_ids: tf.Tensor, padding_mask: tf.Tensor
@@ -119,6 +152,7 @@ def export_embedding_saved_model(
     signatures = {
         SIGNATURE_EMBED: module.embed.get_concrete_function(),
         SIGNATURE_ENCODE: module.encode.get_concrete_function(),
+        SIGNATURE_EMBED_PACKED: module.embed_packed.get_concrete_function(),
         # TensorFlow Serving's REST API calls this one when a request names no signature.
         SIGNATURE_DEFAULT: module.embed.get_concrete_function(),
     }

@@ -66,6 +66,24 @@ def unilm_mask(segment_ids: tf.Tensor) -> tf.Tensor:
     return cumulative[:, tf.newaxis, :] <= cumulative[:, :, tf.newaxis]
 
 
+def packed_mask(sequence_ids: tf.Tensor) -> tf.Tensor:
+    """Block-diagonal attention for several texts packed into one row.
+
+    Each text sees all of itself and nothing else, so a row holding texts one after another
+    gives every text the states it has alone in a row of its own (with its own positions,
+    restarting at 0: `BertEmbeddings`' `position_ids`). Padding (id 0) sees only padding, which
+    keeps every softmax row with at least one key.
+
+    Args:
+        sequence_ids: [B, L] int, 1, 2, ... for the first, second, ... text of the row; 0 for
+            padding.
+
+    Returns:
+        [B, L, L] bool: i sees j iff sequence_ids[i] == sequence_ids[j].
+    """
+    return tf.equal(sequence_ids[:, :, tf.newaxis], sequence_ids[:, tf.newaxis, :])
+
+
 def combine_masks(*masks: tf.Tensor | None) -> tf.Tensor | None:
     """Logical AND of the masks given; None entries are skipped, and all None gives None."""
     present = [tf.cast(m, tf.bool) for m in masks if m is not None]

@@ -31,6 +31,27 @@ def masked_mean_pool(sequence_output: tf.Tensor, padding_mask: tf.Tensor) -> tf.
     return total / count
 
 
+def packed_mean_pool(
+    sequence_output: tf.Tensor, sequence_ids: tf.Tensor, texts_per_row: int
+) -> tf.Tensor:
+    """Mean of the token states of each text packed into a row (`masks.packed_mask`).
+
+    Args:
+        sequence_output: [B, L, H] token states.
+        sequence_ids: [B, L] 1..texts_per_row for the row's texts, 0 for padding.
+        texts_per_row: K, the most texts a row may hold (a static size: XLA compiles it in).
+
+    Returns:
+        [B, K, H]: slot k - 1 holds the mean of text k's states; slots of absent texts are 0.
+    """
+    # One-hot membership [B, L, K] (padding, id 0, belongs to no slot): one matmul pools
+    # every text of the row, where a gather or segment sum would want a dynamic shape.
+    members = tf.one_hot(sequence_ids - 1, texts_per_row, dtype=sequence_output.dtype)
+    total = tf.einsum("blk,blh->bkh", members, sequence_output)
+    count = tf.maximum(tf.reduce_sum(members, axis=1), COUNT_FLOOR)[:, :, tf.newaxis]
+    return total / count
+
+
 def l2_normalize(x: tf.Tensor) -> tf.Tensor:
     """Rows of x scaled to unit L2 norm (zero rows stay zero)."""
     norm = tf.norm(x, axis=-1, keepdims=True)

@@ -7,11 +7,18 @@ the model's `max_seq_len`), and `warmup` runs each (rows, length) pair the batch
 
 Texts longer than the largest length bucket are refused (413), as text-embeddings-inference does
 by default (`truncate=false`): a silently truncated text would get the vector of another text.
+
+A SavedModel with the `embed_packed` signature (every export since it was added) is fed packed
+rows: the batch's texts laid one after another into rows of one of those same (rows, length)
+shapes, each attending only to itself, instead of each text in a row of its own padded to the
+batch's longest (`pack_texts`). Older exports run on `embed` as before.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +32,7 @@ from service.settings import Settings
 # The SavedModel's signature and output (models.bert.export; not imported, so that this module
 # reads any SavedModel with this contract).
 SIGNATURE_EMBED = "embed"
+SIGNATURE_EMBED_PACKED = "embed_packed"
 EMBEDDING_KEY = "embedding"
 # The one pooling the export writes; requests may name it or leave `method` out.
 METHOD_MEAN = "mean"
@@ -58,6 +66,64 @@ def reachable(rows: int, length: int, buckets: Sequence[int], max_batch_tokens: 
     return (rows // 2 + 1) * shortest <= max_batch_tokens
 
 
+@dataclass(frozen=True)
+class PackedBatch:
+    """Where each text of a batch goes: `rows[r]` lists the texts of row r, in order."""
+
+    shape: tuple[int, int]  # (rows, length) of the model call
+    rows: list[list[int]]
+
+
+def first_fit_decreasing(lengths: Sequence[int], width: int, texts_per_row: int) -> list[list[int]]:
+    """Texts (by index) into rows of `width` tokens and at most `texts_per_row` texts each.
+
+    First-fit decreasing, the classic bin-packing heuristic (never more than 11/9 of the fewest
+    rows, plus one): longest text first, each into the first row it fits.
+    """
+    rows: list[list[int]] = []
+    free: list[int] = []
+    for text in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        for row, room in enumerate(free):
+            if lengths[text] <= room and len(rows[row]) < texts_per_row:
+                rows[row].append(text)
+                free[row] -= lengths[text]
+                break
+        else:
+            rows.append([text])
+            free.append(width - lengths[text])
+    return rows
+
+
+def pack_texts(
+    lengths: Sequence[int],
+    shapes: Collection[tuple[int, int]],
+    row_sizes: Sequence[int],
+    texts_per_row: int,
+    hidden_size: int,
+) -> PackedBatch | None:
+    """The cheapest of `shapes` (rows, length) that holds the texts packed, or None if none does.
+
+    A layer's dense products cost about 12 H^2 multiply-adds per token slot, padded or not, and
+    its attention 2 L H more per slot in a row of L: so a call costs slots x (1 + L / 6H). Every
+    width from the longest text's bucket up is tried; one text a row at the longest's bucket
+    (plain padding) is among them, so packing never costs more than padding.
+    """
+    longest, total = max(lengths), sum(lengths)
+    best: PackedBatch | None = None
+    best_cost = math.inf
+    for width in sorted({w for _, w in shapes if w >= longest}):
+        rows = first_fit_decreasing(lengths, width, texts_per_row)
+        size = bucket_for(len(rows), row_sizes)
+        if (size, width) not in shapes or size < len(rows):
+            continue
+        cost = size * width * (1 + width / (6 * hidden_size))
+        if cost < best_cost:
+            best, best_cost = PackedBatch((size, width), rows), cost
+        if width >= total:  # one row holds them all: wider rows only cost more
+            break
+    return best
+
+
 class BertEmbeddingRuntime(EmbeddingRuntime):
     """Drives a BERT sentence-embedding SavedModel: WordPiece on the request's side, one padded
     `embed` call per batch, one unnormalised mean-pooled vector per text.
@@ -85,13 +151,27 @@ class BertEmbeddingRuntime(EmbeddingRuntime):
             self.tokenizer.sep_id,
             self.tokenizer.pad_id,
         )
+        # Every (rows, length) a batch may be padded to: warmed at load, and the only shapes
+        # packing may choose, so that no request waits for an XLA compilation.
+        self.shapes = frozenset(
+            (rows, width)
+            for rows in self.row_buckets
+            for width in self.length_buckets
+            if reachable(rows, width, self.length_buckets, settings.max_batch_tokens)
+        )
         self._embed: Any = None
+        self._embed_packed: Any = None  # None: an export from before `embed_packed`
+        self.texts_per_row = 1
 
     def load(self) -> None:
         import tensorflow as tf
 
         model = tf.saved_model.load(str(self.path))
         self._embed = model.signatures[SIGNATURE_EMBED]
+        if SIGNATURE_EMBED_PACKED in model.signatures:
+            self._embed_packed = model.signatures[SIGNATURE_EMBED_PACKED]
+            # [R, K, H]: K, the most texts a row holds, is static in the export.
+            self.texts_per_row = int(self._embed_packed.structured_outputs[EMBEDDING_KEY].shape[1])
         self._model = model  # keeps the variables alive
 
     def prepare(self, text: str, method: str | None) -> EncodedText:
@@ -117,6 +197,18 @@ class BertEmbeddingRuntime(EmbeddingRuntime):
         return EncodedText(ids=ids, method=method)
 
     def run_batch(self, items: Sequence[EncodedText]) -> list[np.ndarray]:
+        if self._embed_packed is not None:
+            lengths = [item.tokens for item in items]
+            packed = pack_texts(
+                lengths, self.shapes, self.row_buckets, self.texts_per_row, self.dim
+            )
+            if packed is not None:
+                return self._run_packed(items, packed)
+        return self._run_padded(items)
+
+    def _run_padded(self, items: Sequence[EncodedText]) -> list[np.ndarray]:
+        """One text a row, each padded to the batch's longest (exports without `embed_packed`,
+        and a direct caller's batch larger than any warmed shape)."""
         width = bucket_for(max(item.tokens for item in items), self.length_buckets)
         # The batcher never sends more than MAX_BATCH_SIZE; a direct caller's larger batch
         # runs at its own size.
@@ -131,17 +223,46 @@ class BertEmbeddingRuntime(EmbeddingRuntime):
         out = self._call(token_ids, padding_mask)
         return [out[row] for row in range(len(items))]
 
+    def _run_packed(self, items: Sequence[EncodedText], packed: PackedBatch) -> list[np.ndarray]:
+        rows, width = packed.shape
+        token_ids = np.full((rows, width), self._pad, dtype=np.int32)
+        position_ids = np.zeros((rows, width), dtype=np.int32)
+        sequence_ids = np.zeros((rows, width), dtype=np.int32)  # 0: padding, and filler rows
+        place: list[tuple[int, int]] = [(0, 0)] * len(items)
+        for row, texts in enumerate(packed.rows):
+            start = 0
+            for slot, text in enumerate(texts):
+                item = items[text]
+                end = start + item.tokens
+                token_ids[row, start:end] = item.ids
+                position_ids[row, start:end] = np.arange(item.tokens)
+                sequence_ids[row, start:end] = slot + 1
+                place[text] = (row, slot)
+                start = end
+        out = self._call_packed(token_ids, position_ids, sequence_ids)
+        return [out[row, slot] for row, slot in place]
+
     def warmup(self) -> None:
-        for rows in self.row_buckets:
-            for width in self.length_buckets:
-                if reachable(rows, width, self.length_buckets, self.settings.max_batch_tokens):
-                    token_ids = np.full((rows, width), self._cls, dtype=np.int32)
-                    self._call(token_ids, np.ones((rows, width), dtype=np.int32))
+        for rows, width in sorted(self.shapes):
+            token_ids = np.full((rows, width), self._cls, dtype=np.int32)
+            if self._embed_packed is not None:
+                positions = np.broadcast_to(np.arange(width, dtype=np.int32), (rows, width))
+                self._call_packed(token_ids, positions, np.ones_like(token_ids))
+            else:
+                self._call(token_ids, np.ones_like(token_ids))
 
     def _call(self, token_ids: np.ndarray, padding_mask: np.ndarray) -> np.ndarray:
         out = self._embed(
             token_ids=token_ids,
             segment_ids=np.zeros_like(token_ids),
             padding_mask=padding_mask,
+        )[EMBEDDING_KEY]
+        return np.asarray(out)
+
+    def _call_packed(
+        self, token_ids: np.ndarray, position_ids: np.ndarray, sequence_ids: np.ndarray
+    ) -> np.ndarray:
+        out = self._embed_packed(
+            token_ids=token_ids, position_ids=position_ids, sequence_ids=sequence_ids
         )[EMBEDDING_KEY]
         return np.asarray(out)

@@ -14,7 +14,9 @@ from models.bert.export import (
     EMBEDDING_KEY,
     SIGNATURE_DEFAULT,
     SIGNATURE_EMBED,
+    SIGNATURE_EMBED_PACKED,
     SIGNATURE_ENCODE,
+    TEXTS_PER_ROW,
     TOKEN_STATES_KEY,
     VOCAB_ASSET_PATH,
     export_embedding_saved_model,
@@ -73,7 +75,12 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> LoadedBert:
 def tiny_export(tiny: LoadedBert, tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("tiny_export") / "1"
     signatures = export_embedding_saved_model(path, tiny.backbone, tiny.tokenizer.vocab_path)
-    assert set(signatures) == {SIGNATURE_EMBED, SIGNATURE_ENCODE, SIGNATURE_DEFAULT}
+    assert set(signatures) == {
+        SIGNATURE_EMBED,
+        SIGNATURE_ENCODE,
+        SIGNATURE_EMBED_PACKED,
+        SIGNATURE_DEFAULT,
+    }
     return path
 
 
@@ -112,10 +119,52 @@ def test_a_row_is_the_same_whatever_the_batch_and_the_padding(tiny_export: Path)
         np.testing.assert_allclose(embed(model, wide)[0], together[row], atol=KERAS_TOLERANCE)
 
 
+def packed_rows(
+    texts: list[np.ndarray], rows: list[list[int]], width: int, restart_positions: bool = True
+) -> dict[str, np.ndarray]:
+    """`embed_packed`'s inputs: rows[r] lists the texts laid one after another in row r."""
+    shape = (len(rows), width)
+    packed = {k: np.zeros(shape, np.int32) for k in ("token_ids", "position_ids", "sequence_ids")}
+    for r, row in enumerate(rows):
+        start = 0
+        for slot, text in enumerate(row):
+            end = start + len(texts[text])
+            packed["token_ids"][r, start:end] = texts[text]
+            packed["sequence_ids"][r, start:end] = slot + 1
+            first = 0 if restart_positions else start
+            packed["position_ids"][r, start:end] = np.arange(first, first + len(texts[text]))
+            start = end
+    return packed
+
+
+def test_packed_rows_give_each_text_the_vector_it_has_alone(tiny_export: Path) -> None:
+    model = tf.saved_model.load(str(tiny_export))
+    batch = tiny_batch()
+    alone = embed(model, batch)
+    texts = [batch["token_ids"][r, : batch["padding_mask"][r].sum()] for r in range(3)]
+    # Row 0: texts 2 and 0 (7 + 5 of 16 tokens); row 1: text 1; row 2: padding only.
+    rows = [[2, 0], [1], []]
+    packed = model.signatures[SIGNATURE_EMBED_PACKED](**packed_rows(texts, rows, 16))
+    out = packed[EMBEDDING_KEY].numpy()
+    assert out.shape == (3, TEXTS_PER_ROW, HIDDEN)
+    for r, row in enumerate(rows):
+        for slot, text in enumerate(row):
+            np.testing.assert_allclose(out[r, slot], alone[text], atol=KERAS_TOLERANCE)
+    # Slots without a text, and filler rows, are zeros.
+    assert not out[0, 2:].any() and not out[1, 1:].any() and not out[2].any()
+    # The second text of a row counts its positions from 0: from where it starts in the row,
+    # it would be another text.
+    shifted = model.signatures[SIGNATURE_EMBED_PACKED](
+        **packed_rows(texts, rows, 16, restart_positions=False)
+    )[EMBEDDING_KEY].numpy()
+    np.testing.assert_allclose(shifted[0, 0], alone[2], atol=KERAS_TOLERANCE)
+    assert np.abs(shifted[0, 1] - alone[0]).max() > 100 * KERAS_TOLERANCE
+
+
 def test_jit_compile_is_recorded_in_the_saved_model_and_can_be_turned_off(
     tiny: LoadedBert, tiny_export: Path, tmp_path: Path
 ) -> None:
-    assert xla_functions(tiny_export) >= 2  # embed and encode
+    assert xla_functions(tiny_export) >= 3  # embed, encode and embed_packed
     plain = tmp_path / "plain"
     export_embedding_saved_model(plain, tiny.backbone, tiny.tokenizer.vocab_path, jit_compile=False)
     assert xla_functions(plain) == 0

@@ -9,11 +9,17 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from models.bert.export import EMBEDDING_KEY
+from models.bert.export import EMBEDDING_KEY, TEXTS_PER_ROW
 from service.app import create_app
 from service.errors import BadInput, PayloadTooLarge
 from service.runtimes import runtime_class
-from service.runtimes.bert_embedding import BertEmbeddingRuntime, reachable, row_buckets
+from service.runtimes.bert_embedding import (
+    BertEmbeddingRuntime,
+    first_fit_decreasing,
+    pack_texts,
+    reachable,
+    row_buckets,
+)
 from service.settings import Settings
 from tests.models.test_bert_checkpoint import (
     HIDDEN,
@@ -51,16 +57,26 @@ def words(n: int) -> str:
     return " ".join(f"w{i % 19}" for i in range(n))
 
 
-def record_calls(runtime: BertEmbeddingRuntime) -> list[tuple[int, int]]:
-    """Replace the model call by one that records its input shape and returns zeros."""
-    shapes: list[tuple[int, int]] = []
+def record_calls(
+    runtime: BertEmbeddingRuntime, packed: bool = True
+) -> list[tuple[str, tuple[int, int]]]:
+    """Replace the model calls by ones that record (signature, input shape) and return zeros;
+    `packed=False` stands for an export from before `embed_packed`."""
+    calls: list[tuple[str, tuple[int, int]]] = []
 
-    def fake(token_ids: np.ndarray, **_: np.ndarray) -> dict[str, np.ndarray]:
-        shapes.append(token_ids.shape)
-        return {EMBEDDING_KEY: np.zeros((token_ids.shape[0], HIDDEN), np.float32)}
+    def fake(signature: str) -> Any:
+        def call(token_ids: np.ndarray, **_: np.ndarray) -> dict[str, np.ndarray]:
+            calls.append((signature, token_ids.shape))
+            rows = token_ids.shape[0]
+            shape = (rows, HIDDEN) if signature == "embed" else (rows, TEXTS_PER_ROW, HIDDEN)
+            return {EMBEDDING_KEY: np.zeros(shape, np.float32)}
 
-    runtime._embed = fake
-    return shapes
+        return call
+
+    runtime._embed = fake("embed")
+    runtime._embed_packed = fake("embed_packed") if packed else None
+    runtime.texts_per_row = TEXTS_PER_ROW if packed else 1
+    return calls
 
 
 def test_row_buckets_are_powers_of_two_up_to_the_batch_size() -> None:
@@ -93,9 +109,51 @@ def test_prepare_packs_cls_and_sep_and_refuses_what_cannot_run(tiny_version: Pat
             runtime.prepare("w1", method)
 
 
-def test_batches_pad_to_buckets_and_rows_do_not_interact(tiny_version: Path) -> None:
+def test_first_fit_decreasing_places_every_text_once_within_the_row_limits() -> None:
+    lengths = [5, 30, 7, 12, 3, 3, 20, 9, 14, 1]
+    rows = first_fit_decreasing(lengths, 32, texts_per_row=3)
+    assert sorted(t for row in rows for t in row) == list(range(len(lengths)))
+    assert all(sum(lengths[t] for t in row) <= 32 and len(row) <= 3 for row in rows)
+    assert len(rows) == 4  # 104 tokens: the fewest rows of 32 there can be
+    assert first_fit_decreasing([4] * 6, 32, texts_per_row=2) == [[0, 1], [2, 3], [4, 5]]
+
+
+def test_packing_picks_the_cheapest_warmed_shape_and_never_costs_more_than_padding() -> None:
+    widths, sizes = (8, 16, 32, 64), (1, 2, 4, 8)
+    shapes = {(r, w) for r in sizes for w in widths}
+    # One text of 12 tokens and seven of 3: padded, 8 rows of 16; packed, 12 + 3 | 3 x 5 | 3
+    # in rows of 16 (3 rows, padded to 4).
+    lengths = [3, 12, 3, 3, 3, 3, 3, 3]
+    packed = pack_texts(lengths, shapes, sizes, texts_per_row=16, hidden_size=384)
+    assert packed is not None and packed.shape == (4, 16)
+    assert packed.rows == [[1, 0], [2, 3, 4, 5, 6], [7]]
+    # Only warmed shapes: without (4, 16), two rows of 32 (as many slots, more attention).
+    packed = pack_texts(lengths, shapes - {(4, 16)}, sizes, 16, hidden_size=384)
+    assert packed is not None and packed.shape == (2, 32)
+    # At most texts_per_row texts a row: 2 a row needs 4 rows, then 16 wide is enough.
+    packed = pack_texts(lengths, shapes, sizes, texts_per_row=2, hidden_size=384)
+    assert packed is not None and packed.shape == (4, 16)
+    assert all(len(row) <= 2 for row in packed.rows)
+    # Equal slots: the narrower rows, whose attention costs less (8 x 8 rather than 1 x 64).
+    packed = pack_texts([5, 6] * 4, shapes, sizes, texts_per_row=16, hidden_size=384)
+    assert packed is not None and packed.shape == (8, 8)
+    assert pack_texts([40], {(1, 32)}, (1,), 16, 384) is None  # nothing warmed holds it
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        lengths = rng.integers(1, 65, size=int(rng.integers(1, 9))).tolist()
+        packed = pack_texts(lengths, shapes, sizes, texts_per_row=16, hidden_size=384)
+        assert packed is not None
+        rows, width = packed.shape
+        padded_width = next(w for w in widths if w >= max(lengths))
+        padded_rows = next(r for r in sizes if r >= len(lengths))
+        assert rows * width <= padded_rows * padded_width
+
+
+def test_batches_pack_into_warmed_shapes_and_texts_do_not_interact(tiny_version: Path) -> None:
     runtime = tiny_runtime(tiny_version, max_batch_size=4)
     runtime.load()
+    assert runtime.texts_per_row == TEXTS_PER_ROW
     texts = [words(1), words(5), words(3)]  # 3, 7 and 5 tokens
     items = [runtime.prepare(t, None) for t in texts]
     together = runtime.run_batch(items)
@@ -103,22 +161,36 @@ def test_batches_pad_to_buckets_and_rows_do_not_interact(tiny_version: Path) -> 
     for item, vector in zip(items, together, strict=True):
         (alone,) = runtime.run_batch([item])  # 1 row, a shorter bucket
         np.testing.assert_allclose(alone, vector, atol=PADDING_TOLERANCE)
-    shapes = record_calls(runtime)
+    padded = runtime._run_padded(items)  # what exports without `embed_packed` compute
+    np.testing.assert_allclose(np.stack(padded), np.stack(together), atol=PADDING_TOLERANCE)
+    calls = record_calls(runtime)
     runtime.run_batch(items)
     runtime.run_batch(items[:1])
-    assert shapes == [(4, 8), (1, 4)]
+    # 7 | 5 + 3 in two rows of 8 (a row of 16 costs more attention at H = 8).
+    assert calls == [("embed_packed", (2, 8)), ("embed_packed", (1, 4))]
+
+
+def test_an_export_without_embed_packed_pads_each_text_to_the_longest(tiny_version: Path) -> None:
+    runtime = tiny_runtime(tiny_version, max_batch_size=4)
+    items = [runtime.prepare(t, None) for t in (words(1), words(5), words(3))]
+    calls = record_calls(runtime, packed=False)
+    runtime.run_batch(items)
+    runtime.warmup()
+    assert calls[0] == ("embed", (4, 8))
+    assert {signature for signature, _ in calls} == {"embed"}
 
 
 def test_warmup_runs_every_shape_the_batcher_can_make(tiny_version: Path) -> None:
     runtime = tiny_runtime(tiny_version, max_batch_size=4)
-    shapes = record_calls(runtime)
+    calls = record_calls(runtime)
     runtime.warmup()
-    assert sorted(shapes) == [(r, w) for r in (1, 2, 4) for w in (4, 8, POSITIONS)]
+    every = [(r, w) for r in (1, 2, 4) for w in (4, 8, POSITIONS)]
+    assert calls == [("embed_packed", shape) for shape in every]
     # With a budget of 8 padded tokens, 2+ texts of 5+ tokens are never batched together.
     runtime = tiny_runtime(tiny_version, max_batch_size=4, max_batch_tokens=8)
-    shapes = record_calls(runtime)
+    calls = record_calls(runtime)
     runtime.warmup()
-    assert sorted(shapes) == [(1, 4), (1, 8), (1, POSITIONS), (2, 4), (4, 4)]
+    assert [shape for _, shape in calls] == [(1, 4), (1, 8), (1, POSITIONS), (2, 4), (4, 4)]
 
 
 @pytest.mark.slow
