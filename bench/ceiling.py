@@ -122,8 +122,10 @@ def main() -> None:
     parser.add_argument("--model", required=True)
     parser.add_argument("--endpoint", choices=["embeddings", "qa", "density"], default="embeddings")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--concurrency", default="16,32,64")
-    parser.add_argument("--requests", type=int, default=600, help="per served run, at most")
+    parser.add_argument("--concurrency", default="16,32,64,128")
+    # Enough requests that a run is mostly steady state: in a closed loop the last `concurrency`
+    # requests drain in under-filled batches (at 600 requests that tail was a tenth of a run).
+    parser.add_argument("--requests", type=int, default=4000, help="per served run, at most")
     parser.add_argument("--seconds", type=float, default=8, help="per run, at most")
     parser.add_argument("--client", choices=["raw", "httpx"], default="raw", help="load generator")
     args = parser.parse_args()

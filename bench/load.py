@@ -197,7 +197,9 @@ def add_closed_loop_args(parser: argparse.ArgumentParser, concurrency: str) -> N
     parser.add_argument("--model", required=True)
     parser.add_argument("--endpoint", choices=["embeddings", "qa", "density"], default="embeddings")
     parser.add_argument("--concurrency", default=concurrency)
-    parser.add_argument("--requests", type=int, default=300, help="per run, at most")
+    # Enough that a run is mostly steady state: in a closed loop the last `concurrency` requests
+    # drain in under-filled batches, which a short run over-weights.
+    parser.add_argument("--requests", type=int, default=2000, help="per run, at most")
     parser.add_argument("--max-seconds", type=float, default=8, help="per run, at most")
     parser.add_argument(
         "--texts-per-request", type=int, default=1, help="texts (or density rows) per request"

@@ -248,49 +248,71 @@ def tensorflow_threads(threads: int) -> None:
 
 
 class Ours:
-    """The service's runtime for the version, called as the batcher calls it."""
+    """The service's runtime for the version, called as the batcher calls it: texts packed into
+    rows (`embed_packed`), or with `packed=False` one text a row padded to the longest (`embed`,
+    what exports from before `embed_packed` run)."""
 
-    def __init__(self, path: Path, max_batch: int, length_buckets: str | None) -> None:
+    def __init__(self, runtime: Any, packed: bool) -> None:
+        self.runtime = runtime
+        self.packed = packed
+        self.prepare_seconds = 0.0
+        self.model_seconds = 0.0
+
+    @classmethod
+    def load(cls, path: Path, max_batch: int, length_buckets: str | None) -> Any:
         from service.registry import default_runtime_factory
         from service.settings import Settings
 
         knobs: dict[str, Any] = {"length_buckets": length_buckets} if length_buckets else {}
         settings = Settings(model_store=path.parent.parent, max_batch_size=max_batch, **knobs)
-        self.runtime: Any = default_runtime_factory(
-            path.parent.name, int(path.name), path, settings
-        )
-        self.runtime.load()
-        self.prepare_seconds = 0.0
-        self.model_seconds = 0.0
+        runtime = default_runtime_factory(path.parent.name, int(path.name), path, settings)
+        runtime.load()
+        return runtime
 
     def encode(self, batch: list[str]) -> list[Any]:
         started = time.perf_counter()
         items = [self.runtime.prepare(text, None) for text in batch]
         prepared = time.perf_counter()
-        vectors: list[Any] = self.runtime.run_batch(items)
+        run = self.runtime.run_batch if self.packed else self.runtime.run_batch_padded
+        vectors: list[Any] = run(items)
         self.prepare_seconds += prepared - started
         self.model_seconds += time.perf_counter() - prepared
         return vectors
 
-    def shapes(self, batches: list[list[str]]) -> set[tuple[int, int]]:
-        """The padded (rows, length) shapes `run_batch` will call the SavedModel with."""
+    def shape(self, batch: list[str]) -> tuple[int, int]:
+        """The (rows, length) `encode` calls the SavedModel with for this batch."""
         from service.runtimes.base import bucket_for
+        from service.runtimes.bert_embedding import pack_texts
 
         runtime = self.runtime
-        shapes = set()
-        for batch in batches:
-            longest = max(runtime.prepare(text, None).tokens for text in batch)
-            rows = max(len(batch), bucket_for(len(batch), runtime.row_buckets))
-            shapes.add((rows, bucket_for(longest, runtime.length_buckets)))
-        return shapes
+        lengths = [runtime.prepare(text, None).tokens for text in batch]
+        if self.packed:
+            packed = pack_texts(
+                lengths, runtime.shapes, runtime.row_buckets, runtime.texts_per_row, runtime.dim
+            )
+            if packed is not None:
+                shape: tuple[int, int] = packed.shape
+                return shape
+        rows = max(len(batch), bucket_for(len(batch), runtime.row_buckets))
+        return rows, bucket_for(max(lengths), runtime.length_buckets)
 
     def warm(self, batches: list[list[str]]) -> None:
-        """One call per distinct padded shape, so that XLA compiles outside the timed runs."""
+        """One call per distinct shape, so that XLA compiles outside the timed runs."""
         seen: set[tuple[int, int]] = set()
-        for batch, shape in ((b, next(iter(self.shapes([b])))) for b in batches):
+        for batch in batches:
+            shape = self.shape(batch)
             if shape not in seen:
                 seen.add(shape)
                 self.encode(batch)
+
+    def tokens_per_real_token(self, batches: list[list[str]]) -> float:
+        """Token slots computed per real token over `batches` (1.0 = no padding)."""
+        computed, real = 0, 0
+        for batch in batches:
+            rows, width = self.shape(batch)
+            computed += rows * width
+            real += sum(self.runtime.prepare(text, None).tokens for text in batch)
+        return computed / real
 
 
 def cosines(a: Any, b: Any) -> Any:
@@ -300,20 +322,15 @@ def cosines(a: Any, b: Any) -> Any:
     return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
 
-def padding_share(ours: Ours, batches: list[list[str]]) -> tuple[float, float]:
-    """Tokens computed per real token over `batches` (1.0 = no padding): ours (rows and length
-    padded to buckets), and the reference's (padded to the batch's longest text; the two
-    tokenisers give the same ids)."""
-    from service.runtimes.base import bucket_for
-
-    runtime, padded, longest, real = ours.runtime, 0, 0, 0
+def reference_padding(runtime: Any, batches: list[list[str]]) -> float:
+    """Tokens the reference computes per real token: each batch padded to its longest text
+    (the two tokenisers give the same ids)."""
+    longest, real = 0, 0
     for batch in batches:
         lengths = [runtime.prepare(text, None).tokens for text in batch]
-        rows = max(len(batch), bucket_for(len(batch), runtime.row_buckets))
-        padded += rows * bucket_for(max(lengths), runtime.length_buckets)
         longest += len(batch) * max(lengths)
         real += sum(lengths)
-    return padded / real, longest / real
+    return longest / real
 
 
 def iterate_batches(sizes: str) -> Iterator[int]:
@@ -367,14 +384,15 @@ def main() -> None:
     import tensorflow as tf
 
     load_before = os.getloadavg()[0]
-    ours = Ours(path, max(sizes), args.length_buckets)
+    runtime = Ours.load(path, max(sizes), args.length_buckets)
+    ours, padded = Ours(runtime, packed=True), Ours(runtime, packed=False)
     reference = Reference(args.reference_python, args.threads, args.omp_wait_policy)
     try:
         versions = reference.ask(
             op="load",
             checkpoint=str(checkpoint),
             texts=texts,
-            max_seq_length=ours.runtime.max_seq_len,
+            max_seq_length=runtime.max_seq_len,
         )
         # Correctness first: every text, at batch 32, both ways.
         with tempfile.TemporaryDirectory() as tmp:
@@ -392,54 +410,64 @@ def main() -> None:
         for batch in sizes:
             batches = chunks(texts, batch)
             ours.warm(batches)
+            padded.warm(batches)
             reference.ask(op="warm", batch=batch)
             ours.prepare_seconds = ours.model_seconds = 0.0
-            mine_rates, their_rates, mine_cpu, their_cpu = [], [], [], []
+            mine_rates, pad_rates, their_rates, mine_cpu, their_cpu = [], [], [], [], []
             for _ in range(args.rounds):
                 rate, cpu_ms = timed_run(ours.encode, batches, args.seconds)
                 mine_rates.append(rate)
                 mine_cpu.append(cpu_ms)
+                pad_rates.append(timed_run(padded.encode, batches, args.seconds)[0])
                 answer = reference.ask(op="run", batch=batch, seconds=args.seconds)
                 their_rates.append(answer["rate"])
                 their_cpu.append(answer["cpu_ms"])
-            a, b = statistics.median(mine_rates), statistics.median(their_rates)
+            a, p, b = (statistics.median(r) for r in (mine_rates, pad_rates, their_rates))
             a_cpu, b_cpu = statistics.median(mine_cpu), statistics.median(their_cpu)
             tokenise = ours.prepare_seconds / (ours.prepare_seconds + ours.model_seconds)
-            pads = padding_share(ours, batches)
-            rows.append((batch, a, b, a_cpu, b_cpu, *pads, tokenise))
+            pads = (
+                ours.tokens_per_real_token(batches),
+                padded.tokens_per_real_token(batches),
+                reference_padding(runtime, batches),
+            )
+            rows.append((batch, a, p, b, a_cpu, b_cpu, *pads, tokenise))
             print(
                 f"batch {batch}: ours {a:.0f}/s {[round(r) for r in mine_rates]} "
-                f"{a_cpu:.1f} CPU ms, reference {b:.0f}/s {[round(r) for r in their_rates]} "
-                f"{b_cpu:.1f} CPU ms",
+                f"{a_cpu:.1f} CPU ms, ours padded {p:.0f}/s {[round(r) for r in pad_rates]}, "
+                f"reference {b:.0f}/s {[round(r) for r in their_rates]} {b_cpu:.1f} CPU ms",
                 file=sys.stderr,
             )
     finally:
         reference.close()
 
-    lengths = [ours.runtime.prepare(t, None).tokens for t in texts]
+    lengths = [runtime.prepare(t, None).tokens for t in texts]
     print(
         f"\nall-MiniLM-L6-v2, mean pooling, {len(texts)} generated English sentences "
         f"({min(lengths)}-{max(lengths)} tokens, mean {statistics.mean(lengths):.1f}), "
         f"{args.threads} threads each, {os.cpu_count()} CPUs, median of {args.rounds} "
         f"alternating {args.seconds:g} s runs; ours: TensorFlow {tf.__version__}, the "
-        f"SavedModel's XLA `embed` via service.runtimes.bert_embedding; reference: "
+        f"SavedModel's XLA `embed_packed` (texts packed into rows) via "
+        f"service.runtimes.bert_embedding, and `embed` (each text padded to the batch's longest, "
+        f"as exports before packing) beside it; reference: "
         f"sentence-transformers {versions['sentence_transformers']}, transformers "
         f"{versions['transformers']}, torch {versions['torch']} (CPU, OMP_WAIT_POLICY "
         f"{versions['omp_wait_policy']}); ours padded to LENGTH_BUCKETS "
-        f"{','.join(map(str, ours.runtime.length_buckets))}; 1-minute load average "
+        f"{','.join(map(str, runtime.length_buckets))}; 1-minute load average "
         f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after\n"
     )
     print(
         "| batch | ours sentences/s | sentence-transformers sentences/s | ours / reference "
+        "| ours padded / reference | packed / padded "
         "| ours CPU ms/sentence | reference CPU ms/sentence | ours / reference per CPU second "
-        "| tokens computed per real token, ours | the same, reference "
+        "| tokens computed per real token: ours | ours padded | reference "
         "| ours: share of time tokenising |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for batch, a, b, a_cpu, b_cpu, pad, ref_pad, tok in rows:
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for batch, a, p, b, a_cpu, b_cpu, pad, own_pad, ref_pad, tok in rows:
         print(
-            f"| {batch} | {a:.0f} | {b:.0f} | {a / b:.2f} | {a_cpu:.1f} | {b_cpu:.1f} "
-            f"| {b_cpu / a_cpu:.2f} | {pad:.2f} | {ref_pad:.2f} | {tok:.0%} |"
+            f"| {batch} | {a:.0f} | {b:.0f} | {a / b:.2f} | {p / b:.2f} | {a / p:.2f} "
+            f"| {a_cpu:.1f} | {b_cpu:.1f} | {b_cpu / a_cpu:.2f} "
+            f"| {pad:.2f} | {own_pad:.2f} | {ref_pad:.2f} | {tok:.0%} |"
         )
     print(
         f"\ncosine(ours, reference) over the {len(texts)} texts: min {cos.min():.6f}, "

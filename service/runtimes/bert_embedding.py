@@ -204,9 +204,9 @@ class BertEmbeddingRuntime(EmbeddingRuntime):
             )
             if packed is not None:
                 return self._run_packed(items, packed)
-        return self._run_padded(items)
+        return self.run_batch_padded(items)
 
-    def _run_padded(self, items: Sequence[EncodedText]) -> list[np.ndarray]:
+    def run_batch_padded(self, items: Sequence[EncodedText]) -> list[np.ndarray]:
         """One text a row, each padded to the batch's longest (exports without `embed_packed`,
         and a direct caller's batch larger than any warmed shape)."""
         width = bucket_for(max(item.tokens for item in items), self.length_buckets)

@@ -161,7 +161,7 @@ def test_batches_pack_into_warmed_shapes_and_texts_do_not_interact(tiny_version:
     for item, vector in zip(items, together, strict=True):
         (alone,) = runtime.run_batch([item])  # 1 row, a shorter bucket
         np.testing.assert_allclose(alone, vector, atol=PADDING_TOLERANCE)
-    padded = runtime._run_padded(items)  # what exports without `embed_packed` compute
+    padded = runtime.run_batch_padded(items)  # what exports without `embed_packed` compute
     np.testing.assert_allclose(np.stack(padded), np.stack(together), atol=PADDING_TOLERANCE)
     calls = record_calls(runtime)
     runtime.run_batch(items)
