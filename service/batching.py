@@ -150,6 +150,8 @@ class DynamicBatcher(Generic[I, O]):
             arrival.close()
         self._arrived.set()
         try:
+            if len(pending) == 1:  # most requests: gather's wrapper future costs more than the wait
+                return [await pending[0].future]
             return list(await asyncio.gather(*(p.future for p in pending)))
         finally:
             # The caller left (disconnect, or a sibling item failed): what is still queued is

@@ -97,6 +97,13 @@ class Settings(BaseSettings):
         False, description="On GPUs, rewrite graphs to float16 where safe (auto mixed precision)."
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info")
+    access_log: bool = Field(
+        False,
+        description="Log a line per request (uvicorn's access log); /metrics counts every "
+        "request by route, model and status either way. Off by default, as in TensorFlow "
+        "Serving and Triton: at hundreds of requests a second the lines cost about 3% of the "
+        "event loop and flood the log.",
+    )
 
     @field_validator(
         "admin_token",

@@ -22,6 +22,7 @@ Length limits count a part's WordPieces without its special tokens; a packed sam
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,16 +90,20 @@ def build_prefix(
     Returns:
         (token_ids, segment_ids).
     """
-    passage_ids = tokenizer.piece_ids(passage)[:max_passage_tokens]
-    question_ids = tokenizer.piece_ids(question)[:max_question_tokens]
-    token_ids = [
-        tokenizer.cls_id,
-        *passage_ids,
-        tokenizer.sep_id,
-        *question_ids,
-        tokenizer.sep_id,
-    ]
+    token_ids = join_prefix(
+        tokenizer,
+        tokenizer.piece_ids(passage)[:max_passage_tokens],
+        tokenizer.piece_ids(question)[:max_question_tokens],
+    )
     return token_ids, [SOURCE_SEGMENT] * len(token_ids)
+
+
+def join_prefix(
+    tokenizer: BertTokenizer, passage_ids: Sequence[int], question_ids: Sequence[int]
+) -> list[int]:
+    """`[CLS] passage [SEP] question [SEP]` from WordPiece ids already cut to their limits
+    (one question over several passages is tokenised once)."""
+    return [tokenizer.cls_id, *passage_ids, tokenizer.sep_id, *question_ids, tokenizer.sep_id]
 
 
 def build_sample(

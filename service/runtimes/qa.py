@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from models.qa.decoding import QAResult, banned_ids, decode_batch, results_from_decoded
-from models.qa.samples import build_prefix
+from models.qa.samples import join_prefix
 from service.errors import BadInput
 from service.runtimes.base import Runtime, wordpiece_tokenizer
 from service.settings import Settings
@@ -83,16 +83,16 @@ class QARuntime(Runtime):
             max_answer_tokens=answer_tokens,
             extractive=extractive or self.default_extractive,
         )
-        # Passages longer than the model reads are cut to its window, as in training.
+        # Passages longer than the model reads are cut to its window, as in training
+        # (`build_prefix`); the question is tokenised once for all of them.
+        question_ids = self.tokenizer.piece_ids(question)[: self.max_question_tokens]
         prefixes = tuple(
             tuple(
-                build_prefix(
+                join_prefix(
                     self.tokenizer,
-                    passage,
-                    question,
-                    self.max_passage_tokens,
-                    self.max_question_tokens,
-                )[0]
+                    self.tokenizer.piece_ids(passage)[: self.max_passage_tokens],
+                    question_ids,
+                )
             )
             for passage in passages
         )
