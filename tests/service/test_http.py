@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gc
 import json
 import time
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from fastapi.testclient import TestClient
 
+from service.app import GC_GEN0_THRESHOLD
 from tests.service.conftest import wait_ready
 from tests.service.fakes import DIM, FakeEmbeddingRuntime, expected_vector, write_version
 
@@ -19,6 +21,18 @@ def test_health_and_readiness(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     r = client.get("/readyz")
     assert r.status_code == 200 and r.json()["status"] == "ready"
+
+
+def test_the_collector_leaves_request_objects_to_reference_counting(
+    store: Path, make_client: Callable[..., TestClient]
+) -> None:
+    default = gc.get_threshold()
+    try:
+        gc.set_threshold(700, *default[1:])  # Python's default
+        make_client()
+        assert gc.get_threshold()[0] == GC_GEN0_THRESHOLD
+    finally:
+        gc.set_threshold(*default)
 
 
 def test_readiness_is_503_until_models_are_warm(
