@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import random
 import statistics
@@ -31,6 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.load import DIGITS, closed_loop, digits_rows, request_body  # noqa: E402
+from service.app import GC_GEN0_THRESHOLD  # noqa: E402
 from service.registry import default_runtime_factory  # noqa: E402
 from service.settings import Settings  # noqa: E402
 from tests.live_server import live_server_process  # noqa: E402
@@ -73,6 +75,9 @@ def in_process_rps(
     runtime = default_runtime_factory(model, int(version.name), version, settings)
     runtime.load()
     runtime.warmup()
+    # The server's collector setting (service.app), so that neither side pays for collections
+    # the other is spared.
+    gc.set_threshold(GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])
     items = batch_as_served(prepared_items(runtime, endpoint, model, batch), settings)
     runtime.run_batch(items)
     rates, cpu_ms = [], []
