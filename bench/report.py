@@ -79,6 +79,10 @@ BLOCKS: dict[str, Block] = {
         ),
         ("store", "demo-digits"),
     ),  # fmt: skip
+    "encoder-roofline": Block(
+        ("bench/encoder_roofline.py", "--store", "{encoder_store}", "--model", MINILM),
+        ("encoder_store", MINILM),
+    ),
     "generation": Block(
         ("bench/generation.py", "--store", "{store}", "--model", "demo-cln"), ("store", "demo-cln")
     ),
