@@ -119,9 +119,13 @@ def test_a_failing_model_call_fails_only_its_batch(jose_store: Path, tmp_path: P
         poisoned = {"model": "broken-jose", "input": ["zzpoison 好"]}
         fine = {"model": "broken-jose", "input": TEXTS[:2]}
         first = asyncio.run(together([poisoned, fine, fine]))
-        assert [r.status_code for r in first] == [500, 500, 500]
-        assert {r.json()["code"] for r in first} == {"backend_error"}
+        assert first[0].status_code == 500 and first[0].json()["code"] == "backend_error"
         assert "InvalidArgumentError" in first[0].json()["detail"]
+        # A fine request fails only where the batcher put it into the poisoned call. Sent
+        # together they usually share it, but whether the others are queued before the batch
+        # closes is the event loop's timing; test_batching.py pins the shared failure down.
+        for r in first[1:]:
+            assert r.status_code == 200 or r.json()["code"] == "backend_error", r.text
         # The next batch of the same model, and another model, run as usual.
         again = asyncio.run(together([fine, fine, {"model": JOSE, "input": TEXTS}]))
         assert [r.status_code for r in again] == [200, 200, 200]

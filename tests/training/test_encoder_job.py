@@ -61,7 +61,7 @@ def test_hf_folder_becomes_a_version_with_the_manifest(tmp_path: Path) -> None:
         "vocab": VOCAB_ASSET_PATH,
     }
     assert (final / VOCAB_ASSET_PATH).is_file()
-    assert {"embed", "encode", "serving_default"} == set(manifest["signatures"])
+    assert {"embed", "encode", "embed_packed", "serving_default"} == set(manifest["signatures"])
     weights = (checkpoint / "model.safetensors").read_bytes()
     assert manifest["data"]["sha256"] == hashlib.sha256(weights).hexdigest()
     assert manifest["config"]["format"] == "huggingface" and manifest["config"]["jit_compile"]
