@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -28,6 +29,13 @@ log = logging.getLogger("service")
 # ends; at 10,000 they are gone before a collection sees them, and the garbage cycles a collection
 # is for still go (10,000 objects is a few MB).
 GC_GEN0_THRESHOLD = 10_000
+# How long a thread may hold the GIL while another waits for it (Python's default: 5 ms). A QA or
+# generation batch alternates Python and TensorFlow calls dozens of times; each time its thread
+# comes back from TensorFlow it waits for the event loop to let go of the GIL, up to the whole
+# interval when the loop is busy with requests. At 0.5 ms: 1.055x /v1/qa throughput at 64
+# callers, A/B over six alternating rounds twice; the embeddings (one model call a batch) neither
+# gain nor lose.
+GIL_SWITCH_INTERVAL_S = 0.0005
 
 
 def create_app(
@@ -46,6 +54,7 @@ def create_app(
         if runtime_factory is default_runtime_factory:
             configure_devices(settings.device, settings.mixed_precision)
         gc.set_threshold(max(GC_GEN0_THRESHOLD, gc.get_threshold()[0]), *gc.get_threshold()[1:])
+        sys.setswitchinterval(min(GIL_SWITCH_INTERVAL_S, sys.getswitchinterval()))
         # Load in the background: /healthz answers at once, /readyz turns 200 when all are warm.
         loading = asyncio.create_task(registry.start(), name="registry-start")
         try:

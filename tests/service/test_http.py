@@ -5,14 +5,16 @@ from __future__ import annotations
 import base64
 import gc
 import json
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pytest
 from fastapi.testclient import TestClient
 
-from service.app import GC_GEN0_THRESHOLD
+from service.app import GC_GEN0_THRESHOLD, GIL_SWITCH_INTERVAL_S
 from tests.service.conftest import wait_ready
 from tests.service.fakes import DIM, FakeEmbeddingRuntime, expected_vector, write_version
 
@@ -23,16 +25,19 @@ def test_health_and_readiness(client: TestClient) -> None:
     assert r.status_code == 200 and r.json()["status"] == "ready"
 
 
-def test_the_collector_leaves_request_objects_to_reference_counting(
+def test_the_app_tunes_the_collector_and_the_gil_for_serving(
     store: Path, make_client: Callable[..., TestClient]
 ) -> None:
-    default = gc.get_threshold()
+    threshold, interval = gc.get_threshold(), sys.getswitchinterval()
     try:
-        gc.set_threshold(700, *default[1:])  # Python's default
+        gc.set_threshold(700, *threshold[1:])  # Python's defaults
+        sys.setswitchinterval(0.005)
         make_client()
         assert gc.get_threshold()[0] == GC_GEN0_THRESHOLD
+        assert sys.getswitchinterval() == pytest.approx(GIL_SWITCH_INTERVAL_S)
     finally:
-        gc.set_threshold(*default)
+        gc.set_threshold(*threshold)
+        sys.setswitchinterval(interval)
 
 
 def test_readiness_is_503_until_models_are_warm(
