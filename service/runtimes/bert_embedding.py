@@ -125,8 +125,9 @@ def pack_texts(
 
 
 class BertEmbeddingRuntime(EmbeddingRuntime):
-    """Drives a BERT sentence-embedding SavedModel: WordPiece on the request's side, one padded
-    `embed` call per batch, one unnormalised mean-pooled vector per text.
+    """Drives a BERT sentence-embedding SavedModel: WordPiece on the request's side, one
+    `embed_packed` call per batch on packed rows (one padded `embed` call for older exports), one
+    unnormalised mean-pooled vector per text.
 
     Args:
         name: the model's name in the store.
