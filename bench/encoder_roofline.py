@@ -26,8 +26,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.load import SENTENCES  # noqa: E402
 from service.registry import default_runtime_factory  # noqa: E402
-from service.runtimes.base import bucket_for  # noqa: E402
-from service.runtimes.bert_embedding import pack_texts  # noqa: E402
 from service.settings import Settings  # noqa: E402
 
 
@@ -39,17 +37,6 @@ def encoder_flops(runtime: Any, shape: tuple[int, int]) -> float:
     rows, length = shape
     per_slot = 4 * hidden * hidden + 2 * hidden * intermediate + 2 * length * hidden
     return 2.0 * per_slot * layers * rows * length
-
-
-def call_shape(runtime: Any, lengths: list[int]) -> tuple[int, int]:
-    packed = pack_texts(
-        lengths, runtime.shapes, runtime.row_buckets, runtime.texts_per_row, runtime.dim
-    )
-    if packed is not None:
-        shape: tuple[int, int] = packed.shape
-        return shape
-    rows = bucket_for(len(lengths), runtime.row_buckets)
-    return rows, bucket_for(max(lengths), runtime.length_buckets)
 
 
 def timed(fn: Any, seconds: float) -> float:
@@ -101,7 +88,7 @@ def main() -> None:
     rates: dict[str, list[float]] = {name: [] for name in [*map(str, batches), *products]}
     flops: dict[str, float] = {}
     for size, calls in batches.items():
-        shapes = [call_shape(runtime, [item.tokens for item in batch]) for batch in calls]
+        shapes = [runtime.call_shape([item.tokens for item in batch]) for batch in calls]
         flops[str(size)] = statistics.mean(encoder_flops(runtime, s) for s in shapes) / size
     for name, (_, work) in products.items():
         flops[name] = work

@@ -283,20 +283,11 @@ class Ours:
 
     def shape(self, batch: list[str]) -> tuple[int, int]:
         """The (rows, length) `encode` calls the SavedModel with for this batch."""
-        from service.runtimes.base import bucket_for
-        from service.runtimes.bert_embedding import pack_texts
-
-        runtime = self.runtime
-        lengths = [runtime.prepare(text, None).tokens for text in batch]
-        if self.packed:
-            packed = pack_texts(
-                lengths, runtime.shapes, runtime.row_buckets, runtime.texts_per_row, runtime.dim
-            )
-            if packed is not None:
-                shape: tuple[int, int] = packed.shape
-                return shape
-        rows = max(len(batch), bucket_for(len(batch), runtime.row_buckets))
-        return rows, bucket_for(max(lengths), runtime.length_buckets)
+        lengths = [self.runtime.prepare(text, None).tokens for text in batch]
+        shape: tuple[int, int] = (
+            self.runtime.call_shape(lengths) if self.packed else self.runtime.padded_shape(lengths)
+        )
+        return shape
 
     def warm(self, batches: list[list[str]]) -> None:
         """One call per distinct shape, so that XLA compiles outside the timed runs."""

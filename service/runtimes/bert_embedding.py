@@ -197,23 +197,35 @@ class BertEmbeddingRuntime(EmbeddingRuntime):
         ids = np.asarray([self._cls, *pieces, self._sep], dtype=np.int32)
         return EncodedText(ids=ids, method=method)
 
+    def packing(self, lengths: Sequence[int]) -> PackedBatch | None:
+        """The packed layout `run_batch` gives texts of these lengths, or None where it pads
+        (an export without `embed_packed`, or no warmed shape holds them)."""
+        if self._embed_packed is None:
+            return None
+        return pack_texts(lengths, self.shapes, self.row_buckets, self.texts_per_row, self.dim)
+
+    def padded_shape(self, lengths: Sequence[int]) -> tuple[int, int]:
+        """(rows, length) of `run_batch_padded` for texts of these lengths."""
+        width = bucket_for(max(lengths), self.length_buckets)
+        # The batcher never sends more than MAX_BATCH_SIZE; a direct caller's larger batch
+        # runs at its own size.
+        return max(len(lengths), bucket_for(len(lengths), self.row_buckets)), width
+
+    def call_shape(self, lengths: Sequence[int]) -> tuple[int, int]:
+        """(rows, length) of the model call `run_batch` makes for texts of these lengths."""
+        packed = self.packing(lengths)
+        return packed.shape if packed is not None else self.padded_shape(lengths)
+
     def run_batch(self, items: Sequence[EncodedText]) -> list[np.ndarray]:
-        if self._embed_packed is not None:
-            lengths = [item.tokens for item in items]
-            packed = pack_texts(
-                lengths, self.shapes, self.row_buckets, self.texts_per_row, self.dim
-            )
-            if packed is not None:
-                return self._run_packed(items, packed)
+        packed = self.packing([item.tokens for item in items])
+        if packed is not None:
+            return self._run_packed(items, packed)
         return self.run_batch_padded(items)
 
     def run_batch_padded(self, items: Sequence[EncodedText]) -> list[np.ndarray]:
         """One text a row, each padded to the batch's longest (exports without `embed_packed`,
         and a direct caller's batch larger than any warmed shape)."""
-        width = bucket_for(max(item.tokens for item in items), self.length_buckets)
-        # The batcher never sends more than MAX_BATCH_SIZE; a direct caller's larger batch
-        # runs at its own size.
-        rows = max(len(items), bucket_for(len(items), self.row_buckets))
+        rows, width = self.padded_shape([item.tokens for item in items])
         token_ids = np.full((rows, width), self._pad, dtype=np.int32)
         padding_mask = np.zeros((rows, width), dtype=np.int32)
         for row, item in enumerate(items):

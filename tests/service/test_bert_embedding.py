@@ -168,6 +168,9 @@ def test_batches_pack_into_warmed_shapes_and_texts_do_not_interact(tiny_version:
     runtime.run_batch(items[:1])
     # 7 | 5 + 3 in two rows of 8 (a row of 16 costs more attention at H = 8).
     assert calls == [("embed_packed", (2, 8)), ("embed_packed", (1, 4))]
+    # What benchmarks read of a batch's layout is what run_batch calls.
+    lengths = [item.tokens for item in items]
+    assert [runtime.call_shape(lengths), runtime.call_shape(lengths[:1])] == [(2, 8), (1, 4)]
 
 
 def test_an_export_without_embed_packed_pads_each_text_to_the_longest(tiny_version: Path) -> None:
@@ -177,6 +180,7 @@ def test_an_export_without_embed_packed_pads_each_text_to_the_longest(tiny_versi
     runtime.run_batch(items)
     runtime.warmup()
     assert calls[0] == ("embed", (4, 8))
+    assert runtime.call_shape([item.tokens for item in items]) == (4, 8)
     assert {signature for signature, _ in calls} == {"embed"}
 
 
