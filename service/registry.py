@@ -230,6 +230,7 @@ class ModelVersion:
     failed_files: Fingerprint | None = None  # its files when it last failed
     retries: int = 0  # retries since the last admin reload
     retry_at: float = 0.0  # no retry before (monotonic)
+    loading_since: float = 0.0  # the current or last load began (monotonic)
     deleted: bool = False  # its folder left the store while it was serving
     waiting: str | None = "found, not tried yet"  # why it has not been tried, while it may be
 
@@ -250,7 +251,7 @@ class ServedModel:
     versions: dict[int, ModelVersion] = field(default_factory=dict)
     serving: ModelVersion | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    unserved_since: float = field(default_factory=time.monotonic)
+    unserved_since: float = field(default_factory=time.monotonic)  # found, none serving yet
     listing_hangs_since: float | None = None  # listing its folder has not returned since
 
     @property
@@ -297,7 +298,10 @@ class ServedModel:
         newest_first = sorted(self.versions.values(), key=lambda v: v.version, reverse=True)
         loading = [v for v in newest_first if v.state is VersionState.LOADING]
         if loading:  # a load ends by itself (or hangs in plain sight, named here)
-            return f"loading version {loading[0].version}", True
+            return (
+                f"loading version {loading[0].version} for {now - loading[0].loading_since:.0f} s",
+                True,
+            )
         waiting = [f"version {v.version}: {v.waiting}" for v in newest_first if v.waiting]
         if self.listing_hangs_since is not None:
             waiting.insert(
@@ -478,7 +482,7 @@ class ModelRegistry:
             try:
                 await self._sync(name, look, eager)
             except Exception as exc:  # contained to this model; the others are still scanned
-                if self._warn_once(("sync", name, repr(exc)), "model %s: scan failed", name):
+                if self._first_time(("sync", name, repr(exc))):
                     log.exception("model %s: scan failed", name)
 
     async def _look(self, name: str, folder: Path) -> _ModelLook | ReadHangs | None:
@@ -634,7 +638,7 @@ class ModelRegistry:
         tried_files = entry.files.fingerprint
         entry.state, entry.error, entry.waiting = VersionState.LOADING, None, None
         self._export_states(model)
-        started = time.monotonic()
+        started = entry.loading_since = time.monotonic()
         try:
             if entry.files.error is not None:
                 raise ValueError(entry.files.error)
@@ -678,13 +682,16 @@ class ModelRegistry:
             runtime.warmup()
         return runtime
 
-    def _warn_once(self, key: tuple[str, ...], message: str, *args: Any) -> bool:
-        """Logs `message` the first time `key` is seen (one warning per odd entry, not per poll)."""
+    def _first_time(self, key: tuple[str, ...]) -> bool:
+        """True the first time `key` is seen: one warning per odd entry, not one per poll."""
         if key in self._warned:
             return False
         self._warned.add(key)
-        log.warning(message, *args)
         return True
+
+    def _warn_once(self, key: tuple[str, ...], message: str, *args: Any) -> None:
+        if self._first_time(key):
+            log.warning(message, *args)
 
     def _new_batcher(self, name: str) -> DynamicBatcher[BatchItem, Any]:
         s = self.settings
