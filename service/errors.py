@@ -96,10 +96,11 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     from service.schemas.common import ErrorBody
 
     descriptions = {
-        400: "Input that makes no sense for this model",
+        400: "Input that makes no sense for this model, or no `model` named where several "
+        "could answer (the detail names them)",
         401: "Missing bearer token",
         403: "Wrong bearer token, or admin endpoints are disabled",
-        404: "Unknown model, or a model of another task",
+        404: "Unknown model, a model of another task, or none of this task in the store",
         413: "Body, batch or text over the configured limits",
         429: "The model's queue is full; retry after `Retry-After` seconds",
         500: "The model call failed",

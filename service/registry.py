@@ -1,39 +1,80 @@
 """The model store as the service sees it: scan, load, warm up, swap versions, report state.
 
-Layout (TensorFlow Serving's): $MODEL_STORE/<name>/<version>/ with a SavedModel and manifest.json.
-Policy, as TF Serving's "latest" policy with a fallback:
+Layout (TensorFlow Serving's, models.store): $MODEL_STORE/<name>/<version>/ with a SavedModel and
+manifest.json. Policy, as TF Serving's "latest" policy with a fallback:
 - the highest version that loads and warms up is served; a newer one is loaded and warmed *beside*
   it and swapped in with one assignment, so requests never see a half-ready version;
 - a version that fails to load is FAILED and the previous one keeps serving;
 - an older version is UNLOADED when a newer one takes over; requests already queued on it keep
   their reference and finish on it (the batcher never mixes versions in one batch);
-- a serving version whose folder disappears is replaced by the highest remaining one.
-Temporary folders of training jobs (`.tmp-*`) and anything that is not a positive integer
-are ignored.
+- a serving version whose folder disappears keeps serving from memory until another version is
+  loaded and warm (the highest remaining one, or a newer one); only removing the model's folder
+  removes the model.
+
+A version copied in by hand may be caught half-copied, so a version is tried only when it looks
+complete (REQUIRED_FILES there) and, when a poll found it, once its files (names, sizes, mtimes) are
+the same at two consecutive scans. The first scan and an admin reload try at once. A FAILED
+version is tried again when its folder changes and then stops changing, at most MAX_LOAD_RETRIES
+times, waiting LOAD_RETRY_BACKOFF_S, then twice as long each time (TF Serving retries a failed load
+a fixed number of times whatever the folder holds; retrying an unchanged folder would fail the same
+way); an admin reload always tries again.
+
+Entries that break the store's rules (models.store) are skipped with one warning each: a model
+folder whose name is not a model name, a version folder that is not ASCII digits. No entry stops a
+scan: every read is per model or per version, and its errors stay there.
+
+Every store read (listings, fingerprints, manifests, building a runtime) runs on a daemon thread,
+never on the event loop, so /healthz answers whatever the store does. A read is waited for at
+most STORE_READ_TIMEOUT_S; one that hangs (a stuck network filesystem) is reported and not started
+again until it returns, so hung threads never pile up one per poll, and being daemons they never
+hold the process at exit.
+
+Readiness (/readyz, DESIGN.md): a model with no loaded version holds the instance unready while it
+is being loaded, or, for at most READY_GRACE_S, while one of its versions is still to be tried
+(incomplete, settling, due for a retry, its read hanging). A model whose versions all failed, or
+that is past the grace, is reported with the reason but does not hold readiness: the instance still
+serves every other model, and a broken model in the store must not take all of them out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
+import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from models.store import (
+    MANIFEST_FILENAME,
+    SAVED_MODEL_FILENAME,
+    TEMP_PREFIX,
+    is_model_name,
+    version_folders,
+)
 from service.batching import BatcherConfig, DynamicBatcher
-from service.errors import ModelNotFound, NotReady
+from service.errors import BadInput, ModelNotFound, NotReady
 from service.metrics import Metrics
 from service.runtimes.base import Runtime, read_manifest
-from service.schemas.common import MODEL_NAME_PATTERN
+from service.schemas.health import UnavailableModel
 from service.schemas.models import ModelStatus, VersionState, VersionStatus
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
 RuntimeFactory = Callable[[str, int, Path, Settings], Runtime]
+T = TypeVar("T")
+
+# What a version folder holds before it is tried at all.
+REQUIRED_FILES = (MANIFEST_FILENAME, SAVED_MODEL_FILENAME)
+
+
+def task_and_family(manifest: Any) -> tuple[str, str]:
+    """The two manifest fields the registry itself reads (the one place that knows their shape)."""
+    return manifest["task"], manifest["family"]
 
 
 @dataclass(frozen=True)
@@ -49,13 +90,158 @@ def _run_on_own_runtime(items: Sequence[BatchItem]) -> Sequence[Any]:
     return items[0].runtime.run_batch([item.payload for item in items])
 
 
+# ----------------------------------------------------------------- store reads (on store threads)
+Fingerprint = tuple[tuple[str, int, int], ...]
+
+
+@dataclass(frozen=True)
+class VersionFiles:
+    """One look at a version folder."""
+
+    fingerprint: Fingerprint  # (path inside the folder, size, mtime in ns), sorted; -1: unreadable
+    missing: tuple[str, ...] = ()  # REQUIRED_FILES not there (yet)
+    task: str | None = None
+    family: str | None = None
+    error: str | None = None  # the manifest did not read: the version fails without a load
+
+
+def look_at_version(path: Path, previous: VersionFiles | None) -> VersionFiles:
+    """Blocking. The manifest is read only when the files changed since `previous`."""
+    entries: list[tuple[str, int, int]] = []
+    for root, dirs, files in os.walk(path):  # errors (a vanished or unreadable folder) skip it
+        for name in dirs + files:
+            full = os.path.join(root, name)
+            try:
+                st = os.stat(full)  # a broken symlink or a vanished file: marked, not raised
+                entries.append((os.path.relpath(full, path), st.st_size, st.st_mtime_ns))
+            except OSError:
+                entries.append((os.path.relpath(full, path), -1, -1))
+    fingerprint = tuple(sorted(entries))
+    if previous is not None and previous.fingerprint == fingerprint:
+        return previous
+    present = {name for name, size, _ in fingerprint if size >= 0}
+    missing = tuple(name for name in REQUIRED_FILES if name not in present)
+    if missing:
+        return VersionFiles(fingerprint, missing)
+    try:
+        task, family = task_and_family(read_manifest(path))
+    except Exception as exc:
+        return VersionFiles(fingerprint, error=f"{MANIFEST_FILENAME}: {type(exc).__name__}: {exc}")
+    return VersionFiles(fingerprint, task=task, family=family)
+
+
+def list_store(store: Path) -> tuple[dict[str, Path], list[str]]:
+    """Blocking. ({name: folder} of the model folders, [entries skipped]); no store, no models."""
+    if not store.is_dir():
+        return {}, []
+    models: dict[str, Path] = {}
+    skipped: list[str] = []
+    for entry in sorted(store.iterdir(), key=lambda p: p.name):
+        try:
+            is_dir = entry.is_dir()
+        except OSError:
+            skipped.append(entry.name)
+            continue
+        if not is_dir or entry.name.startswith(TEMP_PREFIX):
+            continue  # files beside the models, and a job's temporary folders, are no models
+        if is_model_name(entry.name):
+            models[entry.name] = entry
+        else:
+            skipped.append(entry.name)
+    return models, skipped
+
+
+def _in_daemon_thread(name: str, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+    """fn(*args) on a new daemon thread: a thread stuck in the filesystem never holds the exit
+    (asyncio.to_thread's pool threads are joined at exit)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+    # Nobody may wait for a read that hung past its scan: retrieve its error so none is logged.
+    future.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def run() -> None:
+        result, error = None, None
+        try:
+            result = fn(*args)
+        except BaseException as exc:  # handed to the awaiting side, whatever it is
+            error = exc
+        try:
+            loop.call_soon_threadsafe(settle, result, error)
+        except RuntimeError:  # the loop has closed: nobody waits any more
+            pass
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future
+
+
+class ReadHangs(Exception):
+    def __init__(self, since: float) -> None:
+        super().__init__(f"a store read has not returned since {since:.0f}")
+        self.since = since
+
+
+class StoreReads:
+    """Store reads on daemon threads, at most one in flight per key, each waited for at most
+    `timeout_s`; a read still running past it raises ReadHangs at once (no new thread) until it
+    returns, and its result then serves the next caller."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self._pending: dict[str, tuple[float, asyncio.Future[Any]]] = {}
+
+    async def run(self, key: str, fn: Callable[..., T], *args: Any) -> T:
+        started, future = self._pending.get(key, (0.0, None))
+        if future is None:
+            started, future = time.monotonic(), _in_daemon_thread(f"store:{key}", fn, *args)
+            self._pending[key] = (started, future)
+        if not future.done():
+            left = started + self.timeout_s - time.monotonic()
+            if left <= 0:
+                raise ReadHangs(started)
+            try:
+                await asyncio.wait_for(asyncio.shield(future), left)
+            except TimeoutError:
+                raise ReadHangs(started) from None
+        if self._pending.get(key, (0.0, None))[1] is future:
+            del self._pending[key]
+        result: T = future.result()
+        return result
+
+
+# ----------------------------------------------------------------- state
 @dataclass
 class ModelVersion:
     version: int
     path: Path
     state: VersionState = VersionState.UNLOADED
-    error: str | None = None
+    error: str | None = None  # why it FAILED
     runtime: Runtime | None = None
+    files: VersionFiles | None = None  # the latest look at its folder
+    settled: bool = False  # the latest two looks found the same files
+    hangs_since: float | None = None  # a look at its folder has not returned since (monotonic)
+    failed_files: Fingerprint | None = None  # its files when it last failed
+    retries: int = 0  # retries since the last admin reload
+    retry_at: float = 0.0  # no retry before (monotonic)
+    loading_since: float = 0.0  # the current or last load began (monotonic)
+    deleted: bool = False  # its folder left the store while it was serving
+    waiting: str | None = "found, not tried yet"  # why it has not been tried, while it may be
+
+    @property
+    def note(self) -> str | None:
+        """What /v1/models shows as the version's `error`."""
+        if self.deleted:
+            return "its folder left the store; served from memory until another version loads"
+        if self.state is VersionState.FAILED:
+            return f"{self.error}; {self.waiting}" if self.waiting else self.error
+        return self.waiting if self.state is VersionState.UNLOADED else None
 
 
 @dataclass
@@ -65,11 +251,8 @@ class ServedModel:
     versions: dict[int, ModelVersion] = field(default_factory=dict)
     serving: ModelVersion | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-    @property
-    def task(self) -> str | None:
-        manifest = self.manifest
-        return manifest.get("task") if manifest else self._peek("task")
+    unserved_since: float = field(default_factory=time.monotonic)  # found, none serving yet
+    listing_hangs_since: float | None = None  # listing its folder has not returned since
 
     @property
     def runtime(self) -> Runtime | None:
@@ -79,35 +262,80 @@ class ServedModel:
     def manifest(self) -> dict[str, Any] | None:
         return self.serving.runtime.manifest if self.serving and self.serving.runtime else None
 
-    def _peek(self, key: str) -> Any:
-        # Before any version is served, the task comes from the newest manifest that reads.
+    def _described(self) -> tuple[str | None, str | None]:
+        # The serving version's manifest, else the newest one a scan read (no I/O here: this
+        # runs on the event loop for every request that names no model).
+        if self.manifest is not None:
+            return task_and_family(self.manifest)
         for v in sorted(self.versions, reverse=True):
-            try:
-                return read_manifest(self.versions[v].path).get(key)
-            except (OSError, ValueError):
-                continue
-        return None
+            files = self.versions[v].files
+            if files is not None and files.task is not None:
+                return files.task, files.family
+        return None, None
+
+    @property
+    def task(self) -> str | None:
+        return self._described()[0]
 
     def status(self) -> ModelStatus:
+        task, family = self._described()
         return ModelStatus(
             name=self.name,
-            task=self.task,
-            family=(self.manifest or {}).get("family") or self._peek("family"),
+            task=task,
+            family=family,
             serving_version=self.serving.version if self.serving else None,
             versions=[
-                VersionStatus(version=v.version, state=v.state, error=v.error)
+                VersionStatus(version=v.version, state=v.state, error=v.note)
                 for v in sorted(self.versions.values(), key=lambda v: v.version, reverse=True)
             ],
             manifest=self.manifest,
         )
 
+    def unavailable(self, now: float, grace_s: float) -> tuple[str, bool] | None:
+        """None while a version serves; else (why not, whether that holds readiness)."""
+        if self.serving is not None:
+            return None
+        newest_first = sorted(self.versions.values(), key=lambda v: v.version, reverse=True)
+        loading = [v for v in newest_first if v.state is VersionState.LOADING]
+        if loading:  # a load ends by itself (or hangs in plain sight, named here)
+            return (
+                f"loading version {loading[0].version} for {now - loading[0].loading_since:.0f} s",
+                True,
+            )
+        waiting = [f"version {v.version}: {v.waiting}" for v in newest_first if v.waiting]
+        if self.listing_hangs_since is not None:
+            waiting.insert(
+                0, f"listing its folder has not returned for {now - self.listing_hangs_since:.0f} s"
+            )
+        if waiting:
+            waited = now - self.unserved_since
+            if waited < grace_s:
+                return "; ".join(waiting), True
+            return (
+                f"{'; '.join(waiting)} (no version loaded in {waited:.0f} s, past READY_GRACE_S: "
+                "no longer holding readiness)",
+                False,
+            )
+        failed = [f"version {v.version}: {v.error}" for v in newest_first if v.error]
+        if failed:
+            return "every version failed to load: " + "; ".join(failed), False
+        return "no version to load", False
+
 
 def default_runtime_factory(name: str, version: int, path: Path, settings: Settings) -> Runtime:
     from service.runtimes import runtime_class
 
-    manifest = read_manifest(path)
-    cls = runtime_class(manifest["task"], manifest["family"])
+    task, family = task_and_family(read_manifest(path))
+    cls = runtime_class(task, family)
     return cls(name, version, path, settings)
+
+
+@dataclass
+class _ModelLook:
+    """One scan's look at a model folder: versions on disk and a look at each (None: it hangs)."""
+
+    paths: dict[int, Path]
+    files: dict[int, VersionFiles | ReadHangs]
 
 
 class ModelRegistry:
@@ -122,6 +350,9 @@ class ModelRegistry:
         self._factory = runtime_factory
         self._models: dict[str, ServedModel] = {}
         self._poller: asyncio.Task[None] | None = None
+        self._reads = StoreReads(settings.store_read_timeout_s)
+        self._loads: set[asyncio.Future[Runtime]] = set()
+        self._warned: set[tuple[str, ...]] = set()
         self.started = False  # the first scan has finished
         self.shutting_down = False
         self.draining = False  # SIGTERM: readiness 503, requests still served (service.__main__)
@@ -129,8 +360,12 @@ class ModelRegistry:
     # ------------------------------------------------------------- lifecycle
     async def start(self) -> None:
         """First scan (loads and warms every model), then poll the store if configured."""
-        await self.scan()
-        self.started = True
+        try:
+            await self.scan(eager=True)
+        except Exception:  # the scan contains its errors; this is the last net
+            log.exception("the first store scan failed")
+        finally:
+            self.started = True  # /readyz then names what is missing, never "scan in progress"
         if self.settings.poll_interval_s > 0:
             self._poller = asyncio.get_running_loop().create_task(self._poll(), name="store-poll")
 
@@ -138,6 +373,8 @@ class ModelRegistry:
         self.shutting_down = True
         if self._poller is not None:
             self._poller.cancel()
+        if self._loads:  # a load mid-way finishes first, within bounds (a hung one is a daemon)
+            await asyncio.wait(set(self._loads), timeout=drain_timeout_s)
         await asyncio.gather(
             *(m.batcher.close(drain_timeout_s) for m in self._models.values()),
             return_exceptions=True,
@@ -167,13 +404,15 @@ class ModelRegistry:
             raise NotReady("the service is shutting down")
         name = name or default
         if name is None:
-            candidates = [m for m in self._models.values() if m.task == task]
-            if len(candidates) != 1:
-                found = ", ".join(sorted(m.name for m in candidates)) or "none"
-                raise ModelNotFound(
-                    f"name a model: the store holds {len(candidates)} {task} models ({found})"
+            candidates = sorted(m.name for m in self._models.values() if m.task == task)
+            if not candidates:
+                raise ModelNotFound(f"the store holds no {task} model")
+            if len(candidates) > 1:  # ambiguous, not missing: the caller must choose
+                raise BadInput(
+                    f"name a model: the store holds {len(candidates)} {task} models "
+                    f"({', '.join(candidates)}); set `model`, or DEFAULT_{task.upper()}_MODEL"
                 )
-            model = candidates[0]
+            model = self._models[candidates[0]]
         else:
             model = self.get(name)
             if model.task != task:
@@ -183,91 +422,247 @@ class ModelRegistry:
         return model
 
     def not_ready(self) -> list[str]:
-        if not self.started:
-            return ["(store scan in progress)"]
-        return sorted(name for name, m in self._models.items() if m.serving is None)
+        """What holds readiness: the first scan, and models that may still load (module doc)."""
+        held = [] if self.started else ["(store scan in progress)"]
+        now = time.monotonic()
+        for name in self.names():
+            why = self._models[name].unavailable(now, self.settings.ready_grace_s)
+            if why is not None and why[1]:
+                held.append(name)
+        return held
+
+    def unavailable(self) -> list[UnavailableModel]:
+        now = time.monotonic()
+        found = []
+        for name in self.names():
+            why = self._models[name].unavailable(now, self.settings.ready_grace_s)
+            if why is not None:
+                found.append(UnavailableModel(model=name, reason=why[0]))
+        return found
 
     def statuses(self) -> list[ModelStatus]:
         return [self._models[n].status() for n in self.names()]
 
     # ------------------------------------------------------------- scanning
     async def reload(self, name: str) -> ModelStatus:
-        """The admin reload: rescan one model, giving FAILED versions another try."""
-        model = self._models.get(name)
-        if model is not None:
-            for entry in model.versions.values():
-                if entry.state is VersionState.FAILED:
-                    entry.state, entry.error = VersionState.UNLOADED, None
-        await self.scan(only=name)
+        """The admin reload: rescan one model now, trying FAILED and unsettled versions at once."""
+        await self.scan(only=name, eager=True)
         return self.get(name).status()
 
-    async def scan(self, only: str | None = None) -> None:
-        store = self.settings.model_store
-        found = _list_models(store) if store.is_dir() else {}
+    async def scan(self, only: str | None = None, *, eager: bool = False) -> None:
+        """One look at the store (or one model of it), then loads. `eager`: try versions without
+        waiting for them to settle, and FAILED ones again (the first scan, an admin reload)."""
+        try:
+            folders, skipped = await self._reads.run("", list_store, self.settings.model_store)
+        except ReadHangs:
+            self._warn_once(
+                ("store-hangs",), "listing the store %s hangs", self.settings.model_store
+            )
+            return
+        except OSError as exc:  # the store itself unreadable: keep serving what is loaded
+            self._warn_once(("store", str(exc)), "the store could not be listed: %s", exc)
+            return
+        self._warned.discard(("store-hangs",))
+        for entry in skipped:
+            self._warn_once(
+                ("entry", entry),
+                "store entry %a is not a model folder (models.store): skipped",
+                entry,
+            )
         if only is not None:
-            found = {only: found[only]} if only in found else {}
-            if only not in found and only in self._models:
-                await self._forget(only)
+            folders = {only: folders[only]} if only in folders else {}
+            gone = set() if only in folders or only not in self._models else {only}
         else:
-            for gone in set(self._models) - set(found):
-                await self._forget(gone)
-        for name, versions in found.items():
-            await self._sync(name, versions)
+            gone = set(self._models) - set(folders)
+        for name in sorted(gone):
+            await self._forget(name)
+        names = sorted(folders)
+        looks = await asyncio.gather(*(self._look(n, folders[n]) for n in names))
+        for name, look in zip(names, looks, strict=True):
+            try:
+                await self._sync(name, look, eager)
+            except Exception as exc:  # contained to this model; the others are still scanned
+                if self._first_time(("sync", name, repr(exc))):
+                    log.exception("model %s: scan failed", name)
+
+    async def _look(self, name: str, folder: Path) -> _ModelLook | ReadHangs | None:
+        """Reads one model folder and each version in it (concurrently, on store threads)."""
+        try:
+            paths, skipped = await self._reads.run(f"{name}/", version_folders, folder)
+        except ReadHangs as hangs:
+            return hangs
+        except Exception as exc:  # unreadable, vanished mid-scan: this model only
+            self._warn_once(("model", name, str(exc)), "model folder %s: %r", name, exc)
+            return None
+        for entry in skipped:
+            self._warn_once(
+                ("version", name, entry),
+                "model %s: %a is not a version folder (ASCII digits, a positive number): skipped",
+                name,
+                entry,
+            )
+        known = self._models.get(name)
+
+        async def one(v: int, path: Path) -> VersionFiles | ReadHangs:
+            previous = known.versions[v].files if known and v in known.versions else None
+            try:
+                return await self._reads.run(f"{name}/{v}", look_at_version, path, previous)
+            except ReadHangs as hangs:
+                return hangs
+
+        versions = sorted(paths)
+        files = await asyncio.gather(*(one(v, paths[v]) for v in versions))
+        return _ModelLook(paths, dict(zip(versions, files, strict=True)))
 
     async def _forget(self, name: str) -> None:
         model = self._models.pop(name)
         log.info("model %s left the store", name)
         await model.batcher.close(drain_timeout_s=self.settings.request_timeout_s)
 
-    async def _sync(self, name: str, on_disk: dict[int, Path]) -> None:
+    async def _sync(self, name: str, look: _ModelLook | ReadHangs | None, eager: bool) -> None:
         model = self._models.get(name)
         if model is None:
+            if look is None or (isinstance(look, _ModelLook) and not look.paths):
+                return  # no version folder (only a job's `.tmp-*`, say): not a model yet
             model = ServedModel(name=name, batcher=self._new_batcher(name))
             self._models[name] = model
         async with model.lock:
-            for v in set(model.versions) - set(on_disk):
-                log.info("model %s version %d left the store", name, v)
-                del model.versions[v]
-            for v, path in on_disk.items():
-                model.versions.setdefault(v, ModelVersion(version=v, path=path))
-            # A serving version whose folder was deleted keeps answering (it is in memory) until
-            # another version is loaded and warm: deleting a version never leaves a gap.
-            leaving = model.serving
-            if leaving is not None and leaving.version in on_disk:
-                leaving = None
-            # Try newest first; stop at the first that serves (it may be the one already serving).
-            for v in sorted(model.versions, reverse=True):
-                entry = model.versions[v]
-                if model.serving is entry:
-                    break
-                if entry.state is VersionState.FAILED:
-                    continue
-                if leaving is None and model.serving is not None and v < model.serving.version:
-                    break
-                if await self._load(model, entry):
-                    old, model.serving = model.serving, entry
-                    if old is not None:
-                        old.state, old.runtime = VersionState.UNLOADED, None
-                    log.info("model %s now serves version %d", name, v)
-                    break
-            if leaving is not None and model.serving is leaving:  # nothing on disk could serve
-                model.serving = None
-                leaving.state, leaving.runtime = VersionState.UNLOADED, None
+            if isinstance(look, ReadHangs):
+                model.listing_hangs_since = look.since
+            elif isinstance(look, _ModelLook):
+                model.listing_hangs_since = None
+                if not look.paths and model.serving is None:
+                    self._models.pop(name)  # its last version left before it ever served
+                    log.info("model %s has no version left", name)
+                    await model.batcher.close(drain_timeout_s=self.settings.request_timeout_s)
+                    return
+                self._apply(model, look)
+            await self._try_versions(model, eager)
             self._export_states(model)
 
+    def _apply(self, model: ServedModel, look: _ModelLook) -> None:
+        """Brings the model's versions in line with what the scan saw on disk."""
+        for v in set(model.versions) - set(look.paths):
+            entry = model.versions[v]
+            if entry is model.serving:  # keeps answering from memory (module doc)
+                if not entry.deleted:
+                    log.warning(
+                        "model %s version %d: its folder left the store; serving it from memory "
+                        "until another version loads",
+                        model.name,
+                        v,
+                    )
+                entry.deleted = True
+                continue
+            log.info("model %s version %d left the store", model.name, v)
+            del model.versions[v]
+        for v, path in look.paths.items():
+            entry = model.versions.setdefault(v, ModelVersion(version=v, path=path))
+            entry.deleted = False
+            seen = look.files[v]
+            if isinstance(seen, ReadHangs):
+                entry.hangs_since = seen.since
+                continue
+            entry.hangs_since = None
+            entry.settled = entry.files is not None and entry.files.fingerprint == seen.fingerprint
+            entry.files = seen
+
+    async def _try_versions(self, model: ServedModel, eager: bool) -> None:
+        leaving = model.serving if model.serving is not None and model.serving.deleted else None
+        now = time.monotonic()
+        # Newest first; stop at the first that serves (it may be the one already serving).
+        for v in sorted(model.versions, reverse=True):
+            entry = model.versions[v]
+            if model.serving is entry:
+                if leaving is None:
+                    break
+                continue  # its folder is gone: an older version may take over
+            if not self._due(entry, eager, now):
+                continue
+            if await self._load(model, entry):
+                old, model.serving = model.serving, entry
+                if old is not None:
+                    old.state, old.runtime = VersionState.UNLOADED, None
+                    if old.deleted:
+                        del model.versions[old.version]
+                log.info("model %s now serves version %d", model.name, v)
+                break
+        if model.serving is not None and not model.serving.deleted:
+            for older in model.versions.values():  # below the serving one: nothing to wait for
+                if older.version < model.serving.version:
+                    older.waiting = None
+
+    def _due(self, entry: ModelVersion, eager: bool, now: float) -> bool:
+        """Whether to try `entry` now; if not, entry.waiting says why (None: nothing will change
+        that short of its folder changing or an admin reload)."""
+        entry.waiting = None
+        files = entry.files
+        if entry.hangs_since is not None:
+            entry.waiting = (
+                f"reading its folder has not returned for {now - entry.hangs_since:.0f} s"
+            )
+            return False
+        if files is None:
+            entry.waiting = "not looked at yet"
+            return False
+        if files.missing:
+            entry.waiting = f"not complete yet: no {', '.join(files.missing)}"
+            return False
+        max_retries = self.settings.max_load_retries
+        if entry.state is VersionState.FAILED:
+            if eager:  # an admin reload: another try, and a fresh retry budget
+                entry.retries = 0
+                return True
+            if files.fingerprint == entry.failed_files:
+                return False  # unchanged since it failed: it would fail the same way
+            if entry.retries >= max_retries:
+                return False  # gave up (its error says so)
+            if not entry.settled:
+                entry.waiting = "its folder changed since it failed; retried once it stops changing"
+                return False
+            if now < entry.retry_at:
+                entry.waiting = (
+                    f"its folder changed since it failed; retry {entry.retries + 1} of "
+                    f"{max_retries} in {entry.retry_at - now:.0f} s"
+                )
+                return False
+            entry.retries += 1
+            return True
+        if not eager and not entry.settled:
+            entry.waiting = "new; tried once its files are the same at the next scan"
+            return False
+        return True
+
     async def _load(self, model: ServedModel, entry: ModelVersion) -> bool:
-        entry.state, entry.error = VersionState.LOADING, None
+        assert entry.files is not None
+        tried_files = entry.files.fingerprint
+        entry.state, entry.error, entry.waiting = VersionState.LOADING, None, None
         self._export_states(model)
-        started = time.monotonic()
+        started = entry.loading_since = time.monotonic()
         try:
-            runtime = self._factory(model.name, entry.version, entry.path, self.settings)
-            runtime.metrics = self.metrics
-            await asyncio.to_thread(runtime.load)
-            if self.settings.warmup:
-                await asyncio.to_thread(runtime.warmup)
+            if entry.files.error is not None:
+                raise ValueError(entry.files.error)
+            # Building a runtime reads its manifest, loading reads the SavedModel: a store thread.
+            load = _in_daemon_thread(
+                f"load:{model.name}/{entry.version}", self._build, model.name, entry
+            )
+            self._loads.add(load)
+            load.add_done_callback(self._loads.discard)
+            runtime = await asyncio.shield(load)  # a cancelled scan leaves the load to finish
         except Exception as exc:  # any failure leaves the previous version serving
             log.exception("model %s version %d failed to load", model.name, entry.version)
             entry.state, entry.error = VersionState.FAILED, f"{type(exc).__name__}: {exc}"
+            entry.failed_files = tried_files
+            entry.retry_at = (
+                time.monotonic() + self.settings.load_retry_backoff_s * 2**entry.retries
+            )
+            if entry.retries >= self.settings.max_load_retries:
+                entry.error += (
+                    f" (no retry left of MAX_LOAD_RETRIES={self.settings.max_load_retries}; "
+                    "an admin reload tries again)"
+                )
+            else:
+                entry.error += " (retried when its folder changes)"
             return False
         entry.runtime, entry.state = runtime, VersionState.AVAILABLE
         log.info(
@@ -277,6 +672,26 @@ class ModelRegistry:
             time.monotonic() - started,
         )
         return True
+
+    def _build(self, name: str, entry: ModelVersion) -> Runtime:
+        """Blocking: a runtime for `entry`, loaded and (if configured) warm."""
+        runtime = self._factory(name, entry.version, entry.path, self.settings)
+        runtime.metrics = self.metrics
+        runtime.load()
+        if self.settings.warmup:
+            runtime.warmup()
+        return runtime
+
+    def _first_time(self, key: tuple[str, ...]) -> bool:
+        """True the first time `key` is seen: one warning per odd entry, not one per poll."""
+        if key in self._warned:
+            return False
+        self._warned.add(key)
+        return True
+
+    def _warn_once(self, key: tuple[str, ...], message: str, *args: Any) -> None:
+        if self._first_time(key):
+            log.warning(message, *args)
 
     def _new_batcher(self, name: str) -> DynamicBatcher[BatchItem, Any]:
         s = self.settings
@@ -295,19 +710,3 @@ class ModelRegistry:
                 gauge.labels(model.name, str(entry.version), state.value).set(
                     1.0 if entry.state is state else 0.0
                 )
-
-
-def _list_models(store: Path) -> dict[str, dict[int, Path]]:
-    """{name: {version: path}} for every well-named model folder and integer version folder."""
-    found: dict[str, dict[int, Path]] = {}
-    for model_dir in sorted(store.iterdir()):
-        if not model_dir.is_dir() or not re.match(MODEL_NAME_PATTERN, model_dir.name):
-            continue
-        versions = {
-            int(v.name): v
-            for v in model_dir.iterdir()
-            if v.is_dir() and v.name.isdigit() and int(v.name) > 0
-        }
-        if versions:  # a folder with only a job's `.tmp-*` in it is not a model yet
-            found[model_dir.name] = versions
-    return found

@@ -24,6 +24,32 @@ class Settings(BaseSettings):
         ge=0,
         description="How often the store is rescanned for new versions; 0 turns polling off.",
     )
+    max_load_retries: int = Field(
+        5,
+        ge=0,
+        description="How often a version that failed to load is tried again once its folder "
+        "has changed (and stopped changing); 0: only an admin reload tries it again.",
+    )
+    load_retry_backoff_s: float = Field(
+        10.0,
+        ge=0,
+        description="The least wait before the first such retry; each next one waits twice "
+        "as long.",
+    )
+    store_read_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="How long a scan waits for one store read (a folder listing, a version's "
+        "files and manifest) before it goes on without it; a read that hangs (a stuck network "
+        "filesystem) is named in /readyz and not started again until it returns.",
+    )
+    ready_grace_s: float = Field(
+        300.0,
+        ge=0,
+        description="How long a model with no loaded version keeps /readyz at 503 while a version "
+        "of it is still to be tried (incomplete, settling, due for a retry); a model whose "
+        "versions all failed, or past this, is named in /readyz but no longer holds it at 503.",
+    )
     warmup: bool = Field(
         True, description="Run every batch-size/length bucket once before a version is served."
     )

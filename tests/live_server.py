@@ -47,10 +47,10 @@ def live_server(store: Path, ready_timeout_s: float = 300, **env: str) -> Iterat
 
 @contextmanager
 def live_server_process(
-    store: Path, ready_timeout_s: float = 300, **env: str
+    store: Path, ready_timeout_s: float = 300, log_path: Path | None = None, **env: str
 ) -> Iterator[tuple[str, subprocess.Popen]]:
     """`live_server`, yielding the process too (to signal it or read its memory). Stopped by
-    SIGTERM with no drain delay unless `DRAIN_S` is given."""
+    SIGTERM with no drain delay unless `DRAIN_S` is given. `log_path`: its stderr goes there."""
     port = free_port()
     environ = {
         **os.environ,
@@ -63,7 +63,8 @@ def live_server_process(
         "DRAIN_S": "0",
         **env,
     }
-    proc = subprocess.Popen([sys.executable, "-m", "service"], env=environ, cwd=ROOT)
+    log = open(log_path, "w") if log_path is not None else None  # noqa: SIM115 (closed below)
+    proc = subprocess.Popen([sys.executable, "-m", "service"], env=environ, cwd=ROOT, stderr=log)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, proc, ready_timeout_s)
@@ -75,6 +76,8 @@ def live_server_process(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        if log is not None:
+            log.close()
 
 
 @contextmanager

@@ -20,14 +20,23 @@ async def health() -> Health:
     "/readyz",
     operation_id="ready",
     response_model=Readiness,
-    responses={503: {"model": Readiness, "description": "Some models are not loaded and warm"}},
+    responses={503: {"model": Readiness, "description": "Some models are still being loaded"}},
 )
 async def ready(registry: RegistryDep) -> Response:
-    """200 when every model in the store has a loaded, warm version; else 503 and which not."""
+    """200 when every model that can be loaded is loaded and warm; else 503 and which not.
+
+    A model none of whose versions loads is named under `unavailable` with the reason; it holds
+    the 503 while a version of it is being loaded, or, for at most READY_GRACE_S, still waits to
+    be tried (incomplete, settling, due for a retry); a model whose versions all failed does not:
+    the instance still serves every other model."""
     missing = registry.not_ready()
     if registry.shutting_down or registry.draining:
         missing = ["(shutting down)", *missing]
-    body = Readiness(status="not_ready" if missing else "ready", not_ready=missing)
+    body = Readiness(
+        status="not_ready" if missing else "ready",
+        not_ready=missing,
+        unavailable=registry.unavailable(),
+    )
     return JSONResponse(body.model_dump(), status_code=503 if missing else 200)
 
 

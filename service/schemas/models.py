@@ -18,7 +18,12 @@ class VersionState(StrEnum):
 class VersionStatus(BaseModel):
     version: int
     state: VersionState
-    error: str | None = Field(None, description="Why the version failed to load, if it did.")
+    error: str | None = Field(
+        None,
+        description="Why the version failed to load; for one not tried yet, what it waits for "
+        "(to be complete, to stop changing, a retry); for a serving one, that its folder left "
+        "the store.",
+    )
 
 
 class ModelStatus(BaseModel):

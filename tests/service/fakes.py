@@ -42,6 +42,7 @@ def write_version(store: Path, name: str, version: int, **manifest: Any) -> Path
     body = {"name": name, "version": version, "task": "embedding", "family": "fake", "dim": DIM}
     body.update(manifest)
     (path / "manifest.json").write_text(json.dumps(body))
+    (path / "saved_model.pb").write_bytes(b"")  # the registry tries only complete-looking versions
     return path
 
 

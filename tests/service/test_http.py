@@ -144,7 +144,11 @@ def test_ambiguous_model_needs_a_name(store: Path, make_client: Callable[..., Te
     write_version(store, "one", 1)
     write_version(store, "two", 1)
     client = make_client()
-    assert client.post("/v1/embeddings", json={"input": "a"}).status_code == 404
+    r = client.post("/v1/embeddings", json={"input": "a"})  # ambiguous, not missing: 400
+    assert r.status_code == 400 and r.json()["code"] == "bad_input"
+    assert "one, two" in r.json()["detail"] and "DEFAULT_EMBEDDING_MODEL" in r.json()["detail"]
+    r = client.post("/v1/qa", json={"question": "q", "passages": ["p"]})  # none of the task: 404
+    assert r.status_code == 404 and r.json()["code"] == "model_not_found"
     assert client.post("/v1/embeddings", json={"input": "a", "model": "two"}).status_code == 200
     client2 = make_client(default_embedding_model="one")
     assert client2.post("/v1/embeddings", json={"input": "a"}).json()["model"] == "one"

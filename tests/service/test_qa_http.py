@@ -104,7 +104,10 @@ def test_embedding_model_is_not_a_qa_model(store: Path, tmp_path: Path) -> None:
     write_version(mixed, "words", 1)  # an embedding model (fake family: never loads here)
     with TestClient(create_app(Settings(model_store=mixed, poll_interval_s=0))) as c:
         end = time.monotonic() + 60
-        while "words" not in c.get("/readyz").json()["not_ready"]:  # scanned; cannot load
+        failed = lambda: {  # noqa: E731
+            u["model"] for u in c.get("/readyz").json()["unavailable"] if "failed" in u["reason"]
+        }
+        while "words" not in failed():  # scanned; cannot load
             assert time.monotonic() < end
             time.sleep(0.05)
         assert c.get("/v1/models/words").json()["versions"][0]["state"] == "FAILED"

@@ -26,6 +26,7 @@ from .qa_request import QARequest
 from .qa_response import QAResponse
 from .readiness import Readiness
 from .readiness_status import ReadinessStatus
+from .unavailable_model import UnavailableModel
 from .usage import Usage
 from .validation_error import ValidationError
 from .validation_error_context import ValidationErrorContext
@@ -60,6 +61,7 @@ __all__ = (
     "QAResponse",
     "Readiness",
     "ReadinessStatus",
+    "UnavailableModel",
     "Usage",
     "ValidationError",
     "ValidationErrorContext",

@@ -18,7 +18,8 @@ class VersionStatus:
     Attributes:
         version (int):
         state (VersionState):
-        error (None | str | Unset): Why the version failed to load, if it did.
+        error (None | str | Unset): Why the version failed to load; for one not tried yet, what it waits for (to be
+            complete, to stop changing, a retry); for a serving one, that its folder left the store.
     """
 
     version: int

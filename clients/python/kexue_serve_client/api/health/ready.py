@@ -51,7 +51,12 @@ def sync_detailed(
 ) -> Response[Readiness]:
     """Ready
 
-     200 when every model in the store has a loaded, warm version; else 503 and which not.
+     200 when every model that can be loaded is loaded and warm; else 503 and which not.
+
+    A model none of whose versions loads is named under `unavailable` with the reason; it holds
+    the 503 while a version of it is being loaded, or, for at most READY_GRACE_S, still waits to
+    be tried (incomplete, settling, due for a retry); a model whose versions all failed does not:
+    the instance still serves every other model.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -76,7 +81,12 @@ def sync(
 ) -> Readiness | None:
     """Ready
 
-     200 when every model in the store has a loaded, warm version; else 503 and which not.
+     200 when every model that can be loaded is loaded and warm; else 503 and which not.
+
+    A model none of whose versions loads is named under `unavailable` with the reason; it holds
+    the 503 while a version of it is being loaded, or, for at most READY_GRACE_S, still waits to
+    be tried (incomplete, settling, due for a retry); a model whose versions all failed does not:
+    the instance still serves every other model.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -97,7 +107,12 @@ async def asyncio_detailed(
 ) -> Response[Readiness]:
     """Ready
 
-     200 when every model in the store has a loaded, warm version; else 503 and which not.
+     200 when every model that can be loaded is loaded and warm; else 503 and which not.
+
+    A model none of whose versions loads is named under `unavailable` with the reason; it holds
+    the 503 while a version of it is being loaded, or, for at most READY_GRACE_S, still waits to
+    be tried (incomplete, settling, due for a retry); a model whose versions all failed does not:
+    the instance still serves every other model.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -120,7 +135,12 @@ async def asyncio(
 ) -> Readiness | None:
     """Ready
 
-     200 when every model in the store has a loaded, warm version; else 503 and which not.
+     200 when every model that can be loaded is loaded and warm; else 503 and which not.
+
+    A model none of whose versions loads is named under `unavailable` with the reason; it holds
+    the 503 while a version of it is being loaded, or, for at most READY_GRACE_S, still waits to
+    be tried (incomplete, settling, due for a retry); a model whose versions all failed does not:
+    the instance still serves every other model.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.

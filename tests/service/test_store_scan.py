@@ -1,0 +1,218 @@
+"""The registry's store scan step by step, with the fake model and no server: when a version is
+tried (complete, settled), how a FAILED one is retried (on change, bounded, backing off), what
+/readyz says about a model none of whose versions loads, and that a first scan that raises still
+ends the start."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from models.store import version_folders
+from service.app import create_app
+from service.metrics import Metrics
+from service.registry import ModelRegistry
+from service.runtimes.base import Runtime
+from service.settings import Settings
+from tests.service.fakes import fake_factory, write_version
+
+
+class CountingFactory:
+    """The fake factory, counting the versions it builds."""
+
+    def __init__(self) -> None:
+        self.built: Counter[tuple[str, int]] = Counter()
+
+    def __call__(self, name: str, version: int, path: Path, settings: Settings) -> Runtime:
+        self.built[(name, version)] += 1
+        return fake_factory(name, version, path, settings)
+
+
+def registry(store: Path, factory: Any = fake_factory, **settings: Any) -> ModelRegistry:
+    return ModelRegistry(
+        Settings(model_store=store, poll_interval_s=0, **settings), Metrics(), factory
+    )
+
+
+def states(reg: ModelRegistry, name: str) -> dict[int, tuple[str, str | None]]:
+    return {v.version: (v.state.value, v.error) for v in reg.get(name).status().versions}
+
+
+def rewrite_manifest(path: Path, **changes: Any) -> None:
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest.update(changes)
+    (path / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_a_polled_version_is_tried_only_complete_and_settled(store: Path) -> None:
+    async def run() -> None:
+        reg = registry(store)
+        write_version(store, "words", 1)
+        await reg.start()
+        assert reg.get("words").serving.version == 1  # type: ignore[union-attr]
+        # A copy begun: the manifest is there, the SavedModel not yet.
+        v2 = write_version(store, "words", 2)
+        (v2 / "saved_model.pb").unlink()
+        await reg.scan()
+        await reg.scan()
+        assert states(reg, "words")[2] == ("UNLOADED", "not complete yet: no saved_model.pb")
+        # Complete, but just changed: tried only when the next scan finds the same files.
+        (v2 / "saved_model.pb").write_bytes(b"")
+        await reg.scan()
+        state, note = states(reg, "words")[2]
+        assert state == "UNLOADED" and note is not None and "next scan" in note
+        (v2 / "variables").mkdir()  # still being copied
+        await reg.scan()
+        assert reg.get("words").serving.version == 1  # type: ignore[union-attr]
+        await reg.scan()
+        assert reg.get("words").serving.version == 2  # type: ignore[union-attr]
+        assert states(reg, "words")[2] == ("AVAILABLE", None)
+        await reg.stop()
+
+    asyncio.run(run())
+
+
+def test_a_failed_version_is_retried_on_change_bounded_then_only_by_reload(store: Path) -> None:
+    factory = CountingFactory()
+
+    async def run() -> None:
+        reg = registry(store, factory, max_load_retries=2, load_retry_backoff_s=0)
+        write_version(store, "words", 1)
+        v2 = write_version(store, "words", 2, fail_load=True)
+        await reg.start()
+        assert factory.built[("words", 2)] == 1
+        assert "retried when its folder changes" in str(states(reg, "words")[2][1])
+        for _ in range(3):  # unchanged: never tried again
+            await reg.scan()
+        assert factory.built[("words", 2)] == 1
+        for attempt in (2, 3):  # changed, then settled: a retry each, up to MAX_LOAD_RETRIES
+            rewrite_manifest(v2, attempt=attempt)
+            await reg.scan()
+            assert factory.built[("words", 2)] == attempt - 1  # not while it changes
+            await reg.scan()
+            assert factory.built[("words", 2)] == attempt
+        assert "no retry left of MAX_LOAD_RETRIES=2" in str(states(reg, "words")[2][1])
+        rewrite_manifest(v2, fail_load=False)  # fixed, but the budget is spent
+        for _ in range(3):
+            await reg.scan()
+        assert factory.built[("words", 2)] == 3
+        assert reg.get("words").serving.version == 1  # type: ignore[union-attr]
+        status = await reg.reload("words")  # an admin reload always tries again
+        assert status.serving_version == 2 and factory.built[("words", 2)] == 4
+        await reg.stop()
+
+    asyncio.run(run())
+
+
+def test_retries_back_off(store: Path) -> None:
+    factory = CountingFactory()
+
+    async def run() -> None:
+        reg = registry(store, factory, load_retry_backoff_s=3600)
+        write_version(store, "words", 1)
+        v2 = write_version(store, "words", 2, fail_load=True)
+        await reg.start()
+        rewrite_manifest(v2, fail_load=False)
+        for _ in range(3):
+            await reg.scan()
+        assert factory.built[("words", 2)] == 1  # the first retry waits an hour
+        note = str(states(reg, "words")[2][1])
+        assert "retry 1 of 5 in 3600 s" in note or "retry 1 of 5 in 3599 s" in note, note
+        await reg.stop()
+
+    asyncio.run(run())
+
+
+def readiness(client: TestClient) -> Any:
+    """/readyz once the first scan has ended."""
+    r = client.get("/readyz")
+    while "(store scan in progress)" in r.json()["not_ready"]:
+        r = client.get("/readyz")
+    return r
+
+
+def test_readyz_names_a_model_whose_versions_all_failed_but_is_not_held_by_it(
+    store: Path,
+) -> None:
+    write_version(store, "words", 1)
+    write_version(store, "broken", 1, fail_load=True)
+    settings = Settings(model_store=store, poll_interval_s=0)
+    with TestClient(create_app(settings, runtime_factory=fake_factory)) as client:
+        r = readiness(client)
+        assert r.status_code == 200 and r.json()["not_ready"] == []
+        (broken,) = r.json()["unavailable"]
+        assert broken["model"] == "broken"
+        assert broken["reason"].startswith("every version failed to load: version 1: RuntimeError")
+
+
+@pytest.mark.parametrize(("grace_s", "status"), [(3600, 503), (0, 200)])
+def test_readyz_holds_for_a_version_still_to_come_only_within_the_grace(
+    store: Path, grace_s: float, status: int
+) -> None:
+    write_version(store, "words", 1)
+    (store / "late" / "1").mkdir(parents=True)  # a copy not begun yet
+    settings = Settings(model_store=store, poll_interval_s=0, ready_grace_s=grace_s)
+    with TestClient(create_app(settings, runtime_factory=fake_factory)) as client:
+        r = readiness(client)
+        assert r.status_code == status, r.text
+        assert r.json()["not_ready"] == (["late"] if status == 503 else [])
+        (late,) = r.json()["unavailable"]
+        assert late["model"] == "late" and "not complete yet" in late["reason"]
+        assert ("past READY_GRACE_S" in late["reason"]) == (status == 200)
+
+
+def test_a_first_scan_that_raises_still_ends_the_start(
+    store: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def run() -> None:
+        reg = registry(store)
+
+        async def broken_scan(**_: Any) -> None:
+            raise RuntimeError("boom")
+
+        reg.scan = broken_scan  # type: ignore[method-assign]
+        await reg.start()
+        assert reg.started and reg.not_ready() == []
+        await reg.stop()
+
+    with caplog.at_level(logging.ERROR, logger="service.registry"):
+        asyncio.run(run())
+    assert "the first store scan failed" in caplog.text
+
+
+def test_an_unreadable_model_folder_is_skipped_and_the_others_load(
+    store: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import service.registry
+
+    def listing(model_dir: Path) -> tuple[dict[int, Path], list[str]]:
+        if model_dir.name == "locked":  # as a folder of mode 000 does (but also for root)
+            raise PermissionError(13, "Permission denied", str(model_dir))
+        return version_folders(model_dir)
+
+    monkeypatch.setattr(service.registry, "version_folders", listing)
+    write_version(store, "words", 1)
+    write_version(store, "locked", 1)
+    (store / "dangling").symlink_to(store / "nowhere")
+    (store / "words" / "7").symlink_to(store / "nowhere")  # a broken version link
+
+    async def run() -> None:
+        reg = registry(store)
+        await reg.start()
+        for _ in range(3):
+            await reg.scan()
+        assert reg.names() == ["words"] and reg.not_ready() == []
+        assert reg.get("words").serving.version == 1  # type: ignore[union-attr]
+        await reg.stop()
+
+    with caplog.at_level(logging.WARNING, logger="service.registry"):
+        asyncio.run(run())
+    assert caplog.text.count("model folder locked: PermissionError") == 1, caplog.text
+    assert caplog.text.count("'7' is not a version folder") == 1, caplog.text
