@@ -52,6 +52,10 @@ def test_the_pages_name_only_assets_of_this_service(
         served = client.get(asset)
         assert served.status_code == 200, asset
         assert len(served.content) > 100, asset
+    # The browser refuses whatever the page's scripts would still fetch from elsewhere.
+    policy = response.headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "img-src 'self' data:" in policy
+    assert "*" not in policy and "http" not in policy, policy
     # Google's fonts are a request to another host; Swagger UI's validator badge too.
     assert "fonts.googleapis.com" not in response.text
     assert '"validatorUrl": null' in response.text or page == "/redoc"
