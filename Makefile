@@ -47,9 +47,11 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# The committed OpenAPI document, from the routes and schemas (a test fails when they differ).
+# The committed OpenAPI document, from the routes and schemas, and the API reference written from
+# it, docs/api.md (a test fails when either differs).
 openapi: install
 	$(BIN)/python -m service.openapi > openapi.json
+	$(BIN)/python -m service.api_reference openapi.json > docs/api.md
 
 # The Python client generated from openapi.json (a test fails when it is out of date).
 client: openapi

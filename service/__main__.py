@@ -16,6 +16,8 @@ from types import FrameType
 
 import uvicorn
 
+# First: TensorFlow reads its log level when it is imported (service.app imports it).
+from service import tf_logging  # noqa: F401
 from service.app import create_app
 from service.registry import ModelRegistry
 from service.settings import get_settings

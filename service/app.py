@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from service.device import configure_devices
+from service.docs_pages import install_docs_pages
 from service.errors import install_error_handlers
 from service.metrics import Metrics
 from service.middleware import BodyLimit, RequestMetrics
@@ -75,6 +76,9 @@ def create_app(
         # profile at 32 callers on /v1/qa. The service configures no provider and reports through
         # its own Prometheus collectors (/metrics), so this only stops that per-request check.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
+        # FastAPI's /docs and /redoc load their assets from a CDN: these are served from here.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.registry = registry
@@ -88,6 +92,7 @@ def create_app(
         density.router,
     ):
         app.include_router(router)
+    install_docs_pages(app)
     # Outermost first in the list Starlette builds: metrics see the 413s the body limit sends.
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)

@@ -35,6 +35,12 @@ def configure_devices(device: str, mixed_precision: bool) -> str:
     if mixed_precision and gpus:
         # A graph rewrite, so it applies to loaded SavedModels too, not only to Keras layers.
         tf.config.optimizer.set_experimental_options({"auto_mixed_precision": True})
+    if not gpus and choice != "cpu" and tf.test.is_built_with_cuda():
+        # TensorFlow's reasons (cuInit, driver versions) are C++ log lines, hidden by default.
+        log.warning(
+            "TensorFlow is built with CUDA but sees no GPU: serving on the CPU "
+            "(TF_CPP_MIN_LOG_LEVEL=0 shows TensorFlow's reasons)"
+        )
     chosen = f"gpu x{len(gpus)}" if gpus else "cpu"
     log.info("devices: %s (DEVICE=%s, mixed precision %s)", chosen, device, mixed_precision)
     return chosen

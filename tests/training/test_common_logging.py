@@ -65,3 +65,46 @@ def test_progress_with_unknown_total(capsys):
     bar.close()
     assert bar.n == 5
     assert "reading" in capsys.readouterr().err
+
+
+class FakeClock:
+    """tqdm's clock, moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _eta_seconds(bar_line: str) -> float | None:
+    """The remaining time of one tqdm line (`... [00:22<2:04:48, ...`); None when it shows `?`."""
+    remaining = bar_line.split("<", 1)[1].split(",", 1)[0]
+    if remaining == "?":
+        return None
+    seconds = 0.0
+    for part in remaining.split(":"):
+        seconds = seconds * 60 + float(part)
+    return seconds
+
+
+def test_progress_eta_leaves_out_the_compiling_first_step(capsys, monkeypatch):
+    # The QA demo's first line showed an ETA of 47 hours: its first step (XLA compiling) took
+    # 22 s, the next ones well under one. The first step gets no rate, the later ones theirs.
+    clock = FakeClock()
+    monkeypatch.setattr("tqdm.std.time", clock)
+    with Progress(total=7494, desc="qa") as bar:
+        clock.now += 22.0
+        bar.update(1, loss=5.6)
+        for _ in range(30):
+            clock.now += 1.0
+            bar.update(1, loss=5.0)
+    lines = capsys.readouterr().err.replace("\r", "\n").split("\n")
+    done = {int(line.split("/7494")[0].rsplit(" ", 1)[-1]): line for line in lines if "<" in line}
+    assert "[00:22<?, ?step/s" in done[1], done[1]
+    later = {n: line for n, line in done.items() if n > 1}
+    assert later, lines
+    for n, line in later.items():
+        steps_left = 7494 - n
+        # 1 step/s since the first step: the ETA is the steps left, in seconds.
+        assert _eta_seconds(line) == pytest.approx(steps_left, abs=2), line

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from types import TracebackType
+from typing import Any
 
 from tqdm.auto import tqdm
 
@@ -11,15 +12,51 @@ from tqdm.auto import tqdm
 # is a new chunk of text, so redraw rarely there.
 TERMINAL_MININTERVAL_S = 0.1
 LOG_FILE_MININTERVAL_S = 5.0
-# Weight of the latest update in tqdm's moving-average rate; training steps vary (data loading,
-# checkpoints), and a smaller weight than tqdm's 0.3 shows a steadier speed.
-RATE_SMOOTHING = 0.1
 # Significant digits of a metric in the bar: enough to see a loss move, short enough to fit.
 METRIC_DIGITS = 4
 
 
+class _RateAfterWarmup(tqdm):
+    """tqdm whose speed, and so remaining time, leaves out the first update.
+
+    A training job's first step traces its tf.function and, with `--jit`, compiles it with XLA:
+    the QA demo's took 22 s where the next ones take well under one, and tqdm's rate made the
+    first line's remaining time 47 hours. Here the first update shows `?` for both, and later
+    ones the mean speed since the first ended: steadier than a moving average, as training steps
+    vary (data loading, checkpoints). The elapsed time still counts from the start.
+    """
+
+    # (clock, units done) when the first update ended; None before it.
+    warmed_at: tuple[float, float] | None = None
+
+    def update(self, n: float | None = 1) -> bool | None:
+        shown = super().update(n)
+        if self.warmed_at is None and not self.disable:
+            self.warmed_at = (self._time(), self.n)
+        return shown
+
+    @property
+    def format_dict(self) -> dict[str, Any]:
+        # Fresh each call; tqdm's close() disables the bar before its last line, so no early
+        # return on `self.disable`.
+        meter: dict[str, Any] = super().format_dict
+        rate = None
+        if self.warmed_at is not None:
+            since, done = self.warmed_at
+            if self._time() > since and self.n > done:
+                rate = (self.n - done) / (self._time() - since)
+        meter["rate"] = rate
+        if rate is None:
+            # tqdm falls back on (n - initial) / elapsed: zero here, which it shows as `?`.
+            meter["initial"] = self.n
+        return meter
+
+
 class Progress:
-    """Progress bar on stderr showing steps done, speed (tqdm's rate) and the latest metrics.
+    """Progress bar on stderr showing steps done, speed and the latest metrics.
+
+    The speed and remaining time leave out the first update, which in a training loop is the
+    step that compiles (`_RateAfterWarmup`).
 
     Args:
         total: number of updates expected (steps, batches), or None when unknown.
@@ -44,7 +81,7 @@ class Progress:
         # Counted here too: a disabled tqdm bar does not count.
         self._n = 0
         is_terminal = getattr(sys.stderr, "isatty", lambda: False)()
-        self._bar = tqdm(
+        self._bar = _RateAfterWarmup(
             total=total,
             desc=desc,
             unit=unit,
@@ -52,7 +89,6 @@ class Progress:
             file=sys.stderr,
             dynamic_ncols=True,
             mininterval=TERMINAL_MININTERVAL_S if is_terminal else LOG_FILE_MININTERVAL_S,
-            smoothing=RATE_SMOOTHING,
         )
 
     @property
