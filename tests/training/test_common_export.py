@@ -122,6 +122,18 @@ def test_failing_write_model_leaves_nothing(tmp_path):
     assert next_version(tmp_path, "jose-zh") == 2
 
 
+def test_what_write_model_adds_to_the_metrics_is_recorded(tmp_path):
+    metrics: dict[str, Any] = {"loss": 0.5}
+
+    def write(folder: Path) -> list[str]:
+        metrics["saved_model_max_abs_error"] = 1e-6  # as training.encoder checks its export
+        return _fake_saved_model(folder)
+
+    path = _export(tmp_path, write_model=write, metrics=metrics)
+    manifest = json.loads((path / MANIFEST_FILENAME).read_text())
+    assert manifest["metrics"] == {"loss": 0.5, "saved_model_max_abs_error": 1e-6}
+
+
 def test_write_model_without_saved_model_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="saved_model.pb"):
         _export(tmp_path, write_model=lambda folder: ["serving_default"])

@@ -299,6 +299,11 @@ def export_version(
         manifest.update(
             version=number,
             created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            # Read again: write_model may add to them (training.encoder records the SavedModel's
+            # error against the Keras model in `metrics`).
+            config=_jsonable(config),
+            data=_jsonable(data),
+            metrics=_jsonable(metrics),
             signatures=list(signatures),
             library_versions=library_versions(),
         )
