@@ -106,13 +106,19 @@ _TEMP_RE = re.compile(
 class TempFolderOwner:
     """The process that is building a temporary version folder."""
 
-    host: str
+    host: str  # `this_host()` of the machine it ran on
     pid: int
 
 
 def this_host() -> str:
-    """This machine's name as temporary folder names spell it (no '/', nothing odd)."""
-    return re.sub(r"[^A-Za-z0-9.\-]", "_", socket.gethostname())[:64] or "localhost"
+    """Where a process id names one process: the host name and, where /proc shows it, the
+    process-id namespace (containers sharing a host name and a store count their pids apart).
+    Spelled for a folder name: no '/', nothing odd."""
+    name = re.sub(r"[^A-Za-z0-9.\-]", "_", socket.gethostname())[:64] or "localhost"
+    try:
+        return f"{name}_{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return name
 
 
 def temp_folder_name(version: int) -> str:

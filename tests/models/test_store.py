@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -242,6 +243,15 @@ def test_owner_parsing_takes_hosts_with_dashes_and_refuses_older_names():
 
 def test_the_host_name_is_one_safe_path_part(monkeypatch):
     monkeypatch.setattr(store.socket, "gethostname", lambda: "a/b c")
-    assert this_host() == "a_b_c"
+    assert re.fullmatch(r"a_b_c(_[0-9]+)?", this_host())
     monkeypatch.setattr(store.socket, "gethostname", lambda: "")
-    assert this_host() == "localhost"
+    assert re.fullmatch(r"localhost(_[0-9]+)?", this_host())
+
+
+def test_the_host_says_which_process_ids_it_counts(monkeypatch):
+    # Two containers with one host name and separate pid namespaces must not take each other's
+    # live exports for dead ones.
+    if not Path("/proc/self/ns/pid").exists():
+        pytest.skip("no /proc pid namespaces here")
+    inode = os.stat("/proc/self/ns/pid").st_ino
+    assert this_host().endswith(f"_{inode}")
