@@ -11,10 +11,12 @@ from __future__ import annotations
 import ast
 import json
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
-from models.store import MANIFEST_FILENAME, MANIFEST_TYPES, QAManifest
+from models.jose.tokenizer import TOKENIZER_KINDS
+from models.store import MANIFEST_FILENAME, MANIFEST_TYPES, JoseTokenizer, QAManifest
 from service.registry import default_runtime_factory
 from service.runtimes import _RUNTIMES, runtime_class
 from service.runtimes.base import read_manifest
@@ -33,6 +35,12 @@ def test_every_served_pair_has_its_typed_manifest():
     for (task, family), kind in MANIFEST_TYPES.items():
         runtime = runtime_class(task, family)
         assert (runtime.task, runtime.family, runtime.manifest_type) == (task, family, kind)
+
+
+def test_the_contract_knows_every_jose_tokenizer():
+    # models.store spells the kinds itself to stay free of the model code.
+    kinds = JoseTokenizer.model_fields["kind"].annotation
+    assert set(get_args(kinds)) == set(TOKENIZER_KINDS)
 
 
 def _reads_by_key(node: ast.AST) -> bool:
