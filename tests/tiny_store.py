@@ -6,17 +6,23 @@ The HTTP tests of each family build the one they need; the client and fuzzing te
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from models.generation.export import export_generation_saved_model
 from models.qa.export import export_qa_saved_model
+from models.store import MANIFEST_FILENAME, MANIFEST_TYPES, read_manifest
 from tests.models.test_generation import VOCAB_SIZE as LM_VOCAB_SIZE
 from tests.models.test_generation import randomise, tiny_lm
 from tests.models.test_qa_cache import tiny_model
 from training.common import export_version
+
+if TYPE_CHECKING:
+    from service.runtimes.base import Runtime
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 SEP_ID = SPECIALS.index("[SEP]")
@@ -134,3 +140,25 @@ def build_tiny_store(root: Path, work: Path) -> Path:
     export_tiny_generation(root, TINY_MODELS["generation-vector"], None, max_length=24)
     train_tiny_density(root, TINY_MODELS["density"], work)
     return root
+
+
+def load_in_runtime(version: Path) -> Runtime:
+    """The store's round trip for one exported version: its manifest parses into the typed
+    manifest of its (task, family), the runtime the service picks for it is made from it, loads
+    the SavedModel and warms up (over small buckets, so that this stays quick)."""
+    from service.registry import default_runtime_factory
+    from service.settings import Settings
+
+    typed = read_manifest(version)
+    assert type(typed) is MANIFEST_TYPES[(typed.task, typed.family)]
+    as_written = json.loads((version / MANIFEST_FILENAME).read_text(encoding="utf-8"))
+    assert typed.as_json() == as_written
+    settings = Settings(
+        model_store=version.parent.parent, max_batch_size=2, length_buckets="16,32", warmup=True
+    )
+    runtime = default_runtime_factory(version.parent.name, int(version.name), version, settings)
+    assert (runtime.task, runtime.family) == (typed.task, typed.family)
+    assert runtime.spec == typed and runtime.manifest == as_written
+    runtime.load()
+    runtime.warmup()
+    return runtime

@@ -16,6 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from models.store import version_folders
+
 log = logging.getLogger("training.demo")
 
 # Planted topics for the JoSE demo: documents about one topic share its words, so sentence
@@ -60,7 +62,7 @@ def demo_embedding_corpus(n_docs: int = 3000, seed: int = 0) -> list[str]:
 
 def has_version(store: Path, name: str) -> bool:
     folder = store / name
-    return folder.is_dir() and any(p.name.isdigit() for p in folder.iterdir())
+    return folder.is_dir() and bool(version_folders(folder)[0])
 
 
 def train_jose_demo(store: Path, name: str, epochs: int, seed: int) -> None:

@@ -41,8 +41,9 @@ from models.bert.export import (
 )
 from models.bert.pooling import masked_mean_pool
 from models.bert.tokenizer import VOCAB_FILE, BertTokenizer
+from models.store import validate_model_name
 from training.common.cli import DEFAULT_STORE
-from training.common.export import export_version, validate_model_name
+from training.common.export import export_version
 
 log = logging.getLogger("training.encoder")
 

@@ -37,11 +37,11 @@ from models.generation.data import (
 )
 from models.generation.decoding import generate, label_guidance, make_rows, row_text
 from models.generation.sampling import SamplingParams
+from models.store import GenerationManifest, read_manifest
 from training.common.text import pad_width
 
 EVAL_BATCH_SIZE = 64
 DEFAULT_SAMPLES_PER_LABEL = 200
-MANIFEST_FILE = "manifest.json"
 
 
 class ScoringModel(Protocol):
@@ -174,12 +174,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--samples-out", type=Path, default=None, help="write the samples as JSON")
     args = p.parse_args(argv)
 
-    manifest = json.loads((args.model / MANIFEST_FILE).read_text(encoding="utf-8"))
-    labels = manifest.get("labels")
+    manifest = read_manifest(args.model, GenerationManifest)
+    labels = manifest.labels
     if not labels:
         sys.exit("label fidelity needs a label-conditioned model")
     model = SavedModelGenerationStepModel(args.model)
-    tokenizer = BertTokenizer(args.model / "assets" / "vocab.txt", lowercase=True)
+    spec = manifest.tokenizer
+    tokenizer = BertTokenizer(args.model / spec.vocab, spec.lowercase, spec.strip_accents)
     params = SamplingParams(args.temperature, args.top_k or None, args.top_p)
     metrics, samples = evaluate_generation(
         model,
@@ -187,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         labels,
         read_conditional_texts(args.train),
         read_conditional_texts(args.valid),
-        int(manifest["max_length"]),
+        manifest.max_length,
         args.samples_per_label,
         params,
         args.seed,

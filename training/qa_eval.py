@@ -29,10 +29,10 @@ from models.qa.samples import (
     DEFAULT_MAX_PASSAGE_TOKENS,
     DEFAULT_MAX_QUESTION_TOKENS,
 )
+from models.store import QAManifest, read_manifest
 
 # Questions decoded together in one batch of model calls (their passages x beams are the rows).
 DEFAULT_QUESTIONS_PER_BATCH = 16
-MANIFEST_FILE = "manifest.json"
 # Windows overlap by half, as in training (training.qa's DEFAULT_WINDOW_STRIDE_FRACTION).
 WINDOW_STRIDE_FRACTION = 0.5
 
@@ -97,18 +97,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     from models.qa.export import SavedModelStepModel
 
     args = build_parser().parse_args(argv)
-    manifest = json.loads((args.model / MANIFEST_FILE).read_text(encoding="utf-8"))
-    spec = manifest["tokenizer"]
-    tokenizer = BertTokenizer(
-        args.model / spec["vocab"], bool(spec["lowercase"]), spec.get("strip_accents")
-    )
-    decoding = manifest.get("decoding", {})
-    beam_size = args.beam_size or int(decoding.get("beam_size", 1))
-    extractive = (
-        args.extractive if args.extractive is not None else bool(decoding.get("extractive"))
-    )
-    window = int(manifest["max_passage_tokens"])
-    stride = int(manifest.get("config", {}).get("window_stride") or window * WINDOW_STRIDE_FRACTION)
+    manifest = read_manifest(args.model, QAManifest)
+    spec = manifest.tokenizer
+    tokenizer = BertTokenizer(args.model / spec.vocab, spec.lowercase, spec.strip_accents)
+    beam_size = args.beam_size or manifest.decoding.beam_size
+    extractive = args.extractive if args.extractive is not None else manifest.decoding.extractive
+    window = manifest.max_passage_tokens
+    # Windows as in training, where the training configuration says.
+    stride = int(manifest.config.get("window_stride") or window * WINDOW_STRIDE_FRACTION)
     examples = [window_passages(e, window, stride) for e in read_qa_file(args.data)]
     examples = examples[: args.limit]
     saved = SavedModelStepModel(args.model)
@@ -121,8 +117,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         tokenizer,
         examples,
         max_passage_tokens=window,
-        max_question_tokens=int(manifest["max_question_tokens"]),
-        max_answer_tokens=int(manifest["max_answer_tokens"]),
+        max_question_tokens=manifest.max_question_tokens,
+        max_answer_tokens=manifest.max_answer_tokens,
         beam_size=beam_size,
         extractive=extractive,
         questions_per_batch=args.questions_per_batch,

@@ -7,13 +7,14 @@ No FastAPI in here.
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from models.store import Manifest, WordPieceTokenizer
+from models.store import read_manifest as read_typed_manifest
 from service.errors import BadInput, ServiceError
 from service.metrics import Metrics
 from service.settings import Settings
@@ -25,6 +26,10 @@ if TYPE_CHECKING:  # the tokenizer's package imports TensorFlow; runtimes load i
 class Runtime(ABC):
     task: ClassVar[str]
     family: ClassVar[str]
+    # The manifest this runtime reads (`models.store`), checked when it is made: a version that
+    # lacks a key the runtime needs fails to load with a message naming the key.
+    manifest_type: ClassVar[type[Manifest]] = Manifest
+    spec: Manifest
     # The service's collectors, set by the registry (runtimes that keep their own loop use it).
     metrics: Metrics | None = None
 
@@ -33,7 +38,9 @@ class Runtime(ABC):
         self.version = version
         self.path = path
         self.settings = settings
-        self.manifest: dict[str, Any] = read_manifest(path)
+        self.spec = read_typed_manifest(path, self.manifest_type)
+        # The manifest as written, for GET /v1/models; the runtime reads the typed `spec`.
+        self.manifest: dict[str, Any] = self.spec.as_json()
 
     @abstractmethod
     def load(self) -> None:
@@ -60,29 +67,24 @@ def reading_input(what: str) -> Iterator[None]:
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
-    with open(path / "manifest.json", encoding="utf-8") as f:
-        manifest = json.load(f)
-    if not isinstance(manifest, dict) or "task" not in manifest or "family" not in manifest:
-        raise ValueError(f"{path}/manifest.json has no task/family")
-    return manifest
+    """The manifest of version folder `path` as written, once `models.store`'s contract has
+    checked it (the typed manifest of its task and family, or the keys every manifest has for a
+    pair no runtime serves). OSError if unreadable, ValueError naming the file and its bad keys.
+    """
+    return read_typed_manifest(path).as_json()
 
 
-def wordpiece_tokenizer(path: Path, manifest: dict[str, Any], **kwargs: Any) -> BertTokenizer:
+def wordpiece_tokenizer(path: Path, spec: WordPieceTokenizer, **kwargs: Any) -> BertTokenizer:
     """The WordPiece tokenizer a manifest's `tokenizer` entry describes (vocab.txt in assets/);
-    a vocabulary outside the version folder is refused (nothing outside the store is read)."""
+    a vocabulary outside the version folder (through a link) is refused: nothing outside the
+    store is read."""
     from models.bert.tokenizer import BertTokenizer
 
-    spec = manifest.get("tokenizer", {})
-    if spec.get("kind", "wordpiece") != "wordpiece":
-        raise ValueError(f"{path}: tokenizer kind {spec.get('kind')!r} is not 'wordpiece'")
-    vocab = (path / spec.get("vocab", "assets/vocab.txt")).resolve()
+    vocab = (path / spec.vocab).resolve()
     if not vocab.is_relative_to(path.resolve()):
-        raise ValueError(f"{path}: the vocabulary {spec.get('vocab')!r} is outside the version")
+        raise ValueError(f"{path}: the vocabulary {spec.vocab!r} is outside the version")
     return BertTokenizer(
-        vocab,
-        lowercase=bool(spec.get("lowercase", True)),
-        strip_accents=spec.get("strip_accents"),
-        **kwargs,
+        vocab, lowercase=spec.lowercase, strip_accents=spec.strip_accents, **kwargs
     )
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from models.store import BertEmbeddingManifest
 from service.errors import BadInput, PayloadTooLarge
 from service.runtimes.base import bucket_for, wordpiece_tokenizer
 from service.runtimes.embedding import EmbeddingRuntime, EncodedText
@@ -137,12 +138,14 @@ class BertEmbeddingRuntime(EmbeddingRuntime):
     """
 
     family = "bert"
+    manifest_type = BertEmbeddingManifest
+    spec: BertEmbeddingManifest
 
     def __init__(self, name: str, version: int, path: Path, settings: Settings) -> None:
         super().__init__(name, version, path, settings)
-        self.dim = int(self.manifest["dim"])
-        self.max_seq_len = int(self.manifest["max_seq_len"])
-        self.tokenizer = wordpiece_tokenizer(path, self.manifest, max_length=self.max_seq_len)
+        self.dim = self.spec.dim
+        self.max_seq_len = self.spec.max_seq_len
+        self.tokenizer = wordpiece_tokenizer(path, self.spec.tokenizer, max_length=self.max_seq_len)
         # Capped so that no bucket pads past the position table.
         self.length_buckets = tuple(sorted({min(b, self.max_seq_len) for b in settings.buckets}))
         self.max_tokens = self.length_buckets[-1]

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from models.store import DensityManifest
 from service.errors import BadInput
 from service.runtimes.base import Runtime
 from service.settings import Settings
@@ -59,12 +60,13 @@ class SampleResult:
 class DensityRuntime(Runtime):
     task = "density"
     family = "iresnet"
+    manifest_type = DensityManifest
+    spec: DensityManifest
 
     def __init__(self, name: str, version: int, path: Path, settings: Settings) -> None:
         super().__init__(name, version, path, settings)
-        self.input_dim = int(self.manifest["input_dim"])
-        levels = self.manifest.get("levels")
-        self.levels = int(levels) if levels else None
+        self.input_dim = self.spec.input_dim
+        self.levels = self.spec.levels
         self._model: Any = None
 
     @property

@@ -6,11 +6,12 @@ from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from models.jose.tokenizer import Tokenizer, Vocabulary
+from models.store import EmbeddingManifest, JoseEmbeddingManifest, Manifest
 from service.errors import BadInput, PayloadTooLarge
 from service.runtimes.base import Runtime, bucket_for
 from service.settings import Settings
@@ -34,6 +35,8 @@ class EmbeddingRuntime(Runtime):
     """What /v1/embeddings needs of any embedding family."""
 
     task = "embedding"
+    manifest_type: ClassVar[type[Manifest]] = EmbeddingManifest
+    spec: EmbeddingManifest
 
     @abstractmethod
     def prepare(self, text: str, method: str | None) -> EncodedText:
@@ -43,12 +46,14 @@ class EmbeddingRuntime(Runtime):
 class JoseEmbeddingRuntime(EmbeddingRuntime):
     task = "embedding"
     family = "jose"
+    manifest_type = JoseEmbeddingManifest
+    spec: JoseEmbeddingManifest
 
     def __init__(self, name: str, version: int, path: Path, settings: Settings) -> None:
         super().__init__(name, version, path, settings)
-        self.tokenizer = Tokenizer.from_config(self.manifest["tokenizer"])
+        self.tokenizer = Tokenizer(self.spec.tokenizer.kind, self.spec.tokenizer.lowercase)
         self.vocab = Vocabulary.load(path / "assets" / "vocab.txt")
-        self.dim = int(self.manifest["dim"])
+        self.dim = self.spec.dim
         self.default_method = "fold_in"
         self.buckets = settings.buckets
         self._signatures: dict[str, Any] = {}

@@ -26,6 +26,7 @@ from models.generation.decoding import (
     make_rows,
 )
 from models.generation.sampling import SamplingParams
+from models.store import GenerationManifest
 from service.errors import BadInput, PayloadTooLarge
 from service.generation import GenerationScheduler
 from service.runtimes.base import Runtime, wordpiece_tokenizer
@@ -35,15 +36,16 @@ from service.settings import Settings
 class GenerationRuntime(Runtime):
     task = "generation"
     family = "cln-lm"
+    manifest_type = GenerationManifest
+    spec: GenerationManifest
 
     def __init__(self, name: str, version: int, path: Path, settings: Settings) -> None:
         super().__init__(name, version, path, settings)
-        self.tokenizer = wordpiece_tokenizer(path, self.manifest)
-        self.labels: list[str] | None = self.manifest.get("labels")
-        dim = self.manifest.get("condition_dim")
-        self.condition_dim: int | None = int(dim) if dim is not None else None
-        self.max_length = int(self.manifest["max_length"])
-        self.sampling_defaults: dict[str, Any] = dict(self.manifest.get("sampling") or {})
+        self.tokenizer = wordpiece_tokenizer(path, self.spec.tokenizer)
+        self.labels = self.spec.labels
+        self.condition_dim = self.spec.condition_dim
+        self.max_length = self.spec.max_length
+        self.sampling_defaults = self.spec.sampling
         self._model: Any = None
         self._label_vectors: np.ndarray | None = None
         self._scheduler: GenerationScheduler | None = None
@@ -135,9 +137,9 @@ class GenerationRuntime(Runtime):
         """The request's sampling parameters, the model's defaults where it says nothing."""
         d = self.sampling_defaults
         return SamplingParams(
-            temperature=d.get("temperature", 1.0) if temperature is None else temperature,
-            top_k=d.get("top_k") if top_k is None else (top_k or None),
-            top_p=d.get("top_p") if top_p is None else top_p,
+            temperature=d.temperature if temperature is None else temperature,
+            top_k=d.top_k if top_k is None else (top_k or None),
+            top_p=d.top_p if top_p is None else top_p,
         )
 
     def run_batch(self, items: Sequence[Any]) -> Sequence[Any]:

@@ -15,6 +15,7 @@ from typing import Any
 
 from models.qa.decoding import QAResult, banned_ids, decode_batch, results_from_decoded
 from models.qa.samples import join_prefix
+from models.store import QAManifest
 from service.errors import BadInput
 from service.runtimes.base import Runtime, wordpiece_tokenizer
 from service.settings import Settings
@@ -47,16 +48,17 @@ class QAItem:
 class QARuntime(Runtime):
     task = "qa"
     family = "bert-unilm"
+    manifest_type = QAManifest
+    spec: QAManifest
 
     def __init__(self, name: str, version: int, path: Path, settings: Settings) -> None:
         super().__init__(name, version, path, settings)
-        self.tokenizer = wordpiece_tokenizer(path, self.manifest)
-        self.max_passage_tokens = int(self.manifest["max_passage_tokens"])
-        self.max_question_tokens = int(self.manifest["max_question_tokens"])
-        self.max_answer_tokens = int(self.manifest["max_answer_tokens"])
-        decoding = self.manifest.get("decoding", {})
-        self.default_beam_size = int(decoding.get("beam_size", 1))
-        self.default_extractive = bool(decoding.get("extractive", False))
+        self.tokenizer = wordpiece_tokenizer(path, self.spec.tokenizer)
+        self.max_passage_tokens = self.spec.max_passage_tokens
+        self.max_question_tokens = self.spec.max_question_tokens
+        self.max_answer_tokens = self.spec.max_answer_tokens
+        self.default_beam_size = self.spec.decoding.beam_size
+        self.default_extractive = self.spec.decoding.extractive
         self._model: Any = None
 
     def load(self) -> None:

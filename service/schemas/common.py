@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pydantic import BaseModel, Field
 
-from pydantic import BaseModel, Field, StringConstraints
-
-# DESIGN.md: model names are letters, digits, '-', '_', '.'; never a path.
-MODEL_NAME_PATTERN = r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,127}$"  # no leading dot: never ".", ".."
-ModelName = Annotated[str, StringConstraints(pattern=MODEL_NAME_PATTERN)]
+# DESIGN.md: model names are letters, digits, '-', '_', '.'; never a path. One rule for the store,
+# the training jobs and the service's URLs and request fields.
+from models.store import MODEL_NAME_PATTERN as MODEL_NAME_PATTERN
+from models.store import ModelName as ModelName
 
 # Hard caps of the schema (422 past them). The configured limits (MAX_INPUTS, MAX_TEXT_CHARS, ...)
 # are lower and answer 413; these caps only stop absurd requests before any work is done.

@@ -39,7 +39,19 @@ def expected_vector(text: str) -> np.ndarray:
 def write_version(store: Path, name: str, version: int, **manifest: Any) -> Path:
     path = store / name / str(version)
     path.mkdir(parents=True)
-    body = {"name": name, "version": version, "task": "embedding", "family": "fake", "dim": DIM}
+    body = {
+        "name": name,
+        "version": version,
+        "task": "embedding",
+        "family": "fake",
+        "created_at": "2026-01-01T00:00:00+00:00",
+        "config": {},
+        "data": {},
+        "metrics": {},
+        "signatures": ["average"],
+        "library_versions": {},
+        "dim": DIM,
+    }
     body.update(manifest)
     (path / "manifest.json").write_text(json.dumps(body))
     (path / "saved_model.pb").write_bytes(b"")  # the registry tries only complete-looking versions

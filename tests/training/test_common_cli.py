@@ -63,6 +63,9 @@ def test_all_options():
     "extra",
     [
         ["--name", "../etc"],
+        # Names the service skips: refused before any training, not at the export.
+        ["--name", ".x"],
+        ["--name", "a" * 200],
         ["--name", "m", "--epochs", "0"],
         ["--name", "m", "--ema-decay", "1.0"],
         ["--name", "m", "--workers", "-1"],

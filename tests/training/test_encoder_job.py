@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 from models.bert.export import EMBEDDING_KEY, SIGNATURE_EMBED, VOCAB_ASSET_PATH
+from models.store import REQUIRED_MANIFEST_KEYS
 from tests.models.test_bert_checkpoint import (
     HIDDEN,
     POSITIONS,
@@ -19,7 +20,7 @@ from tests.models.test_bert_checkpoint import (
     write_google_folder,
     write_hf_folder,
 )
-from training.common.export import REQUIRED_MANIFEST_KEYS
+from tests.tiny_store import load_in_runtime
 from training.encoder import EXPORT_TOLERANCE, default_lowercase, main
 
 ST_MAX_SEQ_LENGTH = 12  # below the tiny position table, so the default is visibly read
@@ -54,6 +55,7 @@ def test_hf_folder_becomes_a_version_with_the_manifest(tmp_path: Path) -> None:
     assert (manifest["task"], manifest["family"], manifest["version"]) == ("embedding", "bert", 1)
     assert manifest["dim"] == HIDDEN and manifest["pooling"] == "mean"
     assert manifest["max_seq_len"] == ST_MAX_SEQ_LENGTH
+    assert load_in_runtime(final).max_seq_len == ST_MAX_SEQ_LENGTH  # the store's round trip
     assert manifest["tokenizer"] == {
         "kind": "wordpiece",
         "lowercase": True,

@@ -14,7 +14,8 @@ from models.generation.data import cut_text, label_names, read_conditional_texts
 from models.generation.decoding import generate, make_rows
 from models.generation.export import SavedModelGenerationStepModel
 from models.generation.sampling import SamplingParams
-from training.common.export import REQUIRED_MANIFEST_KEYS
+from models.store import REQUIRED_MANIFEST_KEYS
+from tests.tiny_store import load_in_runtime
 from training.generation import train_generation
 from training.generation_eval import distinct_n, evaluate_generation
 
@@ -83,6 +84,7 @@ def test_job_exports_labels_and_resumes(tmp_path: Path, capsys: pytest.CaptureFi
     manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
     for key in (*REQUIRED_MANIFEST_KEYS, "labels", "max_length", "tokenizer", "sampling"):
         assert key in manifest
+    assert load_in_runtime(path).labels == ["0", "1"]  # the store's round trip
     assert manifest["task"] == "generation" and manifest["family"] == "cln-lm"
     assert manifest["labels"] == ["0", "1"] and "condition_dim" not in manifest
     assert {"prefill", "step", "label_condition"} <= set(manifest["signatures"])
@@ -104,6 +106,7 @@ def test_vector_conditioned_job(tmp_path: Path) -> None:
     assert path is not None
     manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["condition_dim"] == 3 and "labels" not in manifest
+    assert load_in_runtime(path).condition_dim == 3
     assert SavedModelGenerationStepModel(path).condition_size == 3
 
 

@@ -11,8 +11,9 @@ from models.bert.tokenizer import BertTokenizer
 from models.qa.export import SavedModelStepModel
 from models.qa.readers import write_webqa_file
 from models.qa.synthetic import make_synthetic_examples
+from models.store import REQUIRED_MANIFEST_KEYS
+from tests.tiny_store import load_in_runtime
 from training import qa_eval
-from training.common import REQUIRED_MANIFEST_KEYS
 from training.common.text import build_char_vocab, epoch_batches
 from training.qa import train_qa
 
@@ -76,6 +77,7 @@ def test_job_exports_a_decodable_version_and_resumes(tmp_path, capsys):
     for key in (*REQUIRED_MANIFEST_KEYS, "max_passage_tokens", "max_answer_tokens", "tokenizer"):
         assert key in manifest
     assert manifest["task"] == "qa" and manifest["max_answer_tokens"] == 6
+    assert load_in_runtime(path).max_question_tokens == 16  # the store's round trip
     assert {"prefill", "step", "reorder", "full_logits"} <= set(manifest["signatures"])
     assert 0.0 <= manifest["metrics"]["valid_accuracy"] <= 1.0
     assert manifest["metrics"]["steps"] == 2 * -(-manifest["data"]["passages"] // 8)

@@ -1,5 +1,6 @@
 """Pieces every training job shares: seeding, progress, TensorBoard, checkpoints and resume,
-weight averaging, data helpers, atomic export into the model store, and common CLI options."""
+weight averaging, data helpers, atomic export into the model store, and common CLI options.
+The store's names, rules and manifest types are `models.store`'s."""
 
 from training.common.checkpoint import CheckpointKeeper
 from training.common.cli import add_common_args
@@ -15,22 +16,16 @@ from training.common.data import (
 )
 from training.common.ema import ExponentialMovingAverage
 from training.common.export import (
-    MANIFEST_FILENAME,
-    REQUIRED_MANIFEST_KEYS,
-    TASK_MANIFEST_KEYS,
     export_version,
     library_versions,
     next_version,
-    validate_model_name,
+    remove_stale_temp_folders,
 )
 from training.common.progress import Progress
 from training.common.seeding import set_seed
 from training.common.tensorboard import TensorBoardLogger
 
 __all__ = [
-    "MANIFEST_FILENAME",
-    "REQUIRED_MANIFEST_KEYS",
-    "TASK_MANIFEST_KEYS",
     "CheckpointKeeper",
     "ExponentialMovingAverage",
     "Progress",
@@ -45,8 +40,8 @@ __all__ = [
     "next_version",
     "parallel_map_ordered",
     "read_lines",
+    "remove_stale_temp_folders",
     "resume_position",
     "set_seed",
     "shard_indices",
-    "validate_model_name",
 ]

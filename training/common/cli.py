@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from training.common.export import validate_model_name
+from models.store import validate_model_name
 
 # Where checkpoints and TensorBoard logs go when not given: <folder>/<model name>.
 DEFAULT_CHECKPOINT_ROOT = Path("checkpoints")

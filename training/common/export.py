@@ -1,8 +1,10 @@
 """Atomic export of a trained model as a new version in the model store, with its manifest.
 
-Layout (TensorFlow Serving's): `<store>/<name>/<version>/` holding a SavedModel and
-`manifest.json`. A version is built in a hidden temporary folder beside the final one and
-renamed into place only when complete, so a reader of the store never sees half a version.
+Layout and manifest: `models.store`, the contract the service reads with. A version is built in a
+hidden temporary folder beside the final one, its manifest is checked against the contract, and
+only then is it renamed into place, so a reader of the store never sees half a version nor one its
+runtime cannot load. Temporary folders that killed jobs left behind are removed by the next export
+of the same model.
 """
 
 from __future__ import annotations
@@ -10,12 +12,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import logging
 import math
 import os
 import platform
-import re
-import secrets
 import shutil
+import time
 from collections.abc import Callable, Mapping
 from importlib import metadata
 from pathlib import Path
@@ -23,72 +25,38 @@ from typing import Any
 
 import numpy as np
 
-MANIFEST_FILENAME = "manifest.json"
-SAVED_MODEL_FILENAME = "saved_model.pb"
-# Keys every manifest has (DESIGN.md, "The model store"); per-task keys come in `extra`.
-REQUIRED_MANIFEST_KEYS = (
-    "name",
-    "version",
-    "task",
-    "family",
-    "created_at",
-    "config",
-    "data",
-    "metrics",
-    "signatures",
-    "library_versions",
+from models.store import (
+    MANIFEST_FILENAME,
+    REQUIRED_MANIFEST_KEYS,
+    SAVED_MODEL_FILENAME,
+    TEMP_PREFIX,
+    manifest_type,
+    parse_manifest,
+    temp_folder_name,
+    temp_folder_owner,
+    this_host,
+    validate_model_name,
+    version_folders,
 )
-# Manifest keys each task adds (DESIGN.md, "The model store"). For generation, at least one of
-# `labels` (names in condition order) and `condition_dim`.
-TASK_MANIFEST_KEYS: dict[str, tuple[str, ...]] = {
-    "embedding": ("dim", "tokenizer"),
-    "qa": ("max_passage_tokens", "max_answer_tokens"),
-    "generation": (),
-    "density": ("input_dim", "levels", "preprocessing"),
-}
-GENERATION_CONDITION_KEYS = ("labels", "condition_dim")
-# Temporary version folders start with a dot so that no reader takes them for a version.
-TEMP_PREFIX = ".tmp-"
+
+log = logging.getLogger(__name__)
+
 # Attempts at renaming into place when other jobs keep taking the version number first.
 MAX_RENAME_ATTEMPTS = 100
-_MODEL_NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
-
-
-def validate_model_name(name: str) -> str:
-    """Returns `name` if it is a valid model name, else raises ValueError.
-
-    Valid: letters, digits, `-`, `_` and `.`, and not `.` or `..`, so a name is always one
-    folder inside the store and never a path out of it.
-    """
-    if not isinstance(name, str) or not _MODEL_NAME_RE.fullmatch(name) or name in {".", ".."}:
-        raise ValueError(
-            f"invalid model name {name!r}: use letters, digits, '-', '_' and '.' "
-            "(and not '.' or '..')"
-        )
-    return name
-
-
-def _check_task_keys(task: str, extra: Mapping[str, Any]) -> None:
-    """Raises ValueError if `task` is unknown or `extra` lacks a key its manifest must have."""
-    if task not in TASK_MANIFEST_KEYS:
-        raise ValueError(f"unknown task {task!r}; one of {sorted(TASK_MANIFEST_KEYS)}")
-    missing = [key for key in TASK_MANIFEST_KEYS[task] if key not in extra]
-    if missing:
-        raise ValueError(f"a {task} manifest needs the extra keys {missing}")
-    if task == "generation" and not any(key in extra for key in GENERATION_CONDITION_KEYS):
-        raise ValueError(f"a generation manifest needs one of {list(GENERATION_CONDITION_KEYS)}")
+# A temporary folder whose owner cannot be checked (another host, or a name from before owners
+# were recorded) is taken for a killed job's once untouched this long: an export writes its
+# folder in minutes, so a day leaves a wide margin for slow disks.
+STALE_TEMP_AGE_S = 24 * 3600
+# /proc gives a process's start to a clock tick and the boot time to the second.
+_START_TIME_SLACK_S = 2.0
+# Stand-ins while checking a manifest before `write_model` runs: only it knows its signatures.
+_PENDING_SIGNATURES = ["pending"]
 
 
 def _existing_versions(model_dir: Path) -> list[int]:
     if not model_dir.is_dir():
         return []
-    versions = []
-    for entry in model_dir.iterdir():
-        if entry.is_dir() and entry.name.isascii() and entry.name.isdigit():
-            number = int(entry.name)
-            if number > 0:
-                versions.append(number)
-    return versions
+    return list(version_folders(model_dir)[0])
 
 
 def next_version(store: str | os.PathLike[str], name: str) -> int:
@@ -100,6 +68,72 @@ def next_version(store: str | os.PathLike[str], name: str) -> int:
     """
     versions = _existing_versions(Path(store) / validate_model_name(name))
     return max(versions, default=0) + 1
+
+
+def _process_started_at(pid: int) -> float | None:
+    """When process `pid` started (seconds since the epoch), where /proc says; else None."""
+    try:
+        # Field 22 counts clock ticks since boot; the name in field 2 may hold spaces, so
+        # count from its closing parenthesis.
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = int(fields[19])
+        boot = next(
+            int(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def _owner_alive(folder: Path, modified: float) -> bool | None:
+    """Whether the job that made temporary `folder` still runs: None when it cannot be told."""
+    owner = temp_folder_owner(folder.name)
+    if owner is None or owner.host != this_host():
+        return None
+    if owner.pid == os.getpid():
+        return True
+    try:
+        os.kill(owner.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # it runs, as another user
+    # The owner made the folder, so it started before the folder last changed; a process that
+    # started later only reuses the dead owner's number.
+    started = _process_started_at(owner.pid)
+    return started is None or started <= modified + _START_TIME_SLACK_S
+
+
+def remove_stale_temp_folders(model_dir: Path, now: float | None = None) -> list[Path]:
+    """Removes the temporary folders in `model_dir` that no running job will finish.
+
+    A folder whose owner (recorded in its name) ran on this host and has exited is removed at
+    once; a folder whose owner cannot be checked, once untouched for `STALE_TEMP_AGE_S`. A live
+    job's folder is never removed.
+
+    Returns:
+        The folders removed.
+    """
+    now = time.time() if now is None else now
+    removed = []
+    for entry in sorted(model_dir.iterdir()) if model_dir.is_dir() else []:
+        if not entry.name.startswith(TEMP_PREFIX) or entry.is_symlink() or not entry.is_dir():
+            continue
+        try:
+            modified = entry.stat().st_mtime
+        except FileNotFoundError:  # its owner renamed it into place meanwhile
+            continue
+        alive = _owner_alive(entry, modified)
+        if alive is False or (alive is None and now - modified > STALE_TEMP_AGE_S):
+            shutil.rmtree(entry, ignore_errors=True)
+            why = (
+                "its job has exited" if alive is False else f"untouched for {now - modified:.0f} s"
+            )
+            log.warning("removed the temporary folder %s: %s", entry, why)
+            removed.append(entry)
+    return removed
 
 
 def library_versions() -> dict[str, str]:
@@ -185,54 +219,70 @@ def export_version(
 ) -> Path:
     """Writes a new version of model `name` into the store, atomically.
 
-    Builds `<store>/<name>/.tmp-<version>-<random>/`, calls `write_model` on it, writes
-    `manifest.json`, flushes everything to disk and renames the folder to
-    `<store>/<name>/<version>/`. If anything fails, the temporary folder is removed and the
-    store is as before. If another job takes the version number first (and no number was
-    asked for), the next free number is used.
+    Removes this model's temporary folders that killed jobs left (`remove_stale_temp_folders`),
+    builds `<store>/<name>/.tmp-<version>-<host>-<pid>-<random>/`, calls `write_model` on it,
+    checks the manifest against `models.store`'s contract, writes `manifest.json`, flushes
+    everything to disk and renames the folder to `<store>/<name>/<version>/`. If anything fails,
+    the temporary folder is removed and the store is as before. If another job takes the version
+    number first (and no number was asked for), the next free number is used.
 
     Args:
         store: the model store folder (created if missing).
-        name: the model's name (see `validate_model_name`).
+        name: the model's name (see `models.store.validate_model_name`).
         task: `embedding`, `qa`, `generation` or `density`.
-        family: the model family, e.g. `jose`, `bert-unilm`, `cln-lm`, `iresnet`.
+        family: the model family: a pair in `models.store.MANIFEST_TYPES`, e.g. `qa`/`bert-unilm`.
         write_model: writes the SavedModel into the folder it is given (e.g. with
             `tf.saved_model.save(module, folder, signatures=...)`) and returns the names of the
             signatures it exported.
         config: what built the model (hyperparameters, command-line options).
         data: what it was trained on (see `training.common.data.data_summary`).
         metrics: its evaluation.
-        extra: the task's own manifest keys, checked against `TASK_MANIFEST_KEYS` (e.g.
-            `{"dim": 100, "tokenizer": {...}}` for embedding); may not reuse a required key.
+        extra: the (task, family)'s own manifest keys, typed by its `models.store` manifest
+            (e.g. `{"dim": 100, "tokenizer": {...}}` for JoSE); may not reuse a required key.
         version: the version number to write; default `next_version(store, name)`.
 
     Returns:
         The final version folder.
 
     Raises:
-        ValueError: bad name, task, version or `extra` keys (all checked before
+        ValueError: bad name, task, family, version or `extra` keys (all checked before
             `write_model` runs), or `write_model` wrote no SavedModel or no signature names.
         FileExistsError: the explicitly requested `version` exists already.
     """
     name = validate_model_name(name)
-    extra = dict(extra or {})
+    extra = _jsonable(dict(extra or {}))
     clash = set(extra) & set(REQUIRED_MANIFEST_KEYS)
     if clash:
         raise ValueError(f"extra may not override the manifest keys {sorted(clash)}")
-    _check_task_keys(task, extra)
-    if not family or not isinstance(family, str):
-        raise ValueError(f"family must be a non-empty string, got {family!r}")
+    kind = manifest_type(task, family)
     if version is not None and (
         isinstance(version, bool) or not isinstance(version, int) or version < 1
     ):
         raise ValueError(f"version must be a positive integer, got {version!r}")
+    manifest: dict[str, Any] = {
+        "name": name,
+        "version": version or 1,
+        "task": task,
+        "family": family,
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "config": _jsonable(config),
+        "data": _jsonable(data),
+        "metrics": _jsonable(metrics),
+        "signatures": _PENDING_SIGNATURES,
+        "library_versions": {},
+        **extra,
+    }
+    # Everything but what write_model returns is known now: refuse a bad manifest before the
+    # SavedModel is written.
+    parse_manifest(manifest, f"the manifest of {name}", kind)
     model_dir = Path(store) / name
     model_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_folders(model_dir)
     number = version if version is not None else next_version(store, name)
     if version is not None and (model_dir / str(number)).exists():
         raise FileExistsError(f"{model_dir / str(number)} exists already")
 
-    tmp_dir = model_dir / f"{TEMP_PREFIX}{number}-{secrets.token_hex(4)}"
+    tmp_dir = model_dir / temp_folder_name(number)
     tmp_dir.mkdir()
     try:
         signatures = write_model(tmp_dir)
@@ -246,19 +296,18 @@ def export_version(
             raise ValueError(
                 f"write_model must return the exported signature names, got {signatures!r}"
             )
-        manifest: dict[str, Any] = {
-            "name": name,
-            "version": number,
-            "task": task,
-            "family": family,
-            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "config": _jsonable(config),
-            "data": _jsonable(data),
-            "metrics": _jsonable(metrics),
-            "signatures": list(signatures),
-            "library_versions": library_versions(),
-            **_jsonable(extra),
-        }
+        manifest.update(
+            version=number,
+            created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            # Read again: write_model may add to them (training.encoder records the SavedModel's
+            # error against the Keras model in `metrics`).
+            config=_jsonable(config),
+            data=_jsonable(data),
+            metrics=_jsonable(metrics),
+            signatures=list(signatures),
+            library_versions=library_versions(),
+        )
+        parse_manifest(manifest, str(tmp_dir / MANIFEST_FILENAME), kind)
         _write_manifest(tmp_dir, manifest)
         _fsync_tree(tmp_dir)
         final_dir = _rename_into_place(tmp_dir, model_dir, manifest, fixed=version is not None)
