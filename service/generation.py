@@ -15,7 +15,8 @@ that thread.
 
 Each request gets a `GenerationTicket`: the tokens of its rows arrive on it as events while they
 are written (what `stream: true` sends) and it completes when every row is done. A model call
-that fails fails the rows in that batch only; the loop carries on with the next requests.
+that fails fails the rows in that batch only; the loop carries on with the next requests. A row
+whose log-probabilities are not finite numbers fails its request with 400 (`BadInput`).
 
 Limits: at most `max_rows` rows decode together (MAX_BATCH_SIZE) and `max_queue` rows wait
 (MAX_QUEUE, then 429); a request still waiting for its first token at its deadline gets 504.
@@ -37,6 +38,7 @@ from typing import NamedTuple
 from models.generation.decoding import DecodingBatch, GenerationRow, GenerationStepModel
 from service.errors import (
     BackendError,
+    BadInput,
     DeadlineExceeded,
     Overloaded,
     PayloadTooLarge,
@@ -321,6 +323,14 @@ class GenerationScheduler:
         updates = []
         tokens = 0
         for ticket in self._active:
+            error = next((row.error for row in ticket.rows if row.error is not None), None)
+            if error is not None:
+                # The model gave a row no finite numbers (its condition overflows the model):
+                # the whole request fails, its other rows stop.
+                for row in ticket.rows:
+                    row.cancelled = True
+                self._to_event_loop(ticket.fail, BadInput(error))
+                continue
             progress = ticket.progress(self.render)
             if progress.events:
                 tokens += progress.tokens

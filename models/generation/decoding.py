@@ -18,7 +18,11 @@ fed a dummy token until a new row takes it; the cache is compacted (one gather) 
 places outnumber the rows, or before rows with a prompt are appended.
 
 A row stops at [SEP] (`finish_reason` "stop", the [SEP] not counted), after `max_new_tokens`
-tokens, or when its cache is full ("length").
+tokens, or when its cache is full ("length"). A row whose log-probabilities are not finite numbers
+(a condition vector far outside what the model was trained on overflows its float32 LayerNorms
+into NaN) stops with `error` set and writes nothing more: its cache place holds NaN keys and
+values, which a row taking the place would read even where attention masks them out (0 x NaN is
+NaN), so such a place is dropped from the cache, never reused.
 
 Condition guidance (classifier-free guidance, Ho & Salimans 2022, as Sanchez et al. 2023 apply it
 to language models): a row with `guidance` is decoded twice in the same batch, under its condition
@@ -40,6 +44,10 @@ from models.generation.sampling import SamplingParams, choose_tokens
 
 FINISH_STOP = "stop"
 FINISH_LENGTH = "length"
+NOT_FINITE = (
+    "the model's next-token log-probabilities are not finite numbers under this condition (its "
+    "float32 arithmetic overflows): give a condition vector of the scale the model was trained on"
+)
 
 
 class GenerationStepModel(Protocol):
@@ -109,6 +117,7 @@ class GenerationRow:
         finish_reason: None while decoding, then "stop" or "length".
         cancelled: set by the caller when nobody waits for the row any more.
         guidance: decode under a contrasting condition too (two cache rows), or None.
+        error: why the row stopped unfinished (`NOT_FINITE`), or None.
     """
 
     prefix_ids: list[int]
@@ -120,6 +129,7 @@ class GenerationRow:
     finish_reason: str | None = None
     cancelled: bool = False
     guidance: Guidance | None = None
+    error: str | None = None
 
     @property
     def cache_rows(self) -> int:
@@ -128,7 +138,7 @@ class GenerationRow:
 
     @property
     def done(self) -> bool:
-        return self.finish_reason is not None or self.cancelled
+        return self.finish_reason is not None or self.cancelled or self.error is not None
 
     @property
     def last_position(self) -> int:
@@ -224,8 +234,8 @@ class DecodingBatch:
             in_use = len(self)
             if not in_use:
                 self.clear()
-            elif len(self.slots) - in_use > in_use:
-                self._compact()
+            elif len(self.slots) - in_use > in_use or any(row.error for row in gone):
+                self._compact()  # a failed row's place holds NaN: never reused
         return gone
 
     def _compact(self) -> None:
@@ -257,6 +267,15 @@ class DecodingBatch:
             if row.guidance is not None:
                 shadow = log_probs[where[id(row), True]]
                 chosen[j] = guided_log_probs(chosen[j], shadow, row.guidance.scale)
+        # The max is NaN if any entry is, +inf if one is, -inf if no token is possible.
+        finite = np.isfinite(chosen.max(axis=1))
+        if not finite.all():
+            for j in np.flatnonzero(~finite).tolist():
+                rows[j].error = NOT_FINITE
+            rows = [row for j, row in enumerate(rows) if finite[j]]
+            chosen = chosen[finite]
+            if not rows:
+                return
         tokens = choose_tokens(
             chosen, [r.params for r in rows], [r.rng for r in rows], self.banned_ids
         )

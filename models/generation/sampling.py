@@ -1,11 +1,11 @@
 """Choosing the next token: temperature, top-k and nucleus (top-p) sampling, or greedy.
 
-Applied in this order to a row's log-probabilities: temperature (softmax(log p / T); T = 0 is
-greedy, the arg max), then top-k (keep the k most likely tokens; Fan et al., "Hierarchical Neural
-Story Generation", ACL 2018), then top-p (keep the smallest set of most likely tokens whose
-probability reaches p; Holtzman et al., "The Curious Case of Neural Text Degeneration", ICLR 2020),
-then renormalise and draw with the request's own random generator, so that a seed gives the same
-samples however the server batches the rows.
+Applied in this order to a row's log-probabilities: temperature (softmax(log p / T); T below
+`MIN_TEMPERATURE`, 0 included, is greedy, the arg max), then top-k (keep the k most likely
+tokens; Fan et al., "Hierarchical Neural Story Generation", ACL 2018), then top-p (keep the
+smallest set of most likely tokens whose probability reaches p; Holtzman et al., "The Curious Case
+of Neural Text Degeneration", ICLR 2020), then renormalise and draw with the request's own random
+generator, so that a seed gives the same samples however the server batches the rows.
 """
 
 from __future__ import annotations
@@ -15,13 +15,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# Below this temperature a row is greedy, exactly as at 0. softmax(log p / T) needs log p / T to
+# be a number: for T = 1e-320 (a float64 subnormal) it overflows to -inf for every token and the
+# row's distribution is NaN, while T >= 1e-4 keeps |log p| / T under 3.4e42 even for float32's
+# largest log-probability magnitude (3.4e38), far inside float64. Nothing is lost by the switch:
+# at T = 1e-4 a token 0.01 nats less likely than the best is drawn e^-100 times as often, so the
+# draw already differs from the arg max only between tokens within about 1e-3 nats of it.
+MIN_TEMPERATURE = 1e-4
+
 
 @dataclass(frozen=True)
 class SamplingParams:
     """How a request draws its tokens.
 
     Attributes:
-        temperature: > 0 scales the log-probabilities (< 1 sharper, > 1 flatter); 0 is greedy.
+        temperature: scales the log-probabilities (< 1 sharper, > 1 flatter); under
+            `MIN_TEMPERATURE` (0 included) greedy.
         top_k: keep only the k most likely tokens (None: all).
         top_p: keep only the most likely tokens whose probabilities sum to at least p, in (0, 1]
             (None: all).
@@ -41,7 +50,7 @@ class SamplingParams:
 
     @property
     def greedy(self) -> bool:
-        return self.temperature == 0 or self.top_k == 1
+        return self.temperature < MIN_TEMPERATURE or self.top_k == 1
 
 
 # Nucleus candidates looked at first: the nucleus almost always lies among the most likely

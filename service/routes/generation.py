@@ -9,7 +9,7 @@ from fastapi.responses import StreamingResponse
 
 from service.deps import RegistryDep, SettingsDep, check_limit, check_text_lengths, until_disconnect
 from service.errors import BadInput, ClientClosedRequest, NotReady, error_responses
-from service.generation import GenerationTicket
+from service.generation import GenerationTicket, TokenEvent
 from service.runtimes.base import reading_input
 from service.runtimes.generation import GenerationRuntime
 from service.schemas.generation import (
@@ -49,10 +49,13 @@ async def generate_text(
     Limits (settings): `num_samples` at most MAX_NUM_SAMPLES, `max_new_tokens` at most
     MAX_NEW_TOKENS, the prompt at most MAX_TEXT_CHARS characters, and a prompt that leaves no
     room in the model's max_length (413); the samples' decoding rows (two a sample with
-    `guidance_scale`) at most MAX_BATCH_SIZE (413). An unknown label, a vector of the wrong size, or
-    `guidance_scale` without a label gives 400.
-    With `stream: true` the answer is `text/event-stream`: one `data: <GenerateChunk>` event per
-    token, then `data: [DONE]` (or an `event: error` with an ErrorBody).
+    `guidance_scale`) at most MAX_BATCH_SIZE (413). An unknown label, a vector of the wrong size,
+    a vector number beyond float32, a vector the model's arithmetic overflows on (its
+    log-probabilities are not finite), or `guidance_scale` without a label gives 400.
+    A temperature under 1e-4 is greedy, as 0 is.
+    With `stream: true` the answer is `text/event-stream`, sent once the first tokens are written
+    (an error before them is a plain status): one `data: <GenerateChunk>` event per token, then
+    `data: [DONE]` (or an `event: error` with an ErrorBody).
     """
     check_limit(body.num_samples, settings.max_num_samples, "num_samples", "MAX_NUM_SAMPLES")
     check_limit(body.max_new_tokens or 1, settings.max_new_tokens, "max_new_tokens",
@@ -84,8 +87,18 @@ async def generate_text(
         )
     ticket = runtime.scheduler.submit(rows, settings.request_timeout_s)
     if body.stream:
+        # The status line waits for the first step: a request the model refuses there (a
+        # condition that overflows it: 400), or one still queued at its deadline (504), gets its
+        # status, not a 200 and an error event.
+        try:
+            first = await until_disconnect(request, ticket.updates())
+        except (ClientClosedRequest, asyncio.CancelledError):
+            ticket.cancel()
+            raise
+        if not first and not ticket.done.cancelled() and ticket.done.exception() is not None:
+            raise ticket.done.exception()  # type: ignore[misc]
         return StreamingResponse(
-            _events(ticket, model.name, runtime.version),
+            _events(ticket, model.name, runtime.version, first),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Model-Version": str(runtime.version)},
         )
@@ -106,15 +119,19 @@ async def generate_text(
     )
 
 
-async def _events(ticket: GenerationTicket, model: str, version: int) -> AsyncIterator[str]:
-    """The SSE body: a chunk per event of the ticket, then [DONE]; an error after the stream
-    has started is sent as an `error` event (the status line has gone already). The events that
-    arrived together go out in one write. Leaving early (the client disconnected) cancels the
-    ticket, so its rows stop decoding."""
+async def _events(
+    ticket: GenerationTicket, model: str, version: int, first: list[TokenEvent]
+) -> AsyncIterator[str]:
+    """The SSE body: a chunk per event of the ticket (`first`: those that came before the status
+    line), then [DONE]; an error after the stream has started is sent as an `error` event (the
+    status line has gone already). The events that arrived together go out in one write. Leaving
+    early (the client disconnected) cancels the ticket, so its rows stop decoding."""
     remaining = len(ticket.rows)
+    events = first
     try:
         while remaining:
-            events = await ticket.updates()
+            if not events:
+                events = await ticket.updates()
             if not events:  # the ticket ended before its rows did: failed, or cancelled
                 if not ticket.done.cancelled() and ticket.done.exception() is not None:
                     error = ticket.done.exception()
@@ -135,6 +152,7 @@ async def _events(ticket: GenerationTicket, model: str, version: int) -> AsyncIt
                 if event.finish_reason is not None:
                     remaining -= 1
             yield "".join(chunks)
+            events = []
         yield SSE_DONE
     finally:
         ticket.cancel()

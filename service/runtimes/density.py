@@ -20,6 +20,7 @@ import numpy as np
 from models.store import DensityManifest
 from service.errors import BadInput
 from service.runtimes.base import Runtime
+from service.runtimes.floats import model_floats
 from service.settings import Settings
 
 WARMUP_BATCH_SIZES = (1, 8)
@@ -84,7 +85,8 @@ class DensityRuntime(Runtime):
             )
 
     def prepare(self, inputs: Sequence[Sequence[float]], logdet: str) -> ScoreItem:
-        """Rows as a float32 array; 400 for a wrong dimension or a refused exact log-det."""
+        """Rows as a float32 array; 400 for a wrong dimension, a number beyond float32 or a
+        refused exact log-det."""
         for i, row in enumerate(inputs):
             if len(row) != self.input_dim:
                 raise BadInput(
@@ -96,11 +98,7 @@ class DensityRuntime(Runtime):
                 f"logdet 'exact' is refused for {self.input_dim} dimensions; the most is "
                 f"{self.settings.max_exact_logdet_dim} (MAX_EXACT_LOGDET_DIM); use 'series'"
             )
-        with np.errstate(over="ignore"):
-            rows = np.asarray(inputs, dtype=np.float32).reshape(len(inputs), self.input_dim)
-        if not np.isfinite(rows).all():
-            # Finite doubles beyond float32's range.
-            raise BadInput("inputs must be finite float32 numbers")
+        rows = model_floats(inputs, "inputs").reshape(len(inputs), self.input_dim)
         return ScoreItem(rows=rows, exact=exact)
 
     def run_batch(self, items: Sequence[Any]) -> list[Any]:

@@ -30,6 +30,7 @@ from models.store import GenerationManifest
 from service.errors import BadInput, PayloadTooLarge
 from service.generation import GenerationScheduler
 from service.runtimes.base import Runtime, wordpiece_tokenizer
+from service.runtimes.floats import model_floats
 from service.settings import Settings
 
 
@@ -75,7 +76,7 @@ class GenerationRuntime(Runtime):
 
     def condition(self, label: str | None, vector: Sequence[float] | None) -> np.ndarray:
         """The condition vector of a request: a label's embedding or the given vector (400 when
-        it does not fit this model)."""
+        it does not fit this model, or has a number beyond float32)."""
         if label is not None:
             if not self.labels or self._label_vectors is None:
                 raise BadInput(f"model {self.name!r} takes a vector condition, not labels")
@@ -90,7 +91,9 @@ class GenerationRuntime(Runtime):
             raise BadInput(
                 f"condition.vector has {len(vector)} numbers; this model takes {self.condition_dim}"
             )
-        return np.asarray(vector, np.float32)
+        # A vector finite in float32 can still overflow the model's LayerNorms; the decode loop
+        # refuses it at its first step (its log-probabilities are not finite).
+        return model_floats(vector, "condition.vector")
 
     def guidance(self, label: str | None, scale: float | None) -> Guidance | None:
         """Guidance away from the other labels (None when scale is 0 or not given; 400 for a

@@ -22,8 +22,9 @@ class DensityScoreRequest(BaseModel):
         None, description="Model name; may be left out when the store holds one density model."
     )
     inputs: Annotated[list[Row], Field(min_length=1, max_length=HARD_MAX_INPUTS)] = Field(
-        description="Rows of the model's `input_dim` finite numbers each, in data units (400 for "
-        "another length); at most MAX_INPUTS rows (413 past it)."
+        description="Rows of the model's `input_dim` numbers each, finite in float32, in data "
+        "units (400 for another length or a number beyond float32); at most MAX_INPUTS rows (413 "
+        "past it)."
     )
     logdet: Literal["series", "exact"] = Field(
         "series",

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
+from models.generation.sampling import MIN_TEMPERATURE
 from service.schemas.common import HARD_MAX_TEXT_CHARS, ModelName
 
 # Schema caps (422); the configured MAX_NUM_SAMPLES / MAX_NEW_TOKENS are lower and answer 413.
@@ -25,7 +26,10 @@ class VectorCondition(BaseModel):
     vector: Annotated[
         list[Annotated[float, Field(allow_inf_nan=False)]],
         Field(min_length=1, max_length=HARD_MAX_CONDITION_DIM),
-    ] = Field(description="Exactly the model's `condition_dim` finite numbers; 400 otherwise.")
+    ] = Field(
+        description="Exactly the model's `condition_dim` numbers, finite in float32 (400 "
+        "otherwise, and for a vector that overflows the model's arithmetic)."
+    )
     model_config = {"extra": "forbid"}
 
 
@@ -50,7 +54,11 @@ class GenerateRequest(BaseModel):
         "at the model's own length.",
     )
     temperature: float | None = Field(
-        None, ge=0, le=100, description="Sampling temperature; 0 is greedy. Default: the model's."
+        None,
+        ge=0,
+        le=100,
+        description=f"Sampling temperature; under {MIN_TEMPERATURE:g} (0 included) greedy, the "
+        "most likely token each step. Default: the model's.",
     )
     top_k: int | None = Field(
         None, ge=0, le=1_000_000, description="Keep the k most likely tokens; 0 turns it off."

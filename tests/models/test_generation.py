@@ -26,6 +26,7 @@ from models.generation.export import SavedModelGenerationStepModel, export_gener
 from models.generation.kv_cache import KerasGenerationStepModel
 from models.generation.lm import ConditionalLM, build_generation_model, small_lm_config
 from models.generation.sampling import (
+    MIN_TEMPERATURE,
     SamplingParams,
     choose_token,
     choose_tokens,
@@ -433,3 +434,53 @@ def test_batched_choice_draws_each_row_from_its_own_filtered_distribution() -> N
     # The flat row (599 equal tokens once one is banned): the nucleus is the first k tokens
     # with (k - 1) / 599 < 0.9, k = 540.
     assert (sampling_distribution(flat, params[0], banned=[0]) > 0).sum() == 540
+
+
+# Numbers the model cannot represent.
+def test_temperatures_too_small_to_divide_by_are_greedy() -> None:
+    # log p / T overflows float64 for T = 1e-320 (a subnormal), and the row's scores become NaN.
+    log_probs = np.log(np.array([0.05, 0.2, 0.5, 0.15, 0.1]))
+    rng = np.random.default_rng(0)
+    for temperature in (0.0, 1e-320, 1e-300, MIN_TEMPERATURE / 2):
+        params = SamplingParams(temperature=temperature)
+        assert params.greedy, temperature
+        np.testing.assert_array_equal(sampling_distribution(log_probs, params), [0, 0, 1, 0, 0])
+        draws = choose_tokens(np.stack([log_probs] * 50), [params] * 50, [rng] * 50)
+        assert (draws == 2).all(), temperature
+    # From MIN_TEMPERATURE on it samples: a near-tie keeps both tokens.
+    tie = np.log(np.array([0.5, 0.5 * (1 - 1e-6), 0.0001]))
+    kept = sampling_distribution(tie, SamplingParams(temperature=MIN_TEMPERATURE))
+    assert not SamplingParams(temperature=MIN_TEMPERATURE).greedy
+    assert np.isfinite(kept).all() and kept[0] > kept[1] > 0.4 and kept[2] == 0
+
+
+def test_a_row_the_model_gives_no_finite_numbers_fails_and_its_place_is_not_reused() -> None:
+    model = tiny_lm(seed=3, labels=None, condition_size=4)
+    randomise(model, seed=3)
+    step_model = KerasGenerationStepModel(model, MAX_LENGTH)
+    no_sep = (*BANNED, SEP)  # rows end at max_new_tokens, nowhere else
+
+    def row(condition: list[float], max_new: int, temperature: float = 0.0) -> GenerationRow:
+        return GenerationRow([CLS], np.array(condition, np.float32), SamplingParams(temperature),
+                             max_new, np.random.default_rng(0))  # fmt: skip
+
+    good = [1.0, 0.0, 0.0, 0.0]
+    alone = row(good, 8)
+    generate(step_model, _Tokenizer(), [alone])  # type: ignore[arg-type]
+    # Finite in float32, but the conditional LayerNorms overflow: the log-probabilities are NaN.
+    # Sampled: unchecked, the row would write garbage and fill its cache place with NaN.
+    broken, other = row([1e20, 0.0, 0.0, 0.0], 8, temperature=1.0), row(good, 20)
+    batch_ = DecodingBatch(step_model, no_sep, SEP)
+    batch_.admit([other, broken])
+    for _ in range(8):
+        batch_.advance()
+        batch_.retire()
+    assert broken.error is not None and broken.done and broken.new_ids == []
+    assert broken.finish_reason is None
+    # A row admitted now decodes as if alone: it does not read the broken row's NaN keys.
+    late = row(good, 8)
+    batch_.admit([late])
+    while not late.done:
+        batch_.advance()
+        batch_.retire()
+    assert late.error is None and late.new_ids == alone.new_ids

@@ -103,6 +103,10 @@ def test_density_errors(client: TestClient) -> None:
     bad = b'{"inputs": [[Infinity, 1.0]]}'
     assert client.post("/v1/density/score", content=bad, headers=headers).status_code == 422
     assert score(inputs=[[1e300, 1.0]]) == 400  # finite, but not as float32
+    r = client.post("/v1/density/score", json={"inputs": [[0.5, 1.0], [0.0, -4e38]]})
+    assert r.status_code == 400 and "inputs[1][1]" in r.json()["detail"]
+    # 1e-320 (a float64 subnormal) is 0 in float32: rounded, not refused.
+    assert score(inputs=[[1e-320, 0.0]]) == 200
     assert sample(num_samples=0) == 422
     assert sample(num_samples=10**6) == 422
     assert sample(seed=-1) == 422

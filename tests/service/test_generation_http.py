@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from models.bert.tokenizer import BertTokenizer
 from models.generation.decoding import generate, label_guidance, make_rows, row_text
 from models.generation.export import SavedModelGenerationStepModel
-from models.generation.sampling import SamplingParams
+from models.generation.sampling import MIN_TEMPERATURE, SamplingParams
 from service.app import create_app
 from service.settings import Settings
 from tests.live_server import live_server
@@ -115,6 +115,26 @@ def test_greedy_and_length_limits(client: TestClient) -> None:
     assert short.json()["samples"][0]["tokens"] <= 1
 
 
+def test_temperatures_under_the_minimum_are_greedy(client: TestClient) -> None:
+    def texts(**body) -> list[str]:
+        r = post(client, condition={"label": "pos"}, num_samples=2, max_new_tokens=12, **body)
+        assert r.status_code == 200, r.text
+        return [s["text"] for s in r.json()["samples"]]
+
+    for seed in (1, 2):
+        greedy = texts(temperature=0, seed=seed)
+        assert greedy[0] == greedy[1]
+        # 1e-320 is a float64 subnormal: log p / T overflows; unchecked, the text was garbage.
+        for temperature in (1e-320, 1e-300, MIN_TEMPERATURE / 2):
+            assert texts(temperature=temperature, seed=seed) == greedy, temperature
+        # The other tiny numbers a request carries: a nucleus of 1e-320 keeps the top token.
+        assert texts(top_p=1e-320, seed=seed) == greedy
+        sampled = texts(temperature=1.0, top_p=1.0, seed=seed)
+        assert sampled != greedy and sampled[0] != sampled[1]
+    guided = texts(temperature=0, guidance_scale=1e-320, seed=1)
+    assert guided == texts(temperature=0, seed=1)
+
+
 def test_concurrent_requests_share_decode_steps(client: TestClient, store: Path) -> None:
     runtime = client.app.state.registry.get("writer").runtime  # type: ignore[attr-defined]
     before = runtime.scheduler.steps
@@ -181,6 +201,19 @@ def test_vector_condition(client: TestClient) -> None:
         ({"condition": {"vector": [1.0, 2.0]}}, 400, "labels"),
         ({"model": "vector-writer", "condition": {"vector": [1.0]}}, 400, "takes 4"),
         ({"model": "vector-writer", "condition": {"label": "pos"}}, 400, "vector"),
+        # Finite doubles, but inf in float32, the model's dtype.
+        (
+            {"model": "vector-writer", "condition": {"vector": [0, -1e308, 0, 0]}},
+            400,
+            "condition.vector[1]",
+        ),
+        # Finite in float32, but the model's LayerNorms overflow: NaN log-probabilities.
+        ({"model": "vector-writer", "condition": {"vector": [1e20, 0, 0, 0]}}, 400, "not finite"),
+        (
+            {"model": "vector-writer", "condition": {"vector": [1e20, 0, 0, 0]}, "stream": True},
+            400,
+            "not finite",
+        ),
         ({"condition": {"label": "pos"}, "num_samples": 5}, 413, "MAX_NUM_SAMPLES"),
         ({"condition": {"label": "pos"}, "max_new_tokens": 31}, 413, "MAX_NEW_TOKENS"),
         ({"condition": {"label": "pos"}, "prompt": "好" * 101}, 413, "MAX_TEXT_CHARS"),
@@ -239,3 +272,37 @@ def test_a_stream_whose_client_goes_stops_decoding(store: Path) -> None:
             assert _metric(metrics, "kexue_generated_tokens_total", "long-writer") == written
             # The samples never end by themselves: uncancelled they would write 4 x 190 tokens.
             assert 0 < written < 4 * 190 / 2
+
+
+def test_a_live_server_refuses_numbers_the_model_cannot_take(store: Path) -> None:
+    """A real server process: vector numbers beyond float32, or that overflow the model, are 400
+    (streamed too) and leave the next requests unharmed; temperatures under MIN_TEMPERATURE are
+    greedy."""
+    with live_server(store, MAX_NEW_TOKENS="16", MAX_NUM_SAMPLES="4") as url:
+        with httpx.Client(base_url=url, timeout=60) as http:
+            vector = {"model": "vector-writer", "max_new_tokens": 8, "seed": 1}
+
+            def texts(body: dict) -> list[str]:
+                r = http.post("/v1/generate", json=body)
+                assert r.status_code == 200, r.text
+                return [s["text"] for s in r.json()["samples"]]
+
+            good = {**vector, "condition": {"vector": [1.0, 0, 0, 0]}, "num_samples": 2}
+            before = texts(good)
+            for numbers, words in (([1e308, 0, 0, 0], "condition.vector[0]"),
+                                   ([1e20, 0, 0, 0], "not finite")):  # fmt: skip
+                for stream in (False, True):
+                    body = {**vector, "condition": {"vector": numbers}, "stream": stream,
+                            "num_samples": 3, "temperature": 1.0}  # fmt: skip
+                    r = http.post("/v1/generate", json=body)
+                    assert r.status_code == 400, (numbers, stream, r.text)
+                    assert words in r.json()["detail"] and r.json()["code"] == "bad_input"
+            assert texts(good) == before
+
+            label = {"model": "writer", "condition": {"label": "pos"}, "num_samples": 2,
+                     "max_new_tokens": 12, "seed": 4}  # fmt: skip
+            greedy = texts({**label, "temperature": 0})
+            for temperature in (1e-320, 1e-300, MIN_TEMPERATURE / 2):
+                assert texts({**label, "temperature": temperature}) == greedy, temperature
+            sampled = texts({**label, "temperature": 1.0, "top_p": 1.0})
+            assert sampled != greedy and sampled[0] != sampled[1]

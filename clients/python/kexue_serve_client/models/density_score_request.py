@@ -15,8 +15,8 @@ T = TypeVar("T", bound="DensityScoreRequest")
 class DensityScoreRequest:
     """
     Attributes:
-        inputs (list[list[float]]): Rows of the model's `input_dim` finite numbers each, in data units (400 for another
-            length); at most MAX_INPUTS rows (413 past it).
+        inputs (list[list[float]]): Rows of the model's `input_dim` numbers each, finite in float32, in data units (400
+            for another length or a number beyond float32); at most MAX_INPUTS rows (413 past it).
         model (None | str | Unset): Model name; may be left out when the store holds one density model.
         logdet (DensityScoreRequestLogdet | Unset): The residual blocks' log-determinant: 'series' (truncated power
             series with fixed probes: deterministic, cheap) or 'exact' (full Jacobians; refused with 400 when input_dim is

@@ -25,7 +25,8 @@ class GenerateRequest:
         num_samples (int | Unset): Texts to write; at most MAX_NUM_SAMPLES. Default: 1.
         max_new_tokens (int | None | Unset): Most tokens per text (default and most: MAX_NEW_TOKENS); a text also ends
             at the model's own length.
-        temperature (float | None | Unset): Sampling temperature; 0 is greedy. Default: the model's.
+        temperature (float | None | Unset): Sampling temperature; under 0.0001 (0 included) greedy, the most likely
+            token each step. Default: the model's.
         top_k (int | None | Unset): Keep the k most likely tokens; 0 turns it off.
         top_p (float | None | Unset): Nucleus: keep the most likely tokens up to this mass.
         seed (int | None | Unset): Same seed, same request, same model version: the same texts.

@@ -12,7 +12,8 @@ T = TypeVar("T", bound="VectorCondition")
 class VectorCondition:
     """
     Attributes:
-        vector (list[float]): Exactly the model's `condition_dim` finite numbers; 400 otherwise.
+        vector (list[float]): Exactly the model's `condition_dim` numbers, finite in float32 (400 otherwise, and for a
+            vector that overflows the model's arithmetic).
     """
 
     vector: list[float]

@@ -108,10 +108,13 @@ def sync_detailed(
     Limits (settings): `num_samples` at most MAX_NUM_SAMPLES, `max_new_tokens` at most
     MAX_NEW_TOKENS, the prompt at most MAX_TEXT_CHARS characters, and a prompt that leaves no
     room in the model's max_length (413); the samples' decoding rows (two a sample with
-    `guidance_scale`) at most MAX_BATCH_SIZE (413). An unknown label, a vector of the wrong size, or
-    `guidance_scale` without a label gives 400.
-    With `stream: true` the answer is `text/event-stream`: one `data: <GenerateChunk>` event per
-    token, then `data: [DONE]` (or an `event: error` with an ErrorBody).
+    `guidance_scale`) at most MAX_BATCH_SIZE (413). An unknown label, a vector of the wrong size,
+    a vector number beyond float32, a vector the model's arithmetic overflows on (its
+    log-probabilities are not finite), or `guidance_scale` without a label gives 400.
+    A temperature under 1e-4 is greedy, as 0 is.
+    With `stream: true` the answer is `text/event-stream`, sent once the first tokens are written
+    (an error before them is a plain status): one `data: <GenerateChunk>` event per token, then
+    `data: [DONE]` (or an `event: error` with an ErrorBody).
 
     Args:
         body (GenerateRequest):
@@ -147,10 +150,13 @@ def sync(
     Limits (settings): `num_samples` at most MAX_NUM_SAMPLES, `max_new_tokens` at most
     MAX_NEW_TOKENS, the prompt at most MAX_TEXT_CHARS characters, and a prompt that leaves no
     room in the model's max_length (413); the samples' decoding rows (two a sample with
-    `guidance_scale`) at most MAX_BATCH_SIZE (413). An unknown label, a vector of the wrong size, or
-    `guidance_scale` without a label gives 400.
-    With `stream: true` the answer is `text/event-stream`: one `data: <GenerateChunk>` event per
-    token, then `data: [DONE]` (or an `event: error` with an ErrorBody).
+    `guidance_scale`) at most MAX_BATCH_SIZE (413). An unknown label, a vector of the wrong size,
+    a vector number beyond float32, a vector the model's arithmetic overflows on (its
+    log-probabilities are not finite), or `guidance_scale` without a label gives 400.
+    A temperature under 1e-4 is greedy, as 0 is.
+    With `stream: true` the answer is `text/event-stream`, sent once the first tokens are written
+    (an error before them is a plain status): one `data: <GenerateChunk>` event per token, then
+    `data: [DONE]` (or an `event: error` with an ErrorBody).
 
     Args:
         body (GenerateRequest):
@@ -181,10 +187,13 @@ async def asyncio_detailed(
     Limits (settings): `num_samples` at most MAX_NUM_SAMPLES, `max_new_tokens` at most
     MAX_NEW_TOKENS, the prompt at most MAX_TEXT_CHARS characters, and a prompt that leaves no
     room in the model's max_length (413); the samples' decoding rows (two a sample with
-    `guidance_scale`) at most MAX_BATCH_SIZE (413). An unknown label, a vector of the wrong size, or
-    `guidance_scale` without a label gives 400.
-    With `stream: true` the answer is `text/event-stream`: one `data: <GenerateChunk>` event per
-    token, then `data: [DONE]` (or an `event: error` with an ErrorBody).
+    `guidance_scale`) at most MAX_BATCH_SIZE (413). An unknown label, a vector of the wrong size,
+    a vector number beyond float32, a vector the model's arithmetic overflows on (its
+    log-probabilities are not finite), or `guidance_scale` without a label gives 400.
+    A temperature under 1e-4 is greedy, as 0 is.
+    With `stream: true` the answer is `text/event-stream`, sent once the first tokens are written
+    (an error before them is a plain status): one `data: <GenerateChunk>` event per token, then
+    `data: [DONE]` (or an `event: error` with an ErrorBody).
 
     Args:
         body (GenerateRequest):
@@ -218,10 +227,13 @@ async def asyncio(
     Limits (settings): `num_samples` at most MAX_NUM_SAMPLES, `max_new_tokens` at most
     MAX_NEW_TOKENS, the prompt at most MAX_TEXT_CHARS characters, and a prompt that leaves no
     room in the model's max_length (413); the samples' decoding rows (two a sample with
-    `guidance_scale`) at most MAX_BATCH_SIZE (413). An unknown label, a vector of the wrong size, or
-    `guidance_scale` without a label gives 400.
-    With `stream: true` the answer is `text/event-stream`: one `data: <GenerateChunk>` event per
-    token, then `data: [DONE]` (or an `event: error` with an ErrorBody).
+    `guidance_scale`) at most MAX_BATCH_SIZE (413). An unknown label, a vector of the wrong size,
+    a vector number beyond float32, a vector the model's arithmetic overflows on (its
+    log-probabilities are not finite), or `guidance_scale` without a label gives 400.
+    A temperature under 1e-4 is greedy, as 0 is.
+    With `stream: true` the answer is `text/event-stream`, sent once the first tokens are written
+    (an error before them is a plain status): one `data: <GenerateChunk>` event per token, then
+    `data: [DONE]` (or an `event: error` with an ErrorBody).
 
     Args:
         body (GenerateRequest):
