@@ -4,6 +4,9 @@ Shutdown (what orchestrators expect): on SIGTERM, /readyz turns 503 at once whil
 still accepted and served for DRAIN_S seconds, so that load balancers stop sending new ones; then
 uvicorn stops accepting, in-flight requests finish (up to REQUEST_TIMEOUT_S + 5 s), the model
 queues drain, and the process exits 0. SIGINT (Ctrl-C), or a second SIGTERM, skips the drain delay.
+
+Connections: uvicorn's httptools protocol with the request head bounded in bytes, fields and time
+(MAX_HEADER_BYTES, MAX_HEADER_COUNT, HEADER_TIMEOUT_S; service/http_protocol.py).
 """
 
 from __future__ import annotations
@@ -13,12 +16,15 @@ import os
 import signal
 import threading
 from types import FrameType
+from typing import Any
 
 import uvicorn
+from fastapi import FastAPI
 
 from service.app import create_app
+from service.http_protocol import HeadLimits, bounded_http_protocol
 from service.registry import ModelRegistry
-from service.settings import get_settings
+from service.settings import Settings, get_settings
 
 log = logging.getLogger("service")
 
@@ -43,18 +49,27 @@ class DrainingServer(uvicorn.Server):
         self._drain.start()
 
 
+def server_config(app: FastAPI, settings: Settings, **overrides: Any) -> uvicorn.Config:
+    """uvicorn's configuration of the service (`overrides`: benchmarks against stock uvicorn)."""
+    limits = HeadLimits(
+        settings.max_header_bytes, settings.max_header_count, settings.header_timeout_s
+    )
+    options: dict[str, Any] = {
+        "host": os.environ.get("HOST", "0.0.0.0"),
+        "port": int(os.environ.get("PORT", "8000")),
+        "log_level": settings.log_level,
+        "access_log": settings.access_log,
+        "timeout_graceful_shutdown": int(settings.request_timeout_s) + 5,
+        "http": bounded_http_protocol(limits),
+        **overrides,
+    }
+    return uvicorn.Config(app, **options)
+
+
 def main() -> None:
     settings = get_settings()
     app = create_app(settings)
-    config = uvicorn.Config(
-        app,
-        host=os.environ.get("HOST", "0.0.0.0"),
-        port=int(os.environ.get("PORT", "8000")),
-        log_level=settings.log_level,
-        access_log=settings.access_log,
-        timeout_graceful_shutdown=int(settings.request_timeout_s) + 5,
-    )
-    DrainingServer(config, app.state.registry, settings.drain_s).run()
+    DrainingServer(server_config(app, settings), app.state.registry, settings.drain_s).run()
 
 
 if __name__ == "__main__":
