@@ -225,3 +225,28 @@ def test_unfinished_and_idle_connections_are_closed_after_the_header_timeout(
         assert data == b"" or data.startswith(b"HTTP/1.1 408"), data[:100]
         if i >= len(dribblers):
             assert data == b""
+
+
+# ------------------------------------------------------------------ bodies and queue (413)
+def test_a_chunked_body_over_the_limit_is_413(edge_server: tuple[str, int]) -> None:
+    url, _ = edge_server
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: httpx sends it chunked
+        yield b'{"model": "' + JOSE.encode() + b'", "input": ["'
+        for _ in range(8):
+            yield b"x" * 1024
+        yield b'"]}'
+
+    r = httpx.post(
+        f"{url}/v1/embeddings",
+        content=chunks(),
+        headers={"content-type": "application/json"},
+        timeout=30,
+    )
+    assert r.request.headers.get("transfer-encoding") == "chunked"
+    assert r.status_code == 413, r.text
+    assert r.json()["code"] == "payload_too_large"
+    assert "MAX_BODY_BYTES" in r.json()["detail"]
+    # The same body, declared by Content-Length: the same answer.
+    declared = httpx.post(f"{url}/v1/embeddings", content=b"".join(chunks()), timeout=30)
+    assert declared.status_code == 413 and declared.json() == r.json()
