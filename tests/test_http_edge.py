@@ -250,3 +250,17 @@ def test_a_chunked_body_over_the_limit_is_413(edge_server: tuple[str, int]) -> N
     # The same body, declared by Content-Length: the same answer.
     declared = httpx.post(f"{url}/v1/embeddings", content=b"".join(chunks()), timeout=30)
     assert declared.status_code == 413 and declared.json() == r.json()
+
+
+def test_a_request_the_queue_could_never_hold_is_413(edge_server: tuple[str, int]) -> None:
+    url, _ = edge_server
+    texts = ["酒店很好", "手机坏了", "这本书不错", "服务太差"]
+    fits = httpx.post(f"{url}/v1/embeddings", json={"model": JOSE, "input": texts}, timeout=30)
+    assert fits.status_code == 200, fits.text
+    r = httpx.post(
+        f"{url}/v1/embeddings", json={"model": JOSE, "input": texts + texts[:1]}, timeout=30
+    )
+    assert r.status_code == 413, r.text
+    assert "retry-after" not in r.headers  # not "come back later": it never fits
+    assert r.json()["code"] == "payload_too_large"
+    assert f"MAX_QUEUE={MAX_QUEUE}" in r.json()["detail"]
