@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import threading
+from socket import socket
 from types import FrameType
 from typing import Any
 
@@ -48,6 +49,23 @@ class DrainingServer(uvicorn.Server):
         self._drain.daemon = True
         self._drain.start()
 
+    async def serve(self, sockets: list[socket] | None = None) -> None:
+        # Once shut down, uvicorn raises the signal that stopped it again, under the handlers in
+        # place before it started: with Python's default for SIGTERM, the process would die of it
+        # (status 143, "make: *** Error 143") after an orderly exit. SIGTERM is the request to
+        # stop, and stopping after a graceful shutdown is success: status 0.
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _stopped) if in_main else None
+        try:
+            await super().serve(sockets)
+        finally:
+            if in_main:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def _stopped(sig: int, frame: FrameType | None) -> None:
+    log.info("shut down on SIGTERM")
+
 
 def server_config(app: FastAPI, settings: Settings, **overrides: Any) -> uvicorn.Config:
     """uvicorn's configuration of the service (`overrides`: benchmarks against stock uvicorn)."""
@@ -69,7 +87,11 @@ def server_config(app: FastAPI, settings: Settings, **overrides: Any) -> uvicorn
 def main() -> None:
     settings = get_settings()
     app = create_app(settings)
-    DrainingServer(server_config(app, settings), app.state.registry, settings.drain_s).run()
+    server = DrainingServer(server_config(app, settings), app.state.registry, settings.drain_s)
+    try:
+        server.run()
+    except KeyboardInterrupt:  # SIGINT, raised again once shut down: as `uvicorn` itself, exit 0
+        pass
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ a client library would not send; every loop is bounded in count and time."""
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import time
 import urllib.parse
@@ -264,3 +265,21 @@ def test_a_request_the_queue_could_never_hold_is_413(edge_server: tuple[str, int
     assert "retry-after" not in r.headers  # not "come back later": it never fits
     assert r.json()["code"] == "payload_too_large"
     assert f"MAX_QUEUE={MAX_QUEUE}" in r.json()["detail"]
+
+
+# --------------------------------------------------------------------------- exit status
+@pytest.mark.parametrize(
+    ("drain_s", "signals"),
+    [("0", 1), ("1", 1), ("30", 2)],
+    ids=["no-drain", "drain", "second-sigterm-skips-drain"],
+)
+def test_sigterm_exits_0_after_the_graceful_shutdown(
+    tmp_path: Path, drain_s: str, signals: int
+) -> None:
+    (tmp_path / "store").mkdir()
+    with live_server_process(tmp_path / "store", DRAIN_S=drain_s) as (url, proc):
+        for _ in range(signals):
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.3)
+        # 143 in a shell ("make: *** Error 143") would read as a failure.
+        assert proc.wait(timeout=60) == 0
