@@ -8,9 +8,10 @@ any of it reaches the app:
 
 - MAX_HEADER_BYTES: a head (request line and fields) over it gets 431 and the connection is
   closed. Counted on the bytes as they arrive while a head is unfinished, so at most one read
-  (256 KiB) more than the limit is ever buffered; and exactly on the parsed fields, for a head
-  that arrives whole in one read.
-- MAX_HEADER_COUNT: more fields than that gets 431.
+  (256 KiB) more than the limit is ever buffered; and exactly on the parsed fields once the head
+  is complete (a head that arrived whole in one read).
+- MAX_HEADER_COUNT: more fields than that gets 431 (counted once the head is complete: the byte
+  limit bounds how many there can be before).
 - HEADER_TIMEOUT_S: from when a connection opens, or its last response ended, to the end of the
   next head; past it the connection is closed (with 408 if a head had begun: the client is told
   why; an idle one is just closed, as nginx does). Request bodies and responses are not timed
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from itertools import chain
 from typing import ClassVar
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
@@ -50,10 +52,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     # uvicorn's own state is untouched; these say where this connection is in the current head.
     _awaiting_head = True  # between the end of one message (or the connection's start) and a head
-    _arrived = 0  # bytes received since the head began arriving (a bound on its size)
-    _head_bytes = 0  # exact size of the parsed request line and fields
-    _head_fields = 0
+    _arrived = 0  # bytes of the reads that began while waiting for this head
+    _carried = 0  # the length of the read in which the last message ended
+    _chunk = 0  # the length of the read being parsed
     _refused: tuple[int, str, str] | None = None  # (status, code, detail) once refused
+    # One timer per connection, moved on lazily (a deadline to check when it fires) rather than
+    # cancelled and made anew for every request.
+    _head_deadline = 0.0
     _head_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -61,52 +66,42 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._arm_head_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_head_timer()
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         if self._refused is not None:
             return  # the parser is mid-head of a refused request: nothing more is read
+        self._chunk = len(data)
         if self._awaiting_head:
-            self._arrived += len(data)
+            self._arrived += self._chunk
         super().data_received(data)
         if self.transport.is_closing():
             return  # uvicorn answered it (a malformed request: 400)
         if self._refused is None and self._awaiting_head and self._arrived > self.limits.max_bytes:
-            # The head is still unfinished (a whole one would have been counted exactly): what
-            # arrived of it, less any body of the message before, is over the limit.
+            # Still unfinished (a whole head is counted exactly when it completes), and what
+            # arrived of it is over the limit already.
             self._refuse_head("MAX_HEADER_BYTES", self.limits.max_bytes, "bytes")
         if self._refused is not None:
             self._answer_refusal()
 
-    # httptools callbacks, in the order it calls them.
-    def on_message_begin(self) -> None:
-        self._head_bytes = self._head_fields = 0
-        super().on_message_begin()
-
-    def on_url(self, url: bytes) -> None:
-        self._head_bytes += len(url)
-        if self._head_bytes > self.limits.max_bytes:
-            self._refuse_head("MAX_HEADER_BYTES", self.limits.max_bytes, "bytes")
-        if self._refused is None:
-            super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._head_bytes += len(name) + len(value) + 4  # "name: value\r\n"
-        self._head_fields += 1
-        if self._head_fields > self.limits.max_count:
-            self._refuse_head("MAX_HEADER_COUNT", self.limits.max_count, "fields")
-        elif self._head_bytes > self.limits.max_bytes:
-            self._refuse_head("MAX_HEADER_BYTES", self.limits.max_bytes, "bytes")
-        if self._refused is None:
-            super().on_header(name, value)
-
+    # httptools callbacks (uvicorn's on_header has appended every field to self.headers).
     def on_headers_complete(self) -> None:
-        if self._refused is not None:
-            return  # no request cycle: the app never sees it
+        bound = self._arrived + self._carried  # at least the head's size
         self._awaiting_head = False
-        self._arrived = 0
-        self._cancel_head_timer()
+        self._arrived = self._carried = 0
+        fields = self.headers
+        if len(fields) > self.limits.max_count:
+            self._refuse_head("MAX_HEADER_COUNT", self.limits.max_count, "fields")
+            return  # no request cycle: the app never sees it
+        if bound > self.limits.max_bytes:  # else it is under the limit for sure: not counted
+            # "name: value\r\n" a field, and the request line's target (method, version: a few).
+            size = len(self.url) + 4 * len(fields) + sum(map(len, chain.from_iterable(fields)))
+            if size > self.limits.max_bytes:
+                self._refuse_head("MAX_HEADER_BYTES", self.limits.max_bytes, "bytes")
+                return
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
@@ -117,6 +112,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._refused is None:
             super().on_message_complete()
             self._awaiting_head = True
+            # The next head may begin in this read: it bounds how much of it is in this read.
+            self._carried = self._chunk
 
     def on_response_complete(self) -> None:
         # Idle again, unless a pipelined request is waiting to run (its head is in already).
@@ -127,12 +124,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     # Refusals
     def _refuse_head(self, setting: str, limit: int, unit: str) -> None:
-        if self._refused is None:
-            detail = f"request head over {limit} {unit} ({setting})"
-            self._refused = (431, "request_header_fields_too_large", detail)
+        detail = f"request head over {limit} {unit} ({setting})"
+        self._refused = (431, "request_header_fields_too_large", detail)
 
     def _answer_refusal(self) -> None:
-        self._cancel_head_timer()
         if self.cycle is not None and not self.cycle.response_complete:
             # A pipelined head refused while the request before it still runs: let that response
             # finish, then close, rather than write into the middle of it.
@@ -157,17 +152,18 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     # The head timer
     def _arm_head_timer(self) -> None:
-        self._cancel_head_timer()
-        self._head_timer = self.loop.call_later(self.limits.timeout_s, self._head_timed_out)
-
-    def _cancel_head_timer(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
+        self._head_deadline = self.loop.time() + self.limits.timeout_s
+        if self._head_timer is None:
+            self._head_timer = self.loop.call_at(self._head_deadline, self._head_timed_out)
 
     def _head_timed_out(self) -> None:
         self._head_timer = None
-        if self.transport.is_closing() or (self.cycle and not self.cycle.response_complete):
+        if self.transport.is_closing() or not self._awaiting_head or self._refused is not None:
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            return  # a request runs: its response re-arms the timer when it ends
+        if self.loop.time() < self._head_deadline:  # moved on since it was set
+            self._head_timer = self.loop.call_at(self._head_deadline, self._head_timed_out)
             return
         if self._arrived:
             self._refused = (

@@ -152,6 +152,16 @@ def test_a_whole_head_over_the_byte_limit_gets_431(edge_server: tuple[str, int])
     assert status == 431, response[:200]
     assert body["code"] == "request_header_fields_too_large"
     assert "MAX_HEADER_BYTES" in body["detail"]
+    # The same head pipelined behind a good request, in the same write: the good one is
+    # answered, then the connection closes (the big one never reaches the app).
+    good = "GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n"
+    big = f"GET /healthz HTTP/1.1\r\nx-big: {'b' * DEFAULT_MAX_HEADER_BYTES}\r\n\r\n"
+    with connect(url) as sock:
+        sock.sendall(f"{good}{big}".encode())
+        first = read_response(sock)
+        assert status_and_body(first)[0] == 200
+        rest = read_response(sock)
+        assert rest == b"" or status_and_body(rest)[0] == 431, rest[:200]
 
 
 def test_a_16_mib_header_is_refused_or_cut_off(edge_server: tuple[str, int]) -> None:
