@@ -12,10 +12,11 @@ any of it reaches the app:
   is complete (a head that arrived whole in one read).
 - MAX_HEADER_COUNT: more fields than that gets 431 (counted once the head is complete: the byte
   limit bounds how many there can be before).
-- HEADER_TIMEOUT_S: from when a connection opens, or its last response ended, to the end of the
-  next head; past it the connection is closed (with 408 if a head had begun: the client is told
-  why; an idle one is just closed, as nginx does). Request bodies and responses are not timed
-  here: the head timer runs only while the connection waits for a head.
+- HEADER_TIMEOUT_S: from when a connection opens, or the first bytes of a later head arrive, to
+  the end of that head; past it the connection is closed (with 408 if a head had begun: the
+  client is told why; an idle one is just closed, as nginx does). Between requests an idle
+  connection is closed by uvicorn's keep-alive timeout (5 s) first. Request bodies and responses
+  are not timed here: only a connection waiting for a head is.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm_head_timer()
+        self._start_head_clock()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._head_timer is not None:
@@ -76,15 +77,16 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             return  # the parser is mid-head of a refused request: nothing more is read
         self._chunk = len(data)
         if self._awaiting_head:
+            if not self._arrived:
+                self._start_head_clock()  # the first bytes of a head
             self._arrived += self._chunk
         super().data_received(data)
-        if self.transport.is_closing():
-            return  # uvicorn answered it (a malformed request: 400)
-        if self._refused is None and self._awaiting_head and self._arrived > self.limits.max_bytes:
+        if self._awaiting_head and self._arrived > self.limits.max_bytes and self._refused is None:
             # Still unfinished (a whole head is counted exactly when it completes), and what
             # arrived of it is over the limit already.
             self._refuse_head("MAX_HEADER_BYTES", self.limits.max_bytes, "bytes")
-        if self._refused is not None:
+        if self._refused is not None and not self.transport.is_closing():
+            # (closing: uvicorn has answered already, a malformed request's 400)
             self._answer_refusal()
 
     # httptools callbacks (uvicorn's on_header has appended every field to self.headers).
@@ -115,13 +117,6 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             # The next head may begin in this read: it bounds how much of it is in this read.
             self._carried = self._chunk
 
-    def on_response_complete(self) -> None:
-        # Idle again, unless a pipelined request is waiting to run (its head is in already).
-        idle = not self.pipeline
-        super().on_response_complete()
-        if idle and self._awaiting_head and not self.transport.is_closing():
-            self._arm_head_timer()
-
     # Refusals
     def _refuse_head(self, setting: str, limit: int, unit: str) -> None:
         detail = f"request head over {limit} {unit} ({setting})"
@@ -151,7 +146,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
     # The head timer
-    def _arm_head_timer(self) -> None:
+    def _start_head_clock(self) -> None:
         self._head_deadline = self.loop.time() + self.limits.timeout_s
         if self._head_timer is None:
             self._head_timer = self.loop.call_at(self._head_deadline, self._head_timed_out)
@@ -161,7 +156,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self.transport.is_closing() or not self._awaiting_head or self._refused is not None:
             return
         if self.cycle is not None and not self.cycle.response_complete:
-            return  # a request runs: its response re-arms the timer when it ends
+            return  # a request runs; the next head's first bytes start the clock again
         if self.loop.time() < self._head_deadline:  # moved on since it was set
             self._head_timer = self.loop.call_at(self._head_deadline, self._head_timed_out)
             return

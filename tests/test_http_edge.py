@@ -238,6 +238,30 @@ def test_unfinished_and_idle_connections_are_closed_after_the_header_timeout(
             assert data == b""
 
 
+def test_a_later_head_dribbled_on_a_kept_alive_connection_is_closed(
+    edge_server: tuple[str, int],
+) -> None:
+    url, _ = edge_server
+    with connect(url) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
+        assert status_and_body(read_response(sock))[0] == 200
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nx-slow: ")
+        sock.setblocking(False)
+        data = None
+        give_up = time.monotonic() + HEADER_TIMEOUT_S + 9
+        while data is None and time.monotonic() < give_up:
+            time.sleep(0.2)
+            try:
+                sock.send(b"a")
+                data = sock.recv(65536)
+            except BlockingIOError:
+                continue
+            except (ConnectionResetError, BrokenPipeError):
+                data = b""
+    assert data is not None, "still open"
+    assert data == b"" or data.startswith(b"HTTP/1.1 408"), data[:100]
+
+
 # ------------------------------------------------------------------ bodies and queue (413)
 def test_a_chunked_body_over_the_limit_is_413(edge_server: tuple[str, int]) -> None:
     url, _ = edge_server
