@@ -61,6 +61,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     # cancelled and made anew for every request.
     _head_deadline = 0.0
     _head_timer: asyncio.TimerHandle | None = None
+    _clock_on = False  # the current head's deadline is set
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -77,8 +78,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             return  # the parser is mid-head of a refused request: nothing more is read
         self._chunk = len(data)
         if self._awaiting_head:
-            if not self._arrived:
-                self._start_head_clock()  # the first bytes of a head
+            if not self._clock_on:
+                self._start_head_clock()  # the first bytes of a head after a message
             self._arrived += self._chunk
         super().data_received(data)
         if self._awaiting_head and self._arrived > self.limits.max_bytes and self._refused is None:
@@ -92,7 +93,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     # httptools callbacks (uvicorn's on_header has appended every field to self.headers).
     def on_headers_complete(self) -> None:
         bound = self._arrived + self._carried  # at least the head's size
-        self._awaiting_head = False
+        self._awaiting_head = self._clock_on = False
         self._arrived = self._carried = 0
         fields = self.headers
         if len(fields) > self.limits.max_count:
@@ -147,6 +148,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     # The head timer
     def _start_head_clock(self) -> None:
+        self._clock_on = True
         self._head_deadline = self.loop.time() + self.limits.timeout_s
         if self._head_timer is None:
             self._head_timer = self.loop.call_at(self._head_deadline, self._head_timed_out)
