@@ -87,6 +87,9 @@ BLOCKS: dict[str, Block] = {
         ("bench/generation.py", "--store", "{store}", "--model", "demo-cln"), ("store", "demo-cln")
     ),
     "cold-start": Block(("bench/cold_start.py", "--store", "{store}", "--rounds", "2")),
+    "http-edge": Block(
+        ("bench/http_edge.py", "--store", "{store}", "--model", "demo-jose"), ("store", "demo-jose")
+    ),
     "ray-serve": Block(
         ("bench/ray_serve.py", "--store", "{store}", "--model", "demo-jose"),
         ("store", "demo-jose"),

@@ -4,6 +4,9 @@ Shutdown (what orchestrators expect): on SIGTERM, /readyz turns 503 at once whil
 still accepted and served for DRAIN_S seconds, so that load balancers stop sending new ones; then
 uvicorn stops accepting, in-flight requests finish (up to REQUEST_TIMEOUT_S + 5 s), the model
 queues drain, and the process exits 0. SIGINT (Ctrl-C), or a second SIGTERM, skips the drain delay.
+
+Connections: uvicorn's httptools protocol with the request head bounded in bytes, fields and time
+(MAX_HEADER_BYTES, MAX_HEADER_COUNT, HEADER_TIMEOUT_S; service/http_protocol.py).
 """
 
 from __future__ import annotations
@@ -12,15 +15,19 @@ import logging
 import os
 import signal
 import threading
+from socket import socket
 from types import FrameType
+from typing import Any
 
 import uvicorn
+from fastapi import FastAPI
 
 # First: TensorFlow reads its log level when it is imported (service.app imports it).
 from service import tf_logging  # noqa: F401
 from service.app import create_app
+from service.http_protocol import HeadLimits, bounded_http_protocol
 from service.registry import ModelRegistry
-from service.settings import get_settings
+from service.settings import Settings, get_settings
 
 log = logging.getLogger("service")
 
@@ -44,19 +51,49 @@ class DrainingServer(uvicorn.Server):
         self._drain.daemon = True
         self._drain.start()
 
+    async def serve(self, sockets: list[socket] | None = None) -> None:
+        # Once shut down, uvicorn raises the signal that stopped it again, under the handlers in
+        # place before it started: with Python's default for SIGTERM, the process would die of it
+        # (status 143, "make: *** Error 143") after an orderly exit. SIGTERM is the request to
+        # stop, and stopping after a graceful shutdown is success: status 0.
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _stopped) if in_main else None
+        try:
+            await super().serve(sockets)
+        finally:
+            if in_main:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def _stopped(sig: int, frame: FrameType | None) -> None:
+    log.info("shut down on SIGTERM")
+
+
+def server_config(app: FastAPI, settings: Settings, **overrides: Any) -> uvicorn.Config:
+    """uvicorn's configuration of the service (`overrides`: benchmarks against stock uvicorn)."""
+    limits = HeadLimits(
+        settings.max_header_bytes, settings.max_header_count, settings.header_timeout_s
+    )
+    options: dict[str, Any] = {
+        "host": os.environ.get("HOST", "0.0.0.0"),
+        "port": int(os.environ.get("PORT", "8000")),
+        "log_level": settings.log_level,
+        "access_log": settings.access_log,
+        "timeout_graceful_shutdown": int(settings.request_timeout_s) + 5,
+        "http": bounded_http_protocol(limits),
+        **overrides,
+    }
+    return uvicorn.Config(app, **options)
+
 
 def main() -> None:
     settings = get_settings()
     app = create_app(settings)
-    config = uvicorn.Config(
-        app,
-        host=os.environ.get("HOST", "0.0.0.0"),
-        port=int(os.environ.get("PORT", "8000")),
-        log_level=settings.log_level,
-        access_log=settings.access_log,
-        timeout_graceful_shutdown=int(settings.request_timeout_s) + 5,
-    )
-    DrainingServer(config, app.state.registry, settings.drain_s).run()
+    server = DrainingServer(server_config(app, settings), app.state.registry, settings.drain_s)
+    try:
+        server.run()
+    except KeyboardInterrupt:  # SIGINT, raised again once shut down: as `uvicorn` itself, exit 0
+        pass
 
 
 if __name__ == "__main__":

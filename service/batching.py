@@ -4,7 +4,8 @@ The contract is Ray Serve's: the batched function takes a list of items and retu
 same length, in order; callers submit items and each gets its own result back. Around that:
 
 - admission is all-or-nothing per request and bounded (`max_queue`): past it,
-  `Overloaded` (429) at once;
+  `Overloaded` (429) at once; a request with more items than `max_queue` on its own could never
+  be admitted and gets `PayloadTooLarge` (413), not a 429 to retry for ever;
 - a batch closes at `max_batch_size` rows, at `max_batch_tokens` padded tokens
   (rows x longest row, what the padded model call really costs), or `max_batch_delay` after its
   first item arrived, whichever comes first; and it waits for company only while some caller has
@@ -32,7 +33,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from service.errors import BackendError, DeadlineExceeded, NotReady, Overloaded, ServiceError
+from service.errors import (
+    BackendError,
+    DeadlineExceeded,
+    NotReady,
+    Overloaded,
+    PayloadTooLarge,
+    ServiceError,
+)
 from service.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -120,6 +128,13 @@ class DynamicBatcher(Generic[I, O]):
         """Queue a request's items together; wait for all of their results."""
         if self._closing:
             raise NotReady(f"model {self.name!r} is shutting down")
+        if len(items) > self.config.max_queue:
+            # Never admitted, however long the caller waits: not a 429 to retry for ever.
+            self._count_rejected("too_large", len(items))
+            raise PayloadTooLarge(
+                f"request of {len(items)} inputs is more than model {self.name!r} ever queues "
+                f"(MAX_QUEUE={self.config.max_queue})"
+            )
         if len(self._queue) + len(items) > self.config.max_queue:
             self._count_rejected("queue_full", len(items))
             raise Overloaded(

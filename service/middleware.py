@@ -12,7 +12,12 @@ from service.metrics import Metrics
 
 
 class BodyLimit:
-    """413 for a body over MAX_BODY_BYTES, by Content-Length at once or by counting a stream."""
+    """413 for a body over MAX_BODY_BYTES, by Content-Length at once or by counting a stream.
+
+    A streamed (chunked) body is counted as the app reads it; the 413 is sent from inside that
+    read, and whatever the app answers after it is dropped. Raising alone would not do: FastAPI
+    turns any exception while it reads a body into 400 "There was an error parsing the body".
+    """
 
     def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
         self.app = app
@@ -34,27 +39,32 @@ class BodyLimit:
                     return
         received = 0
         started = False
+        refused = False
 
         async def send_tracking(message: Message) -> None:
             nonlocal started
+            if refused:
+                return  # the 413 went out; this is the app's answer to the failed read
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
         async def receive_counting() -> Message:
-            nonlocal received
+            nonlocal received, refused
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    if not started and not refused:
+                        refused = True
+                        await _send_413(send, limit)
                     raise _TooLarge
             return message
 
         try:
             await self.app(scope, receive_counting, send_tracking)
         except _TooLarge:
-            if not started:
-                await _send_413(send, limit)
+            pass  # answered in receive_counting (or too late to answer: the response had begun)
 
 
 class _TooLarge(Exception):

@@ -70,7 +70,10 @@ class Settings(BaseSettings):
         description="Sequence lengths inputs are padded to; each is warmed up at load.",
     )
     max_queue: int = Field(
-        1024, ge=1, description="Inputs waiting per model; past it requests get 429 at once."
+        1024,
+        ge=1,
+        description="Inputs waiting per model; past it requests get 429 at once (413 for a "
+        "request with more inputs than that on its own).",
     )
     request_timeout_s: float = Field(
         30.0, gt=0, description="Deadline from arrival; a request still queued past it gets 504."
@@ -80,6 +83,23 @@ class Settings(BaseSettings):
         ge=0,
         description="On SIGTERM, how long /readyz answers 503 while requests are still served, "
         "before the graceful shutdown (load balancers stop sending in that time).",
+    )
+
+    # The request head (request line and header fields), bounded before any of it reaches the
+    # app: nginx's large_client_header_buffers (4 x 8k) and client_header_timeout (60s), and
+    # Apache's LimitRequestFields (100).
+    max_header_bytes: int = Field(
+        32768,
+        ge=1024,
+        description="Largest request head (request line and header fields) in bytes; past it "
+        "431, or the connection is closed while a head is still arriving.",
+    )
+    max_header_count: int = Field(100, ge=1, description="Most header fields in a request (431).")
+    header_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="How long a connection may take to send a whole request head, from when it "
+        "opens or its last response ended; then it is closed (408 if a head was under way).",
     )
 
     # Request limits: past these a request gets 413 (the schema's hard caps give 422).

@@ -233,9 +233,8 @@ def test_sigterm_turns_readiness_off_then_finishes_in_flight_requests(writer_sto
         assert late == [(200, 5)]
         for caller in callers:
             caller.join(timeout=120)
-        # uvicorn re-raises the SIGTERM once it has shut down, so the exit is "killed by SIGTERM"
-        # (143 in a shell), as for any process that honours it, and only after the requests.
-        assert proc.wait(timeout=60) in (0, -signal.SIGTERM)
+        # A clean exit (status 0, not "killed by SIGTERM"), and only after the requests.
+        assert proc.wait(timeout=60) == 0
     assert results == [(200, 190)] * 4  # every in-flight request finished, whole
 
 

@@ -1,0 +1,319 @@
+"""The HTTP edge of a real `python -m service` process on 127.0.0.1: request heads bounded in
+size, count and time (431, or the connection closed), a streamed body over MAX_BODY_BYTES is 413
+like a declared one, a request the queue could never hold is 413 (not a 429 to retry for ever),
+and SIGTERM ends in exit status 0 after the graceful drain. Raw sockets where the point is what
+a client library would not send; every loop is bounded in count and time."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import time
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.live_server import live_server_process
+from tests.tiny_store import TINY_MODELS, train_tiny_jose
+
+pytestmark = pytest.mark.slow
+
+JOSE = TINY_MODELS["embedding"]
+HEADER_TIMEOUT_S = 1.0
+MAX_QUEUE = 4
+MAX_BODY_BYTES = 4096
+# The defaults (settings.py): 32 KiB of request head, 100 header fields.
+DEFAULT_MAX_HEADER_BYTES = 32768
+DEFAULT_MAX_HEADER_COUNT = 100
+
+
+@pytest.fixture(scope="module")
+def jose_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store of the tiny JoSE model only (the queue test needs a model; the rest, a server)."""
+    work = tmp_path_factory.mktemp("http-edge")
+    train_tiny_jose(work / "store", JOSE, work)
+    return work / "store"
+
+
+@pytest.fixture(scope="module")
+def edge_server(jose_store: Path) -> Iterator[tuple[str, int]]:
+    """(base URL, pid) of a server with a short header timeout and small queue and body limits."""
+    settings = {
+        "HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S),
+        "MAX_QUEUE": str(MAX_QUEUE),
+        "MAX_BATCH_SIZE": str(MAX_QUEUE),
+        "MAX_BODY_BYTES": str(MAX_BODY_BYTES),
+    }
+    with live_server_process(jose_store, **settings) as (url, proc):
+        yield url, proc.pid
+
+
+def connect(url: str, timeout_s: float = 10) -> socket.socket:
+    parts = urllib.parse.urlsplit(url)
+    return socket.create_connection((parts.hostname, parts.port), timeout=timeout_s)
+
+
+def read_response(sock: socket.socket) -> bytes:
+    """One whole response (a Content-Length body), or what came before the server closed or
+    reset the connection (b"" for nothing)."""
+    data = b""
+    try:
+        while True:
+            head, sep, body = data.partition(b"\r\n\r\n")
+            if sep:
+                lengths = [
+                    int(line.split(b":", 1)[1])
+                    for line in head.split(b"\r\n")[1:]
+                    if line.lower().startswith(b"content-length:")
+                ]
+                if lengths and len(body) >= lengths[0]:
+                    return data
+            chunk = sock.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+    except (ConnectionResetError, BrokenPipeError):
+        return data
+
+
+def status_and_body(response: bytes) -> tuple[int, dict]:
+    head, _, body = response.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), json.loads(body)
+
+
+def get_with_headers(url: str, headers: list[tuple[str, str]]) -> bytes:
+    lines = "".join(f"{name}: {value}\r\n" for name, value in headers)
+    with connect(url) as sock:
+        sock.sendall(f"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n{lines}\r\n".encode())
+        return read_response(sock)
+
+
+def send_unfinished_head(sock: socket.socket, size: int, deadline: float) -> int:
+    """Send a request head that never ends: one header value of up to `size` bytes, in 256 KiB
+    writes. Stops early when the server closes the connection; returns the bytes sent."""
+    sent = 0
+    piece = b"a" * 262144
+    try:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nx-big: ")
+        while sent < size and time.monotonic() < deadline:
+            sock.sendall(piece)
+            sent += len(piece)
+    except (ConnectionResetError, BrokenPipeError, TimeoutError):
+        pass
+    return sent
+
+
+def resident_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+# ------------------------------------------------------------------------ request heads (431)
+def test_ordinary_heads_and_keep_alive_pass_the_limits(edge_server: tuple[str, int]) -> None:
+    url, _ = edge_server
+    # 60 fields of 300 bytes: 18 KB, under both defaults.
+    ok = get_with_headers(url, [(f"x-field-{i}", "v" * 300) for i in range(60)])
+    assert status_and_body(ok)[0] == 200
+    # Two requests one after the other and two pipelined, on one connection each.
+    request = b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n"
+    with connect(url) as sock:
+        for _ in range(2):
+            sock.sendall(request)
+            assert status_and_body(read_response(sock))[0] == 200
+    with connect(url) as sock:
+        sock.sendall(request * 2)
+        both = b""
+        while both.count(b"HTTP/1.1 200") < 2:
+            chunk = sock.recv(65536)
+            assert chunk, both
+            both += chunk
+
+
+def test_too_many_header_fields_get_431(edge_server: tuple[str, int]) -> None:
+    url, _ = edge_server
+    response = get_with_headers(url, [(f"x-{i}", "1") for i in range(DEFAULT_MAX_HEADER_COUNT + 1)])
+    status, body = status_and_body(response)
+    assert status == 431, response[:200]
+    assert body["code"] == "request_header_fields_too_large"
+    assert "MAX_HEADER_COUNT" in body["detail"]
+
+
+def test_a_whole_head_over_the_byte_limit_gets_431(edge_server: tuple[str, int]) -> None:
+    # Sent at once and complete: the server sees the whole head in one read.
+    url, _ = edge_server
+    response = get_with_headers(url, [("x-big", "b" * DEFAULT_MAX_HEADER_BYTES)])
+    status, body = status_and_body(response)
+    assert status == 431, response[:200]
+    assert body["code"] == "request_header_fields_too_large"
+    assert "MAX_HEADER_BYTES" in body["detail"]
+    # The same head pipelined behind a good request, in the same write: the good one is
+    # answered, then the connection closes (the big one never reaches the app).
+    good = "GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n"
+    big = f"GET /healthz HTTP/1.1\r\nx-big: {'b' * DEFAULT_MAX_HEADER_BYTES}\r\n\r\n"
+    with connect(url) as sock:
+        sock.sendall(f"{good}{big}".encode())
+        first = read_response(sock)
+        assert status_and_body(first)[0] == 200
+        rest = read_response(sock)
+        assert rest == b"" or status_and_body(rest)[0] == 431, rest[:200]
+
+
+def test_a_16_mib_header_is_refused_or_cut_off(edge_server: tuple[str, int]) -> None:
+    url, _ = edge_server
+    with connect(url) as sock:
+        sent = send_unfinished_head(sock, 16 << 20, deadline=time.monotonic() + 30)
+        try:
+            sock.sendall(b"\r\n\r\n")
+        except (ConnectionResetError, BrokenPipeError):
+            pass
+        response = read_response(sock)
+    # 431, or the connection closed under the sender: never a 200 for 16 MiB of header.
+    if response:
+        assert status_and_body(response)[0] == 431, (sent, response[:200])
+    assert sent < 16 << 20 or not response or response.startswith(b"HTTP/1.1 431")
+    assert httpx.get(f"{url}/healthz").status_code == 200
+
+
+def test_big_unfinished_heads_hold_no_memory(edge_server: tuple[str, int]) -> None:
+    """8 connections each sending 16 MiB of a head that never ends, all held open: the server
+    keeps a bounded slice of each, not 128 MB."""
+    url, pid = edge_server
+    before = resident_mb(pid)
+    sockets = [connect(url, timeout_s=5) for _ in range(8)]
+    try:
+        deadline = time.monotonic() + 60
+        for sock in sockets:
+            send_unfinished_head(sock, 16 << 20, deadline)
+        time.sleep(0.5)
+        grown = resident_mb(pid) - before
+    finally:
+        for sock in sockets:
+            sock.close()
+    assert grown < 40, f"{grown:.0f} MB more resident while 8 unfinished heads were open"
+
+
+def test_unfinished_and_idle_connections_are_closed_after_the_header_timeout(
+    edge_server: tuple[str, int],
+) -> None:
+    """20 connections dribbling a header one byte every 0.2 s, and 5 that send nothing at all:
+    each is closed by the server soon after HEADER_TIMEOUT_S (1 s here), not kept for ever."""
+    url, _ = edge_server
+    dribblers = [connect(url, timeout_s=5) for _ in range(20)]
+    idle = [connect(url, timeout_s=5) for _ in range(5)]
+    closed: dict[int, bytes] = {}
+    try:
+        for sock in dribblers:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nx-slow: ")
+        for sock in [*dribblers, *idle]:
+            sock.setblocking(False)
+        give_up = time.monotonic() + HEADER_TIMEOUT_S + 9
+        while len(closed) < len(dribblers) + len(idle) and time.monotonic() < give_up:
+            for i, sock in enumerate([*dribblers, *idle]):
+                if i in closed:
+                    continue
+                try:
+                    if sock in dribblers:
+                        sock.send(b"a")
+                    data = sock.recv(65536)
+                except BlockingIOError:
+                    continue
+                except (ConnectionResetError, BrokenPipeError):
+                    data = b""
+                closed[i] = data  # b"": closed; else what was sent before closing
+            time.sleep(0.2)
+    finally:
+        for sock in [*dribblers, *idle]:
+            sock.close()
+    assert len(closed) == len(dribblers) + len(idle), f"{len(closed)} of 25 closed"
+    # Those caught mid-head may be told why (408) before the close; the idle ones just close.
+    for i, data in closed.items():
+        assert data == b"" or data.startswith(b"HTTP/1.1 408"), data[:100]
+        if i >= len(dribblers):
+            assert data == b""
+
+
+def test_a_later_head_dribbled_on_a_kept_alive_connection_is_closed(
+    edge_server: tuple[str, int],
+) -> None:
+    url, _ = edge_server
+    with connect(url) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
+        assert status_and_body(read_response(sock))[0] == 200
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nx-slow: ")
+        sock.setblocking(False)
+        data = None
+        give_up = time.monotonic() + HEADER_TIMEOUT_S + 9
+        while data is None and time.monotonic() < give_up:
+            time.sleep(0.2)
+            try:
+                sock.send(b"a")
+                data = sock.recv(65536)
+            except BlockingIOError:
+                continue
+            except (ConnectionResetError, BrokenPipeError):
+                data = b""
+    assert data is not None, "still open"
+    assert data == b"" or data.startswith(b"HTTP/1.1 408"), data[:100]
+
+
+# ------------------------------------------------------------------ bodies and queue (413)
+def test_a_chunked_body_over_the_limit_is_413(edge_server: tuple[str, int]) -> None:
+    url, _ = edge_server
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: httpx sends it chunked
+        yield b'{"model": "' + JOSE.encode() + b'", "input": ["'
+        for _ in range(8):
+            yield b"x" * 1024
+        yield b'"]}'
+
+    r = httpx.post(
+        f"{url}/v1/embeddings",
+        content=chunks(),
+        headers={"content-type": "application/json"},
+        timeout=30,
+    )
+    assert r.request.headers.get("transfer-encoding") == "chunked"
+    assert r.status_code == 413, r.text
+    assert r.json()["code"] == "payload_too_large"
+    assert "MAX_BODY_BYTES" in r.json()["detail"]
+    # The same body, declared by Content-Length: the same answer.
+    declared = httpx.post(f"{url}/v1/embeddings", content=b"".join(chunks()), timeout=30)
+    assert declared.status_code == 413 and declared.json() == r.json()
+
+
+def test_a_request_the_queue_could_never_hold_is_413(edge_server: tuple[str, int]) -> None:
+    url, _ = edge_server
+    texts = ["酒店很好", "手机坏了", "这本书不错", "服务太差"]
+    fits = httpx.post(f"{url}/v1/embeddings", json={"model": JOSE, "input": texts}, timeout=30)
+    assert fits.status_code == 200, fits.text
+    r = httpx.post(
+        f"{url}/v1/embeddings", json={"model": JOSE, "input": texts + texts[:1]}, timeout=30
+    )
+    assert r.status_code == 413, r.text
+    assert "retry-after" not in r.headers  # not "come back later": it never fits
+    assert r.json()["code"] == "payload_too_large"
+    assert f"MAX_QUEUE={MAX_QUEUE}" in r.json()["detail"]
+
+
+# --------------------------------------------------------------------------- exit status
+@pytest.mark.parametrize(
+    ("drain_s", "signals"),
+    [("0", 1), ("1", 1), ("30", 2)],
+    ids=["no-drain", "drain", "second-sigterm-skips-drain"],
+)
+def test_sigterm_exits_0_after_the_graceful_shutdown(
+    tmp_path: Path, drain_s: str, signals: int
+) -> None:
+    (tmp_path / "store").mkdir()
+    with live_server_process(tmp_path / "store", DRAIN_S=drain_s) as (url, proc):
+        for _ in range(signals):
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.3)
+        # 143 in a shell ("make: *** Error 143") would read as a failure.
+        assert proc.wait(timeout=60) == 0
