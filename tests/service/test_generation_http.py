@@ -306,3 +306,15 @@ def test_a_live_server_refuses_numbers_the_model_cannot_take(store: Path) -> Non
                 assert texts({**label, "temperature": temperature}) == greedy, temperature
             sampled = texts({**label, "temperature": 1.0, "top_p": 1.0})
             assert sampled != greedy and sampled[0] != sampled[1]
+
+
+def test_more_samples_than_the_queue_ever_holds_is_413_not_429(store: Path) -> None:
+    settings = Settings(model_store=store, poll_interval_s=0, max_num_samples=4, max_queue=2,
+                        max_batch_size=8, warmup=False)  # fmt: skip
+    with TestClient(create_app(settings)) as c:
+        wait_ready(c, timeout_s=120)
+        body = {"condition": {"label": "pos"}, "max_new_tokens": 2, "seed": 0}
+        r = post(c, num_samples=3, **body)
+        assert r.status_code == 413, r.text
+        assert "MAX_QUEUE=2" in r.json()["detail"] and "retry-after" not in r.headers
+        assert post(c, num_samples=2, **body).status_code == 200
