@@ -23,7 +23,7 @@ import uvicorn
 from fastapi import FastAPI
 
 # First: TensorFlow reads its log level when it is imported (service.app imports it).
-from service import tf_logging  # noqa: F401
+from models import tf_logging  # noqa: F401
 from service.app import create_app
 from service.http_protocol import HeadLimits, bounded_http_protocol
 from service.registry import ModelRegistry

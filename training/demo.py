@@ -161,6 +161,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--density-epochs", type=int, default=DEMO_DENSITY_EPOCHS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    # TensorFlow's and absl's Python loggers narrate every SavedModel export at INFO ("Assets
+    # written to ...", "Function ... unsupported characters"): the job's own lines say what matters.
+    for noisy in ("absl", "tensorflow"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     args.out.mkdir(parents=True, exist_ok=True)
 
     demos = {

@@ -189,6 +189,10 @@ def main(argv: list[str] | None = None) -> Path:
     """Runs the export; returns the new version's folder."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    # TensorFlow's and absl's Python loggers narrate every SavedModel export at INFO ("Assets
+    # written to ...", "Function ... unsupported characters"): the job's own lines say what matters.
+    for noisy in ("absl", "tensorflow"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     folder: Path = args.checkpoint
     fmt = checkpoint_format(folder)
 

@@ -25,7 +25,7 @@ def test_bad_device_settings_fail_loudly() -> None:
 
 def test_a_cuda_build_without_a_gpu_says_so_and_how_to_see_why(monkeypatch, caplog) -> None:
     # TensorFlow's own reasons (cuInit...) are C++ lines the service hides by default
-    # (service/tf_logging.py); its log says where they went.
+    # (models/tf_logging.py); its log says where they went.
     import tensorflow as tf
 
     if tf.config.list_physical_devices("GPU"):

@@ -1,5 +1,5 @@
 """TensorFlow's C++ log level, set before TensorFlow is imported (`service/__main__.py` imports
-this first).
+this first, and so does the `training` package: the jobs import TensorFlow too).
 
 TensorFlow's C++ side, and XLA's through absl, write to stderr in their own format, past Python's
 logging: `I0000 00:00:1796201403.064215 12655 cpu_feature_guard.cc:227] This TensorFlow binary
