@@ -1,10 +1,11 @@
 """`make image-test`: build the CPU image and run docker-compose.yml the way a user does.
 
-    python3 scripts/image_test.py [--python-image IMAGE] [--port 18000]
+    python3 scripts/image_test.py [--python-image IMAGE] [--port 18000] [--fresh]
 
 Under podman (runc) with Debian's docker-compose talking to podman's Docker-compatible socket;
 /etc/containers/containers.conf must exist (scripts/container_host_setup.sh writes it). Without
---python-image the Debian base of scripts/build_base_image.sh is built first when missing. Then:
+--python-image the Debian base of scripts/build_base_image.sh is built first when missing (always
+with --fresh, the default under CI=true, which also builds the image without the layer cache). Then:
 the trainer fills an empty store volume, `api` turns healthy, every endpoint answers through the
 published port, a new version copied into the volume is picked up, the open descriptors under many
 connections stay far below the container's nofile limit, `docker compose stop` drains and exits 0,
@@ -81,7 +82,10 @@ def preflight() -> None:
         raise Failed("/etc/containers/containers.conf missing (scripts/container_host_setup.sh)")
 
 
-def build_image(python_image: str | None) -> tuple[float, int]:
+def build_image(python_image: str | None, fresh: bool) -> tuple[float, int]:
+    if fresh:  # nothing from an earlier run: the base, the image and its layer cache
+        run("podman", "rmi", "--force", IMAGE, BASE_IMAGE, check=False)
+        run("podman", "image", "prune", "--force", check=False)
     if python_image is None:
         python_image = BASE_IMAGE
         if run("podman", "image", "exists", BASE_IMAGE, check=False).returncode != 0:
@@ -94,7 +98,7 @@ def build_image(python_image: str | None) -> tuple[float, int]:
     build = subprocess.run(
         # docker format: OCI images drop the Dockerfile's HEALTHCHECK.
         ["podman", "build", "--format", "docker", "--build-arg", f"PYTHON_IMAGE={python_image}",
-         "-t", IMAGE, "."],
+         *(["--no-cache"] if fresh else []), "-t", IMAGE, "."],
         cwd=ROOT, capture_output=True, text=True, timeout=2400, check=False,
     )  # fmt: skip
     if build.returncode != 0:
@@ -310,11 +314,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--python-image", default=None, help=f"default: {BASE_IMAGE}, built here")
     parser.add_argument("--port", type=int, default=18000, help="the published port")
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        default=os.environ.get("CI") == "true",
+        help="rebuild the base and the image from nothing (the default under CI=true)",
+    )
     args = parser.parse_args()
     began = time.monotonic()
     report: list[str] = []
     preflight()
-    build_seconds, size = build_image(args.python_image)
+    build_seconds, size = build_image(args.python_image, args.fresh)
     report.append(f"image {IMAGE}: {size / 1e6:.0f} MB, built in {build_seconds:.0f} s")
     step(report[-1])
     port = free_port(args.port)
