@@ -84,8 +84,7 @@ def preflight() -> None:
 
 def build_image(python_image: str | None, fresh: bool) -> tuple[float, int]:
     if fresh:  # nothing from an earlier run: the base, the image and its layer cache
-        run("podman", "rmi", "--force", IMAGE, BASE_IMAGE, check=False)
-        run("podman", "image", "prune", "--force", check=False)
+        run("podman", "rmi", "--force", IMAGE, BASE_IMAGE, check=False, timeout=600)
     if python_image is None:
         python_image = BASE_IMAGE
         if run("podman", "image", "exists", BASE_IMAGE, check=False).returncode != 0:
@@ -239,6 +238,12 @@ def open_descriptors(container: str) -> int:
     return len(listing.split())
 
 
+def threads(container: str) -> int:
+    status = run("podman", "exec", container, "cat", "/proc/1/status").stdout
+    [line] = [x for x in status.splitlines() if x.startswith("Threads:")]
+    return int(line.split()[1])
+
+
 def nofile_limit(container: str) -> int:
     limits = run("podman", "exec", container, "cat", "/proc/1/limits").stdout
     [line] = [x for x in limits.splitlines() if x.startswith("Max open files")]
@@ -376,7 +381,7 @@ def run_compose(compose: Compose, base: str) -> list[str]:
     idle, loaded = descriptors_under_connections(base, api)
     report.append(
         f"descriptors: {idle} idle, {loaded} with {CONNECTIONS} connections open;"
-        f" nofile limit {limit}"
+        f" nofile limit {limit}; {threads(api)} threads (nproc 4096)"
     )
     step(report[-1])
     if loaded < idle + CONNECTIONS or loaded > limit // 2:
