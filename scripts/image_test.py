@@ -22,6 +22,7 @@ import argparse
 import http.client
 import json
 import os
+import resource
 import shutil
 import socket
 import subprocess
@@ -80,6 +81,12 @@ def preflight() -> None:
         raise Failed(f"not installed: {', '.join(missing)} (scripts/container_host_setup.sh)")
     if not Path("/etc/containers/containers.conf").exists():
         raise Failed("/etc/containers/containers.conf missing (scripts/container_host_setup.sh)")
+    # A container here may lower its limits, never raise them: docker-compose.yml's 4096 must fit
+    # under the hard limits this process passes down to podman and runc.
+    for name, limit in (("nofile", resource.RLIMIT_NOFILE), ("nproc", resource.RLIMIT_NPROC)):
+        hard = resource.getrlimit(limit)[1]
+        if hard != resource.RLIM_INFINITY and hard < 4096:
+            raise Failed(f"hard {name} limit {hard} < the 4096 docker-compose.yml gives the api")
 
 
 def build_image(python_image: str | None, fresh: bool) -> tuple[float, int]:
