@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import tomllib
+from pathlib import Path
 
 import pytest
 import yaml
@@ -142,3 +143,21 @@ def test_docker_compose_validates_the_file(profile: list[str]) -> None:
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
+
+
+def test_the_quick_demo_options_reach_the_qa_demo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import training.demo
+    import training.qa
+
+    calls: list[dict] = []
+    for name in ("train_jose_demo", "train_generation_demo", "train_density_demo"):
+        monkeypatch.setattr(training.demo, name, lambda *args: None)
+    monkeypatch.setattr(training.qa, "train_qa_demo", lambda *args, **kw: calls.append(kw))
+    training.demo.main(["--out", str(tmp_path), "--qa-epochs", "1", "--qa-questions", "800"])
+    training.demo.main(["--out", str(tmp_path)])  # `make run`'s demo: the QA demo's own
+    assert calls == [
+        {"epochs": 1, "train_questions": 800},
+        {"epochs": training.qa.DEMO_EPOCHS, "train_questions": training.qa.DEMO_TRAIN_QUESTIONS},
+    ]
