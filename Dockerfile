@@ -1,27 +1,23 @@
 # kexue-serve image. CPU by default; `--build-arg VARIANT=gpu` installs TensorFlow with CUDA.
 # The model store is a volume (/models), never baked into the image.
+# PYTHON_IMAGE: any Debian-like image with Python 3.11, its venv module and useradd: the official
+# python image, or the Debian bookworm base scripts/build_base_image.sh makes without a registry.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
+# The pyproject extra with TensorFlow in it: cpu (tensorflow-cpu) or gpu (tensorflow[and-cuda]).
 ARG VARIANT=cpu
-# The version pinned in pyproject.toml (a test keeps the two equal).
-ARG TENSORFLOW_VERSION=2.21.0
 WORKDIR /src
-RUN python -m venv /opt/venv
+# python3: the official image also names it python, a Debian base only python3.
+RUN python3 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 COPY pyproject.toml README.md ./
 COPY service service
 COPY models models
 COPY training training
 # The same install step as `make install` without the dev tools (`make image-check` runs it).
-# GPU: tensorflow-cpu and tensorflow share one package folder, so the CPU build is removed
-# before TensorFlow with CUDA goes in, never after.
 RUN pip install --no-cache-dir --upgrade pip \
- && pip install --no-cache-dir . \
- && if [ "$VARIANT" = "gpu" ]; then \
-      pip uninstall -y tensorflow-cpu \
-      && pip install --no-cache-dir "tensorflow[and-cuda]==${TENSORFLOW_VERSION}"; \
-    fi
+ && pip install --no-cache-dir ".[${VARIANT}]"
 
 FROM ${PYTHON_IMAGE} AS runtime
 RUN useradd --create-home --uid 10001 kexue \
@@ -30,7 +26,6 @@ COPY --from=build /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \
     MODEL_STORE=/models \
     PORT=8000 \
-    TF_CPP_MIN_LOG_LEVEL=2 \
     PYTHONUNBUFFERED=1
 USER kexue
 WORKDIR /home/kexue

