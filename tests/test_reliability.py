@@ -291,11 +291,14 @@ def test_a_caller_who_leaves_the_queue_costs_no_compute(jose_store: Path) -> Non
 
 
 def test_queued_past_the_deadline_is_504_without_running(writer_store: Path) -> None:
-    # One row at a time; each request decodes 150 steps, longer than the 0.5 s deadline.
-    settings = {"MAX_BATCH_SIZE": "1", "REQUEST_TIMEOUT_S": "0.5", "MAX_NEW_TOKENS": "150"}
+    # One row at a time; each request decodes 150 steps. The fourth caller waits for at least 450
+    # steps, longer than the 0.25 s deadline unless a step took under 0.6 ms (on an idle machine a
+    # step of the tiny model takes about 1.5 ms; with a 0.5 s deadline and three callers, the
+    # third was sometimes served in time).
+    settings = {"MAX_BATCH_SIZE": "1", "REQUEST_TIMEOUT_S": "0.25", "MAX_NEW_TOKENS": "150"}
     with live_server_process(writer_store, **settings) as (url, _):
         results: list = []
-        for caller in start_callers(url, 150, 3, results):
+        for caller in start_callers(url, 150, 4, results):
             caller.join(timeout=120)
         statuses = sorted(str(status) for status, _ in results)
         assert statuses.count("200") >= 1 and statuses.count("504") >= 1, statuses
