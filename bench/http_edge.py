@@ -30,7 +30,6 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
 import sys
 import time
 import urllib.parse
@@ -40,7 +39,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.load import closed_loop  # noqa: E402
-from tests.live_server import ROOT, free_port, wait_ready  # noqa: E402
+from tests.live_server import live_server_process  # noqa: E402
 
 # What a browser or an SDK sends, give or take: 12 fields, about 700 bytes of head.
 HEAD_FIELDS = [
@@ -79,30 +78,9 @@ def cpu_seconds(pid: int) -> float:
 
 @contextmanager
 def server(store: Path, stock: bool) -> Iterator[tuple[str, int]]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "MODEL_STORE": str(store),
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "POLL_INTERVAL_S": "0",
-        "LOG_LEVEL": "warning",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-        "DRAIN_S": "0",
-    }
-    command = ["bench/http_edge.py", "--serve-stock"] if stock else ["-m", "service"]
-    proc = subprocess.Popen([sys.executable, *command], env=env, cwd=ROOT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, proc, timeout_s=300)
+    command = ("bench/http_edge.py", "--serve-stock") if stock else ("-m", "service")
+    with live_server_process(store, command=command) as (url, proc):
         yield url, proc.pid
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 async def get_loop(
