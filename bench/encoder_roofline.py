@@ -31,7 +31,7 @@ from service.settings import Settings  # noqa: E402
 
 def encoder_flops(runtime: Any, shape: tuple[int, int]) -> float:
     """Multiply-adds x 2 of one call on `shape` (rows, length): dense layers and attention."""
-    config = runtime.manifest["config"]["bert"]  # training.encoder's manifest
+    config = runtime.manifest["config"]["bert"]  # training.bert's manifest
     hidden, intermediate = int(config["hidden_size"]), int(config["intermediate_size"])
     layers = int(config["num_layers"])
     rows, length = shape

@@ -52,7 +52,7 @@ from sklearn.linear_model import LogisticRegression
 from models.jose.tokenizer import TOKENIZER_KINDS, Tokenizer
 
 DEFAULT_DATA_DIR = Path("/work/shared/data/sentiment")
-# training.embedding is run as a module of this checkout.
+# training.jose is run as a module of this checkout.
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # The training settings of the comparison with the authors' C code (issue: 10 iterations,
@@ -364,7 +364,7 @@ def count_words_like_c(tokens: Sequence[Sequence[str]], min_count: int) -> int:
 
 
 def train_ours(args: argparse.Namespace, corpus: Corpus) -> tuple[Path, float]:
-    """Runs `python -m training.embedding` on the raw texts; returns the new version and wall s."""
+    """Runs `python -m training.jose` on the raw texts; returns the new version and wall s."""
     args.store.mkdir(parents=True, exist_ok=True)
     # Checkpoints go to a temporary folder (not the job's default ./checkpoints, which would be
     # inside the repository); TensorBoard logs are off.
@@ -376,7 +376,7 @@ def train_ours(args: argparse.Namespace, corpus: Corpus) -> tuple[Path, float]:
         cmd = [
             sys.executable,
             "-m",
-            "training.embedding",
+            "training.jose",
             "--data",
             str(data),
             "--out",
@@ -440,7 +440,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--min-count", type=int, default=DEFAULT_MIN_COUNT)
     p.add_argument("--dim", type=int, default=DEFAULT_DIM)
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--train-extra", default="", help="more training.embedding options, quoted")
+    p.add_argument("--train-extra", default="", help="more training.jose options, quoted")
     p.add_argument("--signatures", nargs="+", default=["average", "fold_in"])
     p.add_argument("--batch-size", type=int, default=EMBED_BATCH_SIZE)
     p.add_argument("--peer-doc-vectors", type=Path)

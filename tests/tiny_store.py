@@ -109,7 +109,7 @@ def train_tiny_density(root: Path, name: str, work: Path) -> None:
 def train_tiny_jose(root: Path, name: str, work: Path) -> None:
     """JoSE embeddings, 16-dimensional, one epoch over a small topical corpus."""
     from training.demo import demo_embedding_corpus
-    from training.embedding import train_embedding
+    from training.jose import train_embedding
 
     corpus = work / "corpus.txt"
     corpus.write_text("\n".join(demo_embedding_corpus(n_docs=200, seed=1)) + "\n", "utf-8")

@@ -66,7 +66,7 @@ def has_version(store: Path, name: str) -> bool:
 
 
 def train_jose_demo(store: Path, name: str, epochs: int, seed: int) -> None:
-    from training.embedding import main as embedding_main
+    from training.jose import main as embedding_main
 
     with tempfile.TemporaryDirectory() as tmp:
         corpus = Path(tmp) / "demo_corpus.txt"

@@ -16,7 +16,7 @@ log-likelihood in data units, with the blocks' log-determinants by the unbiased 
 (default), the truncated series or exactly. Each epoch reports validation bits per dimension of the
 averaged (EMA) weights, exactly when D <= `--exact-max-dim`, else by a long series; the final
 metrics add test bits/dim (a mean over `--test-draws` dequantisations for discrete data). The
-export (`models.iresnet.export`) scores and samples in data units.
+export (`models.density.export`) scores and samples in data units.
 """
 
 from __future__ import annotations
@@ -34,17 +34,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from models.iresnet.data import DEFAULT_LOGIT_ALPHA, sample_toy
-from models.iresnet.export import (
+from models.density.data import DEFAULT_LOGIT_ALPHA, sample_toy
+from models.density.export import (
     EXPORT_POWER_ITERATIONS,
     Preprocessing,
     RowSharedStatelessGenerator,
     data_log_prob,
     export_density_saved_model,
 )
-from models.iresnet.iresnet_flow import IResNetFlow
-from models.iresnet.logdet import DEFAULT_SERIES_TERMS, LogDetConfig
-from models.iresnet.residual_block import (
+from models.density.iresnet_flow import IResNetFlow
+from models.density.logdet import DEFAULT_SERIES_TERMS, LogDetConfig
+from models.density.residual_block import (
     DEFAULT_INVERSE_MAX_ITERATIONS,
     DEFAULT_INVERSE_TOLERANCE,
 )

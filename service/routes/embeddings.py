@@ -18,7 +18,7 @@ from service.deps import (
 from service.errors import NotReady, error_responses
 from service.registry import BatchItem
 from service.runtimes.base import reading_input
-from service.runtimes.embedding import EmbeddingRuntime
+from service.runtimes.jose import EmbeddingRuntime
 from service.schemas.embeddings import Embedding, EmbeddingRequest, EmbeddingResponse, Usage
 
 router = APIRouter(tags=["embeddings"])

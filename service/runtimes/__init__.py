@@ -8,8 +8,8 @@ import importlib
 from service.runtimes.base import Runtime
 
 _RUNTIMES: dict[tuple[str, str], str] = {
-    ("embedding", "jose"): "service.runtimes.embedding:JoseEmbeddingRuntime",
-    ("embedding", "bert"): "service.runtimes.bert_embedding:BertEmbeddingRuntime",
+    ("embedding", "jose"): "service.runtimes.jose:JoseEmbeddingRuntime",
+    ("embedding", "bert"): "service.runtimes.bert:BertEmbeddingRuntime",
     ("qa", "bert-unilm"): "service.runtimes.qa:QARuntime",
     ("generation", "cln-lm"): "service.runtimes.generation:GenerationRuntime",
     ("density", "iresnet"): "service.runtimes.density:DensityRuntime",

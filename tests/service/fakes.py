@@ -18,7 +18,7 @@ import numpy as np
 
 from service.errors import BadInput
 from service.runtimes.base import Runtime
-from service.runtimes.embedding import EmbeddingRuntime, EncodedText
+from service.runtimes.jose import EmbeddingRuntime, EncodedText
 from service.settings import Settings
 
 DIM = 8

@@ -126,7 +126,7 @@ def test_what_write_model_adds_to_the_metrics_is_recorded(tmp_path):
     metrics: dict[str, Any] = {"loss": 0.5}
 
     def write(folder: Path) -> list[str]:
-        metrics["saved_model_max_abs_error"] = 1e-6  # as training.encoder checks its export
+        metrics["saved_model_max_abs_error"] = 1e-6  # as training.bert checks its export
         return _fake_saved_model(folder)
 
     path = _export(tmp_path, write_model=write, metrics=metrics)

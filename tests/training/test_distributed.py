@@ -161,7 +161,7 @@ def test_two_workers_train_jose_embeddings(tmp_path: Path) -> None:
         "--batch-size", "400", "--checkpoint-dir", str(tmp_path / "ckpt"), "--log-dir", "",
         "--no-progress", "--workers", "0",
     ]  # fmt: skip
-    exported, chief_log, other_log = _two_workers(tmp_path, "training.embedding", args)
+    exported, chief_log, other_log = _two_workers(tmp_path, "training.jose", args)
 
     # The losses are summed across workers, so both log the same epoch losses.
     def epoch_losses(log: str) -> list[list[str]]:

@@ -299,7 +299,7 @@ def export_version(
         manifest.update(
             version=number,
             created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            # Read again: write_model may add to them (training.encoder records the SavedModel's
+            # Read again: write_model may add to them (training.bert records the SavedModel's
             # error against the Keras model in `metrics`).
             config=_jsonable(config),
             data=_jsonable(data),

@@ -29,7 +29,7 @@ What `log_prob` is (nats):
   flow as v / K): log p_V(x + 1/2), the dequantised density at the centre of x's unit bin. A bin
   has volume 1, so this is the midpoint estimate of log P(x) = log int_bin p_V, and
   `bits_per_dim` = -log_prob / (D ln 2) is bits per dimension of the discrete data, the same
-  quantity as `models.iresnet.data.bits_per_dim(log p(v / K), D, K)` (Theis et al., ICLR 2016)
+  quantity as `models.density.data.bits_per_dim(log p(v / K), D, K)` (Theis et al., ICLR 2016)
   but at u = 1/2 instead of averaged over u. Values outside [0, K-1] get -inf. `sample` returns
   discrete values there too: floor(v) clipped to [0, K-1].
 
@@ -46,9 +46,9 @@ from typing import Any, cast
 import numpy as np
 import tensorflow as tf
 
-from models.iresnet.iresnet_flow import IResNetFlow
-from models.iresnet.logdet import LogDetConfig
-from models.iresnet.residual_block import (
+from models.density.iresnet_flow import IResNetFlow
+from models.density.logdet import LogDetConfig
+from models.density.residual_block import (
     DEFAULT_INVERSE_MAX_ITERATIONS,
     DEFAULT_INVERSE_TOLERANCE,
 )
@@ -65,7 +65,7 @@ LAST_CHANGE_KEY = "last_change"
 # Power iterations per dense layer before export: the stored singular vectors must have converged
 # for sigma (and so Lip(g) <= c, on which invertibility and the series rest) to hold.
 EXPORT_POWER_ITERATIONS = 500
-# Scoring defaults: more terms than in training, since (2) of `models.iresnet.logdet` bounds the
+# Scoring defaults: more terms than in training, since (2) of `models.density.logdet` bounds the
 # series' bias by D * sum_{k>n} c^k / k; with c = 0.9, n = 20 leaves 0.05 per dimension at most.
 DEFAULT_SCORE_TERMS = 20
 DEFAULT_SCORE_PROBES = 4

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models.iresnet.logdet import (
+from models.density.logdet import (
     LogDetConfig,
     exact_logdet,
     hutchinson_logdet,
@@ -21,7 +21,7 @@ from models.iresnet.logdet import (
     sample_roulette_terms,
     truncation_error_bound,
 )
-from models.iresnet.residual_block import InvertibleResidualBlock
+from models.density.residual_block import InvertibleResidualBlock
 
 LIP = 0.9
 

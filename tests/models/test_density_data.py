@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from models.iresnet.data import (
+from models.density.data import (
     TOY_DATASETS,
     bits_per_dim,
     checkerboard,

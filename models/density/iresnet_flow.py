@@ -8,7 +8,7 @@ invertible map, the change of variables gives
     log p(x) = log N(F(x); 0, I) + sum_l log |det J_{F_l}|,
 
 each residual block contributing log det(I + J_g) (exact, truncated series or Russian roulette;
-see `models.iresnet.logdet`) and each ActNorm the sum of its log-scales. Sampling and inversion run
+see `models.density.logdet`) and each ActNorm the sum of its log-scales. Sampling and inversion run
 the blocks backwards, each by fixed-point iteration.
 """
 
@@ -21,14 +21,14 @@ from typing import Any, NamedTuple
 import keras
 import tensorflow as tf
 
-from models.iresnet.actnorm import ActNorm
-from models.iresnet.logdet import LogDetConfig
-from models.iresnet.residual_block import (
+from models.density.actnorm import ActNorm
+from models.density.logdet import LogDetConfig
+from models.density.residual_block import (
     DEFAULT_INVERSE_MAX_ITERATIONS,
     DEFAULT_INVERSE_TOLERANCE,
     InvertibleResidualBlock,
 )
-from models.iresnet.spectral_norm import DEFAULT_LIPSCHITZ_COEFFICIENT, DEFAULT_POWER_ITERATIONS
+from models.density.spectral_norm import DEFAULT_LIPSCHITZ_COEFFICIENT, DEFAULT_POWER_ITERATIONS
 
 _LOG_2PI = math.log(2.0 * math.pi)
 

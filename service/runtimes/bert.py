@@ -1,4 +1,4 @@
-"""Sentence embeddings from a BERT SavedModel written by `training.encoder` (signature `embed`).
+"""Sentence embeddings from a BERT SavedModel written by `training.bert` (signature `embed`).
 
 The SavedModel's functions are XLA-compiled, and XLA compiles once per input shape. So that the
 set of shapes stays small and is all compiled before the first request, every batch is padded to
@@ -27,7 +27,7 @@ import numpy as np
 from models.store import BertEmbeddingManifest
 from service.errors import BadInput, PayloadTooLarge
 from service.runtimes.base import bucket_for, wordpiece_tokenizer
-from service.runtimes.embedding import EmbeddingRuntime, EncodedText
+from service.runtimes.jose import EmbeddingRuntime, EncodedText
 from service.settings import Settings
 
 # The SavedModel's signature and output (models.bert.export; not imported, so that this module

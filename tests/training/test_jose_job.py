@@ -1,4 +1,4 @@
-"""End to end: a tiny synthetic corpus -> training.embedding -> version folder -> vectors."""
+"""End to end: a tiny synthetic corpus -> training.jose -> version folder -> vectors."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import tensorflow as tf
 from models.jose.export import load_word_vectors
 from models.store import REQUIRED_MANIFEST_KEYS
 from tests.tiny_store import load_in_runtime
-from training.embedding import train_embedding
+from training.jose import train_embedding
 
 TOPICS = {
     "sport": "ball goal team coach match score win league player field",

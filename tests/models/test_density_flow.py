@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models.iresnet.actnorm import ActNorm
-from models.iresnet.data import two_moons
-from models.iresnet.iresnet_flow import IResNetFlow, standard_normal_log_prob
-from models.iresnet.logdet import LogDetConfig
-from models.iresnet.residual_block import fixed_point_inverse
+from models.density.actnorm import ActNorm
+from models.density.data import two_moons
+from models.density.iresnet_flow import IResNetFlow, standard_normal_log_prob
+from models.density.logdet import LogDetConfig
+from models.density.residual_block import fixed_point_inverse
 
 
 def _flow(dim: int, seed: int, dtype: str = "float64", **kwargs) -> IResNetFlow:

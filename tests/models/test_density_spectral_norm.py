@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models.iresnet.spectral_norm import (
+from models.density.spectral_norm import (
     SpectralNormConv2D,
     SpectralNormDense,
     conv2d_operator_matrix,

@@ -1,4 +1,4 @@
-"""`python -m training.encoder`: a checkpoint folder -> a store version with its manifest."""
+"""`python -m training.bert`: a checkpoint folder -> a store version with its manifest."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from tests.models.test_bert_checkpoint import (
     write_hf_folder,
 )
 from tests.tiny_store import load_in_runtime
-from training.encoder import EXPORT_TOLERANCE, default_lowercase, main
+from training.bert import EXPORT_TOLERANCE, default_lowercase, main
 
 ST_MAX_SEQ_LENGTH = 12  # below the tiny position table, so the default is visibly read
 

@@ -11,16 +11,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models.iresnet.data import bits_per_dim, two_moons
-from models.iresnet.export import (
+from models.density.data import bits_per_dim, two_moons
+from models.density.export import (
     Preprocessing,
     SavedModelDensity,
     data_log_prob,
     export_density_saved_model,
     score_data,
 )
-from models.iresnet.iresnet_flow import IResNetFlow
-from models.iresnet.logdet import LogDetConfig
+from models.density.iresnet_flow import IResNetFlow
+from models.density.logdet import LogDetConfig
 
 SERIES = LogDetConfig(method="series", n_terms=20, n_probes=8, probe="rademacher")
 SEED = 77

@@ -13,7 +13,7 @@ from models.bert.export import EMBEDDING_KEY, TEXTS_PER_ROW
 from service.app import create_app
 from service.errors import BadInput, PayloadTooLarge
 from service.runtimes import runtime_class
-from service.runtimes.bert_embedding import (
+from service.runtimes.bert import (
     BertEmbeddingRuntime,
     first_fit_decreasing,
     pack_texts,
@@ -30,7 +30,7 @@ from tests.models.test_bert_checkpoint import (
 )
 from tests.models.test_bert_parity import FIXTURE, minilm_folder
 from tests.service.conftest import wait_ready
-from training.encoder import main as export_encoder
+from training.bert import main as export_encoder
 
 # Same SavedModel, only the padding differs: XLA's sums in another order.
 PADDING_TOLERANCE = 1e-5

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models.iresnet.activations import LipSwish, make_activation
-from models.iresnet.actnorm import ActNorm
+from models.density.activations import LipSwish, make_activation
+from models.density.actnorm import ActNorm
 
 
 def test_actnorm_initialises_to_zero_mean_unit_variance():

@@ -1,7 +1,7 @@
 """Series log-determinant vs exact, side by side: time and error at input sizes 16, 64 and 256.
 
-    .venv/bin/python bench/iresnet_logdet.py
-    .venv/bin/python bench/iresnet_logdet.py --dims 16,64 --terms 2,5,10,20 --rows 16
+    .venv/bin/python bench/density_logdet.py
+    .venv/bin/python bench/density_logdet.py --dims 16,64 --terms 2,5,10,20 --rows 16
 
 For each size D, two residual blocks whose kernels start far above the bound, so that spectral
 normalisation pins every layer at sigma = c (0.9 by default):
@@ -43,14 +43,14 @@ import numpy as np
 import tensorflow as tf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from models.iresnet.logdet import (  # noqa: E402
+from models.density.logdet import (  # noqa: E402
     LogDetConfig,
     exact_logdet,
     hutchinson_logdet,
     power_series_logdet_from_jacobian,
     truncation_error_bound,
 )
-from models.iresnet.residual_block import InvertibleResidualBlock  # noqa: E402
+from models.density.residual_block import InvertibleResidualBlock  # noqa: E402
 
 
 def median_ms(fn: Callable[[], object], repeats: int) -> float:

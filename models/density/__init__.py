@@ -1,9 +1,9 @@
 """Invertible residual network density models: i-ResNet (Behrmann et al., ICML 2019) and the
 Residual Flow's unbiased log-determinant (Chen et al., NeurIPS 2019)."""
 
-from models.iresnet.activations import LipSwish, make_activation
-from models.iresnet.actnorm import ActNorm
-from models.iresnet.data import (
+from models.density.activations import LipSwish, make_activation
+from models.density.actnorm import ActNorm
+from models.density.data import (
     TOY_DATASETS,
     bits_per_dim,
     checkerboard,
@@ -15,7 +15,7 @@ from models.iresnet.data import (
     two_moons,
     uniform_dequantize,
 )
-from models.iresnet.export import (
+from models.density.export import (
     DensityModule,
     Preprocessing,
     RowSharedStatelessGenerator,
@@ -25,8 +25,8 @@ from models.iresnet.export import (
     sample_data,
     score_data,
 )
-from models.iresnet.iresnet_flow import FlowInverse, IResNetFlow, standard_normal_log_prob
-from models.iresnet.logdet import (
+from models.density.iresnet_flow import FlowInverse, IResNetFlow, standard_normal_log_prob
+from models.density.logdet import (
     LogDetConfig,
     exact_logdet,
     hutchinson_logdet,
@@ -38,12 +38,12 @@ from models.iresnet.logdet import (
     sample_roulette_terms,
     truncation_error_bound,
 )
-from models.iresnet.residual_block import (
+from models.density.residual_block import (
     FixedPointResult,
     InvertibleResidualBlock,
     fixed_point_inverse,
 )
-from models.iresnet.spectral_norm import (
+from models.density.spectral_norm import (
     SpectralNormConv2D,
     SpectralNormDense,
     conv2d_operator_matrix,

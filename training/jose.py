@@ -1,6 +1,6 @@
 """Train JoSE spherical text embeddings on plain text (one document per line) and export them.
 
-    python -m training.embedding --data corpus.txt --out model_store --name jose-zh \\
+    python -m training.jose --data corpus.txt --out model_store --name jose-zh \\
         --tokenizer jieba --dim 100 --window 5 --min-count 2 --epochs 10
 
 Writes `<out>/<name>/<version>/` (SavedModel with "average" and "fold_in" signatures, plus
@@ -71,7 +71,7 @@ LOG_EVERY_STEPS = 10
 def build_parser() -> argparse.ArgumentParser:
     defaults, fold = JoseConfig(), FoldInConfig()
     p = argparse.ArgumentParser(
-        prog="python -m training.embedding",
+        prog="python -m training.jose",
         description="Train JoSE spherical word/document embeddings and export a SavedModel.",
     )
     add_common_args(p)

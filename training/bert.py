@@ -1,11 +1,11 @@
 """Export a pretrained BERT encoder into the model store as a sentence-embedding model.
 
-    python -m training.encoder --checkpoint path/to/all-MiniLM-L6-v2 --out model_store --name minilm
+    python -m training.bert --checkpoint path/to/all-MiniLM-L6-v2 --out model_store --name minilm
 
 Reads a Hugging Face folder (config.json + model.safetensors + vocab.txt) or Google's TF
 checkpoint folder (bert_config.json + bert_model.ckpt.* + vocab.txt), and writes a version whose
 SavedModel maps WordPiece ids to mean-pooled sentence vectors (`models.bert.export`), served by
-/v1/embeddings through `service.runtimes.bert_embedding`. No training happens: the version's
+/v1/embeddings through `service.runtimes.bert`. No training happens: the version's
 metrics are the check that the written SavedModel gives the in-process Keras model's vectors.
 """
 
@@ -45,7 +45,7 @@ from models.store import validate_model_name
 from training.common.cli import DEFAULT_STORE
 from training.common.export import export_version
 
-log = logging.getLogger("training.encoder")
+log = logging.getLogger("training.bert")
 
 FORMAT_HF = "huggingface"
 FORMAT_GOOGLE = "google"

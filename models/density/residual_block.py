@@ -21,9 +21,9 @@ from typing import Any, NamedTuple
 import keras
 import tensorflow as tf
 
-from models.iresnet.activations import make_activation
-from models.iresnet.logdet import LogDetConfig, ResidualFn, exact_logdet, residual_logdet
-from models.iresnet.spectral_norm import (
+from models.density.activations import make_activation
+from models.density.logdet import LogDetConfig, ResidualFn, exact_logdet, residual_logdet
+from models.density.spectral_norm import (
     DEFAULT_LIPSCHITZ_COEFFICIENT,
     DEFAULT_POWER_ITERATIONS,
     SpectralNormDense,
