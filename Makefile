@@ -9,8 +9,8 @@ BIN := $(VENV)/bin
 MODEL_STORE ?= model_store
 PORT ?= 8000
 
-.PHONY: install run demo test lint format bench bench-reference openapi client image-check \
-	image-test clean
+.PHONY: install run demo test test-fast lint format bench bench-reference openapi client \
+	image-check image-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,9 +39,16 @@ run: install
 	MODEL_STORE=$(MODEL_STORE) PORT=$(PORT) $(BIN)/python -m service
 
 # Two workers, a test file each at a time (module fixtures are built once): much of the suite
-# waits on server processes, so 2 cores run it in about 12 minutes instead of 18.
+# waits on server processes, so 2 cores run it in about 12 minutes instead of 18. Both lanes
+# print their slowest tests.
 test: install lint
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=15
+
+# The inner loop: the suite without the lanes that start servers or other processes (markers in
+# pyproject; tests/conftest.py marks what starts a server by itself). No lint: `make lint`.
+FAST_LANE := not (live or ray or fuzz or browser or distributed)
+test-fast: install
+	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=15 -m "$(FAST_LANE)"
 
 lint: install
 	$(BIN)/ruff check .

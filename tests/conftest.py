@@ -1,13 +1,17 @@
-"""Session fixtures shared across test folders: a real server process over tiny models of every
-task, for the generated-client tests and the API fuzzing."""
+"""Session fixtures shared across test folders (a real server process over tiny models of every
+task, for the generated-client tests and the API fuzzing), and the lanes: `make test-fast` leaves
+out the tests marked here as starting a server (see `pytest_collection_modifyitems`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import types
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests import live_server as live_server_module
 from tests.live_server import live_server
 from tests.tiny_store import build_tiny_store
 
@@ -39,3 +43,51 @@ def tiny_server(tiny_store: Path) -> Iterator[str]:
     """The base URL of `python -m service` on 127.0.0.1 serving `tiny_store`."""
     with live_server(tiny_store, **TINY_SERVER_SETTINGS) as url:
         yield url
+
+
+# What starts a server, by the marker it earns: tests/live_server.py's functions. A test is marked
+# when it, a fixture it uses (`tiny_server` above, say), or a function of its own module that
+# either calls (at any depth) refers to one of them, so a new test lands in its lane by itself.
+SERVER_MARKERS: dict[str, str] = {
+    "live_server": "live",
+    "live_server_process": "live",
+    "free_port": "live",  # a port to serve on: tests/service/test_start_logs.py's own server
+    "local_ray_serve": "ray",
+}
+
+
+def _server_markers(function: Callable[..., Any], seen: set[types.CodeType]) -> set[str]:
+    """The markers of SERVER_MARKERS that `function` earns by what it calls."""
+    function = getattr(function, "__wrapped__", function)
+    code = getattr(function, "__code__", None)
+    if code is None or code in seen:
+        return set()
+    seen.add(code)
+    names: set[str] = set()
+    codes = [code]
+    while codes:  # the function's own code, and that of its lambdas and inner functions
+        current = codes.pop()
+        names.update(current.co_names)
+        codes.extend(c for c in current.co_consts if isinstance(c, types.CodeType))
+    found = set()
+    scope = function.__globals__
+    for name in names:
+        value = scope.get(name)
+        if name in SERVER_MARKERS and value is getattr(live_server_module, name):
+            found.add(SERVER_MARKERS[name])
+        elif isinstance(value, types.FunctionType) and value.__module__ == function.__module__:
+            found |= _server_markers(value, seen)
+    return found
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if not isinstance(item, pytest.Function):
+            continue
+        seen: set[types.CodeType] = set()
+        markers = _server_markers(item.function, seen)
+        for fixturedefs in item._fixtureinfo.name2fixturedefs.values():
+            for fixturedef in fixturedefs:
+                markers |= _server_markers(fixturedef.func, seen)
+        for marker in sorted(markers):
+            item.add_marker(marker)

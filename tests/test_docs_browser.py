@@ -62,7 +62,7 @@ def _missing() -> str:
 MISSING = _missing()
 IN_CI = os.environ.get("CI") == "true"
 # Skipped at collection, before the server's store is built; in CI the fixture fails instead.
-pytestmark = pytest.mark.skipif(bool(MISSING) and not IN_CI, reason=MISSING)
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(bool(MISSING) and not IN_CI, reason=MISSING)]
 
 
 def _browser_or_fail() -> Any:

@@ -17,7 +17,7 @@ import pytest
 from tests.conftest import ADMIN_TOKEN
 from tests.live_server import ROOT
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.fuzz]
 
 # Examples per operation and phase; with 11 operations this keeps the run to a few minutes.
 MAX_EXAMPLES = 200

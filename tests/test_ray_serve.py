@@ -24,7 +24,7 @@ from service.ray_app import REPLICA_HEADER, RayServeSettings, kexue_deployment  
 from tests.live_server import local_ray_serve  # noqa: E402
 from tests.tiny_store import TINY_MODELS  # noqa: E402
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 APP_NAME = "kexue"
 # Small enough that the overload test fills every replica and the proxy's queue.

@@ -110,6 +110,7 @@ def _served(store: Path, path: str, body: dict) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.distributed
 def test_two_workers_train_the_lm_and_the_chief_exports_a_servable_model(tmp_path: Path) -> None:
     data = tmp_path / "train.tsv"
     lines = [f"{t}\t1" for t in GOOD] + [f"{t}\t0" for t in BAD]
@@ -133,6 +134,7 @@ def test_two_workers_train_the_lm_and_the_chief_exports_a_servable_model(tmp_pat
 
 
 @pytest.mark.slow
+@pytest.mark.distributed
 def test_two_workers_train_a_density_model(tmp_path: Path) -> None:
     args = [
         "--data", "builtin:moons", "--out", str(tmp_path / "store"), "--name", "moons-mw",
@@ -150,6 +152,7 @@ def test_two_workers_train_a_density_model(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.distributed
 def test_two_workers_train_jose_embeddings(tmp_path: Path) -> None:
     from training.demo import demo_embedding_corpus
 
