@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +21,15 @@ def wait_ready(client: TestClient, timeout_s: float = 10.0) -> None:
             return
         time.sleep(0.01)
     raise AssertionError(f"not ready: {client.get('/readyz').json()}")
+
+
+async def until(condition: Callable[[], object], what: str, timeout_s: float = 30) -> None:
+    """Wait, letting the event loop run, until `condition()` holds (what a test waits for
+    instead of sleeping for an order of events)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout_s} s: {what}"
+        await asyncio.sleep(0.001)
 
 
 @pytest.fixture

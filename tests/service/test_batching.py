@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 import time
 from collections.abc import Sequence
 
@@ -10,17 +12,30 @@ import pytest
 
 from service.batching import BatcherConfig, DynamicBatcher
 from service.errors import BackendError, DeadlineExceeded, NotReady, Overloaded
+from tests.service.conftest import until
+
+# A batch delay no test waits out: a batch that runs at all did not wait for it.
+FOREVER_S = 3600.0
 
 
 class Recorder:
-    def __init__(self, delay_s: float = 0.0, fail_on: int | None = None) -> None:
+    """The batched function: records each call's items. `held`: every call waits until
+    `release()`, so a test knows a batch is under way (`calls`) while it queues more."""
+
+    def __init__(self, fail_on: int | None = None, held: bool = False) -> None:
         self.calls: list[list[int]] = []
-        self.delay_s = delay_s
         self.fail_on = fail_on
+        self._released = threading.Event()
+        if not held:
+            self._released.set()
+
+    def release(self) -> None:
+        self._released.set()
 
     def __call__(self, items: Sequence[int]) -> list[int]:
         self.calls.append(list(items))
-        time.sleep(self.delay_s)
+        if not self._released.wait(timeout=60):
+            raise RuntimeError("a held call was never released")
         if self.fail_on is not None and self.fail_on in items:
             raise ValueError("boom")
         return [x * 10 for x in items]
@@ -51,25 +66,24 @@ def test_each_caller_gets_its_own_results_in_order() -> None:
 def test_batch_waits_for_announced_company_at_most_the_delay() -> None:
     async def main() -> None:
         rec = Recorder()
-        b = DynamicBatcher("m", rec, BatcherConfig(max_batch_size=64, max_batch_delay_s=0.05))
-        # Nobody else on the way: a lone item runs at once, not after the delay.
-        started = time.monotonic()
-        [alone] = await b.submit_many([1], timeout_s=5)
-        assert alone.value == 10 and time.monotonic() - started < 0.04
-        # A caller announced but never arriving: the batch waits the delay, then runs.
-        with b.arrival():
-            started = time.monotonic()
-            [done] = await b.submit_many([2], timeout_s=5)
-            assert 0.04 <= time.monotonic() - started < 1.0 and done.queue_s >= 0.04
-
-        # An announced caller that arrives in time joins the same batch.
-        async def late(arrival: object) -> None:
-            await asyncio.sleep(0.01)
-            await b.submit_many([4], timeout_s=5, arrival=arrival)  # type: ignore[arg-type]
-
+        b = DynamicBatcher("m", rec, BatcherConfig(max_batch_size=64, max_batch_delay_s=FOREVER_S))
+        # Nobody else on the way: a lone item runs at once, not after the delay (an hour here).
+        [alone] = await asyncio.wait_for(b.submit_many([1], timeout_s=5), timeout=30)
+        assert alone.value == 10 and rec.calls == [[1]]
+        # An announced caller: the batch waits for it, and it joins the same batch.
         arrival = b.arrival()
-        await asyncio.gather(b.submit_many([3], timeout_s=5), late(arrival))
-        assert rec.calls[-1] == [3, 4]
+        first = asyncio.ensure_future(b.submit_many([3], timeout_s=5))
+        await until(lambda: b.depth == 1, "item 3 queued")
+        assert rec.calls == [[1]]  # held open for the announced caller
+        await b.submit_many([4], timeout_s=5, arrival=arrival)
+        await first
+        assert rec.calls == [[1], [3, 4]]
+        await b.close()
+        # A caller announced but never arriving: the batch waits the delay, then runs.
+        b = DynamicBatcher("m", rec, BatcherConfig(max_batch_size=64, max_batch_delay_s=0.05))
+        with b.arrival():
+            [done] = await b.submit_many([2], timeout_s=5)
+            assert done.value == 20 and done.queue_s >= 0.04
         await b.close()
 
     run(main())
@@ -104,13 +118,14 @@ def test_rows_count_against_the_batch_size() -> None:
 
 def test_full_queue_refuses_at_once_with_retry_after() -> None:
     async def main() -> None:
-        rec = Recorder(delay_s=0.2)
+        rec = Recorder(held=True)
         b = DynamicBatcher("m", rec, BatcherConfig(max_batch_size=1, max_queue=3))
         first = asyncio.ensure_future(b.submit_many([1, 2, 3], timeout_s=5))
-        await asyncio.sleep(0.01)
+        await until(lambda: rec.calls == [[1]], "item 1 under way, 2 and 3 queued")
         with pytest.raises(Overloaded) as err:
             await b.submit_many([4, 5, 6], timeout_s=5)
         assert int(err.value.headers["Retry-After"]) >= 1
+        rec.release()
         assert [c.value for c in await first] == [10, 20, 30]
         await b.close()
 
@@ -119,12 +134,17 @@ def test_full_queue_refuses_at_once_with_retry_after() -> None:
 
 def test_deadline_passed_in_queue_fails_without_compute() -> None:
     async def main() -> None:
-        rec = Recorder(delay_s=0.3)
+        rec = Recorder(held=True)
         b = DynamicBatcher("m", rec, BatcherConfig(max_batch_size=1, max_batch_delay_s=0))
         slow = asyncio.ensure_future(b.submit_many([1], timeout_s=5))
-        await asyncio.sleep(0.05)
+        await until(lambda: rec.calls == [[1]], "item 1 under way")
+        late = asyncio.ensure_future(b.submit_many([2], timeout_s=0.01))
+        await until(lambda: b.depth == 1, "item 2 queued")
+        queued_by = time.monotonic()
+        await until(lambda: time.monotonic() > queued_by + 0.01, "item 2's deadline passed")
+        rec.release()
         with pytest.raises(DeadlineExceeded):
-            await b.submit_many([2], timeout_s=0.1)
+            await late
         await slow
         assert rec.calls == [[1]]  # item 2 never reached the model
         await b.close()
@@ -134,13 +154,16 @@ def test_deadline_passed_in_queue_fails_without_compute() -> None:
 
 def test_cancelled_caller_is_dropped_before_compute() -> None:
     async def main() -> None:
-        rec = Recorder(delay_s=0.2)
+        rec = Recorder(held=True)
         b = DynamicBatcher("m", rec, BatcherConfig(max_batch_size=1, max_batch_delay_s=0))
         busy = asyncio.ensure_future(b.submit_many([1], timeout_s=5))
-        await asyncio.sleep(0.05)
+        await until(lambda: rec.calls == [[1]], "item 1 under way")
         gone = asyncio.ensure_future(b.submit_many([2, 3], timeout_s=5))
-        await asyncio.sleep(0.01)
+        await until(lambda: b.depth == 2, "items 2 and 3 queued")
         gone.cancel()  # what a client disconnect does
+        with contextlib.suppress(asyncio.CancelledError):
+            await gone
+        rec.release()
         await busy
         assert (await b.submit_many([4], timeout_s=5))[0].value == 40
         assert rec.calls == [[1], [4]]
@@ -180,11 +203,13 @@ def test_groups_never_share_a_batch() -> None:
 
 def test_close_drains_queue_then_refuses() -> None:
     async def main() -> None:
-        rec = Recorder(delay_s=0.05)
+        rec = Recorder(held=True)
         b = DynamicBatcher("m", rec, BatcherConfig(max_batch_size=1, max_batch_delay_s=0))
         pending = asyncio.ensure_future(b.submit_many([1, 2, 3], timeout_s=5))
-        await asyncio.sleep(0.01)
-        await b.close(drain_timeout_s=5)
+        await until(lambda: rec.calls == [[1]], "item 1 under way, 2 and 3 queued")
+        closing = asyncio.ensure_future(b.close(drain_timeout_s=5))
+        rec.release()
+        await closing
         assert [c.value for c in await pending] == [10, 20, 30]
         with pytest.raises(NotReady):
             await b.submit_many([4], timeout_s=5)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -17,6 +17,7 @@ from models.generation.sampling import SamplingParams
 from service.errors import BackendError, BadInput, DeadlineExceeded, Overloaded, PayloadTooLarge
 from service.generation import GenerationScheduler, GenerationTicket
 from service.metrics import Metrics
+from tests.service.conftest import until
 from tests.service.fakes import (
     BANNED_IDS,
     CLS_ID,
@@ -74,14 +75,6 @@ def rejected(loop: GenerationScheduler, reason: str) -> float:
         "kexue_rejected_total", {"model": NAME, "reason": reason}
     )
     return value or 0.0
-
-
-async def until(condition: Callable[[], bool], what: str, timeout_s: float = 30) -> None:
-    """Wait (letting the event loop run) until `condition()` holds."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {timeout_s} s: {what}"
-        await asyncio.sleep(0.001)
 
 
 def decode_threads() -> list[threading.Thread]:
