@@ -312,8 +312,12 @@ def test_sigterm_exits_0_after_the_graceful_shutdown(
 ) -> None:
     (tmp_path / "store").mkdir()
     with live_server_process(tmp_path / "store", DRAIN_S=drain_s) as (url, proc):
-        for _ in range(signals):
+        for sent in range(1, signals + 1):
             proc.send_signal(signal.SIGTERM)
-            time.sleep(0.3)
+            if sent < signals:  # the next signal once this one is handled: the drain has begun
+                give_up = time.monotonic() + 30
+                while httpx.get(f"{url}/readyz", timeout=5).status_code != 503:
+                    assert time.monotonic() < give_up, "readiness still on after SIGTERM"
+                    time.sleep(0.05)
         # 143 in a shell ("make: *** Error 143") would read as a failure.
         assert proc.wait(timeout=60) == 0

@@ -148,7 +148,8 @@ def test_a_killed_replica_is_replaced_while_requests_succeed(ray_url: str) -> No
     for caller in callers:
         caller.start()
     try:
-        time.sleep(2)
+        # Both replicas serving the callers before the kill; the replacement serving them after.
+        _wait_until(lambda: len(answered_by) == 2, timeout_s=60)
         killed_at = time.monotonic()
         ray.kill(ray.get_actor(before[0], namespace="serve"), no_restart=True)
         _wait_until(
@@ -157,7 +158,7 @@ def test_a_killed_replica_is_replaced_while_requests_succeed(ray_url: str) -> No
             ),
             timeout_s=180,
         )
-        time.sleep(2)
+        _wait_until(lambda: len(answered_by) == 3 and answered[200] > 20, timeout_s=60)
     finally:
         stop.set()
         for caller in callers:

@@ -43,8 +43,12 @@ def resident_mb(pid: int) -> float:
 
 def metric(url: str, name: str, model: str, reason: str | None = None) -> float:
     """One sample of /metrics (0 when the series does not exist yet)."""
+    return sample(httpx.get(f"{url}/metrics").text, name, model, reason)
+
+
+def sample(metrics: str, name: str, model: str, reason: str | None = None) -> float:
     labels = f'model="{model}"' + (f',reason="{reason}"' if reason else "")
-    for line in httpx.get(f"{url}/metrics").text.splitlines():
+    for line in metrics.splitlines():
         if line.startswith(f"{name}{{{labels}}}"):
             return float(line.split()[-1])
     return 0.0
@@ -271,9 +275,19 @@ def test_a_caller_who_leaves_the_queue_costs_no_compute(jose_store: Path) -> Non
             await asyncio.sleep(0.02)  # queued by now, behind the burst
             writer.close()
 
+        async def queue_built_up() -> None:
+            async with httpx.AsyncClient(timeout=10) as probe:
+                give_up = time.monotonic() + 60
+                while True:
+                    metrics = (await probe.get(f"{url}/metrics")).text
+                    if sample(metrics, "kexue_queue_depth", JOSE) >= 16:
+                        return
+                    assert time.monotonic() < give_up, "the burst never queued up"
+                    await asyncio.sleep(0.01)
+
         async def load() -> list[httpx.Response]:
             busy = asyncio.create_task(burst(url, requests=400, concurrency=64))
-            await asyncio.sleep(0.5)
+            await queue_built_up()  # the leavers queue behind the burst
             await asyncio.gather(*(leave_early() for _ in range(leavers)))
             return await busy
 
