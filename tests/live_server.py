@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -35,6 +35,17 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout_s: float, poll_s: float
             raise RuntimeError(f"server exited with {proc.returncode} before it was ready")
         if time.monotonic() - started > timeout_s:
             raise RuntimeError(f"server not ready after {timeout_s} s")
+        time.sleep(poll_s)
+
+
+def wait_until(
+    condition: Callable[[], object], timeout_s: float, what: str, poll_s: float = 0.1
+) -> None:
+    """Poll `condition` until it holds (what a test waits for instead of sleeping)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout_s} s: {what}")
         time.sleep(poll_s)
 
 

@@ -21,7 +21,7 @@ ray = pytest.importorskip("ray")
 serve = pytest.importorskip("ray.serve")
 
 from service.ray_app import REPLICA_HEADER, RayServeSettings, kexue_deployment  # noqa: E402
-from tests.live_server import local_ray_serve  # noqa: E402
+from tests.live_server import local_ray_serve, wait_until  # noqa: E402
 from tests.tiny_store import TINY_MODELS  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
@@ -55,17 +55,8 @@ def ray_url(tiny_store: Path) -> Iterator[str]:
             max_queued_requests=MAX_QUEUED,
         )
         serve.run(kexue_deployment(settings).bind(), name=APP_NAME, route_prefix="/")
-        _wait_until(lambda: _ready_replicas(url) == 2, timeout_s=180)
+        wait_until(lambda: _ready_replicas(url) == 2, 180, "both replicas ready", poll_s=0.5)
         yield url
-
-
-def _wait_until(condition: object, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"not true within {timeout_s} s")
 
 
 def _ready_replicas(url: str) -> int:
@@ -149,16 +140,23 @@ def test_a_killed_replica_is_replaced_while_requests_succeed(ray_url: str) -> No
         caller.start()
     try:
         # Both replicas serving the callers before the kill; the replacement serving them after.
-        _wait_until(lambda: len(answered_by) == 2, timeout_s=60)
+        wait_until(lambda: len(answered_by) == 2, 60, "both replicas answered", poll_s=0.5)
         killed_at = time.monotonic()
         ray.kill(ray.get_actor(before[0], namespace="serve"), no_restart=True)
-        _wait_until(
+        wait_until(
             lambda: (
                 len(set(_replica_actors()) - set(before)) == 1 and _ready_replicas(ray_url) == 2
             ),
-            timeout_s=180,
+            180,
+            "a replacement replica ready",
+            poll_s=0.5,
         )
-        _wait_until(lambda: len(answered_by) == 3 and answered[200] > 20, timeout_s=60)
+        wait_until(
+            lambda: len(answered_by) == 3 and answered[200] > 20,
+            60,
+            "the replacement answered",
+            poll_s=0.5,
+        )
     finally:
         stop.set()
         for caller in callers:

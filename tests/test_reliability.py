@@ -11,13 +11,12 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.live_server import live_server_process
+from tests.live_server import live_server_process, wait_until
 from tests.tiny_store import TINY_MODELS, export_tiny_generation
 
 pytestmark = pytest.mark.slow
@@ -52,14 +51,6 @@ def sample(metrics: str, name: str, model: str, reason: str | None = None) -> fl
         if line.startswith(f"{name}{{{labels}}}"):
             return float(line.split()[-1])
     return 0.0
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout_s} s: {what}")
-        time.sleep(0.1)
 
 
 async def burst(url: str, requests: int, concurrency: int) -> list[httpx.Response]:

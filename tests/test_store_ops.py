@@ -9,13 +9,12 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.live_server import live_server_process
+from tests.live_server import live_server_process, wait_until
 from tests.tiny_store import train_tiny_jose
 
 pytestmark = pytest.mark.slow
@@ -39,14 +38,6 @@ def publish(source: Path, target: Path) -> Path:
     staging = target.parent / f".tmp-{target.name}"
     shutil.copytree(source, staging)
     return staging.rename(target)
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout_s} s: {what}")
-        time.sleep(0.1)
 
 
 def model(url: str, name: str = JOSE) -> dict:
