@@ -44,9 +44,10 @@ run: install
 test: install lint
 	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=15
 
-# The inner loop: the suite without the lanes that start servers or other processes (markers in
-# pyproject; tests/conftest.py marks what starts a server by itself). No lint: `make lint`.
-FAST_LANE := not (live or ray or fuzz or browser or distributed)
+# The inner loop: the suite without the slow tests and the lanes that start servers or worker
+# processes (markers in pyproject; tests/conftest.py marks what starts a server by itself).
+# No lint: `make lint`.
+FAST_LANE := not (slow or live or ray or fuzz or browser or distributed)
 test-fast: install
 	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=15 -m "$(FAST_LANE)"
 
