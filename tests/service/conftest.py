@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -61,3 +62,37 @@ def make_client(store: Path) -> Iterator[Callable[..., TestClient]]:
 def client(store: Path, make_client: Callable[..., TestClient]) -> TestClient:
     write_version(store, "words", 1)
     return make_client()
+
+
+@pytest.fixture
+def hold() -> Iterator[Callable[[dict[str, threading.Event], str], threading.Event]]:
+    """`hold(FakeEmbeddingRuntime.held_batches, name)`: model `name`'s calls (or loads, with
+    `held_loads`) wait until the returned event is set; all are set and dropped afterwards."""
+    made: list[tuple[dict[str, threading.Event], str, threading.Event]] = []
+
+    def hold(held: dict[str, threading.Event], name: str) -> threading.Event:
+        release = held[name] = threading.Event()
+        made.append((held, name, release))
+        return release
+
+    yield hold
+    for held, name, release in made:
+        release.set()
+        held.pop(name, None)
+
+
+def queue_depth(client: TestClient, model: str) -> float:
+    """The model's queue depth, from /metrics."""
+    prefix = f'kexue_queue_depth{{model="{model}"}} '
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(prefix):
+            return float(line[len(prefix) :])
+    return 0.0
+
+
+def wait_for(condition: Callable[[], object], what: str, timeout_s: float = 30) -> None:
+    """Poll `condition` (from a thread without an event loop) until it holds."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout_s} s: {what}"
+        time.sleep(0.005)

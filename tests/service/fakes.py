@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -63,11 +62,14 @@ class FakeEmbeddingRuntime(EmbeddingRuntime):
     # Every batch any fake runtime ran, as (name, version, batch size): tests read it.
     batches: list[tuple[str, int, int]] = []
     lock = threading.Lock()
+    # By model name: its loads, or its model calls, wait until the test sets the event.
+    held_loads: dict[str, threading.Event] = {}
+    held_batches: dict[str, threading.Event] = {}
 
     def load(self) -> None:
         if self.manifest.get("fail_load"):
             raise RuntimeError("corrupt SavedModel")
-        time.sleep(float(self.manifest.get("load_s", 0.0)))
+        _wait_if_held(self.held_loads, self.name)
 
     def warmup(self) -> None:
         pass
@@ -81,7 +83,7 @@ class FakeEmbeddingRuntime(EmbeddingRuntime):
     def run_batch(self, items: Sequence[Any]) -> list[np.ndarray]:
         with self.lock:
             self.batches.append((self.name, self.version, len(items)))
-        time.sleep(float(self.manifest.get("compute_s", 0.0)))
+        _wait_if_held(self.held_batches, self.name)
         if self.manifest.get("fail_batch"):
             raise RuntimeError("model call failed")
         out = []
@@ -89,6 +91,12 @@ class FakeEmbeddingRuntime(EmbeddingRuntime):
             v = np.bincount(item.ids, minlength=DIM).astype(np.float32)
             out.append(v)
         return out
+
+
+def _wait_if_held(held: dict[str, threading.Event], name: str) -> None:
+    release = held.get(name)
+    if release is not None and not release.wait(timeout=60):
+        raise RuntimeError(f"{name}: held and never released")
 
 
 def fake_factory(name: str, version: int, path: Path, settings: Settings) -> Runtime:

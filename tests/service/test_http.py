@@ -9,13 +9,14 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 from service.app import GC_GEN0_THRESHOLD, GIL_SWITCH_INTERVAL_S
-from tests.service.conftest import wait_ready
+from tests.service.conftest import queue_depth, wait_for, wait_ready
 from tests.service.fakes import DIM, FakeEmbeddingRuntime, expected_vector, write_version
 
 
@@ -41,13 +42,15 @@ def test_the_app_tunes_the_collector_and_the_gil_for_serving(
 
 
 def test_readiness_is_503_until_models_are_warm(
-    store: Path, make_client: Callable[..., TestClient]
+    store: Path, make_client: Callable[..., TestClient], hold: Callable[..., Any]
 ) -> None:
-    write_version(store, "slow", 1, load_s=0.5)
+    write_version(store, "slow", 1)
+    loaded = hold(FakeEmbeddingRuntime.held_loads, "slow")
     client = make_client(ready=False)
     assert client.get("/healthz").status_code == 200
     r = client.get("/readyz")
     assert r.status_code == 503 and r.json()["status"] == "not_ready"
+    loaded.set()
     wait_ready(client)
 
 
@@ -241,16 +244,29 @@ def test_failing_model_call_is_500_and_next_batch_runs(
 
 
 def test_overload_is_429_and_deadline_504(
-    store: Path, make_client: Callable[..., TestClient]
+    store: Path, make_client: Callable[..., TestClient], hold: Callable[..., Any]
 ) -> None:
     import concurrent.futures
 
-    write_version(store, "slow", 1, compute_s=0.3)
+    write_version(store, "slow", 1)
+    computed = hold(FakeEmbeddingRuntime.held_batches, "slow")
     client = make_client(max_queue=2, max_batch_size=1, request_timeout_s=0.2, max_batch_delay_ms=0)
+    FakeEmbeddingRuntime.batches.clear()
+
+    def settled() -> bool:
+        """One request in the (held) model call, some queued, every other one refused."""
+        depth = queue_depth(client, "slow")
+        answered = sum(f.done() for f in futures)
+        return bool(FakeEmbeddingRuntime.batches) and depth >= 1 and answered + depth + 1 == 8
+
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         futures = [
             pool.submit(client.post, "/v1/embeddings", json={"input": f"w{i}"}) for i in range(8)
         ]
+        wait_for(settled, "the queue full and the rest refused")
+        queued_by = time.monotonic()
+        wait_for(lambda: time.monotonic() > queued_by + 0.2, "the queued requests' deadline")
+        computed.set()
         codes = [f.result().status_code for f in futures]
     assert 429 in codes, codes
     assert 504 in codes, codes
@@ -260,15 +276,20 @@ def test_overload_is_429_and_deadline_504(
 
 
 def test_batches_are_shared_across_requests(
-    store: Path, make_client: Callable[..., TestClient]
+    store: Path, make_client: Callable[..., TestClient], hold: Callable[..., Any]
 ) -> None:
     import concurrent.futures
 
-    write_version(store, "batchy", 1, compute_s=0.05)
+    write_version(store, "batchy", 1)
+    computed = hold(FakeEmbeddingRuntime.held_batches, "batchy")
     client = make_client(max_batch_size=16, max_batch_delay_ms=20)
     FakeEmbeddingRuntime.batches.clear()
     with concurrent.futures.ThreadPoolExecutor(12) as pool:
-        list(pool.map(lambda i: client.post("/v1/embeddings", json={"input": f"w{i}"}), range(24)))
+        done = pool.map(lambda i: client.post("/v1/embeddings", json={"input": f"w{i}"}), range(24))
+        # Requests queue up behind the first (held) model call, then share the next one.
+        wait_for(lambda: queue_depth(client, "batchy") >= 2, "requests queued behind a call")
+        computed.set()
+        list(done)
     sizes = [n for name, _, n in FakeEmbeddingRuntime.batches if name == "batchy"]
     assert sum(sizes) == 24 and max(sizes) > 1
 
