@@ -157,6 +157,10 @@ class FakeStepModel:
             self._allowed = None
             self._changed.notify_all()
 
+    def tags(self, since: int = 0) -> set[int]:
+        """The rows stepped (from step `since` on, counting from 0)."""
+        return {tag for step in self.steps[since:] for tag in step if tag}
+
     def prefill(self, token_ids: Any, lengths: Any, condition: Any) -> tuple[np.ndarray, Any]:
         tags = [int(c[0]) for c in condition]
         self.prefills.append(tags)

@@ -69,6 +69,16 @@ def scheduler(model: FakeStepModel, max_rows: int = 8, max_queue: int = 16) -> G
     )
 
 
+async def in_first_step(
+    loop: GenerationScheduler, model: FakeStepModel, request: list[GenerationRow]
+) -> GenerationTicket:
+    """Submit `request` with `model` held: back once the first step has begun (it waits)."""
+    model.hold()
+    ticket = loop.submit(request, timeout_s=30)
+    await until(lambda: model.started == 1, "step 1 begun")
+    return ticket
+
+
 def rejected(loop: GenerationScheduler, reason: str) -> float:
     assert loop.metrics is not None
     value = loop.metrics.registry.get_sample_value(
@@ -115,9 +125,7 @@ def test_rows_submitted_while_others_decode_join_at_the_next_step(model: FakeSte
 def test_a_finished_row_frees_its_place_for_a_waiting_request(model: FakeStepModel) -> None:
     async def main() -> None:
         loop = scheduler(model, max_rows=2)
-        model.hold()
-        short = loop.submit(rows(1, stop_at=2), timeout_s=30)
-        await until(lambda: model.started == 1, "step 1 begun")
+        short = await in_first_step(loop, model, rows(1, stop_at=2))
         long = loop.submit(rows(2, stop_at=8), timeout_s=30)
         waiting = loop.submit(rows(3, stop_at=3), timeout_s=30)
         assert loop.waiting_rows == 2
@@ -166,9 +174,7 @@ def test_a_caller_who_leaves_frees_its_rows_at_the_next_step(model: FakeStepMode
 
     async def main() -> None:
         loop = scheduler(model)
-        model.hold()
-        leaving = loop.submit(rows(1, count=2), timeout_s=30)
-        await until(lambda: model.started == 1, "step 1 begun")
+        leaving = await in_first_step(loop, model, rows(1, count=2))
         staying = loop.submit(rows(2), timeout_s=30)
         model.release(3)
         await until(lambda: model.started == 4, "step 4 begun")
@@ -194,16 +200,14 @@ def test_a_caller_who_leaves_frees_its_rows_at_the_next_step(model: FakeStepMode
 def test_a_caller_who_leaves_the_queue_never_reaches_the_model(model: FakeStepModel) -> None:
     async def main() -> None:
         loop = scheduler(model, max_rows=1)
-        model.hold()
-        busy = loop.submit(rows(1, stop_at=3), timeout_s=30)
-        await until(lambda: model.started == 1, "step 1 begun")
+        busy = await in_first_step(loop, model, rows(1, stop_at=3))
         gone = loop.submit(rows(2), timeout_s=30)
         gone.cancel()
         model.run_freely()
         await busy.done
         after = loop.submit(rows(3, stop_at=2), timeout_s=30)
         await after.done
-        assert {tag for step in model.steps for tag in step} == {1, 3}
+        assert model.tags() == {1, 3}
         assert rejected(loop, "cancelled") == 1 and loop.waiting_rows == 0
 
     asyncio.run(main())
@@ -222,9 +226,7 @@ def test_queue_limits(model: FakeStepModel) -> None:
         assert "Retry-After" not in (never.value.headers or {})
         assert rejected(small_queue, "too_large") == 4
         # A full queue: 429, to retry.
-        model.hold()
-        decoding = loop.submit(rows(1, count=2, stop_at=2), timeout_s=30)
-        await until(lambda: model.started == 1, "step 1 begun")
+        decoding = await in_first_step(loop, model, rows(1, count=2, stop_at=2))
         queued = loop.submit(rows(2, count=1, guided=True, stop_at=2), timeout_s=30)
         assert loop.waiting_rows == 2
         with pytest.raises(Overloaded) as full:
@@ -235,7 +237,7 @@ def test_queue_limits(model: FakeStepModel) -> None:
         model.run_freely()
         await asyncio.gather(decoding.done, queued.done, fits.done)
         assert queued.texts == ["ab"] and fits.texts == ["a"]
-        assert 3 not in {tag for step in model.steps for tag in step}
+        assert 3 not in model.tags()
 
     asyncio.run(main())
 
@@ -243,9 +245,7 @@ def test_queue_limits(model: FakeStepModel) -> None:
 def test_still_queued_at_the_deadline_is_504_without_running(model: FakeStepModel) -> None:
     async def main() -> None:
         loop = scheduler(model, max_rows=1)
-        model.hold()
-        decoding = loop.submit(rows(1, stop_at=3), timeout_s=30)
-        await until(lambda: model.started == 1, "step 1 begun")
+        decoding = await in_first_step(loop, model, rows(1, stop_at=3))
         late = loop.submit(rows(2), timeout_s=0.01)
         await until(lambda: time.monotonic() > late.deadline, "the deadline passed")
         # A row already decoding is past its deadline too: it still finishes.
@@ -255,7 +255,7 @@ def test_still_queued_at_the_deadline_is_504_without_running(model: FakeStepMode
             await late.done
         await decoding.done
         assert decoding.texts == ["abc"]
-        assert 2 not in {tag for step in model.steps for tag in step}
+        assert 2 not in model.tags()
         assert rejected(loop, "deadline") == 1
 
     asyncio.run(main())
@@ -264,9 +264,7 @@ def test_still_queued_at_the_deadline_is_504_without_running(model: FakeStepMode
 def test_a_row_without_finite_log_probs_fails_its_request_alone(model: FakeStepModel) -> None:
     async def main() -> None:
         loop = scheduler(model)
-        model.hold()
-        good = loop.submit(rows(1, count=3, stop_at=30), timeout_s=30)
-        await until(lambda: model.started == 1, "step 1 begun")
+        good = await in_first_step(loop, model, rows(1, count=3, stop_at=30))
         # One request of two rows, one of which the model cannot take.
         bad = loop.submit([*rows(2, not_finite=True), *rows(3)], timeout_s=30)
         model.release(2)
@@ -281,7 +279,7 @@ def test_a_row_without_finite_log_probs_fails_its_request_alone(model: FakeStepM
         model.run_freely()
         await asyncio.gather(good.done, after.done)
         assert good.texts == [letters(0, 30)] * 3 and after.texts == ["abcd"] * 2
-        assert not {2, 3} & {tag for step in model.steps[2:] for tag in step}
+        assert not {2, 3} & model.tags(since=2)
 
     asyncio.run(main())
 
