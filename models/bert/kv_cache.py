@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CACHE_BATCH_AXIS",
     "CACHE_SLOT_AXIS",
+    "CacheRows",
     "KerasLMStepModel",
     "concat_rows",
     "empty_rows",
@@ -202,7 +203,33 @@ def check_condition(conditioned: bool, condition: Any) -> None:
         raise ValueError("the model takes no condition")
 
 
-class KerasLMStepModel:
+class CacheRows:
+    """The row operations of a step model's cache (`select_rows`, `concat_rows`, `empty_rows`),
+    shared by the in-memory and the SavedModel step models: plain tensor ops, no model call.
+
+    Attributes:
+        cache_length: T of a cache fixed in length (generation's); None when T follows the
+            prefix (QA's), which then has no empty rows.
+    """
+
+    cache_length: int | None
+    # (num_layers, heads, head_size) of the cache [num_layers, 2, B, heads, T, head_size].
+    _cache_shape: tuple[int, int, int]
+
+    def select_rows(self, cache: Any, rows: Any) -> Any:
+        return select_rows(cache, rows)
+
+    def concat_rows(self, first: Any, second: Any) -> Any:
+        return concat_rows(first, second)
+
+    def empty_rows(self, count: int) -> Any:
+        if self.cache_length is None:
+            raise ValueError("this cache grows with its prefix: it has no empty rows")
+        layers, heads, head_size = self._cache_shape
+        return empty_rows(layers, heads, head_size, self.cache_length, count)
+
+
+class KerasLMStepModel(CacheRows):
     """The step protocol on an in-memory model (training's evaluation, tests, benchmarks).
 
     Log-probabilities come back as numpy arrays; the cache is an opaque tensor, only ever passed
@@ -323,15 +350,3 @@ class KerasLMStepModel:
             return full_logits(model, token_ids, padding, condition, segments)
 
         return tf.function(function, input_signature=signature, jit_compile=self._jit_compile)
-
-    def select_rows(self, cache: Any, rows: Any) -> Any:
-        return select_rows(cache, rows)
-
-    def concat_rows(self, first: Any, second: Any) -> Any:
-        return concat_rows(first, second)
-
-    def empty_rows(self, count: int) -> Any:
-        if self.cache_length is None:
-            raise ValueError("a cache that grows with its prefix (free_slots) has no empty rows")
-        layers, heads, head_size = self._cache_shape
-        return empty_rows(layers, heads, head_size, self.cache_length, count)

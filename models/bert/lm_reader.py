@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from models.bert.kv_cache import check_condition, concat_rows, empty_rows, select_rows
+from models.bert.kv_cache import CacheRows, check_condition
 from models.bert.lm_signatures import (
     CACHE_KEY,
     CACHE_LENGTH_VARIABLE,
@@ -35,7 +35,7 @@ from models.bert.lm_signatures import (
 from models.bert.tensors import float32_tensor, int32_tensor
 
 
-class SavedModelLMStepModel:
+class SavedModelLMStepModel(CacheRows):
     """The step protocol (`prefill`, `step`, `full_logits`, `select_rows`, `concat_rows`,
     `empty_rows`, `label_condition`) on a QA or generation SavedModel; log-probabilities come
     back as numpy arrays, the cache as an opaque tensor.
@@ -112,15 +112,3 @@ class SavedModelLMStepModel:
             inputs[SEGMENT_IDS] = tf.zeros_like(inputs[TOKEN_IDS])
         out = self._full_logits(**inputs, **self._condition(condition))
         return np.asarray(out[LOG_PROBS_KEY])
-
-    def select_rows(self, cache: Any, rows: Any) -> Any:
-        return select_rows(cache, rows)
-
-    def concat_rows(self, first: Any, second: Any) -> Any:
-        return concat_rows(first, second)
-
-    def empty_rows(self, count: int) -> Any:
-        if self.cache_length is None:
-            raise ValueError("this model's cache grows with its prefix: it has no empty rows")
-        layers, heads, head_size = self._cache_shape
-        return empty_rows(layers, heads, head_size, self.cache_length, count)

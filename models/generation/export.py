@@ -16,33 +16,9 @@ import tensorflow as tf
 from models.bert import kv_cache
 from models.bert.lm_export import cache_spec, condition_spec, ids_spec, vocab_asset
 from models.bert.lm_reader import SavedModelLMStepModel
+from models.generation import signatures as names
 from models.generation.lm import ConditionalLM
-from models.generation.signatures import (
-    CACHE_KEY,
-    CONDITION_KEY,
-    LOG_PROBS_KEY,
-    SIGNATURE_DEFAULT,
-    SIGNATURE_FULL_LOGITS,
-    SIGNATURE_LABEL_CONDITION,
-    SIGNATURE_PREFILL,
-    SIGNATURE_STEP,
-    VOCAB_ASSET_PATH,
-)
-
-__all__ = [
-    "CACHE_KEY",
-    "CONDITION_KEY",
-    "ConditionalLMModule",
-    "LOG_PROBS_KEY",
-    "SIGNATURE_DEFAULT",
-    "SIGNATURE_FULL_LOGITS",
-    "SIGNATURE_LABEL_CONDITION",
-    "SIGNATURE_PREFILL",
-    "SIGNATURE_STEP",
-    "SavedModelGenerationStepModel",
-    "VOCAB_ASSET_PATH",
-    "export_generation_saved_model",
-]
+from models.generation.signatures import VOCAB_ASSET_PATH  # noqa: F401 (the training job's import)
 
 # The reader's name before QA and generation shared one (`models.bert.lm_reader`).
 SavedModelGenerationStepModel = SavedModelLMStepModel
@@ -94,7 +70,7 @@ class ConditionalLMModule(tf.Module):
             )
 
     def _label_condition(self, label_ids: tf.Tensor) -> dict[str, tf.Tensor]:
-        return {CONDITION_KEY: kv_cache.label_condition(self.model, label_ids)}
+        return {names.CONDITION_KEY: kv_cache.label_condition(self.model, label_ids)}
 
     def _prefill(
         self, token_ids: tf.Tensor, lengths: tf.Tensor, condition: tf.Tensor
@@ -102,18 +78,22 @@ class ConditionalLMModule(tf.Module):
         log_probs, cache = kv_cache.prefill(
             self.model, token_ids, lengths, self.cache_length, condition
         )
-        return {LOG_PROBS_KEY: log_probs, CACHE_KEY: cache}
+        return {names.LOG_PROBS_KEY: log_probs, names.CACHE_KEY: cache}
 
     def _step(
         self, token_ids: tf.Tensor, positions: tf.Tensor, cache: tf.Tensor, condition: tf.Tensor
     ) -> dict[str, tf.Tensor]:
         log_probs, cache = kv_cache.step(self.model, token_ids, positions, cache, condition)
-        return {LOG_PROBS_KEY: log_probs, CACHE_KEY: cache}
+        return {names.LOG_PROBS_KEY: log_probs, names.CACHE_KEY: cache}
 
     def _full_logits(
         self, token_ids: tf.Tensor, padding_mask: tf.Tensor, condition: tf.Tensor
     ) -> dict[str, tf.Tensor]:
-        return {LOG_PROBS_KEY: kv_cache.full_logits(self.model, token_ids, padding_mask, condition)}
+        return {
+            names.LOG_PROBS_KEY: kv_cache.full_logits(
+                self.model, token_ids, padding_mask, condition
+            )
+        }
 
 
 def export_generation_saved_model(
@@ -136,12 +116,12 @@ def export_generation_saved_model(
     """
     module = ConditionalLMModule(model, vocab_path, cache_length or model.config.max_position)
     signatures = {
-        SIGNATURE_PREFILL: module.prefill.get_concrete_function(),
-        SIGNATURE_STEP: module.step.get_concrete_function(),
-        SIGNATURE_FULL_LOGITS: module.full_logits.get_concrete_function(),
-        SIGNATURE_DEFAULT: module.full_logits.get_concrete_function(),
+        names.SIGNATURE_PREFILL: module.prefill.get_concrete_function(),
+        names.SIGNATURE_STEP: module.step.get_concrete_function(),
+        names.SIGNATURE_FULL_LOGITS: module.full_logits.get_concrete_function(),
+        names.SIGNATURE_DEFAULT: module.full_logits.get_concrete_function(),
     }
     if module.label_condition is not None:
-        signatures[SIGNATURE_LABEL_CONDITION] = module.label_condition.get_concrete_function()
+        signatures[names.SIGNATURE_LABEL_CONDITION] = module.label_condition.get_concrete_function()
     tf.saved_model.save(module, os.fspath(path), signatures=signatures)
     return list(signatures)

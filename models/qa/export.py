@@ -18,32 +18,10 @@ import tensorflow as tf
 from models.bert import kv_cache
 from models.bert.lm_export import cache_spec, ids_spec, vocab_asset
 from models.bert.lm_reader import SavedModelLMStepModel
+from models.qa import signatures as names
 from models.qa.samples import max_sample_length
 from models.qa.seq2seq import UniLMSeq2Seq
-from models.qa.signatures import (
-    CACHE_KEY,
-    LOG_PROBS_KEY,
-    SIGNATURE_DEFAULT,
-    SIGNATURE_FULL_LOGITS,
-    SIGNATURE_PREFILL,
-    SIGNATURE_REORDER,
-    SIGNATURE_STEP,
-    VOCAB_ASSET_PATH,
-)
-
-__all__ = [
-    "CACHE_KEY",
-    "LOG_PROBS_KEY",
-    "QASeq2SeqModule",
-    "SIGNATURE_DEFAULT",
-    "SIGNATURE_FULL_LOGITS",
-    "SIGNATURE_PREFILL",
-    "SIGNATURE_REORDER",
-    "SIGNATURE_STEP",
-    "SavedModelStepModel",
-    "VOCAB_ASSET_PATH",
-    "export_qa_saved_model",
-]
+from models.qa.signatures import VOCAB_ASSET_PATH  # noqa: F401 (the training job's import)
 
 # The reader's name before QA and generation shared one (`models.bert.lm_reader`).
 SavedModelStepModel = SavedModelLMStepModel
@@ -106,16 +84,16 @@ class QASeq2SeqModule(tf.Module):
         log_probs, cache = kv_cache.prefill(
             self.model, token_ids, lengths, cache_length, segment_ids=segment_ids
         )
-        return {LOG_PROBS_KEY: log_probs, CACHE_KEY: cache}
+        return {names.LOG_PROBS_KEY: log_probs, names.CACHE_KEY: cache}
 
     def _step(
         self, token_ids: tf.Tensor, cache: tf.Tensor, positions: tf.Tensor
     ) -> dict[str, tf.Tensor]:
         log_probs, cache = kv_cache.step(self.model, token_ids, positions, cache)
-        return {LOG_PROBS_KEY: log_probs, CACHE_KEY: cache}
+        return {names.LOG_PROBS_KEY: log_probs, names.CACHE_KEY: cache}
 
     def _reorder(self, cache: tf.Tensor, beam_indices: tf.Tensor) -> dict[str, tf.Tensor]:
-        return {CACHE_KEY: kv_cache.select_rows(cache, beam_indices)}
+        return {names.CACHE_KEY: kv_cache.select_rows(cache, beam_indices)}
 
     def _full_logits(
         self, token_ids: tf.Tensor, segment_ids: tf.Tensor, padding_mask: tf.Tensor
@@ -123,7 +101,7 @@ class QASeq2SeqModule(tf.Module):
         log_probs = kv_cache.full_logits(
             self.model, token_ids, padding_mask, segment_ids=segment_ids
         )
-        return {LOG_PROBS_KEY: log_probs}
+        return {names.LOG_PROBS_KEY: log_probs}
 
 
 def export_qa_saved_model(
@@ -156,11 +134,11 @@ def export_qa_saved_model(
         )
     module = QASeq2SeqModule(model, tokenizer_vocab_path, max_answer_tokens, jit_compile)
     signatures = {
-        SIGNATURE_PREFILL: module.prefill.get_concrete_function(),
-        SIGNATURE_STEP: module.step.get_concrete_function(),
-        SIGNATURE_REORDER: module.reorder.get_concrete_function(),
-        SIGNATURE_FULL_LOGITS: module.full_logits.get_concrete_function(),
-        SIGNATURE_DEFAULT: module.full_logits.get_concrete_function(),
+        names.SIGNATURE_PREFILL: module.prefill.get_concrete_function(),
+        names.SIGNATURE_STEP: module.step.get_concrete_function(),
+        names.SIGNATURE_REORDER: module.reorder.get_concrete_function(),
+        names.SIGNATURE_FULL_LOGITS: module.full_logits.get_concrete_function(),
+        names.SIGNATURE_DEFAULT: module.full_logits.get_concrete_function(),
     }
     tf.saved_model.save(module, os.fspath(path), signatures=signatures)
     return list(signatures)
