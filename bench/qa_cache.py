@@ -74,13 +74,13 @@ class Timing:
 
 def decode_cached(step_model: KerasStepModel, prefixes: np.ndarray, tokens: int) -> np.ndarray:
     lengths = np.full(len(prefixes), prefixes.shape[1], np.int32)
-    log_probs, cache = step_model.prefill(prefixes, np.zeros_like(prefixes), lengths)
+    log_probs, cache = step_model.prefill(prefixes, lengths)
     answers = []
     for k in range(tokens):
         chosen = no_sep_argmax(log_probs)
         answers.append(chosen)
         if k + 1 < tokens:
-            log_probs, cache = step_model.step(chosen, cache, lengths + k)
+            log_probs, cache = step_model.step(chosen, lengths + k, cache)
     return np.stack(answers, axis=1)
 
 
@@ -137,7 +137,7 @@ def measure(model: UniLMSeq2Seq, prefixes: np.ndarray, args: argparse.Namespace)
     last = last_position_function(model)
 
     def full(ids: np.ndarray, segments: np.ndarray) -> np.ndarray:
-        return step_model.full_logits(ids, segments, np.ones_like(ids))[:, -1, :]
+        return step_model.full_logits(ids, np.ones_like(ids), segment_ids=segments)[:, -1, :]
 
     tokens = args.answer_tokens
     cached = best_of(partial(decode_cached, step_model, prefixes, tokens), args.repeats)

@@ -157,7 +157,7 @@ def evaluate_generation(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    from models.generation.export import SavedModelGenerationStepModel
+    from models.bert.lm_reader import SavedModelLMStepModel as SavedModelGenerationStepModel
 
     p = argparse.ArgumentParser(prog="python -m training.generation_eval", description=__doc__)
     p.add_argument("--model", type=Path, required=True, help="an exported version folder")

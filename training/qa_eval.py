@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    from models.qa.export import SavedModelStepModel
+    from models.bert.lm_reader import SavedModelLMStepModel as SavedModelStepModel
 
     args = build_parser().parse_args(argv)
     manifest = read_manifest(args.model, QAManifest)

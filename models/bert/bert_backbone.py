@@ -21,7 +21,7 @@ import keras
 import tensorflow as tf
 
 from models.bert.bert_layers import BertEmbeddings, BertTransformerLayer, bert_initializer
-from models.bert.masks import causal_mask, padding_mask, unilm_mask
+from models.bert.masks import build_attention_mask
 
 AttentionMode = Literal["bidirectional", "causal", "unilm"]
 ATTENTION_MODES = ("bidirectional", "causal", "unilm")
@@ -97,18 +97,6 @@ class AttentionMaskBuilder(keras.layers.Layer):
         config = super().get_config()
         config.update(attention_mode=self.attention_mode)
         return config
-
-
-def build_attention_mask(
-    padding: tf.Tensor, segment_ids: tf.Tensor, attention_mode: str
-) -> tf.Tensor:
-    """The [B, L, L] mask of `attention_mode`, always combined with the padding mask."""
-    mask = padding_mask(padding)
-    if attention_mode == "causal":
-        mask = tf.logical_and(mask, causal_mask(tf.shape(padding)[0], tf.shape(padding)[1]))
-    elif attention_mode == "unilm":
-        mask = tf.logical_and(mask, unilm_mask(segment_ids))
-    return mask
 
 
 @keras.saving.register_keras_serializable(package="kexue_bert")

@@ -66,6 +66,18 @@ def unilm_mask(segment_ids: tf.Tensor) -> tf.Tensor:
     return cumulative[:, tf.newaxis, :] <= cumulative[:, :, tf.newaxis]
 
 
+def build_attention_mask(
+    padding: tf.Tensor, segment_ids: tf.Tensor, attention_mode: str
+) -> tf.Tensor:
+    """The [B, L, L] mask of `attention_mode`, always combined with the padding mask."""
+    mask = padding_mask(padding)
+    if attention_mode == "causal":
+        mask = tf.logical_and(mask, causal_mask(tf.shape(padding)[0], tf.shape(padding)[1]))
+    elif attention_mode == "unilm":
+        mask = tf.logical_and(mask, unilm_mask(segment_ids))
+    return mask
+
+
 def packed_mask(sequence_ids: tf.Tensor) -> tf.Tensor:
     """Block-diagonal attention for several texts packed into one row.
 

@@ -2,7 +2,7 @@
 
 Pure numpy and model-agnostic: a `StepModel` gives next-token log-probabilities from a prefill
 over `[CLS] passage [SEP] question [SEP]` and then one step per answer token (with a key/value
-cache, `models.qa.kv_cache`; or recomputing everything, `RecomputeStepModel`, the reference).
+cache, `models.bert.kv_cache`; or recomputing everything, `RecomputeStepModel`, the reference).
 The algorithm is the one of bert4keras' `task_reading_comprehension_by_seq2seq.py`:
 
 1. Every passage of a question is one row; the first step reads all rows. A passage whose most
@@ -14,7 +14,7 @@ The algorithm is the one of bert4keras' `task_reading_comprehension_by_seq2seq.p
 3. With `extractive`, the next token must extend the answer so far to a span of a remaining
    passage (or be [SEP]): the probabilities of all other tokens are set to zero before voting.
 4. Beam search on the summed log-votes keeps `beam_size` answers; beams end at [SEP] (or at
-   `max_answer_tokens`); the cache rows follow their beams (`StepModel.reorder`). Each step's
+   `max_answer_tokens`); the cache rows follow their beams (`StepModel.select_rows`). Each step's
    votes are rescaled to sum to 1 first (`_normalized_vote`): the raw vote is at most 1/2, which
    would bias beams towards short answers.
 
@@ -48,15 +48,14 @@ PASSAGE_OFFSET = 1
 
 
 class StepModel(Protocol):
-    """Incremental next-token log-probabilities; the state is opaque to the decoder.
+    """Incremental next-token log-probabilities; the state is opaque to the decoder. The step
+    protocol of `models.bert.kv_cache` (QA's models take no condition).
 
     Row b of every call is one (question, passage, beam); positions count from 0 at [CLS].
     """
 
-    def prefill(
-        self, token_ids: np.ndarray, segment_ids: np.ndarray, lengths: np.ndarray
-    ) -> tuple[np.ndarray, Any]:
-        """Reads padded prefixes [B, L] (row b real up to lengths[b]).
+    def prefill(self, token_ids: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, Any]:
+        """Reads padded prefixes [B, L] (row b real up to lengths[b]; segment 0).
 
         Returns:
             (log-probs [B, V] of the first answer token, state).
@@ -64,7 +63,7 @@ class StepModel(Protocol):
         ...
 
     def step(
-        self, token_ids: np.ndarray, state: Any, positions: np.ndarray
+        self, token_ids: np.ndarray, positions: np.ndarray, state: Any
     ) -> tuple[np.ndarray, Any]:
         """Feeds one answer token per row (segment 1) at `positions` [B].
 
@@ -73,8 +72,8 @@ class StepModel(Protocol):
         """
         ...
 
-    def reorder(self, state: Any, indices: np.ndarray) -> Any:
-        """The state of rows `indices` [B'] (gathered; rows may repeat or disappear)."""
+    def select_rows(self, state: Any, rows: np.ndarray) -> Any:
+        """The state of rows `rows` [B'] (gathered; rows may repeat or disappear)."""
         ...
 
 
@@ -85,14 +84,14 @@ class RecomputeStepModel:
     model that has no cache.
 
     Args:
-        full_log_probs: (token_ids [B, L], segment_ids [B, L], padding_mask [B, L]) -> log-probs
-            [B, L, V] at every position (e.g. `kv_cache`'s `full_logits`).
+        full_log_probs: (token_ids [B, L], padding_mask [B, L], segment_ids=[B, L]) -> log-probs
+            [B, L, V] at every position (e.g. a step model's `full_logits`).
         pad_id: id to pad rows with.
     """
 
     def __init__(
         self,
-        full_log_probs: Callable[[np.ndarray, np.ndarray, np.ndarray], Any],
+        full_log_probs: Callable[..., Any],
         pad_id: int = 0,
     ) -> None:
         self.full_log_probs = full_log_probs
@@ -108,12 +107,12 @@ class RecomputeStepModel:
             token_ids[i, : len(ids)] = ids
             segment_ids[i, len(prefix) : len(ids)] = TARGET_SEGMENT
             padding[i, : len(ids)] = 1
-        out = np.asarray(self.full_log_probs(token_ids, segment_ids, padding))
+        out = np.asarray(self.full_log_probs(token_ids, padding, segment_ids=segment_ids))
         last = padding.sum(axis=1) - 1
         return out[np.arange(len(rows)), last]
 
     def prefill(
-        self, token_ids: np.ndarray, segment_ids: np.ndarray, lengths: np.ndarray
+        self, token_ids: np.ndarray, lengths: np.ndarray
     ) -> tuple[np.ndarray, list[tuple[list[int], list[int]]]]:
         rows: list[tuple[list[int], list[int]]] = [
             ([int(t) for t in token_ids[i, : lengths[i]]], []) for i in range(len(lengths))
@@ -121,7 +120,7 @@ class RecomputeStepModel:
         return self._last_log_probs(rows), rows
 
     def step(
-        self, token_ids: np.ndarray, state: Any, positions: np.ndarray
+        self, token_ids: np.ndarray, positions: np.ndarray, state: Any
     ) -> tuple[np.ndarray, list[tuple[list[int], list[int]]]]:
         rows = [
             (prefix, [*answer, int(token)])
@@ -132,8 +131,8 @@ class RecomputeStepModel:
                 raise ValueError(f"position {position} for a row of {len(prefix) + len(answer)}")
         return self._last_log_probs(rows), rows
 
-    def reorder(self, state: Any, indices: np.ndarray) -> list[tuple[list[int], list[int]]]:
-        return [state[int(i)] for i in indices]
+    def select_rows(self, state: Any, rows: np.ndarray) -> list[tuple[list[int], list[int]]]:
+        return [state[int(i)] for i in rows]
 
 
 @dataclass
@@ -353,7 +352,7 @@ def decode_batch(
     token_ids = np.full((len(flat_prefixes), int(lengths.max())), pad_id, np.int32)
     for i, prefix in enumerate(flat_prefixes):
         token_ids[i, : lengths[i]] = prefix
-    log_probs, state = model.prefill(token_ids, np.zeros_like(token_ids), lengths)
+    log_probs, state = model.prefill(token_ids, lengths)
     log_probs = np.asarray(log_probs, np.float64)
 
     # First step: passages whose best first token is [SEP] hold no answer and leave.
@@ -400,9 +399,9 @@ def decode_batch(
                     prefill_row = question.prefill_rows[passage_index]
                     positions.append(int(lengths[prefill_row]) + len(beam.tokens) - 1)
                 beam.rows = new_rows
-        state = model.reorder(state, np.asarray(gather, np.int32))
+        state = model.select_rows(state, np.asarray(gather, np.int32))
         log_probs, state = model.step(
-            np.asarray(feed, np.int32), state, np.asarray(positions, np.int32)
+            np.asarray(feed, np.int32), np.asarray(positions, np.int32), state
         )
         log_probs = np.asarray(log_probs, np.float64)
         for question in live:

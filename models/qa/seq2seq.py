@@ -6,7 +6,9 @@ Natural Language Understanding and Generation", NeurIPS 2019; bert4keras'
 One encoder both reads `[CLS] passage [SEP] question [SEP]` (segment 0, bidirectional) and writes
 the answer (segment 1, left to right): the logits at position t are the distribution of token
 t + 1. Training minimises the cross-entropy of the answer tokens and the closing [SEP] only
-(`seq2seq_loss`; `models.qa.samples` builds the inputs and the loss mask).
+(`seq2seq_loss`; `models.qa.samples` builds the inputs and the loss mask). The model is the
+shared BERT LM task (`models.bert.bert_lm.BertLM`) under the UniLM mask; what is QA's own is the
+loss window (`answer_window_loss`) and the decoding rule (`models.qa.decoding`).
 """
 
 from __future__ import annotations
@@ -18,17 +20,11 @@ import keras
 import tensorflow as tf
 
 from models.bert.bert_backbone import BertBackbone, BertConfig
-from models.bert.checkpoint import (
-    GOOGLE_CONFIG_FILE,
-    HF_CONFIG_FILE,
-    load_hf_folder,
-    load_tf_checkpoint,
-)
+from models.bert.bert_lm import LOSS_MASK_KEY, BertLM, lm_config, load_pretrained_bert
 from models.bert.mlm_head import BertMaskedLMHead, next_token_loss
-from models.qa.samples import max_sample_length
+from models.qa.samples import TARGET_SEGMENT, max_sample_length
 
 MODEL_INPUTS = ("token_ids", "segment_ids", "padding_mask")
-LOSS_MASK_KEY = "loss_mask"
 
 # A small encoder for training from scratch on a few thousand samples on a CPU (a quarter of
 # BERT-base's width, 4 of its 12 layers; MiniLM-L6's 384 wide would be 4x slower per step).
@@ -36,6 +32,22 @@ SMALL_HIDDEN_SIZE = 128
 SMALL_NUM_LAYERS = 4
 SMALL_NUM_HEADS = 4
 SMALL_INTERMEDIATE_SIZE = 512
+SMALL_SHAPE = {
+    "hidden_size": SMALL_HIDDEN_SIZE,
+    "num_layers": SMALL_NUM_LAYERS,
+    "num_heads": SMALL_NUM_HEADS,
+    "intermediate_size": SMALL_INTERMEDIATE_SIZE,
+}
+
+__all__ = [
+    "LOSS_MASK_KEY",
+    "MODEL_INPUTS",
+    "UniLMSeq2Seq",
+    "answer_window_loss",
+    "build_qa_model",
+    "seq2seq_loss",
+    "small_qa_config",
+]
 
 
 def small_qa_config(
@@ -48,16 +60,7 @@ def small_qa_config(
         max_position: position table length; default the longest sample at the default limits.
         **overrides: any other `BertConfig` field.
     """
-    fields: dict[str, Any] = {
-        "vocab_size": vocab_size,
-        "hidden_size": SMALL_HIDDEN_SIZE,
-        "num_layers": SMALL_NUM_LAYERS,
-        "num_heads": SMALL_NUM_HEADS,
-        "intermediate_size": SMALL_INTERMEDIATE_SIZE,
-        "max_position": max_position or max_sample_length(),
-    }
-    fields.update(overrides)
-    return BertConfig(**fields)
+    return lm_config(vocab_size, max_position or max_sample_length(), SMALL_SHAPE, **overrides)
 
 
 # The answer's tokens and closing [SEP] are the targets (`samples.QASample.loss_mask`).
@@ -97,7 +100,7 @@ def answer_window_loss(
 
 
 @keras.saving.register_keras_serializable(package="kexue_qa")
-class UniLMSeq2Seq(keras.Model):
+class UniLMSeq2Seq(BertLM):
     """BERT under the UniLM mask + tied MLM head: {"token_ids", "segment_ids", "padding_mask"}
     ([B, L] int32 each) -> next-token logits [B, L, V].
 
@@ -113,61 +116,14 @@ class UniLMSeq2Seq(keras.Model):
         >>> logits = model({"token_ids": ids, "segment_ids": segs, "padding_mask": pad})
     """
 
+    attention_mode = "unilm"
+    model_inputs = MODEL_INPUTS
+    target_segment = TARGET_SEGMENT
+
     def __init__(
         self, backbone: BertBackbone, mlm_head: BertMaskedLMHead | None = None, **kwargs: Any
     ) -> None:
-        super().__init__(**kwargs)
-        if backbone.attention_mode != "unilm":
-            raise ValueError(f"the backbone's attention_mode is {backbone.attention_mode!r}")
-        self.backbone = backbone
-        # The [CLS] pooler feeds nothing here; frozen, it gets no (missing-gradient) updates.
-        backbone.pooler.trainable = False
-        config = backbone.config
-        if mlm_head is None:
-            mlm_head = BertMaskedLMHead(
-                backbone.token_embedding,
-                config.hidden_act,
-                config.layer_norm_epsilon,
-                name="mlm_head",
-            )
-        if not mlm_head.built:
-            mlm_head.build((None, None, config.hidden_size))
-        self.mlm_head = mlm_head
-
-    @property
-    def config(self) -> BertConfig:
-        return self.backbone.config
-
-    def call(self, inputs: dict[str, tf.Tensor], training: bool | None = None) -> tf.Tensor:
-        features = {key: inputs[key] for key in MODEL_INPUTS}
-        states = self.backbone(features, training=training)["sequence_output"]
-        return self.mlm_head(states)
-
-    def compute_loss(
-        self,
-        x: Any = None,
-        y: Any = None,
-        y_pred: Any = None,
-        sample_weight: Any = None,
-        training: bool = True,
-    ) -> tf.Tensor:
-        loss = seq2seq_loss(y_pred, x["token_ids"], x[LOSS_MASK_KEY])
-        if self.losses:
-            loss += tf.add_n(self.losses)
-        return loss
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "backbone": keras.saving.serialize_keras_object(self.backbone),
-        }
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> UniLMSeq2Seq:
-        config = dict(config)
-        backbone = keras.saving.deserialize_keras_object(config.pop("backbone"))
-        return cls(backbone, **config)
+        super().__init__(backbone, mlm_head, **kwargs)
 
 
 def build_qa_model(
@@ -187,15 +143,7 @@ def build_qa_model(
         The model, built (all weights exist).
     """
     if init_checkpoint is not None:
-        folder = Path(init_checkpoint)
-        if (folder / HF_CONFIG_FILE).exists():
-            loaded = load_hf_folder(folder, with_mlm_head=True, attention_mode="unilm")
-        elif (folder / GOOGLE_CONFIG_FILE).exists():
-            loaded = load_tf_checkpoint(folder, with_mlm_head=True, attention_mode="unilm")
-        else:
-            raise FileNotFoundError(
-                f"{folder} holds neither {HF_CONFIG_FILE} nor {GOOGLE_CONFIG_FILE}"
-            )
+        loaded = load_pretrained_bert(init_checkpoint, with_mlm_head=True, attention_mode="unilm")
         return UniLMSeq2Seq(loaded.backbone, loaded.mlm_head, name="unilm_seq2seq")
     if config is None:
         raise ValueError("give a BertConfig (small_qa_config) or an init_checkpoint folder")

@@ -1,5 +1,5 @@
-"""Conditional text generation from a conditional-LM SavedModel (signatures label_condition /
-prefill / step).
+"""Conditional text generation from a conditional-LM SavedModel (`models.generation.signatures`:
+label_condition, prefill, step).
 
 The request side turns a request into rows (`models.generation.decoding.make_rows`): the condition
 vector (a label's embedding, or the caller's vector), `[CLS]` and the prompt's tokens, the
@@ -52,9 +52,9 @@ class GenerationRuntime(Runtime):
         self._scheduler: GenerationScheduler | None = None
 
     def load(self) -> None:
-        from models.generation.export import SavedModelGenerationStepModel
+        from models.bert.lm_reader import SavedModelLMStepModel
 
-        self._model = SavedModelGenerationStepModel(self.path)
+        self._model = SavedModelLMStepModel(self.path)
         if self.labels:
             self._label_vectors = self._model.label_condition(np.arange(len(self.labels)))
 

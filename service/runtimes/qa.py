@@ -1,4 +1,4 @@
-"""Reading-comprehension QA from a UniLM seq2seq SavedModel (signatures prefill/step/reorder).
+"""Reading-comprehension QA from a UniLM seq2seq SavedModel (`models.qa.signatures`: prefill, step).
 
 The request side tokenises the question over each passage into the prefix
 `[CLS] passage [SEP] question [SEP]`; the batch side decodes every queued question's passages
@@ -62,9 +62,9 @@ class QARuntime(Runtime):
         self._model: Any = None
 
     def load(self) -> None:
-        from models.qa.export import SavedModelStepModel
+        from models.bert.lm_reader import SavedModelLMStepModel
 
-        self._model = SavedModelStepModel(self.path)
+        self._model = SavedModelLMStepModel(self.path)
 
     def prepare(
         self,

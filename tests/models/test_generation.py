@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from models.bert.checkpoint import load_hf_folder
 from models.bert.conditional_layer_norm import ConditionalLayerNorm
+from models.bert.lm_reader import SavedModelLMStepModel
 from models.generation.decoding import (
     FINISH_LENGTH,
     FINISH_STOP,
@@ -22,7 +23,7 @@ from models.generation.decoding import (
     guided_log_probs,
     label_guidance,
 )
-from models.generation.export import SavedModelGenerationStepModel, export_generation_saved_model
+from models.generation.export import export_generation_saved_model
 from models.generation.kv_cache import KerasGenerationStepModel
 from models.generation.lm import ConditionalLM, build_generation_model, small_lm_config
 from models.generation.sampling import (
@@ -375,7 +376,7 @@ def test_saved_model_matches_the_keras_model(tmp_path: Path) -> None:
     vocab.write_text("\n".join(f"t{i}" for i in range(VOCAB_SIZE)) + "\n", encoding="utf-8")
     names = export_generation_saved_model(tmp_path / "sm", model, vocab, MAX_LENGTH)
     assert "label_condition" in names and "step" in names
-    loaded = SavedModelGenerationStepModel(tmp_path / "sm")
+    loaded = SavedModelLMStepModel(tmp_path / "sm")
     keras_model = KerasGenerationStepModel(model, MAX_LENGTH)
     assert loaded.cache_length == MAX_LENGTH and loaded.condition_size == 128
     condition = loaded.label_condition([0, 1, 1])
@@ -399,7 +400,7 @@ def test_vector_conditioned_model_exports_without_labels(tmp_path: Path) -> None
     vocab.write_text("\n".join(f"t{i}" for i in range(VOCAB_SIZE)) + "\n", encoding="utf-8")
     names = export_generation_saved_model(tmp_path / "sm", model, vocab, MAX_LENGTH)
     assert "label_condition" not in names
-    loaded = SavedModelGenerationStepModel(tmp_path / "sm")
+    loaded = SavedModelLMStepModel(tmp_path / "sm")
     assert loaded.condition_size == 6
     with pytest.raises(ValueError):
         loaded.label_condition([0])

@@ -14,7 +14,8 @@ import keras
 import numpy as np
 import pytest
 
-from models.qa.kv_cache import KerasStepModel, reorder
+from models.bert.kv_cache import select_rows
+from models.qa.kv_cache import KerasStepModel
 from models.qa.seq2seq import UniLMSeq2Seq, build_qa_model, small_qa_config
 
 VOCAB_SIZE = 40
@@ -55,7 +56,7 @@ def pad(rows: list[list[int]]) -> np.ndarray:
 
 
 class CachedScorer:
-    """Next-token log-probs through prefill / reorder / step."""
+    """Next-token log-probs through prefill / select_rows / step."""
 
     def __init__(self, step_model: Any, prefixes: list[list[int]]) -> None:
         self.step_model = step_model
@@ -65,19 +66,19 @@ class CachedScorer:
     def start(self) -> np.ndarray:
         ids = pad(self.prefixes)
         lengths = np.array([len(p) for p in self.prefixes])
-        log_probs, self.cache = self.step_model.prefill(ids, np.zeros_like(ids), lengths)
+        log_probs, self.cache = self.step_model.prefill(ids, lengths)
         return np.asarray(log_probs)
 
     def advance(
         self, parents: list[int], owners: list[int], answers: list[list[int]]
     ) -> np.ndarray:
-        self.cache = self.step_model.reorder(self.cache, np.array(parents))
+        self.cache = self.step_model.select_rows(self.cache, np.array(parents))
         tokens = [answer[-1] for answer in answers]
         positions = [
             len(self.prefixes[o]) + len(a) - 1 for o, a in zip(owners, answers, strict=True)
         ]
         log_probs, self.cache = self.step_model.step(
-            np.array(tokens), self.cache, np.array(positions)
+            np.array(tokens), np.array(positions), self.cache
         )
         return np.asarray(log_probs)
 
@@ -95,7 +96,9 @@ class FullScorer:
         segments = np.zeros_like(ids)
         for i, (o, a) in enumerate(zip(owners, answers, strict=True)):
             segments[i, len(self.prefixes[o]) : len(self.prefixes[o]) + len(a)] = 1
-        log_probs = self.step_model.full_logits(ids, segments, (ids != 0).astype(np.int32))
+        log_probs = self.step_model.full_logits(
+            ids, (ids != 0).astype(np.int32), segment_ids=segments
+        )
         return np.stack([log_probs[i, len(row) - 1] for i, row in enumerate(rows)])
 
     def start(self) -> np.ndarray:
@@ -186,7 +189,7 @@ def test_prefill_shapes_and_padding_independence() -> None:
     prefixes = random_prefixes(seed=1)
     ids = pad(prefixes)
     lengths = np.array([len(p) for p in prefixes])
-    log_probs, cache = step_model.prefill(ids, np.zeros_like(ids), lengths)
+    log_probs, cache = step_model.prefill(ids, lengths)
     config = model.config
     head_size = config.hidden_size // config.num_heads
     assert log_probs.shape == (3, VOCAB_SIZE)
@@ -195,13 +198,13 @@ def test_prefill_shapes_and_padding_independence() -> None:
     np.testing.assert_allclose(np.exp(log_probs).sum(-1), 1.0, atol=1e-5)
     # More padding changes nothing for any row.
     wider = np.pad(ids, [(0, 0), (0, 5)])
-    wider_log_probs, _ = step_model.prefill(wider, np.zeros_like(wider), lengths)
+    wider_log_probs, _ = step_model.prefill(wider, lengths)
     np.testing.assert_allclose(wider_log_probs, log_probs, atol=1e-5)
 
 
-def test_reorder_gathers_rows() -> None:
+def test_select_rows_gathers_rows() -> None:
     cache = np.arange(2 * 2 * 3 * 1 * 2 * 1, dtype=np.float32).reshape(2, 2, 3, 1, 2, 1)
-    out = reorder(cache, np.array([2, 2, 0])).numpy()
+    out = select_rows(cache, np.array([2, 2, 0])).numpy()
     np.testing.assert_array_equal(out, cache[:, :, [2, 2, 0]])
 
 
@@ -212,10 +215,10 @@ def test_rows_at_different_steps_share_a_batch() -> None:
     prefixes = random_prefixes(seed=2, lengths=(7, 10))
     ids = pad(prefixes)
     lengths = np.array([7, 10])
-    _, cache = step_model.prefill(ids, np.zeros_like(ids), lengths)
-    _, cache = step_model.step(np.array([11, 12]), cache, lengths)  # row 1's token is discarded
-    cache = step_model.reorder(cache, np.array([0, 1]))
+    _, cache = step_model.prefill(ids, lengths)
+    _, cache = step_model.step(np.array([11, 12]), lengths, cache)  # row 1's token is discarded
+    cache = step_model.select_rows(cache, np.array([0, 1]))
     # Row 1 restarts at its first answer slot: it overwrites what the discarded token wrote.
-    log_probs, _ = step_model.step(np.array([13, 14]), cache, np.array([8, 10]))
+    log_probs, _ = step_model.step(np.array([13, 14]), np.array([8, 10]), cache)
     full = FullScorer(step_model, prefixes)._last([0, 1], [[11, 13], [14]])
     np.testing.assert_allclose(log_probs, full, atol=1e-4)

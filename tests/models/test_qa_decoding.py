@@ -47,10 +47,10 @@ def _normalized_vote(probs: np.ndarray, token: int) -> float:
     return float(vote[token] / vote.sum())
 
 
-def _full_from(dist: Dist) -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+def _full_from(dist: Dist) -> Callable[..., np.ndarray]:
     """full_log_probs of a fake whose next-token distribution is dist(prefix, answer so far)."""
 
-    def full(token_ids: np.ndarray, segment_ids: np.ndarray, padding: np.ndarray) -> np.ndarray:
+    def full(token_ids: np.ndarray, padding: np.ndarray, segment_ids: np.ndarray) -> np.ndarray:
         out = np.zeros((*token_ids.shape, V))
         for b in range(len(token_ids)):
             n = int(padding[b].sum())
@@ -78,14 +78,14 @@ class CachedFake:
             for b in range(len(cache))
         ]))  # fmt: skip
 
-    def prefill(self, token_ids, segment_ids, lengths):
+    def prefill(self, token_ids, lengths):
         cache = np.full((len(token_ids), self.capacity), PAD, np.int64)
         cache[:, : token_ids.shape[1]] = token_ids
         state = (cache, lengths.copy(), lengths.copy())
         self.calls.append(len(token_ids))
         return self._probs(*state), state
 
-    def step(self, token_ids, state, positions):
+    def step(self, token_ids, positions, state):
         cache, prefix_len, length = (a.copy() for a in state)
         assert np.array_equal(positions, length), "a step must write right after the cache"
         cache[np.arange(len(cache)), positions] = token_ids
@@ -93,8 +93,8 @@ class CachedFake:
         self.calls.append(len(token_ids))
         return self._probs(cache, prefix_len, length), (cache, prefix_len, length)
 
-    def reorder(self, state, indices):
-        return tuple(a[indices] for a in state)
+    def select_rows(self, state, rows):
+        return tuple(a[rows] for a in state)
 
 
 def _marker_dist(prefix: list[int], answer: list[int]) -> np.ndarray:
@@ -290,7 +290,7 @@ def test_answer_question_returns_text_and_candidates(tokenizer):
 
     tokenizer_vocab = range(tokenizer.vocab_size)
 
-    def full(token_ids, segment_ids, padding):
+    def full(token_ids, padding, segment_ids):
         out = np.zeros((*token_ids.shape, tokenizer.vocab_size))
         for b in range(len(token_ids)):
             n, m = int(padding[b].sum()), int(((segment_ids[b] == 0) & (padding[b] == 1)).sum())

@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models.qa.export import (
+from models.bert.lm_reader import SavedModelLMStepModel
+from models.qa.export import export_qa_saved_model
+from models.qa.kv_cache import KerasStepModel
+from models.qa.signatures import (
     SIGNATURE_FULL_LOGITS,
     SIGNATURE_PREFILL,
     SIGNATURE_REORDER,
     SIGNATURE_STEP,
-    SavedModelStepModel,
-    export_qa_saved_model,
 )
-from models.qa.kv_cache import KerasStepModel
 from tests.models.test_qa_cache import (
     MAX_ANSWER_TOKENS,
     SEP_BIAS,
@@ -73,8 +73,11 @@ def test_signature_names_and_shapes(exported: tuple[Path, KerasStepModel]) -> No
     assert stepped["cache"].shape == out["cache"].shape
     two = reorder(cache=out["cache"], beam_indices=np.array([1, 1], np.int32))["cache"]
     assert two.shape[2] == 2
+    # The reader gathers rows itself; the exported `reorder` does the same gather.
+    gathered = SavedModelLMStepModel(path).select_rows(out["cache"], np.array([1, 1]))
+    np.testing.assert_array_equal(two.numpy(), gathered.numpy())
     # The SavedModel computes what the Keras model does.
-    reference, _ = keras_model.prefill(ids, np.zeros_like(ids), lengths)
+    reference, _ = keras_model.prefill(ids, lengths)
     np.testing.assert_allclose(out["log_probs"].numpy(), reference, atol=1e-5)
 
 
@@ -83,7 +86,7 @@ def test_decoding_through_the_saved_model_equals_full_recomputation(
     exported: tuple[Path, KerasStepModel], beam_size: int
 ) -> None:
     path, keras_model = exported
-    saved = SavedModelStepModel(path)
+    saved = SavedModelLMStepModel(path)
     prefixes = random_prefixes(seed=6)
     cached = beam_search(CachedScorer(saved, prefixes), 3, beam_size, MAX_ANSWER_TOKENS)
     # The reference: the SavedModel's own full_logits, and the Keras model's.

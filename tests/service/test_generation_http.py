@@ -15,9 +15,9 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from models.bert.lm_reader import SavedModelLMStepModel
 from models.bert.tokenizer import BertTokenizer
 from models.generation.decoding import generate, label_guidance, make_rows, row_text
-from models.generation.export import SavedModelGenerationStepModel
 from models.generation.sampling import MIN_TEMPERATURE, SamplingParams
 from service.app import create_app
 from service.settings import Settings
@@ -51,7 +51,7 @@ def client(store: Path) -> Iterator[TestClient]:
 
 def offline(store: Path, label: int, n: int, seed: int, max_new: int, prompt: str = "") -> list:
     version = store / "writer" / "1"
-    model = SavedModelGenerationStepModel(version)
+    model = SavedModelLMStepModel(version)
     tokenizer = BertTokenizer(version / "assets" / "vocab.txt")
     condition = model.label_condition([label])[0]
     rows = make_rows(tokenizer, condition, n, max_new, SamplingParams(1.0, None, 0.95), seed,
@@ -87,7 +87,7 @@ def test_guided_samples_are_the_offline_guided_decoders(client: TestClient, stor
     guided = post(client, **body, guidance_scale=2.0)
     assert guided.status_code == 200, guided.text
     version = store / "writer" / "1"
-    model = SavedModelGenerationStepModel(version)
+    model = SavedModelLMStepModel(version)
     tokenizer = BertTokenizer(version / "assets" / "vocab.txt")
     conditions = model.label_condition([0, 1])
     rows = make_rows(tokenizer, conditions[1], 2, 12, SamplingParams(1.0, None, 0.95), 5,
@@ -153,7 +153,7 @@ def test_concurrent_requests_share_decode_steps(client: TestClient, store: Path)
     assert steps < tokens, (steps, tokens)
     for seed, result in zip(seeds, results, strict=True):
         version = store / "writer" / "1"
-        model = SavedModelGenerationStepModel(version)
+        model = SavedModelLMStepModel(version)
         tokenizer = BertTokenizer(version / "assets" / "vocab.txt")
         rows = make_rows(tokenizer, model.label_condition([1])[0], 1, 10, SamplingParams(1.0),
                          seed)  # fmt: skip

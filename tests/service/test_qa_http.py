@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from models.bert.lm_reader import SavedModelLMStepModel as SavedModelStepModel
 from models.bert.tokenizer import BertTokenizer
 from models.qa.decoding import answer_questions
-from models.qa.export import SavedModelStepModel
 from service.app import create_app
 from service.settings import Settings
 from tests.service.conftest import wait_ready

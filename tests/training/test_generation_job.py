@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from models.bert.lm_reader import SavedModelLMStepModel
 from models.bert.tokenizer import BertTokenizer
 from models.generation.data import cut_text, label_names, read_conditional_texts
 from models.generation.decoding import generate, make_rows
-from models.generation.export import SavedModelGenerationStepModel
 from models.generation.sampling import SamplingParams
 from models.store import REQUIRED_MANIFEST_KEYS
 from tests.tiny_store import load_in_runtime
@@ -91,7 +91,7 @@ def test_job_exports_labels_and_resumes(tmp_path: Path, capsys: pytest.CaptureFi
     perplexity = manifest["metrics"]["valid_perplexity"]
     assert set(perplexity) == {"0", "1"} and all(1 < p < 1e4 for p in perplexity.values())
 
-    model = SavedModelGenerationStepModel(path)
+    model = SavedModelLMStepModel(path)
     tokenizer = BertTokenizer(path / manifest["tokenizer"]["vocab"], lowercase=True)
     rows = make_rows(tokenizer, model.label_condition([1])[0], 3, 5, SamplingParams(), seed=1)
     generate(model, tokenizer, rows)
@@ -107,7 +107,7 @@ def test_vector_conditioned_job(tmp_path: Path) -> None:
     manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["condition_dim"] == 3 and "labels" not in manifest
     assert load_in_runtime(path).condition_dim == 3
-    assert SavedModelGenerationStepModel(path).condition_size == 3
+    assert SavedModelLMStepModel(path).condition_size == 3
 
 
 def test_distinct_n_counts_unique_character_ngrams() -> None:
@@ -121,7 +121,7 @@ def test_evaluation_reports_fidelity_and_perplexity(tmp_path: Path) -> None:
     path = train_generation(_args(tmp_path, data, "--epochs", "1"))
     assert path is not None
     manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
-    model = SavedModelGenerationStepModel(path)
+    model = SavedModelLMStepModel(path)
     tokenizer = BertTokenizer(path / "assets" / "vocab.txt", lowercase=True)
     texts = read_conditional_texts(data)
     metrics, samples = evaluate_generation(

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
+from models.bert.lm_reader import SavedModelLMStepModel as SavedModelStepModel
 from models.bert.tokenizer import BertTokenizer
-from models.qa.export import SavedModelStepModel
 from models.qa.readers import write_webqa_file
 from models.qa.synthetic import make_synthetic_examples
 from models.store import REQUIRED_MANIFEST_KEYS
@@ -86,7 +86,7 @@ def test_job_exports_a_decodable_version_and_resumes(tmp_path, capsys):
 
     # The SavedModel's cache decoding and its full_logits agree, through the eval script.
     saved = SavedModelStepModel(path)
-    log_probs, _ = saved.prefill(np.array([[2, 5, 3, 6, 3]]), np.zeros((1, 5)), np.array([5]))
+    log_probs, _ = saved.prefill(np.array([[2, 5, 3, 6, 3]]), np.array([5]))
     assert log_probs.shape == (1, len(vocab) - 1)
     capsys.readouterr()
     report = qa_eval.main(["--model", str(path), "--data", str(valid)])

@@ -1,0 +1,42 @@
+"""The signatures of a QA (UniLM seq2seq) SavedModel; no TensorFlow here (the service imports it).
+
+* `prefill(token_ids int32 [B, L], segment_ids int32 [B, L], lengths int32 [B])`
+  -> `log_probs` float32 [B, V] (first answer token), `cache` float32 [layers, 2, B, heads, T, Dh];
+  rows are `[CLS] passage [SEP] question [SEP]` (`samples.build_prefix`) padded after `lengths`,
+  T = L + max_answer_tokens (fixed at export).
+* `step(token_ids int32 [B], cache float32 [layers, 2, B, heads, T, Dh], positions int32 [B])`
+  -> `log_probs` float32 [B, V], `cache` (same shape); `positions[b] = lengths[b] + k` for the
+  k-th answer token of row b (k = 0 for the token chosen from prefill's log-probs), < T.
+* `reorder(cache float32 [layers, 2, B, heads, T, Dh], beam_indices int32 [B'])`
+  -> `cache` [layers, 2, B', heads, T, Dh] (rows gathered: beams that survive).
+* `full_logits(token_ids int32 [B, L], segment_ids int32 [B, L], padding_mask int32 [B, L])`
+  -> `log_probs` float32 [B, L, V]: the no-cache reference (position t predicts token t + 1).
+* `serving_default`: `full_logits`.
+"""
+
+from __future__ import annotations
+
+from models.bert.lm_signatures import (
+    CACHE_KEY,
+    LOG_PROBS_KEY,
+    SIGNATURE_DEFAULT,
+    SIGNATURE_FULL_LOGITS,
+    SIGNATURE_PREFILL,
+    SIGNATURE_STEP,
+    VOCAB_ASSET_PATH,
+)
+
+SIGNATURE_REORDER = "reorder"
+BEAM_INDICES = "beam_indices"
+
+__all__ = [
+    "BEAM_INDICES",
+    "CACHE_KEY",
+    "LOG_PROBS_KEY",
+    "SIGNATURE_DEFAULT",
+    "SIGNATURE_FULL_LOGITS",
+    "SIGNATURE_PREFILL",
+    "SIGNATURE_REORDER",
+    "SIGNATURE_STEP",
+    "VOCAB_ASSET_PATH",
+]
