@@ -12,7 +12,6 @@ Connections: uvicorn's httptools protocol with the request head bounded in bytes
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 from socket import socket
@@ -75,8 +74,8 @@ def server_config(app: FastAPI, settings: Settings, **overrides: Any) -> uvicorn
         settings.max_header_bytes, settings.max_header_count, settings.header_timeout_s
     )
     options: dict[str, Any] = {
-        "host": os.environ.get("HOST", "0.0.0.0"),
-        "port": int(os.environ.get("PORT", "8000")),
+        "host": settings.host,
+        "port": settings.port,
         "log_level": settings.log_level,
         "access_log": settings.access_log,
         "timeout_graceful_shutdown": int(settings.request_timeout_s) + 5,

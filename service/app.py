@@ -22,20 +22,12 @@ from service.settings import Settings, get_settings
 
 log = logging.getLogger("service")
 
-# How many container objects (net of frees) the collector's youngest generation takes before it
-# runs. At Python's default, 700, it ran about 60 times a second at 64 callers on /v1/qa and
-# promoted the objects of requests in flight to the older generations, whose full collections then
-# walked TensorFlow's ~670,000 objects: 0.45 s each with the GIL held, four in 15 s (18% of the
-# event loop's time, and the p99). A request's objects are freed by reference counting when it
-# ends; at 10,000 they are gone before a collection sees them, and the garbage cycles a collection
-# is for still go (10,000 objects is a few MB).
+# Requests' short-lived objects are freed by reference counting before a collection would see them;
+# at the default (700) the collector promoted them and its full walks of TensorFlow's objects held
+# the GIL for 0.45 s (docs/tuning.md#the-garbage-collectors-threshold).
 GC_GEN0_THRESHOLD = 10_000
-# How long a thread may hold the GIL while another waits for it (Python's default: 5 ms). A QA or
-# generation batch alternates Python and TensorFlow calls dozens of times; each time its thread
-# comes back from TensorFlow it waits for the event loop to let go of the GIL, up to the whole
-# interval when the loop is busy with requests. At 0.5 ms: 1.055x /v1/qa throughput at 64
-# callers, A/B over six alternating rounds twice; the embeddings (one model call a batch) neither
-# gain nor lose.
+# A batch thread back from TensorFlow waits out the interval for the busy event loop's GIL, dozens
+# of times a batch (docs/tuning.md#the-gil-switch-interval).
 GIL_SWITCH_INTERVAL_S = 0.0005
 
 
@@ -71,10 +63,9 @@ def create_app(
         summary="Reading-comprehension QA, conditional generation, sentence embeddings and "
         "density scoring, served over HTTP JSON.",
         lifespan=lifespan,
-        # FastAPI's built-in OpenTelemetry asks the global providers on every request whether one
-        # is configured (os.environ reads inside opentelemetry): ~9% of the event loop's time in a
-        # profile at 32 callers on /v1/qa. The service configures no provider and reports through
-        # its own Prometheus collectors (/metrics), so this only stops that per-request check.
+        # The service reports through its own Prometheus collectors (/metrics): this only stops
+        # FastAPI's per-request check for a configured OpenTelemetry provider
+        # (docs/tuning.md#fastapis-telemetry-check).
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
         # FastAPI's /docs and /redoc load their assets from a CDN: these are served from here.
         docs_url=None,

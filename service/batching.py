@@ -247,9 +247,7 @@ class DynamicBatcher(Generic[I, O]):
         has waited max_batch_delay (under load: max_batch_delay since the model came free)."""
         first = self._queue[0]
         # Queued while the model was busy: callers are queueing up, and in a closed loop the ones
-        # just answered are about to come back. Without this, at 16 callers on /v1/qa the batches
-        # held ~4 requests (whoever arrived during the previous call), each paying a whole call's
-        # per-step cost.
+        # just answered are about to come back (docs/tuning.md#waiting-after-a-busy-model).
         loaded = first.enqueued < self._free_since
         close_at = max(first.enqueued, self._free_since) + self.config.max_batch_delay_s
         while (self._incoming > 0 or loaded) and not self._full():

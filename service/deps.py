@@ -2,43 +2,30 @@
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 from collections.abc import Awaitable, Callable
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated, Protocol, TypeVar
 
-from fastapi import Depends, Request, Response
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from service.batching import Completed
-from service.errors import ClientClosedRequest, Forbidden, PayloadTooLarge, Unauthorized
+from service.errors import Forbidden, NotReady, PayloadTooLarge, Unauthorized
+from service.inference import Served
 from service.registry import ModelRegistry
+from service.runtimes.base import Runtime
 from service.settings import Settings
 
-T = TypeVar("T")
-P = ParamSpec("P")
 
-# Up to this many characters a request is tokenised on the event loop itself. Handing it to a
-# worker thread and back costs more than tokenising a short text: ~25 us of CPU on an idle
-# machine, and under load the worker then waits for the GIL the event loop and the model threads
-# hold (a profile at 16 callers on /v1/qa found the hand-off at about 15% of the server's GIL time,
-# more than the tokenising). 256 characters cost about 0.25 ms in WordPiece and 1.3 ms in jieba,
-# the longest a request may hold the loop; longer requests still go to a thread.
-INLINE_PREPARE_CHARS = 256
+class ModelRequest(Protocol):
+    model: str | None
 
 
-async def prepare_input(
-    chars: int, prepare: Callable[P, T], *args: P.args, **kwargs: P.kwargs
-) -> T:
-    """`prepare(*args, **kwargs)`: inline for a short request, on a worker thread for a long one."""
-    if chars <= INLINE_PREPARE_CHARS:
-        return prepare(*args, **kwargs)
-    return await asyncio.to_thread(prepare, *args, **kwargs)
+B = TypeVar("B", bound=ModelRequest)
+R = TypeVar("R", bound=Runtime)
 
 
-# The dependencies are `async def` on purpose: FastAPI runs a plain `def` dependency in its thread
-# pool, which cost two thread hand-offs per request (a profile under load found them at ~8% of the
-# server's CPU); these only read attributes.
+# Every dependency is `async def`: FastAPI runs a plain `def` one on its thread pool, two thread
+# hand-offs per request (docs/tuning.md#async-dependencies).
 async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
@@ -72,45 +59,38 @@ async def require_admin(
 AdminDep = Depends(require_admin)
 
 
-async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
-    """Await `work`, but cancel it if the client goes away, so its queued inputs are dropped
-    before they cost compute (the batcher skips cancelled items).
+def model_for(
+    task: str,
+    body_type: type[B],
+    runtime_type: type[R],
+    limits: Callable[[B, Settings], None] | None = None,
+) -> Callable[..., Awaitable[Served[B, R]]]:
+    """The dependency of a `task` route: its JSON body (a `body_type`), the configured `limits`
+    of the body (413, before any model is looked up), and the model the body names (else
+    DEFAULT_<TASK>_MODEL, else the only one of the task) with its serving `runtime_type`.
 
-    `work` runs in the request's own task and one watcher task waits for the disconnect: a task
-    for the work and `asyncio.wait` over both cost about a tenth of the event loop's time per
-    request under load on /v1/qa.
+    The body is declared here and nowhere else: declared in the route as well, it would be
+    validated twice and a 422 would list each error twice.
     """
-    request_task = asyncio.current_task()
-    assert request_task is not None  # called from a route, inside the request's task
-    finished = disconnected = False
+    default = f"default_{task}_model"
+    if default not in Settings.model_fields:
+        raise ValueError(f"no setting {default.upper()} for the {task} task")
 
-    def cancel_request(watcher: asyncio.Future[None]) -> None:
-        nonlocal disconnected
-        if finished or watcher.cancelled() or watcher.exception() is not None:
-            return
-        disconnected = True
-        request_task.cancel()
+    async def served(
+        body: B, request: Request, registry: RegistryDep, settings: SettingsDep
+    ) -> Served[B, R]:
+        if limits is not None:
+            limits(body, settings)
+        model = registry.resolve(task, body.model, getattr(settings, default))
+        request.state.model = model.name  # the request metrics' label
+        runtime = model.runtime
+        if not isinstance(runtime, runtime_type):
+            raise NotReady(f"model {model.name!r} has no {task} runtime loaded")
+        return Served(body, model, runtime, settings)
 
-    watcher = asyncio.ensure_future(_wait_disconnect(request))
-    watcher.add_done_callback(cancel_request)
-    try:
-        return await work
-    except asyncio.CancelledError:
-        # Our own cancel (and no one else's, e.g. a shutdown's) becomes 499.
-        if disconnected and request_task.uncancel() == 0:
-            raise ClientClosedRequest("client disconnected") from None
-        raise
-    finally:
-        finished = True
-        watcher.cancel()
-
-
-async def _wait_disconnect(request: Request) -> None:
-    # The body has been read by now, so the next ASGI message can only be the disconnect.
-    while True:
-        message = await request.receive()
-        if message["type"] == "http.disconnect":
-            return
+    # FastAPI reads the body's schema from the annotation: this route's own.
+    served.__annotations__["body"] = body_type
+    return served
 
 
 def check_limit(count: int, limit: int, what: str, setting: str) -> None:
@@ -123,13 +103,3 @@ def check_text_lengths(settings: Settings, texts: dict[str, str]) -> None:
     """MAX_TEXT_CHARS for every named text of a request."""
     for what, text in texts.items():
         check_limit(len(text), settings.max_text_chars, f"characters in {what}", "MAX_TEXT_CHARS")
-
-
-def timing_headers(response: Response, results: list[Completed[object]]) -> None:
-    """TEI's headers: how long the request queued and how long the model ran (ms)."""
-    if not results:
-        return
-    queue_ms = max(r.queue_s for r in results) * 1000
-    compute_ms = sum({r.batch: r.compute_s for r in results}.values()) * 1000
-    response.headers["X-Queue-Time-Ms"] = f"{queue_ms:.2f}"
-    response.headers["X-Compute-Time-Ms"] = f"{compute_ms:.2f}"

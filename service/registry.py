@@ -58,7 +58,7 @@ from models.store import (
 from service.batching import BatcherConfig, DynamicBatcher
 from service.errors import BadInput, ModelNotFound, NotReady
 from service.metrics import Metrics
-from service.runtimes.base import Runtime, read_manifest
+from service.runtimes.base import BatchedRuntime, Runtime, read_manifest
 from service.schemas.health import UnavailableModel
 from service.schemas.models import ModelStatus, VersionState, VersionStatus
 from service.settings import Settings
@@ -81,12 +81,13 @@ def task_and_family(manifest: Any) -> tuple[str, str]:
 class BatchItem:
     """What a route queues: the prepared input and the runtime (version) that prepared it."""
 
-    runtime: Runtime
+    runtime: BatchedRuntime
     payload: Any
 
 
 def _run_on_own_runtime(items: Sequence[BatchItem]) -> Sequence[Any]:
-    # Batches never mix groups and the group is the runtime, so items[0] speaks for all.
+    # Batches never mix groups and the group begins with the runtime (service.inference.infer),
+    # so items[0] speaks for all.
     return items[0].runtime.run_batch([item.payload for item in items])
 
 
@@ -247,7 +248,8 @@ class ModelVersion:
 @dataclass
 class ServedModel:
     name: str
-    batcher: DynamicBatcher[BatchItem, Any]
+    # Made when a version that batches loads (a BatchedRuntime): generation has none.
+    batcher: DynamicBatcher[BatchItem, Any] | None = None
     versions: dict[int, ModelVersion] = field(default_factory=dict)
     serving: ModelVersion | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -257,6 +259,11 @@ class ServedModel:
     @property
     def runtime(self) -> Runtime | None:
         return self.serving.runtime if self.serving else None
+
+    async def close(self, drain_timeout_s: float) -> None:
+        """Refuse new requests; those queued finish within `drain_timeout_s`."""
+        if self.batcher is not None:
+            await self.batcher.close(drain_timeout_s)
 
     @property
     def manifest(self) -> dict[str, Any] | None:
@@ -376,7 +383,7 @@ class ModelRegistry:
         if self._loads:  # a load mid-way finishes first, within bounds (a hung one is a daemon)
             await asyncio.wait(set(self._loads), timeout=drain_timeout_s)
         await asyncio.gather(
-            *(m.batcher.close(drain_timeout_s) for m in self._models.values()),
+            *(m.close(drain_timeout_s) for m in self._models.values()),
             return_exceptions=True,
         )
 
@@ -517,14 +524,14 @@ class ModelRegistry:
     async def _forget(self, name: str) -> None:
         model = self._models.pop(name)
         log.info("model %s left the store", name)
-        await model.batcher.close(drain_timeout_s=self.settings.request_timeout_s)
+        await model.close(drain_timeout_s=self.settings.request_timeout_s)
 
     async def _sync(self, name: str, look: _ModelLook | ReadHangs | None, eager: bool) -> None:
         model = self._models.get(name)
         if model is None:
             if look is None or (isinstance(look, _ModelLook) and not look.paths):
                 return  # no version folder (only a job's `.tmp-*`, say): not a model yet
-            model = ServedModel(name=name, batcher=self._new_batcher(name))
+            model = ServedModel(name=name)
             self._models[name] = model
         async with model.lock:
             if isinstance(look, ReadHangs):
@@ -534,7 +541,7 @@ class ModelRegistry:
                 if not look.paths and model.serving is None:
                     self._models.pop(name)  # its last version left before it ever served
                     log.info("model %s has no version left", name)
-                    await model.batcher.close(drain_timeout_s=self.settings.request_timeout_s)
+                    await model.close(drain_timeout_s=self.settings.request_timeout_s)
                     return
                 self._apply(model, look)
             await self._try_versions(model, eager)
@@ -580,6 +587,8 @@ class ModelRegistry:
             if not self._due(entry, eager, now):
                 continue
             if await self._load(model, entry):
+                if isinstance(entry.runtime, BatchedRuntime) and model.batcher is None:
+                    model.batcher = self._new_batcher(model.name)
                 old, model.serving = model.serving, entry
                 if old is not None:
                     old.state, old.runtime = VersionState.UNLOADED, None

@@ -142,6 +142,10 @@ class Settings(BaseSettings):
     mixed_precision: bool = Field(
         False, description="On GPUs, rewrite graphs to float16 where safe (auto mixed precision)."
     )
+    host: str = Field(
+        "0.0.0.0", description="Address `python -m service` listens on (0.0.0.0: every interface)."
+    )
+    port: int = Field(8000, ge=0, le=65535, description="Port `python -m service` listens on.")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info")
     access_log: bool = Field(
         False,

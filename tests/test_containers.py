@@ -28,11 +28,14 @@ def test_every_setting_is_in_env_example_and_passed_to_the_api(compose: dict) ->
     example = (ROOT / ".env.example").read_text()
     listed = set(re.findall(r"^([A-Z_]+)=", example, flags=re.M))
     assert listed == SETTINGS - {"MODEL_STORE"}
+    # Fixed inside the container: the store volume's mount, and where the api listens (the
+    # host's port is the `ports:` mapping, which PORT sets).
+    fixed = {"MODEL_STORE": "/models", "HOST": "0.0.0.0", "PORT": "8000"}
     for service in ("api", "api-gpu"):
         environment = compose["services"][service]["environment"]
         assert set(environment) == SETTINGS, service
-        assert environment["MODEL_STORE"] == "/models"
-        for key in SETTINGS - {"MODEL_STORE"}:
+        assert {key: environment[key] for key in fixed} == fixed, service
+        for key in SETTINGS - set(fixed):
             # Substituted from .env or the shell, with the default of .env.example.
             default = re.search(rf"^{key}=(.*)$", example, flags=re.M)
             assert default and environment[key] == f"${{{key}:-{default.group(1)}}}", key

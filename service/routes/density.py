@@ -3,12 +3,13 @@ from __future__ import annotations
 import math
 import secrets
 from collections.abc import Iterable
+from typing import Annotated
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
-from service.deps import RegistryDep, SettingsDep, check_limit, timing_headers, until_disconnect
-from service.errors import NotReady, error_responses
-from service.registry import BatchItem
+from service.deps import check_limit, model_for
+from service.errors import error_responses
+from service.inference import Served, answer_headers, infer
 from service.runtimes.density import DensityRuntime, SampleItem
 from service.schemas.density import (
     MAX_SEED,
@@ -17,6 +18,7 @@ from service.schemas.density import (
     DensityScoreRequest,
     DensityScoreResponse,
 )
+from service.settings import Settings
 
 router = APIRouter(tags=["density"])
 
@@ -26,6 +28,26 @@ def finite_or_none(values: Iterable[float]) -> list[float | None]:
     return [float(v) if math.isfinite(v) else None for v in values]
 
 
+def score_limits(body: DensityScoreRequest, settings: Settings) -> None:
+    check_limit(len(body.inputs), settings.max_inputs, "inputs", "MAX_INPUTS")
+
+
+def sample_limits(body: DensitySampleRequest, settings: Settings) -> None:
+    check_limit(
+        body.num_samples, settings.max_density_samples, "num_samples", "MAX_DENSITY_SAMPLES"
+    )
+
+
+ScoreModel = Annotated[
+    Served[DensityScoreRequest, DensityRuntime],
+    Depends(model_for("density", DensityScoreRequest, DensityRuntime, score_limits)),
+]
+SampleModel = Annotated[
+    Served[DensitySampleRequest, DensityRuntime],
+    Depends(model_for("density", DensitySampleRequest, DensityRuntime, sample_limits)),
+]
+
+
 @router.post(
     "/v1/density/score",
     operation_id="scoreDensity",
@@ -33,38 +55,19 @@ def finite_or_none(values: Iterable[float]) -> list[float | None]:
     responses=error_responses(400, 404, 413, 429, 500, 503, 504),
 )
 async def score_density(
-    body: DensityScoreRequest,
-    request: Request,
-    response: Response,
-    registry: RegistryDep,
-    settings: SettingsDep,
+    density: ScoreModel, request: Request, response: Response
 ) -> DensityScoreResponse:
     """Log-density (nats) and bits per dimension of each row under the model.
 
     Limits (settings): at most MAX_INPUTS rows (413); `logdet: "exact"` only for models whose
     input_dim is at most MAX_EXACT_LOGDET_DIM (400); a row of the wrong dimension gives 400.
     """
-    check_limit(len(body.inputs), settings.max_inputs, "inputs", "MAX_INPUTS")
-    model = registry.resolve("density", body.model, settings.default_density_model)
-    request.state.model = model.name
-    runtime = model.runtime
-    if not isinstance(runtime, DensityRuntime):
-        raise NotReady(f"model {model.name!r} has no density runtime loaded")
-    item = runtime.prepare(body.inputs, body.logdet)
-    [result] = await until_disconnect(
-        request,
-        model.batcher.submit_many(
-            [BatchItem(runtime, item)],
-            rows=[item.count],
-            group=(id(runtime), "score", item.exact),
-            timeout_s=settings.request_timeout_s,
-        ),
-    )
-    timing_headers(response, [result])
-    response.headers["X-Model-Version"] = str(runtime.version)
+    item = density.runtime.prepare(density.body.inputs, density.body.logdet)
+    [result] = await infer(request, density, [item], group=("score", item.exact), rows=[item.count])
+    answer_headers(response, density, [result])
     return DensityScoreResponse(
-        model=model.name,
-        version=runtime.version,
+        model=density.name,
+        version=density.version,
         log_prob=finite_or_none(result.value.log_prob),
         bits_per_dim=finite_or_none(result.value.bits_per_dim),
     )
@@ -77,40 +80,20 @@ async def score_density(
     responses=error_responses(400, 404, 413, 429, 500, 503, 504),
 )
 async def sample_density(
-    body: DensitySampleRequest,
-    request: Request,
-    response: Response,
-    registry: RegistryDep,
-    settings: SettingsDep,
+    density: SampleModel, request: Request, response: Response
 ) -> DensitySampleResponse:
     """Draw samples by inverting the flow (fixed-point iteration per residual block).
 
     Limits (settings): `num_samples` at most MAX_DENSITY_SAMPLES (413).
     """
-    check_limit(
-        body.num_samples, settings.max_density_samples, "num_samples", "MAX_DENSITY_SAMPLES"
-    )
-    model = registry.resolve("density", body.model, settings.default_density_model)
-    request.state.model = model.name
-    runtime = model.runtime
-    if not isinstance(runtime, DensityRuntime):
-        raise NotReady(f"model {model.name!r} has no density runtime loaded")
+    body = density.body
     seed = body.seed if body.seed is not None else secrets.randbelow(MAX_SEED + 1)
     item = SampleItem(num_samples=body.num_samples, seed=seed)
-    [result] = await until_disconnect(
-        request,
-        model.batcher.submit_many(
-            [BatchItem(runtime, item)],
-            rows=[item.num_samples],
-            group=(id(runtime), "sample"),
-            timeout_s=settings.request_timeout_s,
-        ),
-    )
-    timing_headers(response, [result])
-    response.headers["X-Model-Version"] = str(runtime.version)
+    [result] = await infer(request, density, [item], group="sample", rows=[item.num_samples])
+    answer_headers(response, density, [result])
     return DensitySampleResponse(
-        model=model.name,
-        version=runtime.version,
+        model=density.name,
+        version=density.version,
         seed=seed,
         samples=result.value.samples.tolist(),
         iterations=[int(n) for n in result.value.iterations],

@@ -3,13 +3,15 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from typing import Annotated
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 
-from service.deps import RegistryDep, SettingsDep, check_limit, check_text_lengths, until_disconnect
-from service.errors import BadInput, ClientClosedRequest, NotReady, error_responses
+from service.deps import check_limit, check_text_lengths, model_for
+from service.errors import BadInput, ClientClosedRequest, error_responses
 from service.generation import GenerationTicket, TokenEvent
+from service.inference import Served, answer_headers, until_disconnect
 from service.runtimes.base import reading_input
 from service.runtimes.generation import GenerationRuntime
 from service.schemas.generation import (
@@ -19,10 +21,24 @@ from service.schemas.generation import (
     GenerateResponse,
     LabelCondition,
 )
+from service.settings import Settings
 
 router = APIRouter(tags=["generation"])
 
 SSE_DONE = "data: [DONE]\n\n"
+
+
+def limits(body: GenerateRequest, settings: Settings) -> None:
+    check_limit(body.num_samples, settings.max_num_samples, "num_samples", "MAX_NUM_SAMPLES")
+    check_limit(body.max_new_tokens or 1, settings.max_new_tokens, "max_new_tokens",
+                "MAX_NEW_TOKENS")  # fmt: skip
+    check_text_lengths(settings, {"the prompt": body.prompt})
+
+
+GenerationModel = Annotated[
+    Served[GenerateRequest, GenerationRuntime],
+    Depends(model_for("generation", GenerateRequest, GenerationRuntime, limits)),
+]
 
 
 @router.post(
@@ -38,11 +54,7 @@ SSE_DONE = "data: [DONE]\n\n"
     },
 )
 async def generate_text(
-    body: GenerateRequest,
-    request: Request,
-    response: Response,
-    registry: RegistryDep,
-    settings: SettingsDep,
+    generation: GenerationModel, request: Request, response: Response
 ) -> GenerateResponse | StreamingResponse:
     """Write texts under a condition (a label or a vector), optionally continuing a prompt.
 
@@ -57,15 +69,7 @@ async def generate_text(
     (an error before them is a plain status): one `data: <GenerateChunk>` event per token, then
     `data: [DONE]` (or an `event: error` with an ErrorBody).
     """
-    check_limit(body.num_samples, settings.max_num_samples, "num_samples", "MAX_NUM_SAMPLES")
-    check_limit(body.max_new_tokens or 1, settings.max_new_tokens, "max_new_tokens",
-                "MAX_NEW_TOKENS")  # fmt: skip
-    check_text_lengths(settings, {"the prompt": body.prompt})
-    model = registry.resolve("generation", body.model, settings.default_generation_model)
-    request.state.model = model.name
-    runtime = model.runtime
-    if not isinstance(runtime, GenerationRuntime):
-        raise NotReady(f"model {model.name!r} has no generation runtime loaded")
+    body, runtime = generation.body, generation.runtime
     label = body.condition.label if isinstance(body.condition, LabelCondition) else None
     vector = None if isinstance(body.condition, LabelCondition) else body.condition.vector
     condition = runtime.condition(label, vector)
@@ -85,7 +89,7 @@ async def generate_text(
             body.seed,
             guidance,
         )
-    ticket = runtime.scheduler.submit(rows, settings.request_timeout_s)
+    ticket = runtime.scheduler.submit(rows, generation.settings.request_timeout_s)
     if body.stream:
         # The status line waits for the first step: a request the model refuses there (a
         # condition that overflows it: 400), or one still queued at its deadline (504), gets its
@@ -98,19 +102,19 @@ async def generate_text(
         if not first and not ticket.done.cancelled() and ticket.done.exception() is not None:
             raise ticket.done.exception()  # type: ignore[misc]
         return StreamingResponse(
-            _events(ticket, model.name, runtime.version, first),
+            _events(ticket, generation.name, generation.version, first),
             media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Model-Version": str(runtime.version)},
+            headers={"Cache-Control": "no-cache", "X-Model-Version": str(generation.version)},
         )
     try:
         await until_disconnect(request, asyncio.shield(ticket.done))
     except (ClientClosedRequest, asyncio.CancelledError):
         ticket.cancel()
         raise
-    response.headers["X-Model-Version"] = str(runtime.version)
+    answer_headers(response, generation)
     return GenerateResponse(
-        model=model.name,
-        version=runtime.version,
+        model=generation.name,
+        version=generation.version,
         samples=[
             GeneratedSample(text=text, tokens=len(row.new_ids), finish_reason=row.finish_reason)
             for text, row in zip(ticket.texts, rows, strict=True)

@@ -1,8 +1,8 @@
 """What every runtime offers the registry and the batcher.
 
 A runtime drives one loaded version of one model: it prepares request inputs (tokenise, validate)
-on the request's side, runs a batch of prepared items on the batcher's thread, and warms itself up.
-No FastAPI in here.
+on the request's side and warms itself up; a `BatchedRuntime` runs a batch of prepared items on
+its model's batcher thread (generation decodes in a loop of its own instead). No FastAPI in here.
 """
 
 from __future__ import annotations
@@ -49,6 +49,11 @@ class Runtime(ABC):
     @abstractmethod
     def warmup(self) -> None:
         """Call the model once per batch-size/length bucket so that no request pays for tracing."""
+
+
+class BatchedRuntime(Runtime):
+    """A runtime whose model calls take the prepared items of many requests at once, from its
+    model's `DynamicBatcher` (the registry gives a model one when such a version loads)."""
 
     @abstractmethod
     def run_batch(self, items: Sequence[Any]) -> Sequence[Any]:

@@ -19,7 +19,7 @@ import numpy as np
 
 from models.store import DensityManifest
 from service.errors import BadInput
-from service.runtimes.base import Runtime
+from service.runtimes.base import BatchedRuntime
 from service.runtimes.floats import model_floats
 from service.settings import Settings
 
@@ -58,7 +58,7 @@ class SampleResult:
     last_change: np.ndarray  # [L] float32
 
 
-class DensityRuntime(Runtime):
+class DensityRuntime(BatchedRuntime):
     task = "density"
     family = "iresnet"
     manifest_type = DensityManifest

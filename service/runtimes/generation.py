@@ -145,10 +145,6 @@ class GenerationRuntime(Runtime):
             top_p=d.top_p if top_p is None else top_p,
         )
 
-    def run_batch(self, items: Sequence[Any]) -> Sequence[Any]:
-        # Routes hand generation rows to `scheduler`; the dynamic batcher never sees them.
-        raise TypeError("generation decodes in its GenerationScheduler, not the batcher")
-
     def warmup(self) -> None:
         # Batches of 1 and of the most rows, a prefill of a long prompt and some steps each.
         condition = (

@@ -13,7 +13,7 @@ import numpy as np
 from models.jose.tokenizer import Tokenizer, Vocabulary
 from models.store import EmbeddingManifest, JoseEmbeddingManifest, Manifest
 from service.errors import BadInput, PayloadTooLarge
-from service.runtimes.base import Runtime, bucket_for
+from service.runtimes.base import BatchedRuntime, bucket_for
 from service.settings import Settings
 
 METHODS = ("fold_in", "average")
@@ -31,7 +31,7 @@ class EncodedText:
         return int(self.ids.shape[0])
 
 
-class EmbeddingRuntime(Runtime):
+class EmbeddingRuntime(BatchedRuntime):
     """What /v1/embeddings needs of any embedding family."""
 
     task = "embedding"

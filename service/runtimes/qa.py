@@ -17,7 +17,7 @@ from models.qa.decoding import QAResult, banned_ids, decode_batch, results_from_
 from models.qa.samples import join_prefix
 from models.store import QAManifest
 from service.errors import BadInput
-from service.runtimes.base import Runtime, wordpiece_tokenizer
+from service.runtimes.base import BatchedRuntime, wordpiece_tokenizer
 from service.settings import Settings
 
 
@@ -45,7 +45,7 @@ class QAItem:
         return max(len(p) for p in self.prefixes) + self.options.max_answer_tokens
 
 
-class QARuntime(Runtime):
+class QARuntime(BatchedRuntime):
     task = "qa"
     family = "bert-unilm"
     manifest_type = QAManifest

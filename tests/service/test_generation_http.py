@@ -318,3 +318,14 @@ def test_more_samples_than_the_queue_ever_holds_is_413_not_429(store: Path) -> N
         assert r.status_code == 413, r.text
         assert "MAX_QUEUE=2" in r.json()["detail"] and "retry-after" not in r.headers
         assert post(c, num_samples=2, **body).status_code == 200
+
+
+def test_a_generation_model_decodes_in_its_own_loop_and_has_no_batcher(
+    client: TestClient,
+) -> None:
+    assert post(client, condition={"label": "pos"}, max_new_tokens=2, seed=0).status_code == 200
+    registry = client.app.state.registry  # type: ignore[attr-defined]
+    for name in ("writer", "vector-writer"):
+        model = registry.get(name)
+        assert model.batcher is None, name
+        assert not hasattr(model.runtime, "run_batch"), name

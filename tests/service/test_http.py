@@ -135,6 +135,23 @@ def test_limits_answer_413(make_client: Callable[..., TestClient], store: Path) 
     assert r.status_code == 413 and "MAX_BODY_BYTES" in r.json()["detail"]
 
 
+def test_limits_come_before_the_model_lookup_and_a_422_lists_each_error_once(
+    make_client: Callable[..., TestClient], store: Path
+) -> None:
+    write_version(store, "words", 1)
+    client = make_client(max_inputs=2)
+    r = client.post("/v1/embeddings", json={"input": ["a", "b", "c"], "model": "nope"})
+    assert r.status_code == 413 and "MAX_INPUTS" in r.json()["detail"]
+    r = client.post("/v1/embeddings", json={"input": "a", "normalize": "maybe", "model": "nope"})
+    assert r.status_code == 422
+    assert [e["loc"] for e in r.json()["detail"]] == [["body", "normalize"]]
+
+
+def test_an_embedding_model_gets_a_batcher_once_a_version_loads(client: TestClient) -> None:
+    registry = client.app.state.registry  # type: ignore[attr-defined]
+    assert registry.get("words").batcher is not None
+
+
 def test_unknown_model_is_404_and_wrong_method_400(client: TestClient) -> None:
     r = client.post("/v1/embeddings", json={"input": "a", "model": "nope"})
     assert r.status_code == 404 and r.json()["code"] == "model_not_found"

@@ -1,0 +1,43 @@
+"""`python -m service` listens where Settings say (HOST, PORT), as every other knob is read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from service.__main__ import server_config
+from service.app import create_app
+from service.settings import Settings
+
+
+def test_host_and_port_come_from_the_settings(tmp_path: Path) -> None:
+    settings = Settings(model_store=tmp_path, host="127.0.0.2", port=8123)
+    config = server_config(create_app(settings), settings)
+    assert (config.host, config.port) == ("127.0.0.2", 8123)
+
+
+def test_host_and_port_are_read_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOST", "127.0.0.3")
+    monkeypatch.setenv("PORT", "8124")
+    settings = Settings(model_store=tmp_path, _env_file=None)  # type: ignore[call-arg]
+    config = server_config(create_app(settings), settings)
+    assert (config.host, config.port) == ("127.0.0.3", 8124)
+
+
+def test_host_and_port_default_to_every_interface_on_8000(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HOST", raising=False)
+    monkeypatch.delenv("PORT", raising=False)
+    settings = Settings(model_store=tmp_path, _env_file=None)  # type: ignore[call-arg]
+    config = server_config(create_app(settings), settings)
+    assert (config.host, config.port) == ("0.0.0.0", 8000)
+
+
+def test_a_port_out_of_range_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORT", "70000")
+    with pytest.raises(ValueError, match="port"):
+        Settings(_env_file=None)  # type: ignore[call-arg]
