@@ -1,32 +1,32 @@
-"""BERT encoder family: backbone, masks, tied MLM head, checkpoint readers, tokenizer, pooling."""
+"""BERT encoder family: backbone, masks, tied MLM head, checkpoint readers, tokenizer, pooling.
 
-from models.bert.bert_backbone import BertBackbone, BertConfig, build_attention_mask
-from models.bert.bert_layers import BertEmbeddings, BertSelfAttention, BertTransformerLayer
-from models.bert.checkpoint import LoadedBert, load_hf_folder, load_tf_checkpoint
-from models.bert.masks import causal_mask, combine_masks, mask_to_bias, padding_mask, unilm_mask
-from models.bert.mlm_head import BertMaskedLMHead
-from models.bert.pooling import l2_normalize, masked_mean_pool, sentence_embedding
-from models.bert.tokenizer import BertTokenizer, EncodedBatch
+The names below import their module on first use (`models.lazy_exports`): the tokenizer and the
+sentence encoder's SavedModel reader (`models.bert.encoder_reader`) run without the Keras model
+code.
+"""
 
-__all__ = [
-    "BertBackbone",
-    "BertConfig",
-    "BertEmbeddings",
-    "BertMaskedLMHead",
-    "BertSelfAttention",
-    "BertTokenizer",
-    "BertTransformerLayer",
-    "EncodedBatch",
-    "LoadedBert",
-    "build_attention_mask",
-    "causal_mask",
-    "combine_masks",
-    "l2_normalize",
-    "load_hf_folder",
-    "load_tf_checkpoint",
-    "mask_to_bias",
-    "masked_mean_pool",
-    "padding_mask",
-    "sentence_embedding",
-    "unilm_mask",
-]
+from typing import Any
+
+from models.lazy_exports import LazyExports
+
+_EXPORTS = LazyExports(
+    __name__,
+    {
+        "models.bert.bert_backbone": ["BertBackbone", "BertConfig", "build_attention_mask"],
+        "models.bert.bert_layers": [
+            "BertEmbeddings", "BertSelfAttention", "BertTransformerLayer",
+        ],
+        "models.bert.checkpoint": ["LoadedBert", "load_hf_folder", "load_tf_checkpoint"],
+        "models.bert.masks": [
+            "causal_mask", "combine_masks", "mask_to_bias", "padding_mask", "unilm_mask",
+        ],
+        "models.bert.mlm_head": ["BertMaskedLMHead"],
+        "models.bert.pooling": ["l2_normalize", "masked_mean_pool", "sentence_embedding"],
+        "models.bert.tokenizer": ["BertTokenizer", "EncodedBatch"],
+    },
+)  # fmt: skip
+__all__ = _EXPORTS.names
+
+
+def __getattr__(name: str) -> Any:
+    return _EXPORTS.resolve(name)
