@@ -6,9 +6,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import tensorflow as tf
-
 from models.bert.encoder_signatures import EMBEDDING_KEY, SIGNATURE_EMBED, SIGNATURE_EMBED_PACKED
+from models.saved_model import load_saved_model
 
 
 class SavedModelBertEncoder:
@@ -24,7 +23,7 @@ class SavedModelBertEncoder:
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.saved_model = tf.saved_model.load(os.fspath(path))  # keeps the variables alive
+        self.saved_model = load_saved_model(path)  # keeps the variables alive
         signatures = self.saved_model.signatures
         self.embed: Any = signatures[SIGNATURE_EMBED]
         self.embed_packed: Any = None

@@ -39,6 +39,7 @@ from models.bert.encoder_signatures import (
 from models.bert.masks import packed_mask
 from models.bert.pooling import masked_mean_pool, packed_mean_pool
 from models.bert.tokenizer import VOCAB_FILE
+from models.saved_model import write_saved_model
 
 # Training jobs and tests import the contract's names from here as well as the writer's own.
 __all__ = [
@@ -154,12 +155,9 @@ def export_embedding_saved_model(
         The names of the exported signatures.
     """
     module = BertEmbeddingModule(backbone, vocab_path, jit_compile)
-    signatures = {
-        SIGNATURE_EMBED: module.embed.get_concrete_function(),
-        SIGNATURE_ENCODE: module.encode.get_concrete_function(),
-        SIGNATURE_EMBED_PACKED: module.embed_packed.get_concrete_function(),
-        # TensorFlow Serving's REST API calls this one when a request names no signature.
-        SIGNATURE_DEFAULT: module.embed.get_concrete_function(),
+    functions = {
+        SIGNATURE_EMBED: module.embed,
+        SIGNATURE_ENCODE: module.encode,
+        SIGNATURE_EMBED_PACKED: module.embed_packed,
     }
-    tf.saved_model.save(module, os.fspath(path), signatures=signatures)
-    return list(signatures)
+    return write_saved_model(path, module, functions, default=SIGNATURE_EMBED)

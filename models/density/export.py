@@ -18,12 +18,8 @@ from models.density.residual_block import (
 from models.density.row_random import RowSharedStatelessGenerator
 from models.density.sampling import sample_data
 from models.density.scoring import data_log_prob, score_data
-from models.density.signatures import (
-    SIGNATURE_DEFAULT,
-    SIGNATURE_SAMPLE,
-    SIGNATURE_SCORE,
-    SIGNATURE_SCORE_EXACT,
-)
+from models.density.signatures import SIGNATURE_SAMPLE, SIGNATURE_SCORE, SIGNATURE_SCORE_EXACT
+from models.saved_model import write_saved_model
 
 # Training jobs import these from here as well as the writer's own names.
 __all__ = [
@@ -151,15 +147,12 @@ def export_density_saved_model(
     module = DensityModule(
         flow, preprocessing, score_logdet, score_seed, inverse_tolerance, inverse_max_iterations
     )
-    signatures = {
-        SIGNATURE_SCORE: module.score.get_concrete_function(),
-        SIGNATURE_SCORE_EXACT: module.score_exact.get_concrete_function(),
-        SIGNATURE_SAMPLE: module.sample.get_concrete_function(),
-        # TensorFlow Serving's REST API calls this one when a request names no signature.
-        SIGNATURE_DEFAULT: module.score.get_concrete_function(),
+    functions = {
+        SIGNATURE_SCORE: module.score,
+        SIGNATURE_SCORE_EXACT: module.score_exact,
+        SIGNATURE_SAMPLE: module.sample,
     }
-    tf.saved_model.save(module, os.fspath(path), signatures=signatures)
-    return list(signatures)
+    return write_saved_model(path, module, functions, default=SIGNATURE_SCORE)
 
 
 def default_score_logdet() -> LogDetConfig:

@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from models.density.signatures import SIGNATURE_SAMPLE, SIGNATURE_SCORE, SIGNATURE_SCORE_EXACT
+from models.saved_model import load_saved_model
 
 
 class SavedModelDensity:
@@ -20,15 +21,13 @@ class SavedModelDensity:
     """
 
     def __init__(self, saved_model: str | os.PathLike[str] | Any) -> None:
-        if isinstance(saved_model, (str, os.PathLike)):
-            saved_model = tf.saved_model.load(os.fspath(saved_model))
-        self.saved_model = saved_model
-        signatures = saved_model.signatures
+        self.saved_model = load_saved_model(saved_model)
+        signatures = self.saved_model.signatures
         self._score = signatures[SIGNATURE_SCORE]
         self._score_exact = signatures[SIGNATURE_SCORE_EXACT]
         self._sample = signatures[SIGNATURE_SAMPLE]
-        self.input_dim = int(saved_model.input_dim.numpy())
-        self.levels = int(saved_model.levels.numpy()) or None
+        self.input_dim = int(self.saved_model.input_dim.numpy())
+        self.levels = int(self.saved_model.levels.numpy()) or None
 
     def score(self, x: Any, exact: bool = False) -> dict[str, np.ndarray]:
         """{"log_prob": [B], "bits_per_dim": [B]} of rows x [B, D] in data units."""

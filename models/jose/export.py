@@ -19,14 +19,9 @@ from models.jose.jose_model import (
     fold_in_embedding,
     fold_in_negative_table,
 )
-from models.jose.signatures import (
-    OUTPUT_KEY,
-    SIGNATURE_AVERAGE,
-    SIGNATURE_DEFAULT,
-    SIGNATURE_FOLD_IN,
-    VOCAB_ASSET,
-)
+from models.jose.signatures import OUTPUT_KEY, SIGNATURE_AVERAGE, SIGNATURE_FOLD_IN, VOCAB_ASSET
 from models.jose.tokenizer import Vocabulary
+from models.saved_model import write_saved_model
 
 _TOKEN_IDS = tf.TensorSpec([None, None], tf.int32, name="token_ids")
 
@@ -100,10 +95,6 @@ def export_saved_model(
         vocab_path = os.path.join(tmp, VOCAB_ASSET)
         vocab.save(vocab_path)
         module = JoseServingModule(vectors, negatives, fold_in_config, vocab_path)
-        signatures = {
-            SIGNATURE_AVERAGE: module.average.get_concrete_function(),
-            SIGNATURE_FOLD_IN: module.fold_in.get_concrete_function(),
-            SIGNATURE_DEFAULT: module.fold_in.get_concrete_function(),
-        }
-        tf.saved_model.save(module, os.fspath(path), signatures=signatures)
+        functions = {SIGNATURE_AVERAGE: module.average, SIGNATURE_FOLD_IN: module.fold_in}
+        signatures = write_saved_model(path, module, functions, default=SIGNATURE_FOLD_IN)
     return sorted(signatures)

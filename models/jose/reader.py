@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from models.jose.signatures import METHODS, OUTPUT_KEY, VOCAB_ASSET
 from models.jose.tokenizer import Vocabulary
+from models.saved_model import load_saved_model
 
 
 class SavedModelJose:
@@ -22,7 +23,7 @@ class SavedModelJose:
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.saved_model = tf.saved_model.load(os.fspath(path))  # keeps the variables alive
+        self.saved_model = load_saved_model(path)  # keeps the variables alive
         self.signatures: dict[str, Any] = {m: self.saved_model.signatures[m] for m in METHODS}
 
     def embed(self, method: str, token_ids: np.ndarray) -> np.ndarray:
