@@ -41,7 +41,7 @@ from models.bert.pooling import masked_mean_pool, packed_mean_pool
 from models.bert.tokenizer import VOCAB_FILE
 from models.saved_model import write_saved_model
 
-# Training jobs and tests import the contract's names from here as well as the writer's own.
+# The writer's names, and the contract's that training jobs and tests import from here.
 __all__ = [
     "EMBEDDING_KEY",
     "POOLING_MODES",

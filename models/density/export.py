@@ -21,7 +21,7 @@ from models.density.scoring import data_log_prob, score_data
 from models.density.signatures import SIGNATURE_SAMPLE, SIGNATURE_SCORE, SIGNATURE_SCORE_EXACT
 from models.saved_model import write_saved_model
 
-# Training jobs import these from here as well as the writer's own names.
+# The writer's names, and the scoring names training jobs imported from here before the split.
 __all__ = [
     "DEFAULT_SCORE_PROBES",
     "DEFAULT_SCORE_SEED",

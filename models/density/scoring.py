@@ -53,7 +53,7 @@ def score_data(
     logdet: LogDetConfig | None,
     seed: int,
 ) -> dict[str, tf.Tensor]:
-    """What the `score` / `score_exact` signatures return (see the module docstring).
+    """What the `score` / `score_exact` signatures return (`models.density.signatures`).
 
     Args:
         flow: the density model.
