@@ -1,23 +1,14 @@
-"""SavedModel export of a BERT encoder as a sentence-embedding model (mean pooling).
+"""Writes a BERT encoder as a sentence-embedding SavedModel (mean pooling): the `tf.Module` and
+the export function (the signatures: `models.bert.encoder_signatures`; reading one back:
+`models.bert.encoder_reader`).
 
 The SavedModel stands alone: `tf.saved_model.load(path).signatures["embed"](token_ids=...,
 segment_ids=..., padding_mask=...)["embedding"]` needs neither Keras nor this project.
-`assets/vocab.txt` is the checkpoint's WordPiece vocabulary (line i is id i).
 
-Signatures (inputs int32 [B, L] each: `token_ids`, `segment_ids`, `padding_mask`, 1 = real token):
-
-* `embed` (also `serving_default`): `embedding` float32 [B, H], the mean of the token states over
-  real tokens (Reimers & Gurevych 2019, "MEAN strategy"), NOT normalised: callers (the service's
-  route, sentence-transformers' `Normalize` module) scale to unit length when they want it;
-* `encode`: `embedding` as above and `token_states` float32 [B, L, H], the last layer's states;
-* `embed_packed` (inputs int32 [R, W] each: `token_ids`, `position_ids`, `sequence_ids`):
-  `embedding` float32 [R, K, H] (K = `TEXTS_PER_ROW`), several texts packed into each row, one
-  after another, each with its own positions from 0 and its own `sequence_ids` 1..K (0 for
-  padding); attention stays within a text (`models.bert.masks.packed_mask`), so slot k - 1 of a
-  row is text k's mean-pooled vector, as `embed` gives it alone. Packing short texts into long
-  rows instead of padding each to the batch's longest is the "remove padding" of
-  FasterTransformer and text-embeddings-inference: on 32 sentences of 7-38 tokens it cuts the
-  padded tokens the encoder computes from 1.7 to 1.2 per real token.
+`embed_packed` holds at most `TEXTS_PER_ROW` texts a row. Packing short texts into long rows
+instead of padding each to the batch's longest is the "remove padding" of FasterTransformer and
+text-embeddings-inference: on 32 sentences of 7-38 tokens it cuts the padded tokens the encoder
+computes from 1.7 to 1.2 per real token.
 
 Both are XLA-compiled by default (`jit_compile=True`). XLA compiles once per concrete input
 shape, so callers should pad to a small set of (rows, length) buckets, as the service does;
@@ -35,20 +26,35 @@ from pathlib import Path
 import tensorflow as tf
 
 from models.bert.bert_backbone import BertBackbone, build_attention_mask
+from models.bert.encoder_signatures import (
+    EMBEDDING_KEY,
+    POOLING_MODES,
+    SIGNATURE_DEFAULT,
+    SIGNATURE_EMBED,
+    SIGNATURE_EMBED_PACKED,
+    SIGNATURE_ENCODE,
+    TOKEN_STATES_KEY,
+    VOCAB_ASSET_PATH,
+)
 from models.bert.masks import packed_mask
 from models.bert.pooling import masked_mean_pool, packed_mean_pool
 from models.bert.tokenizer import VOCAB_FILE
+from models.saved_model import write_saved_model
 
-SIGNATURE_EMBED = "embed"
-SIGNATURE_ENCODE = "encode"
-SIGNATURE_EMBED_PACKED = "embed_packed"
-SIGNATURE_DEFAULT = "serving_default"
-EMBEDDING_KEY = "embedding"
-TOKEN_STATES_KEY = "token_states"
-# Where the vocabulary lands inside the SavedModel folder (tf.saved_model.Asset keeps the name).
-VOCAB_ASSET_PATH = f"assets/{VOCAB_FILE}"
-# The only pooling exported so far: sentence-transformers' `pooling_mode_mean_tokens`.
-POOLING_MODES = ("mean",)
+# The writer's names, and the contract's that training jobs and tests import from here.
+__all__ = [
+    "EMBEDDING_KEY",
+    "POOLING_MODES",
+    "SIGNATURE_DEFAULT",
+    "SIGNATURE_EMBED",
+    "SIGNATURE_EMBED_PACKED",
+    "SIGNATURE_ENCODE",
+    "TEXTS_PER_ROW",
+    "TOKEN_STATES_KEY",
+    "VOCAB_ASSET_PATH",
+    "BertEmbeddingModule",
+    "export_embedding_saved_model",
+]
 # Most texts one row of `embed_packed` holds (its output's static K). Sentences of 8+ tokens
 # reach it only in rows of 128+ tokens; the extra pooling slots cost a [W, K] x [W, H] matmul.
 TEXTS_PER_ROW = 16
@@ -149,12 +155,9 @@ def export_embedding_saved_model(
         The names of the exported signatures.
     """
     module = BertEmbeddingModule(backbone, vocab_path, jit_compile)
-    signatures = {
-        SIGNATURE_EMBED: module.embed.get_concrete_function(),
-        SIGNATURE_ENCODE: module.encode.get_concrete_function(),
-        SIGNATURE_EMBED_PACKED: module.embed_packed.get_concrete_function(),
-        # TensorFlow Serving's REST API calls this one when a request names no signature.
-        SIGNATURE_DEFAULT: module.embed.get_concrete_function(),
+    functions = {
+        SIGNATURE_EMBED: module.embed,
+        SIGNATURE_ENCODE: module.encode,
+        SIGNATURE_EMBED_PACKED: module.embed_packed,
     }
-    tf.saved_model.save(module, os.fspath(path), signatures=signatures)
-    return list(signatures)
+    return write_saved_model(path, module, functions, default=SIGNATURE_EMBED)

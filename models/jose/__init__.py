@@ -1,43 +1,31 @@
-"""JoSE spherical text embedding (Meng et al., "Spherical Text Embedding", NeurIPS 2019)."""
+"""JoSE spherical text embedding (Meng et al., "Spherical Text Embedding", NeurIPS 2019).
 
-from models.jose.export import export_saved_model, load_word_vectors
-from models.jose.jose_model import (
-    FoldInConfig,
-    JoseConfig,
-    JoseModel,
-    average_embedding,
-    fold_in_embedding,
-    hinge_steps,
-    learning_rate_at,
-)
-from models.jose.pairs import (
-    ChunkedBatch,
-    TrainingTuples,
-    UnigramTable,
-    concatenate_tuples,
-    keep_probabilities,
-    make_training_tuples,
-    pack_chunks,
-)
-from models.jose.tokenizer import Tokenizer, Vocabulary
+The names below import their module on first use (`models.lazy_exports`): the tokenizer and the
+SavedModel reader (`models.jose.reader`) run without the Keras model code.
+"""
 
-__all__ = [
-    "ChunkedBatch",
-    "FoldInConfig",
-    "JoseConfig",
-    "JoseModel",
-    "Tokenizer",
-    "TrainingTuples",
-    "UnigramTable",
-    "Vocabulary",
-    "average_embedding",
-    "concatenate_tuples",
-    "export_saved_model",
-    "fold_in_embedding",
-    "hinge_steps",
-    "keep_probabilities",
-    "learning_rate_at",
-    "load_word_vectors",
-    "make_training_tuples",
-    "pack_chunks",
-]
+from typing import Any
+
+from models.lazy_exports import LazyExports
+
+_EXPORTS = LazyExports(
+    __name__,
+    {
+        "models.jose.export": ["export_saved_model"],
+        "models.jose.jose_model": [
+            "FoldInConfig", "JoseConfig", "JoseModel", "average_embedding", "fold_in_embedding",
+            "hinge_steps", "learning_rate_at",
+        ],
+        "models.jose.pairs": [
+            "ChunkedBatch", "TrainingTuples", "UnigramTable", "concatenate_tuples",
+            "keep_probabilities", "make_training_tuples", "pack_chunks",
+        ],
+        "models.jose.reader": ["load_word_vectors"],
+        "models.jose.tokenizer": ["Tokenizer", "Vocabulary"],
+    },
+)  # fmt: skip
+__all__ = _EXPORTS.names
+
+
+def __getattr__(name: str) -> Any:
+    return _EXPORTS.resolve(name)

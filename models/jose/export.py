@@ -1,4 +1,5 @@
-"""SavedModel export of JoSE word vectors with "average" and "fold_in" signatures.
+"""Writes a JoSE SavedModel: word vectors with "average" and "fold_in" signatures
+(`models.jose.signatures`; reading one back: `models.jose.reader`).
 
 The SavedModel stands alone: `tf.saved_model.load(path).signatures["fold_in"](token_ids=...)`
 needs neither Keras nor this project. `assets/vocab.txt` maps words to ids (line i is id i).
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -19,13 +19,9 @@ from models.jose.jose_model import (
     fold_in_embedding,
     fold_in_negative_table,
 )
+from models.jose.signatures import OUTPUT_KEY, SIGNATURE_AVERAGE, SIGNATURE_FOLD_IN, VOCAB_ASSET
 from models.jose.tokenizer import Vocabulary
-
-VOCAB_ASSET = "vocab.txt"
-SIGNATURE_AVERAGE = "average"
-SIGNATURE_FOLD_IN = "fold_in"
-SIGNATURE_DEFAULT = "serving_default"
-OUTPUT_KEY = "embedding"
+from models.saved_model import write_saved_model
 
 _TOKEN_IDS = tf.TensorSpec([None, None], tf.int32, name="token_ids")
 
@@ -99,17 +95,6 @@ def export_saved_model(
         vocab_path = os.path.join(tmp, VOCAB_ASSET)
         vocab.save(vocab_path)
         module = JoseServingModule(vectors, negatives, fold_in_config, vocab_path)
-        signatures = {
-            SIGNATURE_AVERAGE: module.average.get_concrete_function(),
-            SIGNATURE_FOLD_IN: module.fold_in.get_concrete_function(),
-            SIGNATURE_DEFAULT: module.fold_in.get_concrete_function(),
-        }
-        tf.saved_model.save(module, os.fspath(path), signatures=signatures)
+        functions = {SIGNATURE_AVERAGE: module.average, SIGNATURE_FOLD_IN: module.fold_in}
+        signatures = write_saved_model(path, module, functions, default=SIGNATURE_FOLD_IN)
     return sorted(signatures)
-
-
-def load_word_vectors(saved_model_path: str | os.PathLike[str]) -> tuple[np.ndarray, Vocabulary]:
-    """Reads the word vectors and the vocabulary back from an exported SavedModel."""
-    loaded = tf.saved_model.load(os.fspath(saved_model_path))
-    vocab = Vocabulary.load(Path(saved_model_path) / "assets" / VOCAB_ASSET)
-    return loaded.word_vectors.numpy(), vocab

@@ -1,4 +1,5 @@
-"""Sentence embeddings from a BERT SavedModel written by `training.bert` (signature `embed`).
+"""Sentence embeddings from a BERT SavedModel written by `training.bert` (signature `embed`,
+`models.bert.encoder_signatures`), read by `models.bert.encoder_reader`.
 
 The SavedModel's functions are XLA-compiled, and XLA compiles once per input shape. So that the
 set of shapes stays small and is all compiled before the first request, every batch is padded to
@@ -24,20 +25,16 @@ from typing import Any
 
 import numpy as np
 
+from models.bert.encoder_signatures import EMBEDDING_KEY, POOLING_MEAN, POOLING_MODES
 from models.store import BertEmbeddingManifest
 from service.errors import BadInput, PayloadTooLarge
 from service.runtimes.base import bucket_for, wordpiece_tokenizer
 from service.runtimes.jose import EmbeddingRuntime, EncodedText
 from service.settings import Settings
 
-# The SavedModel's signature and output (models.bert.export; not imported, so that this module
-# reads any SavedModel with this contract).
-SIGNATURE_EMBED = "embed"
-SIGNATURE_EMBED_PACKED = "embed_packed"
-EMBEDDING_KEY = "embedding"
 # The one pooling the export writes; requests may name it or leave `method` out.
-METHOD_MEAN = "mean"
-METHODS = (METHOD_MEAN,)
+METHOD_MEAN = POOLING_MEAN
+METHODS = POOLING_MODES
 
 
 def row_buckets(max_batch_size: int) -> tuple[int, ...]:
@@ -168,14 +165,12 @@ class BertEmbeddingRuntime(EmbeddingRuntime):
         self.texts_per_row = 1
 
     def load(self) -> None:
-        import tensorflow as tf
+        from models.bert.encoder_reader import SavedModelBertEncoder
 
-        model = tf.saved_model.load(str(self.path))
-        self._embed = model.signatures[SIGNATURE_EMBED]
-        if SIGNATURE_EMBED_PACKED in model.signatures:
-            self._embed_packed = model.signatures[SIGNATURE_EMBED_PACKED]
-            # [R, K, H]: K, the most texts a row holds, is static in the export.
-            self.texts_per_row = int(self._embed_packed.structured_outputs[EMBEDDING_KEY].shape[1])
+        model = SavedModelBertEncoder(self.path)
+        self._embed = model.embed
+        self._embed_packed = model.embed_packed
+        self.texts_per_row = model.texts_per_row
         self._model = model  # keeps the variables alive
 
     def prepare(self, text: str, method: str | None) -> EncodedText:

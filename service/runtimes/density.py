@@ -1,5 +1,5 @@
 """Density scoring and sampling from an invertible-ResNet SavedModel (signatures score,
-score_exact, sample; `models.density.export`).
+score_exact, sample; `models.density.signatures`), read by `models.density.reader`.
 
 The request side checks the rows' shape and the log-det method; the batch side scores the rows of
 every queued request of one group (runtime, method) in one model call and splits them back. A
@@ -75,7 +75,7 @@ class DensityRuntime(BatchedRuntime):
         return self.input_dim <= self.settings.max_exact_logdet_dim
 
     def load(self) -> None:
-        from models.density.export import SavedModelDensity
+        from models.density.reader import SavedModelDensity
 
         self._model = SavedModelDensity(self.path)
         if self._model.input_dim != self.input_dim:

@@ -1,4 +1,5 @@
-"""Sentence embeddings from a JoSE SavedModel (signatures `fold_in` and `average`)."""
+"""Sentence embeddings from a JoSE SavedModel (signatures `fold_in` and `average`,
+`models.jose.signatures`), read by `models.jose.reader`."""
 
 from __future__ import annotations
 
@@ -10,13 +11,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from models.jose.signatures import METHODS, VOCAB_ASSET
 from models.jose.tokenizer import Tokenizer, Vocabulary
 from models.store import EmbeddingManifest, JoseEmbeddingManifest, Manifest
 from service.errors import BadInput, PayloadTooLarge
 from service.runtimes.base import BatchedRuntime, bucket_for
 from service.settings import Settings
-
-METHODS = ("fold_in", "average")
 
 
 @dataclass(frozen=True)
@@ -52,18 +52,16 @@ class JoseEmbeddingRuntime(EmbeddingRuntime):
     def __init__(self, name: str, version: int, path: Path, settings: Settings) -> None:
         super().__init__(name, version, path, settings)
         self.tokenizer = Tokenizer(self.spec.tokenizer.kind, self.spec.tokenizer.lowercase)
-        self.vocab = Vocabulary.load(path / "assets" / "vocab.txt")
+        self.vocab = Vocabulary.load(path / "assets" / VOCAB_ASSET)
         self.dim = self.spec.dim
-        self.default_method = "fold_in"
+        self.default_method = METHODS[0]
         self.buckets = settings.buckets
-        self._signatures: dict[str, Any] = {}
+        self._model: Any = None
 
     def load(self) -> None:
-        import tensorflow as tf
+        from models.jose.reader import SavedModelJose
 
-        model = tf.saved_model.load(str(self.path))
-        self._signatures = {m: model.signatures[m] for m in METHODS}
-        self._model = model  # keeps the variables alive
+        self._model = SavedModelJose(self.path)
 
     def prepare(self, text: str, method: str | None) -> EncodedText:
         """Tokenise one text (request side, before queueing)."""
@@ -84,7 +82,7 @@ class JoseEmbeddingRuntime(EmbeddingRuntime):
         ids = np.zeros((len(items), width), dtype=np.int32)  # id 0 is <pad>
         for row, item in enumerate(items):
             ids[row, : item.tokens] = item.ids
-        out = self._signatures[items[0].method](token_ids=ids)["embedding"].numpy()
+        out = self._model.embed(items[0].method, ids)
         return [out[row] for row in range(len(items))]
 
     def warmup(self) -> None:
@@ -94,4 +92,4 @@ class JoseEmbeddingRuntime(EmbeddingRuntime):
             for width in self.buckets:
                 for rows in sorted({1, self.settings.max_batch_size}):
                     ids = np.ones((rows, width), dtype=np.int32)
-                    self._signatures[method](token_ids=ids)
+                    self._model.embed(method, ids)

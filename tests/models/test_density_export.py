@@ -12,15 +12,12 @@ import pytest
 import tensorflow as tf
 
 from models.density.data import bits_per_dim, two_moons
-from models.density.export import (
-    Preprocessing,
-    SavedModelDensity,
-    data_log_prob,
-    export_density_saved_model,
-    score_data,
-)
+from models.density.export import export_density_saved_model
 from models.density.iresnet_flow import IResNetFlow
 from models.density.logdet import LogDetConfig
+from models.density.preprocessing import Preprocessing
+from models.density.reader import SavedModelDensity
+from models.density.scoring import data_log_prob, score_data
 
 SERIES = LogDetConfig(method="series", n_terms=20, n_probes=8, probe="rademacher")
 SEED = 77

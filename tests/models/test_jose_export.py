@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models.jose.export import export_saved_model, load_word_vectors
+from models.jose.export import export_saved_model
 from models.jose.jose_model import FoldInConfig, random_unit_rows
+from models.jose.reader import load_word_vectors
 from models.jose.tokenizer import PAD_TOKEN, Vocabulary
 
 DIM = 8

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from models.density.export import SavedModelDensity
+from models.density.reader import SavedModelDensity
 from service.app import create_app
 from service.routes.density import finite_or_none
 from service.settings import Settings

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models.jose.export import load_word_vectors
+from models.jose.reader import load_word_vectors
 from models.store import REQUIRED_MANIFEST_KEYS
 from tests.tiny_store import load_in_runtime
 from training.jose import train_embedding

@@ -1,0 +1,34 @@
+"""Writing and reading a family's SavedModel: the steps every family's writer and reader share."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import tensorflow as tf
+
+
+def write_saved_model(
+    path: str | os.PathLike[str], module: tf.Module, functions: Mapping[str, Any], default: str
+) -> list[str]:
+    """Saves `module` into `path` with a signature per `tf.function` of `functions` (each with its
+    input signature) and `serving_default` for `functions[default]`, the one TensorFlow Serving's
+    REST API calls when a request names no signature.
+
+    Returns:
+        The signature names, in the order of `functions`, `serving_default` last.
+    """
+    signatures = {name: function.get_concrete_function() for name, function in functions.items()}
+    signatures[tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY] = functions[
+        default
+    ].get_concrete_function()
+    tf.saved_model.save(module, os.fspath(path), signatures=signatures)
+    return list(signatures)
+
+
+def load_saved_model(saved_model: str | os.PathLike[str] | Any) -> Any:
+    """The loaded SavedModel of a folder, or `saved_model` itself when it is already loaded."""
+    if isinstance(saved_model, (str, os.PathLike)):
+        return tf.saved_model.load(os.fspath(saved_model))
+    return saved_model
