@@ -206,16 +206,9 @@ class Job:
             return None
         with plan.ema.averaged():
             manifest = self.manifest(args, fit)
+            # The Manifest's fields are `export_version`'s keyword arguments of the same names.
             path = export_version(
-                args.out,
-                args.name,
-                task=self.task,
-                family=self.family,
-                write_model=manifest.write_model,
-                config=manifest.config,
-                data=manifest.data,
-                metrics=manifest.metrics,
-                extra=manifest.extra,
+                args.out, args.name, task=self.task, family=self.family, **vars(manifest)
             )
         log(f"exported {path} in {time.perf_counter() - started:.1f}s total")
         return path
