@@ -34,7 +34,7 @@ from scipy.special import logsumexp
 from sklearn.mixture import GaussianMixture
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from training.density import DIGITS_LEVELS, digits_split  # noqa: E402
+from models.density.datasets import DIGITS_LEVELS, digits_split  # noqa: E402
 
 LN2 = math.log(2.0)
 LogDensity = Callable[[np.ndarray], np.ndarray]  # rows y [N, D] in [0, 1) -> ln p(y) [N]

@@ -18,8 +18,6 @@ is evaluated on `--valid` (accuracy, character F1, Final; `training.qa_eval`) an
 from __future__ import annotations
 
 import argparse
-import math
-import sys
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
@@ -53,18 +51,9 @@ from models.qa.seq2seq import (
     small_qa_config,
 )
 from models.qa.synthetic import SyntheticConfig, make_synthetic_examples
-from training.common import (
-    CheckpointKeeper,
-    ExponentialMovingAverage,
-    TensorBoardLogger,
-    add_common_args,
-    data_summary,
-    export_version,
-    set_seed,
-)
-from training.common.cli import add_bert_model_args, add_distribution_args
-from training.common.distribute import is_chief, local_share, make_strategy, worker_index
-from training.common.loop import bert_adamw, make_train_step, run_steps
+from training.common.data import data_summary
+from training.common.job import Fit, Manifest, arguments_config, log
+from training.common.loop import BertJob
 from training.common.text import (
     build_char_vocab,
     init_positions_as_sinusoids,
@@ -84,52 +73,148 @@ DEFAULT_WINDOW_STRIDE_FRACTION = 0.5
 FAMILY = "bert-unilm"
 
 
+class QAJob(BertJob):
+    """The QA family's parts of the harness (`training.common.job`)."""
+
+    prog = "python -m training.qa"
+    description = "Train a UniLM seq2seq reading-comprehension model and export a SavedModel."
+    task, family, label = "qa", FAMILY, "qa"
+    defaults = {"epochs": 10}
+    batch_size = DEFAULT_BATCH_SIZE
+    finetune_lr, scratch_lr = DEFAULT_FINETUNE_LR, DEFAULT_SCRATCH_LR
+    hidden_size, num_layers, num_heads = SMALL_HIDDEN_SIZE, SMALL_NUM_LAYERS, SMALL_NUM_HEADS
+    intermediate_size = SMALL_INTERMEDIATE_SIZE
+
+    model: UniLMSeq2Seq
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        g = parser.add_argument_group("QA")
+        g.add_argument("--valid", type=Path, default=None, help="held-out QA file for the metrics")
+        g.add_argument("--valid-limit", type=int, default=None, help="evaluate this many at most")
+        g.add_argument("--max-passage-tokens", type=int, default=DEFAULT_MAX_PASSAGE_TOKENS)
+        g.add_argument("--max-question-tokens", type=int, default=DEFAULT_MAX_QUESTION_TOKENS)
+        g.add_argument("--max-answer-tokens", type=int, default=DEFAULT_MAX_ANSWER_TOKENS)
+        g.add_argument(
+            "--window-stride",
+            type=int,
+            default=None,
+            help="characters between passage windows (default: half of --max-passage-tokens)",
+        )
+        g.add_argument(
+            "--position-init",
+            choices=["sinusoid", "random"],
+            default="sinusoid",
+            help="initial position table of a from-scratch model",
+        )
+        g.add_argument("--beam-size", type=int, default=1, help="beams when evaluating")
+        g.add_argument(
+            "--extractive", action="store_true", help="evaluate with answers restricted to spans"
+        )
+
+    def prepare(self, args: argparse.Namespace, strategy: Any) -> np.ndarray:
+        self.window = args.max_passage_tokens
+        self.stride = args.window_stride or max(
+            1, int(self.window * DEFAULT_WINDOW_STRIDE_FRACTION)
+        )
+        self.raw_train = read_qa_file(args.data)
+        train_examples = prepare_examples(self.raw_train, self.window, self.stride)
+        with strategy.scope():
+            self.model, self.tokenizer, self.vocab_path, self.model_info = _load_model(
+                args, train_examples, Path(args.checkpoint_dir)
+            )
+        self.samples = build_samples(self.tokenizer, train_examples, args)
+        if not self.samples:
+            raise ValueError(f"{args.data} holds no (question, passage) pair")
+        lengths = np.array([len(s.token_ids) for s in self.samples])
+        self.answered = sum(1 for s in self.samples if sum(s.loss_mask) > 1)
+        log(
+            f"{len(self.raw_train)} questions, {len(self.samples)} passages ({self.answered} with "
+            f"the answer), vocabulary {self.tokenizer.vocab_size}, mean length "
+            f"{lengths.mean():.0f} tokens"
+        )
+        return lengths
+
+    def signature(self) -> dict[str, Any]:
+        spec = tf.TensorSpec([None, None], tf.int32)
+        return {key: spec for key in ("token_ids", "segment_ids", "padding_mask", "loss_mask")}
+
+    def loss(self, inputs: dict[str, Any]) -> Any:
+        answer_window = self.args.max_answer_tokens + 1  # the answer and its [SEP]
+        return answer_window_loss(self.model, inputs, answer_window, training=True)
+
+    def pad(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+        rows = [self.samples[i] for i in indices]
+        width = pad_width(len(r.token_ids) for r in rows)
+        return pad_samples(rows, self.tokenizer.pad_id, pad_to=width)
+
+    def manifest(self, args: argparse.Namespace, fit: Fit) -> Manifest:
+        metrics = self.fit_metrics(fit)
+        if args.valid is not None:
+            valid = read_qa_file(args.valid)[: args.valid_limit]
+            t1 = time.perf_counter()
+            scores, _ = evaluate_examples(
+                KerasStepModel(self.model, args.max_answer_tokens),
+                self.tokenizer,
+                prepare_examples(valid, self.window, self.stride),
+                max_passage_tokens=args.max_passage_tokens,
+                max_question_tokens=args.max_question_tokens,
+                max_answer_tokens=args.max_answer_tokens,
+                beam_size=args.beam_size,
+                extractive=args.extractive,
+            )
+            metrics.update({f"valid_{k}": v for k, v in scores.items()})
+            metrics["valid_data"] = str(Path(args.valid).resolve())
+            log(
+                f"valid ({len(valid)} questions, {time.perf_counter() - t1:.0f}s): accuracy "
+                f"{scores['accuracy']:.4f}, F1 {scores['f1']:.4f}, Final {scores['final']:.4f}"
+            )
+        config = arguments_config(args)
+        config.update(self.model_info, peak_lr=self.peak_lr)
+        config.update(window_chars=self.window, window_stride=self.stride)
+        return Manifest(
+            write_model=lambda folder: export_qa_saved_model(
+                folder,
+                self.model,
+                self.vocab_path,
+                args.max_passage_tokens,
+                args.max_question_tokens,
+                args.max_answer_tokens,
+            ),
+            config=config,
+            data=data_summary(
+                args.data,
+                "qa-json",
+                {
+                    "questions": len(self.raw_train),
+                    "passages": len(self.samples),
+                    "answered": self.answered,
+                },
+            ),
+            metrics=metrics,
+            extra={
+                "max_passage_tokens": args.max_passage_tokens,
+                "max_question_tokens": args.max_question_tokens,
+                "max_answer_tokens": args.max_answer_tokens,
+                "tokenizer": {
+                    "kind": "wordpiece",
+                    "lowercase": self.tokenizer.lowercase,
+                    "strip_accents": self.tokenizer.strip_accents,
+                    "vocab": VOCAB_ASSET_PATH,
+                },
+                "decoding": {"beam_size": args.beam_size, "extractive": args.extractive},
+            },
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m training.qa",
-        description="Train a UniLM seq2seq reading-comprehension model and export a SavedModel.",
-    )
-    add_common_args(p)
-    p.set_defaults(epochs=10)
-    add_bert_model_args(
-        p,
-        batch_size=DEFAULT_BATCH_SIZE,
-        hidden_size=SMALL_HIDDEN_SIZE,
-        num_layers=SMALL_NUM_LAYERS,
-        num_heads=SMALL_NUM_HEADS,
-        intermediate_size=SMALL_INTERMEDIATE_SIZE,
-    )
-    add_distribution_args(p)
-    g = p.add_argument_group("QA")
-    g.add_argument("--valid", type=Path, default=None, help="held-out QA file for the metrics")
-    g.add_argument("--valid-limit", type=int, default=None, help="evaluate this many at most")
-    g.add_argument("--max-passage-tokens", type=int, default=DEFAULT_MAX_PASSAGE_TOKENS)
-    g.add_argument("--max-question-tokens", type=int, default=DEFAULT_MAX_QUESTION_TOKENS)
-    g.add_argument("--max-answer-tokens", type=int, default=DEFAULT_MAX_ANSWER_TOKENS)
-    g.add_argument(
-        "--window-stride",
-        type=int,
-        default=None,
-        help="characters between passage windows (default: half of --max-passage-tokens)",
-    )
-    g.add_argument(
-        "--position-init",
-        choices=["sinusoid", "random"],
-        default="sinusoid",
-        help="initial position table of a from-scratch model",
-    )
-    g.add_argument("--beam-size", type=int, default=1, help="beams when evaluating")
-    g.add_argument(
-        "--extractive", action="store_true", help="evaluate with answers restricted to spans"
-    )
-    return p
+    return QAJob().build_parser()
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    return build_parser().parse_args(argv)
+    return QAJob().parse_args(argv)
 
 
-# Samples and batches.
+# Samples.
 def _example_texts(examples: Sequence[QAExample]) -> Iterable[str]:
     for example in examples:
         yield example.question
@@ -164,7 +249,6 @@ def build_samples(
     ]
 
 
-# The job.
 def _load_model(
     args: argparse.Namespace, train_examples: Sequence[QAExample], work_dir: Path
 ) -> tuple[UniLMSeq2Seq, BertTokenizer, Path, dict[str, Any]]:
@@ -204,168 +288,8 @@ def _load_model(
 
 
 def train_qa(args: argparse.Namespace | Sequence[str]) -> Path | None:
-    """Runs the whole job in-process (used by `main`, tests and `train_qa_demo`).
-
-    Args:
-        args: parsed options (`parse_args`) or a command line without the program name.
-
-    Returns:
-        The exported version folder, or None when `--stop-after-steps` stopped the run early
-        (a checkpoint holds the state; rerun with `--resume` to finish).
-    """
-    if not isinstance(args, argparse.Namespace):
-        args = parse_args(list(args))
-    set_seed(args.seed)
-    log = _stderr
-    started = time.perf_counter()
-    window = args.max_passage_tokens
-    stride = args.window_stride or max(1, int(window * DEFAULT_WINDOW_STRIDE_FRACTION))
-
-    raw_train = read_qa_file(args.data)
-    train_examples = prepare_examples(raw_train, window, stride)
-    checkpoint_dir = Path(args.checkpoint_dir)
-    strategy = make_strategy(args.strategy)
-    chief = is_chief(strategy)
-    with strategy.scope():
-        model, tokenizer, vocab_path, model_info = _load_model(args, train_examples, checkpoint_dir)
-    samples = build_samples(tokenizer, train_examples, args)
-    if not samples:
-        raise ValueError(f"{args.data} holds no (question, passage) pair")
-    lengths = np.array([len(s.token_ids) for s in samples])
-    answered = sum(1 for s in samples if sum(s.loss_mask) > 1)
-    log(
-        f"{len(raw_train)} questions, {len(samples)} passages ({answered} with the answer), "
-        f"vocabulary {tokenizer.vocab_size}, mean length {lengths.mean():.0f} tokens"
-    )
-
-    steps_per_epoch = math.ceil(len(samples) / args.batch_size)
-    total_steps = steps_per_epoch * args.epochs
-    peak_lr = args.lr or (
-        DEFAULT_FINETUNE_LR if args.init_checkpoint is not None else DEFAULT_SCRATCH_LR
-    )
-    variables = model.trainable_variables
-    with strategy.scope():
-        optimizer, schedule = bert_adamw(peak_lr, total_steps)
-        optimizer.build(variables)
-        ema = ExponentialMovingAverage(variables, decay=args.ema_decay)
-    keeper = CheckpointKeeper(
-        checkpoint_dir, read_only=not chief, model=model, optimizer=optimizer, ema=ema
-    )
-    start_step = (keeper.restore_latest() or 0) if args.resume else 0
-    if start_step:
-        log(f"resumed from {keeper.latest} at step {start_step}")
-
-    spec = tf.TensorSpec([None, None], tf.int32)
-    answer_window = args.max_answer_tokens + 1  # the answer and its [SEP]
-    train_step = make_train_step(
-        variables,
-        lambda x: answer_window_loss(model, x, answer_window, training=True),
-        optimizer,
-        ema,
-        {key: spec for key in ("token_ids", "segment_ids", "padding_mask", "loss_mask")},
-        jit_compile=args.jit,
-        strategy=strategy,
-    )
-
-    stop = total_steps if args.stop_after_steps is None else min(total_steps, args.stop_after_steps)
-
-    def train_batch(indices: np.ndarray) -> float:
-        rows = [samples[i] for i in indices]
-        batch = pad_samples(
-            rows, tokenizer.pad_id, pad_to=pad_width(len(r.token_ids) for r in rows)
-        )
-        return float(train_step(batch))
-
-    result = run_steps(
-        lengths=lengths,
-        batch_size=args.batch_size,
-        epochs=args.epochs,
-        seed=args.seed,
-        start_step=start_step,
-        stop_step=stop,
-        train_batch=train_batch,
-        keeper=keeper,
-        checkpoint_every=args.checkpoint_every,
-        board=TensorBoardLogger(args.log_dir if chief else None),
-        schedule=schedule,
-        desc="qa",
-        no_progress=args.no_progress or not chief,
-        log=log,
-        share=lambda indices: local_share(indices, strategy),
-    )
-    step, train_time, last_epoch_loss = result.step, result.train_seconds, result.last_epoch_loss
-    if step < total_steps:
-        log(f"stopped after step {step}/{total_steps}; checkpoint {keeper.latest}")
-        return None
-    if not chief:
-        log(f"worker {worker_index(strategy)} done; the chief exports")
-        return None
-
-    metrics: dict[str, Any] = {
-        "final_epoch_loss": None if math.isnan(last_epoch_loss) else round(last_epoch_loss, 6),
-        "train_seconds": round(train_time, 2),
-        "steps": total_steps,
-    }
-    with ema.averaged():
-        if args.valid is not None:
-            valid = read_qa_file(args.valid)[: args.valid_limit]
-            t1 = time.perf_counter()
-            scores, _ = evaluate_examples(
-                KerasStepModel(model, args.max_answer_tokens),
-                tokenizer,
-                prepare_examples(valid, window, stride),
-                max_passage_tokens=args.max_passage_tokens,
-                max_question_tokens=args.max_question_tokens,
-                max_answer_tokens=args.max_answer_tokens,
-                beam_size=args.beam_size,
-                extractive=args.extractive,
-            )
-            metrics.update({f"valid_{k}": v for k, v in scores.items()})
-            metrics["valid_data"] = str(Path(args.valid).resolve())
-            log(
-                f"valid ({len(valid)} questions, {time.perf_counter() - t1:.0f}s): accuracy "
-                f"{scores['accuracy']:.4f}, F1 {scores['f1']:.4f}, Final {scores['final']:.4f}"
-            )
-        hyper = {
-            key: (str(value) if isinstance(value, Path) else value)
-            for key, value in vars(args).items()
-        }
-        hyper.update(model_info, peak_lr=peak_lr, window_chars=window, window_stride=stride)
-        path = export_version(
-            args.out,
-            args.name,
-            task="qa",
-            family=FAMILY,
-            write_model=lambda folder: export_qa_saved_model(
-                folder,
-                model,
-                vocab_path,
-                args.max_passage_tokens,
-                args.max_question_tokens,
-                args.max_answer_tokens,
-            ),
-            config=hyper,
-            data=data_summary(
-                args.data,
-                "qa-json",
-                {"questions": len(raw_train), "passages": len(samples), "answered": answered},
-            ),
-            metrics=metrics,
-            extra={
-                "max_passage_tokens": args.max_passage_tokens,
-                "max_question_tokens": args.max_question_tokens,
-                "max_answer_tokens": args.max_answer_tokens,
-                "tokenizer": {
-                    "kind": "wordpiece",
-                    "lowercase": tokenizer.lowercase,
-                    "strip_accents": tokenizer.strip_accents,
-                    "vocab": VOCAB_ASSET_PATH,
-                },
-                "decoding": {"beam_size": args.beam_size, "extractive": args.extractive},
-            },
-        )
-    log(f"exported {path} in {time.perf_counter() - started:.1f}s total")
-    return path
+    """Runs the whole job in-process (`QAJob.run`: used by `main`, tests and `train_qa_demo`)."""
+    return QAJob().run(args)
 
 
 # Demo: a small model on synthetic data (training.demo calls this). Measured on 2 CPU cores (and
@@ -463,14 +387,7 @@ def train_qa_demo(
     return path
 
 
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    path = train_qa(parse_args(argv))
-    if path is not None:
-        print(path)
+main = QAJob.main
 
 
 if __name__ == "__main__":

@@ -9,18 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from models.density.datasets import DataError, detect_levels, read_array
 from models.density.reader import SavedModelDensity
 from models.store import REQUIRED_MANIFEST_KEYS
 from tests.tiny_store import load_in_runtime
-from training.density import (
-    DataError,
-    detect_levels,
-    load_density_data,
-    main,
-    parse_args,
-    read_array,
-    train_density,
-)
+from training.density import load_density_data, main, parse_args, train_density
 
 
 def _args(tmp_path: Path, data: str, *extra: str) -> list[str]:

@@ -1,27 +1,27 @@
-"""The step loop of the BERT-based jobs (qa, generation): BERT's AdamW recipe, resumable epochs
-of length-sorted batches, EMA, checkpoints, progress and TensorBoard scalars."""
+"""The parts of the harness shared by the jobs that train a BERT (qa, generation): BERT's AdamW
+recipe, a compiled (optionally distributed) step with EMA, resumable epochs of length-sorted
+batches."""
 
 from __future__ import annotations
 
+import argparse
 import math
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import keras
 import numpy as np
 
-from training.common.checkpoint import CheckpointKeeper
-from training.common.progress import Progress
-from training.common.tensorboard import TensorBoardLogger
+from training.common.cli import add_bert_model_args
+from training.common.distribute import local_share
+from training.common.ema import ExponentialMovingAverage
+from training.common.job import Batch, Fit, Job, Plan
 from training.common.text import epoch_batches
 
 # Linear warm-up over this share of all steps, then cosine decay to zero.
 WARMUP_FRACTION = 0.06
 WEIGHT_DECAY = 0.01
 CLIP_NORM = 1.0
-LOG_EVERY_STEPS = 20
 
 
 def bert_adamw(
@@ -40,78 +40,125 @@ def bert_adamw(
     return optimizer, schedule
 
 
-@dataclass
-class LoopResult:
-    """Where the loop stopped: the step, seconds spent in it, the last full epoch's mean loss."""
+class BertJob(Job):
+    """The harness's parts shared by the jobs that train a BERT (qa, generation): BERT's options
+    and AdamW, resumable epochs of length-sorted batches (`epoch_batches`: they depend only on
+    (seed, epoch), so a resumed run continues with the batch it would have taken next, and every
+    worker of a distributed run agrees on them and takes its share), EMA, the loss in the bar.
 
-    step: int
-    train_seconds: float
-    last_epoch_loss: float
-
-
-def run_steps(
-    *,
-    lengths: np.ndarray,
-    batch_size: int,
-    epochs: int,
-    seed: int,
-    start_step: int,
-    stop_step: int,
-    train_batch: Callable[[np.ndarray], float],
-    keeper: CheckpointKeeper,
-    checkpoint_every: int,
-    board: TensorBoardLogger,
-    schedule: Any,
-    desc: str,
-    no_progress: bool,
-    log: Callable[[str], None],
-    share: Callable[[np.ndarray], np.ndarray] = lambda indices: indices,
-) -> LoopResult:
-    """Runs steps `start_step` .. `stop_step` of `epochs` epochs over samples of these lengths.
-
-    `train_batch(indices)` trains on the samples at `indices` and returns the loss. The batches
-    of an epoch depend only on (seed, epoch) (`epoch_batches`), so a resumed run continues with
-    the batch it would have taken next, and every worker of a distributed run agrees on them;
-    `share` picks this worker's rows of each (`training.common.distribute.local_share`).
+    A subclass reads its data and builds the model in `prepare`, says how a batch is padded
+    (`pad`), its loss (`loss`) and the inputs' `signature`, and writes `manifest`.
     """
-    steps_per_epoch = math.ceil(len(lengths) / batch_size)
-    step, train_time, window_loss, window_steps = start_step, 0.0, 0.0, 0
-    epoch_loss, epoch_steps, last_epoch_loss = 0.0, 0, float("nan")
-    with Progress(total=stop_step - start_step, desc=desc, unit="step", disable=no_progress) as bar:
-        t0 = time.perf_counter()
-        epoch = start_step // steps_per_epoch
-        while step < stop_step:
-            batches = epoch_batches(lengths, batch_size, seed, epoch)
-            for index in range(step - epoch * steps_per_epoch, len(batches)):
-                if step >= stop_step:
+
+    # Defaults of the BERT options (`add_bert_model_args`).
+    batch_size: int
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    intermediate_size: int
+    min_char_count: int = 1
+    # Peak learning rates when fine-tuning `--init-checkpoint` and when training from scratch.
+    finetune_lr: float
+    scratch_lr: float
+
+    model: Any
+
+    def add_model_arguments(self, parser: argparse.ArgumentParser) -> None:
+        add_bert_model_args(
+            parser,
+            batch_size=self.batch_size,
+            hidden_size=self.hidden_size,
+            num_layers=self.num_layers,
+            num_heads=self.num_heads,
+            intermediate_size=self.intermediate_size,
+            min_char_count=self.min_char_count,
+        )
+
+    def prepare(self, args: argparse.Namespace, strategy: Any) -> np.ndarray:
+        """Reads the data, builds `self.model` (under `strategy`); returns the samples' lengths."""
+        raise NotImplementedError
+
+    def signature(self) -> dict[str, Any]:
+        """{name: tf.TensorSpec} of a padded batch."""
+        raise NotImplementedError
+
+    def pad(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+        """The padded batch of the samples at `indices`."""
+        raise NotImplementedError
+
+    def loss(self, inputs: dict[str, Any]) -> Any:
+        """The batch's loss, the forward pass in training mode."""
+        raise NotImplementedError
+
+    def setup(self, args: argparse.Namespace, strategy: Any) -> Plan:
+        self.args, self.strategy = args, strategy
+        self.lengths = self.prepare(args, strategy)
+        self.steps_per_epoch = math.ceil(len(self.lengths) / args.batch_size)
+        total_steps = self.steps_per_epoch * args.epochs
+        self.peak_lr = args.lr or (
+            self.finetune_lr if args.init_checkpoint is not None else self.scratch_lr
+        )
+        variables = self.model.trainable_variables
+        with strategy.scope():
+            optimizer, self.schedule = bert_adamw(self.peak_lr, total_steps)
+            optimizer.build(variables)
+            ema = ExponentialMovingAverage(variables, decay=args.ema_decay)
+        self.train_step = make_train_step(
+            variables,
+            self.loss,
+            optimizer,
+            ema,
+            self.signature(),
+            jit_compile=args.jit,
+            strategy=strategy,
+        )
+        self.window_loss, self.window_steps = 0.0, 0
+        self.epoch_loss, self.epoch_steps = 0.0, 0
+        self.last_epoch_loss = float("nan")
+        return Plan(total_steps, ema, {"model": self.model, "optimizer": optimizer, "ema": ema})
+
+    def batches(self, start: int, stop: int) -> Iterator[Batch]:
+        step, epoch = start, start // self.steps_per_epoch
+        while step < stop:
+            batches = epoch_batches(self.lengths, self.args.batch_size, self.args.seed, epoch)
+            for index in range(step - epoch * self.steps_per_epoch, len(batches)):
+                if step >= stop:
                     break
-                loss = train_batch(share(batches[index]))
+                rows = local_share(batches[index], self.strategy)
+                yield Batch(step, epoch, index == len(batches) - 1, rows)
                 step += 1
-                window_loss += loss
-                window_steps += 1
-                epoch_loss += loss
-                epoch_steps += 1
-                train_time = time.perf_counter() - t0
-                bar.update(1, loss=loss, epoch=epoch + 1)
-                if step % LOG_EVERY_STEPS == 0 or step == stop_step:
-                    board.scalars(
-                        step,
-                        loss=window_loss / window_steps,
-                        lr=float(schedule(step)),
-                        samples_per_s=(step - start_step) * batch_size / train_time,
-                    )
-                    window_loss, window_steps = 0.0, 0
-                if checkpoint_every and step % checkpoint_every == 0:
-                    keeper.save(step)
-            if step == (epoch + 1) * steps_per_epoch:
-                last_epoch_loss = epoch_loss / max(epoch_steps, 1)
-                log(f"epoch {epoch + 1}/{epochs}: loss {last_epoch_loss:.4f}")
-                epoch_loss, epoch_steps = 0.0, 0
             epoch += 1
-    board.close()
-    if keeper.latest is None or not keeper.latest.endswith(f"-{step}"):
-        keeper.save(step)
-    return LoopResult(step, train_time, last_epoch_loss)
+
+    def train(self, batch: Batch, fit: Fit) -> dict[str, float]:
+        loss = float(self.train_step(self.pad(batch.rows)))
+        self.window_loss += loss
+        self.window_steps += 1
+        self.epoch_loss += loss
+        self.epoch_steps += 1
+        return {"loss": loss}
+
+    def scalars(self, fit: Fit) -> dict[str, float]:
+        scalars = {
+            "loss": self.window_loss / self.window_steps,
+            "lr": float(self.schedule(fit.step)),
+            "samples_per_s": (fit.step - fit.start_step) * self.args.batch_size / fit.train_seconds,
+        }
+        self.window_loss, self.window_steps = 0.0, 0
+        return scalars
+
+    def end_epoch(self, epoch: int, fit: Fit) -> str:
+        self.last_epoch_loss = self.epoch_loss / max(self.epoch_steps, 1)
+        self.epoch_loss, self.epoch_steps = 0.0, 0
+        return f"epoch {epoch + 1}/{self.args.epochs}: loss {self.last_epoch_loss:.4f}"
+
+    def fit_metrics(self, fit: Fit) -> dict[str, Any]:
+        """The manifest's metrics of the training itself."""
+        loss = self.last_epoch_loss
+        return {
+            "final_epoch_loss": None if math.isnan(loss) else round(loss, 6),
+            "train_seconds": round(fit.train_seconds, 2),
+            "steps": fit.total_steps,
+        }
 
 
 def make_train_step(
