@@ -32,13 +32,13 @@ from models.bert.checkpoint import (
     load_hf_folder,
     load_tf_checkpoint,
 )
-from models.bert.export import (
+from models.bert.encoder_signatures import (
     EMBEDDING_KEY,
     POOLING_MODES,
     SIGNATURE_EMBED,
     VOCAB_ASSET_PATH,
-    export_embedding_saved_model,
 )
+from models.bert.export import export_embedding_saved_model
 from models.bert.pooling import masked_mean_pool
 from models.bert.tokenizer import VOCAB_FILE, BertTokenizer
 from models.store import validate_model_name

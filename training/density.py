@@ -44,19 +44,16 @@ from models.density.datasets import (
     read_array,
     split_rows,
 )
-from models.density.export import (
-    EXPORT_POWER_ITERATIONS,
-    Preprocessing,
-    RowSharedStatelessGenerator,
-    data_log_prob,
-    export_density_saved_model,
-)
+from models.density.export import EXPORT_POWER_ITERATIONS, export_density_saved_model
 from models.density.iresnet_flow import IResNetFlow
 from models.density.logdet import DEFAULT_SERIES_TERMS, LogDetConfig
+from models.density.preprocessing import Preprocessing
 from models.density.residual_block import (
     DEFAULT_INVERSE_MAX_ITERATIONS,
     DEFAULT_INVERSE_TOLERANCE,
 )
+from models.density.row_random import RowSharedStatelessGenerator
+from models.density.scoring import data_log_prob
 from training.common.data import data_summary, epoch_permutation
 from training.common.distribute import local_share
 from training.common.ema import ExponentialMovingAverage

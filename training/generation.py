@@ -30,7 +30,7 @@ from models.generation.data import (
     pad_lm_samples,
     read_conditional_texts,
 )
-from models.generation.export import VOCAB_ASSET_PATH, export_generation_saved_model
+from models.generation.export import export_generation_saved_model
 from models.generation.kv_cache import KerasGenerationStepModel
 from models.generation.lm import (
     DEFAULT_LABEL_EMBEDDING_SIZE,
@@ -43,6 +43,7 @@ from models.generation.lm import (
     lm_loss,
     small_lm_config,
 )
+from models.generation.signatures import VOCAB_ASSET_PATH
 from training.common.data import data_summary
 from training.common.job import Fit, Manifest, arguments_config, log
 from training.common.loop import BertJob

@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from models.bert.tokenizer import VOCAB_FILE, BertTokenizer
-from models.qa.export import VOCAB_ASSET_PATH, export_qa_saved_model
+from models.qa.export import export_qa_saved_model
 from models.qa.kv_cache import KerasStepModel
 from models.qa.readers import QAExample, read_qa_file, window_passages, write_webqa_file
 from models.qa.samples import (
@@ -50,6 +50,7 @@ from models.qa.seq2seq import (
     build_qa_model,
     small_qa_config,
 )
+from models.qa.signatures import VOCAB_ASSET_PATH
 from models.qa.synthetic import SyntheticConfig, make_synthetic_examples
 from training.common.data import data_summary
 from training.common.job import Fit, Manifest, arguments_config, log

@@ -28,33 +28,16 @@ import tensorflow as tf
 from models.bert.bert_backbone import BertBackbone, build_attention_mask
 from models.bert.encoder_signatures import (
     EMBEDDING_KEY,
-    POOLING_MODES,
-    SIGNATURE_DEFAULT,
     SIGNATURE_EMBED,
     SIGNATURE_EMBED_PACKED,
     SIGNATURE_ENCODE,
     TOKEN_STATES_KEY,
-    VOCAB_ASSET_PATH,
 )
 from models.bert.masks import packed_mask
 from models.bert.pooling import masked_mean_pool, packed_mean_pool
 from models.bert.tokenizer import VOCAB_FILE
 from models.saved_model import write_saved_model
 
-# The writer's names, and the contract's that training jobs and tests import from here.
-__all__ = [
-    "EMBEDDING_KEY",
-    "POOLING_MODES",
-    "SIGNATURE_DEFAULT",
-    "SIGNATURE_EMBED",
-    "SIGNATURE_EMBED_PACKED",
-    "SIGNATURE_ENCODE",
-    "TEXTS_PER_ROW",
-    "TOKEN_STATES_KEY",
-    "VOCAB_ASSET_PATH",
-    "BertEmbeddingModule",
-    "export_embedding_saved_model",
-]
 # Most texts one row of `embed_packed` holds (its output's static K). Sentences of 8+ tokens
 # reach it only in rows of 128+ tokens; the extra pooling slots cost a [W, K] x [W, H] matmul.
 TEXTS_PER_ROW = 16

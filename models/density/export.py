@@ -15,26 +15,10 @@ from models.density.residual_block import (
     DEFAULT_INVERSE_MAX_ITERATIONS,
     DEFAULT_INVERSE_TOLERANCE,
 )
-from models.density.row_random import RowSharedStatelessGenerator
 from models.density.sampling import sample_data
-from models.density.scoring import data_log_prob, score_data
+from models.density.scoring import score_data
 from models.density.signatures import SIGNATURE_SAMPLE, SIGNATURE_SCORE, SIGNATURE_SCORE_EXACT
 from models.saved_model import write_saved_model
-
-# The writer's names, and the scoring names training jobs imported from here before the split.
-__all__ = [
-    "DEFAULT_SCORE_PROBES",
-    "DEFAULT_SCORE_SEED",
-    "DEFAULT_SCORE_TERMS",
-    "EXPORT_POWER_ITERATIONS",
-    "DensityModule",
-    "Preprocessing",
-    "RowSharedStatelessGenerator",
-    "data_log_prob",
-    "default_score_logdet",
-    "export_density_saved_model",
-    "score_data",
-]
 
 # Power iterations per dense layer before export: the stored singular vectors must have converged
 # for sigma (and so Lip(g) <= c, on which invertibility and the series rest) to hold.

@@ -18,7 +18,6 @@ from models.bert.lm_export import cache_spec, condition_spec, ids_spec, vocab_as
 from models.bert.lm_reader import SavedModelLMStepModel
 from models.generation import signatures as names
 from models.generation.lm import ConditionalLM
-from models.generation.signatures import VOCAB_ASSET_PATH  # noqa: F401 (the training job's import)
 
 # The reader's name before QA and generation shared one (`models.bert.lm_reader`).
 SavedModelGenerationStepModel = SavedModelLMStepModel

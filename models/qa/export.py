@@ -21,7 +21,6 @@ from models.bert.lm_reader import SavedModelLMStepModel
 from models.qa import signatures as names
 from models.qa.samples import max_sample_length
 from models.qa.seq2seq import UniLMSeq2Seq
-from models.qa.signatures import VOCAB_ASSET_PATH  # noqa: F401 (the training job's import)
 
 # The reader's name before QA and generation shared one (`models.bert.lm_reader`).
 SavedModelStepModel = SavedModelLMStepModel

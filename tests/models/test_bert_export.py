@@ -10,17 +10,16 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 from models.bert.checkpoint import LoadedBert, load_hf_folder
-from models.bert.export import (
+from models.bert.encoder_signatures import (
     EMBEDDING_KEY,
     SIGNATURE_DEFAULT,
     SIGNATURE_EMBED,
     SIGNATURE_EMBED_PACKED,
     SIGNATURE_ENCODE,
-    TEXTS_PER_ROW,
     TOKEN_STATES_KEY,
     VOCAB_ASSET_PATH,
-    export_embedding_saved_model,
 )
+from models.bert.export import TEXTS_PER_ROW, export_embedding_saved_model
 from models.bert.pooling import l2_normalize, masked_mean_pool
 from tests.models.test_bert_checkpoint import HIDDEN, google_weights, to_hf, write_hf_folder
 from tests.models.test_bert_parity import FIXTURE, minilm_folder

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from models.bert.export import EMBEDDING_KEY, TEXTS_PER_ROW
+from models.bert.encoder_signatures import EMBEDDING_KEY
+from models.bert.export import TEXTS_PER_ROW
 from service.app import create_app
 from service.errors import BadInput, PayloadTooLarge
 from service.runtimes import runtime_class

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models.bert.export import EMBEDDING_KEY, SIGNATURE_EMBED, VOCAB_ASSET_PATH
+from models.bert.encoder_signatures import EMBEDDING_KEY, SIGNATURE_EMBED, VOCAB_ASSET_PATH
 from models.store import REQUIRED_MANIFEST_KEYS
 from tests.models.test_bert_checkpoint import (
     HIDDEN,
