@@ -62,11 +62,13 @@ def live_server_process(
     ready_timeout_s: float = 300,
     log_path: Path | None = None,
     command: tuple[str, ...] = ("-m", "service"),
+    cwd: Path = ROOT,
     **env: str,
 ) -> Iterator[tuple[str, subprocess.Popen]]:
     """`live_server`, yielding the process too (to signal it or read its memory). Stopped by
     SIGTERM with no drain delay unless `DRAIN_S` is given. `log_path`: its stderr goes there.
-    `command`: the interpreter's arguments that start the server (a benchmark's variant of it)."""
+    `command`: the interpreter's arguments that start the server (a benchmark's variant of it).
+    `cwd`: the directory it starts in, so the source tree it imports (another checkout's)."""
     port = free_port()
     environ = {
         **os.environ,
@@ -80,7 +82,7 @@ def live_server_process(
         **env,
     }
     log = open(log_path, "w") if log_path is not None else None  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen([sys.executable, *command], env=environ, cwd=ROOT, stderr=log)
+    proc = subprocess.Popen([sys.executable, *command], env=environ, cwd=cwd, stderr=log)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, proc, ready_timeout_s)
