@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,7 +104,7 @@ def arguments_config(args: argparse.Namespace) -> dict[str, Any]:
     return {key: str(v) if isinstance(v, Path) else v for key, v in vars(args).items()}
 
 
-class Job:
+class Job(ABC):
     """A training job: subclasses fill in the family's parts; `run` is the same for all.
 
     The hooks `setup`, `batches`, `train`, `scalars`, `end_epoch` and `manifest` run in that order
@@ -121,13 +122,13 @@ class Job:
     log_every: int = LOG_EVERY_STEPS
 
     # Arguments.
-    def add_model_arguments(self, parser: argparse.ArgumentParser) -> None:
+    def add_model_arguments(self, parser: argparse.ArgumentParser) -> None:  # noqa: B027 (optional hook)
         """Options shown between the common ones and `--strategy` (the BERT jobs' model group)."""
 
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:  # noqa: B027 (optional hook)
         """The family's own options (after `--strategy`); they must include --stop-after-steps."""
 
-    def check_arguments(self, args: argparse.Namespace) -> None:
+    def check_arguments(self, args: argparse.Namespace) -> None:  # noqa: B027 (optional hook)
         """Raises SystemExit for combinations argparse cannot refuse by itself."""
 
     def build_parser(self) -> argparse.ArgumentParser:
@@ -145,29 +146,29 @@ class Job:
         return args
 
     # The family's parts.
+    @abstractmethod
     def setup(self, args: argparse.Namespace, strategy: Any) -> Plan:
         """Reads the data, builds the model, optimiser and EMA (variables under `strategy`)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def batches(self, start: int, stop: int) -> Iterable[Batch]:
         """The batches of steps `start` .. `stop - 1`, the same ones whether resumed or not."""
-        raise NotImplementedError
 
+    @abstractmethod
     def train(self, batch: Batch, fit: Fit) -> Mapping[str, float]:
         """Trains one step; returns the metrics shown in the progress bar."""
-        raise NotImplementedError
 
+    @abstractmethod
     def scalars(self, fit: Fit) -> Mapping[str, float]:
         """TensorBoard scalars since the last call (every `log_every` steps and at the end)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def end_epoch(self, epoch: int, fit: Fit) -> str:
         """The summary line of 0-based `epoch`, just finished (may evaluate, log scalars)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def manifest(self, args: argparse.Namespace, fit: Fit) -> Manifest:
         """Evaluates the averaged weights (swapped in) and says what the export holds."""
-        raise NotImplementedError
 
     # The harness.
     def run(self, args: argparse.Namespace | Sequence[str]) -> Path | None:

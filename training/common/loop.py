@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from abc import abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -74,21 +75,21 @@ class BertJob(Job):
             min_char_count=self.min_char_count,
         )
 
+    @abstractmethod
     def prepare(self, args: argparse.Namespace, strategy: Any) -> np.ndarray:
         """Reads the data, builds `self.model` (under `strategy`); returns the samples' lengths."""
-        raise NotImplementedError
 
+    @abstractmethod
     def signature(self) -> dict[str, Any]:
         """{name: tf.TensorSpec} of a padded batch."""
-        raise NotImplementedError
 
+    @abstractmethod
     def pad(self, indices: np.ndarray) -> dict[str, np.ndarray]:
         """The padded batch of the samples at `indices`."""
-        raise NotImplementedError
 
+    @abstractmethod
     def loss(self, inputs: dict[str, Any]) -> Any:
         """The batch's loss, the forward pass in training mode."""
-        raise NotImplementedError
 
     def setup(self, args: argparse.Namespace, strategy: Any) -> Plan:
         self.args, self.strategy = args, strategy
