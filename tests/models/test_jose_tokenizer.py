@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import random
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from models.jose.tokenizer import PAD_TOKEN, Tokenizer, Vocabulary
+from models.jose.tokenizer import PAD_TOKEN, Tokenizer, Vocabulary, basic_split_by_library
 
 
 def test_char_tokenizer_keeps_ascii_runs_and_splits_han():
@@ -36,6 +37,23 @@ def test_basic_tokenizer_splits_punctuation_off_the_words():
     tokens = tok.tokenize("Isn't it (really) 3.5%?!")
     assert tokens == ["isn", "'", "t", "it", "(", "really", ")", "3", ".", "5", "%", "?", "!"]
     assert tok.tokenize(" \t\n ") == []
+
+
+@pytest.mark.parametrize("lowercase", [True, False])
+def test_basic_tokenizer_splits_ascii_as_the_library_does(lowercase):
+    # Plain ASCII takes a shortcut past the library; it must split exactly as the library would,
+    # control characters (which BERT drops) and blanks of every kind included.
+    tok = Tokenizer("basic", lowercase=lowercase)
+    assert tok._normalizer is not None
+    rng = random.Random(0)
+    alphabet = [chr(c) for c in range(128)]
+    common = list("aZ09 ,.'-!?()\"") + ["\t", "\n", "\r", "\x0b", "\x0c", "\x1f", "\x00"]
+    texts = ["The program, permitted.", "e-mail: a_b@c.de (1,000$)", "x\x0by", "a\x1fb", "\x7f"]
+    for _ in range(3000):
+        pool = alphabet if rng.random() < 0.5 else common
+        texts.append("".join(rng.choice(pool) for _ in range(rng.randint(0, 24))))
+    for text in texts:
+        assert tok.tokenize(text) == basic_split_by_library(tok._normalizer, text), repr(text)
 
 
 def test_basic_tokenizer_makes_each_cjk_ideograph_a_word_and_keeps_other_runs_whole():
