@@ -200,10 +200,12 @@ class WordPieceTokenizer(_Entry):
 
 
 class JoseTokenizer(_Entry):
-    """How a JoSE model splits text into words (`models.jose.tokenizer.Tokenizer.to_config`)."""
+    """How a JoSE model splits text into words (`models.jose.tokenizer.Tokenizer.to_config`).
+    "whitespace" is `str.split` for the versions trained with it; "basic" splits punctuation off."""
 
-    kind: Literal["jieba", "char", "whitespace"]
+    kind: Literal["jieba", "char", "basic", "whitespace"]
     lowercase: bool = True
+    strip_accents: bool = False  # "basic" only
 
 
 class EmbeddingManifest(Manifest):

@@ -106,6 +106,26 @@ def train_tiny_density(root: Path, name: str, work: Path) -> None:
     )  # fmt: skip
 
 
+def export_tiny_jose(
+    root: Path, name: str, words: list[str], tokenizer: dict, dim: int = 8, seed: int = 0
+) -> Path:
+    """A JoSE version of random unit word vectors over `words`, its manifest's `tokenizer` entry
+    as given (`{"kind": "whitespace", "lowercase": True}` is what versions trained before the
+    "basic" kind carry); no training, so the vocabulary is exactly `words`."""
+    from models.jose.export import export_saved_model
+    from models.jose.jose_model import FoldInConfig, random_unit_rows
+    from models.jose.tokenizer import PAD_TOKEN, Vocabulary
+
+    vocab = Vocabulary([PAD_TOKEN, *words], [0, *range(len(words) + 10, 10, -1)])
+    vectors = random_unit_rows(len(vocab), dim, np.random.default_rng(seed))
+    fold_in = FoldInConfig(steps=5, negative=2, negative_positions=8)
+    return export_version(
+        root, name, task="embedding", family="jose",
+        write_model=lambda path: export_saved_model(path, vectors, vocab, fold_in),
+        config={}, data={}, metrics={}, extra={"dim": dim, "tokenizer": tokenizer},
+    )  # fmt: skip
+
+
 def train_tiny_jose(root: Path, name: str, work: Path) -> None:
     """JoSE embeddings, 16-dimensional, one epoch over a small topical corpus."""
     from training.demo import demo_embedding_corpus

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import tensorflow as tf
@@ -30,7 +30,7 @@ from models.jose.pairs import (
     make_training_tuples,
     pack_chunks,
 )
-from models.jose.tokenizer import TOKENIZER_KINDS, Tokenizer, Vocabulary
+from models.jose.tokenizer import Tokenizer, TokenizerKind, Vocabulary
 from training.common.data import (
     data_summary,
     epoch_permutation,
@@ -89,6 +89,23 @@ def _schedule(
             step += 1
 
 
+# What --tokenizer takes. "whitespace" is the name space-separated text was trained under before
+# "basic" existed; it now trains "basic", so that the same command no longer gives a vocabulary
+# of words with punctuation attached ("program,", "permitted."). The manifest records "basic".
+TRAINING_TOKENIZERS: tuple[str, ...] = ("jieba", "char", "basic", "whitespace")
+TRAINED_AS: dict[str, TokenizerKind] = {"whitespace": "basic"}
+
+
+def training_tokenizer(args: argparse.Namespace) -> Tokenizer:
+    """The tokenizer a new version is trained with (and its manifest records)."""
+    kind = TRAINED_AS.get(args.tokenizer, cast(TokenizerKind, args.tokenizer))
+    if kind != args.tokenizer:
+        log(f"--tokenizer {args.tokenizer} trains the {kind!r} tokenizer (punctuation split off)")
+    if args.strip_accents and kind != "basic":
+        raise ValueError(f"--strip-accents applies to the basic tokenizer, not {kind!r}")
+    return Tokenizer(kind, lowercase=not args.no_lowercase, strip_accents=args.strip_accents)
+
+
 def _tokenize_all(lines: list[str], tokenizer: Tokenizer, workers: int) -> list[list[str]]:
     groups = [lines[i : i + TOKENIZE_GROUP] for i in range(0, len(lines), TOKENIZE_GROUP)]
 
@@ -118,8 +135,21 @@ class JoseJob(Job):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         defaults, fold = JoseConfig(), FoldInConfig()
         g = parser.add_argument_group("JoSE")
-        g.add_argument("--tokenizer", choices=TOKENIZER_KINDS, default="jieba")
+        g.add_argument(
+            "--tokenizer",
+            choices=TRAINING_TOKENIZERS,
+            default="jieba",
+            help="jieba: Chinese words; char: one token per character (ASCII words whole); "
+            "basic: space-separated languages, punctuation split off (BERT's basic tokenizer); "
+            "whitespace: trains as basic (str.split, which left punctuation on the words, stays "
+            "only for serving the versions trained with it)",
+        )
         g.add_argument("--no-lowercase", action="store_true", help="keep the case of the text")
+        g.add_argument(
+            "--strip-accents",
+            action="store_true",
+            help="basic tokenizer: also remove accents (café -> cafe), as BERT's uncased models do",
+        )
         g.add_argument("--dim", type=int, default=defaults.dim)
         g.add_argument("--window", type=int, default=defaults.window)
         g.add_argument("--negative", type=int, default=defaults.negative)
@@ -153,7 +183,7 @@ class JoseJob(Job):
         self.args = args
         self.workers, self.me = worker_count(strategy), worker_index(strategy)
         started = time.perf_counter()
-        self.tokenizer = Tokenizer(args.tokenizer, lowercase=not args.no_lowercase)
+        self.tokenizer = training_tokenizer(args)
         tokens = _tokenize_all(read_lines(args.data), self.tokenizer, args.workers)
         self.vocab = vocab = Vocabulary.build(
             tokens, min_count=args.min_count, max_size=args.max_vocab

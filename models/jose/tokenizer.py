@@ -1,7 +1,10 @@
 """Tokenisers and the vocabulary for JoSE (Chinese and space-separated languages).
 
 The tokenizer kind is chosen at training time and recorded in the manifest
-(`Tokenizer.to_config()`), so that the service splits text exactly as the job did.
+(`Tokenizer.to_config()`), so that the service splits text exactly as the job did. A kind's
+splitting never changes once models carry its name: "whitespace" (`str.split`, punctuation left
+on the words) stays for the versions trained with it, and the punctuation-aware splitting that
+replaced it for training is a kind of its own, "basic".
 """
 
 from __future__ import annotations
@@ -14,8 +17,11 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal, cast
 
-TokenizerKind = Literal["jieba", "char", "whitespace"]
-TOKENIZER_KINDS: tuple[TokenizerKind, ...] = ("jieba", "char", "whitespace")
+from tokenizers.normalizers import BertNormalizer
+from tokenizers.pre_tokenizers import BertPreTokenizer
+
+TokenizerKind = Literal["jieba", "char", "basic", "whitespace"]
+TOKENIZER_KINDS: tuple[TokenizerKind, ...] = ("jieba", "char", "basic", "whitespace")
 
 PAD_TOKEN = "<pad>"
 PAD_ID = 0
@@ -23,6 +29,31 @@ PAD_ID = 0
 # "char" kind: each non-space character is a token, except that runs of ASCII letters and
 # digits stay one word ("iPhone6" is one token, "手机" is two), so mixed text is not shredded.
 _CHAR_TOKEN_RE = re.compile(r"[A-Za-z0-9]+|\S")
+
+# "basic" kind: BERT's BasicTokenizer (Devlin et al. 2019, Google's `tokenization.py`) as the
+# `tokenizers` library implements it: control characters dropped, each CJK ideograph a word of its
+# own, then words split on whitespace and on every punctuation character ("program," ->
+# "program", ","). Accent stripping is a choice of its own here, off unless asked: JoSE learns its
+# vocabulary from the corpus, so nothing forces the folding BERT's fixed uncased vocabulary needs,
+# and it merges words that differ (French "où" / "ou", most Vietnamese syllables).
+_BASIC_PRE_TOKENIZER = BertPreTokenizer()
+# The library's way costs about 0.1 ms a sentence (its normaliser tracks offsets we do not use),
+# a quarter of a 16-text fold-in batch (bench/jose_tokenizer.py). On plain ASCII, the common case
+# of space-separated text, BERT's rules come down to: lower-case, every ASCII punctuation
+# character (its `_is_punctuation`: all printable non-alphanumerics) a token, split on blanks; so
+# that text is split by `str.translate` + `str.split` instead, and tests check that it gives
+# what the library gives. Any other text, or ASCII with control characters (which BERT drops),
+# goes to the library.
+_ASCII_PUNCTUATION = [chr(c) for c in range(33, 127) if not chr(c).isalnum()]
+_SPACE_AROUND_PUNCTUATION = str.maketrans({c: f" {c} " for c in _ASCII_PUNCTUATION})
+_ASCII_CONTROL = frozenset(chr(c) for c in (*range(32), 127)) - {"\t", "\n", "\r"}
+
+
+def basic_split_by_library(normalizer: BertNormalizer, text: str) -> list[str]:
+    """The "basic" kind's words of `text` as the `tokenizers` library splits them."""
+    normalized = normalizer.normalize_str(text)
+    return [word for word, _ in _BASIC_PRE_TOKENIZER.pre_tokenize_str(normalized)]
+
 
 _jieba_lock = threading.Lock()
 _jieba_module: Any = None
@@ -49,22 +80,50 @@ class Tokenizer:
 
     Args:
         kind: "jieba" (Chinese word segmentation with `jieba.lcut`), "char" (one token per
-            non-space character, ASCII letter/digit runs kept whole) or "whitespace" (`str.split`).
+            non-space character, ASCII letter/digit runs kept whole), "basic" (BERT's basic
+            tokenizer: punctuation split off the words, each CJK ideograph a word) or
+            "whitespace" (`str.split`, punctuation left attached: only for versions trained
+            with it, which must keep splitting as they were trained).
         lowercase: lower-case the text before splitting.
+        strip_accents: "basic" only: also remove accents ("café" -> "cafe"), as BERT's uncased
+            models do.
 
     Example:
         >>> Tokenizer("char").tokenize("手机iPhone6 好")
         ['手', '机', 'iphone6', '好']
+        >>> Tokenizer("basic").tokenize("The program, permitted.")
+        ['the', 'program', ',', 'permitted', '.']
     """
 
-    def __init__(self, kind: TokenizerKind, lowercase: bool = True) -> None:
+    def __init__(
+        self, kind: TokenizerKind, lowercase: bool = True, strip_accents: bool = False
+    ) -> None:
         if kind not in TOKENIZER_KINDS:
             raise ValueError(f"unknown tokenizer kind {kind!r}; expected one of {TOKENIZER_KINDS}")
+        if strip_accents and kind != "basic":
+            raise ValueError(f"strip_accents applies to the 'basic' kind only, not {kind!r}")
         self.kind: TokenizerKind = kind
         self.lowercase = lowercase
+        self.strip_accents = strip_accents
+        self._normalizer = (
+            BertNormalizer(
+                clean_text=True,
+                handle_chinese_chars=True,
+                strip_accents=strip_accents,
+                lowercase=lowercase,
+            )
+            if kind == "basic"
+            else None
+        )
 
     def tokenize(self, text: str) -> list[str]:
         """Returns the tokens of `text`; never returns empty or whitespace-only tokens."""
+        if self._normalizer is not None:
+            if text.isascii() and _ASCII_CONTROL.isdisjoint(text):
+                if self.lowercase:
+                    text = text.lower()
+                return text.translate(_SPACE_AROUND_PUNCTUATION).split()
+            return basic_split_by_library(self._normalizer, text)
         if self.lowercase:
             text = text.lower()
         if self.kind == "whitespace":
@@ -74,15 +133,23 @@ class Tokenizer:
         return [tok for tok in _jieba().lcut(text) if tok.strip()]
 
     def to_config(self) -> dict[str, Any]:
-        return {"kind": self.kind, "lowercase": self.lowercase}
+        config: dict[str, Any] = {"kind": self.kind, "lowercase": self.lowercase}
+        if self.kind == "basic":
+            config["strip_accents"] = self.strip_accents
+        return config
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Tokenizer:
         kind = cast(TokenizerKind, config["kind"])
-        return cls(kind=kind, lowercase=bool(config.get("lowercase", True)))
+        return cls(
+            kind=kind,
+            lowercase=bool(config.get("lowercase", True)),
+            strip_accents=bool(config.get("strip_accents", False)),
+        )
 
     def __repr__(self) -> str:
-        return f"Tokenizer(kind={self.kind!r}, lowercase={self.lowercase})"
+        accents = f", strip_accents={self.strip_accents}" if self.kind == "basic" else ""
+        return f"Tokenizer(kind={self.kind!r}, lowercase={self.lowercase}{accents})"
 
 
 class Vocabulary:

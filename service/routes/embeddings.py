@@ -8,7 +8,7 @@ from service.deps import check_limit, check_text_lengths, model_for
 from service.errors import error_responses
 from service.inference import Served, answer_headers, infer, prepare_input, vector_payload
 from service.runtimes.base import reading_input
-from service.runtimes.jose import EmbeddingRuntime
+from service.runtimes.jose import EmbeddingRuntime, Truncation
 from service.schemas.embeddings import Embedding, EmbeddingRequest, EmbeddingResponse, Usage
 from service.settings import Settings
 
@@ -43,12 +43,16 @@ async def create_embeddings(
     """Embed one text or a batch of texts as vectors (OpenAI-compatible).
 
     Limits (settings): at most MAX_INPUTS texts and MAX_TEXT_CHARS characters a text (413); a
-    BERT encoder also refuses a text over its longest length bucket in tokens (413).
+    text over the model's length in tokens (JoSE: the longest length bucket in known words; BERT:
+    that or max_seq_len in WordPieces) is 413 too, unless `truncate` asks to cut it to fit.
     """
     body, texts = embedding.body, texts_of(embedding.body)
+    truncate = body.truncation_direction if body.truncate else None
     with embedding.arrival() as arrival:
         chars = sum(len(t) for t in texts)
-        encoded = await prepare_input(chars, _prepare_all, embedding.runtime, texts, body.method)
+        encoded = await prepare_input(
+            chars, _prepare_all, embedding.runtime, texts, body.method, truncate
+        )
         results = await infer(
             request,
             embedding,
@@ -71,9 +75,11 @@ async def create_embeddings(
     )
 
 
-def _prepare_all(runtime: EmbeddingRuntime, texts: list[str], method: str | None) -> list[Any]:
+def _prepare_all(
+    runtime: EmbeddingRuntime, texts: list[str], method: str | None, truncate: Truncation | None
+) -> list[Any]:
     prepared = []
     for i, text in enumerate(texts):
         with reading_input(f"input {i}"):
-            prepared.append(runtime.prepare(text, method))
+            prepared.append(runtime.prepare(text, method, truncate))
     return prepared

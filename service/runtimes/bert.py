@@ -29,12 +29,15 @@ from models.bert.encoder_signatures import EMBEDDING_KEY, POOLING_MEAN, POOLING_
 from models.store import BertEmbeddingManifest
 from service.errors import BadInput, PayloadTooLarge
 from service.runtimes.base import bucket_for, wordpiece_tokenizer
-from service.runtimes.jose import EmbeddingRuntime, EncodedText
+from service.runtimes.jose import EmbeddingRuntime, EncodedText, Truncation, truncated
 from service.settings import Settings
 
 # The one pooling the export writes; requests may name it or leave `method` out.
 METHOD_MEAN = POOLING_MEAN
 METHODS = POOLING_MODES
+# [CLS] and [SEP] around every text (models.bert.tokenizer's SPECIAL_TOKENS_SINGLE; that module
+# imports TensorFlow, which the service loads only with a model).
+CLS_AND_SEP = 2
 
 
 def row_buckets(max_batch_size: int) -> tuple[int, ...]:
@@ -173,12 +176,17 @@ class BertEmbeddingRuntime(EmbeddingRuntime):
         self.texts_per_row = model.texts_per_row
         self._model = model  # keeps the variables alive
 
-    def prepare(self, text: str, method: str | None) -> EncodedText:
+    def prepare(
+        self, text: str, method: str | None, truncate: Truncation | None = None
+    ) -> EncodedText:
         """`[CLS] text [SEP]` ids (request side, before queueing); refuses what cannot run.
+
+        `truncate` cuts the WordPieces of an over-long text to fit, keeping its first ("right")
+        or last ("left") ones; [CLS] and [SEP] stay, as in text-embeddings-inference.
 
         Raises:
             BadInput: a method other than "mean".
-            PayloadTooLarge: more tokens than the largest length bucket.
+            PayloadTooLarge: more tokens than the largest length bucket, without `truncate`.
         """
         method = method or METHOD_MEAN
         if method not in METHODS:
@@ -186,12 +194,15 @@ class BertEmbeddingRuntime(EmbeddingRuntime):
                 f"method {method!r} does not apply to BERT encoders; use {METHOD_MEAN!r} or omit it"
             )
         pieces = self.tokenizer.piece_ids(text)
-        length = len(pieces) + 2
+        length = len(pieces) + CLS_AND_SEP
         if length > self.max_tokens:
-            raise PayloadTooLarge(
-                f"text has {length} tokens with [CLS] and [SEP]; the most is {self.max_tokens} "
-                "(the largest of LENGTH_BUCKETS and the model's max_seq_len)"
-            )
+            if truncate is None:
+                raise PayloadTooLarge(
+                    f"text has {length} tokens with [CLS] and [SEP]; the most is "
+                    f"{self.max_tokens} (the largest of LENGTH_BUCKETS and the model's "
+                    "max_seq_len); truncate: true embeds the first of them"
+                )
+            pieces = truncated(pieces, self.max_tokens - CLS_AND_SEP, truncate)
         ids = np.asarray([self._cls, *pieces, self._sep], dtype=np.int32)
         return EncodedText(ids=ids, method=method)
 

@@ -7,7 +7,7 @@ from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -17,6 +17,18 @@ from models.store import EmbeddingManifest, JoseEmbeddingManifest, Manifest
 from service.errors import BadInput, PayloadTooLarge
 from service.runtimes.base import BatchedRuntime, bucket_for
 from service.settings import Settings
+
+# `truncate` of /v1/embeddings, as text-embeddings-inference's `truncation_direction`: which end of
+# an over-long text is kept ("right" cuts the end off, keeping the start). None: refuse it (413).
+Truncation = Literal["right", "left"]
+
+
+def truncated(ids: Sequence[int], limit: int, truncate: Truncation) -> list[int]:
+    """The `limit` ids a text keeps when cut from the `truncate` side."""
+    kept = list(ids)
+    if len(kept) <= limit:
+        return kept
+    return kept[:limit] if truncate == "right" else kept[len(kept) - limit :]
 
 
 @dataclass(frozen=True)
@@ -39,8 +51,11 @@ class EmbeddingRuntime(BatchedRuntime):
     spec: EmbeddingManifest
 
     @abstractmethod
-    def prepare(self, text: str, method: str | None) -> EncodedText:
-        """Tokenise one text on the request's side; refuse what the model cannot take."""
+    def prepare(
+        self, text: str, method: str | None, truncate: Truncation | None = None
+    ) -> EncodedText:
+        """Tokenise one text on the request's side; refuse what the model cannot take, unless
+        `truncate` says which end of an over-long text to keep."""
 
 
 class JoseEmbeddingRuntime(EmbeddingRuntime):
@@ -51,7 +66,7 @@ class JoseEmbeddingRuntime(EmbeddingRuntime):
 
     def __init__(self, name: str, version: int, path: Path, settings: Settings) -> None:
         super().__init__(name, version, path, settings)
-        self.tokenizer = Tokenizer(self.spec.tokenizer.kind, self.spec.tokenizer.lowercase)
+        self.tokenizer = Tokenizer.from_config(self.spec.tokenizer.model_dump())
         self.vocab = Vocabulary.load(path / "assets" / VOCAB_ASSET)
         self.dim = self.spec.dim
         self.default_method = METHODS[0]
@@ -63,18 +78,28 @@ class JoseEmbeddingRuntime(EmbeddingRuntime):
 
         self._model = SavedModelJose(self.path)
 
-    def prepare(self, text: str, method: str | None) -> EncodedText:
-        """Tokenise one text (request side, before queueing)."""
+    def prepare(
+        self, text: str, method: str | None, truncate: Truncation | None = None
+    ) -> EncodedText:
+        """Tokenise one text (request side, before queueing).
+
+        The limit is in known words (out-of-vocabulary words carry no vector and are dropped
+        first): the largest length bucket. Past it, `truncate` keeps the first ("right") or the
+        last ("left") of them; without it, 413.
+        """
         method = method or self.default_method
         if method not in METHODS:
             raise BadInput(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
-        ids = np.asarray(self.vocab.encode(self.tokenizer.tokenize(text)), dtype=np.int32)
-        if ids.shape[0] > self.buckets[-1]:
-            raise PayloadTooLarge(
-                f"text has {ids.shape[0]} known tokens; the most is {self.buckets[-1]} "
-                "(the largest of LENGTH_BUCKETS)"
-            )
-        return EncodedText(ids=ids, method=method)
+        ids = self.vocab.encode(self.tokenizer.tokenize(text))
+        limit = self.buckets[-1]
+        if len(ids) > limit:
+            if truncate is None:
+                raise PayloadTooLarge(
+                    f"text has {len(ids)} known tokens; the most is {limit} "
+                    "(the largest of LENGTH_BUCKETS); truncate: true embeds the first of them"
+                )
+            ids = truncated(ids, limit, truncate)
+        return EncodedText(ids=np.asarray(ids, dtype=np.int32), method=method)
 
     def run_batch(self, items: Sequence[EncodedText]) -> list[np.ndarray]:
         # The batcher groups by (runtime, method), so one signature serves the whole batch.

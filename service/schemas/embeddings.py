@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 from service.schemas.common import HARD_MAX_INPUTS, HARD_MAX_TEXT_CHARS, ModelName
 
@@ -29,6 +29,25 @@ class EmbeddingRequest(BaseModel):
     encoding_format: Literal["float", "base64"] = Field(
         "float", description="'base64': little-endian float32 bytes, as the OpenAI API sends them."
     )
+    truncate: bool = Field(
+        False,
+        description="Cut a text longer than the model takes to that length and embed the rest, "
+        "instead of refusing it (413). The length is the model's: JoSE, the largest of "
+        "LENGTH_BUCKETS in known words; BERT encoders, the smaller of that and max_seq_len in "
+        "WordPiece tokens, [CLS] and [SEP] included. `usage` counts the tokens embedded. "
+        "MAX_TEXT_CHARS applies before any cut (text-embeddings-inference's `truncate`).",
+    )
+    truncation_direction: Literal["right", "left"] = Field(
+        "right",
+        description="With `truncate`, which end is cut: 'right' keeps the start of the text, "
+        "'left' its end. 'Right' and 'Left' are taken too, as text-embeddings-inference does.",
+    )
+
+    @field_validator("truncation_direction", mode="before")
+    @classmethod
+    def _either_case(cls, value: object) -> object:
+        # text-embeddings-inference's clients send "Right"/"Left" (its enum's names).
+        return value.lower() if isinstance(value, str) else value
 
     model_config = {
         "extra": "ignore",  # OpenAI clients send fields such as `user`

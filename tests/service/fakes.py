@@ -17,7 +17,7 @@ import numpy as np
 
 from service.errors import BadInput
 from service.runtimes.base import Runtime
-from service.runtimes.jose import EmbeddingRuntime, EncodedText
+from service.runtimes.jose import EmbeddingRuntime, EncodedText, Truncation
 from service.settings import Settings
 
 DIM = 8
@@ -74,7 +74,9 @@ class FakeEmbeddingRuntime(EmbeddingRuntime):
     def warmup(self) -> None:
         pass
 
-    def prepare(self, text: str, method: str | None) -> EncodedText:
+    def prepare(
+        self, text: str, method: str | None, truncate: Truncation | None = None
+    ) -> EncodedText:
         if method not in (None, "average"):
             raise BadInput(f"unknown method {method!r}")
         ids = np.array([token_id(t) for t in text.split()], dtype=np.int32)

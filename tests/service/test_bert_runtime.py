@@ -110,6 +110,24 @@ def test_prepare_packs_cls_and_sep_and_refuses_what_cannot_run(tiny_version: Pat
             runtime.prepare("w1", method)
 
 
+def test_truncate_cuts_an_over_long_text_to_fit_and_keeps_cls_and_sep(tiny_version: Path) -> None:
+    runtime = tiny_runtime(tiny_version)
+    tok = runtime.tokenizer
+    text = words(POSITIONS + 3)  # w0 ... w18, w0: 2 + 20 tokens, 6 too many
+    pieces = [tok.token_to_id(w) for w in text.split()]
+    with pytest.raises(PayloadTooLarge, match="truncate"):
+        runtime.prepare(text, None)
+    right = runtime.prepare(text, None, "right")
+    assert right.ids.tolist() == [tok.cls_id, *pieces[: POSITIONS - 2], tok.sep_id]
+    left = runtime.prepare(text, "mean", "left")
+    assert left.ids.tolist() == [tok.cls_id, *pieces[-(POSITIONS - 2) :], tok.sep_id]
+    assert right.tokens == left.tokens == POSITIONS  # what usage counts: what is embedded
+    fits = words(POSITIONS - 2)
+    assert (
+        runtime.prepare(fits, None, "left").ids.tolist() == runtime.prepare(fits, None).ids.tolist()
+    )
+
+
 def test_first_fit_decreasing_places_every_text_once_within_the_row_limits() -> None:
     lengths = [5, 30, 7, 12, 3, 3, 20, 9, 14, 1]
     rows = first_fit_decreasing(lengths, 32, texts_per_row=3)

@@ -66,7 +66,8 @@ def test_job_exports_a_servable_version_with_manifest(tmp_path):
     assert load_in_runtime(path).dim == 16  # the store's round trip
     assert manifest["task"] == "embedding" and manifest["family"] == "jose"
     assert manifest["dim"] == 16
-    assert manifest["tokenizer"] == {"kind": "whitespace", "lowercase": True}
+    # --tokenizer whitespace trains the punctuation-aware splitter, under its own name
+    assert manifest["tokenizer"] == {"kind": "basic", "lowercase": True, "strip_accents": False}
     assert manifest["config"]["fold_in"]["steps"] == 10
     assert manifest["data"]["documents"] == 90
     assert manifest["metrics"]["final_word_context_loss"] < 0.15  # margin: random start ~0.15
@@ -108,3 +109,27 @@ def test_resume_continues_deterministically(tmp_path):
     b, vocab_b = load_word_vectors(resumed)
     assert vocab_a.words == vocab_b.words
     np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_words_of_text_with_punctuation_are_learnt_without_it(tmp_path):
+    # English as users write it: commas and full stops on the words. The old `str.split` made
+    # "program," and "permitted." words of their own, apart from "program" and "permitted".
+    sentences = [
+        "The program, as written, is permitted.",
+        "No program is permitted without a licence.",
+        "Is this program permitted? Yes, the program is permitted!",
+    ]
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(sentences * 10) + "\n", encoding="utf-8")
+    path = train_embedding(_args(tmp_path, corpus, "punct", "--epochs", "1"))
+    _, vocab = load_word_vectors(path)
+    assert {"program", "permitted", ",", ".", "?", "!"} <= set(vocab.words)
+    assert not [w for w in vocab.words if w != "," and w.endswith(",")]
+    assert "program," not in vocab and "permitted." not in vocab and "permitted?" not in vocab
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["tokenizer"]["kind"] == "basic"
+    # The service splits as the job did: a text of its words embeds every one of them.
+    runtime = load_in_runtime(path)
+    encoded = runtime.prepare("The program, permitted.", None)
+    assert encoded.ids.tolist() == vocab.encode(["the", "program", ",", "permitted", "."])

@@ -9,6 +9,7 @@ from .embedding import Embedding
 from .embedding_request import EmbeddingRequest
 from .embedding_request_encoding_format import EmbeddingRequestEncodingFormat
 from .embedding_request_method_type_0 import EmbeddingRequestMethodType0
+from .embedding_request_truncation_direction import EmbeddingRequestTruncationDirection
 from .embedding_response import EmbeddingResponse
 from .error_body import ErrorBody
 from .generate_request import GenerateRequest
@@ -44,6 +45,7 @@ __all__ = (
     "EmbeddingRequest",
     "EmbeddingRequestEncodingFormat",
     "EmbeddingRequestMethodType0",
+    "EmbeddingRequestTruncationDirection",
     "EmbeddingResponse",
     "ErrorBody",
     "GeneratedSample",

@@ -8,6 +8,7 @@ from attrs import field as _attrs_field
 
 from ..models.embedding_request_encoding_format import EmbeddingRequestEncodingFormat
 from ..models.embedding_request_method_type_0 import EmbeddingRequestMethodType0
+from ..models.embedding_request_truncation_direction import EmbeddingRequestTruncationDirection
 from ..types import UNSET, Unset
 
 T = TypeVar("T", bound="EmbeddingRequest")
@@ -26,6 +27,13 @@ class EmbeddingRequest:
             of word vectors. BERT encoders: 'mean' pooling of token states (default).
         encoding_format (EmbeddingRequestEncodingFormat | Unset): 'base64': little-endian float32 bytes, as the OpenAI
             API sends them. Default: EmbeddingRequestEncodingFormat.FLOAT.
+        truncate (bool | Unset): Cut a text longer than the model takes to that length and embed the rest, instead of
+            refusing it (413). The length is the model's: JoSE, the largest of LENGTH_BUCKETS in known words; BERT encoders,
+            the smaller of that and max_seq_len in WordPiece tokens, [CLS] and [SEP] included. `usage` counts the tokens
+            embedded. MAX_TEXT_CHARS applies before any cut (text-embeddings-inference's `truncate`). Default: False.
+        truncation_direction (EmbeddingRequestTruncationDirection | Unset): With `truncate`, which end is cut: 'right'
+            keeps the start of the text, 'left' its end. 'Right' and 'Left' are taken too, as text-embeddings-inference
+            does. Default: EmbeddingRequestTruncationDirection.RIGHT.
     """
 
     input_: list[str] | str
@@ -33,6 +41,8 @@ class EmbeddingRequest:
     normalize: bool | Unset = True
     method: EmbeddingRequestMethodType0 | None | Unset = UNSET
     encoding_format: EmbeddingRequestEncodingFormat | Unset = EmbeddingRequestEncodingFormat.FLOAT
+    truncate: bool | Unset = False
+    truncation_direction: EmbeddingRequestTruncationDirection | Unset = EmbeddingRequestTruncationDirection.RIGHT
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -63,6 +73,12 @@ class EmbeddingRequest:
         if not isinstance(self.encoding_format, Unset):
             encoding_format = self.encoding_format.value
 
+        truncate = self.truncate
+
+        truncation_direction: str | Unset = UNSET
+        if not isinstance(self.truncation_direction, Unset):
+            truncation_direction = self.truncation_direction.value
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -78,6 +94,10 @@ class EmbeddingRequest:
             field_dict["method"] = method
         if encoding_format is not UNSET:
             field_dict["encoding_format"] = encoding_format
+        if truncate is not UNSET:
+            field_dict["truncate"] = truncate
+        if truncation_direction is not UNSET:
+            field_dict["truncation_direction"] = truncation_direction
 
         return field_dict
 
@@ -133,12 +153,23 @@ class EmbeddingRequest:
         else:
             encoding_format = EmbeddingRequestEncodingFormat(_encoding_format)
 
+        truncate = d.pop("truncate", UNSET)
+
+        _truncation_direction = d.pop("truncation_direction", UNSET)
+        truncation_direction: EmbeddingRequestTruncationDirection | Unset
+        if isinstance(_truncation_direction, Unset):
+            truncation_direction = UNSET
+        else:
+            truncation_direction = EmbeddingRequestTruncationDirection(_truncation_direction)
+
         embedding_request = cls(
             input_=input_,
             model=model,
             normalize=normalize,
             method=method,
             encoding_format=encoding_format,
+            truncate=truncate,
+            truncation_direction=truncation_direction,
         )
 
         embedding_request.additional_properties = d

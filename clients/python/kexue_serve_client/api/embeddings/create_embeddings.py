@@ -106,7 +106,8 @@ def sync_detailed(
      Embed one text or a batch of texts as vectors (OpenAI-compatible).
 
     Limits (settings): at most MAX_INPUTS texts and MAX_TEXT_CHARS characters a text (413); a
-    BERT encoder also refuses a text over its longest length bucket in tokens (413).
+    text over the model's length in tokens (JoSE: the longest length bucket in known words; BERT:
+    that or max_seq_len in WordPieces) is 413 too, unless `truncate` asks to cut it to fit.
 
     Args:
         body (EmbeddingRequest):
@@ -140,7 +141,8 @@ def sync(
      Embed one text or a batch of texts as vectors (OpenAI-compatible).
 
     Limits (settings): at most MAX_INPUTS texts and MAX_TEXT_CHARS characters a text (413); a
-    BERT encoder also refuses a text over its longest length bucket in tokens (413).
+    text over the model's length in tokens (JoSE: the longest length bucket in known words; BERT:
+    that or max_seq_len in WordPieces) is 413 too, unless `truncate` asks to cut it to fit.
 
     Args:
         body (EmbeddingRequest):
@@ -169,7 +171,8 @@ async def asyncio_detailed(
      Embed one text or a batch of texts as vectors (OpenAI-compatible).
 
     Limits (settings): at most MAX_INPUTS texts and MAX_TEXT_CHARS characters a text (413); a
-    BERT encoder also refuses a text over its longest length bucket in tokens (413).
+    text over the model's length in tokens (JoSE: the longest length bucket in known words; BERT:
+    that or max_seq_len in WordPieces) is 413 too, unless `truncate` asks to cut it to fit.
 
     Args:
         body (EmbeddingRequest):
@@ -201,7 +204,8 @@ async def asyncio(
      Embed one text or a batch of texts as vectors (OpenAI-compatible).
 
     Limits (settings): at most MAX_INPUTS texts and MAX_TEXT_CHARS characters a text (413); a
-    BERT encoder also refuses a text over its longest length bucket in tokens (413).
+    text over the model's length in tokens (JoSE: the longest length bucket in known words; BERT:
+    that or max_seq_len in WordPieces) is 413 too, unless `truncate` asks to cut it to fit.
 
     Args:
         body (EmbeddingRequest):
