@@ -13,7 +13,7 @@ import pytest
 
 from tests import live_server as live_server_module
 from tests.live_server import live_server
-from tests.tiny_store import build_tiny_store
+from tests.tiny_store import TINY_MODELS, tiny_version
 
 ADMIN_TOKEN = "test-admin-token"
 # Small limits, so that the fuzzer's largest valid requests stay cheap and the 413s are reachable.
@@ -34,8 +34,12 @@ TINY_SERVER_SETTINGS = {
 
 @pytest.fixture(scope="session")
 def tiny_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("tiny-store")
-    return build_tiny_store(root / "store", root)
+    """One tiny model of every task (TINY_MODELS): this worker's own store, of copies of the
+    versions built once per test session."""
+    store = tmp_path_factory.mktemp("tiny-store") / "store"
+    for kind in TINY_MODELS:
+        tiny_version(tmp_path_factory, kind, store)
+    return store
 
 
 @pytest.fixture(scope="session")
