@@ -14,11 +14,11 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 
 import numpy as np
 import pytest
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from models.generation.export import export_generation_saved_model
 from models.qa.export import export_qa_saved_model
@@ -177,16 +177,34 @@ def session_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
+@overload
 def built_once(
     tmp_path_factory: pytest.TempPathFactory, key: str, build: Callable[[Path], object]
-) -> Path:
+) -> Path: ...
+@overload
+def built_once(
+    tmp_path_factory: pytest.TempPathFactory,
+    key: str,
+    build: Callable[[Path], object],
+    wait: bool,
+) -> Path | None: ...
+def built_once(
+    tmp_path_factory: pytest.TempPathFactory,
+    key: str,
+    build: Callable[[Path], object],
+    wait: bool = True,
+) -> Path | None:
     """The folder `build(folder)` filled, run once per test session: the first worker to ask
-    builds it under a file lock while the others wait for it. A failed build leaves nothing, so the
-    next one to ask tries again."""
+    builds it under a file lock while the others wait for it (or, with `wait=False`, get None at
+    once). A failed build leaves nothing, so the next one to ask tries again."""
     shared = session_folder(tmp_path_factory) / "built-once"
     shared.mkdir(exist_ok=True)
     folder = shared / key
-    with FileLock(shared / f"{key}.lock"):
+    try:
+        lock = FileLock(shared / f"{key}.lock", timeout=-1 if wait else 0).acquire()
+    except Timeout:
+        return None
+    with lock:
         if not folder.is_dir():
             scratch = shared / f".tmp-{key}"
             shutil.rmtree(scratch, ignore_errors=True)
@@ -196,18 +214,34 @@ def built_once(
     return folder
 
 
+@overload
 def tiny_version(
     tmp_path_factory: pytest.TempPathFactory, kind: str, store: Path, name: str | None = None
-) -> Path:
+) -> Path: ...
+@overload
+def tiny_version(
+    tmp_path_factory: pytest.TempPathFactory, kind: str, store: Path, name: str | None, wait: bool
+) -> Path | None: ...
+def tiny_version(
+    tmp_path_factory: pytest.TempPathFactory,
+    kind: str,
+    store: Path,
+    name: str | None = None,
+    wait: bool = True,
+) -> Path | None:
     """Version 1 of the tiny model of `kind` (TINY_BUILDERS) as model `name` of `store` (by
     default its TINY_MODELS name): a copy of the one built once per test session, its manifest
-    naming it `name`. Returns the version folder."""
+    naming it `name`. Returns the version folder (None if `wait` is False and another worker is
+    building it now)."""
     built_name = TINY_MODELS.get(kind, f"tiny-{kind}")
     built = built_once(
         tmp_path_factory,
         f"tiny-{kind}",
         lambda folder: TINY_BUILDERS[kind](folder / "store", built_name, folder),
+        wait,
     )
+    if built is None:
+        return None
     name = name or built_name
     version = store / name / "1"
     shutil.copytree(built / "store" / built_name / "1", version)
@@ -216,6 +250,18 @@ def tiny_version(
     manifest["name"] = name
     manifest_path.write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", "utf-8")
     return version
+
+
+def tiny_versions(tmp_path_factory: pytest.TempPathFactory, kinds: list[str], store: Path) -> Path:
+    """`tiny_version` of each of `kinds` in `store` under its TINY_MODELS name; returns `store`.
+    Builds first what no other worker is building, then waits for the rest, so that two workers
+    asking for the same models at once build them side by side rather than one after the other."""
+    pending = [
+        kind for kind in kinds if tiny_version(tmp_path_factory, kind, store, None, False) is None
+    ]
+    for kind in pending:
+        tiny_version(tmp_path_factory, kind, store)
+    return store
 
 
 def load_in_runtime(version: Path) -> Runtime:
