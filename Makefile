@@ -38,9 +38,9 @@ run: install
 	fi
 	MODEL_STORE=$(MODEL_STORE) PORT=$(PORT) $(BIN)/python -m service
 
-# Two workers, a test file each at a time (module fixtures are built once): much of the suite
-# waits on server processes, so 2 cores run it in about 12 minutes instead of 18. Both lanes
-# print their slowest tests.
+# Two workers, a test file each at a time (module fixtures are built once), in tests/conftest.py's
+# order, longest lanes first (--no-loadscope-reorder; see docs/testing.md). Both lanes print their
+# slowest tests.
 test: install lint
 	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=15
 
