@@ -38,18 +38,18 @@ run: install
 	fi
 	MODEL_STORE=$(MODEL_STORE) PORT=$(PORT) $(BIN)/python -m service
 
-# Two workers, a test file each at a time (module fixtures are built once): much of the suite
-# waits on server processes, so 2 cores run it in about 12 minutes instead of 18. Both lanes
-# print their slowest tests.
+# Two workers, a test file each at a time (module fixtures are built once), in tests/conftest.py's
+# order, longest lanes first (--no-loadscope-reorder; see docs/testing.md). Both lanes print their
+# slowest tests.
 test: install lint
-	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=15
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=15
 
 # The inner loop: the suite without the slow tests and the lanes that start servers or worker
 # processes (markers in pyproject; tests/conftest.py marks what starts a server by itself).
 # No lint: `make lint`.
 FAST_LANE := not (slow or live or ray or fuzz or browser or distributed)
 test-fast: install
-	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=15 -m "$(FAST_LANE)"
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=15 -m "$(FAST_LANE)"
 
 lint: install
 	$(BIN)/ruff check .

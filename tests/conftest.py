@@ -13,7 +13,7 @@ import pytest
 
 from tests import live_server as live_server_module
 from tests.live_server import live_server
-from tests.tiny_store import build_tiny_store
+from tests.tiny_store import TINY_MODELS, tiny_versions
 
 ADMIN_TOKEN = "test-admin-token"
 # Small limits, so that the fuzzer's largest valid requests stay cheap and the 413s are reachable.
@@ -34,8 +34,11 @@ TINY_SERVER_SETTINGS = {
 
 @pytest.fixture(scope="session")
 def tiny_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("tiny-store")
-    return build_tiny_store(root / "store", root)
+    """One tiny model of every task (TINY_MODELS): this worker's own store, of copies of the
+    versions built once per test session."""
+    return tiny_versions(
+        tmp_path_factory, list(TINY_MODELS), tmp_path_factory.mktemp("tiny") / "store"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -80,6 +83,20 @@ def _server_markers(function: Callable[..., Any], seen: set[types.CodeType]) -> 
     return found
 
 
+# The order in which `make test` hands test files to its two workers (`--no-loadscope-reorder`):
+# files with a test of an earlier lane here first, the rest as collected. Longest first, so that
+# the end of the run is short files on both workers; pytest-xdist's own order (most tests first)
+# left the few long Ray, end-to-end and fuzzing tests for last, one worker running them alone.
+FIRST_LANES = ("ray", "distributed", "fuzz", "browser", "live", "slow")
+
+
+def _lane_rank(item: pytest.Item) -> int:
+    marked = {marker.name for marker in item.iter_markers()}
+    return min(
+        (i for i, lane in enumerate(FIRST_LANES) if lane in marked), default=len(FIRST_LANES)
+    )
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if not isinstance(item, pytest.Function):
@@ -91,3 +108,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 markers |= _server_markers(fixturedef.func, seen)
         for marker in sorted(markers):
             item.add_marker(marker)
+    # Whole files move (their module fixtures stay built once), in a stable order.
+    rank: dict[Path, int] = {}
+    for item in items:
+        rank[item.path] = min(rank.get(item.path, len(FIRST_LANES)), _lane_rank(item))
+    items.sort(key=lambda item: rank[item.path])

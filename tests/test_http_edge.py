@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.live_server import live_server_process
-from tests.tiny_store import TINY_MODELS, train_tiny_jose
+from tests.tiny_store import TINY_MODELS, tiny_version
 
 pytestmark = pytest.mark.slow
 
@@ -34,9 +34,9 @@ DEFAULT_MAX_HEADER_COUNT = 100
 @pytest.fixture(scope="module")
 def jose_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A store of the tiny JoSE model only (the queue test needs a model; the rest, a server)."""
-    work = tmp_path_factory.mktemp("http-edge")
-    train_tiny_jose(work / "store", JOSE, work)
-    return work / "store"
+    store = tmp_path_factory.mktemp("http-edge") / "store"
+    tiny_version(tmp_path_factory, "embedding", store, JOSE)
+    return store
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.live_server import live_server_process, wait_until
-from tests.tiny_store import TINY_MODELS, export_tiny_generation
+from tests.tiny_store import TINY_MODELS, tiny_version
 
 pytestmark = pytest.mark.slow
 
@@ -26,10 +26,10 @@ TEXTS = ["酒店很好", "手机坏了", "这本书不错", "服务太差"]
 
 
 @pytest.fixture(scope="module")
-def jose_store(tiny_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def jose_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A store of its own holding a copy of the tiny JoSE model (these tests change stores)."""
     root = tmp_path_factory.mktemp("reliability") / "store"
-    shutil.copytree(tiny_store / JOSE, root / JOSE)
+    tiny_version(tmp_path_factory, "embedding", root, JOSE)
     return root
 
 
@@ -188,8 +188,7 @@ def test_versions_swap_under_load_without_a_failed_request(jose_store: Path) -> 
 def writer_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny LM that never writes [SEP], so every request decodes max_new_tokens steps."""
     root = tmp_path_factory.mktemp("long-writer") / "store"
-    root.mkdir()
-    export_tiny_generation(root, "long-writer", ["neg", "pos"], max_length=200, never_stop=True)
+    tiny_version(tmp_path_factory, "generation-long", root, "long-writer")
     return root
 
 

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.live_server import live_server_process, wait_until
-from tests.tiny_store import train_tiny_jose
+from tests.tiny_store import tiny_version
 
 pytestmark = pytest.mark.slow
 
@@ -28,9 +28,7 @@ POLLING = {"POLL_INTERVAL_S": "0.3", "LOAD_RETRY_BACKOFF_S": "0.5", "ADMIN_TOKEN
 @pytest.fixture(scope="module")
 def jose_version(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One exported version of a tiny JoSE model (a folder to copy versions from)."""
-    work = tmp_path_factory.mktemp("store-ops")
-    train_tiny_jose(work / "store", JOSE, work)
-    return work / "store" / JOSE / "1"
+    return tiny_version(tmp_path_factory, "embedding", tmp_path_factory.mktemp("store-ops"), JOSE)
 
 
 def publish(source: Path, target: Path) -> Path:

@@ -1,17 +1,24 @@
 """Tiny exported models of every family, written into a model store in seconds.
 
-The HTTP tests of each family build the one they need; the client and fuzzing tests
-(`build_tiny_store`) serve one of each from a real server process.
+The HTTP tests of each family copy the one they need (`tiny_version`); the client and fuzzing tests
+serve one of each (the `tiny_store` fixture) from a real server process. Each tiny model is built
+once per test session, shared by the xdist workers (`built_once`): exporting one takes 10-20 s of
+CPU, and a dozen test files use them.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 
 import numpy as np
+import pytest
+from filelock import FileLock, Timeout
 
 from models.generation.export import export_generation_saved_model
 from models.qa.export import export_qa_saved_model
@@ -160,6 +167,121 @@ def build_tiny_store(root: Path, work: Path) -> Path:
     export_tiny_generation(root, TINY_MODELS["generation-vector"], None, max_length=24)
     train_tiny_density(root, TINY_MODELS["density"], work)
     return root
+
+
+# How each tiny model is made: `build(store, name, work)` writes version 1 of `name` into `store`
+# (`work`: scratch files). TINY_MODELS' kinds, and the long writer of the reliability and
+# generation tests (never writes [SEP], so every request decodes max_new_tokens steps).
+TINY_BUILDERS: dict[str, Callable[[Path, str, Path], None]] = {
+    "embedding": train_tiny_jose,
+    "qa": lambda store, name, _: export_tiny_qa(
+        store, name, max_passage=12, max_question=6, max_answer=4
+    ),
+    "generation": lambda store, name, _: export_tiny_generation(
+        store, name, ["neg", "pos"], max_length=24
+    ),
+    "generation-vector": lambda store, name, _: export_tiny_generation(
+        store, name, None, max_length=24
+    ),
+    "density": train_tiny_density,
+    "generation-long": lambda store, name, _: export_tiny_generation(
+        store, name, ["neg", "pos"], max_length=200, never_stop=True
+    ),
+}
+
+
+def session_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder that every xdist worker of this test session sees: the parent of the workers'
+    base temporary folders (pytest-xdist's documented pattern), or the base folder without xdist."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@overload
+def built_once(
+    tmp_path_factory: pytest.TempPathFactory, key: str, build: Callable[[Path], object]
+) -> Path: ...
+@overload
+def built_once(
+    tmp_path_factory: pytest.TempPathFactory,
+    key: str,
+    build: Callable[[Path], object],
+    wait: bool,
+) -> Path | None: ...
+def built_once(
+    tmp_path_factory: pytest.TempPathFactory,
+    key: str,
+    build: Callable[[Path], object],
+    wait: bool = True,
+) -> Path | None:
+    """The folder `build(folder)` filled, run once per test session: the first worker to ask
+    builds it under a file lock while the others wait for it (or, with `wait=False`, get None at
+    once). A failed build leaves nothing, so the next one to ask tries again."""
+    shared = session_folder(tmp_path_factory) / "built-once"
+    shared.mkdir(exist_ok=True)
+    folder = shared / key
+    try:
+        lock = FileLock(shared / f"{key}.lock", timeout=-1 if wait else 0).acquire()
+    except Timeout:
+        return None
+    with lock:
+        if not folder.is_dir():
+            scratch = shared / f".tmp-{key}"
+            shutil.rmtree(scratch, ignore_errors=True)
+            scratch.mkdir()
+            build(scratch)
+            scratch.rename(folder)
+    return folder
+
+
+@overload
+def tiny_version(
+    tmp_path_factory: pytest.TempPathFactory, kind: str, store: Path, name: str | None = None
+) -> Path: ...
+@overload
+def tiny_version(
+    tmp_path_factory: pytest.TempPathFactory, kind: str, store: Path, name: str | None, wait: bool
+) -> Path | None: ...
+def tiny_version(
+    tmp_path_factory: pytest.TempPathFactory,
+    kind: str,
+    store: Path,
+    name: str | None = None,
+    wait: bool = True,
+) -> Path | None:
+    """Version 1 of the tiny model of `kind` (TINY_BUILDERS) as model `name` of `store` (by
+    default its TINY_MODELS name): a copy of the one built once per test session, its manifest
+    naming it `name`. Returns the version folder (None if `wait` is False and another worker is
+    building it now)."""
+    built_name = TINY_MODELS.get(kind, f"tiny-{kind}")
+    built = built_once(
+        tmp_path_factory,
+        f"tiny-{kind}",
+        lambda folder: TINY_BUILDERS[kind](folder / "store", built_name, folder),
+        wait,
+    )
+    if built is None:
+        return None
+    name = name or built_name
+    version = store / name / "1"
+    shutil.copytree(built / "store" / built_name / "1", version)
+    manifest_path = version / MANIFEST_FILENAME
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest["name"] = name
+    manifest_path.write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", "utf-8")
+    return version
+
+
+def tiny_versions(tmp_path_factory: pytest.TempPathFactory, kinds: list[str], store: Path) -> Path:
+    """`tiny_version` of each of `kinds` in `store` under its TINY_MODELS name; returns `store`.
+    Builds first what no other worker is building, then waits for the rest, so that two workers
+    asking for the same models at once build them side by side rather than one after the other."""
+    pending = [
+        kind for kind in kinds if tiny_version(tmp_path_factory, kind, store, None, False) is None
+    ]
+    for kind in pending:
+        tiny_version(tmp_path_factory, kind, store)
+    return store
 
 
 def load_in_runtime(version: Path) -> Runtime:

@@ -17,7 +17,7 @@ from service.app import create_app
 from service.routes.density import finite_or_none
 from service.settings import Settings
 from tests.service.conftest import wait_ready
-from tests.tiny_store import train_tiny_density
+from tests.tiny_store import tiny_version
 from training.density import train_density
 
 NAME = "moons"
@@ -26,9 +26,9 @@ ROWS = [[0.5, -0.2], [1.0, 0.3], [-0.8, 0.6], [0.0, 0.0]]
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("density")
-    train_tiny_density(root / "store", NAME, root)
-    return root / "store"
+    root = tmp_path_factory.mktemp("density") / "store"
+    tiny_version(tmp_path_factory, "density", root, NAME)
+    return root
 
 
 @pytest.fixture(scope="module")

@@ -23,8 +23,9 @@ from service.app import create_app
 from service.settings import Settings
 from tests.live_server import live_server
 from tests.service.conftest import wait_ready
-from tests.tiny_store import export_tiny_generation
+from tests.tiny_store import tiny_version
 
+# Those of tests/tiny_store.py's generation, generation-vector and generation-long models.
 MAX_LENGTH = 24
 LONG_MAX_LENGTH = 200
 
@@ -32,9 +33,9 @@ LONG_MAX_LENGTH = 200
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("store")
-    export_tiny_generation(root, "writer", ["neg", "pos"], MAX_LENGTH)
-    export_tiny_generation(root, "vector-writer", None, MAX_LENGTH)
-    export_tiny_generation(root, "long-writer", ["neg", "pos"], LONG_MAX_LENGTH, never_stop=True)
+    tiny_version(tmp_path_factory, "generation", root, "writer")
+    tiny_version(tmp_path_factory, "generation-vector", root, "vector-writer")
+    tiny_version(tmp_path_factory, "generation-long", root, "long-writer")
     return root
 
 

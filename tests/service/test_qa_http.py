@@ -16,15 +16,16 @@ from service.app import create_app
 from service.settings import Settings
 from tests.service.conftest import wait_ready
 from tests.service.fakes import write_version
-from tests.tiny_store import export_tiny_qa
+from tests.tiny_store import tiny_version
 
+# Those of tests/tiny_store.py's qa model.
 MAX_PASSAGE, MAX_QUESTION, MAX_ANSWER = 12, 6, 4
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("store")
-    export_tiny_qa(root, "reader", MAX_PASSAGE, MAX_QUESTION, MAX_ANSWER)
+    tiny_version(tmp_path_factory, "qa", root, "reader")
     return root
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.models.test_bert_checkpoint import google_weights, to_hf, write_hf_folder
-from tests.tiny_store import train_tiny_density, train_tiny_jose
+from tests.tiny_store import tiny_version
 from training.bert import main as export_encoder
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,10 +65,9 @@ MODEL_CODE = {
 @pytest.fixture(scope="module")
 def versions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("runtime_imports")
-    store, work = root / "store", root / "work"
-    work.mkdir()
-    train_tiny_jose(store, "jose", work)
-    train_tiny_density(store, "density", work)
+    store = root / "store"
+    tiny_version(tmp_path_factory, "embedding", store, "jose")
+    tiny_version(tmp_path_factory, "density", store, "density")
     checkpoint = write_hf_folder(root / "hf", to_hf(google_weights(), prefix=""))
     export_encoder(["--checkpoint", str(checkpoint), "--out", str(store), "--name", "bert"])
     return {family: store / family / "1" for family in ALLOWED}
