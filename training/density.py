@@ -7,7 +7,8 @@ Chen et al., NeurIPS 2019) by maximum likelihood and export it into the model st
 
 `--data` is a 2-D array, rows = examples: a `.npy` file, a `.csv` of numbers (an optional header
 line), or a built-in data set needing no download: `builtin:digits` (scikit-learn's 8x8 digits,
-values 0..16, i.e. 17 levels) or a 2-D toy density `builtin:moons|circles|8gaussians|checkerboard`.
+values 0..16, i.e. 17 levels) or a 2-D toy density
+`builtin:blobs|moons|circles|8gaussians|checkerboard`.
 
 Defaults that depend on the data (resolved before training and recorded in the manifest's
 config): without `--epochs`, enough epochs for `AUTO_MIN_STEPS` optimiser steps (at least 10
