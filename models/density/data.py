@@ -15,8 +15,11 @@ p = alpha + (1 - 2 alpha) x, so that 0 does not go to -inf, and its log-determin
 sum_j log((1 - 2 alpha) / (p_j (1 - p_j))) joins the flow's.
 
 The toy samplers (two moons, circles, eight Gaussians, checkerboard) follow the 2-D densities of
-Grathwohl et al.'s FFJORD (ICLR 2019), which i-ResNet and Residual Flows also show; each draws from
-the numpy generator it is given, so a seed fixes the data.
+Grathwohl et al.'s FFJORD (ICLR 2019), which i-ResNet and Residual Flows also show, plus two
+Gaussian blobs with an empty gap between them (the anomaly-detection case); each draws from the
+numpy generator it is given, so a seed fixes the data. `toy_log_density` gives each one's true
+log-density: in closed form for the Gaussian mixtures and the checkerboard, and for the moons and
+rings (a uniform angle on a curve, blurred by Gaussian noise) as a fine quadrature over the angle.
 """
 
 from __future__ import annotations
@@ -137,7 +140,26 @@ def checkerboard(num_samples: int, rng: np.random.Generator) -> np.ndarray:
     return np.stack([x, y], axis=-1)
 
 
+# Two blobs: centres (+-BLOB_OFFSET, 0), std BLOB_SCALE, so the gap at the origin lies 6 standard
+# deviations from either centre (its true density is e^-18 of theirs).
+BLOB_OFFSET = 3.0
+BLOB_SCALE = 0.5
+
+
+def two_blobs(
+    num_samples: int,
+    rng: np.random.Generator,
+    offset: float = BLOB_OFFSET,
+    scale: float = BLOB_SCALE,
+) -> np.ndarray:
+    """An equal mixture of two isotropic Gaussians at (+-offset, 0), std `scale`: [N, 2]."""
+    side = np.where(rng.random(num_samples) < 0.5, -1.0, 1.0)
+    centres = np.stack([side * offset, np.zeros(num_samples)], axis=-1)
+    return centres + scale * rng.standard_normal((num_samples, 2))
+
+
 TOY_DATASETS: dict[str, Callable[[int, np.random.Generator], np.ndarray]] = {
+    "two_blobs": two_blobs,
     "two_moons": two_moons,
     "circles": circles,
     "eight_gaussians": eight_gaussians,
@@ -150,3 +172,80 @@ def sample_toy(name: str, num_samples: int, rng: np.random.Generator) -> np.ndar
     if name not in TOY_DATASETS:
         raise ValueError(f"toy dataset must be one of {sorted(TOY_DATASETS)}, not {name!r}")
     return TOY_DATASETS[name](num_samples, rng)
+
+
+# Quadrature nodes over the angle of the moons and rings: the arcs have radius <= 2 and noise
+# >= 0.08, so nodes at most 2 pi * 2 / 2048 = 0.006 apart resolve the Gaussian blur 13-fold.
+_ANGLE_NODES = 2048
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+def _log_mixture_of_isotropic(x: np.ndarray, centres: np.ndarray, scale: float) -> np.ndarray:
+    """log of the equal mixture of N(centre, scale^2 I) over `centres` [M, 2], at x [N, 2]: [N].
+
+    A mixture over many centres (quadrature nodes along a curve) is evaluated in chunks of rows,
+    with a log-sum-exp so that points far from every centre do not underflow to -inf.
+    """
+    x = np.asarray(x, np.float64)
+    out = np.empty(len(x))
+    for start in range(0, len(x), 2048):
+        part = x[start : start + 2048]
+        sq = ((part[:, None, :] - centres[None, :, :]) ** 2).sum(axis=-1)
+        logits = -0.5 * sq / scale**2
+        top = logits.max(axis=1)
+        out[start : start + 2048] = top + np.log(np.exp(logits - top[:, None]).mean(axis=1))
+    return out - _LOG_2PI - 2.0 * math.log(scale)
+
+
+def _midpoints(low: float, high: float, count: int) -> np.ndarray:
+    return low + (np.arange(count) + 0.5) * (high - low) / count
+
+
+def two_blobs_log_density(x: np.ndarray) -> np.ndarray:
+    centres = np.array([[-BLOB_OFFSET, 0.0], [BLOB_OFFSET, 0.0]])
+    return _log_mixture_of_isotropic(x, centres, BLOB_SCALE)
+
+
+def eight_gaussians_log_density(x: np.ndarray) -> np.ndarray:
+    angle = np.arange(8) * (math.pi / 4.0)
+    return _log_mixture_of_isotropic(x, 2.0 * np.stack([np.cos(angle), np.sin(angle)], -1), 0.2)
+
+
+def two_moons_log_density(x: np.ndarray) -> np.ndarray:
+    """`two_moons`: each half circle's angle is uniform on [0, pi], then scaled by 2, plus noise."""
+    angle = _midpoints(0.0, math.pi, _ANGLE_NODES // 2)
+    upper = np.stack([np.cos(angle) - 0.5, np.sin(angle) - 0.25], axis=-1)
+    lower = np.stack([0.5 - np.cos(angle), 0.25 - np.sin(angle)], axis=-1)
+    return _log_mixture_of_isotropic(x, 2.0 * np.concatenate([upper, lower]), 0.1)
+
+
+def circles_log_density(x: np.ndarray) -> np.ndarray:
+    """`circles` with its default radii (1, 2) and noise 0.08."""
+    angle = _midpoints(0.0, 2.0 * math.pi, _ANGLE_NODES)
+    ring = np.stack([np.cos(angle), np.sin(angle)], axis=-1)
+    return _log_mixture_of_isotropic(x, np.concatenate([ring, 2.0 * ring]), 0.08)
+
+
+def checkerboard_log_density(x: np.ndarray) -> np.ndarray:
+    """1/8 on the 8 black unit squares of [-2, 2]^2 (column + row even, from -2), else 0."""
+    x = np.asarray(x, np.float64)
+    inside = np.all((x >= -2.0) & (x < 2.0), axis=-1)
+    cells = np.floor(x + 2.0).astype(np.int64)
+    black = (cells[:, 0] % 2) == (cells[:, 1] % 2)
+    return np.where(inside & black, -math.log(8.0), -np.inf)
+
+
+TOY_LOG_DENSITIES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "two_blobs": two_blobs_log_density,
+    "two_moons": two_moons_log_density,
+    "circles": circles_log_density,
+    "eight_gaussians": eight_gaussians_log_density,
+    "checkerboard": checkerboard_log_density,
+}
+
+
+def toy_log_density(name: str, x: np.ndarray) -> np.ndarray:
+    """The true log-density [N] of toy `name` (a key of `TOY_DATASETS`) at points x [N, 2]."""
+    if name not in TOY_LOG_DENSITIES:
+        raise ValueError(f"toy dataset must be one of {sorted(TOY_LOG_DENSITIES)}, not {name!r}")
+    return TOY_LOG_DENSITIES[name](x)

@@ -16,6 +16,7 @@ from models.density.data import sample_toy
 
 BUILTIN_PREFIX = "builtin:"
 BUILTIN_TOYS = {
+    "blobs": "two_blobs",
     "moons": "two_moons",
     "circles": "circles",
     "8gaussians": "eight_gaussians",

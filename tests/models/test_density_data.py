@@ -82,3 +82,41 @@ def test_toy_samplers_geometry():
     angles = np.round(np.arctan2(points[:, 1], points[:, 0]) / (np.pi / 4)) % 8
     assert len(np.unique(angles)) == 8
     np.testing.assert_allclose(np.linalg.norm(points, axis=1), 2.0, atol=0.06)
+
+
+def test_true_toy_log_densities_integrate_to_one_and_fit_their_samplers():
+    from models.density.data import TOY_LOG_DENSITIES, toy_log_density
+
+    assert set(TOY_LOG_DENSITIES) == set(TOY_DATASETS)
+    axis = np.linspace(-6.0, 6.0, 161)
+    xs, ys = np.meshgrid(axis, axis)
+    points = np.stack([xs.ravel(), ys.ravel()], axis=-1)
+    area = (axis[1] - axis[0]) ** 2
+    for name in TOY_DATASETS:
+        density = np.exp(toy_log_density(name, points))
+        # The checkerboard's edges fall between grid points, so its sum is coarser.
+        assert abs(density.sum() * area - 1.0) < (0.03 if name == "checkerboard" else 2e-3), name
+        # Where the sampler draws, the density is positive; a histogram of many draws matches it
+        # on coarse cells (within sampling noise and the cells' averaging).
+        draws = sample_toy(name, 200_000, np.random.default_rng(5))
+        assert np.isfinite(toy_log_density(name, draws[:2000])).all(), name
+        edges = np.linspace(-6.0, 6.0, 25)  # cells of 0.5 x 0.5
+        counts, _, _ = np.histogram2d(draws[:, 0], draws[:, 1], bins=(edges, edges))
+        fine = np.linspace(-6.0, 6.0, 241)[:-1] + 0.025  # cell centres of a 0.05 grid
+        fx, fy = np.meshgrid(fine, fine, indexing="ij")
+        cell_density = np.exp(toy_log_density(name, np.stack([fx.ravel(), fy.ravel()], -1)))
+        mass = cell_density.reshape(24, 10, 24, 10).sum(axis=(1, 3)) * 0.05**2
+        np.testing.assert_allclose(counts / len(draws), mass, atol=4e-3, err_msg=name)
+    with pytest.raises(ValueError):
+        toy_log_density("spirals", points[:1])
+
+
+def test_two_blobs_gap_is_empty_and_checkerboard_white_squares_are_zero():
+    from models.density.data import checkerboard_log_density, two_blobs_log_density
+
+    lp = two_blobs_log_density(np.array([[0.0, 0.0], [3.0, 0.0]]))
+    # Centre: log(1/2 N(0; 0, 0.25 I)); the gap is 6 standard deviations from both centres.
+    np.testing.assert_allclose(lp[1], math.log(0.5 / (2 * math.pi * 0.25)), rtol=1e-9)
+    np.testing.assert_allclose(lp[0] - lp[1], -18.0, atol=1e-6)
+    board = checkerboard_log_density(np.array([[-1.5, -1.5], [-0.5, -1.5], [2.5, 0.0]]))
+    assert board[0] == pytest.approx(-math.log(8.0)) and np.isneginf(board[1:]).all()
