@@ -1,7 +1,7 @@
 """Evaluate an exported QA model on a held-out file: accuracy, character F1 and Final.
 
     python -m training.qa_eval --model model_store/qa-zh/1 --data dev.json \\
-        [--beam-size 1] [--extractive] [--limit 500] [--predictions preds.json]
+        [--beam-size 1] [--extractive] [--force-answer] [--limit 500] [--predictions preds.json]
 
 Reads WebQA/SogouQA or SQuAD/CMRC JSON (`models.qa.readers`), cuts long passages into the same
 windows as training, decodes every question over all its passages with the SavedModel's
@@ -48,6 +48,7 @@ def evaluate_examples(
     beam_size: int = 1,
     extractive: bool = False,
     questions_per_batch: int = DEFAULT_QUESTIONS_PER_BATCH,
+    force_answer: bool = False,
 ) -> tuple[dict[str, float], list[str | None]]:
     """Decodes every example and scores the answers.
 
@@ -59,6 +60,7 @@ def evaluate_examples(
         beam_size: beams per question.
         extractive: answers restricted to passage spans.
         questions_per_batch: questions decoded together.
+        force_answer: never answer null (every question of the data has an answer).
 
     Returns:
         ({"accuracy", "f1", "final", "count"}, the predicted answers in order).
@@ -75,6 +77,7 @@ def evaluate_examples(
             max_answer_tokens=max_answer_tokens,
             beam_size=beam_size,
             extractive=extractive,
+            force_answer=force_answer,
         )
         predictions.extend(r.answer for r in results)
     return evaluate(predictions, examples), predictions
@@ -86,6 +89,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, required=True, help="held-out QA file")
     p.add_argument("--beam-size", type=int, default=None, help="default: the manifest's")
     p.add_argument("--extractive", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument(
+        "--force-answer",
+        action="store_true",
+        help="never answer null (data whose every question has an answer, as CMRC 2018's)",
+    )
+    p.add_argument(
+        "--window-stride",
+        type=int,
+        default=None,
+        help="characters between passage windows (default: the training run's)",
+    )
     p.add_argument("--limit", type=int, default=None, help="evaluate the first N questions")
     p.add_argument("--questions-per-batch", type=int, default=DEFAULT_QUESTIONS_PER_BATCH)
     p.add_argument("--no-cache", action="store_true", help="decode with full_logits only")
@@ -104,7 +118,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     extractive = args.extractive if args.extractive is not None else manifest.decoding.extractive
     window = manifest.max_passage_tokens
     # Windows as in training, where the training configuration says.
-    stride = int(manifest.config.get("window_stride") or window * WINDOW_STRIDE_FRACTION)
+    stride = args.window_stride or int(
+        manifest.config.get("window_stride") or window * WINDOW_STRIDE_FRACTION
+    )
     examples = [window_passages(e, window, stride) for e in read_qa_file(args.data)]
     examples = examples[: args.limit]
     saved = SavedModelStepModel(args.model)
@@ -122,6 +138,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         beam_size=beam_size,
         extractive=extractive,
         questions_per_batch=args.questions_per_batch,
+        force_answer=args.force_answer,
     )
     report = {
         **scores,
@@ -129,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "data": str(args.data),
         "beam_size": beam_size,
         "extractive": extractive,
+        "force_answer": args.force_answer,
+        "window_stride": stride,
         "seconds": round(time.perf_counter() - started, 1),
     }
     if args.predictions is not None:

@@ -27,7 +27,7 @@ import tensorflow as tf
 
 from models.bert.bert_backbone import AttentionMode, BertBackbone, BertConfig
 from models.bert.mlm_head import BertMaskedLMHead
-from models.bert.tokenizer import VOCAB_FILE, BertTokenizer
+from models.bert.tokenizer import TOKENIZER_CONFIG_FILE, VOCAB_FILE, BertTokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -301,3 +301,60 @@ def load_tf_checkpoint(
         folder / VOCAB_FILE, lowercase=lowercase, max_length=max_length or config.max_position
     )
     return LoadedBert(config, backbone, head, tokenizer, missing)
+
+
+def hf_config_dict(config: BertConfig) -> dict[str, object]:
+    """`config` as Hugging Face's config.json writes it (what `BertConfig.from_json_dict` reads)."""
+    return {
+        "architectures": ["BertForMaskedLM"],
+        "model_type": "bert",
+        "vocab_size": config.vocab_size,
+        "hidden_size": config.hidden_size,
+        "num_hidden_layers": config.num_layers,
+        "num_attention_heads": config.num_heads,
+        "intermediate_size": config.intermediate_size,
+        "max_position_embeddings": config.max_position,
+        "type_vocab_size": config.type_vocab_size,
+        "layer_norm_eps": config.layer_norm_epsilon,
+        "hidden_dropout_prob": config.dropout,
+        "attention_probs_dropout_prob": config.dropout,
+        "hidden_act": config.hidden_act,
+    }
+
+
+def save_hf_folder(
+    folder: str | Path,
+    backbone: BertBackbone,
+    mlm_head: BertMaskedLMHead,
+    vocab_path: str | Path,
+    lowercase: bool = True,
+) -> list[str]:
+    """Write a BERT and its MLM head as a Hugging Face folder (config.json, model.safetensors with
+    BertForMaskedLM's names, vocab.txt, tokenizer_config.json): what `load_hf_folder`, and so
+    `--init-checkpoint`, read back, and what `transformers.BertForMaskedLM.from_pretrained` reads.
+
+    Returns:
+        The files written.
+    """
+    from safetensors.numpy import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors: dict[str, np.ndarray] = {}
+    for slot in [*_backbone_slots(backbone), *_mlm_slots(mlm_head)]:
+        value = np.asarray(slot.variable.numpy(), dtype=np.float32)
+        tensors["bert." * (not slot.hf_name.startswith("cls.")) + slot.hf_name] = (
+            np.ascontiguousarray(value.T if slot.linear_kernel else value)
+        )
+    save_file(tensors, str(folder / HF_WEIGHTS_FILE), metadata={"format": "pt"})
+    (folder / HF_CONFIG_FILE).write_text(
+        json.dumps(hf_config_dict(backbone.config), indent=2) + "\n", encoding="utf-8"
+    )
+    (folder / TOKENIZER_CONFIG_FILE).write_text(
+        json.dumps({"do_lower_case": lowercase, "tokenizer_class": "BertTokenizer"}, indent=2)
+        + "\n",
+        encoding="utf-8",
+    )
+    vocab = Path(vocab_path).read_bytes()
+    (folder / VOCAB_FILE).write_bytes(vocab)
+    return [HF_CONFIG_FILE, HF_WEIGHTS_FILE, VOCAB_FILE, TOKENIZER_CONFIG_FILE]

@@ -13,7 +13,11 @@ The algorithm is the one of bert4keras' `task_reading_comprehension_by_seq2seq.p
    sure of over tokens one passage is unsure of.
 3. With `extractive`, the next token must extend the answer so far to a span of a remaining
    passage (or be [SEP]): the probabilities of all other tokens are set to zero before voting.
-4. Beam search on the summed log-votes keeps `beam_size` answers; beams end at [SEP] (or at
+4. With `force_answer` (the caller knows the passages hold an answer: bert4keras' decoder can be
+   told so too), [SEP] may not win the first step: when every passage would leave, the one
+   least sure of "no answer" (lowest p([SEP]) at the first step) stays, and the first token is
+   chosen among the others, so the best answer is returned rather than null.
+5. Beam search on the summed log-votes keeps `beam_size` answers; beams end at [SEP] (or at
    `max_answer_tokens`); the cache rows follow their beams (`StepModel.select_rows`). Each step's
    votes are rescaled to sum to 1 first (`_normalized_vote`): the raw vote is at most 1/2, which
    would bias beams towards short answers.
@@ -197,21 +201,28 @@ def _log(x: np.ndarray) -> np.ndarray:
 
 
 def _allowed_mask(
-    vocab_size: int, beam: _Beam, question: _Question, sep_id: int, banned: np.ndarray
+    vocab_size: int,
+    beam: _Beam,
+    question: _Question,
+    sep_id: int,
+    banned: np.ndarray,
+    end_allowed: bool = True,
 ) -> np.ndarray | None:
-    """[V] bool of the tokens that may come next, or None when any token may (not extractive)."""
+    """[V] bool of the tokens that may come next, or None when any token may (not extractive).
+    `end_allowed` False bans [SEP] (a forced answer's first token)."""
     if beam.matches is None:
-        if not len(banned):
+        if not len(banned) and end_allowed:
             return None
         mask = np.ones(vocab_size, bool)
         mask[banned] = False
+        mask[sep_id] = end_allowed
         return mask
     mask = np.zeros(vocab_size, bool)
     for passage_index, positions in zip(question.alive, beam.matches, strict=True):
         ids = question.passages[passage_index]
         mask[ids[positions[positions < len(ids)]]] = True
     mask[banned] = False
-    mask[sep_id] = True
+    mask[sep_id] = end_allowed
     return mask
 
 
@@ -257,13 +268,16 @@ def _select(
     banned: np.ndarray,
     beam_size: int,
     max_answer_tokens: int,
+    force_answer: bool = False,
 ) -> None:
-    """One beam-search step of a question from its rows' log-probs (rows of `beam.rows`)."""
+    """One beam-search step of a question from its rows' log-probs (rows of `beam.rows`);
+    with `force_answer`, an empty beam may not end (the answer has at least one token)."""
     vocab_size = log_probs.shape[1]
     totals, per_passage = [], []
     for beam in question.beams:
         probs = np.exp(log_probs[beam.rows])  # [alive, V]
-        mask = _allowed_mask(vocab_size, beam, question, sep_id, banned)
+        end_allowed = not (force_answer and not beam.tokens)
+        mask = _allowed_mask(vocab_size, beam, question, sep_id, banned, end_allowed)
         if mask is not None:
             probs = np.where(mask[None, :], probs, 0.0)
         totals.append(beam.score + _log(_normalized_vote(probs)))
@@ -310,6 +324,7 @@ def decode_batch(
     beam_size: int = DEFAULT_BEAM_SIZE,
     extractive: bool = False,
     banned_ids: Sequence[int] = (),
+    force_answer: bool = False,
 ) -> list[DecodedAnswer]:
     """Decodes the answers of several questions together, in token ids.
 
@@ -323,6 +338,8 @@ def decode_batch(
         beam_size: beams per question (1: greedy).
         extractive: answers must be spans of the remaining passages.
         banned_ids: tokens never written ([PAD], [CLS], [MASK]).
+        force_answer: the passages are known to hold an answer: never "no answer" (see the
+            module's docstring), unless a question has no passage.
 
     Returns:
         One `DecodedAnswer` per question, in order.
@@ -361,6 +378,8 @@ def decode_batch(
             continue
         first = log_probs[question.prefill_rows]
         question.alive = [i for i, row in enumerate(first) if int(np.argmax(row)) != sep_id]
+        if not question.alive and force_answer:
+            question.alive = [int(np.argmin(first[:, sep_id]))]
         if not question.alive:
             no_answer = _vote(np.exp(first[:, sep_id : sep_id + 1]))[0]
             question.result = DecodedAnswer(None, float(no_answer), None, [])
@@ -378,7 +397,7 @@ def decode_batch(
                 ),
             )
         ]
-        _select(question, log_probs, sep_id, banned, beam_size, max_answer_tokens)
+        _select(question, log_probs, sep_id, banned, beam_size, max_answer_tokens, force_answer)
 
     while True:
         live = [q for q in questions if q.result is None and q.beams]
@@ -441,6 +460,7 @@ def answer_questions(
     max_answer_tokens: int = DEFAULT_MAX_ANSWER_TOKENS,
     beam_size: int = DEFAULT_BEAM_SIZE,
     extractive: bool = False,
+    force_answer: bool = False,
 ) -> list[QAResult]:
     """Answers several questions, each over its passages, in one batch of model calls.
 
@@ -453,6 +473,7 @@ def answer_questions(
         max_answer_tokens: longest answer in WordPieces.
         beam_size: beams per question.
         extractive: answers must be spans of the passages.
+        force_answer: the passages are known to hold an answer; never null (`decode_batch`).
 
     Returns:
         One `QAResult` per question.
@@ -473,6 +494,7 @@ def answer_questions(
         beam_size=beam_size,
         extractive=extractive,
         banned_ids=banned_ids(tokenizer),
+        force_answer=force_answer,
     )
     return results_from_decoded(tokenizer, decoded)
 

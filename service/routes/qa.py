@@ -36,7 +36,8 @@ QAModel = Annotated[
     responses=error_responses(400, 404, 413, 429, 500, 503, 504),
 )
 async def answer_question(qa: QAModel, request: Request, response: Response) -> QAResponse:
-    """Read the passages and write the answer to the question, or `answer: null` if none has it.
+    """Read the passages and write the answer to the question, or `answer: null` if none has it
+    (with `force_answer`, never null: the caller knows the passages hold an answer).
 
     Limits (settings): at most MAX_PASSAGES passages, `beam_size` at most MAX_BEAM_SIZE, and
     MAX_TEXT_CHARS characters for the question and each passage (413).
@@ -77,4 +78,5 @@ def _prepare(runtime: QARuntime, body: QARequest) -> QAItem:
             max_answer_tokens=body.max_answer_tokens,
             beam_size=body.beam_size,
             extractive=body.extractive,
+            force_answer=body.force_answer,
         )

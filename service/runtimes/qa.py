@@ -28,6 +28,7 @@ class QAOptions:
     beam_size: int
     max_answer_tokens: int
     extractive: bool
+    force_answer: bool = False
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ class QARuntime(BatchedRuntime):
         max_answer_tokens: int | None,
         beam_size: int | None,
         extractive: bool,
+        force_answer: bool = False,
     ) -> QAItem:
         answer_tokens = max_answer_tokens or self.max_answer_tokens
         if answer_tokens > self.max_answer_tokens:
@@ -84,6 +86,7 @@ class QARuntime(BatchedRuntime):
             beam_size=beam_size or self.default_beam_size,
             max_answer_tokens=answer_tokens,
             extractive=extractive or self.default_extractive,
+            force_answer=force_answer,
         )
         # Passages longer than the model reads are cut to its window, as in training
         # (`build_prefix`); the question is tokenised once for all of them.
@@ -111,6 +114,7 @@ class QARuntime(BatchedRuntime):
             beam_size=options.beam_size,
             extractive=options.extractive,
             banned_ids=banned_ids(self.tokenizer),
+            force_answer=options.force_answer,
         )
         return results_from_decoded(self.tokenizer, decoded)
 

@@ -35,6 +35,12 @@ class QARequest(BaseModel):
     extractive: bool = Field(
         False, description="Answers must be spans of the passages (each token continues one)."
     )
+    force_answer: bool = Field(
+        False,
+        description='The passages are known to hold an answer: never null. "No answer" may '
+        "not win the first step, and the best answer of the passage most likely to hold one "
+        "is returned even when every passage would say none.",
+    )
 
     model_config = {
         "extra": "forbid",

@@ -306,3 +306,58 @@ def test_answer_question_returns_text_and_candidates(tokenizer):
     assert result.candidates[0][0] == "北京"
     (none,) = answer_questions(model, tokenizer, [("张伟住在哪里？", ["张伟住在上海。"])])
     assert none.answer is None and none.passage_index is None
+
+
+def _unsure_dist(prefix: list[int], answer: list[int]) -> np.ndarray:
+    """Every passage leans to "no answer" ([SEP] 0.6 at the first step), the passage with 7 less
+    so (0.5); the second most likely first token is the passage's token after 7 (or its first),
+    and after one token [SEP]."""
+    passage = _passage_of(prefix)
+    if answer:
+        return _peaked(SEP, 0.9)
+    marked = 7 in passage
+    probs = np.full(V, 0.01)
+    probs[SEP] = 0.5 if marked else 0.6
+    probs[passage[passage.index(7) + 1] if marked else passage[0]] = 0.3
+    return probs / probs.sum()
+
+
+@pytest.mark.parametrize("extractive", [False, True])
+def test_force_answer_returns_the_best_answer_where_every_passage_says_none(extractive):
+    model = RecomputeStepModel(_full_from(_unsure_dist))
+    passages = [_prefix([5, 6]), _prefix([8, 7, 11]), _prefix([9, 9])]
+    (unforced,) = _decode(model, [passages], extractive=extractive)
+    assert unforced.token_ids is None
+    (forced,) = _decode(model, [passages], extractive=extractive, force_answer=True)
+    # the passage least sure of "no answer" stays, and its best first token that is not [SEP]
+    assert forced.token_ids == [11] and forced.passage_index == 1
+    assert forced.candidates and all(tokens for tokens, _, _ in forced.candidates)
+
+
+def test_force_answer_bans_an_empty_answer_at_the_first_step_only():
+    # One passage: its best first token is 5 (p 0.45), then [SEP] (0.4); after 5, [SEP].
+    def dist(prefix, answer):
+        if answer:
+            return _peaked(SEP, 0.9)
+        probs = np.full(V, 0.15 / (V - 2))
+        probs[5], probs[SEP] = 0.45, 0.4
+        return probs
+
+    model = RecomputeStepModel(_full_from(dist))
+    # with beams, "no answer" is a finished candidate of the first step unless forced
+    (free,) = _decode(model, [[_prefix([5, 6])]], beam_size=3)
+    assert [] in [tokens for tokens, _, _ in free.candidates]
+    (forced,) = _decode(model, [[_prefix([5, 6])]], beam_size=3, force_answer=True)
+    assert forced.token_ids == [5]
+    assert [] not in [tokens for tokens, _, _ in forced.candidates]
+
+
+def test_force_answer_keeps_the_answers_of_passages_that_hold_one():
+    model = RecomputeStepModel(_full_from(_marker_dist))
+    batch = [[_prefix([5, 6, 9]), _prefix([8, 7, 11, 12, 5])], [_prefix([8, 7, 13, 14])]]
+    assert [a.token_ids for a in _decode(model, batch, force_answer=True)] == [
+        a.token_ids for a in _decode(model, batch)
+    ]
+    # no passage: still no answer
+    (empty,) = _decode(model, [[]], force_answer=True)
+    assert empty.token_ids is None

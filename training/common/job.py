@@ -206,13 +206,17 @@ class Job(ABC):
             log(f"worker {worker_index(strategy)} done; the chief exports")
             return None
         with plan.ema.averaged():
-            manifest = self.manifest(args, fit)
-            # The Manifest's fields are `export_version`'s keyword arguments of the same names.
-            path = export_version(
-                args.out, args.name, task=self.task, family=self.family, **vars(manifest)
-            )
+            path = self.export(args, self.manifest(args, fit))
         log(f"exported {path} in {time.perf_counter() - started:.1f}s total")
         return path
+
+    def export(self, args: argparse.Namespace, manifest: Manifest) -> Path:
+        """Writes what the run made, with the averaged weights in place: a new version in the
+        model store (a job whose product is not served, `training.pretrain`, writes elsewhere)."""
+        # The Manifest's fields are `export_version`'s keyword arguments of the same names.
+        return export_version(
+            args.out, args.name, task=self.task, family=self.family, **vars(manifest)
+        )
 
     def _fit(
         self, fit: Fit, keeper: CheckpointKeeper, checkpoint_every: int, disable_bar: bool

@@ -21,6 +21,9 @@ class QARequest:
             (400).
         beam_size (int | None | Unset): Beams (1: greedy); at most MAX_BEAM_SIZE.
         extractive (bool | Unset): Answers must be spans of the passages (each token continues one). Default: False.
+        force_answer (bool | Unset): The passages are known to hold an answer: never null. "No answer" may not win the
+            first step, and the best answer of the passage most likely to hold one is returned even when every passage would
+            say none. Default: False.
     """
 
     question: str
@@ -29,6 +32,7 @@ class QARequest:
     max_answer_tokens: int | None | Unset = UNSET
     beam_size: int | None | Unset = UNSET
     extractive: bool | Unset = False
+    force_answer: bool | Unset = False
 
     def to_dict(self) -> dict[str, Any]:
         question = self.question
@@ -55,6 +59,8 @@ class QARequest:
 
         extractive = self.extractive
 
+        force_answer = self.force_answer
+
         field_dict: dict[str, Any] = {}
 
         field_dict.update(
@@ -71,6 +77,8 @@ class QARequest:
             field_dict["beam_size"] = beam_size
         if extractive is not UNSET:
             field_dict["extractive"] = extractive
+        if force_answer is not UNSET:
+            field_dict["force_answer"] = force_answer
 
         return field_dict
 
@@ -110,6 +118,8 @@ class QARequest:
 
         extractive = d.pop("extractive", UNSET)
 
+        force_answer = d.pop("force_answer", UNSET)
+
         qa_request = cls(
             question=question,
             passages=passages,
@@ -117,6 +127,7 @@ class QARequest:
             max_answer_tokens=max_answer_tokens,
             beam_size=beam_size,
             extractive=extractive,
+            force_answer=force_answer,
         )
 
         return qa_request

@@ -103,7 +103,8 @@ def sync_detailed(
 ) -> Response[ErrorBody | HTTPValidationError | QAResponse]:
     """Answer Question
 
-     Read the passages and write the answer to the question, or `answer: null` if none has it.
+     Read the passages and write the answer to the question, or `answer: null` if none has it
+    (with `force_answer`, never null: the caller knows the passages hold an answer).
 
     Limits (settings): at most MAX_PASSAGES passages, `beam_size` at most MAX_BEAM_SIZE, and
     MAX_TEXT_CHARS characters for the question and each passage (413).
@@ -137,7 +138,8 @@ def sync(
 ) -> ErrorBody | HTTPValidationError | QAResponse | None:
     """Answer Question
 
-     Read the passages and write the answer to the question, or `answer: null` if none has it.
+     Read the passages and write the answer to the question, or `answer: null` if none has it
+    (with `force_answer`, never null: the caller knows the passages hold an answer).
 
     Limits (settings): at most MAX_PASSAGES passages, `beam_size` at most MAX_BEAM_SIZE, and
     MAX_TEXT_CHARS characters for the question and each passage (413).
@@ -166,7 +168,8 @@ async def asyncio_detailed(
 ) -> Response[ErrorBody | HTTPValidationError | QAResponse]:
     """Answer Question
 
-     Read the passages and write the answer to the question, or `answer: null` if none has it.
+     Read the passages and write the answer to the question, or `answer: null` if none has it
+    (with `force_answer`, never null: the caller knows the passages hold an answer).
 
     Limits (settings): at most MAX_PASSAGES passages, `beam_size` at most MAX_BEAM_SIZE, and
     MAX_TEXT_CHARS characters for the question and each passage (413).
@@ -198,7 +201,8 @@ async def asyncio(
 ) -> ErrorBody | HTTPValidationError | QAResponse | None:
     """Answer Question
 
-     Read the passages and write the answer to the question, or `answer: null` if none has it.
+     Read the passages and write the answer to the question, or `answer: null` if none has it
+    (with `force_answer`, never null: the caller knows the passages hold an answer).
 
     Limits (settings): at most MAX_PASSAGES passages, `beam_size` at most MAX_BEAM_SIZE, and
     MAX_TEXT_CHARS characters for the question and each passage (413).

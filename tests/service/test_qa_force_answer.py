@@ -1,0 +1,80 @@
+"""`force_answer` on POST /v1/qa, against a real server process: a reader that always says "no
+answer" answers null unless the request says the passages hold an answer."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from models.qa.export import export_qa_saved_model
+from tests.live_server import live_server
+from tests.models.test_qa_cache import tiny_model
+from tests.tiny_store import QA_VOCAB_SIZE, QA_WORDS, SEP_ID, WORDPIECE, write_vocab
+from training.common import export_version
+
+MAX_PASSAGE, MAX_QUESTION, MAX_ANSWER = 12, 6, 4
+QUESTION = "张伟住在哪里？"
+PASSAGES = ["张伟住在北京。", "李娜住在上海。"]
+
+
+def export_silent_reader(root: Path, name: str) -> None:
+    """The tiny random reader with [SEP]'s output bias so high that "no answer" always wins."""
+    model = tiny_model(seed=7)
+    bias = model.mlm_head.output_bias
+    bias.assign(np.where(np.arange(QA_VOCAB_SIZE) == SEP_ID, 30.0, bias.numpy()))
+    with tempfile.TemporaryDirectory() as scratch:
+        vocab = write_vocab(Path(scratch) / "vocab.txt", QA_WORDS, QA_VOCAB_SIZE)
+        export_version(
+            root, name, task="qa", family="bert-unilm",
+            write_model=lambda path: export_qa_saved_model(
+                path, model, vocab, MAX_PASSAGE, MAX_QUESTION, MAX_ANSWER
+            ),
+            config={}, data={}, metrics={},
+            extra={
+                "max_passage_tokens": MAX_PASSAGE, "max_question_tokens": MAX_QUESTION,
+                "max_answer_tokens": MAX_ANSWER, "tokenizer": WORDPIECE,
+            },
+        )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    store = tmp_path_factory.mktemp("store")
+    export_silent_reader(store, "silent")
+    with live_server(store, MAX_PASSAGES="3", MAX_BEAM_SIZE="4") as url:
+        yield url
+
+
+def _ask(url: str, **fields: object) -> httpx.Response:
+    body = {"question": QUESTION, "passages": PASSAGES, **fields}
+    return httpx.post(f"{url}/v1/qa", json=body, timeout=60)
+
+
+def test_a_reader_sure_of_no_answer_answers_null_unless_forced(server: str) -> None:
+    free = _ask(server)
+    assert free.status_code == 200, free.text
+    assert free.json()["answer"] is None and free.json()["passage_index"] is None
+    assert _ask(server, force_answer=False).json() == free.json()
+
+    forced = _ask(server, force_answer=True)
+    assert forced.status_code == 200, forced.text
+    body = forced.json()
+    assert body["answer"] and body["passage_index"] in (0, 1)
+    assert body["candidates"] and all(c["text"] for c in body["candidates"])
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_a_forced_extractive_answer_is_a_span_of_its_passage(server: str, beam_size: int) -> None:
+    response = _ask(server, force_answer=True, extractive=True, beam_size=beam_size)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["answer"] and body["answer"] in PASSAGES[body["passage_index"]]
+
+
+def test_force_answer_must_be_a_boolean(server: str) -> None:
+    assert _ask(server, force_answer=[True]).status_code == 422
