@@ -297,11 +297,12 @@ def train_qa(args: argparse.Namespace | Sequence[str]) -> Path | None:
 # in docs/benchmarks.md): a from-scratch 2-layer encoder learns to copy the asked fact after
 # ~2,000 steps (a sudden drop of the loss, as when induction heads form) and then whether a
 # passage states it; telling whether a passage names the person asked (matching a two-character
-# name) it learns far later. So the demo's passages each talk about the person asked, and its
-# unanswerable questions ask for facts no passage states: 3 epochs of 20,000 questions (7,494
-# steps, ~5 minutes) reach held-out exact match 0.995. With half of the unanswerable questions
-# about people no passage names, the same budget gives 0.91; with passages about other people as
-# well, 0.53 (docs/benchmarks.md).
+# name) it learns far later, and only where the data make the name matter. Before issue 18 the
+# demo kept to data where it never does (every passage about the person asked) and so answered
+# questions about people no passage names. Now its data are the hard kind: passages about one to
+# three people who often state the asked fact too and often share a surname or given name with
+# the person asked, questions about absent people, paraphrased questions; the held-out figures
+# (docs/benchmarks.md, bench/qa_demo_heldout.py) are measured on that kind.
 DEMO_TRAIN_QUESTIONS = 20_000
 DEMO_VALID_QUESTIONS = 400
 DEMO_MAX_PASSAGE_TOKENS = 128
@@ -313,12 +314,45 @@ DEMO_NUM_LAYERS = 2
 # Eight 16-wide heads rather than four 32-wide: more heads to find the copying pattern.
 DEMO_NUM_HEADS = 8
 DEMO_SYNTHETIC = SyntheticConfig(
-    people_per_passage=(1, 1),
-    facts_per_person=(2, 4),
+    people_per_passage=(1, 3),
+    facts_per_person=(1, 3),
     passages_per_question=(1, 3),
-    same_person_fraction=1.0,
-    unnamed_fraction=0.0,
+    unanswerable_fraction=0.3,
+    same_person_fraction=0.5,
+    unnamed_fraction=0.5,
+    shared_attribute_fraction=0.5,
+    similar_name_fraction=0.5,
 )
+# The held-out questions the demo is judged on (manifest `valid_accuracy`,
+# bench/qa_demo_heldout.py): the hard kind, fixed whatever the training data are, with the
+# paraphrases training never sees.
+DEMO_HELDOUT_SYNTHETIC = SyntheticConfig(
+    people_per_passage=(1, 3),
+    facts_per_person=(1, 3),
+    passages_per_question=(1, 3),
+    unanswerable_fraction=0.3,
+    same_person_fraction=0.5,
+    unnamed_fraction=0.5,
+    shared_attribute_fraction=0.5,
+    similar_name_fraction=0.5,
+    questions="all",
+)
+# A seed training never draws from (it uses --seed and --seed + 1).
+DEMO_HELDOUT_SEED = 1001
+_PASSAGES = ["张伟今年35岁。张伟住在北京。", "张伟的职业是医生。"]
+_TWO_PEOPLE = ["张伟住在北京。张伟的职业是医生。", "王芳住在上海。王芳今年28岁。"]
+# Issue 18's requests (question, passages, the answer expected; None: no answer).
+ISSUE_EXAMPLES: list[tuple[str, list[str], str | None]] = [
+    ("李娜住在哪里？", _PASSAGES, None),
+    ("张伟住在哪里？", _PASSAGES, "北京"),
+    ("张伟今年多大？", _PASSAGES, "35"),
+    ("张伟今年多少岁？", _PASSAGES, "35"),
+    ("张伟养了什么宠物？", _PASSAGES, None),
+    ("张伟住在哪里？", _TWO_PEOPLE, "北京"),
+    ("王芳住在哪里？", _TWO_PEOPLE, "上海"),
+    ("王芳的职业是什么？", _TWO_PEOPLE, None),
+    ("李娜住在哪里？", _TWO_PEOPLE, None),
+]
 
 
 def train_qa_demo(
@@ -334,8 +368,8 @@ def train_qa_demo(
 ) -> Path:
     """Trains the demo QA model on synthetic questions (`models.qa.synthetic`) and exports it.
 
-    Held-out questions come from another seed; their exact match is the manifest's
-    `valid_accuracy`.
+    Held-out questions (`DEMO_HELDOUT_SYNTHETIC`, paraphrases included) come from another seed;
+    their exact match is the manifest's `valid_accuracy`.
 
     Args:
         store: the model store.
@@ -357,7 +391,8 @@ def train_qa_demo(
             folder / "train.json", make_synthetic_examples(train_questions, seed, config)
         )
         write_webqa_file(
-            folder / "valid.json", make_synthetic_examples(valid_questions, seed + 1, config)
+            folder / "valid.json",
+            make_synthetic_examples(valid_questions, seed + 1, DEMO_HELDOUT_SYNTHETIC),
         )
         path = train_qa(
             [
