@@ -297,12 +297,9 @@ def train_qa(args: argparse.Namespace | Sequence[str]) -> Path | None:
 # in docs/benchmarks.md): a from-scratch 2-layer encoder learns to copy the asked fact after
 # ~2,000 steps (a sudden drop of the loss, as when induction heads form) and then whether a
 # passage states it; telling whether a passage names the person asked (matching a two-character
-# name) it learns far later, and only where the data make the name matter. Before issue 18 the
-# demo kept to data where it never does (every passage about the person asked) and so answered
-# questions about people no passage names. Now its data are the hard kind: passages about one to
-# three people who often state the asked fact too and often share a surname or given name with
-# the person asked, questions about absent people, paraphrased questions; the held-out figures
-# (docs/benchmarks.md, bench/qa_demo_heldout.py) are measured on that kind.
+# name) it learns far later. The demo's data keep to the easy kind (it answers questions about
+# people no passage names); its held-out questions (manifest `valid_accuracy`) are the hard kind,
+# so that figure says how far it is from issue 18's aim (docs/benchmarks.md).
 DEMO_TRAIN_QUESTIONS = 20_000
 DEMO_VALID_QUESTIONS = 400
 DEMO_MAX_PASSAGE_TOKENS = 128
@@ -313,15 +310,17 @@ DEMO_BATCH_SIZE = 16
 DEMO_NUM_LAYERS = 2
 # Eight 16-wide heads rather than four 32-wide: more heads to find the copying pattern.
 DEMO_NUM_HEADS = 8
+# The easy kind (every passage about the person asked): the hard kind as training data
+# (people_per_passage=(1, 3), facts_per_person=(1, 3), unanswerable_fraction=0.3,
+# same_person_fraction=0.5, unnamed_fraction=0.5, shared_attribute_fraction=0.5,
+# similar_name_fraction=0.5) reached only 0.377 on the hard held-out kind in this budget, most
+# answerable questions answered null (docs/benchmarks.md), so it is not the default.
 DEMO_SYNTHETIC = SyntheticConfig(
-    people_per_passage=(1, 3),
-    facts_per_person=(1, 3),
+    people_per_passage=(1, 1),
+    facts_per_person=(2, 4),
     passages_per_question=(1, 3),
-    unanswerable_fraction=0.3,
-    same_person_fraction=0.5,
-    unnamed_fraction=0.5,
-    shared_attribute_fraction=0.5,
-    similar_name_fraction=0.5,
+    same_person_fraction=1.0,
+    unnamed_fraction=0.0,
 )
 # The held-out questions the demo is judged on (manifest `valid_accuracy`,
 # bench/qa_demo_heldout.py): the hard kind, fixed whatever the training data are, with the

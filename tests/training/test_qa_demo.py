@@ -25,7 +25,13 @@ from models.store import QAManifest, read_manifest
 from tests.live_server import live_server
 from training.qa import ISSUE_EXAMPLES, train_qa_demo
 
-pytestmark = pytest.mark.slow
+# Issue 18's aim, not reached yet: the demo's recipe does not tell people apart (0.377 on the
+# hard held-out kind when trained on it, docs/benchmarks.md). strict: an unexpected pass fails,
+# so whoever reaches the aim removes the mark.
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.xfail(reason="issue 18: the demo does not yet tell people apart", strict=True),
+]
 
 # Share of the test's questions the model must get right, per kind (the demo reaches 0.95 exact
 # match on its held-out questions; these are 40 questions a kind).
