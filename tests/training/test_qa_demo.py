@@ -28,9 +28,15 @@ from training.qa import ISSUE_EXAMPLES, train_qa_demo
 # Issue 18's aim, not reached yet: the demo's recipe does not tell people apart (0.377 on the
 # hard held-out kind when trained on it, docs/benchmarks.md). strict: an unexpected pass fails,
 # so whoever reaches the aim removes the mark.
+# Training the recipe takes 5-10 minutes of the suite's 2 cores for a known failure, so the module
+# runs when asked: QA_DEMO_MODEL=<version folder>, or RUN_QA_DEMO=1 to train the recipe here.
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.xfail(reason="issue 18: the demo does not yet tell people apart", strict=True),
+    pytest.mark.skipif(
+        not (os.environ.get("QA_DEMO_MODEL") or os.environ.get("RUN_QA_DEMO")),
+        reason="trains the demo QA recipe (minutes): set RUN_QA_DEMO=1 or QA_DEMO_MODEL",
+    ),
 ]
 
 # Share of the test's questions the model must get right, per kind (the demo reaches 0.95 exact
