@@ -115,8 +115,9 @@ def test_two_blobs_gap_is_empty_and_checkerboard_white_squares_are_zero():
     from models.density.data import checkerboard_log_density, two_blobs_log_density
 
     lp = two_blobs_log_density(np.array([[0.0, 0.0], [3.0, 0.0]]))
-    # Centre: log(1/2 N(0; 0, 0.25 I)); the gap is 6 standard deviations from both centres.
+    # Centre: log(1/2 N(0; 0, 0.25 I)); the gap is 6 standard deviations from both centres, so
+    # both halves add there: 2 * 1/2 * exp(-6^2 / 2) against the centre's 1/2: -18 + log 2.
     np.testing.assert_allclose(lp[1], math.log(0.5 / (2 * math.pi * 0.25)), rtol=1e-9)
-    np.testing.assert_allclose(lp[0] - lp[1], -18.0, atol=1e-6)
+    np.testing.assert_allclose(lp[0] - lp[1], -18.0 + math.log(2.0), atol=1e-6)
     board = checkerboard_log_density(np.array([[-1.5, -1.5], [-0.5, -1.5], [2.5, 0.0]]))
     assert board[0] == pytest.approx(-math.log(8.0)) and np.isneginf(board[1:]).all()
