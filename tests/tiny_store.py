@@ -29,6 +29,7 @@ from tests.models.test_qa_cache import tiny_model
 from training.common import export_version
 
 if TYPE_CHECKING:
+    from models.qa.seq2seq import UniLMSeq2Seq
     from service.runtimes.base import Runtime
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -48,10 +49,16 @@ def write_vocab(path: Path, words: list[str], size: int) -> Path:
 
 
 def export_tiny_qa(
-    root: Path, name: str, max_passage: int, max_question: int, max_answer: int
+    root: Path,
+    name: str,
+    max_passage: int,
+    max_question: int,
+    max_answer: int,
+    model: UniLMSeq2Seq | None = None,
 ) -> None:
-    """A 1-layer random UniLM reader (answers are nonsense, the decoding machinery is real)."""
-    model = tiny_model(seed=7)
+    """A 1-layer random UniLM reader (answers are nonsense, the decoding machinery is real), or
+    `model` (one of `tiny_model`'s, its weights changed by the test) exported the same way."""
+    model = model if model is not None else tiny_model(seed=7)
     with tempfile.TemporaryDirectory() as scratch:  # the export copies the vocabulary
         vocab = write_vocab(Path(scratch) / "vocab.txt", QA_WORDS, QA_VOCAB_SIZE)
         export_version(

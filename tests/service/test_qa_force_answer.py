@@ -3,7 +3,6 @@ answer" answers null unless the request says the passages hold an answer."""
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,11 +10,9 @@ import httpx
 import numpy as np
 import pytest
 
-from models.qa.export import export_qa_saved_model
 from tests.live_server import live_server
 from tests.models.test_qa_cache import tiny_model
-from tests.tiny_store import QA_VOCAB_SIZE, QA_WORDS, SEP_ID, WORDPIECE, write_vocab
-from training.common import export_version
+from tests.tiny_store import QA_VOCAB_SIZE, SEP_ID, export_tiny_qa
 
 MAX_PASSAGE, MAX_QUESTION, MAX_ANSWER = 12, 6, 4
 QUESTION = "张伟住在哪里？"
@@ -27,19 +24,7 @@ def export_silent_reader(root: Path, name: str) -> None:
     model = tiny_model(seed=7)
     bias = model.mlm_head.output_bias
     bias.assign(np.where(np.arange(QA_VOCAB_SIZE) == SEP_ID, 30.0, bias.numpy()))
-    with tempfile.TemporaryDirectory() as scratch:
-        vocab = write_vocab(Path(scratch) / "vocab.txt", QA_WORDS, QA_VOCAB_SIZE)
-        export_version(
-            root, name, task="qa", family="bert-unilm",
-            write_model=lambda path: export_qa_saved_model(
-                path, model, vocab, MAX_PASSAGE, MAX_QUESTION, MAX_ANSWER
-            ),
-            config={}, data={}, metrics={},
-            extra={
-                "max_passage_tokens": MAX_PASSAGE, "max_question_tokens": MAX_QUESTION,
-                "max_answer_tokens": MAX_ANSWER, "tokenizer": WORDPIECE,
-            },
-        )  # fmt: skip
+    export_tiny_qa(root, name, MAX_PASSAGE, MAX_QUESTION, MAX_ANSWER, model=model)
 
 
 @pytest.fixture(scope="module")
