@@ -658,3 +658,29 @@ def test_the_api_key_is_sent_as_a_bearer_token_and_kept_for_the_tab(
     assert page.input_value("#api-key") == ""
     page.close()
     assert_only_own_host(seen, origin)
+
+
+def test_a_refused_model_list_is_shown_with_what_to_do(context: Any, origin: str) -> None:
+    """A server with API_KEYS refuses the list without a key: its 401 body is shown, with where
+    the key goes, and the panels say why they offer no model."""
+    refusal = {"detail": "an API key is needed", "code": "unauthorized"}
+
+    def refuse_without_key(route: Any) -> None:
+        if route.request.headers.get("authorization") == "Bearer right-key":
+            route.continue_()
+        else:
+            route.fulfill(status=401, json=refusal)
+
+    page, seen = open_playground(context, origin, routes=(("**/v1/models", refuse_without_key),))
+    error = page.locator("#models-panel > .error")
+    assert error.is_visible() and error.get_attribute("data-code") == "unauthorized"
+    assert "an API key is needed" in error.inner_text() and "API key" in error.inner_text()
+    assert "could not be read" in page.locator("#embeddings-panel > .error").inner_text()
+    assert page.is_disabled("#embeddings-panel button[type=submit]")
+    page.fill("#api-key", "right-key")
+    page.click("#key-save")
+    page.wait_for_selector("#models-table tbody tr")
+    assert error.is_hidden() and page.locator("#embeddings-panel > .error").is_hidden()
+    assert page.is_enabled("#embeddings-panel button[type=submit]")
+    page.close()
+    assert_only_own_host(seen, origin)

@@ -116,7 +116,8 @@ function showError(panel, error) {
   }
   if (!(error instanceof ApiError)) error = new ApiError(0, "page_error", String(error));
   const code = [error.status || "", error.code].filter(Boolean).join(" ");
-  box.replaceChildren(el("span", { class: "code", text: code }), error.detail);
+  const hint = error.status === 401 ? " (type the API key at the top right)" : "";
+  box.replaceChildren(el("span", { class: "code", text: code }), error.detail + hint);
   box.dataset.status = String(error.status);
   box.dataset.code = error.code;
   box.hidden = false;
@@ -161,7 +162,7 @@ async function busy(panel, form, work) {
 
 function selectedModel(panel) {
   const name = panel.querySelector(".model-select").value;
-  return state.models.find((m) => m.name === name);
+  return (state.models || []).find((m) => m.name === name);
 }
 
 // ---------------------------------------------------------------- models
@@ -174,6 +175,9 @@ async function loadModels() {
     list = await api("GET", "/v1/models");
   } catch (error) {
     showError(panel, error);
+    panel.querySelector("tbody").replaceChildren();
+    state.models = null;
+    for (const [task, id] of Object.entries(PANELS)) fillModelSelect(document.getElementById(id), task);
     return;
   }
   state.models = list.data;
@@ -204,7 +208,7 @@ async function loadModels() {
 function fillModelSelect(panel, task) {
   const select = panel.querySelector(".model-select");
   const previous = select.value;
-  const models = state.models.filter((m) => m.task === task);
+  const models = (state.models || []).filter((m) => m.task === task);
   select.replaceChildren(
     ...models.map((m) =>
       el("option", {
@@ -220,8 +224,11 @@ function fillModelSelect(panel, task) {
   }
   const none = models.length === 0;
   panel.querySelectorAll("button[type=submit]").forEach((b) => (b.disabled = none));
-  if (none) showError(panel, new ApiError(0, "no_model", `the store has no ${task} model`));
-  else showError(panel, null);
+  if (state.models === null) {
+    showError(panel, new ApiError(0, "no_model", "the list of models could not be read (see above)"));
+  } else if (none) {
+    showError(panel, new ApiError(0, "no_model", `the store has no ${task} model`));
+  } else showError(panel, null);
   select.dispatchEvent(new Event("change"));
 }
 
