@@ -447,6 +447,12 @@ PACED_FETCH_JS = """() => {
     window.allEvents = [...events];
     const encoder = new TextEncoder();
     const body = new ReadableStream({
+      start(controller) {
+        init.signal.addEventListener('abort', () => {
+          window.aborted = true;
+          controller.error(new DOMException('stopped', 'AbortError'));
+        });
+      },
       pull(controller) {
         return new Promise(resolve => {
           window.releaseEvent = () => {
@@ -493,6 +499,36 @@ def test_generation_shows_each_event_as_it_arrives(context: Any, origin: str) ->
     page.evaluate("() => window.releaseEvent()")  # the end of the body
     page.wait_for_selector("#generation-panel .samples[data-done=true]")
     assert sample.get_attribute("data-finish") == chunks[-1]["finish_reason"]
+    page.close()
+    assert_only_own_host(seen, origin)
+
+
+def test_stop_ends_the_stream_and_keeps_what_was_written(context: Any, origin: str) -> None:
+    page, seen = open_playground(context, origin, "generation")
+    page.select_option("#generation-panel .model-select", TINY_MODELS["generation"])
+    page.select_option("#generation-panel select[name=label]", "pos")
+    page.fill("#generation-panel input[name=num_samples]", "1")
+    page.fill("#generation-panel input[name=max_new_tokens]", "8")
+    page.fill("#generation-panel input[name=seed]", "7")
+    page.evaluate(PACED_FETCH_JS)
+    page.click("#generation-panel button[type=submit]")
+    page.wait_for_function("() => typeof window.releaseEvent === 'function'")
+    first = json.loads(page.evaluate("() => window.allEvents")[0].removeprefix("data: "))
+    page.evaluate("() => window.releaseEvent()")
+    sample = page.locator("#generation-panel .sample")
+    page.wait_for_function(
+        "() => +document.querySelector('#generation-panel .sample').dataset.chunks === 1"
+    )
+    assert page.is_disabled("#generation-panel button[type=submit]")
+    page.click("#generation-panel button.stop")
+    page.wait_for_function(
+        "() => document.querySelector('#generation-panel .status').textContent.includes('stopped')"
+    )
+    assert page.evaluate("() => window.aborted") is True  # the request's signal fired
+    assert sample.locator(".written").inner_text() == first["text"]
+    assert page.locator("#generation-panel > .error").is_hidden()
+    assert page.is_enabled("#generation-panel button[type=submit]")
+    assert page.is_disabled("#generation-panel button.stop")
     page.close()
     assert_only_own_host(seen, origin)
 
