@@ -16,6 +16,7 @@ from service.docs_pages import install_docs_pages
 from service.errors import install_error_handlers
 from service.metrics import Metrics
 from service.middleware import BodyLimit, RequestMetrics
+from service.playground import install_playground
 from service.registry import ModelRegistry, RuntimeFactory, default_runtime_factory
 from service.routes import density, embeddings, generation, health, models, qa
 from service.settings import Settings, get_settings
@@ -84,6 +85,7 @@ def create_app(
     ):
         app.include_router(router)
     install_docs_pages(app)
+    install_playground(app)
     # Outermost first in the list Starlette builds: metrics see the 413s the body limit sends.
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)
