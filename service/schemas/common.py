@@ -27,9 +27,14 @@ def _digits_are_a_number(value: Any) -> Any:
     return value
 
 
+# The largest version number a request may name: the largest integer a JSON number keeps exactly
+# in every client (2**53 - 1, JavaScript's Number.MAX_SAFE_INTEGER); store folders may be
+# timestamps, in seconds or milliseconds, far below it.
+MAX_VERSION = 2**53 - 1
+
 # A request's `version`: a number (strict: `true` and `1.0` are no version) or a label.
 VersionSelector = Annotated[
-    Annotated[int, Field(strict=True, ge=1, le=2**63 - 1)]
+    Annotated[int, Field(strict=True, ge=1, le=MAX_VERSION)]
     | Annotated[str, StringConstraints(pattern=LABEL_PATTERN)],
     BeforeValidator(_digits_are_a_number),
 ]
