@@ -20,7 +20,7 @@ Requests may name a version: its number, or a label of labels.json ({"stable": 1
 TF Serving's version labels). Only a loaded (AVAILABLE) version answers; any other, and an unknown
 label, is 404 `version_not_found` naming its state, as TF Serving answers NOT_FOUND for a version
 it has not loaded (whatever the reason: loading, failed, unloaded by the policy). labels.json is
-re-read on each scan whose look finds it changed. As in TF Serving (whose config reload fails when
+read at every scan (a few bytes, on a store thread) and parsed when it changed. As in TF Serving (whose config reload fails when
 a label names a version that is not available), a file that is not valid, or whose labels name a
 version that is not loaded, is not applied: the labels in force stay those of the last good file,
 and the model's status says why; the file is applied at the first scan where every version it
