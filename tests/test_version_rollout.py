@@ -207,6 +207,11 @@ def test_a_canary_rollout_under_load_fails_no_request(jose_versions: Path, tmp_p
         assert a.header == str(a.version)
         assert a.version is not None and np.allclose(a.vector, reference[a.version], atol=1e-6)
         by_label[(a.label, a.version)] = by_label.get((a.label, a.version), 0) + 1
+    seconds = max(a.received for a in answers) - min(a.sent for a in answers)
+    print(
+        f"\n{len(answers)} requests in {seconds:.1f} s, {len(failed)} failed; by (label, version):"
+    )
+    print(dict(sorted(by_label.items())))
     # Both versions answered `stable`, only version 2 `canary`; none got lost in between.
     assert set(by_label) == {("stable", 1), ("stable", 2), ("canary", 2)}, by_label
     assert len(answers) < MAX_REQUESTS, "the traffic hit its bound before the rollout ended"
