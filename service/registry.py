@@ -17,9 +17,10 @@ manifest.json, and optionally <name>/labels.json. Policy, as TF Serving's versio
   model.
 
 Requests may name a version: its number, or a label of labels.json ({"stable": 1, "canary": 2},
-TF Serving's version labels). Only a loaded (AVAILABLE) version answers; any other, and an unknown
-label, is 404 `version_not_found` naming its state, as TF Serving answers NOT_FOUND for a version
-it has not loaded (whatever the reason: loading, failed, unloaded by the policy). labels.json is
+TF Serving's version labels). Only a loaded (AVAILABLE) version answers; any other is 404
+`version_not_found` naming its state, as TF Serving answers NOT_FOUND for a version it has not
+loaded (whatever the reason: loading, failed, unloaded by the policy); an unknown label is 404 too
+(TF Serving: INVALID_ARGUMENT), one answer for "no such version" however it was named. labels.json is
 read at every scan (a few bytes, on a store thread) and parsed when it changed. As in TF Serving (whose config reload fails when
 a label names a version that is not available), a file that is not valid, or whose labels name a
 version that is not loaded, is not applied: the labels in force stay those of the last good file,
