@@ -412,3 +412,31 @@ def test_the_version_field_is_in_every_inference_request_schema(client: TestClie
         version = schemas[name]["properties"]["version"]
         kinds = {option.get("type") for option in version["anyOf"]}
         assert kinds == {"integer", "string", "null"}, (name, version)
+
+
+def test_an_admin_reload_reads_the_labels_at_once(
+    store: Path, make_client: Callable[..., TestClient]
+) -> None:
+    write_version(store, "words", 1)
+    write_version(store, "words", 2)
+    client = make_client(version_policy="latest:2", admin_token="t")
+    assert embed(client, version="stable").json()["code"] == "version_not_found"
+    write_labels(store, {"stable": 1, "canary": 2})
+    status = client.post("/v1/models/words/reload", headers={"Authorization": "Bearer t"}).json()
+    assert status["labels"] == {"canary": 2, "stable": 1}
+    assert embed(client, version="stable").json()["version"] == 1
+
+
+def test_a_labels_path_that_is_no_file_is_reported_not_raised(store: Path) -> None:
+    async def run() -> None:
+        reg = registry(store, "all")
+        write_version(store, "words", 1)
+        (store / "words" / LABELS_FILENAME).mkdir()
+        await reg.start()
+        await reg.scan()
+        error = reg.get("words").status().labels_error
+        assert error is not None and "IsADirectoryError" in error, error
+        assert answering(reg, None) == 1
+        await reg.stop()
+
+    asyncio.run(run())
