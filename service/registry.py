@@ -20,14 +20,15 @@ Requests may name a version: its number, or a label of labels.json ({"stable": 1
 TF Serving's version labels). Only a loaded (AVAILABLE) version answers; any other is 404
 `version_not_found` naming its state, as TF Serving answers NOT_FOUND for a version it has not
 loaded (whatever the reason: loading, failed, unloaded by the policy); an unknown label is 404 too
-(TF Serving: INVALID_ARGUMENT), one answer for "no such version" however it was named. labels.json is
-read at every scan (a few bytes, on a store thread) and parsed when it changed. As in TF Serving (whose config reload fails when
-a label names a version that is not available), a file that is not valid, or whose labels name a
-version that is not loaded, is not applied: the labels in force stay those of the last good file,
-and the model's status says why; the file is applied at the first scan where every version it
-names is loaded (so labels.json may be written before its new version has loaded). A missing
-file means no labels. A label in force whose version is later unloaded answers 404 until the file
-moves it.
+(TF Serving: INVALID_ARGUMENT), one answer for "no such version" however it was named.
+
+labels.json is read at every scan (a few bytes, on a store thread) and parsed when it changed. As
+in TF Serving (whose config reload fails when a label names a version that is not available), a
+file that is not valid, or whose labels name a version that is not loaded, is not applied: the
+labels in force stay those of the last good file, and the model's status says why; the file is
+applied at the first scan where every version it names is loaded (so labels.json may be written
+before its new version has loaded). A missing file means no labels. A label in force whose version
+is later unloaded answers 404 until the file moves it.
 
 A version copied in by hand may be caught half-copied, so a version is tried only when it looks
 complete (REQUIRED_FILES there) and, when a poll found it, once its files (names, sizes, mtimes) are
