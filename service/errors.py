@@ -54,6 +54,13 @@ class ModelNotFound(ServiceError):
     code = "model_not_found"
 
 
+class VersionNotFound(ModelNotFound):
+    """A request's `version` (a number or a label) names no loaded version of its model: TF
+    Serving's NOT_FOUND, whatever the version's state (loading, failed, unloaded, unknown)."""
+
+    code = "version_not_found"
+
+
 class PayloadTooLarge(ServiceError):
     status_code = 413
     code = "payload_too_large"
@@ -100,7 +107,8 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         "could answer (the detail names them)",
         401: "Missing bearer token",
         403: "Wrong bearer token, or admin endpoints are disabled",
-        404: "Unknown model, a model of another task, or none of this task in the store",
+        404: "Unknown model, a model of another task, none of this task in the store, or a "
+        "`version` (number or label) that names no loaded version of the model",
         413: "Body, batch or text over the configured limits",
         429: "The model's queue is full; retry after `Retry-After` seconds",
         500: "The model call failed",

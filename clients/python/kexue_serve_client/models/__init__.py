@@ -21,6 +21,7 @@ from .http_validation_error import HTTPValidationError
 from .label_condition import LabelCondition
 from .model_list import ModelList
 from .model_status import ModelStatus
+from .model_status_labels import ModelStatusLabels
 from .model_status_manifest_type_0 import ModelStatusManifestType0
 from .qa_candidate import QACandidate
 from .qa_request import QARequest
@@ -57,6 +58,7 @@ __all__ = (
     "LabelCondition",
     "ModelList",
     "ModelStatus",
+    "ModelStatusLabels",
     "ModelStatusManifestType0",
     "QACandidate",
     "QARequest",

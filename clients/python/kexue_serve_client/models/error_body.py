@@ -16,7 +16,7 @@ class ErrorBody:
     Attributes:
         detail (str): What went wrong, for a person to read.
         code (str): A stable machine-readable code: bad_input, unauthorized, forbidden, model_not_found,
-            payload_too_large, overloaded, not_ready, deadline_exceeded, backend_error, internal_error.
+            version_not_found, payload_too_large, overloaded, not_ready, deadline_exceeded, backend_error, internal_error.
     """
 
     detail: str
