@@ -14,9 +14,10 @@ before (no attention output), to time what the extra output costs requests witho
    the token that predicted each answer token, the service's; `written`: the answer tokens
    themselves). On held-out demo questions (`DEMO_HELDOUT_SYNTHETIC`, seed 1001, the answerable
    ones, and `DEMO_SYNTHETIC`, the kind the demo trains on, seed 1001) it counts how often the
-   top span contains the gold answer and the predicted one, how often any of the (at most 3)
-   spans contains the gold answer, and the top span's length against its passage's (a span as
-   long as the passage would contain everything). On real passages (CMRC 2018 dev: a window of
+   top span contains the gold answer and the predicted one, how often it shares a character
+   with an occurrence of the gold answer, how often any of the (at most 3) spans contains it,
+   and the top span's length against its passage's (a span as long as the passage would
+   contain everything). On real passages (CMRC 2018 dev: a window of
    `--window` characters around the gold answer of each question) the same counts.
 2. Cost, against a real server process (`tests/live_server.py`) serving `--model` (and
    `--legacy`): sequential requests of held-out questions, the modes interleaved request by
@@ -91,6 +92,18 @@ def cmrc_set(
     return out
 
 
+def _overlaps(span: Any, passages: list[str], gold: list[str]) -> bool:
+    """Whether the span shares a character with an occurrence of a gold answer in its passage."""
+    text = passages[span.passage_index]
+    for answer in gold:
+        at = text.find(answer)
+        while at >= 0 and answer:
+            if at < span.end and span.start < at + len(answer):
+                return True
+            at = text.find(answer, at + 1)
+    return False
+
+
 READINGS: list[tuple[str, int | None, int]] = []  # (label, layers, shift), filled per model
 
 
@@ -99,7 +112,8 @@ def quality(
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for label, layers, shift in READINGS:
-        counts = {"top_has_gold": 0, "top_has_pred": 0, "any_has_gold": 0, "em": 0}
+        counts = {"top_has_gold": 0, "top_overlaps_gold": 0, "top_has_pred": 0,
+                  "any_has_gold": 0, "em": 0}  # fmt: skip
         span_share: list[float] = []
         span_chars: list[int] = []
         n = 0
@@ -124,6 +138,7 @@ def quality(
                 counts["em"] += result.answer in gold
                 counts["top_has_gold"] += any(g in top.text for g in gold)
                 counts["top_has_pred"] += result.answer in top.text
+                counts["top_overlaps_gold"] += _overlaps(top, passages, gold)
                 counts["any_has_gold"] += any(g in s.text for s in spans for g in gold)
                 span_chars.append(len(top.text))
                 span_share.append(len(top.text) / max(1, len(passages[top.passage_index])))

@@ -60,8 +60,9 @@ DEFAULT_BEAM_SIZE = 1
 # Prefix layout `[CLS] passage [SEP] ...`: the passage starts after [CLS].
 PASSAGE_OFFSET = 1
 # The layers whose attention (heads averaged) makes answers' evidence: None averages all layers,
-# an int picks one (-1 the last). Measured on the demo model (docs/benchmarks.md, "QA evidence").
-EVIDENCE_LAYERS: int | None = -1
+# an int picks one (-1 the last). The mean of the layers put the gold answer inside the top span
+# most often on the demo model's held-out questions (bench/qa_evidence.py, docs/benchmarks.md).
+EVIDENCE_LAYERS: int | None = None
 
 
 class StepModel(Protocol):

@@ -153,8 +153,9 @@ def test_the_top_span_is_where_the_last_layer_looked_while_writing(
 ) -> None:
     passages = ["张伟住在上海。", "ab 张伟住在北京。"]
     [result] = answer_questions(
-        CopyReader(tokenizer), tokenizer, [("张伟住在哪里？", passages)], evidence=True
-    )
+        CopyReader(tokenizer), tokenizer, [("张伟住在哪里？", passages)], evidence=True,
+        evidence_layers=-1,
+    )  # fmt: skip
     assert result.answer == "北京" and result.passage_index == 1
     assert result.evidence is not None
     [spans] = result.evidence
@@ -162,6 +163,12 @@ def test_the_top_span_is_where_the_last_layer_looked_while_writing(
     assert (top.passage_index, top.text) == (1, "北京")
     assert passages[1][top.start : top.end] == "北京" and top.start == 7
     assert top.weight == pytest.approx(0.9)
+    # The default, the mean of the layers: the same span, half the weight.
+    [mean] = answer_questions(
+        CopyReader(tokenizer), tokenizer, [("张伟住在哪里？", passages)], evidence=True
+    )
+    assert mean.evidence is not None and mean.evidence[0][0].text == "北京"
+    assert mean.evidence[0][0].weight == pytest.approx(0.45)
     # The first layer looked at [CLS] only, which is no passage character: no evidence.
     [first] = answer_questions(
         CopyReader(tokenizer), tokenizer, [("张伟住在哪里？", passages)], evidence=True,
