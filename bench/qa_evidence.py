@@ -19,7 +19,9 @@ before (no attention output), to time what the extra output costs requests witho
    and the top span's length against its passage's (a span as long as the passage would
    contain everything). On real passages (CMRC 2018 dev: a window of
    `--window` characters around the gold answer of each question) the same counts.
-2. Cost, against a real server process (`tests/live_server.py`) serving `--model` (and
+2. Cost in-process: `answer_questions` on one question at a time (100 held-out questions,
+   `--in-process-rounds` rounds), each way in turn on the same question.
+3. Cost, against a real server process (`tests/live_server.py`) serving `--model` (and
    `--legacy`): sequential requests of held-out questions, the modes interleaved request by
    request (so load drifts hit them alike), median and mean time per request, ratios to the
    request without evidence.
@@ -208,6 +210,42 @@ def cost(model_dir: Path, legacy: Path | None, items: list[Any], requests: int) 
     }
 
 
+def in_process_cost(
+    models: dict[str, Any],
+    tokenizer: BertTokenizer,
+    options: dict[str, Any],
+    items: list[Any],
+    rounds: int,
+) -> dict[str, Any]:
+    """Time of `answer_questions` on one question (as a request alone in its batch), each way
+    in turn on the same question; medians over all questions and rounds, ratio to the new export
+    without evidence."""
+    modes = [(label, model, evidence) for label, (model, evidence) in models.items()]
+    times: dict[str, list[float]] = {label: [] for label, _, _ in modes}
+    for r in range(rounds + 1):
+        for i, (question, passages, _) in enumerate(items):
+            order = modes if (i + r) % 2 == 0 else list(reversed(modes))
+            for label, model, evidence in order:
+                t0 = time.perf_counter()
+                answer_questions(
+                    model, tokenizer, [(question, passages)], force_answer=True,
+                    evidence=evidence, **options,
+                )  # fmt: skip
+                if r:  # round 0 warms up
+                    times[label].append((time.perf_counter() - t0) * 1000)
+    base = statistics.median(times["new export, without evidence"])
+    base_total = sum(times["new export, without evidence"])
+    return {
+        label: {
+            "calls": len(t),
+            "median_ms": round(statistics.median(t), 3),
+            "median_ratio": round(statistics.median(t) / base, 3),
+            "total_ratio": round(sum(t) / base_total, 3),
+        }
+        for label, t in times.items()
+    }
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     from models.bert.lm_reader import SavedModelLMStepModel
 
@@ -220,6 +258,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--window", type=int, default=100, help="characters of a CMRC passage")
     parser.add_argument("--requests", type=int, default=60, help="timed requests per mode")
     parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument(
+        "--in-process-rounds", type=int, default=3, help="rounds of the in-process timing"
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
 
@@ -254,6 +295,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             cmrc = cmrc_set(args.cmrc, args.cmrc_count, args.window)
             print(f"CMRC 2018 dev, {len(cmrc)} questions, {args.window}-char windows", flush=True)
             report["cmrc2018_dev"] = quality(model, tokenizer, options, cmrc)
+    if args.in_process_rounds:
+        models: dict[str, Any] = {}
+        if args.legacy is not None:
+            models["old export (no attention output)"] = (SavedModelLMStepModel(args.legacy), False)
+        models["new export, without evidence"] = (model, False)
+        models["new export, with evidence"] = (model, True)
+        report["in_process_cost"] = in_process_cost(
+            models, tokenizer, options, heldout[:100], args.in_process_rounds
+        )
+        print(json.dumps(report["in_process_cost"], indent=1), flush=True)
     if args.requests:
         report["cost"] = cost(args.model, args.legacy, heldout, args.requests)
         print(json.dumps(report["cost"], indent=1), flush=True)
