@@ -263,7 +263,8 @@ class BertBackbone(keras.Model):
         cache_length: int | tf.Tensor,
         training: bool | None = None,
         condition: tf.Tensor | None = None,
-    ) -> tuple[tf.Tensor, tf.Tensor]:
+        return_attention: bool = False,
+    ) -> Any:
         """Token states of a prefix and its key/value cache, preallocated for later tokens.
 
         Args:
@@ -273,6 +274,8 @@ class BertBackbone(keras.Model):
                 that `decode_with_cache` adds one by one.
             training: whether dropout is active.
             condition: [B, C] for the conditional LayerNorms (`condition_size`).
+            return_attention: also return each layer's attention probabilities, averaged over
+                the heads, [num_layers, B, L, L] (query, key), as a third element.
 
         Returns:
             (states [B, L, H], cache [num_layers, 2, B, heads, T, head_size]): `cache[i, 0]` holds
@@ -281,14 +284,25 @@ class BertBackbone(keras.Model):
         x = self.embeddings(token_ids, segment_ids, training=training, condition=condition)
         room = cache_length - tf.shape(token_ids)[1]
         layers = []
+        attention = []
         for block in self.transformer_layers:
             key, value = block.attention.project_key_value(x)
-            x = block.call_with_key_value(
-                x, key, value, attention_mask, training=training, condition=condition
+            x, probs = block.call_with_key_value(
+                x,
+                key,
+                value,
+                attention_mask,
+                training=training,
+                condition=condition,
+                return_probs=True,
             )
             layers.append(
                 tf.pad(tf.stack([key, value]), [[0, 0], [0, 0], [0, 0], [0, room], [0, 0]])
             )
+            if return_attention:
+                attention.append(tf.reduce_mean(probs, axis=1))
+        if return_attention:
+            return x, tf.stack(layers), tf.stack(attention)
         return x, tf.stack(layers)
 
     def decode_with_cache(
@@ -300,7 +314,8 @@ class BertBackbone(keras.Model):
         cache_mask: tf.Tensor,
         training: bool | None = None,
         condition: tf.Tensor | None = None,
-    ) -> tuple[tf.Tensor, tf.Tensor]:
+        return_attention: bool = False,
+    ) -> Any:
         """States of new tokens after a cached prefix, writing their keys and values into it.
 
         Each new token's key and value go to the cache slot of its position (the cache is
@@ -317,6 +332,9 @@ class BertBackbone(keras.Model):
                 before this call); new tokens also see themselves and the new tokens before them.
             training: whether dropout is active.
             condition: [B, C] for the conditional LayerNorms (`condition_size`).
+            return_attention: also return each layer's attention probabilities of the new
+                tokens over the cache slots (as it was before this call), averaged over the
+                heads, [num_layers, B, Lq, T], as a third element.
 
         Returns:
             (states [B, Lq, H], the updated cache, same shape).
@@ -329,11 +347,20 @@ class BertBackbone(keras.Model):
             condition=condition,
         )
         new_keys_values = []
+        attention = []
         for i, block in enumerate(self.transformer_layers):
-            x, key, value = block.call_with_cache(
-                x, cache[i, 0], cache[i, 1], cache_mask, training=training, condition=condition
+            x, key, value, probs = block.call_with_cache(
+                x,
+                cache[i, 0],
+                cache[i, 1],
+                cache_mask,
+                training=training,
+                condition=condition,
+                return_probs=True,
             )
             new_keys_values.append(tf.stack([key, value]))
+            if return_attention:
+                attention.append(tf.reduce_mean(probs, axis=1))
         # [layers, 2, B, heads, Lq, Dh] -> one update of Dh numbers per (layer, k/v, row, head,
         # new token), at slot position_ids[row, token].
         updates = tf.stack(new_keys_values)
@@ -346,7 +373,10 @@ class BertBackbone(keras.Model):
         slot = tf.broadcast_to(position_ids[tf.newaxis, tf.newaxis, :, tf.newaxis, :], grid)
         indices = tf.reshape(tf.stack([layer, kind, row, head, slot], axis=-1), [-1, 5])
         flat_updates = tf.reshape(updates, [-1, tf.shape(updates)[5]])
-        return x, tf.tensor_scatter_nd_update(cache, indices, flat_updates)
+        cache = tf.tensor_scatter_nd_update(cache, indices, flat_updates)
+        if return_attention:
+            return x, cache, tf.stack(attention)
+        return x, cache
 
     def compiled_encoder(
         self,

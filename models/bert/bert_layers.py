@@ -200,19 +200,24 @@ class BertSelfAttention(keras.layers.Layer):
         value: tf.Tensor,
         attention_mask: tf.Tensor | None = None,
         training: bool | None = None,
-    ) -> tf.Tensor:
+        return_probs: bool = False,
+    ) -> Any:
         """Attention of [B, H, Lq, Dh] queries over [B, H, Lk, Dh] keys/values -> [B, Lq, H * Dh].
 
         Args:
             query, key, value: projected heads.
             attention_mask: [B, Lq, Lk] bool, True where attention is allowed; None for all.
             training: whether dropout is active.
+            return_probs: also return the attention probabilities [B, H, Lq, Lk] (before
+                dropout): (output, probs).
         """
         logits = tf.matmul(query, key, transpose_b=True) / math.sqrt(self.head_size)
         if attention_mask is not None:
             logits += mask_to_bias(attention_mask, logits.dtype)
-        probs = self.dropout(tf.nn.softmax(logits, axis=-1), training=training)
-        return self.output_dense(merge_heads(tf.matmul(probs, value)))
+        softmax = tf.nn.softmax(logits, axis=-1)
+        probs = self.dropout(softmax, training=training)
+        output = self.output_dense(merge_heads(tf.matmul(probs, value)))
+        return (output, softmax) if return_probs else output
 
     def attend_cached(
         self,
@@ -223,7 +228,8 @@ class BertSelfAttention(keras.layers.Layer):
         cache_value: tf.Tensor,
         cache_mask: tf.Tensor,
         training: bool | None = None,
-    ) -> tf.Tensor:
+        return_probs: bool = False,
+    ) -> Any:
         """Attention of Lq new tokens over a cache and over themselves (left to right).
 
         The same softmax as `attend` over the keys [cache, new tokens], computed in two blocks so
@@ -234,9 +240,12 @@ class BertSelfAttention(keras.layers.Layer):
             cache_key, cache_value: [B, H, T, Dh] earlier tokens' keys and values.
             cache_mask: [B, Lq, T] bool, True where a new token may see a cache slot.
             training: whether dropout is active.
+            return_probs: also return the new tokens' attention probabilities over the cache
+                slots [B, H, Lq, T] (before dropout; with the new tokens' own they sum to 1).
 
         Returns:
-            [B, Lq, H * Dh]; new token i sees new tokens j <= i.
+            [B, Lq, H * Dh]; new token i sees new tokens j <= i. With `return_probs`, (that,
+            probs over the cache).
         """
         scale = math.sqrt(self.head_size)
         cache_logits = tf.matmul(query, cache_key, transpose_b=True) / scale
@@ -245,15 +254,14 @@ class BertSelfAttention(keras.layers.Layer):
         new_count = tf.shape(query)[2]
         causal = tf.range(new_count)[tf.newaxis, :] <= tf.range(new_count)[:, tf.newaxis]
         new_logits += mask_to_bias(causal[tf.newaxis], new_logits.dtype)
-        probs = self.dropout(
-            tf.nn.softmax(tf.concat([cache_logits, new_logits], axis=-1), axis=-1),
-            training=training,
-        )
+        softmax = tf.nn.softmax(tf.concat([cache_logits, new_logits], axis=-1), axis=-1)
+        probs = self.dropout(softmax, training=training)
         slots = tf.shape(cache_key)[2]
         context = tf.matmul(probs[..., :slots], cache_value) + tf.matmul(
             probs[..., slots:], new_value
         )
-        return self.output_dense(merge_heads(context))
+        output = self.output_dense(merge_heads(context))
+        return (output, softmax[..., :slots]) if return_probs else output
 
     def call(
         self,
@@ -375,7 +383,8 @@ class BertTransformerLayer(keras.layers.Layer):
         attention_mask: tf.Tensor | None = None,
         training: bool | None = None,
         condition: tf.Tensor | None = None,
-    ) -> tf.Tensor:
+        return_probs: bool = False,
+    ) -> Any:
         """The block for the queries of x over given keys and values (a key/value cache).
 
         With the keys and values of x itself (`self.attention.project_key_value(x)`) this is
@@ -387,11 +396,16 @@ class BertTransformerLayer(keras.layers.Layer):
             key, value: [B, heads, Lk, Dh] keys and values of every token the queries may see.
             attention_mask: [B, Lq, Lk] bool, True where attention is allowed.
             training: whether dropout is active.
+            return_probs: also return the attention probabilities [B, heads, Lq, Lk]:
+                (output, probs).
         """
         query = self.attention.project_query(x)
-        attended = self.attention.attend(query, key, value, attention_mask, training=training)
+        attended, probs = self.attention.attend(
+            query, key, value, attention_mask, training=training, return_probs=True
+        )
         h = self._attention_residual(x, attended, training, condition)
-        return self.feed_forward(h, training=training, condition=condition)
+        output = self.feed_forward(h, training=training, condition=condition)
+        return (output, probs) if return_probs else output
 
     def call_with_cache(
         self,
@@ -401,7 +415,8 @@ class BertTransformerLayer(keras.layers.Layer):
         cache_mask: tf.Tensor,
         training: bool | None = None,
         condition: tf.Tensor | None = None,
-    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        return_probs: bool = False,
+    ) -> Any:
         """The block for new tokens after cached ones (`BertSelfAttention.attend_cached`).
 
         Args:
@@ -410,17 +425,30 @@ class BertTransformerLayer(keras.layers.Layer):
             cache_mask: [B, Lq, T] bool, True where a new token may see a cache slot.
             training: whether dropout is active.
 
+            return_probs: also return the new tokens' attention probabilities over the cache
+                slots [B, heads, Lq, T], as a fourth element.
+
         Returns:
             (output states [B, Lq, H * Dh], the new tokens' keys and values [B, heads, Lq, Dh]),
             the keys and values for the caller to write into its cache.
         """
         query = self.attention.project_query(x)
         new_key, new_value = self.attention.project_key_value(x)
-        attended = self.attention.attend_cached(
-            query, new_key, new_value, cache_key, cache_value, cache_mask, training=training
+        attended, probs = self.attention.attend_cached(
+            query,
+            new_key,
+            new_value,
+            cache_key,
+            cache_value,
+            cache_mask,
+            training=training,
+            return_probs=True,
         )
         h = self._attention_residual(x, attended, training, condition)
-        return self.feed_forward(h, training=training, condition=condition), new_key, new_value
+        output = self.feed_forward(h, training=training, condition=condition)
+        if return_probs:
+            return output, new_key, new_value, probs
+        return output, new_key, new_value
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

@@ -76,7 +76,8 @@ def prefill(
     cache_length: int | tf.Tensor,
     condition: tf.Tensor | None = None,
     segment_ids: tf.Tensor | None = None,
-) -> tuple[tf.Tensor, tf.Tensor]:
+    return_attention: bool = False,
+) -> Any:
     """Encode the prefixes once; log-probabilities of the token after each and the cache.
 
     Args:
@@ -87,6 +88,9 @@ def prefill(
         cache_length: T >= L, the cache's slots (the longest a row may grow).
         condition: [B, C] float32 condition vectors of a conditioned model.
         segment_ids: [B, L] int32; default 0 (a prefix is the source).
+        return_attention: also return the attention of each row's last real token (the one
+            that predicts the first new token) over the prefix, per layer, averaged over the
+            heads: [num_layers, B, L] float32, as a third element.
 
     Returns:
         (log_probs [B, V] float32, cache [num_layers, 2, B, heads, T, head_size] float32).
@@ -101,13 +105,26 @@ def prefill(
     length = tf.shape(token_ids)[1]
     padding = tf.cast(tf.range(length)[tf.newaxis, :] < lengths[:, tf.newaxis], tf.int32)
     mask = build_attention_mask(padding, segment_ids, model.attention_mode)
-    states, cache = model.backbone.encode_with_cache(
-        token_ids, segment_ids, mask, cache_length, training=False, condition=condition
+    encoded = model.backbone.encode_with_cache(
+        token_ids,
+        segment_ids,
+        mask,
+        cache_length,
+        training=False,
+        condition=condition,
+        return_attention=return_attention,
     )
+    states, cache = encoded[0], encoded[1]
     # The last real token of each row predicts the first new one.
     last = tf.gather(states, lengths - 1, batch_dims=1)[:, tf.newaxis, :]
     logits = model.mlm_head(last, condition=condition)[:, 0, :]
-    return tf.nn.log_softmax(logits, axis=-1), cache
+    log_probs = tf.nn.log_softmax(logits, axis=-1)
+    if not return_attention:
+        return log_probs, cache
+    # [layers, B, L (query), L] -> the last real query of each row: [layers, B, L].
+    attention = tf.transpose(encoded[2], [1, 0, 2, 3])
+    attention = tf.gather(attention, lengths - 1, axis=2, batch_dims=1)
+    return log_probs, cache, tf.transpose(attention, [1, 0, 2])
 
 
 def step(
@@ -116,7 +133,8 @@ def step(
     positions: tf.Tensor,
     cache: tf.Tensor,
     condition: tf.Tensor | None = None,
-) -> tuple[tf.Tensor, tf.Tensor]:
+    return_attention: bool = False,
+) -> Any:
     """Feed one token per row; log-probabilities of the next one and the updated cache.
 
     Args:
@@ -127,6 +145,9 @@ def step(
             model's position table.
         cache: [num_layers, 2, B, heads, T, head_size] from `prefill` / `step` / `select_rows`.
         condition: [B, C] float32 of a conditioned model.
+        return_attention: also return the new token's attention over the cache slots (as they
+            were before this call: slots < `positions`), per layer, averaged over the heads:
+            [num_layers, B, T] float32, as a third element.
 
     Returns:
         (log_probs [B, V] float32, the cache with each row's new key and value written).
@@ -141,11 +162,22 @@ def step(
     # adds): the causal mask, and the UniLM mask's target rows (the whole source, the target
     # before it).
     mask = slots[tf.newaxis, tf.newaxis, :] < positions[:, :, tf.newaxis]
-    states, cache = model.backbone.decode_with_cache(
-        token_ids, segment_ids, positions, cache, mask, training=False, condition=condition
+    decoded = model.backbone.decode_with_cache(
+        token_ids,
+        segment_ids,
+        positions,
+        cache,
+        mask,
+        training=False,
+        condition=condition,
+        return_attention=return_attention,
     )
+    states, cache = decoded[0], decoded[1]
     logits = model.mlm_head(states, condition=condition)[:, 0, :]
-    return tf.nn.log_softmax(logits, axis=-1), cache
+    log_probs = tf.nn.log_softmax(logits, axis=-1)
+    if not return_attention:
+        return log_probs, cache
+    return log_probs, cache, decoded[2][:, :, 0, :]
 
 
 def full_logits(

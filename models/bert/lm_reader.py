@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from models.bert.kv_cache import CacheRows, check_condition
 from models.bert.lm_signatures import (
+    ATTENTION_KEY,
     CACHE_KEY,
     CACHE_LENGTH_VARIABLE,
     CONDITION_KEY,
@@ -68,6 +69,10 @@ class SavedModelLMStepModel(CacheRows):
         # [num_layers, 2, B, heads, T, head_size], B and T left open in the signature.
         cache = self._step.structured_input_signature[1][CACHE_KEY].shape
         self._cache_shape = (int(cache[0]), int(cache[3]), int(cache[5]))
+        # QA versions exported since answers carry evidence return the attention too.
+        self.has_attention = ATTENTION_KEY in self._step.structured_outputs and (
+            ATTENTION_KEY in self._prefill.structured_outputs
+        )
 
     def _condition(self, condition: Any) -> dict[str, tf.Tensor]:
         check_condition(self.condition_size is not None, condition)
@@ -82,25 +87,60 @@ class SavedModelLMStepModel(CacheRows):
     def prefill(
         self, token_ids: Any, lengths: Any, condition: Any = None
     ) -> tuple[np.ndarray, Any]:
+        out = self._call_prefill(token_ids, lengths, condition)
+        return out[LOG_PROBS_KEY].numpy(), out[CACHE_KEY]
+
+    def _call_prefill(self, token_ids: Any, lengths: Any, condition: Any) -> dict[str, Any]:
         token_ids = int32_tensor(token_ids)
         inputs = {TOKEN_IDS: token_ids, LENGTHS: int32_tensor(lengths)}
         if self._prefill_segments:
             inputs[SEGMENT_IDS] = tf.zeros_like(token_ids)
-        out = self._prefill(**inputs, **self._condition(condition))
-        return out[LOG_PROBS_KEY].numpy(), out[CACHE_KEY]
+        return dict(self._prefill(**inputs, **self._condition(condition)))
 
     def step(
         self, token_ids: Any, positions: Any, cache: Any, condition: Any = None
     ) -> tuple[np.ndarray, Any]:
-        out = self._step(
-            **{
-                TOKEN_IDS: int32_tensor(token_ids),
-                POSITIONS: int32_tensor(positions),
-                CACHE_KEY: tf.convert_to_tensor(cache, tf.float32),
-            },
-            **self._condition(condition),
-        )
+        out = self._call_step(token_ids, positions, cache, condition)
         return out[LOG_PROBS_KEY].numpy(), out[CACHE_KEY]
+
+    def _call_step(
+        self, token_ids: Any, positions: Any, cache: Any, condition: Any
+    ) -> dict[str, Any]:
+        return dict(
+            self._step(
+                **{
+                    TOKEN_IDS: int32_tensor(token_ids),
+                    POSITIONS: int32_tensor(positions),
+                    CACHE_KEY: tf.convert_to_tensor(cache, tf.float32),
+                },
+                **self._condition(condition),
+            )
+        )
+
+    def _check_attention(self) -> None:
+        if not self.has_attention:
+            raise ValueError(
+                "this SavedModel was exported without the attention output; export it again"
+            )
+
+    def prefill_with_attention(
+        self, token_ids: Any, lengths: Any
+    ) -> tuple[np.ndarray, np.ndarray, Any]:
+        """`prefill` and the attention of each row's last real token over the prefix,
+        [num_layers, B, L] (heads averaged); only for versions that export it (`has_attention`).
+        """
+        self._check_attention()
+        out = self._call_prefill(token_ids, lengths, None)
+        return out[LOG_PROBS_KEY].numpy(), out[ATTENTION_KEY].numpy(), out[CACHE_KEY]
+
+    def step_with_attention(
+        self, token_ids: Any, positions: Any, cache: Any
+    ) -> tuple[np.ndarray, np.ndarray, Any]:
+        """`step` and the new token's attention over the cache slots, [num_layers, B, T] (heads
+        averaged); only for versions that export it (`has_attention`)."""
+        self._check_attention()
+        out = self._call_step(token_ids, positions, cache, None)
+        return out[LOG_PROBS_KEY].numpy(), out[ATTENTION_KEY].numpy(), out[CACHE_KEY]
 
     def full_logits(
         self, token_ids: Any, padding_mask: Any, condition: Any = None, segment_ids: Any = None

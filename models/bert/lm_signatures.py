@@ -23,6 +23,10 @@ SIGNATURE_DEFAULT = "serving_default"
 LOG_PROBS_KEY = "log_probs"
 CACHE_KEY = "cache"
 CONDITION_KEY = "condition"
+# QA versions exported since answers carry evidence: `prefill` and `step` also return the
+# attention of the token that predicts the next one over the prefix / cache, per layer, averaged
+# over the heads (`models.qa.signatures`). Older versions lack this output.
+ATTENTION_KEY = "attention"
 
 # Input names (the signatures' keyword arguments).
 TOKEN_IDS = "token_ids"

@@ -149,6 +149,12 @@ class BertTokenizer:
         """WordPiece ids of text, without special tokens."""
         return list(self._tokenizer.encode(text, add_special_tokens=False).ids)
 
+    def piece_ids_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """WordPiece ids of text and each piece's characters [start, end) in `text` (as
+        `piece_ids`, the same ids)."""
+        encoding = self._tokenizer.encode(text, add_special_tokens=False)
+        return list(encoding.ids), [(int(a), int(b)) for a, b in encoding.offsets]
+
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str:
         """Text of WordPiece ids ("##" pieces joined to the word before them)."""
         return str(self._tokenizer.decode(list(ids), skip_special_tokens=skip_special_tokens))

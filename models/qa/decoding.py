@@ -24,6 +24,15 @@ The algorithm is the one of bert4keras' `task_reading_comprehension_by_seq2seq.p
 
 The candidates are the finished beams, best first; a candidate's score is the product of its
 normalised votes, and its passage is the remaining passage that gives it the highest probability.
+
+With `evidence`, the same pass also keeps, for each beam, the attention over its passages of the
+token that predicted each answer token (the step model's `prefill_with_attention` and
+`step_with_attention`: the last prefix token for the first answer token, then each answer token
+for the next), from the layers `evidence_layers` names, heads averaged. Each passage's share of a
+token is its part of the passages' probability of that token, so a passage that did not want the
+token adds little. A candidate's evidence is, per passage, the mean over its tokens of that
+weighted attention over the passage's tokens (`models.qa.evidence` turns it into character
+spans). Answers and scores are the same with and without it.
 Several questions decode in one batch (`decode_batch`, `answer_questions`): their rows share
 each prefill and step call, which is what the service does with requests of different callers.
 """
@@ -32,23 +41,28 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 
 from models.bert.tokenizer import BertTokenizer, tokens_to_text
+from models.qa.evidence import EvidenceSpan, evidence_spans
 from models.qa.samples import (
     DEFAULT_MAX_ANSWER_TOKENS,
     DEFAULT_MAX_PASSAGE_TOKENS,
     DEFAULT_MAX_QUESTION_TOKENS,
     TARGET_SEGMENT,
-    build_prefix,
+    join_prefix,
 )
 
 # Beam width of bert4keras' reading-comprehension example (`topk=1`: greedy), the service default.
 DEFAULT_BEAM_SIZE = 1
 # Prefix layout `[CLS] passage [SEP] ...`: the passage starts after [CLS].
 PASSAGE_OFFSET = 1
+# The layers whose attention (heads averaged) makes answers' evidence: None averages all layers,
+# an int picks one (-1 the last). The mean of the layers put the gold answer inside the top span
+# most often on the demo model's held-out questions (bench/qa_evidence.py, docs/benchmarks.md).
+EVIDENCE_LAYERS: int | None = None
 
 
 class StepModel(Protocol):
@@ -78,6 +92,27 @@ class StepModel(Protocol):
 
     def select_rows(self, state: Any, rows: np.ndarray) -> Any:
         """The state of rows `rows` [B'] (gathered; rows may repeat or disappear)."""
+        ...
+
+
+class AttentionStepModel(StepModel, Protocol):
+    """A `StepModel` that also returns the attention answers' evidence is made of (QA versions
+    exported since `return_evidence`, `models.qa.signatures`; `KerasStepModel`)."""
+
+    has_attention: bool
+
+    def prefill_with_attention(
+        self, token_ids: np.ndarray, lengths: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, Any]:
+        """`prefill`, and the attention [num_layers, B, L] (heads averaged) of each row's last
+        real token over the prefix."""
+        ...
+
+    def step_with_attention(
+        self, token_ids: np.ndarray, positions: np.ndarray, state: Any
+    ) -> tuple[np.ndarray, np.ndarray, Any]:
+        """`step`, and the attention [num_layers, B, slots] (heads averaged) of the new tokens
+        over the cache slots before them."""
         ...
 
 
@@ -156,6 +191,9 @@ class DecodedAnswer:
     score: float
     passage_index: int | None
     candidates: list[tuple[list[int], float, int | None]] = field(default_factory=list)
+    # With `evidence`: per candidate, {passage index: weight of each of its tokens} (the mean
+    # attention of the answer tokens, `decode_batch`); None when not asked.
+    evidence: list[dict[int, np.ndarray]] | None = None
 
 
 @dataclass
@@ -165,6 +203,9 @@ class _Beam:
     passage_log_probs: np.ndarray  # [passages alive] sum of log p_i over the tokens
     rows: list[int]  # its row per alive passage in the current state
     matches: list[np.ndarray] | None  # extractive: per alive passage, next positions that fit
+    # evidence: per step that chose a token ([SEP] included), (attention [alive, P] over the
+    # passages' tokens of the rows that predicted it, their probabilities of it [alive])
+    attention: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
 
 
 @dataclass
@@ -175,6 +216,16 @@ class _Question:
     beams: list[_Beam] = field(default_factory=list)
     finished: list[_Beam] = field(default_factory=list)
     result: DecodedAnswer | None = None
+
+    def passage_attention(self, attention: np.ndarray, rows: Sequence[int]) -> np.ndarray:
+        """[B, slots] attention -> [alive, P] over each alive passage's tokens (rows[k] is the
+        row of alive passage k), zero past a passage's end; P the longest passage."""
+        width = max(len(p) for p in self.passages)
+        out = np.zeros((len(rows), width))
+        for k, (passage_index, row) in enumerate(zip(self.alive, rows, strict=True)):
+            n = len(self.passages[passage_index])
+            out[k, :n] = attention[row, PASSAGE_OFFSET : PASSAGE_OFFSET + n]
+        return out
 
 
 def _vote(probs: np.ndarray) -> np.ndarray:
@@ -245,9 +296,33 @@ def _best_passage(question: _Question, beam: _Beam) -> int | None:
     return question.alive[int(np.argmax(beam.passage_log_probs))]
 
 
-def _finish(question: _Question) -> DecodedAnswer:
+def _beam_evidence(question: _Question, beam: _Beam, shift: int = 0) -> dict[int, np.ndarray]:
+    """{passage index: weight per token} of a finished beam: the mean over its answer tokens of
+    each alive passage's attention, weighted by the passage's share of the token's probability.
+
+    `shift` 0 takes the attention of the tokens that predicted the answer tokens (the answer
+    being written); 1 that of the answer tokens themselves (as they are read back, predicting
+    the next token or [SEP]).
+    """
+    steps = beam.attention[shift : shift + len(beam.tokens)]
+    if not steps:
+        return {}
+    total = np.zeros_like(steps[0][0])
+    for attention, probs in steps:
+        mass = probs.sum()
+        share = probs / mass if mass > 0 else np.full(len(probs), 1.0 / len(probs))
+        total += share[:, None] * attention
+    total /= len(steps)
+    return {
+        passage_index: total[k, : len(question.passages[passage_index])]
+        for k, passage_index in enumerate(question.alive)
+    }
+
+
+def _finish(question: _Question, evidence: bool = False, shift: int = 0) -> DecodedAnswer:
     ranked = sorted(question.finished, key=lambda b: -b.score)
     candidates: list[tuple[list[int], float, int | None]] = []
+    weights: list[dict[int, np.ndarray]] = []
     seen: set[tuple[int, ...]] = set()
     for beam in ranked:
         if tuple(beam.tokens) in seen:
@@ -255,10 +330,15 @@ def _finish(question: _Question) -> DecodedAnswer:
         seen.add(tuple(beam.tokens))
         passage = _best_passage(question, beam) if beam.tokens else None
         candidates.append((list(beam.tokens), float(np.exp(beam.score)), passage))
+        if evidence:
+            weights.append(_beam_evidence(question, beam, shift))
     if not candidates:
-        return DecodedAnswer(None, 0.0, None, [])
+        return DecodedAnswer(None, 0.0, None, [], [] if evidence else None)
     tokens, score, passage = candidates[0]
-    return DecodedAnswer(tokens or None, score, passage if tokens else None, candidates)
+    return DecodedAnswer(
+        tokens or None, score, passage if tokens else None, candidates,
+        weights if evidence else None,
+    )  # fmt: skip
 
 
 def _select(
@@ -269,11 +349,18 @@ def _select(
     beam_size: int,
     max_answer_tokens: int,
     force_answer: bool = False,
+    attention: np.ndarray | None = None,
 ) -> None:
     """One beam-search step of a question from its rows' log-probs (rows of `beam.rows`);
-    with `force_answer`, an empty beam may not end (the answer has at least one token)."""
+    with `force_answer`, an empty beam may not end (the answer has at least one token).
+    `attention` [B, slots] (evidence): the rows' attention, kept with the token each beam
+    chooses."""
     vocab_size = log_probs.shape[1]
     totals, per_passage = [], []
+    seen = [
+        question.passage_attention(attention, beam.rows) if attention is not None else None
+        for beam in question.beams
+    ]
     for beam in question.beams:
         probs = np.exp(log_probs[beam.rows])  # [alive, V]
         end_allowed = not (force_answer and not beam.tokens)
@@ -295,12 +382,16 @@ def _select(
     for index in chosen:
         parent_index, token = divmod(int(index), vocab_size)
         parent = question.beams[parent_index]
+        attended = seen[parent_index]
         child = _Beam(
             tokens=parent.tokens if token == sep_id else [*parent.tokens, token],
             score=float(flat[index]),
             passage_log_probs=parent.passage_log_probs + per_passage[parent_index][:, token],
             rows=parent.rows,
             matches=_extend_matches(question, parent.matches, token),
+            attention=parent.attention
+            if attended is None
+            else [*parent.attention, (attended, np.exp(log_probs[parent.rows, token]))],
         )
         if token == sep_id or len(child.tokens) >= max_answer_tokens:
             question.finished.append(child)
@@ -325,6 +416,9 @@ def decode_batch(
     extractive: bool = False,
     banned_ids: Sequence[int] = (),
     force_answer: bool = False,
+    evidence: bool = False,
+    evidence_layers: int | None = EVIDENCE_LAYERS,
+    evidence_shift: int = 0,
 ) -> list[DecodedAnswer]:
     """Decodes the answers of several questions together, in token ids.
 
@@ -340,6 +434,11 @@ def decode_batch(
         banned_ids: tokens never written ([PAD], [CLS], [MASK]).
         force_answer: the passages are known to hold an answer: never "no answer" (see the
             module's docstring), unless a question has no passage.
+        evidence: also keep each candidate's evidence (`DecodedAnswer.evidence`); the model
+            must have `prefill_with_attention` and `step_with_attention` (`has_attention`).
+        evidence_layers: whose attention: None the mean of all layers, an int one layer.
+        evidence_shift: 0 the attention of the tokens that predicted the answer's tokens, 1 that
+            of the answer's tokens themselves (`_beam_evidence`).
 
     Returns:
         One `DecodedAnswer` per question, in order.
@@ -347,6 +446,9 @@ def decode_batch(
     if beam_size < 1 or max_answer_tokens < 1:
         raise ValueError(f"need beam_size >= 1 and max_answer_tokens >= 1, got {beam_size}, "
                          f"{max_answer_tokens}")  # fmt: skip
+    if evidence and not getattr(model, "has_attention", False):
+        raise ValueError("evidence needs a step model that returns attention (has_attention)")
+    attending = cast(AttentionStepModel, model)
     banned = np.asarray(sorted(set(banned_ids) - {sep_id}), np.int64)
     questions: list[_Question] = []
     flat_prefixes: list[Sequence[int]] = []
@@ -364,12 +466,21 @@ def decode_batch(
             questions[-1].result = DecodedAnswer(None, 0.0, None, [])
     if not flat_prefixes:
         return [q.result or DecodedAnswer(None, 0.0, None, []) for q in questions]
+    empty_evidence: list[dict[int, np.ndarray]] | None = [] if evidence else None
+    for question in questions:
+        if question.result is not None:
+            question.result.evidence = empty_evidence
 
     lengths = np.array([len(p) for p in flat_prefixes], np.int32)
     token_ids = np.full((len(flat_prefixes), int(lengths.max())), pad_id, np.int32)
     for i, prefix in enumerate(flat_prefixes):
         token_ids[i, : lengths[i]] = prefix
-    log_probs, state = model.prefill(token_ids, lengths)
+    attention: np.ndarray | None = None
+    if evidence:
+        log_probs, layers, state = attending.prefill_with_attention(token_ids, lengths)
+        attention = _combine_layers(layers, evidence_layers)
+    else:
+        log_probs, state = model.prefill(token_ids, lengths)
     log_probs = np.asarray(log_probs, np.float64)
 
     # First step: passages whose best first token is [SEP] hold no answer and leave.
@@ -382,7 +493,7 @@ def decode_batch(
             question.alive = [int(np.argmin(first[:, sep_id]))]
         if not question.alive:
             no_answer = _vote(np.exp(first[:, sep_id : sep_id + 1]))[0]
-            question.result = DecodedAnswer(None, float(no_answer), None, [])
+            question.result = DecodedAnswer(None, float(no_answer), None, [], empty_evidence)
             continue
         question.beams = [
             _Beam(
@@ -397,7 +508,10 @@ def decode_batch(
                 ),
             )
         ]
-        _select(question, log_probs, sep_id, banned, beam_size, max_answer_tokens, force_answer)
+        _select(
+            question, log_probs, sep_id, banned, beam_size, max_answer_tokens, force_answer,
+            attention,
+        )  # fmt: skip
 
     while True:
         live = [q for q in questions if q.result is None and q.beams]
@@ -419,17 +533,32 @@ def decode_batch(
                     positions.append(int(lengths[prefill_row]) + len(beam.tokens) - 1)
                 beam.rows = new_rows
         state = model.select_rows(state, np.asarray(gather, np.int32))
-        log_probs, state = model.step(
-            np.asarray(feed, np.int32), np.asarray(positions, np.int32), state
-        )
+        step_ids = np.asarray(feed, np.int32)
+        step_positions = np.asarray(positions, np.int32)
+        if evidence:
+            log_probs, layers, state = attending.step_with_attention(
+                step_ids, step_positions, state
+            )
+            attention = _combine_layers(layers, evidence_layers)
+        else:
+            log_probs, state = model.step(step_ids, step_positions, state)
         log_probs = np.asarray(log_probs, np.float64)
         for question in live:
-            _select(question, log_probs, sep_id, banned, beam_size, max_answer_tokens)
+            _select(
+                question, log_probs, sep_id, banned, beam_size, max_answer_tokens,
+                attention=attention,
+            )  # fmt: skip
 
     for question in questions:
         if question.result is None:
-            question.result = _finish(question)
+            question.result = _finish(question, evidence, evidence_shift)
     return [q.result for q in questions if q.result is not None]
+
+
+def _combine_layers(attention: np.ndarray, layers: int | None) -> np.ndarray:
+    """[num_layers, B, slots] -> [B, slots]: one layer's, or the mean of all (None)."""
+    attention = np.asarray(attention, np.float64)
+    return attention.mean(axis=0) if layers is None else attention[layers]
 
 
 @dataclass
@@ -442,12 +571,15 @@ class QAResult:
         passage_index: the passage it comes from, or None.
         candidates: (text, score, passage index) of the finished beams, best first, one per
             distinct text; "no answer" is not a candidate.
+        evidence: per candidate, its evidence spans (`models.qa.evidence`), heaviest first;
+            None when not asked.
     """
 
     answer: str | None
     score: float
     passage_index: int | None
     candidates: list[tuple[str, float, int | None]] = field(default_factory=list)
+    evidence: list[list[EvidenceSpan]] | None = None
 
 
 def answer_questions(
@@ -461,6 +593,9 @@ def answer_questions(
     beam_size: int = DEFAULT_BEAM_SIZE,
     extractive: bool = False,
     force_answer: bool = False,
+    evidence: bool = False,
+    evidence_layers: int | None = EVIDENCE_LAYERS,
+    evidence_shift: int = 0,
 ) -> list[QAResult]:
     """Answers several questions, each over its passages, in one batch of model calls.
 
@@ -474,17 +609,23 @@ def answer_questions(
         beam_size: beams per question.
         extractive: answers must be spans of the passages.
         force_answer: the passages are known to hold an answer; never null (`decode_batch`).
+        evidence, evidence_layers, evidence_shift: also each candidate's evidence spans
+            (`decode_batch`, `models.qa.evidence`).
 
     Returns:
         One `QAResult` per question.
     """
-    prefixes = [
-        [
-            build_prefix(tokenizer, passage, question, max_passage_tokens, max_question_tokens)[0]
-            for passage in passages
-        ]
-        for question, passages in questions
-    ]
+    prefixes = []
+    offsets = []
+    for question, passages in questions:
+        question_ids = tokenizer.piece_ids(question)[:max_question_tokens]
+        rows, spots = [], []
+        for passage in passages:
+            ids, passage_offsets = tokenizer.piece_ids_with_offsets(passage)
+            rows.append(join_prefix(tokenizer, ids[:max_passage_tokens], question_ids))
+            spots.append(passage_offsets[:max_passage_tokens])
+        prefixes.append(rows)
+        offsets.append(spots)
     decoded = decode_batch(
         model,
         prefixes,
@@ -495,8 +636,15 @@ def answer_questions(
         extractive=extractive,
         banned_ids=banned_ids(tokenizer),
         force_answer=force_answer,
+        evidence=evidence,
+        evidence_layers=evidence_layers,
+        evidence_shift=evidence_shift,
     )
-    return results_from_decoded(tokenizer, decoded)
+    if not evidence:
+        return results_from_decoded(tokenizer, decoded)
+    return results_from_decoded(
+        tokenizer, decoded, [(o, p) for o, (_, p) in zip(offsets, questions, strict=True)]
+    )
 
 
 def banned_ids(tokenizer: BertTokenizer) -> tuple[int, ...]:
@@ -505,22 +653,38 @@ def banned_ids(tokenizer: BertTokenizer) -> tuple[int, ...]:
 
 
 def results_from_decoded(
-    tokenizer: BertTokenizer, decoded: Sequence[DecodedAnswer]
+    tokenizer: BertTokenizer,
+    decoded: Sequence[DecodedAnswer],
+    passages: Sequence[tuple[Sequence[Sequence[tuple[int, int]]], Sequence[str]]] | None = None,
 ) -> list[QAResult]:
-    """Token ids to text: the answer, and one candidate per distinct non-empty text."""
+    """Token ids to text: the answer, and one candidate per distinct non-empty text.
+
+    Args:
+        tokenizer: the model's tokenizer.
+        decoded: `decode_batch`'s answers.
+        passages: with evidence, per question (the character offsets of each passage's tokens
+            read, the passages' texts): each candidate's evidence becomes spans
+            (`QAResult.evidence`).
+    """
     results = []
-    for answer in decoded:
+    for i, answer in enumerate(decoded):
         candidates: list[tuple[str, float, int | None]] = []
+        spans: list[list[EvidenceSpan]] | None = None
+        if passages is not None and answer.evidence is not None:
+            spans = []
         seen: set[str] = set()
-        for ids, score, passage in answer.candidates:
+        for k, (ids, score, passage) in enumerate(answer.candidates):
             text = tokens_to_text(tokenizer, ids)
             if text and text not in seen:
                 seen.add(text)
                 candidates.append((text, score, passage))
+                if spans is not None and passages is not None and answer.evidence is not None:
+                    offsets, texts = passages[i]
+                    spans.append(evidence_spans(answer.evidence[k], offsets, texts))
         text = tokens_to_text(tokenizer, answer.token_ids) if answer.token_ids else ""
         results.append(
             QAResult(text or None, answer.score, answer.passage_index if text else None,
-                     candidates)
+                     candidates, spans)
         )  # fmt: skip
     return results
 

@@ -27,7 +27,8 @@ SavedModelStepModel = SavedModelLMStepModel
 
 
 class QASeq2SeqModule(tf.Module):
-    """What the SavedModel holds: the model's weights, the vocabulary asset, four functions.
+    """What the SavedModel holds: the model's weights, the vocabulary asset, four functions
+    (`prefill` and `step` also return the attention that answers' evidence is made of).
 
     Args:
         model: the trained seq2seq model (its averaged weights, when training kept an EMA).
@@ -80,16 +81,31 @@ class QASeq2SeqModule(tf.Module):
         self, token_ids: tf.Tensor, segment_ids: tf.Tensor, lengths: tf.Tensor
     ) -> dict[str, tf.Tensor]:
         cache_length = tf.shape(token_ids)[1] + self.max_answer_tokens
-        log_probs, cache = kv_cache.prefill(
-            self.model, token_ids, lengths, cache_length, segment_ids=segment_ids
+        log_probs, cache, attention = kv_cache.prefill(
+            self.model,
+            token_ids,
+            lengths,
+            cache_length,
+            segment_ids=segment_ids,
+            return_attention=True,
         )
-        return {names.LOG_PROBS_KEY: log_probs, names.CACHE_KEY: cache}
+        return {
+            names.LOG_PROBS_KEY: log_probs,
+            names.CACHE_KEY: cache,
+            names.ATTENTION_KEY: attention,
+        }
 
     def _step(
         self, token_ids: tf.Tensor, cache: tf.Tensor, positions: tf.Tensor
     ) -> dict[str, tf.Tensor]:
-        log_probs, cache = kv_cache.step(self.model, token_ids, positions, cache)
-        return {names.LOG_PROBS_KEY: log_probs, names.CACHE_KEY: cache}
+        log_probs, cache, attention = kv_cache.step(
+            self.model, token_ids, positions, cache, return_attention=True
+        )
+        return {
+            names.LOG_PROBS_KEY: log_probs,
+            names.CACHE_KEY: cache,
+            names.ATTENTION_KEY: attention,
+        }
 
     def _reorder(self, cache: tf.Tensor, beam_indices: tf.Tensor) -> dict[str, tf.Tensor]:
         return {names.CACHE_KEY: kv_cache.select_rows(cache, beam_indices)}

@@ -9,7 +9,7 @@ from service.errors import error_responses
 from service.inference import Served, answer_headers, infer, prepare_input
 from service.runtimes.base import reading_input
 from service.runtimes.qa import QAItem, QARuntime
-from service.schemas.qa import QACandidate, QARequest, QAResponse
+from service.schemas.qa import QACandidate, QAEvidence, QARequest, QAResponse
 from service.settings import Settings
 
 router = APIRouter(tags=["qa"])
@@ -37,7 +37,8 @@ QAModel = Annotated[
 )
 async def answer_question(qa: QAModel, request: Request, response: Response) -> QAResponse:
     """Read the passages and write the answer to the question, or `answer: null` if none has it
-    (with `force_answer`, never null: the caller knows the passages hold an answer).
+    (with `force_answer`, never null: the caller knows the passages hold an answer). With
+    `return_evidence`, each candidate also says which passage characters it attended to.
 
     Limits (settings): at most MAX_PASSAGES passages, `beam_size` at most MAX_BEAM_SIZE, and
     MAX_TEXT_CHARS characters for the question and each passage (413).
@@ -64,8 +65,24 @@ async def answer_question(qa: QAModel, request: Request, response: Response) -> 
         score=answer.score,
         passage_index=answer.passage_index,
         candidates=[
-            QACandidate(text=text, score=score, passage_index=index)
-            for text, score, index in answer.candidates
+            QACandidate(
+                text=text,
+                score=score,
+                passage_index=index,
+                evidence=None
+                if answer.evidence is None
+                else [
+                    QAEvidence(
+                        passage_index=span.passage_index,
+                        start=span.start,
+                        end=span.end,
+                        text=span.text,
+                        weight=span.weight,
+                    )
+                    for span in answer.evidence[k]
+                ],
+            )
+            for k, (text, score, index) in enumerate(answer.candidates)
         ],
     )
 
@@ -79,4 +96,5 @@ def _prepare(runtime: QARuntime, body: QARequest) -> QAItem:
             beam_size=body.beam_size,
             extractive=body.extractive,
             force_answer=body.force_answer,
+            return_evidence=body.return_evidence,
         )

@@ -29,12 +29,23 @@ class QAOptions:
     max_answer_tokens: int
     extractive: bool
     force_answer: bool = False
+    # The batch decodes with the attention outputs and keeps them (`decode_batch(evidence=)`).
+    evidence: bool = False
+
+
+class EvidenceUnsupported(BadInput):
+    """`return_evidence` asked of a version exported before the attention output existed."""
+
+    code = "evidence_unsupported"
 
 
 @dataclass(frozen=True)
 class QAItem:
     prefixes: tuple[tuple[int, ...], ...]  # per passage: [CLS] passage [SEP] question [SEP]
     options: QAOptions
+    # With evidence: per passage, the characters of each token read, and the passages' texts.
+    offsets: tuple[tuple[tuple[int, int], ...], ...] | None = None
+    passages: tuple[str, ...] | None = None
 
     @property
     def rows(self) -> int:
@@ -76,32 +87,49 @@ class QARuntime(BatchedRuntime):
         beam_size: int | None,
         extractive: bool,
         force_answer: bool = False,
+        return_evidence: bool = False,
     ) -> QAItem:
         answer_tokens = max_answer_tokens or self.max_answer_tokens
         if answer_tokens > self.max_answer_tokens:
             raise BadInput(
                 f"max_answer_tokens {answer_tokens} is over this model's {self.max_answer_tokens}"
             )
+        if return_evidence and not self.has_attention:
+            raise EvidenceUnsupported(
+                f"version {self.version} of {self.name} was exported before answers carried "
+                "evidence (its SavedModel has no attention output): export it again with this "
+                "release (`python -m training.qa_reexport --model "
+                f"<store>/{self.name}/{self.version}`, or train a new version) to use "
+                "return_evidence"
+            )
         options = QAOptions(
             beam_size=beam_size or self.default_beam_size,
             max_answer_tokens=answer_tokens,
             extractive=extractive or self.default_extractive,
             force_answer=force_answer,
+            evidence=return_evidence,
         )
         # Passages longer than the model reads are cut to its window, as in training
         # (`build_prefix`); the question is tokenised once for all of them.
         question_ids = self.tokenizer.piece_ids(question)[: self.max_question_tokens]
-        prefixes = tuple(
-            tuple(
-                join_prefix(
-                    self.tokenizer,
-                    self.tokenizer.piece_ids(passage)[: self.max_passage_tokens],
-                    question_ids,
-                )
-            )
-            for passage in passages
-        )
-        return QAItem(prefixes=prefixes, options=options)
+        pieces: list[list[int]] = []
+        offsets: list[tuple[tuple[int, int], ...]] = []
+        for passage in passages:
+            if return_evidence:
+                ids, spots = self.tokenizer.piece_ids_with_offsets(passage)
+                offsets.append(tuple(spots[: self.max_passage_tokens]))
+            else:
+                ids = self.tokenizer.piece_ids(passage)
+            pieces.append(ids[: self.max_passage_tokens])
+        prefixes = tuple(tuple(join_prefix(self.tokenizer, ids, question_ids)) for ids in pieces)
+        if not return_evidence:
+            return QAItem(prefixes=prefixes, options=options)
+        return QAItem(prefixes, options, tuple(offsets), tuple(passages))
+
+    @property
+    def has_attention(self) -> bool:
+        """Whether this version's SavedModel returns the attention evidence is made of."""
+        return bool(getattr(self._model, "has_attention", False))
 
     def run_batch(self, items: Sequence[QAItem]) -> list[QAResult]:
         options = items[0].options  # the batcher's group key: equal for the whole batch
@@ -115,8 +143,12 @@ class QARuntime(BatchedRuntime):
             extractive=options.extractive,
             banned_ids=banned_ids(self.tokenizer),
             force_answer=options.force_answer,
+            evidence=options.evidence,
         )
-        return results_from_decoded(self.tokenizer, decoded)
+        if not options.evidence:
+            return results_from_decoded(self.tokenizer, decoded)
+        passages = [(item.offsets or (), item.passages or ()) for item in items]
+        return results_from_decoded(self.tokenizer, decoded, passages)
 
     def warmup(self) -> None:
         item = self.prepare(

@@ -49,6 +49,14 @@ class QARequest(BaseModel):
         "is returned even when every passage would say none.",
     )
 
+    return_evidence: bool = Field(
+        False,
+        description="Give each candidate its `evidence`: the passage characters its tokens "
+        "attended to while they were written (heaviest spans first). Computed in the same "
+        "decoding pass; versions exported before this field existed answer 400 "
+        "(`evidence_unsupported`) until exported again.",
+    )
+
     model_config = {
         "extra": "forbid",
         "json_schema_extra": {
@@ -62,10 +70,25 @@ class QARequest(BaseModel):
     }
 
 
+class QAEvidence(BaseModel):
+    passage_index: int = Field(description="The passage (index in `passages`).")
+    start: int = Field(description="First character, an offset into that passage.")
+    end: int = Field(description="One past the last character: text is passage[start:end].")
+    text: str
+    weight: float = Field(
+        description="The answer tokens' mean attention on these characters' tokens (0-1)."
+    )
+
+
 class QACandidate(BaseModel):
     text: str
     score: float
     passage_index: int | None
+    evidence: list[QAEvidence] | None = Field(
+        None,
+        description="With return_evidence: the passage spans the answer attended to, heaviest "
+        "first (at most 3); null otherwise.",
+    )
 
 
 class QAResponse(BaseModel):

@@ -24,6 +24,7 @@ from .model_status import ModelStatus
 from .model_status_labels import ModelStatusLabels
 from .model_status_manifest_type_0 import ModelStatusManifestType0
 from .qa_candidate import QACandidate
+from .qa_evidence import QAEvidence
 from .qa_request import QARequest
 from .qa_response import QAResponse
 from .readiness import Readiness
@@ -61,6 +62,7 @@ __all__ = (
     "ModelStatusLabels",
     "ModelStatusManifestType0",
     "QACandidate",
+    "QAEvidence",
     "QARequest",
     "QAResponse",
     "Readiness",

@@ -28,6 +28,9 @@ class QARequest:
         force_answer (bool | Unset): The passages are known to hold an answer: never null. "No answer" may not win the
             first step, and the best answer of the passage most likely to hold one is returned even when every passage would
             say none. Default: False.
+        return_evidence (bool | Unset): Give each candidate its `evidence`: the passage characters its tokens attended
+            to while they were written (heaviest spans first). Computed in the same decoding pass; versions exported before
+            this field existed answer 400 (`evidence_unsupported`) until exported again. Default: False.
     """
 
     question: str
@@ -38,6 +41,7 @@ class QARequest:
     beam_size: int | None | Unset = UNSET
     extractive: bool | Unset = False
     force_answer: bool | Unset = False
+    return_evidence: bool | Unset = False
 
     def to_dict(self) -> dict[str, Any]:
         question = self.question
@@ -72,6 +76,8 @@ class QARequest:
 
         force_answer = self.force_answer
 
+        return_evidence = self.return_evidence
+
         field_dict: dict[str, Any] = {}
 
         field_dict.update(
@@ -92,6 +98,8 @@ class QARequest:
             field_dict["extractive"] = extractive
         if force_answer is not UNSET:
             field_dict["force_answer"] = force_answer
+        if return_evidence is not UNSET:
+            field_dict["return_evidence"] = return_evidence
 
         return field_dict
 
@@ -142,6 +150,8 @@ class QARequest:
 
         force_answer = d.pop("force_answer", UNSET)
 
+        return_evidence = d.pop("return_evidence", UNSET)
+
         qa_request = cls(
             question=question,
             passages=passages,
@@ -151,6 +161,7 @@ class QARequest:
             beam_size=beam_size,
             extractive=extractive,
             force_answer=force_answer,
+            return_evidence=return_evidence,
         )
 
         return qa_request

@@ -104,7 +104,8 @@ def sync_detailed(
     """Answer Question
 
      Read the passages and write the answer to the question, or `answer: null` if none has it
-    (with `force_answer`, never null: the caller knows the passages hold an answer).
+    (with `force_answer`, never null: the caller knows the passages hold an answer). With
+    `return_evidence`, each candidate also says which passage characters it attended to.
 
     Limits (settings): at most MAX_PASSAGES passages, `beam_size` at most MAX_BEAM_SIZE, and
     MAX_TEXT_CHARS characters for the question and each passage (413).
@@ -139,7 +140,8 @@ def sync(
     """Answer Question
 
      Read the passages and write the answer to the question, or `answer: null` if none has it
-    (with `force_answer`, never null: the caller knows the passages hold an answer).
+    (with `force_answer`, never null: the caller knows the passages hold an answer). With
+    `return_evidence`, each candidate also says which passage characters it attended to.
 
     Limits (settings): at most MAX_PASSAGES passages, `beam_size` at most MAX_BEAM_SIZE, and
     MAX_TEXT_CHARS characters for the question and each passage (413).
@@ -169,7 +171,8 @@ async def asyncio_detailed(
     """Answer Question
 
      Read the passages and write the answer to the question, or `answer: null` if none has it
-    (with `force_answer`, never null: the caller knows the passages hold an answer).
+    (with `force_answer`, never null: the caller knows the passages hold an answer). With
+    `return_evidence`, each candidate also says which passage characters it attended to.
 
     Limits (settings): at most MAX_PASSAGES passages, `beam_size` at most MAX_BEAM_SIZE, and
     MAX_TEXT_CHARS characters for the question and each passage (413).
@@ -202,7 +205,8 @@ async def asyncio(
     """Answer Question
 
      Read the passages and write the answer to the question, or `answer: null` if none has it
-    (with `force_answer`, never null: the caller knows the passages hold an answer).
+    (with `force_answer`, never null: the caller knows the passages hold an answer). With
+    `return_evidence`, each candidate also says which passage characters it attended to.
 
     Limits (settings): at most MAX_PASSAGES passages, `beam_size` at most MAX_BEAM_SIZE, and
     MAX_TEXT_CHARS characters for the question and each passage (413).

@@ -1,0 +1,95 @@
+"""Export a QA version again with this release's signatures, as a new version of the same model.
+
+    python -m training.qa_reexport --model model_store/demo-qa/1
+
+Versions exported before answers carried evidence have no attention output in `prefill` and
+`step` (`models.qa.signatures`), so the service refuses `return_evidence` for them. The weights
+are all there: this reads them back from the old SavedModel into a fresh model of the shape its
+manifest records (`config.bert`, which `training.qa` writes), exports them with the current
+`models.qa.export`, and writes the next version of the model with the old manifest's config,
+data, metrics and limits (`config.reexported_from` names the old version). Nothing is trained;
+answers are the same. The old version is left as it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from pathlib import Path
+
+import tensorflow as tf
+
+from models.bert.bert_backbone import BertConfig
+from models.qa.export import export_qa_saved_model
+from models.qa.seq2seq import build_qa_model
+from models.store import QAManifest, read_manifest
+from training.common import export_version
+
+
+def reexport_qa(version_dir: str | os.PathLike[str], name: str | None = None) -> Path:
+    """Writes the weights of an exported QA version as a new version with the current export.
+
+    Args:
+        version_dir: `<store>/<model>/<version>` of a QA model whose manifest has `config.bert`.
+        name: the model to write the new version of (default: the same model).
+
+    Returns:
+        The new version folder.
+
+    Raises:
+        ValueError: the version is not a QA model, or its manifest does not record its shape.
+    """
+    folder = Path(version_dir)
+    manifest = read_manifest(folder)
+    if not isinstance(manifest, QAManifest):
+        raise ValueError(f"{folder} is not a QA model ({manifest.task}/{manifest.family})")
+    shape = manifest.config.get("bert")
+    if not isinstance(shape, dict):
+        raise ValueError(
+            f"{folder}/manifest.json has no config.bert (the encoder's shape): this version "
+            "cannot be exported again; train a new version"
+        )
+    fields = {f.name for f in dataclasses.fields(BertConfig)}
+    model = build_qa_model(BertConfig(**{k: v for k, v in shape.items() if k in fields}))
+    status = tf.train.Checkpoint(model=model).read(os.fspath(folder / "variables" / "variables"))
+    # Every weight of the fresh model must come from the old version.
+    status.assert_existing_objects_matched()
+    vocab = folder / manifest.tokenizer.vocab
+    config = {**manifest.config, "reexported_from": {"name": manifest.name,
+                                                      "version": manifest.version}}  # fmt: skip
+    as_written = manifest.as_json()
+    kept = ("max_passage_tokens", "max_question_tokens", "max_answer_tokens", "tokenizer")
+    extra = {key: as_written[key] for key in (*kept, "decoding") if key in as_written}
+    return export_version(
+        folder.parent.parent,
+        name or manifest.name,
+        task="qa",
+        family="bert-unilm",
+        write_model=lambda path: export_qa_saved_model(
+            path,
+            model,
+            vocab,
+            manifest.max_passage_tokens,
+            manifest.max_question_tokens,
+            manifest.max_answer_tokens,
+        ),
+        config=config,
+        data=manifest.data,
+        metrics=manifest.metrics,
+        extra=extra,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--model", type=Path, required=True, help="the version folder: <store>/<model>/<version>"
+    )
+    parser.add_argument("--name", default=None, help="write it as this model (default: same)")
+    args = parser.parse_args(argv)
+    print(reexport_qa(args.model, args.name))
+
+
+if __name__ == "__main__":
+    main()
