@@ -423,6 +423,18 @@ def make_synthetic_examples(
     return [labelled.example for labelled in make_labelled_examples(count, seed, config)]
 
 
+def make_mixed_examples(
+    count: int, seed: int, configs: Sequence[SyntheticConfig]
+) -> list[QAExample]:
+    """`count` examples drawn with `seed`, the i-th from `configs[i % len(configs)]`: a mixture
+    of kinds in equal shares (e.g. the easy kind, on which copying is learned quickly, beside the
+    hard kind, on which telling people apart is)."""
+    if not configs:
+        raise ValueError("configs is empty")
+    rng = random.Random(seed)
+    return [make_labelled_example(rng, configs[i % len(configs)]).example for i in range(count)]
+
+
 def error_breakdown(
     labelled: Sequence[LabelledExample], predictions: Sequence[str | None]
 ) -> dict[str, float]:

@@ -13,6 +13,7 @@ from models.qa.synthetic import (
     SyntheticConfig,
     error_breakdown,
     make_labelled_examples,
+    make_mixed_examples,
     make_synthetic_examples,
 )
 
@@ -120,3 +121,20 @@ def test_error_breakdown_tells_the_errors_apart():
     assert report["other_person_value"] == 1
     assert report["missed"] == 1
     assert report["wrong_span"] == 0
+
+
+def test_a_mixture_takes_its_kinds_in_turn_and_one_kind_is_that_kind():
+    easy = SyntheticConfig(
+        people_per_passage=(1, 1), same_person_fraction=1.0, unnamed_fraction=0.0
+    )
+    mixed = make_mixed_examples(40, seed=3, configs=[easy, HARD])
+    assert make_mixed_examples(40, seed=3, configs=[easy, HARD]) == mixed
+    # the easy kind's passages are about the person asked only; the hard kind's often are not
+    asked = [e.question[:2] for e in mixed]
+    only_asked = [all(p.text.startswith(a) or a in p.text for p in e.passages)
+                  for a, e in zip(asked, mixed, strict=True)]  # fmt: skip
+    assert all(only_asked[0::2])
+    assert not all(only_asked[1::2])
+    assert make_mixed_examples(30, seed=3, configs=[HARD]) == make_synthetic_examples(
+        30, seed=3, config=HARD
+    )
