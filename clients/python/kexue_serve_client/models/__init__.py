@@ -22,6 +22,7 @@ from .label_condition import LabelCondition
 from .model_list import ModelList
 from .model_status import ModelStatus
 from .model_status_manifest_type_0 import ModelStatusManifestType0
+from .open_ai_error import OpenAIError
 from .qa_candidate import QACandidate
 from .qa_request import QARequest
 from .qa_response import QAResponse
@@ -58,6 +59,7 @@ __all__ = (
     "ModelList",
     "ModelStatus",
     "ModelStatusManifestType0",
+    "OpenAIError",
     "QACandidate",
     "QARequest",
     "QAResponse",
