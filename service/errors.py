@@ -161,6 +161,9 @@ def validation_error_summary(errors: list[dict[str, Any]]) -> dict[str, Any]:
         loc = [str(part) for part in error.get("loc", ())]
         if loc and loc[0] in ("body", "query", "path", "header"):
             loc = loc[1:]
+        # Field names and list indices; not pydantic's names of a union's members
+        # ('constrained-str', 'list[constrained-str]'), which no request field is called.
+        loc = [part for part in loc if part.isidentifier() or part.isdigit()]
         where = ".".join(loc)
         parts.append(f"{where}: {error.get('msg', 'invalid')}" if where else error.get("msg"))
     more = len(errors) - _VALIDATION_ERRORS_IN_MESSAGE
