@@ -190,11 +190,18 @@ class RequireKey:
         self.metrics_open = metrics_open
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or is_open(route_path(scope), self.metrics_open):
+        if scope["type"] not in ("http", "websocket") or is_open(
+            route_path(scope), self.metrics_open
+        ):
             await self.app(scope, receive, send)
             return
         token = bearer_token(scope)
-        if token is None:
+        if scope["type"] == "websocket":  # none is served today; closed all the same
+            if token is None or not self.keys.accepts(token):
+                await send({"type": "websocket.close", "code": 1008})  # policy violation
+            else:
+                await self.app(scope, receive, send)
+        elif token is None:
             await _send_401(
                 send,
                 "this endpoint wants an API key: send 'Authorization: Bearer <key>'",

@@ -118,6 +118,14 @@ def test_closed_by_default_and_before_the_body_is_read(keyed: TestClient) -> Non
     assert 'route="unmatched",status="401"' in metrics
 
 
+def test_a_websocket_without_a_key_is_closed(keyed: TestClient) -> None:
+    from starlette.websockets import WebSocketDisconnect
+
+    with pytest.raises(WebSocketDisconnect) as closed, keyed.websocket_connect("/v1/anything"):
+        pass
+    assert closed.value.code == 1008
+
+
 def test_admin_endpoints_take_the_admin_token_not_a_key(keyed: TestClient) -> None:
     reload = "/v1/models/words/reload"
     assert_401(keyed.post(reload), invalid=False)
