@@ -6,6 +6,7 @@ Layout (TensorFlow Serving's):
     <store>/<model-name>/<version>/     version: ASCII digits, a positive integer; highest wins
         saved_model.pb, variables/, assets/
         manifest.json                   one of the typed manifests below, by (task, family)
+    <store>/<model-name>/labels.json    optional: {"stable": 1, "canary": 2}, names of versions
 
 Training jobs build a version in `<store>/<model-name>/.tmp-<version>-<host>-<pid>-<random>/` and
 rename it into place when complete, so a reader never sees half a version; the host and process id
@@ -41,6 +42,8 @@ from pydantic import (
 
 MANIFEST_FILENAME = "manifest.json"
 SAVED_MODEL_FILENAME = "saved_model.pb"
+# Version labels of a model (TensorFlow Serving's `version_labels`), beside its version folders.
+LABELS_FILENAME = "labels.json"
 # Temporary version folders start with a dot so that no reader takes them for a version.
 TEMP_PREFIX = ".tmp-"
 
@@ -51,6 +54,10 @@ MAX_MODEL_NAME_CHARS = 128
 _MODEL_NAME_RE = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,127}")
 # ASCII digits only: str.isdigit() also takes '²' (int() then raises) and '١٢' (int() reads 12).
 _VERSION_RE = re.compile(r"[0-9]+")
+# A version label: starts with a letter (so it is never read as a version number), then letters,
+# digits, '-', '_', '.'; at most 64 characters.
+LABEL_PATTERN = r"^[A-Za-z][A-Za-z0-9_.\-]{0,63}$"
+_LABEL_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,63}")
 
 
 def is_model_name(name: object) -> bool:
@@ -85,7 +92,7 @@ def version_folders(model_dir: Path) -> tuple[dict[int, Path], list[str]]:
     versions: dict[int, Path] = {}
     skipped: list[str] = []
     for entry in sorted(model_dir.iterdir(), key=lambda p: p.name):
-        if entry.name.startswith(TEMP_PREFIX):
+        if entry.name.startswith(TEMP_PREFIX) or entry.name == LABELS_FILENAME:
             continue
         number = parse_version(entry.name)
         if number is None or number in versions or not entry.is_dir():
@@ -93,6 +100,48 @@ def version_folders(model_dir: Path) -> tuple[dict[int, Path], list[str]]:
             continue
         versions[number] = entry
     return versions, skipped
+
+
+def is_label(name: object) -> bool:
+    return isinstance(name, str) and _LABEL_RE.fullmatch(name) is not None
+
+
+def parse_labels(text: str) -> dict[str, int]:
+    """The labels of a `labels.json` text: a JSON object of label -> version number.
+
+    Raises ValueError naming what is wrong: not JSON, not an object, a key that is not a label
+    (LABEL_PATTERN), a value that is not a positive integer (`true`, `1.0` and `"1"` included: a
+    label names one version, exactly).
+    """
+    duplicated: list[str] = []
+
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [key for key, _ in pairs]
+        duplicated.extend(sorted({key for key in keys if keys.count(key) > 1}))
+        return dict(pairs)
+
+    try:
+        body = json.loads(text, object_pairs_hook=no_duplicates)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"not JSON ({error})") from None
+    if duplicated:  # json.loads would keep the last silently
+        raise ValueError(f"labels given twice: {', '.join(map(repr, duplicated))}")
+    if not isinstance(body, dict):
+        raise ValueError(f"a JSON object of label -> version is wanted, not {type(body).__name__}")
+    problems = []
+    for label, version in body.items():
+        if not is_label(label):
+            problems.append(
+                f"{label!r:.80} is not a label (a letter, then up to 63 letters, digits, '-', "
+                "'_' or '.')"
+            )
+        elif type(version) is not int or version <= 0:
+            problems.append(
+                f"{label}: {version!r:.40} is not a version number (a positive integer)"
+            )
+    if problems:
+        raise ValueError("; ".join(problems))
+    return dict(body)
 
 
 # ------------------------------------------------------------ temporary folders of training jobs

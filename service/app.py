@@ -17,6 +17,7 @@ from service.docs_pages import install_docs_pages
 from service.errors import install_error_handlers
 from service.metrics import Metrics
 from service.middleware import BodyLimit, RequestMetrics
+from service.playground import install_playground
 from service.registry import ModelRegistry, RuntimeFactory, default_runtime_factory
 from service.routes import density, embeddings, generation, health, models, qa
 from service.settings import Settings, get_settings
@@ -86,6 +87,7 @@ def create_app(
     ):
         app.include_router(router)
     install_docs_pages(app)
+    install_playground(app)
     declare_security(app, metrics_open=not settings.metrics_require_key)
     # Outermost first in the list Starlette builds: metrics see the 401s and 413s; a request
     # without a key is refused before its body is read.

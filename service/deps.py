@@ -19,6 +19,7 @@ from service.settings import Settings
 
 class ModelRequest(Protocol):
     model: str | None
+    version: int | str | None
 
 
 B = TypeVar("B", bound=ModelRequest)
@@ -71,7 +72,8 @@ def model_for(
 ) -> Callable[..., Awaitable[Served[B, R]]]:
     """The dependency of a `task` route: its JSON body (a `body_type`), the configured `limits`
     of the body (413, before any model is looked up), and the model the body names (else
-    DEFAULT_<TASK>_MODEL, else the only one of the task) with its serving `runtime_type`.
+    DEFAULT_<TASK>_MODEL, else the only one of the task) with the `runtime_type` of the version
+    the body's `version` names (a number or a label; else the serving one).
 
     The body is declared here and nowhere else: declared in the route as well, it would be
     validated twice and a 422 would list each error twice.
@@ -87,7 +89,7 @@ def model_for(
             limits(body, settings)
         model = registry.resolve(task, body.model, getattr(settings, default))
         request.state.model = model.name  # the request metrics' label
-        runtime = model.runtime
+        runtime = model.runtime_for(body.version)
         if not isinstance(runtime, runtime_type):
             raise NotReady(f"model {model.name!r} has no {task} runtime loaded")
         return Served(body, model, runtime, settings)

@@ -64,6 +64,14 @@ class ModelNotFound(ServiceError):
     param = "model"
 
 
+class VersionNotFound(ModelNotFound):
+    """A request's `version` (a number or a label) names no loaded version of its model: TF
+    Serving's NOT_FOUND, whatever the version's state (loading, failed, unloaded, unknown)."""
+
+    code = "version_not_found"
+    param = "version"
+
+
 class PayloadTooLarge(ServiceError):
     status_code = 413
     code = "payload_too_large"
@@ -107,7 +115,8 @@ ERROR_DESCRIPTIONS = {
     401: "No API key, or a wrong one, when the service has keys (API_KEYS); on an admin "
     "endpoint, no bearer token",
     403: "Wrong admin token, or admin endpoints are disabled",
-    404: "Unknown model, a model of another task, or none of this task in the store",
+    404: "Unknown model, a model of another task, none of this task in the store, or a "
+    "`version` (number or label) that names no loaded version of the model",
     413: "Body, batch or text over the configured limits",
     429: "The model's queue is full; retry after `Retry-After` seconds",
     500: "The model call failed",

@@ -1,15 +1,34 @@
 """The model store as the service sees it: scan, load, warm up, swap versions, report state.
 
 Layout (TensorFlow Serving's, models.store): $MODEL_STORE/<name>/<version>/ with a SavedModel and
-manifest.json. Policy, as TF Serving's "latest" policy with a fallback:
-- the highest version that loads and warms up is served; a newer one is loaded and warmed *beside*
-  it and swapped in with one assignment, so requests never see a half-ready version;
-- a version that fails to load is FAILED and the previous one keeps serving;
-- an older version is UNLOADED when a newer one takes over; requests already queued on it keep
-  their reference and finish on it (the batcher never mixes versions in one batch);
-- a serving version whose folder disappears keeps serving from memory until another version is
-  loaded and warm (the highest remaining one, or a newer one); only removing the model's folder
-  removes the model.
+manifest.json, and optionally <name>/labels.json. Policy, as TF Serving's version policies
+(VERSION_POLICY: "latest", "latest:N", "all") with a fallback:
+- the N highest versions that load and warm up are loaded (N = 1 for "latest", every version for
+  "all"); the highest loaded one serves requests that name no version. A newer version is loaded
+  and warmed *beside* them and swapped in with one assignment, so requests never see a
+  half-ready version;
+- a version that fails to load is FAILED and the versions loaded before keep serving; under
+  "latest:N" the next older version that loads takes its place in the N;
+- a version beyond the N newest loaded is UNLOADED as soon as the newer one is warm; requests
+  already queued on it keep their reference and finish on it (the batcher never mixes versions in
+  one batch);
+- a loaded version whose folder disappears is unloaded once another version is loaded; while none
+  is, the newest of those keeps serving from memory; only removing the model's folder removes the
+  model.
+
+Requests may name a version: its number, or a label of labels.json ({"stable": 1, "canary": 2},
+TF Serving's version labels). Only a loaded (AVAILABLE) version answers; any other is 404
+`version_not_found` naming its state, as TF Serving answers NOT_FOUND for a version it has not
+loaded (whatever the reason: loading, failed, unloaded by the policy); an unknown label is 404 too
+(TF Serving: INVALID_ARGUMENT), one answer for "no such version" however it was named.
+
+labels.json is read at every scan (a few bytes, on a store thread) and parsed when it changed. As
+in TF Serving (whose config reload fails when a label names a version that is not available), a
+file that is not valid, or whose labels name a version that is not loaded, is not applied: the
+labels in force stay those of the last good file, and the model's status says why; the file is
+applied at the first scan where every version it names is loaded (so labels.json may be written
+before its new version has loaded). A missing file means no labels. A label in force whose version
+is later unloaded answers 404 until the file moves it.
 
 A version copied in by hand may be caught half-copied, so a version is tried only when it looks
 complete (REQUIRED_FILES there) and, when a poll found it, once its files (names, sizes, mtimes) are
@@ -49,14 +68,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from models.store import (
+    LABELS_FILENAME,
     MANIFEST_FILENAME,
     SAVED_MODEL_FILENAME,
     TEMP_PREFIX,
     is_model_name,
+    parse_labels,
     version_folders,
 )
 from service.batching import BatcherConfig, DynamicBatcher
-from service.errors import BadInput, ModelNotFound, NotReady
+from service.errors import BadInput, ModelNotFound, NotReady, VersionNotFound
 from service.metrics import Metrics
 from service.runtimes.base import BatchedRuntime, Runtime, read_manifest
 from service.schemas.health import UnavailableModel
@@ -67,6 +88,9 @@ log = logging.getLogger(__name__)
 
 RuntimeFactory = Callable[[str, int, Path, Settings], Runtime]
 T = TypeVar("T")
+
+# labels.json is a few labels; a bigger one is refused rather than read into memory every poll.
+MAX_LABELS_BYTES = 65536
 
 # What a version folder holds before it is tried at all.
 REQUIRED_FILES = (MANIFEST_FILENAME, SAVED_MODEL_FILENAME)
@@ -129,6 +153,42 @@ def look_at_version(path: Path, previous: VersionFiles | None) -> VersionFiles:
     except Exception as exc:
         return VersionFiles(fingerprint, error=f"{MANIFEST_FILENAME}: {type(exc).__name__}: {exc}")
     return VersionFiles(fingerprint, task=task, family=family)
+
+
+@dataclass(frozen=True)
+class LabelsLook:
+    """One look at a model's labels.json."""
+
+    content: bytes | None  # None: no file
+    labels: dict[str, int] | None = None  # as the file says (None: no file, or it did not parse)
+    error: str | None = None  # why the file did not parse
+
+
+def look_at_labels(model_dir: Path, previous: LabelsLook | None) -> LabelsLook:
+    """Blocking. Reads the file at every look (a few bytes) and parses it only when its content
+    changed: a change in place within one tick of the file system's clock keeps size and mtime."""
+    try:
+        with open(model_dir / LABELS_FILENAME, "rb") as file:
+            content = file.read(MAX_LABELS_BYTES + 1)
+    except FileNotFoundError:
+        content = None
+    except OSError as exc:
+        content, error = f"{exc!r}".encode(), f"{type(exc).__name__}: {exc}"
+        if previous is not None and previous.content == content:
+            return previous
+        return LabelsLook(content, error=error)
+    if previous is not None and previous.content == content:
+        return previous
+    if content is None:
+        return LabelsLook(None)
+    if len(content) > MAX_LABELS_BYTES:
+        return LabelsLook(content, error=f"larger than {MAX_LABELS_BYTES} bytes")
+    try:
+        return LabelsLook(content, parse_labels(content.decode("utf-8")))
+    except UnicodeDecodeError as exc:
+        return LabelsLook(content, error=f"not UTF-8 ({exc})")
+    except ValueError as exc:
+        return LabelsLook(content, error=str(exc))
 
 
 def list_store(store: Path) -> tuple[dict[str, Path], list[str]]:
@@ -255,6 +315,57 @@ class ServedModel:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     unserved_since: float = field(default_factory=time.monotonic)  # found, none serving yet
     listing_hangs_since: float | None = None  # listing its folder has not returned since
+    policy: str = "latest"  # VERSION_POLICY, as the status shows it
+    labels: dict[str, int] = field(default_factory=dict)  # in force (the last good labels.json)
+    labels_look: LabelsLook | None = None  # the latest look at labels.json
+    labels_error: str | None = None  # why labels.json is not in force
+
+    def loaded(self, version: int) -> Runtime | None:
+        entry = self.versions.get(version)
+        if entry is None or entry.state is not VersionState.AVAILABLE:
+            return None
+        return entry.runtime
+
+    def runtime_for(self, version: int | str | None) -> Runtime:
+        """The runtime a request's `version` names: None, the serving one; a number, that
+        version; a string, the version its label names. 404 if that version is not loaded."""
+        if version is None:
+            if self.runtime is None:
+                raise NotReady(f"model {self.name!r} has no loaded version yet")
+            return self.runtime
+        if isinstance(version, str):
+            number = self.labels.get(version)
+            if number is None:
+                raise VersionNotFound(
+                    f"model {self.name!r} has no label {version!r} ({self._labels_text()})"
+                )
+            what = f"label {version!r} names version {number}, which"
+        else:
+            number, what = version, f"version {version}"
+        runtime = self.loaded(number)
+        if runtime is None:
+            raise VersionNotFound(
+                f"model {self.name!r}: {what} is not loaded ({self._why_not_loaded(number)}); "
+                f"loaded: {', '.join(map(str, self.loaded_versions())) or 'none'}"
+            )
+        return runtime
+
+    def loaded_versions(self) -> list[int]:
+        return sorted(v for v in self.versions if self.loaded(v) is not None)
+
+    def _labels_text(self) -> str:
+        if not self.labels:
+            return f"it has none: {LABELS_FILENAME} names them"
+        return "its labels: " + ", ".join(f"{k} -> {v}" for k, v in sorted(self.labels.items()))
+
+    def _why_not_loaded(self, version: int) -> str:
+        entry = self.versions.get(version)
+        if entry is None:
+            return "no such version in the store"
+        if entry.state is VersionState.UNLOADED and entry.waiting is None:
+            return f"UNLOADED: VERSION_POLICY={self.policy}"
+        note = entry.note
+        return f"{entry.state.value}: {note}" if note else entry.state.value
 
     @property
     def runtime(self) -> Runtime | None:
@@ -293,12 +404,62 @@ class ServedModel:
             task=task,
             family=family,
             serving_version=self.serving.version if self.serving else None,
+            version_policy=self.policy,
             versions=[
-                VersionStatus(version=v.version, state=v.state, error=v.note)
+                VersionStatus(
+                    version=v.version,
+                    state=v.state,
+                    error=v.note,
+                    labels=sorted(k for k, n in self.labels.items() if n == v.version),
+                )
                 for v in sorted(self.versions.values(), key=lambda v: v.version, reverse=True)
             ],
+            labels=dict(sorted(self.labels.items())),
+            labels_error=self._labels_status(),
             manifest=self.manifest,
         )
+
+    def _labels_status(self) -> str | None:
+        stale = [
+            f"label {k!r} names version {n}, which is not loaded ({self._why_not_loaded(n)})"
+            for k, n in sorted(self.labels.items())
+            if self.loaded(n) is None
+        ]
+        parts = ([self.labels_error] if self.labels_error else []) + stale
+        return "; ".join(parts) or None
+
+    def apply_labels(self) -> None:
+        """Puts labels.json in force if it parsed and every version it names is loaded; else
+        keeps the labels in force and says why (module doc)."""
+        look = self.labels_look
+        if look is None:
+            return
+        if look.error is not None:
+            self.labels_error = (
+                f"{LABELS_FILENAME} not applied: {look.error}; the labels in force are those of "
+                "the last good one"
+            )
+            return
+        wanted = look.labels or {}
+        if wanted == self.labels:  # in force already (a version it names may have left since)
+            self.labels_error = None
+            return
+        unloaded = [
+            f"{k!r} -> version {n} ({self._why_not_loaded(n)})"
+            for k, n in sorted(wanted.items())
+            if self.loaded(n) is None
+        ]
+        if unloaded:
+            self.labels_error = (
+                f"{LABELS_FILENAME} not applied yet: a label may name only a loaded version, and "
+                f"{'; '.join(unloaded)}; the labels in force are those of the last good one, "
+                "until every version it names is loaded"
+            )
+            return
+        if wanted != self.labels:
+            log.info("model %s labels: %s", self.name, wanted or "none")
+            self.labels = dict(wanted)
+        self.labels_error = None
 
     def unavailable(self, now: float, grace_s: float) -> tuple[str, bool] | None:
         """None while a version serves; else (why not, whether that holds readiness)."""
@@ -345,6 +506,7 @@ class _ModelLook:
 
     paths: dict[int, Path]
     files: dict[int, VersionFiles | ReadHangs]
+    labels: LabelsLook | ReadHangs | None = None  # None: not read (an error, logged)
 
 
 class ModelRegistry:
@@ -519,9 +681,21 @@ class ModelRegistry:
             except ReadHangs as hangs:
                 return hangs
 
+        async def labels() -> LabelsLook | ReadHangs | None:
+            previous = known.labels_look if known else None
+            try:
+                return await self._reads.run(f"{name}/labels", look_at_labels, folder, previous)
+            except ReadHangs as hangs:
+                return hangs
+            except Exception as exc:  # look_at_labels keeps its own errors; this is the last net
+                self._warn_once(("labels", name, repr(exc)), "model %s: labels: %r", name, exc)
+                return None
+
         versions = sorted(paths)
-        files = await asyncio.gather(*(one(v, paths[v]) for v in versions))
-        return _ModelLook(paths, dict(zip(versions, files, strict=True)))
+        files, look = await asyncio.gather(
+            asyncio.gather(*(one(v, paths[v]) for v in versions)), labels()
+        )
+        return _ModelLook(paths, dict(zip(versions, files, strict=True)), look)
 
     async def _forget(self, name: str) -> None:
         model = self._models.pop(name)
@@ -533,7 +707,7 @@ class ModelRegistry:
         if model is None:
             if look is None or (isinstance(look, _ModelLook) and not look.paths):
                 return  # no version folder (only a job's `.tmp-*`, say): not a model yet
-            model = ServedModel(name=name)
+            model = ServedModel(name=name, policy=self.settings.version_policy)
             self._models[name] = model
         async with model.lock:
             if isinstance(look, ReadHangs):
@@ -547,17 +721,26 @@ class ModelRegistry:
                     return
                 self._apply(model, look)
             await self._try_versions(model, eager)
+            model.apply_labels()  # after the loads: a label may name only a loaded version
             self._export_states(model)
 
     def _apply(self, model: ServedModel, look: _ModelLook) -> None:
         """Brings the model's versions in line with what the scan saw on disk."""
+        if isinstance(look.labels, LabelsLook) and look.labels is not model.labels_look:
+            if look.labels.error is not None:
+                log.warning(
+                    "model %s: %s not applied: %s", model.name, LABELS_FILENAME, look.labels.error
+                )
+            elif model.labels_look is not None:
+                log.info("model %s: %s changed", model.name, LABELS_FILENAME)
+            model.labels_look = look.labels
         for v in set(model.versions) - set(look.paths):
             entry = model.versions[v]
-            if entry is model.serving:  # keeps answering from memory (module doc)
+            if entry.runtime is not None:  # unloaded once another version is (module doc)
                 if not entry.deleted:
                     log.warning(
-                        "model %s version %d: its folder left the store; serving it from memory "
-                        "until another version loads",
+                        "model %s version %d: its folder left the store; unloaded once another "
+                        "version is loaded",
                         model.name,
                         v,
                     )
@@ -577,30 +760,47 @@ class ModelRegistry:
             entry.files = seen
 
     async def _try_versions(self, model: ServedModel, eager: bool) -> None:
-        leaving = model.serving if model.serving is not None and model.serving.deleted else None
+        """Loads what VERSION_POLICY wants and is due, newest first, until the policy's count of
+        versions (still in the store) is loaded; then unloads the loaded versions beyond it."""
+        wanted = self.settings.versions_to_load  # None: every version
         now = time.monotonic()
-        # Newest first; stop at the first that serves (it may be the one already serving).
+        counted = 0  # loaded versions whose folder is still in the store, newest first
         for v in sorted(model.versions, reverse=True):
+            if wanted is not None and counted >= wanted:
+                break
             entry = model.versions[v]
-            if model.serving is entry:
-                if leaving is None:
-                    break
-                continue  # its folder is gone: an older version may take over
+            if model.loaded(v) is not None:
+                counted += 0 if entry.deleted else 1
+                continue
             if not self._due(entry, eager, now):
                 continue
             if await self._load(model, entry):
                 if isinstance(entry.runtime, BatchedRuntime) and model.batcher is None:
                     model.batcher = self._new_batcher(model.name)
-                old, model.serving = model.serving, entry
-                if old is not None:
-                    old.state, old.runtime = VersionState.UNLOADED, None
-                    if old.deleted:
-                        del model.versions[old.version]
-                log.info("model %s now serves version %d", model.name, v)
-                break
-        if model.serving is not None and not model.serving.deleted:
-            for older in model.versions.values():  # below the serving one: nothing to wait for
-                if older.version < model.serving.version:
+                counted += 1
+        self._keep_wanted(model, wanted)
+
+    def _keep_wanted(self, model: ServedModel, wanted: int | None) -> None:
+        """Unloads the loaded versions beyond the `wanted` newest still in the store (a version
+        whose folder left serves from memory only while nothing else is loaded) and points
+        `serving` at the newest loaded one, in one assignment."""
+        loaded = [model.versions[v] for v in reversed(model.loaded_versions())]
+        present = [entry for entry in loaded if not entry.deleted]
+        keep = (present if wanted is None else present[:wanted]) or loaded[:1]
+        for entry in loaded:
+            if entry in keep:
+                continue
+            entry.state, entry.runtime = VersionState.UNLOADED, None
+            if entry.deleted:
+                del model.versions[entry.version]
+            log.info("model %s version %d unloaded", model.name, entry.version)
+        serving = keep[0] if keep else None
+        if serving is not model.serving and serving is not None:
+            log.info("model %s now serves version %d", model.name, serving.version)
+        model.serving = serving
+        if wanted is not None and len(keep) == wanted and not keep[-1].deleted:
+            for older in model.versions.values():  # below the policy's versions: not wanted
+                if older.version < keep[-1].version and older.runtime is None:
                     older.waiting = None
 
     def _due(self, entry: ModelVersion, eager: bool, now: float) -> bool:

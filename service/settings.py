@@ -50,6 +50,13 @@ class Settings(BaseSettings):
         "of it is still to be tried (incomplete, settling, due for a retry); a model whose "
         "versions all failed, or past this, is named in /readyz but no longer holds it at 503.",
     )
+    version_policy: str = Field(
+        "latest",
+        description="Which versions of each model are loaded at once (TensorFlow Serving's "
+        "version policy): 'latest', the newest that loads; 'latest:N', the N newest that load; "
+        "'all', every version in the store. A request without `version` goes to the newest "
+        "loaded one; more versions loaded cost their memory each.",
+    )
     warmup: bool = Field(
         True, description="Run every batch-size/length bucket once before a version is served."
     )
@@ -197,9 +204,37 @@ class Settings(BaseSettings):
             raise ValueError("LENGTH_BUCKETS must be increasing positive integers, e.g. '16,32,64'")
         return value
 
+    @field_validator("version_policy")
+    @classmethod
+    def _known_policy(cls, value: str) -> str:
+        versions_to_load(value)  # raises ValueError with the reason
+        return value.strip().lower()
+
+    @property
+    def versions_to_load(self) -> int | None:
+        """How many versions of a model VERSION_POLICY loads at once (None: all of them)."""
+        return versions_to_load(self.version_policy)
+
     @property
     def buckets(self) -> tuple[int, ...]:
         return tuple(int(part) for part in self.length_buckets.split(",") if part.strip())
+
+
+def versions_to_load(policy: str) -> int | None:
+    """VERSION_POLICY as a count: 'latest' 1, 'latest:N' N, 'all' None (every version);
+    ValueError for anything else."""
+    text = policy.strip().lower()
+    if text == "all":
+        return None
+    if text == "latest":
+        return 1
+    kind, _, count = text.partition(":")
+    if kind == "latest" and count.isascii() and count.isdigit() and int(count) >= 1:
+        return int(count)
+    raise ValueError(
+        f"VERSION_POLICY must be 'latest', 'latest:N' (N a positive integer) or 'all', "
+        f"not {policy!r}"
+    )
 
 
 @lru_cache

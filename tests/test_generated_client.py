@@ -81,6 +81,8 @@ def test_models_are_listed_and_reloaded_by_the_admin(client: Client, tiny_server
     }
     one = get_model.sync(name=TINY_MODELS["density"], client=client)
     assert isinstance(one, ModelStatus) and one.serving_version == 1 and one.family == "iresnet"
+    assert one.version_policy == "latest" and one.labels.to_dict() == {}  # type: ignore[union-attr]
+    assert [(v.version, v.state, v.labels) for v in one.versions] == [(1, "AVAILABLE", [])]
     error(get_model.sync_detailed(name="no-such-model", client=client), 404, "model_not_found")
 
     error(reload_model.sync_detailed(name=TINY_MODELS["qa"], client=client), 401, "unauthorized")
@@ -98,6 +100,15 @@ def test_embeddings(client: Client) -> None:
     vectors = np.array([d.embedding for d in result.data])
     assert vectors.shape == (2, 16)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+    # A version by number, and a label the model does not have (it has no labels.json).
+    body.version = 1
+    assert create_embeddings.sync(client=client, body=body).version == 1  # type: ignore[union-attr]
+    body.version = "canary"
+    missing = error(
+        create_embeddings.sync_detailed(client=client, body=body), 404, "version_not_found"
+    )
+    assert "no label 'canary'" in missing.detail
 
     too_many = EmbeddingRequest(input_=["好"] * (MAX_INPUTS + 1))
     error(create_embeddings.sync_detailed(client=client, body=too_many), 413, "payload_too_large")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, Field, StringConstraints
+
+from models.store import LABEL_PATTERN
 
 # DESIGN.md: model names are letters, digits, '-', '_', '.'; never a path. One rule for the store,
 # the training jobs and the service's URLs and request fields.
@@ -13,6 +17,39 @@ from models.store import ModelName as ModelName
 # are lower and answer 413; these caps only stop absurd requests before any work is done.
 HARD_MAX_INPUTS = 4096
 HARD_MAX_TEXT_CHARS = 1_000_000
+
+
+def _digits_are_a_number(value: Any) -> Any:
+    # "2" means version 2 (TF Serving's REST URLs carry it as text); a label never starts with a
+    # digit, so nothing is lost.
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    return value
+
+
+# The largest version number a request may name: the largest integer a JSON number keeps exactly
+# in every client (2**53 - 1, JavaScript's Number.MAX_SAFE_INTEGER); store folders may be
+# timestamps, in seconds or milliseconds, far below it.
+MAX_VERSION = 2**53 - 1
+
+# A request's `version`: a number (strict: `true` and `1.0` are no version) or a label.
+VersionSelector = Annotated[
+    Annotated[int, Field(strict=True, ge=1, le=MAX_VERSION)]
+    | Annotated[str, StringConstraints(pattern=LABEL_PATTERN)],
+    BeforeValidator(_digits_are_a_number),
+]
+
+VERSION_DESCRIPTION = (
+    "Which version of the model answers: a version number, or a label of the model's "
+    "labels.json (`stable`, `canary`, ...). Only a loaded version answers (404 "
+    "`version_not_found` otherwise, naming its state); VERSION_POLICY says how many are loaded. "
+    "Left out: the newest loaded version. The response's `version` says which answered."
+)
+
+
+def version_field() -> Any:
+    """The `version` field of every inference request."""
+    return Field(None, description=VERSION_DESCRIPTION, examples=[2, "stable"])
 
 
 class OpenAIError(BaseModel):
@@ -34,8 +71,8 @@ class ErrorBody(BaseModel):
     detail: str = Field(description="What went wrong, for a person to read.")
     code: str = Field(
         description="A stable machine-readable code: bad_input, unauthorized, forbidden, "
-        "model_not_found, payload_too_large, overloaded, not_ready, deadline_exceeded, "
-        "backend_error, internal_error."
+        "model_not_found, version_not_found, payload_too_large, overloaded, not_ready, "
+        "deadline_exceeded, backend_error, internal_error."
     )
     error: OpenAIError = Field(
         description="`detail` and `code` again, in the OpenAI API's error shape, so that "

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from service.schemas.common import HARD_MAX_INPUTS, ModelName
+from service.schemas.common import HARD_MAX_INPUTS, ModelName, VersionSelector, version_field
 
 # Schema caps (422); the configured MAX_INPUTS / MAX_DENSITY_SAMPLES are lower and answer 413.
 HARD_MAX_DENSITY_DIM = 65536
@@ -21,6 +21,7 @@ class DensityScoreRequest(BaseModel):
     model: ModelName | None = Field(
         None, description="Model name; may be left out when the store holds one density model."
     )
+    version: VersionSelector | None = version_field()
     inputs: Annotated[list[Row], Field(min_length=1, max_length=HARD_MAX_INPUTS)] = Field(
         description="Rows of the model's `input_dim` numbers each, finite in float32, in data "
         "units (400 for another length or a number beyond float32); at most MAX_INPUTS rows (413 "
@@ -55,6 +56,7 @@ class DensitySampleRequest(BaseModel):
     model: ModelName | None = Field(
         None, description="Model name; may be left out when the store holds one density model."
     )
+    version: VersionSelector | None = version_field()
     num_samples: int = Field(
         ge=1, le=HARD_MAX_DENSITY_SAMPLES, description="At most MAX_DENSITY_SAMPLES (413 past it)."
     )

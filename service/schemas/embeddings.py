@@ -6,7 +6,13 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
-from service.schemas.common import HARD_MAX_INPUTS, HARD_MAX_TEXT_CHARS, ModelName
+from service.schemas.common import (
+    HARD_MAX_INPUTS,
+    HARD_MAX_TEXT_CHARS,
+    ModelName,
+    VersionSelector,
+    version_field,
+)
 
 Text = Annotated[str, StringConstraints(max_length=HARD_MAX_TEXT_CHARS)]
 
@@ -15,6 +21,7 @@ class EmbeddingRequest(BaseModel):
     model: ModelName | None = Field(
         None, description="Model name; may be left out when the store holds one embedding model."
     )
+    version: VersionSelector | None = version_field()
     input: Text | Annotated[list[Text], Field(min_length=1, max_length=HARD_MAX_INPUTS)] = Field(
         description="A text or a list of texts. At most MAX_INPUTS texts of MAX_TEXT_CHARS "
         "characters each (413 past them)."

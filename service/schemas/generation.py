@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, StringConstraints
 
 from models.generation.sampling import MIN_TEMPERATURE
-from service.schemas.common import HARD_MAX_TEXT_CHARS, ModelName
+from service.schemas.common import HARD_MAX_TEXT_CHARS, ModelName, VersionSelector, version_field
 
 # Schema caps (422); the configured MAX_NUM_SAMPLES / MAX_NEW_TOKENS are lower and answer 413.
 HARD_MAX_NUM_SAMPLES = 1024
@@ -37,6 +37,7 @@ class GenerateRequest(BaseModel):
     model: ModelName | None = Field(
         None, description="Model name; may be left out when the store holds one generation model."
     )
+    version: VersionSelector | None = version_field()
     condition: LabelCondition | VectorCondition = Field(
         description='What to write about: {"label": name} or {"vector": [numbers]}.'
     )

@@ -1,4 +1,4 @@
-"""What /v1/models reports: every model, its versions and their states."""
+"""What /v1/models reports: every model, its versions and their states, and its labels."""
 
 from __future__ import annotations
 
@@ -27,6 +27,9 @@ class VersionStatus(BaseModel):
         "(to be complete, to stop changing, a retry); for a serving one, that its folder left "
         "the store.",
     )
+    labels: list[str] = Field(
+        default_factory=list, description="The labels (labels.json, in force) naming this version."
+    )
 
 
 class ModelStatus(BaseModel):
@@ -42,8 +45,25 @@ class ModelStatus(BaseModel):
     name: str
     task: str | None = Field(None, description="embedding, qa, generation or density.")
     family: str | None = None
-    serving_version: int | None = Field(None, description="The version answering requests.")
+    serving_version: int | None = Field(
+        None, description="The version answering requests that name none: the newest loaded."
+    )
+    version_policy: str = Field(
+        "latest",
+        description="VERSION_POLICY: which versions are loaded at once ('latest', 'latest:N', "
+        "'all'); each loaded version is AVAILABLE and answers requests that name it.",
+    )
     versions: list[VersionStatus]
+    labels: dict[str, int] = Field(
+        default_factory=dict,
+        description="The version labels in force, from the model's labels.json: label -> version.",
+    )
+    labels_error: str | None = Field(
+        None,
+        description="Why labels.json is not in force (not valid, or it names a version that is "
+        "not loaded: the last good labels stay), or that a label in force names a version no "
+        "longer loaded.",
+    )
     manifest: dict[str, Any] | None = Field(
         None, description="manifest.json of the serving version."
     )

@@ -6,7 +6,13 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from service.schemas.common import HARD_MAX_INPUTS, HARD_MAX_TEXT_CHARS, ModelName
+from service.schemas.common import (
+    HARD_MAX_INPUTS,
+    HARD_MAX_TEXT_CHARS,
+    ModelName,
+    VersionSelector,
+    version_field,
+)
 
 Text = Annotated[str, StringConstraints(min_length=1, max_length=HARD_MAX_TEXT_CHARS)]
 
@@ -19,6 +25,7 @@ class QARequest(BaseModel):
     model: ModelName | None = Field(
         None, description="Model name; may be left out when the store holds one qa model."
     )
+    version: VersionSelector | None = version_field()
     question: Text = Field(description="At most MAX_TEXT_CHARS characters (413 past it).")
     passages: Annotated[list[Text], Field(min_length=1, max_length=HARD_MAX_INPUTS)] = Field(
         description="Passages to read, decoded together; at most MAX_PASSAGES (413 past it)."

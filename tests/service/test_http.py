@@ -179,7 +179,8 @@ def test_models_list_and_get(client: TestClient) -> None:
     assert [m["name"] for m in body["data"]] == ["words"]
     one = client.get("/v1/models/words").json()
     assert one["task"] == "embedding" and one["serving_version"] == 1
-    assert one["versions"] == [{"version": 1, "state": "AVAILABLE", "error": None}]
+    assert one["versions"] == [{"version": 1, "state": "AVAILABLE", "error": None, "labels": []}]
+    assert one["version_policy"] == "latest" and one["labels"] == {} and one["labels_error"] is None
     assert one["manifest"]["dim"] == DIM
 
 

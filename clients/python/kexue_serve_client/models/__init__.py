@@ -21,6 +21,7 @@ from .http_validation_error import HTTPValidationError
 from .label_condition import LabelCondition
 from .model_list import ModelList
 from .model_status import ModelStatus
+from .model_status_labels import ModelStatusLabels
 from .model_status_manifest_type_0 import ModelStatusManifestType0
 from .open_ai_error import OpenAIError
 from .qa_candidate import QACandidate
@@ -58,6 +59,7 @@ __all__ = (
     "LabelCondition",
     "ModelList",
     "ModelStatus",
+    "ModelStatusLabels",
     "ModelStatusManifestType0",
     "OpenAIError",
     "QACandidate",

@@ -16,11 +16,16 @@ class DensitySampleRequest:
     Attributes:
         num_samples (int): At most MAX_DENSITY_SAMPLES (413 past it).
         model (None | str | Unset): Model name; may be left out when the store holds one density model.
+        version (int | None | str | Unset): Which version of the model answers: a version number, or a label of the
+            model's labels.json (`stable`, `canary`, ...). Only a loaded version answers (404 `version_not_found` otherwise,
+            naming its state); VERSION_POLICY says how many are loaded. Left out: the newest loaded version. The response's
+            `version` says which answered.
         seed (int | None | Unset): The same seed, the same samples; random if unset.
     """
 
     num_samples: int
     model: None | str | Unset = UNSET
+    version: int | None | str | Unset = UNSET
     seed: int | None | Unset = UNSET
 
     def to_dict(self) -> dict[str, Any]:
@@ -31,6 +36,12 @@ class DensitySampleRequest:
             model = UNSET
         else:
             model = self.model
+
+        version: int | None | str | Unset
+        if isinstance(self.version, Unset):
+            version = UNSET
+        else:
+            version = self.version
 
         seed: int | None | Unset
         if isinstance(self.seed, Unset):
@@ -47,6 +58,8 @@ class DensitySampleRequest:
         )
         if model is not UNSET:
             field_dict["model"] = model
+        if version is not UNSET:
+            field_dict["version"] = version
         if seed is not UNSET:
             field_dict["seed"] = seed
 
@@ -66,6 +79,15 @@ class DensitySampleRequest:
 
         model = _parse_model(d.pop("model", UNSET))
 
+        def _parse_version(data: object) -> int | None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | None | str | Unset, data)
+
+        version = _parse_version(d.pop("version", UNSET))
+
         def _parse_seed(data: object) -> int | None | Unset:
             if data is None:
                 return data
@@ -78,6 +100,7 @@ class DensitySampleRequest:
         density_sample_request = cls(
             num_samples=num_samples,
             model=model,
+            version=version,
             seed=seed,
         )
 

@@ -18,6 +18,10 @@ class DensityScoreRequest:
         inputs (list[list[float]]): Rows of the model's `input_dim` numbers each, finite in float32, in data units (400
             for another length or a number beyond float32); at most MAX_INPUTS rows (413 past it).
         model (None | str | Unset): Model name; may be left out when the store holds one density model.
+        version (int | None | str | Unset): Which version of the model answers: a version number, or a label of the
+            model's labels.json (`stable`, `canary`, ...). Only a loaded version answers (404 `version_not_found` otherwise,
+            naming its state); VERSION_POLICY says how many are loaded. Left out: the newest loaded version. The response's
+            `version` says which answered.
         logdet (DensityScoreRequestLogdet | Unset): The residual blocks' log-determinant: 'series' (truncated power
             series with fixed probes: deterministic, cheap) or 'exact' (full Jacobians; refused with 400 when input_dim is
             over MAX_EXACT_LOGDET_DIM). Default: DensityScoreRequestLogdet.SERIES.
@@ -25,6 +29,7 @@ class DensityScoreRequest:
 
     inputs: list[list[float]]
     model: None | str | Unset = UNSET
+    version: int | None | str | Unset = UNSET
     logdet: DensityScoreRequestLogdet | Unset = DensityScoreRequestLogdet.SERIES
 
     def to_dict(self) -> dict[str, Any]:
@@ -40,6 +45,12 @@ class DensityScoreRequest:
         else:
             model = self.model
 
+        version: int | None | str | Unset
+        if isinstance(self.version, Unset):
+            version = UNSET
+        else:
+            version = self.version
+
         logdet: str | Unset = UNSET
         if not isinstance(self.logdet, Unset):
             logdet = self.logdet.value
@@ -53,6 +64,8 @@ class DensityScoreRequest:
         )
         if model is not UNSET:
             field_dict["model"] = model
+        if version is not UNSET:
+            field_dict["version"] = version
         if logdet is not UNSET:
             field_dict["logdet"] = logdet
 
@@ -77,6 +90,15 @@ class DensityScoreRequest:
 
         model = _parse_model(d.pop("model", UNSET))
 
+        def _parse_version(data: object) -> int | None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | None | str | Unset, data)
+
+        version = _parse_version(d.pop("version", UNSET))
+
         _logdet = d.pop("logdet", UNSET)
         logdet: DensityScoreRequestLogdet | Unset
         if isinstance(_logdet, Unset):
@@ -87,6 +109,7 @@ class DensityScoreRequest:
         density_score_request = cls(
             inputs=inputs,
             model=model,
+            version=version,
             logdet=logdet,
         )
 

@@ -21,6 +21,10 @@ class EmbeddingRequest:
         input_ (list[str] | str): A text or a list of texts. At most MAX_INPUTS texts of MAX_TEXT_CHARS characters each
             (413 past them).
         model (None | str | Unset): Model name; may be left out when the store holds one embedding model.
+        version (int | None | str | Unset): Which version of the model answers: a version number, or a label of the
+            model's labels.json (`stable`, `canary`, ...). Only a loaded version answers (404 `version_not_found` otherwise,
+            naming its state); VERSION_POLICY says how many are loaded. Left out: the newest loaded version. The response's
+            `version` says which answered.
         normalize (bool | Unset): Scale each vector to unit length. Default: True.
         method (EmbeddingRequestMethodType0 | None | Unset): How a text becomes one vector. JoSE: 'fold_in' (default)
             optimises a document vector against the fixed word vectors, as the paper does; 'average' is the normalised mean
@@ -41,6 +45,7 @@ class EmbeddingRequest:
 
     input_: list[str] | str
     model: None | str | Unset = UNSET
+    version: int | None | str | Unset = UNSET
     normalize: bool | Unset = True
     method: EmbeddingRequestMethodType0 | None | Unset = UNSET
     encoding_format: EmbeddingRequestEncodingFormat | Unset = EmbeddingRequestEncodingFormat.FLOAT
@@ -62,6 +67,12 @@ class EmbeddingRequest:
             model = UNSET
         else:
             model = self.model
+
+        version: int | None | str | Unset
+        if isinstance(self.version, Unset):
+            version = UNSET
+        else:
+            version = self.version
 
         normalize = self.normalize
 
@@ -98,6 +109,8 @@ class EmbeddingRequest:
         )
         if model is not UNSET:
             field_dict["model"] = model
+        if version is not UNSET:
+            field_dict["version"] = version
         if normalize is not UNSET:
             field_dict["normalize"] = normalize
         if method is not UNSET:
@@ -138,6 +151,15 @@ class EmbeddingRequest:
             return cast(None | str | Unset, data)
 
         model = _parse_model(d.pop("model", UNSET))
+
+        def _parse_version(data: object) -> int | None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | None | str | Unset, data)
+
+        version = _parse_version(d.pop("version", UNSET))
 
         normalize = d.pop("normalize", UNSET)
 
@@ -186,6 +208,7 @@ class EmbeddingRequest:
         embedding_request = cls(
             input_=input_,
             model=model,
+            version=version,
             normalize=normalize,
             method=method,
             encoding_format=encoding_format,

@@ -20,7 +20,7 @@ class ErrorBody:
     Attributes:
         detail (str): What went wrong, for a person to read.
         code (str): A stable machine-readable code: bad_input, unauthorized, forbidden, model_not_found,
-            payload_too_large, overloaded, not_ready, deadline_exceeded, backend_error, internal_error.
+            version_not_found, payload_too_large, overloaded, not_ready, deadline_exceeded, backend_error, internal_error.
         error (OpenAIError): The error as the OpenAI API words it: what the OpenAI SDKs show and set on their
             exceptions (`message`, `type`, `code`, `param`).
     """

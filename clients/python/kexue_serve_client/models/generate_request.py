@@ -21,6 +21,10 @@ class GenerateRequest:
     Attributes:
         condition (LabelCondition | VectorCondition): What to write about: {"label": name} or {"vector": [numbers]}.
         model (None | str | Unset): Model name; may be left out when the store holds one generation model.
+        version (int | None | str | Unset): Which version of the model answers: a version number, or a label of the
+            model's labels.json (`stable`, `canary`, ...). Only a loaded version answers (404 `version_not_found` otherwise,
+            naming its state); VERSION_POLICY says how many are loaded. Left out: the newest loaded version. The response's
+            `version` says which answered.
         prompt (str | Unset): Text to continue (at most MAX_TEXT_CHARS characters); empty: from scratch. Default: ''.
         num_samples (int | Unset): Texts to write; at most MAX_NUM_SAMPLES. Default: 1.
         max_new_tokens (int | None | Unset): Most tokens per text (default and most: MAX_NEW_TOKENS); a text also ends
@@ -39,6 +43,7 @@ class GenerateRequest:
 
     condition: LabelCondition | VectorCondition
     model: None | str | Unset = UNSET
+    version: int | None | str | Unset = UNSET
     prompt: str | Unset = ""
     num_samples: int | Unset = 1
     max_new_tokens: int | None | Unset = UNSET
@@ -63,6 +68,12 @@ class GenerateRequest:
             model = UNSET
         else:
             model = self.model
+
+        version: int | None | str | Unset
+        if isinstance(self.version, Unset):
+            version = UNSET
+        else:
+            version = self.version
 
         prompt = self.prompt
 
@@ -115,6 +126,8 @@ class GenerateRequest:
         )
         if model is not UNSET:
             field_dict["model"] = model
+        if version is not UNSET:
+            field_dict["version"] = version
         if prompt is not UNSET:
             field_dict["prompt"] = prompt
         if num_samples is not UNSET:
@@ -168,6 +181,15 @@ class GenerateRequest:
             return cast(None | str | Unset, data)
 
         model = _parse_model(d.pop("model", UNSET))
+
+        def _parse_version(data: object) -> int | None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | None | str | Unset, data)
+
+        version = _parse_version(d.pop("version", UNSET))
 
         prompt = d.pop("prompt", UNSET)
 
@@ -232,6 +254,7 @@ class GenerateRequest:
         generate_request = cls(
             condition=condition,
             model=model,
+            version=version,
             prompt=prompt,
             num_samples=num_samples,
             max_new_tokens=max_new_tokens,

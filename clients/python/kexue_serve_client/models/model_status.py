@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
+    from ..models.model_status_labels import ModelStatusLabels
     from ..models.model_status_manifest_type_0 import ModelStatusManifestType0
     from ..models.version_status import VersionStatus
 
@@ -29,7 +30,12 @@ class ModelStatus:
         owned_by (str | Unset):  Default: 'kexue-serve'.
         task (None | str | Unset): embedding, qa, generation or density.
         family (None | str | Unset):
-        serving_version (int | None | Unset): The version answering requests.
+        serving_version (int | None | Unset): The version answering requests that name none: the newest loaded.
+        version_policy (str | Unset): VERSION_POLICY: which versions are loaded at once ('latest', 'latest:N', 'all');
+            each loaded version is AVAILABLE and answers requests that name it. Default: 'latest'.
+        labels (ModelStatusLabels | Unset): The version labels in force, from the model's labels.json: label -> version.
+        labels_error (None | str | Unset): Why labels.json is not in force (not valid, or it names a version that is not
+            loaded: the last good labels stay), or that a label in force names a version no longer loaded.
         manifest (ModelStatusManifestType0 | None | Unset): manifest.json of the serving version.
     """
 
@@ -42,6 +48,9 @@ class ModelStatus:
     task: None | str | Unset = UNSET
     family: None | str | Unset = UNSET
     serving_version: int | None | Unset = UNSET
+    version_policy: str | Unset = "latest"
+    labels: ModelStatusLabels | Unset = UNSET
+    labels_error: None | str | Unset = UNSET
     manifest: ModelStatusManifestType0 | None | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
@@ -81,6 +90,18 @@ class ModelStatus:
         else:
             serving_version = self.serving_version
 
+        version_policy = self.version_policy
+
+        labels: dict[str, Any] | Unset = UNSET
+        if not isinstance(self.labels, Unset):
+            labels = self.labels.to_dict()
+
+        labels_error: None | str | Unset
+        if isinstance(self.labels_error, Unset):
+            labels_error = UNSET
+        else:
+            labels_error = self.labels_error
+
         manifest: dict[str, Any] | None | Unset
         if isinstance(self.manifest, Unset):
             manifest = UNSET
@@ -109,6 +130,12 @@ class ModelStatus:
             field_dict["family"] = family
         if serving_version is not UNSET:
             field_dict["serving_version"] = serving_version
+        if version_policy is not UNSET:
+            field_dict["version_policy"] = version_policy
+        if labels is not UNSET:
+            field_dict["labels"] = labels
+        if labels_error is not UNSET:
+            field_dict["labels_error"] = labels_error
         if manifest is not UNSET:
             field_dict["manifest"] = manifest
 
@@ -116,6 +143,7 @@ class ModelStatus:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        from ..models.model_status_labels import ModelStatusLabels  # noqa: PLC0415
         from ..models.model_status_manifest_type_0 import ModelStatusManifestType0  # noqa: PLC0415
         from ..models.version_status import VersionStatus  # noqa: PLC0415
 
@@ -166,6 +194,24 @@ class ModelStatus:
 
         serving_version = _parse_serving_version(d.pop("serving_version", UNSET))
 
+        version_policy = d.pop("version_policy", UNSET)
+
+        _labels = d.pop("labels", UNSET)
+        labels: ModelStatusLabels | Unset
+        if isinstance(_labels, Unset):
+            labels = UNSET
+        else:
+            labels = ModelStatusLabels.from_dict(_labels)
+
+        def _parse_labels_error(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        labels_error = _parse_labels_error(d.pop("labels_error", UNSET))
+
         def _parse_manifest(data: object) -> ModelStatusManifestType0 | None | Unset:
             if data is None:
                 return data
@@ -193,6 +239,9 @@ class ModelStatus:
             task=task,
             family=family,
             serving_version=serving_version,
+            version_policy=version_policy,
+            labels=labels,
+            labels_error=labels_error,
             manifest=manifest,
         )
 

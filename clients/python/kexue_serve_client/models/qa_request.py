@@ -17,6 +17,10 @@ class QARequest:
         question (str): At most MAX_TEXT_CHARS characters (413 past it).
         passages (list[str]): Passages to read, decoded together; at most MAX_PASSAGES (413 past it).
         model (None | str | Unset): Model name; may be left out when the store holds one qa model.
+        version (int | None | str | Unset): Which version of the model answers: a version number, or a label of the
+            model's labels.json (`stable`, `canary`, ...). Only a loaded version answers (404 `version_not_found` otherwise,
+            naming its state); VERSION_POLICY says how many are loaded. Left out: the newest loaded version. The response's
+            `version` says which answered.
         max_answer_tokens (int | None | Unset): Longest answer in tokens; at most the model's own max_answer_tokens
             (400).
         beam_size (int | None | Unset): Beams (1: greedy); at most MAX_BEAM_SIZE.
@@ -29,6 +33,7 @@ class QARequest:
     question: str
     passages: list[str]
     model: None | str | Unset = UNSET
+    version: int | None | str | Unset = UNSET
     max_answer_tokens: int | None | Unset = UNSET
     beam_size: int | None | Unset = UNSET
     extractive: bool | Unset = False
@@ -44,6 +49,12 @@ class QARequest:
             model = UNSET
         else:
             model = self.model
+
+        version: int | None | str | Unset
+        if isinstance(self.version, Unset):
+            version = UNSET
+        else:
+            version = self.version
 
         max_answer_tokens: int | None | Unset
         if isinstance(self.max_answer_tokens, Unset):
@@ -71,6 +82,8 @@ class QARequest:
         )
         if model is not UNSET:
             field_dict["model"] = model
+        if version is not UNSET:
+            field_dict["version"] = version
         if max_answer_tokens is not UNSET:
             field_dict["max_answer_tokens"] = max_answer_tokens
         if beam_size is not UNSET:
@@ -98,6 +111,15 @@ class QARequest:
 
         model = _parse_model(d.pop("model", UNSET))
 
+        def _parse_version(data: object) -> int | None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | None | str | Unset, data)
+
+        version = _parse_version(d.pop("version", UNSET))
+
         def _parse_max_answer_tokens(data: object) -> int | None | Unset:
             if data is None:
                 return data
@@ -124,6 +146,7 @@ class QARequest:
             question=question,
             passages=passages,
             model=model,
+            version=version,
             max_answer_tokens=max_answer_tokens,
             beam_size=beam_size,
             extractive=extractive,

@@ -20,11 +20,13 @@ class VersionStatus:
         state (VersionState):
         error (None | str | Unset): Why the version failed to load; for one not tried yet, what it waits for (to be
             complete, to stop changing, a retry); for a serving one, that its folder left the store.
+        labels (list[str] | Unset): The labels (labels.json, in force) naming this version.
     """
 
     version: int
     state: VersionState
     error: None | str | Unset = UNSET
+    labels: list[str] | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -38,6 +40,10 @@ class VersionStatus:
         else:
             error = self.error
 
+        labels: list[str] | Unset = UNSET
+        if not isinstance(self.labels, Unset):
+            labels = self.labels
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -48,6 +54,8 @@ class VersionStatus:
         )
         if error is not UNSET:
             field_dict["error"] = error
+        if labels is not UNSET:
+            field_dict["labels"] = labels
 
         return field_dict
 
@@ -67,10 +75,13 @@ class VersionStatus:
 
         error = _parse_error(d.pop("error", UNSET))
 
+        labels = cast(list[str], d.pop("labels", UNSET))
+
         version_status = cls(
             version=version,
             state=state,
             error=error,
+            labels=labels,
         )
 
         version_status.additional_properties = d
