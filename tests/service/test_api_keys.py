@@ -90,6 +90,8 @@ def test_health_readiness_metrics_and_the_pages_stay_open(keyed: TestClient) -> 
         "/docs",
         "/redoc",
         "/docs/assets/swagger-ui.css",
+        "/playground",
+        "/playground/static/playground.js",
     ):
         assert keyed.get(path).status_code == 200, path
 
