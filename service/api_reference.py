@@ -140,6 +140,10 @@ def settings_named(document: Any) -> list[str]:
     return names
 
 
+# What the "Keys" section lists: every setting that says who may call.
+KEY_SETTINGS = ("API_KEYS", "API_KEYS_FILE", "METRICS_REQUIRE_KEY", "ADMIN_TOKEN")
+
+
 def setting_row(name: str) -> str:
     field = Settings.model_fields[name.lower()]
     default = field.default
@@ -185,8 +189,18 @@ def operation_section(path: str, method: str, op: dict[str, Any], document: dict
         schemes = document["components"].get("securitySchemes", {})
         for name in requirement:
             scheme = schemes.get(name, {})
-            if scheme.get("scheme") == "bearer":
-                lines += ["Needs `Authorization: Bearer <token>` (see the 401 and 403 below).", ""]
+            if scheme.get("scheme") == "bearer" and "403" in op.get("responses", {}):
+                lines += [
+                    "Admin: needs `Authorization: Bearer <ADMIN_TOKEN>` (see the 401 and 403 "
+                    "below).",
+                    "",
+                ]
+            elif scheme.get("scheme") == "bearer":
+                lines += [
+                    "When the service has API keys (`API_KEYS`, `API_KEYS_FILE`), needs "
+                    "`Authorization: Bearer <key>` (see the 401 below).",
+                    "",
+                ]
             else:
                 lines += [f"Needs the `{name}` credentials ({scheme.get('type', '')}).", ""]
     parameters = op.get("parameters", [])
@@ -276,10 +290,13 @@ def render(document: dict[str, Any]) -> str:
         "## Errors",
         "",
         "Every error the service raises itself has one body, "
-        f'{schema_link("ErrorBody")}: `{{"detail": str, "code": str}}`. A request that '
-        "fails validation (a missing field, a wrong type, a value past a schema bound) gets "
-        f"422 with FastAPI's standard body, {schema_link('HTTPValidationError')}. A 429 "
-        "carries `Retry-After`. The statuses, as the operations declare them:",
+        f'{schema_link("ErrorBody")}: `{{"detail": str, "code": str, "error": {{...}}}}`, '
+        "where `error` says the same in the OpenAI API's shape (`message`, `type`, `code`, "
+        "`param`), the text OpenAI-compatible clients show. A request that fails validation "
+        "(a missing field, a wrong type, a value past a schema bound) gets 422 with FastAPI's "
+        f"standard body, {schema_link('HTTPValidationError')}, and such an `error` beside its "
+        "`detail`. A 401 carries `WWW-Authenticate: Bearer`, a 429 `Retry-After`. The "
+        "statuses, as the operations declare them:",
         "",
         "| status | when |",
         "|---|---|",
@@ -296,6 +313,22 @@ def render(document: dict[str, Any]) -> str:
         phrase = STATUS_PHRASES.get(status, "")
         lines.append(f"| {status} {phrase} | {cell('; '.join(meanings[status]))} |")
     lines.append("")
+    schemes = document["components"].get("securitySchemes", {})
+    if schemes:
+        lines += [
+            "## Keys",
+            "",
+            "The operations that name a security scheme below want `Authorization: Bearer "
+            "<key>` when the service has API keys; without keys every operation is open. The "
+            "others (`/healthz`, `/readyz`, `/metrics` unless `METRICS_REQUIRE_KEY`), this "
+            "document and its pages are always open. The admin operations want `ADMIN_TOKEN` "
+            "instead. The settings:",
+            "",
+            "| setting | default | meaning |",
+            "|---|---|---|",
+        ]
+        lines += [setting_row(name) for name in KEY_SETTINGS]
+        lines.append("")
     tag = None
     for path, method, op in operations:
         if op.get("tags", [None])[0] != tag:

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from service.auth import KeyRing, RequireKey, declare_security
 from service.device import configure_devices
 from service.docs_pages import install_docs_pages
 from service.errors import install_error_handlers
@@ -41,6 +42,7 @@ def create_app(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     metrics = Metrics()
+    keys = KeyRing.from_settings(settings)  # before anything starts: a bad key stops it here
     registry = ModelRegistry(settings, metrics, runtime_factory)
 
     @asynccontextmanager
@@ -86,7 +88,11 @@ def create_app(
         app.include_router(router)
     install_docs_pages(app)
     install_playground(app)
-    # Outermost first in the list Starlette builds: metrics see the 413s the body limit sends.
+    declare_security(app, metrics_open=not settings.metrics_require_key)
+    # Outermost first in the list Starlette builds: metrics see the 401s and 413s; a request
+    # without a key is refused before its body is read.
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
+    if keys is not None:
+        app.add_middleware(RequireKey, keys=keys, metrics_open=not settings.metrics_require_key)
     app.add_middleware(RequestMetrics, metrics=metrics)
     return app

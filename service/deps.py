@@ -9,6 +9,7 @@ from typing import Annotated, Protocol, TypeVar
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from service.auth import REALM
 from service.errors import Forbidden, NotReady, PayloadTooLarge, Unauthorized
 from service.inference import Served
 from service.registry import ModelRegistry
@@ -50,7 +51,10 @@ async def require_admin(
     if settings.admin_token is None:
         raise Forbidden("admin endpoints are disabled: set ADMIN_TOKEN to enable them")
     if credentials is None:
-        raise Unauthorized("admin endpoint: send 'Authorization: Bearer <ADMIN_TOKEN>'")
+        raise Unauthorized(
+            "admin endpoint: send 'Authorization: Bearer <ADMIN_TOKEN>'",
+            headers={"WWW-Authenticate": f'Bearer realm="{REALM}"'},
+        )
     expected = settings.admin_token.get_secret_value().encode()
     # Constant time, so the token cannot be guessed byte by byte from response times.
     if not hmac.compare_digest(credentials.credentials.encode(), expected):

@@ -1,9 +1,12 @@
 """The service's error types and the one place that maps them to HTTP.
 
-Every error the service raises itself answers `{"detail": str, "code": str}`
-(schemas.common.ErrorBody); request validation keeps FastAPI's standard 422 body. Anything
-unexpected is caught at the edge and answered as a 500 with the same body, logged with its
-traceback, and never kills the process.
+Every error the service raises itself answers `{"detail": str, "code": str, "error": {...}}`
+(schemas.common.ErrorBody): `detail` and `code` are the service's own fields; `error` says the
+same in the OpenAI API's shape (`message`, `type`, `code`, `param`), which the OpenAI SDKs read
+for their exceptions' text and attributes. Request validation keeps FastAPI's standard 422 body
+(`detail`: the list of errors), with such an `error` beside it. Anything unexpected is caught at
+the edge and answered as a 500 with the same body, logged with its traceback, and never kills
+the process.
 """
 
 from __future__ import annotations
@@ -25,11 +28,17 @@ log = logging.getLogger(__name__)
 class ServiceError(Exception):
     status_code = 500
     code = "internal_error"
+    # The request field at fault, where one is (OpenAI's `error.param`).
+    param: str | None = None
 
-    def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, detail: str, *, headers: dict[str, str] | None = None, param: str | None = None
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.headers = headers or {}
+        if param is not None:
+            self.param = param
 
 
 class BadInput(ServiceError):
@@ -52,6 +61,7 @@ class Forbidden(ServiceError):
 class ModelNotFound(ServiceError):
     status_code = 404
     code = "model_not_found"
+    param = "model"
 
 
 class VersionNotFound(ModelNotFound):
@@ -59,6 +69,7 @@ class VersionNotFound(ModelNotFound):
     Serving's NOT_FOUND, whatever the version's state (loading, failed, unloaded, unknown)."""
 
     code = "version_not_found"
+    param = "version"
 
 
 class PayloadTooLarge(ServiceError):
@@ -98,31 +109,83 @@ class BackendError(ServiceError):
     code = "backend_error"
 
 
+ERROR_DESCRIPTIONS = {
+    400: "Input that makes no sense for this model, or no `model` named where several "
+    "could answer (the detail names them)",
+    401: "No API key, or a wrong one, when the service has keys (API_KEYS); on an admin "
+    "endpoint, no bearer token",
+    403: "Wrong admin token, or admin endpoints are disabled",
+    404: "Unknown model, a model of another task, none of this task in the store, or a "
+    "`version` (number or label) that names no loaded version of the model",
+    413: "Body, batch or text over the configured limits",
+    429: "The model's queue is full; retry after `Retry-After` seconds",
+    500: "The model call failed",
+    503: "The model is not loaded yet, or the service is shutting down",
+    504: "The request's deadline passed before its batch ran",
+}
+
+
 # Declared on every route so that the OpenAPI document lists each status a client can meet.
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     from service.schemas.common import ErrorBody
 
-    descriptions = {
-        400: "Input that makes no sense for this model, or no `model` named where several "
-        "could answer (the detail names them)",
-        401: "Missing bearer token",
-        403: "Wrong bearer token, or admin endpoints are disabled",
-        404: "Unknown model, a model of another task, none of this task in the store, or a "
-        "`version` (number or label) that names no loaded version of the model",
-        413: "Body, batch or text over the configured limits",
-        429: "The model's queue is full; retry after `Retry-After` seconds",
-        500: "The model call failed",
-        503: "The model is not loaded yet, or the service is shutting down",
-        504: "The request's deadline passed before its batch ran",
-    }
-    return {s: {"model": ErrorBody, "description": descriptions[s]} for s in statuses}
+    return {s: {"model": ErrorBody, "description": ERROR_DESCRIPTIONS[s]} for s in statuses}
 
 
 _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
 
+# The OpenAI API's error types, by status; the SDKs pick their exception class by status alone.
+_OPENAI_TYPES = {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}
+# A 422's `error.message` lists at most this many of the validation errors.
+_VALIDATION_ERRORS_IN_MESSAGE = 5
 
-def error_body(code: str, detail: str) -> dict[str, str]:
-    return {"detail": detail, "code": code}
+
+def openai_error_type(status_code: int) -> str:
+    if status_code >= 500:
+        return "server_error"
+    return _OPENAI_TYPES.get(status_code, "invalid_request_error")
+
+
+def error_body(
+    code: str, detail: str, status_code: int, param: str | None = None
+) -> dict[str, Any]:
+    """The body of an error the service raises: its own `detail` and `code`, and the same in
+    OpenAI's `error` object."""
+    return {
+        "detail": detail,
+        "code": code,
+        "error": {
+            "message": detail,
+            "type": openai_error_type(status_code),
+            "code": code,
+            "param": param,
+        },
+    }
+
+
+def validation_error_summary(errors: list[dict[str, Any]]) -> dict[str, Any]:
+    """OpenAI's `error` object for FastAPI's 422: each error as `field.path: message`."""
+    parts = []
+    for error in errors[:_VALIDATION_ERRORS_IN_MESSAGE]:
+        loc = [str(part) for part in error.get("loc", ())]
+        if loc and loc[0] in ("body", "query", "path", "header"):
+            loc = loc[1:]
+        # Field names and list indices; not pydantic's names of a union's members
+        # ('constrained-str', 'list[constrained-str]'), which no request field is called.
+        loc = [part for part in loc if part.isidentifier() or part.isdigit()]
+        where = ".".join(loc)
+        parts.append(f"{where}: {error.get('msg', 'invalid')}" if where else error.get("msg"))
+    more = len(errors) - _VALIDATION_ERRORS_IN_MESSAGE
+    if more > 0:
+        parts.append(f"and {more} more")
+    first: list[Any] = list(errors[0].get("loc", ())) if errors else []
+    param = str(first[1]) if len(first) > 1 else None  # the top-level field
+    return {
+        "message": "; ".join(str(p) for p in parts) or "invalid request",
+        "type": "invalid_request_error",
+        "code": "validation_error",
+        "param": param or None,
+    }
 
 
 def _finite(value: Any) -> Any:
@@ -147,7 +210,9 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code >= 500:
             log.warning("%s: %s", exc.code, exc.detail)
         return JSONResponse(
-            error_body(exc.code, exc.detail), status_code=exc.status_code, headers=exc.headers
+            error_body(exc.code, exc.detail, exc.status_code, exc.param),
+            status_code=exc.status_code,
+            headers=exc.headers,
         )
 
     async def http_error(_: Request, exc: Exception) -> JSONResponse:
@@ -155,7 +220,9 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         return JSONResponse(
-            error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+            error_body(code, str(exc.detail), exc.status_code),
+            status_code=exc.status_code,
+            headers=exc.headers,
         )
 
     async def validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -163,11 +230,13 @@ def install_error_handlers(app: FastAPI) -> None:
         # lone surrogate ("\ud800", valid JSON, not valid UTF-8) would make the default one a 500.
         assert isinstance(exc, RequestValidationError)
         errors = _finite(jsonable_encoder(exc.errors()))
-        return _AsciiJSONResponse({"detail": errors}, status_code=422)
+        return _AsciiJSONResponse(
+            {"detail": errors, "error": validation_error_summary(errors)}, status_code=422
+        )
 
     async def unexpected_error(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
-        return JSONResponse(error_body("internal_error", "internal error"), status_code=500)
+        return JSONResponse(error_body("internal_error", "internal error", 500), status_code=500)
 
     app.add_exception_handler(ServiceError, service_error)
     app.add_exception_handler(StarletteHTTPException, http_error)

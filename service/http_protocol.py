@@ -134,7 +134,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._send_and_close(*self._refused)
 
     def _send_and_close(self, status: int, code: str, detail: str) -> None:
-        body = json.dumps(error_body(code, detail)).encode()
+        body = json.dumps(error_body(code, detail, status)).encode()
         head = [STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:
             head += [name, b": ", value, b"\r\n"]

@@ -73,7 +73,7 @@ class _TooLarge(Exception):
 
 async def _send_413(send: Send, limit: int) -> None:
     body = json.dumps(
-        error_body("payload_too_large", f"request body over {limit} bytes (MAX_BODY_BYTES)")
+        error_body("payload_too_large", f"request body over {limit} bytes (MAX_BODY_BYTES)", 413)
     ).encode()
     await send(
         {

@@ -81,7 +81,7 @@ from service.errors import BadInput, ModelNotFound, NotReady, VersionNotFound
 from service.metrics import Metrics
 from service.runtimes.base import BatchedRuntime, Runtime, read_manifest
 from service.schemas.health import UnavailableModel
-from service.schemas.models import ModelStatus, VersionState, VersionStatus
+from service.schemas.models import ModelStatus, VersionState, VersionStatus, created_seconds
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -398,6 +398,8 @@ class ServedModel:
     def status(self) -> ModelStatus:
         task, family = self._described()
         return ModelStatus(
+            id=self.name,
+            created=created_seconds(self.manifest),
             name=self.name,
             task=task,
             family=family,

@@ -129,6 +129,25 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(
         None, description="Bearer token of the admin endpoints; unset turns them off."
     )
+    # API keys (service/auth.py): with none configured every endpoint is open, as before.
+    api_keys: SecretStr | None = Field(
+        None,
+        description="API keys, separated by commas: when set (or API_KEYS_FILE), every endpoint "
+        "but /healthz, /readyz, /metrics (see METRICS_REQUIRE_KEY), /openapi.json and the pages "
+        "(/docs, /redoc, /playground) wants `Authorization: Bearer <key>` (401 otherwise). "
+        "ADMIN_TOKEN is taken as a key too.",
+    )
+    api_keys_file: Path | None = Field(
+        None,
+        description="A file of API keys, one a line ('#' starts a comment), read again when it "
+        "changes (checked on each request): add a key, move the clients to it, remove the old "
+        "one, with no restart. The keys of API_KEYS count as well.",
+    )
+    metrics_require_key: bool = Field(
+        False,
+        description="With API keys configured, /metrics wants a key too; by default it stays "
+        "open, like /healthz, for a Prometheus scraper on the internal network.",
+    )
     default_embedding_model: str | None = Field(
         None, description="Model used by /v1/embeddings when a request names none."
     )
@@ -164,6 +183,8 @@ class Settings(BaseSettings):
 
     @field_validator(
         "admin_token",
+        "api_keys",
+        "api_keys_file",
         "default_embedding_model",
         "default_qa_model",
         "default_generation_model",

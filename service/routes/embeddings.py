@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 
 from service.deps import check_limit, check_text_lengths, model_for
-from service.errors import error_responses
+from service.errors import BadInput, error_responses
 from service.inference import Served, answer_headers, infer, prepare_input, vector_payload
 from service.runtimes.base import reading_input
 from service.runtimes.jose import EmbeddingRuntime, Truncation
@@ -47,6 +47,7 @@ async def create_embeddings(
     that or max_seq_len in WordPieces) is 413 too, unless `truncate` asks to cut it to fit.
     """
     body, texts = embedding.body, texts_of(embedding.body)
+    check_dimensions(body.dimensions, embedding.name, embedding.runtime)
     truncate = body.truncation_direction if body.truncate else None
     with embedding.arrival() as arrival:
         chars = sum(len(t) for t in texts)
@@ -73,6 +74,18 @@ async def create_embeddings(
         data=data,
         usage=Usage(prompt_tokens=tokens, total_tokens=tokens),
     )
+
+
+def check_dimensions(dimensions: int | None, model: str, runtime: EmbeddingRuntime) -> None:
+    """OpenAI's `dimensions`: a model trained for shorter vectors (Matryoshka) could cut them;
+    none served here is, so only the model's own length passes, as a no-op."""
+    native = runtime.spec.dim
+    if dimensions is not None and dimensions != native:
+        raise BadInput(
+            f"dimensions: model {model!r} makes vectors of {native} dimensions and cannot "
+            f"shorten them (it is not trained for it); send dimensions {native} or leave it out",
+            param="dimensions",
+        )
 
 
 def _prepare_all(

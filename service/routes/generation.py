@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 
 from service.deps import check_limit, check_text_lengths, model_for
-from service.errors import BadInput, ClientClosedRequest, error_responses
+from service.errors import BadInput, ClientClosedRequest, error_body, error_responses
 from service.generation import GenerationTicket, TokenEvent
 from service.inference import Served, answer_headers, until_disconnect
 from service.runtimes.base import reading_input
@@ -139,7 +139,11 @@ async def _events(
             if not events:  # the ticket ended before its rows did: failed, or cancelled
                 if not ticket.done.cancelled() and ticket.done.exception() is not None:
                     error = ticket.done.exception()
-                    body = {"detail": str(error), "code": getattr(error, "code", "internal_error")}
+                    body = error_body(
+                        getattr(error, "code", "internal_error"),
+                        str(error),
+                        getattr(error, "status_code", 500),
+                    )
                     yield f"event: error\ndata: {json.dumps(body)}\n\n"
                 return
             chunks = []

@@ -52,6 +52,19 @@ def version_field() -> Any:
     return Field(None, description=VERSION_DESCRIPTION, examples=[2, "stable"])
 
 
+class OpenAIError(BaseModel):
+    """The error as the OpenAI API words it: what the OpenAI SDKs show and set on their
+    exceptions (`message`, `type`, `code`, `param`)."""
+
+    message: str = Field(description="The same text as `detail`.")
+    type: str = Field(
+        description="invalid_request_error (4xx), authentication_error (401), permission_error "
+        "(403), rate_limit_error (429) or server_error (5xx)."
+    )
+    code: str = Field(description="The same code as the body's `code`.")
+    param: str | None = Field(None, description="The request field at fault, where one is.")
+
+
 class ErrorBody(BaseModel):
     """The body of every error the service raises itself."""
 
@@ -61,9 +74,24 @@ class ErrorBody(BaseModel):
         "model_not_found, version_not_found, payload_too_large, overloaded, not_ready, "
         "deadline_exceeded, backend_error, internal_error."
     )
+    error: OpenAIError = Field(
+        description="`detail` and `code` again, in the OpenAI API's error shape, so that "
+        "OpenAI-compatible clients show the service's text."
+    )
 
     model_config = {
         "json_schema_extra": {
-            "examples": [{"detail": "unknown model 'x'", "code": "model_not_found"}]
+            "examples": [
+                {
+                    "detail": "unknown model 'x'",
+                    "code": "model_not_found",
+                    "error": {
+                        "message": "unknown model 'x'",
+                        "type": "invalid_request_error",
+                        "code": "model_not_found",
+                        "param": "model",
+                    },
+                }
+            ]
         }
     }

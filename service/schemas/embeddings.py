@@ -36,6 +36,15 @@ class EmbeddingRequest(BaseModel):
     encoding_format: Literal["float", "base64"] = Field(
         "float", description="'base64': little-endian float32 bytes, as the OpenAI API sends them."
     )
+    dimensions: int | None = Field(
+        None,
+        ge=1,
+        le=1_000_000,
+        description="The length of the vectors (OpenAI's `dimensions`). No model served here is "
+        "trained to be cut shorter (Matryoshka), so only the model's own length is taken, and "
+        "changes nothing; any other is 400 naming that length (never ignored). "
+        "GET /v1/models/{name} shows it as the manifest's `dim`.",
+    )
     truncate: bool = Field(
         False,
         description="Cut a text longer than the model takes to that length and embed the rest, "

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+
+OWNED_BY = "kexue-serve"
 
 
 class VersionState(StrEnum):
@@ -30,6 +33,15 @@ class VersionStatus(BaseModel):
 
 
 class ModelStatus(BaseModel):
+    # OpenAI's model object first (what `client.models.list()` of the OpenAI SDKs reads): the
+    # name and the serving version's manifest say it again; then the service's own fields.
+    id: str = Field(description="The model's name (OpenAI's `id`).")
+    object: Literal["model"] = "model"
+    created: int = Field(
+        description="When the serving version was made (its manifest's created_at), in Unix "
+        "seconds; 0 while no version serves."
+    )
+    owned_by: str = OWNED_BY
     name: str
     task: str | None = Field(None, description="embedding, qa, generation or density.")
     family: str | None = None
@@ -55,6 +67,17 @@ class ModelStatus(BaseModel):
     manifest: dict[str, Any] | None = Field(
         None, description="manifest.json of the serving version."
     )
+
+
+def created_seconds(manifest: dict[str, Any] | None) -> int:
+    """OpenAI's `created`: the manifest's created_at in Unix seconds (0 without one)."""
+    try:
+        stamp = dt.datetime.fromisoformat(str((manifest or {})["created_at"]))
+    except (KeyError, ValueError):
+        return 0
+    if stamp.utcoffset() is None:
+        stamp = stamp.replace(tzinfo=dt.UTC)
+    return int(stamp.timestamp())
 
 
 class ModelList(BaseModel):

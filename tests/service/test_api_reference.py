@@ -50,4 +50,5 @@ def test_the_settings_a_description_names_are_listed_with_their_defaults() -> No
     reference = render(document)
     for name in named:
         default = Settings.model_fields[name.lower()].default
-        assert f"| `{name}` | `{default}` |" in reference, name
+        shown = "unset" if default is None else f"`{default}`"
+        assert f"| `{name}` | {shown} |" in reference, name

@@ -379,7 +379,10 @@ def test_an_unknown_version_or_label_is_404(
     write_labels(store, {"stable": 1, "canary": 2})
     client = make_client(version_policy="all")
     r = embed(client, version=version)
-    assert r.status_code == 404 and r.json() == {"detail": detail, "code": "version_not_found"}
+    assert r.status_code == 404
+    body = r.json()
+    assert (body["detail"], body["code"]) == (detail, "version_not_found")
+    assert (body["error"]["message"], body["error"]["param"]) == (detail, "version")
 
 
 def test_a_version_not_loaded_by_the_policy_is_404_naming_its_state(

@@ -23,6 +23,7 @@ from .model_list import ModelList
 from .model_status import ModelStatus
 from .model_status_labels import ModelStatusLabels
 from .model_status_manifest_type_0 import ModelStatusManifestType0
+from .open_ai_error import OpenAIError
 from .qa_candidate import QACandidate
 from .qa_evidence import QAEvidence
 from .qa_request import QARequest
@@ -61,6 +62,7 @@ __all__ = (
     "ModelStatus",
     "ModelStatusLabels",
     "ModelStatusManifestType0",
+    "OpenAIError",
     "QACandidate",
     "QAEvidence",
     "QARequest",

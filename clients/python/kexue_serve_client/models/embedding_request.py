@@ -31,6 +31,9 @@ class EmbeddingRequest:
             of word vectors. BERT encoders: 'mean' pooling of token states (default).
         encoding_format (EmbeddingRequestEncodingFormat | Unset): 'base64': little-endian float32 bytes, as the OpenAI
             API sends them. Default: EmbeddingRequestEncodingFormat.FLOAT.
+        dimensions (int | None | Unset): The length of the vectors (OpenAI's `dimensions`). No model served here is
+            trained to be cut shorter (Matryoshka), so only the model's own length is taken, and changes nothing; any other
+            is 400 naming that length (never ignored). GET /v1/models/{name} shows it as the manifest's `dim`.
         truncate (bool | Unset): Cut a text longer than the model takes to that length and embed the rest, instead of
             refusing it (413). The length is the model's: JoSE, the largest of LENGTH_BUCKETS in known words; BERT encoders,
             the smaller of that and max_seq_len in WordPiece tokens, [CLS] and [SEP] included. `usage` counts the tokens
@@ -46,6 +49,7 @@ class EmbeddingRequest:
     normalize: bool | Unset = True
     method: EmbeddingRequestMethodType0 | None | Unset = UNSET
     encoding_format: EmbeddingRequestEncodingFormat | Unset = EmbeddingRequestEncodingFormat.FLOAT
+    dimensions: int | None | Unset = UNSET
     truncate: bool | Unset = False
     truncation_direction: EmbeddingRequestTruncationDirection | Unset = EmbeddingRequestTruncationDirection.RIGHT
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
@@ -84,6 +88,12 @@ class EmbeddingRequest:
         if not isinstance(self.encoding_format, Unset):
             encoding_format = self.encoding_format.value
 
+        dimensions: int | None | Unset
+        if isinstance(self.dimensions, Unset):
+            dimensions = UNSET
+        else:
+            dimensions = self.dimensions
+
         truncate = self.truncate
 
         truncation_direction: str | Unset = UNSET
@@ -107,6 +117,8 @@ class EmbeddingRequest:
             field_dict["method"] = method
         if encoding_format is not UNSET:
             field_dict["encoding_format"] = encoding_format
+        if dimensions is not UNSET:
+            field_dict["dimensions"] = dimensions
         if truncate is not UNSET:
             field_dict["truncate"] = truncate
         if truncation_direction is not UNSET:
@@ -175,6 +187,15 @@ class EmbeddingRequest:
         else:
             encoding_format = EmbeddingRequestEncodingFormat(_encoding_format)
 
+        def _parse_dimensions(data: object) -> int | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | None | Unset, data)
+
+        dimensions = _parse_dimensions(d.pop("dimensions", UNSET))
+
         truncate = d.pop("truncate", UNSET)
 
         _truncation_direction = d.pop("truncation_direction", UNSET)
@@ -191,6 +212,7 @@ class EmbeddingRequest:
             normalize=normalize,
             method=method,
             encoding_format=encoding_format,
+            dimensions=dimensions,
             truncate=truncate,
             truncation_direction=truncation_direction,
         )

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
+
+if TYPE_CHECKING:
+    from ..models.open_ai_error import OpenAIError
+
 
 T = TypeVar("T", bound="ErrorBody")
 
@@ -17,10 +21,13 @@ class ErrorBody:
         detail (str): What went wrong, for a person to read.
         code (str): A stable machine-readable code: bad_input, unauthorized, forbidden, model_not_found,
             version_not_found, payload_too_large, overloaded, not_ready, deadline_exceeded, backend_error, internal_error.
+        error (OpenAIError): The error as the OpenAI API words it: what the OpenAI SDKs show and set on their
+            exceptions (`message`, `type`, `code`, `param`).
     """
 
     detail: str
     code: str
+    error: OpenAIError
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -28,12 +35,15 @@ class ErrorBody:
 
         code = self.code
 
+        error = self.error.to_dict()
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
             {
                 "detail": detail,
                 "code": code,
+                "error": error,
             }
         )
 
@@ -41,14 +51,19 @@ class ErrorBody:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        from ..models.open_ai_error import OpenAIError  # noqa: PLC0415
+
         d = dict(src_dict)
         detail = d.pop("detail")
 
         code = d.pop("code")
 
+        error = OpenAIError.from_dict(d.pop("error"))
+
         error_body = cls(
             detail=detail,
             code=code,
+            error=error,
         )
 
         error_body.additional_properties = d

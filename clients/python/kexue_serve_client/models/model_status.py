@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
@@ -21,8 +21,13 @@ T = TypeVar("T", bound="ModelStatus")
 class ModelStatus:
     """
     Attributes:
+        id (str): The model's name (OpenAI's `id`).
+        created (int): When the serving version was made (its manifest's created_at), in Unix seconds; 0 while no
+            version serves.
         name (str):
         versions (list[VersionStatus]):
+        object_ (Literal['model'] | Unset):  Default: 'model'.
+        owned_by (str | Unset):  Default: 'kexue-serve'.
         task (None | str | Unset): embedding, qa, generation or density.
         family (None | str | Unset):
         serving_version (int | None | Unset): The version answering requests that name none: the newest loaded.
@@ -34,8 +39,12 @@ class ModelStatus:
         manifest (ModelStatusManifestType0 | None | Unset): manifest.json of the serving version.
     """
 
+    id: str
+    created: int
     name: str
     versions: list[VersionStatus]
+    object_: Literal["model"] | Unset = "model"
+    owned_by: str | Unset = "kexue-serve"
     task: None | str | Unset = UNSET
     family: None | str | Unset = UNSET
     serving_version: int | None | Unset = UNSET
@@ -48,12 +57,20 @@ class ModelStatus:
     def to_dict(self) -> dict[str, Any]:
         from ..models.model_status_manifest_type_0 import ModelStatusManifestType0  # noqa: PLC0415
 
+        id = self.id
+
+        created = self.created
+
         name = self.name
 
         versions = []
         for versions_item_data in self.versions:
             versions_item = versions_item_data.to_dict()
             versions.append(versions_item)
+
+        object_ = self.object_
+
+        owned_by = self.owned_by
 
         task: None | str | Unset
         if isinstance(self.task, Unset):
@@ -97,10 +114,16 @@ class ModelStatus:
         field_dict.update(self.additional_properties)
         field_dict.update(
             {
+                "id": id,
+                "created": created,
                 "name": name,
                 "versions": versions,
             }
         )
+        if object_ is not UNSET:
+            field_dict["object"] = object_
+        if owned_by is not UNSET:
+            field_dict["owned_by"] = owned_by
         if task is not UNSET:
             field_dict["task"] = task
         if family is not UNSET:
@@ -125,6 +148,10 @@ class ModelStatus:
         from ..models.version_status import VersionStatus  # noqa: PLC0415
 
         d = dict(src_dict)
+        id = d.pop("id")
+
+        created = d.pop("created")
+
         name = d.pop("name")
 
         versions = []
@@ -133,6 +160,12 @@ class ModelStatus:
             versions_item = VersionStatus.from_dict(versions_item_data)
 
             versions.append(versions_item)
+
+        object_ = cast(Literal["model"] | Unset, d.pop("object", UNSET))
+        if object_ != "model" and not isinstance(object_, Unset):
+            raise ValueError(f"object must match const 'model', got '{object_}'")
+
+        owned_by = d.pop("owned_by", UNSET)
 
         def _parse_task(data: object) -> None | str | Unset:
             if data is None:
@@ -197,8 +230,12 @@ class ModelStatus:
         manifest = _parse_manifest(d.pop("manifest", UNSET))
 
         model_status = cls(
+            id=id,
+            created=created,
             name=name,
             versions=versions,
+            object_=object_,
+            owned_by=owned_by,
             task=task,
             family=family,
             serving_version=serving_version,

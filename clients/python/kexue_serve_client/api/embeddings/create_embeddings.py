@@ -44,6 +44,11 @@ def _parse_response(
 
         return response_400
 
+    if response.status_code == 401:
+        response_401 = ErrorBody.from_dict(response.json())
+
+        return response_401
+
     if response.status_code == 404:
         response_404 = ErrorBody.from_dict(response.json())
 
@@ -98,7 +103,7 @@ def _build_response(
 
 def sync_detailed(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: EmbeddingRequest,
 ) -> Response[EmbeddingResponse | ErrorBody | HTTPValidationError]:
     """Create Embeddings
@@ -133,7 +138,7 @@ def sync_detailed(
 
 def sync(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: EmbeddingRequest,
 ) -> EmbeddingResponse | ErrorBody | HTTPValidationError | None:
     """Create Embeddings
@@ -163,7 +168,7 @@ def sync(
 
 async def asyncio_detailed(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: EmbeddingRequest,
 ) -> Response[EmbeddingResponse | ErrorBody | HTTPValidationError]:
     """Create Embeddings
@@ -196,7 +201,7 @@ async def asyncio_detailed(
 
 async def asyncio(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: EmbeddingRequest,
 ) -> EmbeddingResponse | ErrorBody | HTTPValidationError | None:
     """Create Embeddings

@@ -44,6 +44,11 @@ def _parse_response(
 
         return response_400
 
+    if response.status_code == 401:
+        response_401 = ErrorBody.from_dict(response.json())
+
+        return response_401
+
     if response.status_code == 404:
         response_404 = ErrorBody.from_dict(response.json())
 
@@ -98,7 +103,7 @@ def _build_response(
 
 def sync_detailed(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: GenerateRequest,
 ) -> Response[ErrorBody | GenerateResponse | HTTPValidationError]:
     """Generate Text
@@ -140,7 +145,7 @@ def sync_detailed(
 
 def sync(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: GenerateRequest,
 ) -> ErrorBody | GenerateResponse | HTTPValidationError | None:
     """Generate Text
@@ -177,7 +182,7 @@ def sync(
 
 async def asyncio_detailed(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: GenerateRequest,
 ) -> Response[ErrorBody | GenerateResponse | HTTPValidationError]:
     """Generate Text
@@ -217,7 +222,7 @@ async def asyncio_detailed(
 
 async def asyncio(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: GenerateRequest,
 ) -> ErrorBody | GenerateResponse | HTTPValidationError | None:
     """Generate Text

@@ -34,6 +34,11 @@ def _parse_response(
 
         return response_200
 
+    if response.status_code == 401:
+        response_401 = ErrorBody.from_dict(response.json())
+
+        return response_401
+
     if response.status_code == 404:
         response_404 = ErrorBody.from_dict(response.json())
 
@@ -64,7 +69,7 @@ def _build_response(
 def sync_detailed(
     name: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
 ) -> Response[ErrorBody | HTTPValidationError | ModelStatus]:
     """Get Model
 
@@ -95,7 +100,7 @@ def sync_detailed(
 def sync(
     name: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
 ) -> ErrorBody | HTTPValidationError | ModelStatus | None:
     """Get Model
 
@@ -121,7 +126,7 @@ def sync(
 async def asyncio_detailed(
     name: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
 ) -> Response[ErrorBody | HTTPValidationError | ModelStatus]:
     """Get Model
 
@@ -150,7 +155,7 @@ async def asyncio_detailed(
 async def asyncio(
     name: str,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
 ) -> ErrorBody | HTTPValidationError | ModelStatus | None:
     """Get Model
 

@@ -5,6 +5,7 @@ import httpx
 
 from ... import errors
 from ...client import AuthenticatedClient, Client
+from ...models.error_body import ErrorBody
 from ...models.model_list import ModelList
 from ...types import Response
 
@@ -19,11 +20,16 @@ def _get_kwargs() -> dict[str, Any]:
     return _kwargs
 
 
-def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> ModelList | None:
+def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> ErrorBody | ModelList | None:
     if response.status_code == 200:
         response_200 = ModelList.from_dict(response.json())
 
         return response_200
+
+    if response.status_code == 401:
+        response_401 = ErrorBody.from_dict(response.json())
+
+        return response_401
 
     if client.raise_on_unexpected_status:
         raise errors.UnexpectedStatus(response.status_code, response.content)
@@ -31,7 +37,9 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         return None
 
 
-def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[ModelList]:
+def _build_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> Response[ErrorBody | ModelList]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -42,8 +50,8 @@ def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
 def sync_detailed(
     *,
-    client: AuthenticatedClient | Client,
-) -> Response[ModelList]:
+    client: AuthenticatedClient,
+) -> Response[ErrorBody | ModelList]:
     """List Models
 
      Every model in the store: task, serving version, all versions with their state, manifest.
@@ -53,7 +61,7 @@ def sync_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[ModelList]
+        Response[ErrorBody | ModelList]
     """
 
     kwargs = _get_kwargs()
@@ -67,8 +75,8 @@ def sync_detailed(
 
 def sync(
     *,
-    client: AuthenticatedClient | Client,
-) -> ModelList | None:
+    client: AuthenticatedClient,
+) -> ErrorBody | ModelList | None:
     """List Models
 
      Every model in the store: task, serving version, all versions with their state, manifest.
@@ -78,7 +86,7 @@ def sync(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        ModelList
+        ErrorBody | ModelList
     """
 
     return sync_detailed(
@@ -88,8 +96,8 @@ def sync(
 
 async def asyncio_detailed(
     *,
-    client: AuthenticatedClient | Client,
-) -> Response[ModelList]:
+    client: AuthenticatedClient,
+) -> Response[ErrorBody | ModelList]:
     """List Models
 
      Every model in the store: task, serving version, all versions with their state, manifest.
@@ -99,7 +107,7 @@ async def asyncio_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[ModelList]
+        Response[ErrorBody | ModelList]
     """
 
     kwargs = _get_kwargs()
@@ -111,8 +119,8 @@ async def asyncio_detailed(
 
 async def asyncio(
     *,
-    client: AuthenticatedClient | Client,
-) -> ModelList | None:
+    client: AuthenticatedClient,
+) -> ErrorBody | ModelList | None:
     """List Models
 
      Every model in the store: task, serving version, all versions with their state, manifest.
@@ -122,7 +130,7 @@ async def asyncio(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        ModelList
+        ErrorBody | ModelList
     """
 
     return (
