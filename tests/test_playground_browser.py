@@ -273,12 +273,14 @@ def test_qa_shows_the_answer_in_its_passage_and_the_candidates(
     assert answer["answer"] is not None  # force_answer
     shown = page.locator("#qa-panel .answer-text").get_attribute("data-answer")
     assert shown == answer["answer"]
-    # Highlighted in the passage it came from, and only there.
+    # Highlighted in the passage it came from, and only there. The mark may be cut into several
+    # runs where the evidence weight changes inside the answer (the server returns evidence now).
     marks = page.locator("#qa-panel mark.answer")
-    assert marks.count() == 1
+    assert marks.count() >= 1
     passage = page.locator("#qa-panel .passage", has=page.locator("mark.answer"))
+    assert passage.count() == 1
     assert passage.get_attribute("data-index") == str(answer["passage_index"])
-    assert squeezed(marks.inner_text()) == squeezed(answer["answer"])
+    assert squeezed("".join(marks.all_inner_texts())) == squeezed(answer["answer"])
     rows = page.eval_on_selector_all(
         "#qa-panel .candidates tbody tr",
         "rows => rows.map(r => [r.querySelector('.candidate-text').textContent,"
