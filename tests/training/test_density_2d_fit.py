@@ -15,7 +15,9 @@ from training.density import (
     AUTO_EXACT_TRAIN_MAX_DIM,
     AUTO_MIN_STEPS,
     DEFAULT_LR,
+    HIGH_DIM_MODEL,
     LOW_DIM_LR,
+    LOW_DIM_MODEL,
     auto_epochs,
     parse_args,
     resolve_auto_arguments,
@@ -28,12 +30,12 @@ GAP_AND_CENTRES = np.array([[0.0, 0.0], [-3.0, 0.0], [3.0, 0.0]], np.float32)
 def test_two_blobs_fit_scores_the_gap_below_the_centres(tmp_path: Path) -> None:
     csv = tmp_path / "blobs.csv"
     np.savetxt(csv, two_blobs(2000, np.random.default_rng(0)), delimiter=",", header="x,y")
-    # The model, log-det and learning rate are the job's defaults; only the length (960 steps,
+    # The model, log-det and learning rate are the job's defaults; only the length (320 steps,
     # against the thousands a full default run takes) and the export's costs are cut.
     path = train_density(
         [
             "--data", str(csv), "--out", str(tmp_path / "store"), "--name", "blobs",
-            "--epochs", "120", "--checkpoint-dir", str(tmp_path / "ckpt"), "--log-dir", "",
+            "--epochs", "40", "--checkpoint-dir", str(tmp_path / "ckpt"), "--log-dir", "",
             "--no-progress", "--score-terms", "10", "--export-power-iterations", "100",
         ]
     )  # fmt: skip
@@ -53,21 +55,30 @@ def test_two_blobs_fit_scores_the_gap_below_the_centres(tmp_path: Path) -> None:
 
 
 def test_auto_defaults_follow_the_dimension_and_explicit_values_stay() -> None:
+    def shape(args):
+        return (args.blocks, args.hidden, args.lipschitz_coeff, args.actnorm)
+
     args = parse_args(["--data", "x.csv", "--name", "m"])
     assert (args.epochs, args.logdet, args.lr) == (None, "auto", "auto")
+    assert shape(args) == ("auto",) * 4
     resolve_auto_arguments(args, dim=2, rows=5000)  # 20 steps an epoch
     assert args.epochs == auto_epochs(5000, 256) == AUTO_MIN_STEPS // 20
     assert (args.logdet, args.lr) == ("exact", LOW_DIM_LR)
+    assert shape(args) == tuple(LOW_DIM_MODEL)
 
     args = parse_args(["--data", "x.npy", "--name", "m"])
     resolve_auto_arguments(args, dim=AUTO_EXACT_TRAIN_MAX_DIM + 1, rows=10**6)
     assert (args.epochs, args.logdet, args.lr) == (10, "roulette", DEFAULT_LR)
+    # Above 8 dimensions (the digits demo: 64) the model is the one measured before.
+    assert shape(args) == tuple(HIGH_DIM_MODEL) == (4, "64,64", 0.9, "input")
 
     args = parse_args(["--data", "x.npy", "--name", "m", "--neumann-gradient"])
     resolve_auto_arguments(args, dim=2, rows=100)
     assert args.logdet == "roulette"  # the Neumann gradient is an estimator's
 
-    given = ["--epochs", "3", "--logdet", "series", "--lr", "0.01"]
+    given = ["--epochs", "3", "--logdet", "series", "--lr", "0.01", "--blocks", "2"]
+    given += ["--hidden", "8", "--lipschitz-coeff", "0.5", "--actnorm", "input"]
     args = parse_args(["--data", "x.npy", "--name", "m", *given])
     resolve_auto_arguments(args, dim=2, rows=100)
     assert (args.epochs, args.logdet, args.lr) == (3, "series", 0.01)
+    assert shape(args) == (2, "8", 0.5, "input")
