@@ -17,7 +17,9 @@ it costs two backward passes a block, cheaper than the roulette and without its 
 Russian roulette above; `--lr auto` is `LOW_DIM_LR` for such low-dimensional data and `DEFAULT_LR`
 above. On 2-D data the earlier defaults (10 epochs, roulette, 1e-3) stopped far short of the fit:
 two Gaussian blobs came out as one broad bump whose density was highest in the empty gap
-(bench/density_2d.py, docs/benchmarks.md).
+(bench/density_2d.py, docs/benchmarks.md). The model's shape (`--blocks`, `--hidden`,
+`--lipschitz-coeff`, `--actnorm`) is `LOW_DIM_MODEL` up to that D, `HIGH_DIM_MODEL` above: at
+4 blocks of 64-64 two moons and eight Gaussians stayed blurred after 3,000 steps.
 
 Discrete data (integers in [0, K-1], K = `--levels` or detected) are dequantised, v = x + u with
 u ~ U[0, 1)^D drawn afresh each step (Theis et al., ICLR 2016), scaled by 1/K and logit-transformed
@@ -36,7 +38,7 @@ import math
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import keras
 import numpy as np
@@ -97,6 +99,20 @@ INIT_ROWS = 2048
 _LN2 = math.log(2.0)
 
 
+class ModelShape(NamedTuple):
+    """The model options that `--blocks/--hidden/--lipschitz-coeff/--actnorm auto` resolve to."""
+
+    blocks: int
+    hidden: str
+    lipschitz_coeff: float
+    actnorm: str
+
+
+# Above AUTO_EXACT_TRAIN_MAX_DIM: the model the digits figures were measured with.
+HIGH_DIM_MODEL = ModelShape(blocks=4, hidden="64,64", lipschitz_coeff=0.9, actnorm="input")
+LOW_DIM_MODEL = ModelShape(blocks=8, hidden="128,128", lipschitz_coeff=0.97, actnorm="every")
+
+
 def load_density_data(args: argparse.Namespace) -> DensityData:
     """The train / validation / test rows of `--data` and what the manifest records of them."""
     spec = str(args.data)
@@ -129,6 +145,14 @@ def _learning_rate(text: str) -> float | str:
     return "auto" if text == "auto" else float(text)
 
 
+def _auto_int(text: str) -> int | str:
+    return "auto" if text == "auto" else int(text)
+
+
+def _auto_float(text: str) -> float | str:
+    return "auto" if text == "auto" else float(text)
+
+
 def auto_epochs(rows: int, batch_size: int) -> int:
     """Epochs of at least AUTO_MIN_STEPS steps (and AUTO_MIN_EPOCHS) over `rows` training rows."""
     steps_per_epoch = math.ceil(rows / batch_size)
@@ -146,6 +170,10 @@ def resolve_auto_arguments(args: argparse.Namespace, dim: int, rows: int) -> Non
         args.logdet = "exact" if low_dim and not args.neumann_gradient else "roulette"
     if args.lr == "auto":
         args.lr = LOW_DIM_LR if low_dim else DEFAULT_LR
+    model = LOW_DIM_MODEL if low_dim else HIGH_DIM_MODEL
+    for key in ("blocks", "hidden", "lipschitz_coeff", "actnorm"):
+        if getattr(args, key) == "auto":
+            setattr(args, key, getattr(model, key))
 
 
 def dequantize(x: np.ndarray, levels: int | None, rng: np.random.Generator) -> np.ndarray:
@@ -194,16 +222,37 @@ class DensityJob(Job):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         g = parser.add_argument_group("model")
-        g.add_argument("--blocks", type=int, default=4, help="invertible residual blocks")
+        low, high = LOW_DIM_MODEL, HIGH_DIM_MODEL
         g.add_argument(
-            "--hidden", type=str, default="64,64", help="widths of each block's hidden layers"
+            "--blocks",
+            type=_auto_int,
+            default="auto",
+            help=f"invertible residual blocks; auto: {low.blocks} when D <= "
+            f"{AUTO_EXACT_TRAIN_MAX_DIM}, else {high.blocks}",
+        )
+        g.add_argument(
+            "--hidden",
+            type=str,
+            default="auto",
+            help=f"widths of each block's hidden layers; auto: {low.hidden} when D <= "
+            f"{AUTO_EXACT_TRAIN_MAX_DIM}, else {high.hidden}",
         )
         g.add_argument("--activation", choices=("lipswish", "elu"), default="lipswish")
         g.add_argument(
             "--lipschitz-coeff",
-            type=float,
-            default=0.9,
-            help="spectral-norm bound c < 1 of every layer (Lip(g) <= c)",
+            type=_auto_float,
+            default="auto",
+            help=f"spectral-norm bound c < 1 of every layer (Lip(g) <= c); auto: "
+            f"{low.lipschitz_coeff} when D <= {AUTO_EXACT_TRAIN_MAX_DIM}, else "
+            f"{high.lipschitz_coeff}",
+        )
+        g.add_argument(
+            "--actnorm",
+            choices=("auto", "input", "every"),
+            default="auto",
+            help="ActNorm before the first block only (input) or before every block (every, as "
+            f"in Residual Flows); auto: {low.actnorm} when D <= {AUTO_EXACT_TRAIN_MAX_DIM}, "
+            f"else {high.actnorm}",
         )
         g = parser.add_argument_group("log-determinant in training")
         g.add_argument(
@@ -286,7 +335,7 @@ class DensityJob(Job):
         )
 
     def check_arguments(self, args: argparse.Namespace) -> None:
-        if not 0.0 < args.lipschitz_coeff < 1.0:
+        if args.lipschitz_coeff != "auto" and not 0.0 < args.lipschitz_coeff < 1.0:
             raise SystemExit(f"--lipschitz-coeff must be in (0, 1), not {args.lipschitz_coeff}")
         if args.neumann_gradient and args.logdet == "exact":
             raise SystemExit("--neumann-gradient is for --logdet series or roulette, not exact")
@@ -300,9 +349,13 @@ class DensityJob(Job):
             f"{len(data.train)} train, {len(data.valid)} valid rows of dimension {dim}; "
             + (f"discrete, {data.levels} levels" if data.levels else "continuous")
         )
-        hidden = tuple(int(w) for w in str(args.hidden).split(",") if w.strip())
         resolve_auto_arguments(args, dim, len(data.train))
-        log(f"training: {args.epochs} epochs, log-det {args.logdet}, peak lr {args.lr}")
+        hidden = tuple(int(w) for w in str(args.hidden).split(",") if w.strip())
+        log(
+            f"model: {args.blocks} blocks of {args.hidden}, Lipschitz {args.lipschitz_coeff}, "
+            f"ActNorm {args.actnorm}; training: {args.epochs} epochs, log-det {args.logdet}, "
+            f"peak lr {args.lr}"
+        )
         train_logdet = LogDetConfig(
             method=args.logdet,
             n_terms=args.n_terms,
@@ -319,6 +372,7 @@ class DensityJob(Job):
                 hidden_units=hidden,
                 activation=args.activation,
                 lipschitz_coefficient=args.lipschitz_coeff,
+                actnorm_between_blocks=args.actnorm == "every",
                 seed=args.seed,
             )
             # ActNorm's data-dependent initialisation, from a fixed dequantisation of the first

@@ -57,6 +57,12 @@ class LipSwish(keras.layers.Layer):
     def call(self, x: tf.Tensor) -> tf.Tensor:
         return x * tf.sigmoid(self.beta * x) / LIPSWISH_SCALE
 
+    def derivative(self, x: tf.Tensor) -> tf.Tensor:
+        """d/dx LipSwish(x), elementwise: (s + beta x s (1 - s)) / 1.1 with s = sigmoid(beta x)."""
+        beta = self.beta
+        s = tf.sigmoid(beta * x)
+        return (s + beta * x * s * (1.0 - s)) / LIPSWISH_SCALE
+
     def compute_output_shape(self, input_shape: Any) -> Any:
         return input_shape
 
@@ -85,3 +91,19 @@ def make_activation(kind: str, **kwargs: Any) -> keras.layers.Layer:
         # alpha = 1: slope exp(x) <= 1 for x < 0 and 1 for x > 0; a larger alpha breaks the bound.
         return keras.layers.ELU(alpha=1.0, **kwargs)
     raise ValueError(f"activation must be one of {ACTIVATIONS}, not {kind!r}")
+
+
+def activation_derivative(layer: keras.layers.Layer, x: tf.Tensor) -> tf.Tensor:
+    """The elementwise slope of an activation layer of `make_activation` at x (same shape).
+
+    Used for the closed-form Jacobian of a residual branch (`InvertibleResidualBlock.jacobian`);
+    any other elementwise layer falls back to autodiff of sum(layer(x)).
+    """
+    if isinstance(layer, LipSwish):
+        return layer.derivative(x)
+    if isinstance(layer, keras.layers.ELU) and float(layer.alpha) == 1.0:
+        return tf.where(x > 0, tf.ones_like(x), tf.exp(tf.minimum(x, 0.0)))
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+        tape.watch(x)
+        y = layer(x)
+    return tape.gradient(y, x)

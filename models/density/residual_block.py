@@ -21,8 +21,8 @@ from typing import Any, NamedTuple
 import keras
 import tensorflow as tf
 
-from models.density.activations import make_activation
-from models.density.logdet import LogDetConfig, ResidualFn, exact_logdet, residual_logdet
+from models.density.activations import activation_derivative, make_activation
+from models.density.logdet import LogDetConfig, ResidualFn, residual_logdet
 from models.density.spectral_norm import (
     DEFAULT_LIPSCHITZ_COEFFICIENT,
     DEFAULT_POWER_ITERATIONS,
@@ -168,6 +168,55 @@ class InvertibleResidualBlock(keras.layers.Layer):
             h = activation(dense(h, training=False))
         return self.dense_layers[-1](h, training=False)
 
+    def residual_and_jacobian(self, x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """g(x) [B, D] and its per-row Jacobian J_g(x) [B, D_out, D_in], in closed form.
+
+        g is a chain of dense layers and elementwise activations, so by the chain rule
+
+            J_g(x) = W_L^T diag(a'(z_{L-1})) W_{L-1}^T ... diag(a'(z_1)) W_1^T
+
+        (W_i the normalised kernels, z_i the pre-activations), carried forward as a [B, H, D]
+        tensor: one forward pass with D tangents, the cost of D forward passes and no tracing of
+        D backward passes (`tape.batch_jacobian`, which TensorFlow vectorises slowly at trace
+        time). The same values as autodiff's Jacobian (tested).
+        """
+        self._ensure_built(x)
+        h = x
+        tangent: tf.Tensor | None = None  # d h / d x, [B, width, D]; None for the identity
+        for i, dense in enumerate(self.dense_layers):
+            kernel = dense.normalized_kernel()  # [fan_in, units]
+            z = tf.matmul(h, kernel)
+            if dense.bias is not None:
+                z = z + dense.bias
+            if tangent is None:
+                shape = tf.stack([tf.shape(x)[0], tf.shape(kernel)[1], tf.shape(kernel)[0]])
+                tangent = tf.broadcast_to(tf.transpose(kernel)[None], shape)
+            else:
+                tangent = tf.einsum("bid,iu->bud", tangent, kernel)
+            if i < len(self.activations):
+                activation = self.activations[i]
+                h = activation(z)
+                tangent = activation_derivative(activation, z)[:, :, None] * tangent
+            else:
+                h = z
+        assert tangent is not None
+        return h, tangent
+
+    def exact_logdet(self, x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """(g(x), log det(I + J_g(x))) with the closed-form Jacobian (`residual_and_jacobian`).
+
+        In 2-D the determinant is written out; above, `slogdet`. It is positive when
+        Lip(g) < 1, so its log is the log of the absolute value.
+        """
+        gx, jacobian = self.residual_and_jacobian(x)
+        if x.shape[-1] == 2:
+            j = jacobian
+            det = (1.0 + j[:, 0, 0]) * (1.0 + j[:, 1, 1]) - j[:, 0, 1] * j[:, 1, 0]
+            return gx, tf.math.log(det)
+        eye = tf.eye(tf.shape(jacobian)[-1], dtype=jacobian.dtype)
+        _, logabsdet = tf.linalg.slogdet(eye + jacobian)
+        return gx, logabsdet
+
     def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         if training:
             self.update_spectral_norms()
@@ -194,8 +243,8 @@ class InvertibleResidualBlock(keras.layers.Layer):
         self._ensure_built(x)
         if training:
             self.update_spectral_norms()
-        if logdet is None:
-            gx, value = exact_logdet(self.residual, x)
+        if logdet is None or logdet.method == "exact":
+            gx, value = self.exact_logdet(x)
         else:
             gx, value = residual_logdet(self.residual, x, logdet, generator)
         return x + gx, value
