@@ -96,6 +96,11 @@ EVAL_SERIES_PROBES = 4
 EVAL_BATCH_SIZE = 512
 # Rows the ActNorms are initialised from (data-dependent init, Kingma & Dhariwal 2018).
 INIT_ROWS = 2048
+# Without --jit / --no-jit, the training step is compiled with XLA when the run is not distributed
+# and has at least this many steps: compiling the low-dimensional default model costs about 20 s
+# more than tracing it, and makes a step about 2.5x cheaper (docs/benchmarks.md), which pays
+# after a few hundred steps; tiny runs (tests, smoke runs) skip it.
+JIT_AUTO_MIN_STEPS = 500
 _LN2 = math.log(2.0)
 
 
@@ -296,6 +301,13 @@ class DensityJob(Job):
             default=None,
             help="stop after this many steps (in total) with a checkpoint and no export",
         )
+        g.add_argument(
+            "--jit",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="XLA-compile the training step (--no-jit: do not); default: when the run is not "
+            f"distributed and has at least {JIT_AUTO_MIN_STEPS} steps",
+        )
         g = parser.add_argument_group("data")
         g.add_argument(
             "--levels",
@@ -365,6 +377,18 @@ class DensityJob(Job):
         self.steps_per_epoch = math.ceil(len(data.train) / args.batch_size)
         total_steps = self.steps_per_epoch * args.epochs
         self.schedule = _schedule(args, total_steps)
+        replicas = strategy.num_replicas_in_sync
+        # XLA compiles no gradient of the roulette's while loop of random length (a tensor list
+        # of unknown size); the Neumann gradient's custom gradient it does.
+        jit_logdet = args.logdet != "roulette" or args.neumann_gradient
+        if args.jit and replicas > 1:
+            raise SystemExit("--jit does not combine with a distributed strategy")
+        if args.jit and not jit_logdet:
+            raise SystemExit(
+                "--jit does not combine with --logdet roulette (without --neumann-gradient)"
+            )
+        if args.jit is None:
+            args.jit = replicas == 1 and jit_logdet and total_steps >= JIT_AUTO_MIN_STEPS
         # Everything holding variables is made under the strategy (mirrored across replicas).
         with strategy.scope():
             self.flow = flow = IResNetFlow(
@@ -395,29 +419,42 @@ class DensityJob(Job):
             generator = tf.random.Generator.from_seed(args.seed)
 
         variables = flow.trainable_variables
-        replicas = strategy.num_replicas_in_sync
 
-        def replica_step(v: tf.Tensor) -> tf.Tensor:
+        def replica_step(v: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
             with tf.GradientTape() as tape:
                 log_prob = data_log_prob(
                     flow, preprocessing, v, train_logdet, training=True, generator=generator
                 )
-                # Nats per dimension: a learning rate that does not depend on D. Divided by the
+                # The mean over the batch's real rows (weight 1; padding rows weigh 0). In nats
+                # per dimension: a learning rate that does not depend on D. Divided by the
                 # replicas, whose gradients the optimizer sums (training.common.distribute).
-                loss = -tf.reduce_mean(log_prob) / dim / replicas
+                mean = tf.reduce_sum(weights * log_prob) / tf.reduce_sum(weights)
+                loss = -mean / dim / replicas
             grads = tape.gradient(loss, variables)
             optimizer.apply_gradients(zip(grads, variables, strict=True))
             return loss
 
-        @tf.function(input_signature=[tf.TensorSpec([None, dim], tf.float32)])
-        def train_step(v: tf.Tensor) -> tf.Tensor:
-            losses = strategy.run(replica_step, args=(v,))
+        # No autograph: the model's control flow is written with tf.cond / tf.while_loop, and
+        # converting the model's code took a fifth of the first step's tracing. With --jit every
+        # batch is padded to --batch-size (`train`), so XLA compiles one shape, not two.
+        rows = [args.batch_size, dim] if args.jit else [None, dim]
+
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec(rows, tf.float32),
+                tf.TensorSpec(rows[:1], tf.float32),
+            ],
+            jit_compile=args.jit,
+            autograph=False,
+        )
+        def train_step(v: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+            losses = strategy.run(replica_step, args=(v, weights))
             ema.update()
             return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
 
         self.eval_logdet = eval_logdet = _eval_logdet(dim, args)
 
-        @tf.function(input_signature=[tf.TensorSpec([None, dim], tf.float32)])
+        @tf.function(input_signature=[tf.TensorSpec([None, dim], tf.float32)], autograph=False)
         def eval_log_prob(v: tf.Tensor) -> tf.Tensor:
             stateless = RowSharedStatelessGenerator(args.seed, tf.shape(v)[0])
             return data_log_prob(flow, preprocessing, v, eval_logdet, generator=stateless)
@@ -442,7 +479,16 @@ class DensityJob(Job):
         # Noise seeded by the step, so a resumed run dequantises as the first run would.
         noise_rng = np.random.default_rng([self.args.seed, 1, batch.step])
         values = dequantize(self.data.train[batch.rows], self.data.levels, noise_rng)
-        loss = float(self.train_step(tf.constant(values, tf.float32)))
+        weights = np.ones(len(values), np.float32)
+        if self.args.jit and len(values) < self.args.batch_size:
+            # The epoch's last, short batch: its rows repeated up to the compiled shape, the
+            # copies weighing 0 (real rows, so no padding value can make the loss NaN).
+            padded = np.arange(self.args.batch_size) % len(values)
+            values = values[padded]
+            weights = (np.arange(self.args.batch_size) < len(weights)).astype(np.float32)
+        loss = float(
+            self.train_step(tf.constant(values, tf.float32), tf.constant(weights, tf.float32))
+        )
         self.bits = loss / _LN2
         self.window, self.window_steps = self.window + self.bits, self.window_steps + 1
         return {"bits_per_dim": self.bits}

@@ -65,14 +65,17 @@ class DensityModule(tf.Module):
         self.input_dim = tf.Variable(preprocessing.input_dim, dtype=tf.int32, trainable=False)
         self.levels = tf.Variable(preprocessing.levels or 0, dtype=tf.int32, trainable=False)
         x_spec = tf.TensorSpec([None, preprocessing.input_dim], tf.float32, name="x")
-        self.score = tf.function(self._score, input_signature=[x_spec])
-        self.score_exact = tf.function(self._score_exact, input_signature=[x_spec])
+        # No autograph: the model's control flow is tf.cond / tf.while_loop already, and
+        # converting its code is a good part of the export's tracing.
+        self.score = tf.function(self._score, input_signature=[x_spec], autograph=False)
+        self.score_exact = tf.function(self._score_exact, input_signature=[x_spec], autograph=False)
         self.sample = tf.function(
             self._sample,
             input_signature=[
                 tf.TensorSpec([], tf.int32, name="num_samples"),
                 tf.TensorSpec([], tf.int64, name="seed"),
             ],
+            autograph=False,
         )
 
     def _score(self, x: tf.Tensor) -> dict[str, tf.Tensor]:

@@ -18,6 +18,7 @@ from models.bert.lm_export import cache_spec, condition_spec, ids_spec, vocab_as
 from models.bert.lm_reader import SavedModelLMStepModel
 from models.generation import signatures as names
 from models.generation.lm import ConditionalLM
+from models.saved_model import write_saved_model
 
 # The reader's name before QA and generation shared one (`models.bert.lm_reader`).
 SavedModelGenerationStepModel = SavedModelLMStepModel
@@ -114,13 +115,11 @@ def export_generation_saved_model(
         The names of the exported signatures.
     """
     module = ConditionalLMModule(model, vocab_path, cache_length or model.config.max_position)
-    signatures = {
-        names.SIGNATURE_PREFILL: module.prefill.get_concrete_function(),
-        names.SIGNATURE_STEP: module.step.get_concrete_function(),
-        names.SIGNATURE_FULL_LOGITS: module.full_logits.get_concrete_function(),
-        names.SIGNATURE_DEFAULT: module.full_logits.get_concrete_function(),
+    functions = {
+        names.SIGNATURE_PREFILL: module.prefill,
+        names.SIGNATURE_STEP: module.step,
+        names.SIGNATURE_FULL_LOGITS: module.full_logits,
     }
     if module.label_condition is not None:
-        signatures[names.SIGNATURE_LABEL_CONDITION] = module.label_condition.get_concrete_function()
-    tf.saved_model.save(module, os.fspath(path), signatures=signatures)
-    return list(signatures)
+        functions[names.SIGNATURE_LABEL_CONDITION] = module.label_condition
+    return write_saved_model(path, module, functions, default=names.SIGNATURE_FULL_LOGITS)

@@ -21,6 +21,7 @@ from models.bert.lm_reader import SavedModelLMStepModel
 from models.qa import signatures as names
 from models.qa.samples import max_sample_length
 from models.qa.seq2seq import UniLMSeq2Seq
+from models.saved_model import write_saved_model
 
 # The reader's name before QA and generation shared one (`models.bert.lm_reader`).
 SavedModelStepModel = SavedModelLMStepModel
@@ -148,12 +149,10 @@ def export_qa_saved_model(
             f"{longest} tokens do not fit the position table of {model.config.max_position}"
         )
     module = QASeq2SeqModule(model, tokenizer_vocab_path, max_answer_tokens, jit_compile)
-    signatures = {
-        names.SIGNATURE_PREFILL: module.prefill.get_concrete_function(),
-        names.SIGNATURE_STEP: module.step.get_concrete_function(),
-        names.SIGNATURE_REORDER: module.reorder.get_concrete_function(),
-        names.SIGNATURE_FULL_LOGITS: module.full_logits.get_concrete_function(),
-        names.SIGNATURE_DEFAULT: module.full_logits.get_concrete_function(),
+    functions = {
+        names.SIGNATURE_PREFILL: module.prefill,
+        names.SIGNATURE_STEP: module.step,
+        names.SIGNATURE_REORDER: module.reorder,
+        names.SIGNATURE_FULL_LOGITS: module.full_logits,
     }
-    tf.saved_model.save(module, os.fspath(path), signatures=signatures)
-    return list(signatures)
+    return write_saved_model(path, module, functions, default=names.SIGNATURE_FULL_LOGITS)

@@ -8,12 +8,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from models.density.datasets import DataError, detect_levels, read_array
 from models.density.reader import SavedModelDensity
 from models.store import REQUIRED_MANIFEST_KEYS
 from tests.tiny_store import load_in_runtime
-from training.density import load_density_data, main, parse_args, train_density
+from training.common.seeding import set_seed
+from training.density import (
+    JIT_AUTO_MIN_STEPS,
+    DensityJob,
+    load_density_data,
+    main,
+    parse_args,
+    train_density,
+)
 
 
 def _args(tmp_path: Path, data: str, *extra: str) -> list[str]:
@@ -124,6 +133,38 @@ def test_neumann_gradient_training_runs_and_is_recorded(tmp_path: Path) -> None:
     assert 0 < manifest["metrics"]["valid_bits_per_dim"] < 10
     with pytest.raises(SystemExit, match="series or roulette"):
         train_density([*args, "--logdet", "exact"])
+
+
+def test_xla_step_pads_the_short_batch_without_changing_its_loss(tmp_path: Path) -> None:
+    # 250 rows in batches of 64: the epoch's last has 58, which the XLA step takes padded to 64
+    # with the copies weighing 0, so its loss is the mean over the 58 rows, as without XLA.
+    np.save(tmp_path / "rows.npy", np.random.default_rng(0).normal(size=(250, 2)))
+    losses = {}
+    for flag in ("--jit", "--no-jit"):
+        args = parse_args(
+            _args(tmp_path, str(tmp_path / "rows.npy"), flag, "--valid-fraction", "0.1")
+        )
+        set_seed(args.seed)
+        job = DensityJob()
+        job.setup(args, tf.distribute.get_strategy())
+        assert args.jit is (flag == "--jit")
+        (last,) = [b for b in job.batches(0, job.steps_per_epoch) if b.ends_epoch]
+        assert 0 < len(last.rows) < args.batch_size
+        losses[flag] = job.train(last, fit=None)["bits_per_dim"]
+    assert losses["--jit"] == pytest.approx(losses["--no-jit"], rel=1e-5)
+
+
+def test_xla_is_chosen_for_long_runs_and_refused_for_the_roulette(tmp_path: Path) -> None:
+    def resolved(*extra: str) -> bool | None:
+        args = parse_args(_args(tmp_path, "builtin:moons", "--toy-samples", "256", *extra))
+        DensityJob().setup(args, tf.distribute.get_strategy())
+        return args.jit
+
+    assert resolved() is False  # 4 steps: compiling would cost more than it saves
+    assert resolved("--epochs", str(JIT_AUTO_MIN_STEPS // 4)) is True
+    assert resolved("--epochs", str(JIT_AUTO_MIN_STEPS // 4), "--logdet", "roulette") is False
+    with pytest.raises(SystemExit, match="roulette"):
+        resolved("--jit", "--logdet", "roulette")
 
 
 def test_discrete_npy_run_stops_resumes_and_exports(tmp_path: Path, capsys) -> None:
