@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from models.bert.overlap import OVERLAP_FEATURES
 from models.bert.tokenizer import VOCAB_FILE, BertTokenizer
 from models.qa.export import export_qa_saved_model
 from models.qa.kv_cache import KerasStepModel
@@ -109,6 +110,13 @@ class QAJob(BertJob):
             choices=["sinusoid", "random"],
             default="sinusoid",
             help="initial position table of a from-scratch model",
+        )
+        g.add_argument(
+            "--overlap-feature",
+            choices=list(OVERLAP_FEATURES),
+            default="none",
+            help="give a from-scratch encoder DrQA's exact-match feature over bigrams: passage "
+            "and question tokens inside a bigram the other part also holds (models.bert.overlap)",
         )
         g.add_argument("--beam-size", type=int, default=1, help="beams when evaluating")
         g.add_argument(
@@ -271,6 +279,8 @@ def _load_model(
         args.max_passage_tokens, args.max_question_tokens, args.max_answer_tokens
     )
     if args.init_checkpoint is not None:
+        if args.overlap_feature != "none":
+            raise ValueError("--overlap-feature needs a from-scratch model (no --init-checkpoint)")
         model = build_qa_model(init_checkpoint=args.init_checkpoint)
         tokenizer = BertTokenizer.from_folder(args.init_checkpoint)
         return model, tokenizer, Path(args.init_checkpoint) / VOCAB_FILE, {
@@ -295,10 +305,16 @@ def _load_model(
         intermediate_size=args.intermediate_size,
         dropout=args.dropout,
     )
-    model = build_qa_model(config)
+    overlap_sep_id = tokenizer.sep_id if args.overlap_feature == "bigram" else None
+    model = build_qa_model(config, overlap_sep_id=overlap_sep_id)
     if args.position_init == "sinusoid":
         init_positions_as_sinusoids(model.backbone)
-    return model, tokenizer, vocab_path, {"bert": config.__dict__}
+    info: dict[str, Any] = {"bert": config.__dict__}
+    if overlap_sep_id is not None:
+        # What `training.qa_reexport` rebuilds the encoder with (the SavedModel computes the
+        # feature itself: the service needs nothing).
+        info["overlap_sep_id"] = overlap_sep_id
+    return model, tokenizer, vocab_path, info
 
 
 def train_qa(args: argparse.Namespace | Sequence[str]) -> Path | None:
