@@ -11,9 +11,17 @@ common bigram is such a substring), so no longer n-gram level is needed.
 Why bigrams and not single tokens: over a character vocabulary a name is two or three tokens,
 and the names the model must tell apart share them ("张伟" asked, "张芳" and "李伟" in the
 passage; each shares a character with the question). Unigram marks would mark all three; bigram
-marks mark "张伟" only, and leave the name of a person no passage names unmarked in the
-question, which makes "no answer" a matter of reading one bit. What bigrams lose: a
-single-character word in common (rare over names; the attention still sees the tokens).
+marks mark the whole name "张伟" only (of "李伟住在上海" asked `张伟住在哪里？`, 伟 is marked, as
+part of the common "伟住在", but 李 is not), and leave the name of a person no passage names
+unmarked in the question, which makes "no answer" a matter of reading one bit. What bigrams
+lose: a single-character word in common (rare over names; the attention still sees the tokens).
+
+Why in the graph and not as a third segment id in the inputs: the decoders' `prefill(token_ids,
+lengths)` protocol (in-memory and SavedModel, shared with generation) takes no segment ids, so
+every caller, the service included, would have had to compute and pass them, the segment table
+would have grown (a new row for pretrained checkpoints) and the UniLM mask would have had to stop
+reading the cumulative sum of the segment ids. Here the inputs, the mask, the signatures and the
+service are unchanged, and a model without the feature is the same model as before.
 
 The feature is computed inside the model's graph from `token_ids` and `segment_ids` (the
 embeddings layer, `models.bert.bert_layers.BertEmbeddings(overlap_sep_id=...)`), so training,
