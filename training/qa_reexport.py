@@ -51,7 +51,12 @@ def reexport_qa(version_dir: str | os.PathLike[str], name: str | None = None) ->
             "cannot be exported again; train a new version"
         )
     fields = {f.name for f in dataclasses.fields(BertConfig)}
-    model = build_qa_model(BertConfig(**{k: v for k, v in shape.items() if k in fields}))
+    # Versions trained with the exact-match feature (`--overlap-feature`) record its [SEP] id.
+    overlap_sep_id = manifest.config.get("overlap_sep_id")
+    model = build_qa_model(
+        BertConfig(**{k: v for k, v in shape.items() if k in fields}),
+        overlap_sep_id=None if overlap_sep_id is None else int(overlap_sep_id),
+    )
     status = tf.train.Checkpoint(model=model).read(os.fspath(folder / "variables" / "variables"))
     # Every weight of the fresh model must come from the old version.
     status.assert_existing_objects_matched()

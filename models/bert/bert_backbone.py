@@ -111,6 +111,9 @@ class BertBackbone(keras.Model):
             (`ConditionalLayerNorm`): the functional model then has a fourth input,
             `condition` [B, C] float32. None (the default) is BERT as published.
         condition_hidden_units: the conditional LayerNorms' hidden projection width.
+        overlap_sep_id: the [SEP] id, for a model that reads the n-gram "exact match" feature
+            of a `[CLS] A [SEP] B [SEP]` source (`models.bert.overlap`, `BertEmbeddings`); None
+            (the default) is BERT as published.
 
     Outputs of the functional model: a dict with `sequence_output` [B, L, H] (the token states)
     and `pooled_output` [B, H] (tanh dense of the [CLS] state, BERT's next-sentence input).
@@ -141,6 +144,7 @@ class BertBackbone(keras.Model):
         attention_mode: AttentionMode = "bidirectional",
         condition_size: int | None = None,
         condition_hidden_units: int | None = None,
+        overlap_sep_id: int | None = None,
         **kwargs: Any,
     ) -> None:
         # Layers.
@@ -153,6 +157,7 @@ class BertBackbone(keras.Model):
             dropout,
             condition_size,
             condition_hidden_units,
+            overlap_sep_id=overlap_sep_id,
             name="embeddings",
         )
         blocks = [
@@ -211,6 +216,7 @@ class BertBackbone(keras.Model):
         self.attention_mode = attention_mode
         self.condition_size = condition_size
         self.condition_hidden_units = condition_hidden_units
+        self.overlap_sep_id = overlap_sep_id
 
     @classmethod
     def from_bert_config(
@@ -418,6 +424,8 @@ class BertBackbone(keras.Model):
             "attention_mode": self.attention_mode,
             "condition_size": self.condition_size,
             "condition_hidden_units": self.condition_hidden_units,
+            # Only when set: configs of models without the feature stay as they were.
+            **({} if self.overlap_sep_id is None else {"overlap_sep_id": self.overlap_sep_id}),
         }
 
     @classmethod

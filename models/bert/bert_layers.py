@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from models.bert.conditional_layer_norm import apply_layer_norm, make_layer_norm
 from models.bert.masks import mask_to_bias
+from models.bert.overlap import bigram_overlap
 
 # BERT's initializer: truncated normal with stddev 0.02 (`initializer_range` in bert_config.json).
 INITIALIZER_RANGE = 0.02
@@ -64,6 +65,10 @@ class BertEmbeddings(keras.layers.Layer):
         condition_size: width of a condition vector that the LayerNorm takes
             (`ConditionalLayerNorm`); None for BERT's plain LayerNorm.
         condition_hidden_units: the conditional LayerNorm's hidden projection width.
+        overlap_sep_id: the [SEP] id of a model that reads the n-gram "exact match" feature
+            (`models.bert.overlap.bigram_overlap`: source tokens in a bigram the other part of
+            `[CLS] A [SEP] B [SEP]` also holds get one more learned vector, zero at the start so
+            that a pretrained model starts unchanged); None (BERT as published): no feature.
     """
 
     def __init__(
@@ -76,9 +81,11 @@ class BertEmbeddings(keras.layers.Layer):
         dropout: float,
         condition_size: int | None = None,
         condition_hidden_units: int | None = None,
+        overlap_sep_id: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.overlap_sep_id = overlap_sep_id
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
         self.max_position = max_position
@@ -106,6 +113,10 @@ class BertEmbeddings(keras.layers.Layer):
         self.segment_embedding.build((None, None))
         self.position_embedding.build((None, None))
         self.layer_norm.build((None, None, self.hidden_size))
+        if self.overlap_sep_id is not None:
+            self.overlap_vector = self.add_weight(
+                name="overlap", shape=(self.hidden_size,), initializer="zeros"
+            )
         self.built = True
 
     def call(
@@ -129,6 +140,9 @@ class BertEmbeddings(keras.layers.Layer):
         else:
             positions = self.position_embedding(position_ids)
         x = self.token_embedding(token_ids) + self.segment_embedding(segment_ids) + positions
+        if self.overlap_sep_id is not None:
+            marks = bigram_overlap(token_ids, segment_ids, self.overlap_sep_id)
+            x = x + marks[:, :, tf.newaxis] * self.overlap_vector
         return self.dropout(apply_layer_norm(self.layer_norm, x, condition), training=training)
 
     def get_config(self) -> dict[str, Any]:
@@ -143,6 +157,8 @@ class BertEmbeddings(keras.layers.Layer):
             condition_size=self.condition_size,
             condition_hidden_units=self.condition_hidden_units,
         )
+        if self.overlap_sep_id is not None:
+            config.update(overlap_sep_id=self.overlap_sep_id)
         return config
 
 

@@ -127,7 +127,9 @@ class UniLMSeq2Seq(BertLM):
 
 
 def build_qa_model(
-    config: BertConfig | None = None, init_checkpoint: str | Path | None = None
+    config: BertConfig | None = None,
+    init_checkpoint: str | Path | None = None,
+    overlap_sep_id: int | None = None,
 ) -> UniLMSeq2Seq:
     """A UniLM seq2seq QA model, from a pretrained BERT folder or from scratch.
 
@@ -138,14 +140,21 @@ def build_qa_model(
             Google's TF checkpoint folder (bert_config.json, bert_model.ckpt.*, vocab.txt); its
             MLM head is loaded when present (a sentence-transformers folder has none, and the
             head's transform then starts fresh). Tokenise with `BertTokenizer.from_folder`.
+        overlap_sep_id: the tokenizer's [SEP] id, to give the encoder the n-gram "exact match"
+            feature (which passage tokens are in a bigram of the question, and the reverse:
+            `models.bert.overlap`); None: none. From scratch only, for now.
 
     Returns:
         The model, built (all weights exist).
     """
     if init_checkpoint is not None:
+        if overlap_sep_id is not None:
+            raise ValueError("the overlap feature is only built into from-scratch models so far")
         loaded = load_pretrained_bert(init_checkpoint, with_mlm_head=True, attention_mode="unilm")
         return UniLMSeq2Seq(loaded.backbone, loaded.mlm_head, name="unilm_seq2seq")
     if config is None:
         raise ValueError("give a BertConfig (small_qa_config) or an init_checkpoint folder")
-    backbone = BertBackbone.from_bert_config(config, attention_mode="unilm")
+    backbone = BertBackbone.from_bert_config(
+        config, attention_mode="unilm", overlap_sep_id=overlap_sep_id
+    )
     return UniLMSeq2Seq(backbone, name="unilm_seq2seq")

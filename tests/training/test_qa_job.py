@@ -95,3 +95,32 @@ def test_job_exports_a_decodable_version_and_resumes(tmp_path, capsys):
     assert report["accuracy"] == reference["accuracy"] and report["f1"] == reference["f1"]
     printed = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
     assert printed[0]["accuracy"] == report["accuracy"]
+
+
+@pytest.mark.slow
+def test_job_with_the_overlap_feature_records_it_and_resumes(tmp_path, capsys):
+    """`--overlap-feature bigram`: the encoder reads the exact-match marks, the manifest records
+    the [SEP] id they need (what `training.qa_reexport` rebuilds the model with), a resumed run
+    restores the feature's weight, and the export serves (the SavedModel computes the marks)."""
+    train, valid = _data(tmp_path)
+    extra = ("--overlap-feature", "bigram")
+    assert train_qa(_args(tmp_path, train, valid, "--stop-after-steps", "4", *extra)) is None
+    path = train_qa(_args(tmp_path, train, valid, "--resume", *extra))
+    assert "at step 4" in capsys.readouterr().err
+    assert path is not None
+    manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["config"]["overlap_feature"] == "bigram"
+    assert manifest["config"]["overlap_sep_id"] == 3
+    assert 0.0 <= manifest["metrics"]["valid_accuracy"] <= 1.0
+    runtime = load_in_runtime(path)
+    item = runtime.prepare("张伟住在哪里？", ["张伟住在北京。"], max_answer_tokens=None,
+                           beam_size=1, extractive=True)  # fmt: skip
+    assert len(runtime.run_batch([item])) == 1
+    report = qa_eval.main(["--model", str(path), "--data", str(valid)])
+    reference = qa_eval.main(["--model", str(path), "--data", str(valid), "--no-cache"])
+    assert report["accuracy"] == reference["accuracy"] and report["f1"] == reference["f1"]
+    # Without the flag nothing is recorded (old manifests and models stay as they were).
+    without = train_qa(_args(tmp_path / "plain", train, valid))
+    assert without is not None
+    config = json.loads((without / "manifest.json").read_text(encoding="utf-8"))["config"]
+    assert "overlap_sep_id" not in config and config["overlap_feature"] == "none"

@@ -1,0 +1,99 @@
+"""The "exact match" input feature of DrQA (Chen et al., "Reading Wikipedia to Answer Open-Domain
+Questions", ACL 2017, Sec. 3.1: a passage token is marked when it also occurs in the question),
+over n-grams rather than single tokens, for a source `[CLS] A [SEP] B [SEP]` (QA: A the
+passage, B the question).
+
+A token of A is marked when a bigram of A that contains it also occurs in B, and the same for
+B's tokens against A. Equivalently: a token is marked when it lies inside a common substring of
+A and B at least two tokens long (every such substring is made of common bigrams, and every
+common bigram is such a substring), so no longer n-gram level is needed.
+
+Why bigrams and not single tokens: over a character vocabulary a name is two or three tokens,
+and the names the model must tell apart share them ("张伟" asked, "张芳" and "李伟" in the
+passage; each shares a character with the question). Unigram marks would mark all three; bigram
+marks mark the whole name "张伟" only (of "李伟住在上海" asked `张伟住在哪里？`, 伟 is marked, as
+part of the common "伟住在", but 李 is not), and leave the name of a person no passage names
+unmarked in the question, which makes "no answer" a matter of reading one bit. What bigrams
+lose: a single-character word in common (rare over names; the attention still sees the tokens).
+
+Why in the graph and not as a third segment id in the inputs: the decoders' `prefill(token_ids,
+lengths)` protocol (in-memory and SavedModel, shared with generation) takes no segment ids, so
+every caller, the service included, would have had to compute and pass them, the segment table
+would have grown (a new row for pretrained checkpoints) and the UniLM mask would have had to stop
+reading the cumulative sum of the segment ids. Here the inputs, the mask, the signatures and the
+service are unchanged, and a model without the feature is the same model as before.
+
+The feature is computed inside the model's graph from `token_ids` and `segment_ids` (the
+embeddings layer, `models.bert.bert_layers.BertEmbeddings(overlap_sep_id=...)`), so training,
+the exported SavedModel's `prefill` and `full_logits`, and every caller of them share this one
+function; a written (target, segment != 0) token is never marked, so cached decoding steps need
+nothing. Parts: A is the tokens after position 0 ([CLS]) up to the first source [SEP], B the
+tokens between the first and second source [SEP]; padding and anything after the second [SEP]
+belong to neither.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+OVERLAP_FEATURES = ("none", "bigram")
+
+
+def bigram_overlap(token_ids: tf.Tensor, segment_ids: tf.Tensor, sep_id: int) -> tf.Tensor:
+    """[B, L] float32: 1.0 on the source tokens of A (B) inside a bigram that B (A) also holds.
+
+    Args:
+        token_ids: [B, L] int ids, rows `[CLS] A [SEP] B [SEP] ...` (anything after the second
+            source [SEP], e.g. an answer in another segment, or padding, is never marked).
+        segment_ids: [B, L] int; only segment-0 tokens are source.
+        sep_id: the vocabulary's [SEP] id.
+    """
+    token_ids = tf.cast(token_ids, tf.int32)
+    source = tf.equal(tf.cast(segment_ids, tf.int32), 0)
+    is_sep = tf.logical_and(source, tf.equal(token_ids, sep_id))
+    part = tf.cumsum(tf.cast(is_sep, tf.int32), axis=1, exclusive=True)
+    length = tf.shape(token_ids)[1]
+    content = tf.logical_and(source, tf.logical_not(is_sep))
+    content = tf.logical_and(content, tf.range(length)[tf.newaxis, :] > 0)
+    first = tf.logical_and(content, tf.equal(part, 0))
+    second = tf.logical_and(content, tf.equal(part, 1))
+
+    def shift_left(x: tf.Tensor, fill: tf.Tensor) -> tf.Tensor:
+        return tf.concat([x[:, 1:], fill], axis=1)
+
+    no = tf.zeros_like(first[:, :1])
+    # A bigram starts at i when tokens i and i + 1 are both in the same part.
+    first_start = tf.logical_and(first, shift_left(first, no))
+    second_start = tf.logical_and(second, shift_left(second, no))
+    following = shift_left(token_ids, -tf.ones_like(token_ids[:, :1]))
+    same = tf.logical_and(
+        tf.equal(token_ids[:, :, tf.newaxis], token_ids[:, tf.newaxis, :]),
+        tf.equal(following[:, :, tf.newaxis], following[:, tf.newaxis, :]),
+    )  # [B, L, L]: the bigrams starting at i and at j are equal
+    first_hit = tf.logical_and(
+        first_start, tf.reduce_any(tf.logical_and(same, second_start[:, tf.newaxis, :]), axis=2)
+    )
+    second_hit = tf.logical_and(
+        second_start, tf.reduce_any(tf.logical_and(same, first_start[:, tf.newaxis, :]), axis=2)
+    )
+    start = tf.logical_or(first_hit, second_hit)
+    # A bigram starting at i marks tokens i and i + 1.
+    marked = tf.logical_or(start, tf.concat([no, start[:, :-1]], axis=1))
+    return tf.cast(marked, tf.float32)
+
+
+def bigram_overlap_numpy(first: list[int], second: list[int]) -> tuple[list[int], list[int]]:
+    """The same marks for two token lists, in plain Python (a reference for tests and tools)."""
+
+    def bigrams(ids: list[int]) -> set[tuple[int, int]]:
+        return {(ids[i], ids[i + 1]) for i in range(len(ids) - 1)}
+
+    def marks(ids: list[int], other: set[tuple[int, int]]) -> list[int]:
+        out = np.zeros(len(ids), np.int64)
+        for i in range(len(ids) - 1):
+            if (ids[i], ids[i + 1]) in other:
+                out[i] = out[i + 1] = 1
+        return out.tolist()
+
+    return marks(first, bigrams(second)), marks(second, bigrams(first))
