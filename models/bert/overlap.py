@@ -34,7 +34,6 @@ belong to neither.
 
 from __future__ import annotations
 
-import numpy as np
 import tensorflow as tf
 
 OVERLAP_FEATURES = ("none", "bigram")
@@ -81,19 +80,3 @@ def bigram_overlap(token_ids: tf.Tensor, segment_ids: tf.Tensor, sep_id: int) ->
     # A bigram starting at i marks tokens i and i + 1.
     marked = tf.logical_or(start, tf.concat([no, start[:, :-1]], axis=1))
     return tf.cast(marked, tf.float32)
-
-
-def bigram_overlap_numpy(first: list[int], second: list[int]) -> tuple[list[int], list[int]]:
-    """The same marks for two token lists, in plain Python (a reference for tests and tools)."""
-
-    def bigrams(ids: list[int]) -> set[tuple[int, int]]:
-        return {(ids[i], ids[i + 1]) for i in range(len(ids) - 1)}
-
-    def marks(ids: list[int], other: set[tuple[int, int]]) -> list[int]:
-        out = np.zeros(len(ids), np.int64)
-        for i in range(len(ids) - 1):
-            if (ids[i], ids[i + 1]) in other:
-                out[i] = out[i + 1] = 1
-        return out.tolist()
-
-    return marks(first, bigrams(second)), marks(second, bigrams(first))
