@@ -130,6 +130,7 @@ def build_qa_model(
     config: BertConfig | None = None,
     init_checkpoint: str | Path | None = None,
     overlap_sep_id: int | None = None,
+    overlap_max_length: int | None = None,
 ) -> UniLMSeq2Seq:
     """A UniLM seq2seq QA model, from a pretrained BERT folder or from scratch.
 
@@ -143,6 +144,8 @@ def build_qa_model(
         overlap_sep_id: the tokenizer's [SEP] id, to give the encoder the n-gram "exact match"
             feature (which passage tokens are in a bigram of the question, and the reverse:
             `models.bert.overlap`); None: none. From scratch only, for now.
+        overlap_max_length: with `overlap_sep_id`, the match-length feature capped at this
+            (`models.bert.overlap.match_length_overlap`) instead of the bigram marks.
 
     Returns:
         The model, built (all weights exist).
@@ -155,6 +158,9 @@ def build_qa_model(
     if config is None:
         raise ValueError("give a BertConfig (small_qa_config) or an init_checkpoint folder")
     backbone = BertBackbone.from_bert_config(
-        config, attention_mode="unilm", overlap_sep_id=overlap_sep_id
+        config,
+        attention_mode="unilm",
+        overlap_sep_id=overlap_sep_id,
+        overlap_max_length=overlap_max_length,
     )
     return UniLMSeq2Seq(backbone, name="unilm_seq2seq")
