@@ -126,6 +126,13 @@ class QAJob(BertJob):
             default=DEFAULT_MAX_MATCH_LENGTH,
             help="--overlap-feature ngram: longer matches count as this long",
         )
+        g.add_argument(
+            "--first-token-weight",
+            type=float,
+            default=1.0,
+            help="weight of each sample's first target token in the loss (the answer's first "
+            "token or the [SEP] of no answer), against 1 for the others",
+        )
         g.add_argument("--beam-size", type=int, default=1, help="beams when evaluating")
         g.add_argument(
             "--extractive", action="store_true", help="evaluate with answers restricted to spans"
@@ -160,7 +167,13 @@ class QAJob(BertJob):
 
     def loss(self, inputs: dict[str, Any]) -> Any:
         answer_window = self.args.max_answer_tokens + 1  # the answer and its [SEP]
-        return answer_window_loss(self.model, inputs, answer_window, training=True)
+        return answer_window_loss(
+            self.model,
+            inputs,
+            answer_window,
+            training=True,
+            first_token_weight=self.args.first_token_weight,
+        )
 
     def pad(self, indices: np.ndarray) -> dict[str, np.ndarray]:
         rows = [self.samples[i] for i in indices]
