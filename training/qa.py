@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from models.bert.overlap import OVERLAP_FEATURES
+from models.bert.overlap import DEFAULT_MAX_MATCH_LENGTH, OVERLAP_FEATURES
 from models.bert.tokenizer import VOCAB_FILE, BertTokenizer
 from models.qa.export import export_qa_saved_model
 from models.qa.kv_cache import KerasStepModel
@@ -115,8 +115,23 @@ class QAJob(BertJob):
             "--overlap-feature",
             choices=list(OVERLAP_FEATURES),
             default="none",
-            help="give a from-scratch encoder DrQA's exact-match feature over bigrams: passage "
-            "and question tokens inside a bigram the other part also holds (models.bert.overlap)",
+            help="give a from-scratch encoder DrQA's exact-match feature: bigram: passage and "
+            "question tokens inside a bigram the other part also holds; ngram: for each token the "
+            "length of the longest common substring covering it, capped at --overlap-max-length, "
+            "one learned vector a length (models.bert.overlap)",
+        )
+        g.add_argument(
+            "--overlap-max-length",
+            type=int,
+            default=DEFAULT_MAX_MATCH_LENGTH,
+            help="--overlap-feature ngram: longer matches count as this long",
+        )
+        g.add_argument(
+            "--first-token-weight",
+            type=float,
+            default=1.0,
+            help="weight of each sample's first target token in the loss (the answer's first "
+            "token or the [SEP] of no answer), against 1 for the others",
         )
         g.add_argument("--beam-size", type=int, default=1, help="beams when evaluating")
         g.add_argument(
@@ -152,7 +167,13 @@ class QAJob(BertJob):
 
     def loss(self, inputs: dict[str, Any]) -> Any:
         answer_window = self.args.max_answer_tokens + 1  # the answer and its [SEP]
-        return answer_window_loss(self.model, inputs, answer_window, training=True)
+        return answer_window_loss(
+            self.model,
+            inputs,
+            answer_window,
+            training=True,
+            first_token_weight=self.args.first_token_weight,
+        )
 
     def pad(self, indices: np.ndarray) -> dict[str, np.ndarray]:
         rows = [self.samples[i] for i in indices]
@@ -305,8 +326,11 @@ def _load_model(
         intermediate_size=args.intermediate_size,
         dropout=args.dropout,
     )
-    overlap_sep_id = tokenizer.sep_id if args.overlap_feature == "bigram" else None
-    model = build_qa_model(config, overlap_sep_id=overlap_sep_id)
+    overlap_sep_id = tokenizer.sep_id if args.overlap_feature != "none" else None
+    overlap_max_length = args.overlap_max_length if args.overlap_feature == "ngram" else None
+    model = build_qa_model(
+        config, overlap_sep_id=overlap_sep_id, overlap_max_length=overlap_max_length
+    )
     if args.position_init == "sinusoid":
         init_positions_as_sinusoids(model.backbone)
     info: dict[str, Any] = {"bert": config.__dict__}
@@ -314,6 +338,8 @@ def _load_model(
         # What `training.qa_reexport` rebuilds the encoder with (the SavedModel computes the
         # feature itself: the service needs nothing).
         info["overlap_sep_id"] = overlap_sep_id
+    if overlap_max_length is not None:
+        info["overlap_max_length"] = overlap_max_length
     return model, tokenizer, vocab_path, info
 
 

@@ -52,10 +52,15 @@ def reexport_qa(version_dir: str | os.PathLike[str], name: str | None = None) ->
         )
     fields = {f.name for f in dataclasses.fields(BertConfig)}
     # Versions trained with the exact-match feature (`--overlap-feature`) record its [SEP] id.
+    # and those with the match-length feature (`--overlap-feature ngram`) its cap (the option
+    # is recorded for every run: only an ngram run's counts).
     overlap_sep_id = manifest.config.get("overlap_sep_id")
+    ngram = manifest.config.get("overlap_feature") == "ngram"
+    overlap_max_length = manifest.config.get("overlap_max_length") if ngram else None
     model = build_qa_model(
         BertConfig(**{k: v for k, v in shape.items() if k in fields}),
         overlap_sep_id=None if overlap_sep_id is None else int(overlap_sep_id),
+        overlap_max_length=None if overlap_max_length is None else int(overlap_max_length),
     )
     status = tf.train.Checkpoint(model=model).read(os.fspath(folder / "variables" / "variables"))
     # Every weight of the fresh model must come from the old version.

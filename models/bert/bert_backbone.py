@@ -114,6 +114,8 @@ class BertBackbone(keras.Model):
         overlap_sep_id: the [SEP] id, for a model that reads the n-gram "exact match" feature
             of a `[CLS] A [SEP] B [SEP]` source (`models.bert.overlap`, `BertEmbeddings`); None
             (the default) is BERT as published.
+        overlap_max_length: with `overlap_sep_id`, the match-length feature capped at this
+            (`models.bert.overlap.match_length_overlap`) instead of the bigram marks; None: bigram.
 
     Outputs of the functional model: a dict with `sequence_output` [B, L, H] (the token states)
     and `pooled_output` [B, H] (tanh dense of the [CLS] state, BERT's next-sentence input).
@@ -145,6 +147,7 @@ class BertBackbone(keras.Model):
         condition_size: int | None = None,
         condition_hidden_units: int | None = None,
         overlap_sep_id: int | None = None,
+        overlap_max_length: int | None = None,
         **kwargs: Any,
     ) -> None:
         # Layers.
@@ -158,6 +161,7 @@ class BertBackbone(keras.Model):
             condition_size,
             condition_hidden_units,
             overlap_sep_id=overlap_sep_id,
+            overlap_max_length=overlap_max_length,
             name="embeddings",
         )
         blocks = [
@@ -217,6 +221,7 @@ class BertBackbone(keras.Model):
         self.condition_size = condition_size
         self.condition_hidden_units = condition_hidden_units
         self.overlap_sep_id = overlap_sep_id
+        self.overlap_max_length = overlap_max_length
 
     @classmethod
     def from_bert_config(
@@ -426,6 +431,11 @@ class BertBackbone(keras.Model):
             "condition_hidden_units": self.condition_hidden_units,
             # Only when set: configs of models without the feature stay as they were.
             **({} if self.overlap_sep_id is None else {"overlap_sep_id": self.overlap_sep_id}),
+            **(
+                {}
+                if self.overlap_max_length is None
+                else {"overlap_max_length": self.overlap_max_length}
+            ),
         }
 
     @classmethod

@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from models.bert.conditional_layer_norm import apply_layer_norm, make_layer_norm
 from models.bert.masks import mask_to_bias
-from models.bert.overlap import bigram_overlap
+from models.bert.overlap import bigram_overlap, match_length_overlap
 
 # BERT's initializer: truncated normal with stddev 0.02 (`initializer_range` in bert_config.json).
 INITIALIZER_RANGE = 0.02
@@ -69,6 +69,10 @@ class BertEmbeddings(keras.layers.Layer):
             (`models.bert.overlap.bigram_overlap`: source tokens in a bigram the other part of
             `[CLS] A [SEP] B [SEP]` also holds get one more learned vector, zero at the start so
             that a pretrained model starts unchanged); None (BERT as published): no feature.
+        overlap_max_length: with `overlap_sep_id`, read the match-length feature instead of the
+            bigram marks (`models.bert.overlap.match_length_overlap`: the length of the longest
+            common substring covering each source token, capped at this; one learned vector per
+            length 1..cap, zero at the start; length 0 adds nothing). None: the bigram marks.
     """
 
     def __init__(
@@ -82,10 +86,14 @@ class BertEmbeddings(keras.layers.Layer):
         condition_size: int | None = None,
         condition_hidden_units: int | None = None,
         overlap_sep_id: int | None = None,
+        overlap_max_length: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if overlap_max_length is not None and overlap_sep_id is None:
+            raise ValueError("overlap_max_length needs overlap_sep_id")
         self.overlap_sep_id = overlap_sep_id
+        self.overlap_max_length = overlap_max_length
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
         self.max_position = max_position
@@ -113,7 +121,13 @@ class BertEmbeddings(keras.layers.Layer):
         self.segment_embedding.build((None, None))
         self.position_embedding.build((None, None))
         self.layer_norm.build((None, None, self.hidden_size))
-        if self.overlap_sep_id is not None:
+        if self.overlap_max_length is not None:
+            self.overlap_lengths = self.add_weight(
+                name="overlap_lengths",
+                shape=(self.overlap_max_length, self.hidden_size),
+                initializer="zeros",
+            )
+        elif self.overlap_sep_id is not None:
             self.overlap_vector = self.add_weight(
                 name="overlap", shape=(self.hidden_size,), initializer="zeros"
             )
@@ -140,7 +154,16 @@ class BertEmbeddings(keras.layers.Layer):
         else:
             positions = self.position_embedding(position_ids)
         x = self.token_embedding(token_ids) + self.segment_embedding(segment_ids) + positions
-        if self.overlap_sep_id is not None:
+        if self.overlap_sep_id is not None and self.overlap_max_length is not None:
+            lengths = match_length_overlap(
+                token_ids, segment_ids, self.overlap_sep_id, self.overlap_max_length
+            )
+            # Row 0 (no match: also every written token, so cached decoding steps add nothing).
+            table = tf.concat(
+                [tf.zeros_like(self.overlap_lengths[:1]), self.overlap_lengths], axis=0
+            )
+            x = x + tf.gather(tf.cast(table, x.dtype), lengths)
+        elif self.overlap_sep_id is not None:
             marks = bigram_overlap(token_ids, segment_ids, self.overlap_sep_id)
             x = x + marks[:, :, tf.newaxis] * self.overlap_vector
         return self.dropout(apply_layer_norm(self.layer_norm, x, condition), training=training)
@@ -159,6 +182,8 @@ class BertEmbeddings(keras.layers.Layer):
         )
         if self.overlap_sep_id is not None:
             config.update(overlap_sep_id=self.overlap_sep_id)
+        if self.overlap_max_length is not None:
+            config.update(overlap_max_length=self.overlap_max_length)
         return config
 
 

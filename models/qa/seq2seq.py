@@ -72,6 +72,7 @@ def answer_window_loss(
     inputs: dict[str, tf.Tensor],
     window: int,
     training: bool | None = None,
+    first_token_weight: float = 1.0,
 ) -> tf.Tensor:
     """`seq2seq_loss` with the MLM head applied to the answer positions only.
 
@@ -82,6 +83,10 @@ def answer_window_loss(
     (the head's [B, L, V] logits are most of a step otherwise). Fixed shapes ([B, window]), so
     the step still compiles with XLA. Equal to `seq2seq_loss(model(inputs), ...)` whenever every
     target lies within the window (`build_sample` guarantees it).
+
+    `first_token_weight` weighs each row's first target (the answer's first token, or the [SEP]
+    of "no answer": where a reader decides whether, and whose, value it gives) that many times
+    the others; the mean is over the weights. 1.0: the plain mean.
     """
     token_ids = tf.cast(inputs["token_ids"], tf.int32)
     loss_mask = tf.cast(inputs[LOSS_MASK_KEY], tf.float32)
@@ -95,6 +100,9 @@ def answer_window_loss(
     logits = model.mlm_head(tf.gather(states, positions, batch_dims=1))
     targets = tf.gather(token_ids, positions + 1, batch_dims=1)
     mask = tf.gather(loss_mask, positions + 1, batch_dims=1) * valid
+    if first_token_weight != 1.0:
+        first = tf.cast(tf.equal(tf.cumsum(mask, axis=1), 1.0), tf.float32) * mask
+        mask = mask + (first_token_weight - 1.0) * first
     cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)
     return tf.reduce_sum(cross_entropy * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
 
@@ -130,6 +138,7 @@ def build_qa_model(
     config: BertConfig | None = None,
     init_checkpoint: str | Path | None = None,
     overlap_sep_id: int | None = None,
+    overlap_max_length: int | None = None,
 ) -> UniLMSeq2Seq:
     """A UniLM seq2seq QA model, from a pretrained BERT folder or from scratch.
 
@@ -143,6 +152,8 @@ def build_qa_model(
         overlap_sep_id: the tokenizer's [SEP] id, to give the encoder the n-gram "exact match"
             feature (which passage tokens are in a bigram of the question, and the reverse:
             `models.bert.overlap`); None: none. From scratch only, for now.
+        overlap_max_length: with `overlap_sep_id`, the match-length feature capped at this
+            (`models.bert.overlap.match_length_overlap`) instead of the bigram marks.
 
     Returns:
         The model, built (all weights exist).
@@ -155,6 +166,9 @@ def build_qa_model(
     if config is None:
         raise ValueError("give a BertConfig (small_qa_config) or an init_checkpoint folder")
     backbone = BertBackbone.from_bert_config(
-        config, attention_mode="unilm", overlap_sep_id=overlap_sep_id
+        config,
+        attention_mode="unilm",
+        overlap_sep_id=overlap_sep_id,
+        overlap_max_length=overlap_max_length,
     )
     return UniLMSeq2Seq(backbone, name="unilm_seq2seq")

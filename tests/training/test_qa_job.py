@@ -124,3 +124,28 @@ def test_job_with_the_overlap_feature_records_it_and_resumes(tmp_path, capsys):
     assert without is not None
     config = json.loads((without / "manifest.json").read_text(encoding="utf-8"))["config"]
     assert "overlap_sep_id" not in config and config["overlap_feature"] == "none"
+
+
+@pytest.mark.slow
+def test_job_with_the_match_length_feature_records_it_and_reexports(tmp_path):
+    """`--overlap-feature ngram`: the manifest records the cap beside the [SEP] id, and
+    `training.qa_reexport` rebuilds the same model from them (the same answers and scores)."""
+    from training.qa_reexport import reexport_qa
+
+    train, valid = _data(tmp_path)
+    extra = ("--overlap-feature", "ngram", "--overlap-max-length", "5")
+    path = train_qa(_args(tmp_path, train, valid, "--first-token-weight", "2", *extra))
+    assert path is not None
+    config = json.loads((path / "manifest.json").read_text(encoding="utf-8"))["config"]
+    assert config["overlap_feature"] == "ngram"
+    assert config["overlap_sep_id"] == 3 and config["overlap_max_length"] == 5
+    assert config["bert"] and config["first_token_weight"] == 2.0
+    again = reexport_qa(path, "again")
+    question = ("张伟住在哪里？", ["张伟住在北京。李伟住在上海。"])
+    answers = []
+    for folder in (path, again):
+        runtime = load_in_runtime(folder)
+        item = runtime.prepare(*question, max_answer_tokens=None, beam_size=2, extractive=False)
+        answers.append(runtime.run_batch([item])[0])
+    assert answers[0].answer == answers[1].answer
+    assert abs(answers[0].score - answers[1].score) < 1e-4
