@@ -32,6 +32,12 @@ TINY_SERVER_SETTINGS = {
 }
 
 
+# The suite's servers skip the warm-up (every bucket of every version run before /readyz): about
+# 40% of a tiny store's start's CPU (20 s against 12 on a loaded host), where a test asks a few
+# shapes, each paying its first call once. Benchmarks' servers keep it (tests/live_server.py).
+live_server_module.SERVER_DEFAULTS["WARMUP"] = "false"
+
+
 @pytest.fixture(scope="session")
 def tiny_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One tiny model of every task (TINY_MODELS): this worker's own store, of copies of the

@@ -49,6 +49,17 @@ def wait_until(
         time.sleep(poll_s)
 
 
+# Settings of every server started here unless the caller gives its own. tests/conftest.py adds
+# WARMUP=false for the suite's servers; benchmarks keep the service's warm-up, so that no timed
+# request pays for a first call.
+SERVER_DEFAULTS = {
+    "POLL_INTERVAL_S": "0",
+    "LOG_LEVEL": "warning",
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+    "DRAIN_S": "0",
+}
+
+
 @contextmanager
 def live_server(store: Path, ready_timeout_s: float = 300, **env: str) -> Iterator[str]:
     """Start the service on a free loopback port; yield its base URL once /readyz is 200."""
@@ -75,10 +86,7 @@ def live_server_process(
         "MODEL_STORE": str(store),
         "HOST": "127.0.0.1",
         "PORT": str(port),
-        "POLL_INTERVAL_S": "0",
-        "LOG_LEVEL": "warning",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-        "DRAIN_S": "0",
+        **SERVER_DEFAULTS,
         **env,
     }
     log = open(log_path, "w") if log_path is not None else None  # noqa: SIM115 (closed below)
