@@ -115,8 +115,9 @@ class QAJob(BertJob):
             "--overlap-feature",
             choices=list(OVERLAP_FEATURES),
             default="none",
-            help="give a from-scratch encoder DrQA's exact-match feature over bigrams: passage "
-            "and question tokens inside a bigram the other part also holds (models.bert.overlap)",
+            help="give the encoder DrQA's exact-match feature over bigrams: passage and question "
+            "tokens inside a bigram the other part also holds (models.bert.overlap); with "
+            "--init-checkpoint its vector starts at zero",
         )
         g.add_argument("--beam-size", type=int, default=1, help="beams when evaluating")
         g.add_argument(
@@ -279,14 +280,17 @@ def _load_model(
         args.max_passage_tokens, args.max_question_tokens, args.max_answer_tokens
     )
     if args.init_checkpoint is not None:
-        if args.overlap_feature != "none":
-            raise ValueError("--overlap-feature needs a from-scratch model (no --init-checkpoint)")
-        model = build_qa_model(init_checkpoint=args.init_checkpoint)
         tokenizer = BertTokenizer.from_folder(args.init_checkpoint)
-        return model, tokenizer, Path(args.init_checkpoint) / VOCAB_FILE, {
+        overlap_sep_id = tokenizer.sep_id if args.overlap_feature == "bigram" else None
+        # The feature's vector is new (zero): the model starts as the checkpoint computes.
+        model = build_qa_model(init_checkpoint=args.init_checkpoint, overlap_sep_id=overlap_sep_id)
+        info: dict[str, Any] = {
             "init_checkpoint": str(Path(args.init_checkpoint).resolve()),
             "bert": model.config.__dict__,
-        }  # fmt: skip
+        }
+        if overlap_sep_id is not None:
+            info["overlap_sep_id"] = overlap_sep_id
+        return model, tokenizer, Path(args.init_checkpoint) / VOCAB_FILE, info
     if args.vocab is not None:
         vocab_path = Path(args.vocab)
     else:
@@ -309,7 +313,7 @@ def _load_model(
     model = build_qa_model(config, overlap_sep_id=overlap_sep_id)
     if args.position_init == "sinusoid":
         init_positions_as_sinusoids(model.backbone)
-    info: dict[str, Any] = {"bert": config.__dict__}
+    info = {"bert": config.__dict__}
     if overlap_sep_id is not None:
         # What `training.qa_reexport` rebuilds the encoder with (the SavedModel computes the
         # feature itself: the service needs nothing).
