@@ -157,17 +157,12 @@ class QAJob(BertJob):
 
     def pad(self, indices: np.ndarray) -> dict[str, np.ndarray]:
         rows = [self.samples[i] for i in indices]
-        width = pad_width(len(r.token_ids) for r in rows)
-        # Fewer distinct widths, fewer XLA compilations of the step: the demo's 13 widths (8
-        # apart) become 4. On a host at load 8-10 the first 13 steps of a demo run, each a
-        # compilation, took 8.5 minutes.
-        # Never past the longest sample the position table is built for.
         longest = max_sample_length(
             self.args.max_passage_tokens,
             self.args.max_question_tokens,
             self.args.max_answer_tokens,
         )
-        width = max(width, min(-(-width // PAD_MULTIPLE) * PAD_MULTIPLE, longest))
+        width = batch_width([len(r.token_ids) for r in rows], longest)
         return pad_samples(rows, self.tokenizer.pad_id, pad_to=width)
 
     def manifest(self, args: argparse.Namespace, fit: Fit) -> Manifest:
@@ -227,6 +222,16 @@ class QAJob(BertJob):
                 "decoding": {"beam_size": args.beam_size, "extractive": args.extractive},
             },
         )
+
+
+def batch_width(lengths: Sequence[int], longest: int) -> int:
+    """The padded width of a batch of samples of these lengths: a multiple of `PAD_MULTIPLE`
+    (fewer distinct widths, fewer XLA compilations of the step: the demo's 13 widths, 8 apart,
+    become 4; on a host at load 8-10 the first 13 steps of a demo run, each a compilation, took
+    8.5 minutes), never past `longest`, the longest sample the limits allow, which is what a
+    from-scratch position table holds (`max_sample_length`, not always a multiple of 8)."""
+    width = pad_width(lengths)
+    return max(max(lengths), min(-(-width // PAD_MULTIPLE) * PAD_MULTIPLE, longest))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -179,3 +179,15 @@ def test_the_overlap_feature_on_a_pretrained_checkpoint_trains_resumes_and_reexp
     np.testing.assert_allclose(second, first, atol=1e-5)
     report = qa_eval.main(["--model", str(again), "--data", str(valid)])
     assert report["count"] == 6
+
+
+def test_batch_width_is_a_multiple_of_32_within_the_position_table():
+    from training.qa import batch_width
+
+    assert batch_width([40, 61], longest=188) == 64
+    assert batch_width([97], longest=188) == 128
+    # 185 rounds to 192 (a multiple of 8 and of 32), past a from-scratch table of 188 positions:
+    # the step failed with "indices[188] = 188 is not in [0, 188)".
+    assert batch_width([170, 185], longest=188) == 188
+    assert batch_width([188], longest=188) == 188
+    assert batch_width([185], longest=256) == 192
