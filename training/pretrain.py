@@ -220,7 +220,11 @@ class PretrainJob(BertJob):
         "(config.json, model.safetensors, vocab.txt) for --init-checkpoint."
     )
     task, family, label = "pretrain", "bert", "mlm"
-    defaults = {"epochs": 10, "out": DEFAULT_OUT}
+    # No dropout by default: short pretraining on a CPU underfits rather than overfits (Geiping &
+    # Goldstein 2022, "Cramming", drop it for short budgets too), and the random masks of
+    # dropout were a fifth of a step's CPU time (a third with --jit, whose XLA random numbers
+    # are slow on CPU): bench/pretrain_step.py.
+    defaults = {"epochs": 10, "out": DEFAULT_OUT, "dropout": 0.0}
     batch_size = DEFAULT_BATCH_SIZE
     finetune_lr = scratch_lr = DEFAULT_LR
     hidden_size, num_layers, num_heads = SMALL_HIDDEN_SIZE, SMALL_NUM_LAYERS, SMALL_NUM_HEADS
@@ -244,6 +248,13 @@ class PretrainJob(BertJob):
             type=int,
             default=DEFAULT_MAX_POSITION,
             help="position table length (the longest input a fine-tuned model may read)",
+        )
+        g.add_argument(
+            "--export-at-stop",
+            action="store_true",
+            help="also write the folder when --stop-after-steps ends the run before its schedule "
+            "(e.g. --resume --stop-after-steps N to export the step-N checkpoint); the learning "
+            "rate has then not decayed, so fewer --epochs is better when known in advance",
         )
         g.add_argument(
             "--valid-fraction",
@@ -375,6 +386,8 @@ class PretrainJob(BertJob):
 
     def manifest(self, args: argparse.Namespace, fit: Fit) -> Manifest:
         metrics: dict[str, Any] = {**self.fit_metrics(fit), **self.evaluate()}
+        # Fewer than `steps` (the schedule's) when --export-at-stop wrote a run stopped early.
+        metrics["steps_done"] = fit.step
         config = arguments_config(args)
         config.update(bert=self.model.config.__dict__, peak_lr=self.peak_lr)
         return Manifest(

@@ -115,10 +115,11 @@ class QAJob(BertJob):
             "--overlap-feature",
             choices=list(OVERLAP_FEATURES),
             default="none",
-            help="give a from-scratch encoder DrQA's exact-match feature: bigram: passage and "
-            "question tokens inside a bigram the other part also holds; ngram: for each token the "
-            "length of the longest common substring covering it, capped at --overlap-max-length, "
-            "one learned vector a length (models.bert.overlap)",
+            help="give the encoder DrQA's exact-match feature: bigram: passage and question "
+            "tokens inside a bigram the other part also holds; ngram: for each token the length "
+            "of the longest common substring covering it, capped at --overlap-max-length, one "
+            "learned vector a length (models.bert.overlap); with --init-checkpoint its vectors "
+            "start at zero",
         )
         g.add_argument(
             "--overlap-max-length",
@@ -177,17 +178,12 @@ class QAJob(BertJob):
 
     def pad(self, indices: np.ndarray) -> dict[str, np.ndarray]:
         rows = [self.samples[i] for i in indices]
-        width = pad_width(len(r.token_ids) for r in rows)
-        # Fewer distinct widths, fewer XLA compilations of the step: the demo's 13 widths (8
-        # apart) become 4. On a host at load 8-10 the first 13 steps of a demo run, each a
-        # compilation, took 8.5 minutes.
-        # Never past the longest sample the position table is built for.
         longest = max_sample_length(
             self.args.max_passage_tokens,
             self.args.max_question_tokens,
             self.args.max_answer_tokens,
         )
-        width = max(width, min(-(-width // PAD_MULTIPLE) * PAD_MULTIPLE, longest))
+        width = batch_width([len(r.token_ids) for r in rows], longest)
         return pad_samples(rows, self.tokenizer.pad_id, pad_to=width)
 
     def manifest(self, args: argparse.Namespace, fit: Fit) -> Manifest:
@@ -249,6 +245,16 @@ class QAJob(BertJob):
         )
 
 
+def batch_width(lengths: Sequence[int], longest: int) -> int:
+    """The padded width of a batch of samples of these lengths: a multiple of `PAD_MULTIPLE`
+    (fewer distinct widths, fewer XLA compilations of the step: the demo's 13 widths, 8 apart,
+    become 4; on a host at load 8-10 the first 13 steps of a demo run, each a compilation, took
+    8.5 minutes), never past `longest`, the longest sample the limits allow, which is what a
+    from-scratch position table holds (`max_sample_length`, not always a multiple of 8)."""
+    width = pad_width(lengths)
+    return max(max(lengths), min(-(-width // PAD_MULTIPLE) * PAD_MULTIPLE, longest))
+
+
 def build_parser() -> argparse.ArgumentParser:
     return QAJob().build_parser()
 
@@ -296,18 +302,40 @@ def _load_model(
     args: argparse.Namespace, train_examples: Sequence[QAExample], work_dir: Path
 ) -> tuple[UniLMSeq2Seq, BertTokenizer, Path, dict[str, Any]]:
     """The model, its tokenizer, its vocab.txt and what describes the model in the manifest."""
+    overlap_max_length = args.overlap_max_length if args.overlap_feature == "ngram" else None
+    if args.init_checkpoint is not None:
+        tokenizer = BertTokenizer.from_folder(args.init_checkpoint)
+        overlap_sep_id = tokenizer.sep_id if args.overlap_feature != "none" else None
+        # The feature's vectors are new (zero): the model starts as the checkpoint computes.
+        model = build_qa_model(
+            init_checkpoint=args.init_checkpoint,
+            overlap_sep_id=overlap_sep_id,
+            overlap_max_length=overlap_max_length,
+        )
+        info: dict[str, Any] = {
+            "init_checkpoint": str(Path(args.init_checkpoint).resolve()),
+            "bert": model.config.__dict__,
+        }
+        vocab_path = Path(args.init_checkpoint) / VOCAB_FILE
+    else:
+        model, tokenizer, vocab_path, info = _new_model(args, train_examples, work_dir)
+        overlap_sep_id = tokenizer.sep_id if args.overlap_feature != "none" else None
+    if overlap_sep_id is not None:
+        # What `training.qa_reexport` rebuilds the encoder with (the SavedModel computes the
+        # feature itself: the service needs nothing).
+        info["overlap_sep_id"] = overlap_sep_id
+    if overlap_max_length is not None:
+        info["overlap_max_length"] = overlap_max_length
+    return model, tokenizer, vocab_path, info
+
+
+def _new_model(
+    args: argparse.Namespace, train_examples: Sequence[QAExample], work_dir: Path
+) -> tuple[UniLMSeq2Seq, BertTokenizer, Path, dict[str, Any]]:
+    """A from-scratch model over the data's characters (`_load_model` without a checkpoint)."""
     longest = max_sample_length(
         args.max_passage_tokens, args.max_question_tokens, args.max_answer_tokens
     )
-    if args.init_checkpoint is not None:
-        if args.overlap_feature != "none":
-            raise ValueError("--overlap-feature needs a from-scratch model (no --init-checkpoint)")
-        model = build_qa_model(init_checkpoint=args.init_checkpoint)
-        tokenizer = BertTokenizer.from_folder(args.init_checkpoint)
-        return model, tokenizer, Path(args.init_checkpoint) / VOCAB_FILE, {
-            "init_checkpoint": str(Path(args.init_checkpoint).resolve()),
-            "bert": model.config.__dict__,
-        }  # fmt: skip
     if args.vocab is not None:
         vocab_path = Path(args.vocab)
     else:
@@ -326,21 +354,14 @@ def _load_model(
         intermediate_size=args.intermediate_size,
         dropout=args.dropout,
     )
-    overlap_sep_id = tokenizer.sep_id if args.overlap_feature != "none" else None
-    overlap_max_length = args.overlap_max_length if args.overlap_feature == "ngram" else None
     model = build_qa_model(
-        config, overlap_sep_id=overlap_sep_id, overlap_max_length=overlap_max_length
+        config,
+        overlap_sep_id=tokenizer.sep_id if args.overlap_feature != "none" else None,
+        overlap_max_length=args.overlap_max_length if args.overlap_feature == "ngram" else None,
     )
     if args.position_init == "sinusoid":
         init_positions_as_sinusoids(model.backbone)
-    info: dict[str, Any] = {"bert": config.__dict__}
-    if overlap_sep_id is not None:
-        # What `training.qa_reexport` rebuilds the encoder with (the SavedModel computes the
-        # feature itself: the service needs nothing).
-        info["overlap_sep_id"] = overlap_sep_id
-    if overlap_max_length is not None:
-        info["overlap_max_length"] = overlap_max_length
-    return model, tokenizer, vocab_path, info
+    return model, tokenizer, vocab_path, {"bert": config.__dict__}
 
 
 def train_qa(args: argparse.Namespace | Sequence[str]) -> Path | None:

@@ -182,12 +182,16 @@ def _build(
     attention_mode: AttentionMode,
     condition_size: int | None = None,
     condition_hidden_units: int | None = None,
+    overlap_sep_id: int | None = None,
+    overlap_max_length: int | None = None,
 ) -> tuple[BertBackbone, BertMaskedLMHead | None]:
     backbone = BertBackbone.from_bert_config(
         config,
         attention_mode=attention_mode,
         condition_size=condition_size,
         condition_hidden_units=condition_hidden_units,
+        overlap_sep_id=overlap_sep_id,
+        overlap_max_length=overlap_max_length,
     )
     head = None
     if with_mlm_head:
@@ -210,6 +214,8 @@ def load_hf_folder(
     max_length: int | None = None,
     condition_size: int | None = None,
     condition_hidden_units: int | None = None,
+    overlap_sep_id: int | None = None,
+    overlap_max_length: int | None = None,
 ) -> LoadedBert:
     """Load a Hugging Face BERT folder (config.json, model.safetensors, vocab.txt).
 
@@ -221,6 +227,12 @@ def load_hf_folder(
         condition_size, condition_hidden_units: make every LayerNorm conditional
             (`ConditionalLayerNorm`); the checkpoint's gamma and beta load into them and the
             condition's projections start at zero.
+        overlap_sep_id: give the encoder the n-gram "exact match" feature
+            (`models.bert.overlap`, this vocabulary's [SEP] id): no checkpoint holds its vector,
+            which starts at zero, so the loaded model computes what the checkpoint does until
+            fine-tuning moves it.
+        overlap_max_length: with `overlap_sep_id`, the match-length form of the feature capped
+            at this (`models.bert.overlap.match_length_overlap`; its vectors start at zero too).
     """
     from safetensors.numpy import load_file
 
@@ -244,7 +256,13 @@ def load_hf_folder(
         return None
 
     backbone, head = _build(
-        config, with_mlm_head, attention_mode, condition_size, condition_hidden_units
+        config,
+        with_mlm_head,
+        attention_mode,
+        condition_size,
+        condition_hidden_units,
+        overlap_sep_id,
+        overlap_max_length,
     )
     slots = list(_backbone_slots(backbone)) + (list(_mlm_slots(head)) if head else [])
     missing = _assign(slots, lookup, str(folder))
@@ -260,6 +278,8 @@ def load_tf_checkpoint(
     lowercase: bool = True,
     condition_size: int | None = None,
     condition_hidden_units: int | None = None,
+    overlap_sep_id: int | None = None,
+    overlap_max_length: int | None = None,
 ) -> LoadedBert:
     """Load Google's original BERT folder (bert_config.json, bert_model.ckpt.*, vocab.txt).
 
@@ -270,7 +290,8 @@ def load_tf_checkpoint(
         max_length: the tokenizer's default longest sequence (default: the position table).
         lowercase: the tokenizer's lower-casing (Google's folders say it only in their name:
             "uncased_*" and Chinese ones lower-case, "cased_*" do not).
-        condition_size, condition_hidden_units: as for `load_hf_folder`.
+        condition_size, condition_hidden_units, overlap_sep_id, overlap_max_length: as for
+            `load_hf_folder`.
     """
     folder = Path(folder)
     config = BertConfig.from_json_dict(
@@ -293,7 +314,13 @@ def load_tf_checkpoint(
         return reader.get_tensor(slot.google_name) if slot.google_name in names else None
 
     backbone, head = _build(
-        config, with_mlm_head, attention_mode, condition_size, condition_hidden_units
+        config,
+        with_mlm_head,
+        attention_mode,
+        condition_size,
+        condition_hidden_units,
+        overlap_sep_id,
+        overlap_max_length,
     )
     slots = list(_backbone_slots(backbone)) + (list(_mlm_slots(head)) if head else [])
     missing = _assign(slots, lookup, checkpoint)

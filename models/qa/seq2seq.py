@@ -151,7 +151,8 @@ def build_qa_model(
             head's transform then starts fresh). Tokenise with `BertTokenizer.from_folder`.
         overlap_sep_id: the tokenizer's [SEP] id, to give the encoder the n-gram "exact match"
             feature (which passage tokens are in a bigram of the question, and the reverse:
-            `models.bert.overlap`); None: none. From scratch only, for now.
+            `models.bert.overlap`); None: none. With `init_checkpoint` its vector starts at
+            zero (no checkpoint holds one): the model starts as the checkpoint is.
         overlap_max_length: with `overlap_sep_id`, the match-length feature capped at this
             (`models.bert.overlap.match_length_overlap`) instead of the bigram marks.
 
@@ -159,9 +160,13 @@ def build_qa_model(
         The model, built (all weights exist).
     """
     if init_checkpoint is not None:
-        if overlap_sep_id is not None:
-            raise ValueError("the overlap feature is only built into from-scratch models so far")
-        loaded = load_pretrained_bert(init_checkpoint, with_mlm_head=True, attention_mode="unilm")
+        loaded = load_pretrained_bert(
+            init_checkpoint,
+            with_mlm_head=True,
+            attention_mode="unilm",
+            overlap_sep_id=overlap_sep_id,
+            overlap_max_length=overlap_max_length,
+        )
         return UniLMSeq2Seq(loaded.backbone, loaded.mlm_head, name="unilm_seq2seq")
     if config is None:
         raise ValueError("give a BertConfig (small_qa_config) or an init_checkpoint folder")

@@ -263,3 +263,54 @@ def test_the_service_answers_as_the_trained_model_and_a_reexport_keeps_the_featu
         assert [[c[0] for c in r.candidates] for r in served] == [
             [c[0] for c in r.candidates] for r in expected
         ]
+
+
+@pytest.mark.parametrize("max_length", [None, 5], ids=["bigram", "ngram"])
+@pytest.mark.parametrize("kind", ["hf", "google"])
+def test_a_pretrained_checkpoint_loads_with_the_feature_starting_at_zero(
+    tmp_path: Path, kind: str, max_length: int | None
+) -> None:
+    """`build_qa_model(init_checkpoint=..., overlap_sep_id=...)`: every checkpoint weight loads
+    as without the feature, the feature's vectors (no checkpoint holds them; one, or one a
+    match length) start at zero, so the model computes what the checkpoint does, and training
+    them moves the marked rows only."""
+    from tests.models.test_bert_checkpoint import (
+        google_weights,
+        to_hf,
+        write_google_folder,
+        write_hf_folder,
+    )
+
+    weights = google_weights(seed=5)
+    if kind == "hf":
+        folder = write_hf_folder(tmp_path / "ckpt", to_hf(weights))
+    else:
+        folder = write_google_folder(tmp_path / "ckpt", weights)
+    plain = build_qa_model(init_checkpoint=folder)
+    featured = build_qa_model(
+        init_checkpoint=folder, overlap_sep_id=SEP, overlap_max_length=max_length
+    )
+    assert featured.backbone.overlap_sep_id == SEP
+    assert featured.backbone.get_config()["overlap_sep_id"] == SEP
+    assert featured.backbone.get_config().get("overlap_max_length") == max_length
+    plain_weights = {w.path: w.numpy() for w in plain.weights}
+    overlap = [w for w in featured.weights if "overlap" in w.path]
+    assert len(overlap) == 1 and not overlap[0].numpy().any()
+    for w in featured.weights:
+        if "overlap" not in w.path:
+            np.testing.assert_array_equal(w.numpy(), plain_weights[w.path], err_msg=w.path)
+    # Rows `[CLS] A [SEP] B [SEP] answer [SEP]`: the first shares the bigram (6, 7) between
+    # passage and question (marked), the second shares nothing.
+    token_ids = np.array([[2, 6, 7, 8, 3, 6, 7, 3, 9, 3], [2, 10, 11, 12, 3, 13, 14, 3, 9, 3]])
+    segment_ids = np.array([[0] * 8 + [1] * 2] * 2)
+    marks = bigram_overlap(tf.constant(token_ids), tf.constant(segment_ids), SEP).numpy()
+    assert marks[0].sum() == 4 and marks[1].sum() == 0
+    inputs = {"token_ids": token_ids, "segment_ids": segment_ids,
+              "padding_mask": np.ones_like(token_ids)}  # fmt: skip
+    before = plain(inputs).numpy()
+    np.testing.assert_allclose(featured(inputs).numpy(), before, atol=1e-5)
+    # Not a constant vector: the LayerNorm after the sum would take it away.
+    overlap[0].assign(np.random.default_rng(0).normal(0, 0.5, overlap[0].shape).astype("float32"))
+    after = featured(inputs).numpy()
+    assert np.abs(after[0] - before[0]).max() > 1e-3
+    np.testing.assert_allclose(after[1], before[1], atol=1e-5)

@@ -160,3 +160,39 @@ def test_job_learns_the_text_and_its_folder_loads_into_qa_with_the_same_weights(
 def test_init_checkpoint_is_refused():
     with pytest.raises(SystemExit):
         PretrainJob().parse_args(["--data", "x.txt", "--name", "n", "--init-checkpoint", "y"])
+
+
+def test_pretraining_has_no_dropout_by_default():
+    # Dropout's random masks were a fifth of a CPU step (a third with --jit) and a short run
+    # underfits: bench/pretrain_step.py, docs/benchmarks.md "CMRC 2018".
+    args = PretrainJob().parse_args(["--data", "x.txt", "--name", "n"])
+    assert args.dropout == 0.0 and not args.jit
+    assert PretrainJob().parse_args(["--data", "x.txt", "--name", "n", "--dropout", "0.1"]).dropout
+
+
+@pytest.mark.slow
+def test_the_step_is_traced_once_and_a_stopped_run_can_export(tmp_path, capsys):
+    """One trace of the training step for the whole run (the epochs' last, smaller batches
+    included: a retrace would rebuild the graph, an XLA compile with --jit); and
+    `--export-at-stop` writes the averaged weights of a run stopped early, also when resumed at
+    the checkpoint it stopped at."""
+    corpus = _corpus(tmp_path)
+    argv = [
+        "--data", str(corpus), "--name", "tiny-bert", "--out", str(tmp_path / "pretrained"),
+        "--epochs", "3", "--batch-size", "10", "--seq-length", "32", "--max-position", "64",
+        "--hidden-size", "16", "--num-layers", "1", "--num-heads", "2",
+        "--intermediate-size", "32", "--checkpoint-dir", str(tmp_path / "ckpt"),
+        "--log-dir", "", "--no-progress", "--valid-fraction", "0.1",
+    ]  # fmt: skip
+    job = PretrainJob()
+    assert job.run([*argv, "--stop-after-steps", "14"]) is None
+    sequences = len(job.sequences)
+    assert sequences % 10 and 14 > -(-sequences // 10)  # a short last batch was trained on
+    assert job.train_step.experimental_get_tracing_count() == 1
+    folder = PretrainJob().run([*argv, "--resume", "--stop-after-steps", "14", "--export-at-stop"])
+    assert folder == tmp_path / "pretrained" / "tiny-bert"
+    assert "at step 14" in capsys.readouterr().err
+    record = json.loads((folder / "pretrain.json").read_text(encoding="utf-8"))
+    assert record["metrics"]["steps_done"] == 14
+    assert record["metrics"]["steps"] == 3 * -(-sequences // 10)
+    assert build_qa_model(init_checkpoint=folder).config.hidden_size == 16

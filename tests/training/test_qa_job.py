@@ -149,3 +149,70 @@ def test_job_with_the_match_length_feature_records_it_and_reexports(tmp_path):
         answers.append(runtime.run_batch([item])[0])
     assert answers[0].answer == answers[1].answer
     assert abs(answers[0].score - answers[1].score) < 1e-4
+
+
+def _tiny_checkpoint(tmp_path, train):
+    """A BERT folder (config.json, model.safetensors, vocab.txt) over the data's characters, as
+    `training.pretrain` writes one, without the exact-match feature."""
+    from models.bert.checkpoint import save_hf_folder
+    from models.qa.readers import read_qa_file
+    from models.qa.seq2seq import build_qa_model, small_qa_config
+    from training.common.text import write_vocab
+    from training.qa import _example_texts
+
+    vocab = build_char_vocab(_example_texts(read_qa_file(train)))
+    write_vocab(tmp_path / "vocab.txt", vocab)
+    config = small_qa_config(len(vocab), 128, hidden_size=16, num_layers=1, num_heads=2,
+                             intermediate_size=32)  # fmt: skip
+    model = build_qa_model(config)
+    save_hf_folder(tmp_path / "bert", model.backbone, model.mlm_head, tmp_path / "vocab.txt")
+    return tmp_path / "bert"
+
+
+@pytest.mark.slow
+def test_the_overlap_feature_on_a_pretrained_checkpoint_trains_resumes_and_reexports(
+    tmp_path, capsys
+):
+    """`--init-checkpoint` with `--overlap-feature bigram`: the checkpoint's weights and a new
+    zero feature vector, which training moves; the manifest records the [SEP] id as from
+    scratch, so `training.qa_reexport` rebuilds the same model; one trace of the step although
+    batches differ in width."""
+    from training.qa import QAJob
+    from training.qa_reexport import reexport_qa
+
+    train, valid = _data(tmp_path)
+    folder = _tiny_checkpoint(tmp_path, train)
+    extra = ("--init-checkpoint", str(folder), "--overlap-feature", "bigram", "--lr", "1e-3")
+    assert train_qa(_args(tmp_path, train, valid, "--stop-after-steps", "2", *extra)) is None
+    job = QAJob()
+    path = job.run(_args(tmp_path, train, valid, "--resume", *extra))
+    assert "at step 2" in capsys.readouterr().err
+    assert path is not None
+    assert job.train_step.experimental_get_tracing_count() == 1
+    assert len({len(s.token_ids) for s in job.samples}) > 1
+    overlap = [w for w in job.model.weights if "overlap" in w.path]
+    assert len(overlap) == 1 and np.abs(overlap[0].numpy()).max() > 0  # trained from zero
+    manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    config = manifest["config"]
+    assert config["overlap_feature"] == "bigram" and config["overlap_sep_id"] == 3
+    assert config["init_checkpoint"] == str(folder.resolve())
+    assert config["bert"]["hidden_size"] == 16
+    again = reexport_qa(path, "again")
+    ids = np.array([[2, 5, 6, 7, 3, 5, 6, 3]])
+    first = SavedModelStepModel(path).prefill(ids, np.array([8]))[0]
+    second = SavedModelStepModel(again).prefill(ids, np.array([8]))[0]
+    np.testing.assert_allclose(second, first, atol=1e-5)
+    report = qa_eval.main(["--model", str(again), "--data", str(valid)])
+    assert report["count"] == 6
+
+
+def test_batch_width_is_a_multiple_of_32_within_the_position_table():
+    from training.qa import batch_width
+
+    assert batch_width([40, 61], longest=188) == 64
+    assert batch_width([97], longest=188) == 128
+    # 185 rounds to 192 (a multiple of 8 and of 32), past a from-scratch table of 188 positions:
+    # the step failed with "indices[188] = 188 is not in [0, 188)".
+    assert batch_width([170, 185], longest=188) == 188
+    assert batch_width([188], longest=188) == 188
+    assert batch_width([185], longest=256) == 192

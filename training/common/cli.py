@@ -188,8 +188,9 @@ def add_bert_model_args(
     group.add_argument(
         "--jit",
         action="store_true",
-        help="XLA-compile the training step (compiles once per padded length; ~15%% faster "
-        "per step on CPU for the small models)",
+        help="XLA-compile the training step (compiles once per padded length, 20-80 s each on "
+        "a loaded host; without dropout ~5%% less CPU a step for the small models, with dropout "
+        "20%% more: XLA's random numbers are slow on CPU; bench/pretrain_step.py)",
     )
     group.add_argument(
         "--stop-after-steps",

@@ -134,10 +134,11 @@ class Job(ABC):
     def build_parser(self) -> argparse.ArgumentParser:
         parser = argparse.ArgumentParser(prog=self.prog, description=self.description)
         add_common_args(parser)
-        parser.set_defaults(**self.defaults)
         self.add_model_arguments(parser)
         add_distribution_args(parser)
         self.add_arguments(parser)
+        # Last: an option's own `default=` wins over defaults set before it was added.
+        parser.set_defaults(**self.defaults)
         return parser
 
     def parse_args(self, argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -199,7 +200,9 @@ class Job(ABC):
         board = TensorBoardLogger(args.log_dir if chief else None)
         fit = Fit(start, stop, total, start, board)
         self._fit(fit, keeper, args.checkpoint_every, disable_bar=args.no_progress or not chief)
-        if fit.step < total:
+        # A job may offer `--export-at-stop` (`training.pretrain`): the averaged weights of a
+        # run stopped early are then exported too.
+        if fit.step < total and not getattr(args, "export_at_stop", False):
             log(f"stopped after step {fit.step}/{total}; checkpoint {keeper.latest}")
             return None
         if not chief:
