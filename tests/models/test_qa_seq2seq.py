@@ -119,30 +119,9 @@ def test_needs_a_config_or_a_checkpoint(tmp_path: Path) -> None:
         build_qa_model(init_checkpoint=tmp_path)
 
 
-def test_answer_window_loss_equals_the_full_loss() -> None:
-    model = tiny_model()
-    rng = np.random.default_rng(0)
-    samples = []
-    for prefix_len, answer_len in ((12, 0), (7, 1), (15, 3)):  # no answer, short, the longest
-        prefix = [2, *rng.integers(5, VOCAB_SIZE, prefix_len - 3).tolist(), 3, 9, 3]
-        answer = [*rng.integers(5, VOCAB_SIZE, answer_len).tolist(), 3]
-        samples.append(
-            QASample(
-                token_ids=prefix + answer,
-                segment_ids=[0] * len(prefix) + [1] * len(answer),
-                loss_mask=[0] * len(prefix) + [1] * len(answer),
-            )
-        )
-    batch = pad_samples(samples, 0, pad_to=24)
-    full = seq2seq_loss(model(batch), batch["token_ids"], batch["loss_mask"])
-    np.testing.assert_allclose(answer_window_loss(model, batch, window=3 + 1), full, rtol=1e-5)
-    # A window that misses targets gives another value: the test can fail.
-    assert abs(float(answer_window_loss(model, batch, window=1)) - float(full)) > 1e-4
-
-
-def test_answer_window_loss_weighs_each_rows_first_target() -> None:
-    model = tiny_model()
-    rng = np.random.default_rng(1)
+def answer_batch(seed: int) -> dict[str, np.ndarray]:
+    """Three random samples padded to 24: no answer, a short one, the longest (3 tokens)."""
+    rng = np.random.default_rng(seed)
     samples = []
     for prefix_len, answer_len in ((12, 0), (7, 1), (15, 3)):
         prefix = [2, *rng.integers(5, VOCAB_SIZE, prefix_len - 3).tolist(), 3, 9, 3]
@@ -154,17 +133,32 @@ def test_answer_window_loss_weighs_each_rows_first_target() -> None:
                 loss_mask=[0] * len(prefix) + [1] * len(answer),
             )
         )
-    batch = pad_samples(samples, 0, pad_to=24)
+    return pad_samples(samples, 0, pad_to=24)
+
+
+def test_answer_window_loss_equals_the_full_loss() -> None:
+    model = tiny_model()
+    batch = answer_batch(seed=0)
+    full = seq2seq_loss(model(batch), batch["token_ids"], batch["loss_mask"])
+    np.testing.assert_allclose(answer_window_loss(model, batch, window=3 + 1), full, rtol=1e-5)
+    # A window that misses targets gives another value: the test can fail.
+    assert abs(float(answer_window_loss(model, batch, window=1)) - float(full)) > 1e-4
+
+
+def test_answer_window_loss_weighs_each_rows_first_target() -> None:
+    model = tiny_model()
+    batch = answer_batch(seed=1)
     logits = model(batch).numpy()
     # The reference: each target's cross-entropy from the full logits, the first of a row x3.
     total, weights = 0.0, 0.0
-    for row, sample in enumerate(samples):
-        targets = [t for t, m in enumerate(sample.loss_mask) if m]
+    rows = zip(batch["token_ids"], batch["loss_mask"], strict=True)
+    for row, (token_ids, loss_mask) in enumerate(rows):
+        targets = [t for t, m in enumerate(loss_mask) if m]
         for k, t in enumerate(targets):
             row_logits = logits[row, t - 1].astype(np.float64)
             log_z = np.log(np.exp(row_logits - row_logits.max()).sum()) + row_logits.max()
             weight = 3.0 if k == 0 else 1.0
-            total += weight * (log_z - row_logits[sample.token_ids[t]])
+            total += weight * (log_z - row_logits[token_ids[t]])
             weights += weight
     loss = answer_window_loss(model, batch, window=3 + 1, first_token_weight=3.0)
     np.testing.assert_allclose(float(loss), total / weights, rtol=1e-4)
