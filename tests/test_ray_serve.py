@@ -31,6 +31,8 @@ APP_NAME = "kexue"
 MAX_ONGOING = 4
 MAX_QUEUED = 2
 HEALTH_CHECK_S = 1.0
+# The failover test's callers pause this long between requests.
+CALLER_PAUSE_S = 0.02
 
 REQUESTS = {
     "/v1/embeddings": {"model": TINY_MODELS["embedding"], "input": ["酒店很好", "手机坏了"]},
@@ -140,6 +142,9 @@ def test_a_killed_replica_is_replaced_while_requests_succeed(ray_url: str) -> No
                 answered[r.status_code] += 1
                 if r.status_code == 200:
                     answered_by.add(r.headers[REPLICA_HEADER])
+                # Paced: up to 2 x 50 requests a second probe the replicas all along, without
+                # taking the CPU that the replacement's start (TensorFlow, five models) needs.
+                stop.wait(CALLER_PAUSE_S)
 
     callers = [threading.Thread(target=keep_asking) for _ in range(2)]
     for caller in callers:
