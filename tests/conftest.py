@@ -4,11 +4,14 @@ out the tests marked here as starting a server (see `pytest_collection_modifyite
 
 from __future__ import annotations
 
+import importlib.util
+import ssl
 import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx._transports.default as httpx_transports
 import pytest
 
 from tests import live_server as live_server_module
@@ -36,6 +39,35 @@ TINY_SERVER_SETTINGS = {
 # 40% of a tiny store's start's CPU (20 s against 12 on a loaded host), where a test asks a few
 # shapes, each paying its first call once. Benchmarks' servers keep it (tests/live_server.py).
 live_server_module.SERVER_DEFAULTS["WARMUP"] = "false"
+# Nor do they import Keras. TensorFlow's import imports Keras' optimizers (and with them Keras and
+# scikit-learn): 3.3 s of the 8 s of CPU a server's TensorFlow import took, for nothing the
+# service uses (it loads SavedModels with tf.saved_model.load and never touches tf.keras; the
+# reader tests check it imports no Keras model code). With TF_USE_LEGACY_KERAS=1 and no tf_keras
+# installed, TensorFlow's attempt to import tf_keras fails quietly, and Keras stays out.
+# (The Ray replicas get the same, tests/test_ray_serve.py.)
+NO_KERAS = {"TF_USE_LEGACY_KERAS": "1"} if importlib.util.find_spec("tf_keras") is None else {}
+live_server_module.SERVER_DEFAULTS.update(NO_KERAS)
+
+# Every `httpx.get`/`post` and `httpx.Client()` builds a TLS context, loading certifi's CA bundle:
+# about 43 ms of CPU each (0.7 ms for the rest of a request), for the suite's requests to
+# http://127.0.0.1, which never use it. Polling with them (/readyz until a server is up, the Ray
+# replicas' /readyz, `wait_until` over /v1/models or /metrics every 0.1 s) kept the test process
+# busy at 20-70% of a core while it waited. The suite's clients share one default context
+# (contexts asked for with other arguments are built as before).
+_create_ssl_context = httpx_transports.create_ssl_context
+_shared_ssl_contexts: dict[tuple[bool, bool], ssl.SSLContext] = {}
+
+
+def _shared_ssl_context(verify: Any = True, cert: Any = None, trust_env: bool = True) -> Any:
+    if cert is not None or not isinstance(verify, bool):
+        return _create_ssl_context(verify=verify, cert=cert, trust_env=trust_env)
+    key = (verify, trust_env)
+    if key not in _shared_ssl_contexts:
+        _shared_ssl_contexts[key] = _create_ssl_context(verify=verify, trust_env=trust_env)
+    return _shared_ssl_contexts[key]
+
+
+httpx_transports.create_ssl_context = _shared_ssl_context  # type: ignore[assignment]
 
 
 @pytest.fixture(scope="session")

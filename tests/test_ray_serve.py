@@ -1,5 +1,5 @@
 """The service on Ray Serve (`service.ray_app`): a local Ray instance of 2 CPUs runs 2 replicas of
-the whole service over the tiny store, behind Ray's HTTP proxy on 127.0.0.1.
+the whole service over a store of tiny models, behind Ray's HTTP proxy on 127.0.0.1.
 
 Every endpoint answers through the proxy, requests land on both replicas, a killed replica is
 replaced while requests keep succeeding, and too many requests at once come back as 503 (Ray's
@@ -21,8 +21,9 @@ ray = pytest.importorskip("ray")
 serve = pytest.importorskip("ray.serve")
 
 from service.ray_app import REPLICA_HEADER, RayServeSettings, kexue_deployment  # noqa: E402
+from tests.conftest import NO_KERAS  # noqa: E402
 from tests.live_server import local_ray_serve, wait_until  # noqa: E402
-from tests.tiny_store import TINY_MODELS  # noqa: E402
+from tests.tiny_store import TINY_MODELS, tiny_versions  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
@@ -31,6 +32,8 @@ APP_NAME = "kexue"
 MAX_ONGOING = 4
 MAX_QUEUED = 2
 HEALTH_CHECK_S = 1.0
+# The failover test's callers pause this long between requests.
+CALLER_PAUSE_S = 0.02
 
 REQUESTS = {
     "/v1/embeddings": {"model": TINY_MODELS["embedding"], "input": ["酒店很好", "手机坏了"]},
@@ -44,11 +47,21 @@ REQUESTS = {
     "/v1/density/score": {"model": TINY_MODELS["density"], "inputs": [[0.5, -0.2], [1.0, 0.3]]},
     "/v1/density/sample": {"model": TINY_MODELS["density"], "num_samples": 2, "seed": 1},
 }
+RAY_MODELS = {body["model"] for body in REQUESTS.values()}
 
 
 @pytest.fixture(scope="module")
-def ray_url(tiny_store: Path) -> Iterator[str]:
-    with local_ray_serve(num_cpus=2, MODEL_STORE=str(tiny_store), WARMUP="false") as url:
+def ray_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny models that REQUESTS name, and no other: every replica loads the whole store, the
+    failover test's replacement too, while the test waits."""
+    kinds = [kind for kind, name in TINY_MODELS.items() if name in RAY_MODELS]
+    return tiny_versions(tmp_path_factory, kinds, tmp_path_factory.mktemp("ray") / "store")
+
+
+@pytest.fixture(scope="module")
+def ray_url(ray_store: Path) -> Iterator[str]:
+    env = {"MODEL_STORE": str(ray_store), "WARMUP": "false", **NO_KERAS}
+    with local_ray_serve(num_cpus=2, **env) as url:
         settings = RayServeSettings(
             replicas=2,
             cpus_per_replica=1,
@@ -140,6 +153,9 @@ def test_a_killed_replica_is_replaced_while_requests_succeed(ray_url: str) -> No
                 answered[r.status_code] += 1
                 if r.status_code == 200:
                     answered_by.add(r.headers[REPLICA_HEADER])
+                # Paced: up to 2 x 50 requests a second probe the replicas all along, without
+                # taking the CPU that the replacement's start (TensorFlow, the models) needs.
+                stop.wait(CALLER_PAUSE_S)
 
     callers = [threading.Thread(target=keep_asking) for _ in range(2)]
     for caller in callers:

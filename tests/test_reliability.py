@@ -276,7 +276,10 @@ def test_a_caller_who_leaves_the_queue_costs_no_compute(jose_store: Path) -> Non
                     await asyncio.sleep(0.01)
 
         async def load() -> list[httpx.Response]:
-            busy = asyncio.create_task(burst(url, requests=400, concurrency=64))
+            # 200 requests: the leavers, sent once the queue has built up, wait behind the 64
+            # in flight (about a second of model calls) whatever the burst's length (400 cost
+            # 12 s more of the server's CPU).
+            busy = asyncio.create_task(burst(url, requests=200, concurrency=64))
             await queue_built_up()  # the leavers queue behind the burst
             await asyncio.gather(*(leave_early() for _ in range(leavers)))
             return await busy

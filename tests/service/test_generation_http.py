@@ -40,6 +40,14 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def live_url(store: Path) -> Iterator[str]:
+    """A real server process over `store`, shared by the module's live tests: each reads only
+    its own model's metrics (a server start costs a TensorFlow import)."""
+    with live_server(store, MAX_NEW_TOKENS="190", MAX_NUM_SAMPLES="4") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
 def client(store: Path) -> Iterator[TestClient]:
     settings = Settings(
         model_store=store, poll_interval_s=0, max_num_samples=4, max_new_tokens=30,
@@ -50,10 +58,20 @@ def client(store: Path) -> Iterator[TestClient]:
         yield c
 
 
-def offline(store: Path, label: int, n: int, seed: int, max_new: int, prompt: str = "") -> list:
+# The offline decoder of `writer`: its step model and tokenizer.
+Writer = tuple[SavedModelLMStepModel, BertTokenizer]
+
+
+@pytest.fixture(scope="module")
+def writer(store: Path) -> Writer:
+    """The offline decoder's model and tokenizer of `writer`, loaded once (the step model keeps
+    no state between calls: the cache goes in and out of each)."""
     version = store / "writer" / "1"
-    model = SavedModelLMStepModel(version)
-    tokenizer = BertTokenizer(version / "assets" / "vocab.txt")
+    return SavedModelLMStepModel(version), BertTokenizer(version / "assets" / "vocab.txt")
+
+
+def offline(writer: Writer, label: int, n: int, seed: int, max_new: int, prompt: str = "") -> list:
+    model, tokenizer = writer
     condition = model.label_condition([label])[0]
     rows = make_rows(tokenizer, condition, n, max_new, SamplingParams(1.0, None, 0.95), seed,
                      prompt)  # fmt: skip
@@ -65,13 +83,13 @@ def post(client: TestClient, **body) -> httpx.Response:
     return client.post("/v1/generate", json={"model": "writer", **body})
 
 
-def test_samples_are_the_offline_decoders_for_the_seed(client: TestClient, store: Path) -> None:
+def test_samples_are_the_offline_decoders_for_the_seed(client: TestClient, writer: Writer) -> None:
     r = post(client, condition={"label": "pos"}, num_samples=3, max_new_tokens=12, seed=5)
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["model"] == "writer" and body["version"] == 1
     got = [(s["text"], s["tokens"], s["finish_reason"]) for s in body["samples"]]
-    assert got == offline(store, 1, 3, 5, 12)
+    assert got == offline(writer, 1, 3, 5, 12)
     assert sum(s["tokens"] for s in body["samples"]) > 3
     again = post(client, condition={"label": "pos"}, num_samples=3, max_new_tokens=12, seed=5)
     assert again.json()["samples"] == body["samples"]
@@ -79,17 +97,15 @@ def test_samples_are_the_offline_decoders_for_the_seed(client: TestClient, store
     assert other.json()["samples"] != body["samples"]
     prompted = post(client, condition={"label": "neg"}, prompt="酒店", max_new_tokens=5, seed=1)
     assert [s["text"] for s in prompted.json()["samples"]] == [
-        offline(store, 0, 1, 1, 5, "酒店")[0][0]
+        offline(writer, 0, 1, 1, 5, "酒店")[0][0]
     ]
 
 
-def test_guided_samples_are_the_offline_guided_decoders(client: TestClient, store: Path) -> None:
+def test_guided_samples_are_the_offline_guided_decoders(client: TestClient, writer: Writer) -> None:
     body = {"condition": {"label": "pos"}, "num_samples": 2, "max_new_tokens": 12, "seed": 5}
     guided = post(client, **body, guidance_scale=2.0)
     assert guided.status_code == 200, guided.text
-    version = store / "writer" / "1"
-    model = SavedModelLMStepModel(version)
-    tokenizer = BertTokenizer(version / "assets" / "vocab.txt")
+    model, tokenizer = writer
     conditions = model.label_condition([0, 1])
     rows = make_rows(tokenizer, conditions[1], 2, 12, SamplingParams(1.0, None, 0.95), 5,
                      guidance=label_guidance(conditions, 1, 2.0))  # fmt: skip
@@ -136,7 +152,7 @@ def test_temperatures_under_the_minimum_are_greedy(client: TestClient) -> None:
     assert guided == texts(temperature=0, seed=1)
 
 
-def test_concurrent_requests_share_decode_steps(client: TestClient, store: Path) -> None:
+def test_concurrent_requests_share_decode_steps(client: TestClient, writer: Writer) -> None:
     runtime = client.app.state.registry.get("writer").runtime  # type: ignore[attr-defined]
     before = runtime.scheduler.steps
     seeds = list(range(10, 18))
@@ -152,10 +168,8 @@ def test_concurrent_requests_share_decode_steps(client: TestClient, store: Path)
     steps = runtime.scheduler.steps - before
     # One at a time would take about `tokens` steps; together they share them.
     assert steps < tokens, (steps, tokens)
+    model, tokenizer = writer
     for seed, result in zip(seeds, results, strict=True):
-        version = store / "writer" / "1"
-        model = SavedModelLMStepModel(version)
-        tokenizer = BertTokenizer(version / "assets" / "vocab.txt")
         rows = make_rows(tokenizer, model.label_condition([1])[0], 1, 10, SamplingParams(1.0),
                          seed)  # fmt: skip
         generate(model, tokenizer, rows)
@@ -249,64 +263,62 @@ def _metric(text: str, name: str, model: str) -> float:
     return float(match.group(1)) if match else 0.0
 
 
-def test_a_stream_whose_client_goes_stops_decoding(store: Path) -> None:
-    with live_server(store, MAX_NEW_TOKENS="190", MAX_NUM_SAMPLES="4") as url:
-        body = {"model": "long-writer", "condition": {"label": "pos"}, "num_samples": 4,
-                "max_new_tokens": 190, "seed": 1, "stream": True, "top_k": 0, "top_p": 1.0,
-                "temperature": 1.0}  # fmt: skip
-        with httpx.Client(timeout=30) as http:
-            with http.stream("POST", f"{url}/v1/generate", json=body) as r:
-                assert r.status_code == 200
-                first = next(r.iter_lines())
-                assert first.startswith("data: ")
-            # The connection is closed: the rows leave the batch within a step or two.
-            deadline = time.monotonic() + 20
-            while True:
-                metrics = http.get(f"{url}/metrics").text
-                if _metric(metrics, "kexue_generation_active_rows", "long-writer") == 0:
-                    break
-                assert time.monotonic() < deadline, "rows still decoding after the client left"
-                time.sleep(0.1)
-            written = _metric(metrics, "kexue_generated_tokens_total", "long-writer")
-            time.sleep(0.5)
-            metrics = http.get(f"{url}/metrics").text
-            assert _metric(metrics, "kexue_generated_tokens_total", "long-writer") == written
-            # The samples never end by themselves: uncancelled they would write 4 x 190 tokens.
-            assert 0 < written < 4 * 190 / 2
+def test_a_stream_whose_client_goes_stops_decoding(live_url: str) -> None:
+    body = {"model": "long-writer", "condition": {"label": "pos"}, "num_samples": 4,
+            "max_new_tokens": 190, "seed": 1, "stream": True, "top_k": 0, "top_p": 1.0,
+            "temperature": 1.0}  # fmt: skip
+    with httpx.Client(timeout=30) as http:
+        with http.stream("POST", f"{live_url}/v1/generate", json=body) as r:
+            assert r.status_code == 200
+            first = next(r.iter_lines())
+            assert first.startswith("data: ")
+        # The connection is closed: the rows leave the batch within a step or two.
+        deadline = time.monotonic() + 20
+        while True:
+            metrics = http.get(f"{live_url}/metrics").text
+            if _metric(metrics, "kexue_generation_active_rows", "long-writer") == 0:
+                break
+            assert time.monotonic() < deadline, "rows still decoding after the client left"
+            time.sleep(0.1)
+        written = _metric(metrics, "kexue_generated_tokens_total", "long-writer")
+        time.sleep(0.5)
+        metrics = http.get(f"{live_url}/metrics").text
+        assert _metric(metrics, "kexue_generated_tokens_total", "long-writer") == written
+        # The samples never end by themselves: uncancelled they would write 4 x 190 tokens.
+        assert 0 < written < 4 * 190 / 2
 
 
-def test_a_live_server_refuses_numbers_the_model_cannot_take(store: Path) -> None:
+def test_a_live_server_refuses_numbers_the_model_cannot_take(live_url: str) -> None:
     """A real server process: vector numbers beyond float32, or that overflow the model, are 400
     (streamed too) and leave the next requests unharmed; temperatures under MIN_TEMPERATURE are
     greedy."""
-    with live_server(store, MAX_NEW_TOKENS="16", MAX_NUM_SAMPLES="4") as url:
-        with httpx.Client(base_url=url, timeout=60) as http:
-            vector = {"model": "vector-writer", "max_new_tokens": 8, "seed": 1}
+    with httpx.Client(base_url=live_url, timeout=60) as http:
+        vector = {"model": "vector-writer", "max_new_tokens": 8, "seed": 1}
 
-            def texts(body: dict) -> list[str]:
+        def texts(body: dict) -> list[str]:
+            r = http.post("/v1/generate", json=body)
+            assert r.status_code == 200, r.text
+            return [s["text"] for s in r.json()["samples"]]
+
+        good = {**vector, "condition": {"vector": [1.0, 0, 0, 0]}, "num_samples": 2}
+        before = texts(good)
+        for numbers, words in (([1e308, 0, 0, 0], "condition.vector[0]"),
+                               ([1e20, 0, 0, 0], "not finite")):  # fmt: skip
+            for stream in (False, True):
+                body = {**vector, "condition": {"vector": numbers}, "stream": stream,
+                        "num_samples": 3, "temperature": 1.0}  # fmt: skip
                 r = http.post("/v1/generate", json=body)
-                assert r.status_code == 200, r.text
-                return [s["text"] for s in r.json()["samples"]]
+                assert r.status_code == 400, (numbers, stream, r.text)
+                assert words in r.json()["detail"] and r.json()["code"] == "bad_input"
+        assert texts(good) == before
 
-            good = {**vector, "condition": {"vector": [1.0, 0, 0, 0]}, "num_samples": 2}
-            before = texts(good)
-            for numbers, words in (([1e308, 0, 0, 0], "condition.vector[0]"),
-                                   ([1e20, 0, 0, 0], "not finite")):  # fmt: skip
-                for stream in (False, True):
-                    body = {**vector, "condition": {"vector": numbers}, "stream": stream,
-                            "num_samples": 3, "temperature": 1.0}  # fmt: skip
-                    r = http.post("/v1/generate", json=body)
-                    assert r.status_code == 400, (numbers, stream, r.text)
-                    assert words in r.json()["detail"] and r.json()["code"] == "bad_input"
-            assert texts(good) == before
-
-            label = {"model": "writer", "condition": {"label": "pos"}, "num_samples": 2,
-                     "max_new_tokens": 12, "seed": 4}  # fmt: skip
-            greedy = texts({**label, "temperature": 0})
-            for temperature in (1e-320, 1e-300, MIN_TEMPERATURE / 2):
-                assert texts({**label, "temperature": temperature}) == greedy, temperature
-            sampled = texts({**label, "temperature": 1.0, "top_p": 1.0})
-            assert sampled != greedy and sampled[0] != sampled[1]
+        label = {"model": "writer", "condition": {"label": "pos"}, "num_samples": 2,
+                 "max_new_tokens": 12, "seed": 4}  # fmt: skip
+        greedy = texts({**label, "temperature": 0})
+        for temperature in (1e-320, 1e-300, MIN_TEMPERATURE / 2):
+            assert texts({**label, "temperature": temperature}) == greedy, temperature
+        sampled = texts({**label, "temperature": 1.0, "top_p": 1.0})
+        assert sampled != greedy and sampled[0] != sampled[1]
 
 
 def test_more_samples_than_the_queue_ever_holds_is_413_not_429(store: Path) -> None:
