@@ -1,12 +1,14 @@
 """Examples a second of the XLA-compiled training step of the demo QA model's shape at several
 batch sizes, interleaved so that every batch size meets the same load.
 
-    .venv/bin/python bench/qa_batch_step.py [--rounds 5] [--examples 640] [--batch-sizes 16,32,64]
+    .venv/bin/python bench/qa_batch_step.py [--rounds 5] [--examples 640] [--batch-sizes 16,32,64] \
+        [--num-heads 8[,4]]
 
 Batches are the demo's own (`training.qa.DEMO_MIXTURE`, the bigram exact-match feature, padded
 to multiples of 32 as the job pads them); each round runs `--examples` examples at every batch
-size in turn; prints JSON with the median milliseconds a step and examples a second per batch
-size, every round's figure, and the load average before and after.
+size (and head count: `--num-heads 8,4` times 8 heads of 16 against 4 of 32) in turn; prints
+JSON with the median milliseconds a step and examples a second per batch size (and heads), every
+round's figure, and the load average before and after.
 """
 
 from __future__ import annotations
@@ -46,9 +48,10 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--examples", type=int, default=640, help="examples a round and size")
     parser.add_argument("--batch-sizes", default="16,32,64")
-    parser.add_argument("--num-heads", type=int, default=DEMO_NUM_HEADS)
+    parser.add_argument("--num-heads", default=str(DEMO_NUM_HEADS), help="head counts, e.g. 8,4")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.batch_sizes.split(",")]
+    heads = [int(h) for h in args.num_heads.split(",")]
     examples = make_mixed_examples(1200, 0, DEMO_MIXTURE)
     vocab_path = Path("/tmp") / f"qa_batch_step_vocab_{os.getpid()}.txt"
     write_vocab(vocab_path, build_char_vocab(_example_texts(examples), 1))
@@ -60,57 +63,63 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         for p in e.passages
     ]
     samples.sort(key=lambda s: len(s.token_ids))
-    config = small_qa_config(
-        tokenizer.vocab_size,
-        max_position=sum(limits) + 4,
-        num_layers=DEMO_NUM_LAYERS,
-        num_heads=args.num_heads,
-        dropout=0.0,
-    )
-    batches: dict[int, list[dict]] = {}
+    # Every (batch size, heads) pair: its batches of alike lengths at the job's widths
+    # (multiples of 32) in a random order, and its own model and optimizer.
+    batches: dict[str, list[dict]] = {}
     steps = {}
     for size in sizes:
-        # Batches of alike lengths at the job's widths (multiples of 32), in a random order.
         sized = []
         for start in range(0, len(samples) - size + 1, size):
             rows = samples[start : start + size]
             width = -(-max(len(r.token_ids) for r in rows) // 32) * 32
             sized.append(pad_samples(rows, tokenizer.pad_id, pad_to=width))
         order = np.random.default_rng(0).permutation(len(sized))
-        batches[size] = [sized[i] for i in order]
-        model = build_qa_model(config, overlap_sep_id=tokenizer.sep_id)
-        optimizer, _ = bert_adamw(1e-3, 10_000)
+        for head_count in heads:
+            label = f"{size}" if len(heads) == 1 else f"batch {size}, {head_count} heads"
+            batches[label] = [sized[i] for i in order]
+            config = small_qa_config(
+                tokenizer.vocab_size,
+                max_position=sum(limits) + 4,
+                num_layers=DEMO_NUM_LAYERS,
+                num_heads=head_count,
+                dropout=0.0,
+            )
+            model = build_qa_model(config, overlap_sep_id=tokenizer.sep_id)
+            optimizer, _ = bert_adamw(1e-3, 10_000)
 
-        def step(inputs: dict, model=model, optimizer=optimizer) -> tf.Tensor:  # noqa: ANN001
-            with tf.GradientTape() as tape:
-                loss = answer_window_loss(model, inputs, DEMO_MAX_ANSWER_TOKENS + 1, True)
-            grads = tape.gradient(loss, model.trainable_variables)
-            optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
-            return loss
+            def step(inputs: dict, model=model, optimizer=optimizer) -> tf.Tensor:  # noqa: ANN001
+                with tf.GradientTape() as tape:
+                    loss = answer_window_loss(model, inputs, DEMO_MAX_ANSWER_TOKENS + 1, True)
+                grads = tape.gradient(loss, model.trainable_variables)
+                optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+                return loss
 
-        steps[size] = tf.function(step, jit_compile=True, reduce_retracing=True)
+            steps[label] = (size, tf.function(step, jit_compile=True, reduce_retracing=True))
     load_before = os.getloadavg()
-    # Warm-up: every width compiled for every batch size before timing.
-    for size, fn in steps.items():
-        for batch in {b["token_ids"].shape[1]: b for b in batches[size]}.values():
+    # Warm-up: every width compiled for every pair before timing.
+    for label, (_, fn) in steps.items():
+        for batch in {b["token_ids"].shape[1]: b for b in batches[label]}.values():
             fn(batch)
-    rounds: dict[int, list[float]] = {s: [] for s in sizes}
-    cursor = {s: 0 for s in sizes}
+    rounds: dict[str, list[float]] = {label: [] for label in steps}
+    cursor = {label: 0 for label in steps}
     for _ in range(args.rounds):
-        for size, fn in steps.items():
+        for label, (size, fn) in steps.items():
             n = max(1, args.examples // size)
-            chosen = [batches[size][(cursor[size] + i) % len(batches[size])] for i in range(n)]
-            cursor[size] += n
+            pool = batches[label]
+            chosen = [pool[(cursor[label] + i) % len(pool)] for i in range(n)]
+            cursor[label] += n
             t0 = time.perf_counter()
             for batch in chosen:
                 fn(batch)
             float(fn(chosen[0]))  # wait for the last step
-            rounds[size].append(1000 * (time.perf_counter() - t0) / (n + 1))
+            rounds[label].append(1000 * (time.perf_counter() - t0) / (n + 1))
     report: dict[str, object] = {
-        "num_heads": args.num_heads,
-        "median_ms_a_step": {s: round(statistics.median(r), 1) for s, r in rounds.items()},
-        "examples_per_s": {s: round(1000 * s / statistics.median(r), 1) for s, r in rounds.items()},
-        "rounds_ms": {s: [round(x, 1) for x in r] for s, r in rounds.items()},
+        "num_heads": heads,
+        "median_ms_a_step": {k: round(statistics.median(r), 1) for k, r in rounds.items()},
+        "examples_per_s": {
+            k: round(1000 * steps[k][0] / statistics.median(r), 1) for k, r in rounds.items()
+        },
+        "rounds_ms": {k: [round(x, 1) for x in r] for k, r in rounds.items()},
         "load_before": [round(x, 2) for x in load_before],
         "load_after": [round(x, 2) for x in os.getloadavg()],
     }
