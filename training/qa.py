@@ -377,8 +377,10 @@ def train_qa(args: argparse.Namespace | Sequence[str]) -> Path | None:
 # bigrams (`--overlap-feature bigram`, `models.bert.overlap`). So the demo trains on a mixture of
 # the easy kind (to bootstrap copying) and the hard kind (absent people, several people a passage,
 # like names) with the feature: 0.800 on the hard held-out kind (manifest `valid_accuracy`
-# 0.7925; absent people 0.98; all nine `ISSUE_EXAMPLES` right), short of issue 18's 0.95, and 15
-# minutes on 2 idle cores against the easy kind's 5 (the hard kind's passages are longer).
+# 0.7925; absent people 0.98; all nine `ISSUE_EXAMPLES` right), short of issue 18's 0.95, in 8.9
+# minutes on 2 idle cores (the whole `training.demo` 11 min 48 s). Three epochs of the same
+# questions: one epoch of 60,000 fresh ones (two hard for one easy) at the same step count reached
+# only 0.665 held out; batches above 16 buy no examples a CPU second (issue 18's fifth pass).
 DEMO_TRAIN_QUESTIONS = 20_000
 DEMO_VALID_QUESTIONS = 400
 DEMO_MAX_PASSAGE_TOKENS = 128
