@@ -21,8 +21,10 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
-# First: TensorFlow reads its log level when it is imported (service.app imports it).
+# First: TensorFlow reads its log level, and whether to import Keras, when it is imported
+# (service.app imports it).
 from models import tf_logging  # noqa: F401
+from service import no_keras  # noqa: F401
 from service.app import create_app
 from service.http_protocol import HeadLimits, bounded_http_protocol
 from service.registry import ModelRegistry

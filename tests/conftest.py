@@ -39,14 +39,9 @@ TINY_SERVER_SETTINGS = {
 # 40% of a tiny store's start's CPU (20 s against 12 on a loaded host), where a test asks a few
 # shapes, each paying its first call once. Benchmarks' servers keep it (tests/live_server.py).
 live_server_module.SERVER_DEFAULTS["WARMUP"] = "false"
-# Nor do they import Keras. TensorFlow's import imports Keras' optimizers (and with them Keras and
-# scikit-learn): 3.3 s of the 8 s of CPU a server's TensorFlow import took, for nothing the
-# service uses (it loads SavedModels with tf.saved_model.load and never touches tf.keras; the
-# reader tests check it imports no Keras model code). With TF_USE_LEGACY_KERAS=1 and no tf_keras
-# installed, TensorFlow's attempt to import tf_keras fails quietly, and Keras stays out.
-# (The Ray replicas get the same, tests/test_ray_serve.py.)
+# `python -m service` leaves Keras out of TensorFlow's import (service/no_keras.py); the Ray
+# replicas, which do not start through it, get the same from the tests (tests/test_ray_serve.py).
 NO_KERAS = {"TF_USE_LEGACY_KERAS": "1"} if importlib.util.find_spec("tf_keras") is None else {}
-live_server_module.SERVER_DEFAULTS.update(NO_KERAS)
 
 # Every `httpx.get`/`post` and `httpx.Client()` builds a TLS context, loading certifi's CA bundle:
 # about 43 ms of CPU each (0.7 ms for the rest of a request), for the suite's requests to

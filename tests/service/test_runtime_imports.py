@@ -7,6 +7,7 @@ and the writer (`export.py`) must not be among them.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -96,3 +97,21 @@ def test_serving_imports_the_reader_not_the_model_code(
     assert loaded <= ALLOWED[family], sorted(loaded - ALLOWED[family])
     # The reader is what loaded the SavedModel.
     assert any(name.endswith("reader") for name in loaded)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("tf_keras") is not None,
+    reason="with tf_keras installed the service leaves tf.keras as it is",
+)
+def test_the_service_process_imports_tensorflow_without_keras() -> None:
+    # `python -m service`'s module, then TensorFlow as the runtimes import it when they load a
+    # version: Keras and scikit-learn, which TensorFlow's import pulls in otherwise, stay out
+    # (service/no_keras.py).
+    code = (
+        "import json, sys; import service.__main__; import tensorflow;"
+        "print(json.dumps([m in sys.modules for m in ('tensorflow', 'keras', 'sklearn')]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [True, False, False]
