@@ -378,8 +378,8 @@ def train_qa(args: argparse.Namespace | Sequence[str]) -> Path | None:
 # the easy kind (to bootstrap copying) and the hard kind (absent people, several people a passage,
 # like names) with the feature: 0.825 on the hard held-out kind (manifest `valid_accuracy`
 # 0.8275; absent people 1.00; all nine `ISSUE_EXAMPLES` right), short of issue 18's 0.95, with
-# four heads (eight: 0.800, in 8.9 minutes on 2 idle cores, the whole `training.demo` 11 min
-# 48 s). Three epochs of the same
+# four heads, in 8.1 minutes on 2 idle cores (the whole `training.demo` 11 min 7 s; eight heads:
+# 0.800). Three epochs of the same
 # questions: one epoch of 60,000 fresh ones (two hard for one easy) at the same step count reached
 # only 0.665 held out; batches above 16 buy no examples a CPU second (issue 18's fifth pass).
 DEMO_TRAIN_QUESTIONS = 20_000
