@@ -26,22 +26,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
     import numpy as np
-    import tensorflow as tf
 
-    from models.bert.tokenizer import BertTokenizer
-    from models.qa.samples import build_sample, pad_samples
-    from models.qa.seq2seq import answer_window_loss, build_qa_model, small_qa_config
-    from models.qa.synthetic import make_mixed_examples
-    from training.common.loop import bert_adamw
-    from training.common.text import build_char_vocab, write_vocab
+    from bench.qa_step import demo_samples, jit_train_step, width_batches
+    from models.qa.seq2seq import build_qa_model, small_qa_config
     from training.qa import (
         DEMO_MAX_ANSWER_TOKENS,
         DEMO_MAX_PASSAGE_TOKENS,
         DEMO_MAX_QUESTION_TOKENS,
-        DEMO_MIXTURE,
         DEMO_NUM_HEADS,
         DEMO_NUM_LAYERS,
-        _example_texts,
     )
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -52,27 +45,14 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.batch_sizes.split(",")]
     heads = [int(h) for h in args.num_heads.split(",")]
-    examples = make_mixed_examples(1200, 0, DEMO_MIXTURE)
-    vocab_path = Path("/tmp") / f"qa_batch_step_vocab_{os.getpid()}.txt"
-    write_vocab(vocab_path, build_char_vocab(_example_texts(examples), 1))
-    tokenizer = BertTokenizer(vocab_path, lowercase=True)
+    tokenizer, samples = demo_samples(1200)
     limits = (DEMO_MAX_PASSAGE_TOKENS, DEMO_MAX_QUESTION_TOKENS, DEMO_MAX_ANSWER_TOKENS)
-    samples = [
-        build_sample(tokenizer, p.text, e.question, p.answer, *limits)
-        for e in examples
-        for p in e.passages
-    ]
-    samples.sort(key=lambda s: len(s.token_ids))
-    # Every (batch size, heads) pair: its batches of alike lengths at the job's widths
-    # (multiples of 32) in a random order, and its own model and optimizer.
+    # Every (batch size, heads) pair: its batches in a random order, and its own model and
+    # optimizer.
     batches: dict[str, list[dict]] = {}
     steps = {}
     for size in sizes:
-        sized = []
-        for start in range(0, len(samples) - size + 1, size):
-            rows = samples[start : start + size]
-            width = -(-max(len(r.token_ids) for r in rows) // 32) * 32
-            sized.append(pad_samples(rows, tokenizer.pad_id, pad_to=width))
+        sized = width_batches(samples, size, tokenizer.pad_id)
         order = np.random.default_rng(0).permutation(len(sized))
         for head_count in heads:
             label = f"{size}" if len(heads) == 1 else f"batch {size}, {head_count} heads"
@@ -85,16 +65,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
                 dropout=0.0,
             )
             model = build_qa_model(config, overlap_sep_id=tokenizer.sep_id)
-            optimizer, _ = bert_adamw(1e-3, 10_000)
-
-            def step(inputs: dict, model=model, optimizer=optimizer) -> tf.Tensor:  # noqa: ANN001
-                with tf.GradientTape() as tape:
-                    loss = answer_window_loss(model, inputs, DEMO_MAX_ANSWER_TOKENS + 1, True)
-                grads = tape.gradient(loss, model.trainable_variables)
-                optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
-                return loss
-
-            steps[label] = (size, tf.function(step, jit_compile=True, reduce_retracing=True))
+            steps[label] = (size, jit_train_step(model))
     load_before = os.getloadavg()
     # Warm-up: every width compiled for every pair before timing.
     for label, (_, fn) in steps.items():
@@ -123,7 +94,6 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "load_before": [round(x, 2) for x in load_before],
         "load_after": [round(x, 2) for x in os.getloadavg()],
     }
-    vocab_path.unlink()
     print(json.dumps(report, indent=1))
     return report
 
