@@ -16,14 +16,15 @@ import tensorflow as tf
 
 from models.bert.kv_cache import prefill, step
 from models.qa import signatures as names
-from models.qa.export import QASeq2SeqModule, export_qa_saved_model
+from models.qa.export import QASeq2SeqModule
 from models.qa.seq2seq import UniLMSeq2Seq
 from tests.live_server import live_server
 from tests.models.test_qa_cache import tiny_model
-from tests.tiny_store import QA_VOCAB_SIZE, QA_WORDS, WORDPIECE, write_vocab
+from tests.tiny_store import QA_VOCAB_SIZE, QA_WORDS, WORDPIECE, tiny_version, write_vocab
 from training.common import export_version
 from training.qa_reexport import reexport_qa
 
+# Those of the suite's tiny reader (tests/tiny_store.py's "qa" kind, `export_tiny_qa`).
 MAX_PASSAGE, MAX_QUESTION, MAX_ANSWER = 12, 6, 4
 QUESTION = "张伟住在哪里？"
 PASSAGES = ["张伟住在北京。", "李娜住在上海。", "北京。"]
@@ -58,17 +59,12 @@ def export_legacy_qa_saved_model(path: Path, model: UniLMSeq2Seq, vocab: Path) -
     return list(signatures)
 
 
-def export_reader(root: Path, name: str, model: UniLMSeq2Seq, legacy: bool) -> Path:
+def export_legacy_reader(root: Path, name: str, model: UniLMSeq2Seq) -> Path:
     with tempfile.TemporaryDirectory() as scratch:
         vocab = write_vocab(Path(scratch) / "vocab.txt", QA_WORDS, QA_VOCAB_SIZE)
-
-        def write(path: Path) -> list[str]:
-            if legacy:
-                return export_legacy_qa_saved_model(path, model, vocab)
-            return export_qa_saved_model(path, model, vocab, MAX_PASSAGE, MAX_QUESTION, MAX_ANSWER)
-
         return export_version(
-            root, name, task="qa", family="bert-unilm", write_model=write,
+            root, name, task="qa", family="bert-unilm",
+            write_model=lambda path: export_legacy_qa_saved_model(path, model, vocab),
             config={"bert": model.config.__dict__}, data={}, metrics={},
             extra={
                 "max_passage_tokens": MAX_PASSAGE, "max_question_tokens": MAX_QUESTION,
@@ -79,10 +75,12 @@ def export_reader(root: Path, name: str, model: UniLMSeq2Seq, legacy: bool) -> P
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A server of three readers: "reader", the suite's tiny one (built once per run); "legacy",
+    the same weights (`tiny_model(seed=7)`, as `export_tiny_qa` makes them) exported the old way;
+    "reexported", that one exported again by `training.qa_reexport`."""
     store = tmp_path_factory.mktemp("store")
-    model = tiny_model(seed=7)
-    export_reader(store, "reader", model, legacy=False)
-    legacy = export_reader(store, "legacy", model, legacy=True)
+    tiny_version(tmp_path_factory, "qa", store, "reader")
+    legacy = export_legacy_reader(store, "legacy", tiny_model(seed=7))
     again = reexport_qa(legacy, "reexported")
     assert again == store / "reexported" / "1"
     with live_server(store, MAX_PASSAGES="3", MAX_BEAM_SIZE="4") as url:
