@@ -158,8 +158,11 @@ def test_the_quick_demo_options_reach_the_qa_demo(
     for name in ("train_jose_demo", "train_generation_demo", "train_density_demo"):
         monkeypatch.setattr(training.demo, name, lambda *args: None)
     monkeypatch.setattr(training.qa, "train_qa_demo", lambda *args, **kw: calls.append(kw))
-    training.demo.main(["--out", str(tmp_path), "--qa-epochs", "1", "--qa-questions", "800"])
-    training.demo.main(["--out", str(tmp_path)])  # `make run`'s demo: the QA demo's own
+    quick = ["--qa-epochs", "1", "--qa-questions", "800"]
+    training.demo.main(["--out", str(tmp_path), "--jobs", "1", *quick])
+    training.demo.main(
+        ["--out", str(tmp_path), "--jobs", "1"]
+    )  # `make run`'s demo: the QA demo's own
     assert calls == [
         {"epochs": 1, "train_questions": 800},
         {"epochs": training.qa.DEMO_EPOCHS, "train_questions": training.qa.DEMO_TRAIN_QUESTIONS},

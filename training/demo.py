@@ -4,16 +4,19 @@
 
 Needs no download. Each family's demo is small enough that the whole demo finishes in minutes on
 two CPU cores. A family whose model already has a version in the store is skipped (`--force`
-trains a new version anyway).
+trains a new version anyway). The QA demo, by far the longest, trains in one process while the
+others train in another (`--jobs`): one small model's step leaves part of two cores idle.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import multiprocessing
 import random
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from models.store import version_folders
@@ -33,6 +36,9 @@ DEMO_SENTIMENT = ["很好", "不错", "满意", "喜欢", "推荐", "太差", "�
 DEMO_FILLER = ["的", "了", "很", "也", "都", "还", "就", "这个", "我们", "非常"]
 # Epochs of the digits density demo (1,000 training images, 4 steps an epoch).
 DEMO_DENSITY_EPOCHS = 300
+# Minutes each demo takes alone on 2 idle cores (docs/benchmarks.md): `--jobs` hands them to its
+# processes longest first, each to the least loaded, so the QA demo gets a process of its own.
+DEMO_MINUTES = {"demo-qa": 8.1, "demo-digits": 1.5, "demo-cln": 0.6, "demo-jose": 0.3}
 # A sentence ends with one of these, so that the generation demo learns to stop.
 DEMO_ENDINGS = ["。", "！", "。", "～"]
 
@@ -65,7 +71,7 @@ def has_version(store: Path, name: str) -> bool:
     return folder.is_dir() and bool(version_folders(folder)[0])
 
 
-def train_jose_demo(store: Path, name: str, epochs: int, seed: int) -> None:
+def train_jose_demo(store: Path, name: str, epochs: int, seed: int, progress: bool = True) -> None:
     from training.jose import main as embedding_main
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -83,6 +89,7 @@ def train_jose_demo(store: Path, name: str, epochs: int, seed: int) -> None:
                 "--seed", str(seed),
                 "--checkpoint-dir", str(Path(tmp) / "ckpt"),
                 "--log-dir", "",
+                *([] if progress else ["--no-progress"]),
             ]
         )  # fmt: skip
 
@@ -161,11 +168,100 @@ def train_density_demo(store: Path, name: str, epochs: int, seed: int) -> None:
         )  # fmt: skip
 
 
+def train_demo(name: str, args: argparse.Namespace, progress: bool = True) -> None:
+    """Trains the demo `name` into `args.out` (`progress`: whether the job may draw a bar)."""
+    started = time.monotonic()
+    log.info("training %s", name)
+    if name == "demo-jose":
+        train_jose_demo(args.out, name, args.jose_epochs, args.seed, progress)
+    elif name == "demo-cln":
+        train_generation_demo(args.out, name, args.generation_epochs, args.seed)
+    elif name == "demo-qa":
+        train_qa_demo(args.out, name, args.seed, args.qa_epochs, args.qa_questions)
+    elif name == "demo-digits":
+        train_density_demo(args.out, name, args.density_epochs, args.seed)
+    else:
+        raise ValueError(f"no demo called {name!r}")
+    log.info("%s trained in %.0f s", name, time.monotonic() - started)
+
+
+def plan_lanes(names: Sequence[str], jobs: int) -> list[list[str]]:
+    """The demos each of `jobs` processes trains in turn: longest first, each to the lane with
+    the least work so far (Graham's longest-processing-time rule); no empty lanes."""
+    lanes: list[list[str]] = [[] for _ in range(max(1, min(jobs, len(names))))]
+    work = [0.0] * len(lanes)
+    for name in sorted(names, key=lambda n: -DEMO_MINUTES[n]):
+        lane = work.index(min(work))
+        lanes[lane].append(name)
+        work[lane] += DEMO_MINUTES[name]
+    return lanes
+
+
+def _run_lane(
+    train: Callable[[str, argparse.Namespace, bool], None],
+    names: list[str],
+    args: argparse.Namespace,
+) -> None:
+    """A child process's lane: no progress bars, which would fight the first lane's."""
+    _configure_logging()
+    for name in names:
+        train(name, args, False)
+
+
+def run_lanes(
+    lanes: list[list[str]],
+    args: argparse.Namespace,
+    train: Callable[[str, argparse.Namespace, bool], None] = train_demo,
+) -> None:
+    """Trains the first lane here and every other in a process of its own, at the same time.
+    Raises SystemExit naming the lanes that failed, once all have finished."""
+    # spawn, not fork: TensorFlow's thread pools do not survive a fork.
+    context = multiprocessing.get_context("spawn")
+    children = [
+        context.Process(target=_run_lane, args=(train, lane, args), daemon=True)
+        for lane in lanes[1:]
+    ]
+    for child in children:
+        child.start()
+    try:
+        for name in lanes[0]:
+            train(name, args, True)
+    except BaseException:
+        # An error or Ctrl-C here (which a terminal sends the children too): they get a moment
+        # to stop on their own.
+        for child in children:
+            child.join(timeout=10)
+            if child.is_alive():
+                child.terminate()
+        raise
+    for child in children:
+        child.join()
+    failed = [n for lane, child in zip(lanes[1:], children, strict=True) for n in lane
+              if child.exitcode != 0]  # fmt: skip
+    if failed:
+        raise SystemExit(f"demo training failed in the process for {', '.join(failed)}")
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    # TensorFlow's and absl's Python loggers narrate every SavedModel export at INFO ("Assets
+    # written to ...", "Function ... unsupported characters"): the job's own lines say what matters.
+    for noisy in ("absl", "tensorflow"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Train the small demo models into a store.")
     parser.add_argument("--out", type=Path, default=Path("model_store"), help="the model store")
     parser.add_argument("--force", action="store_true", help="train even if a version exists")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=2,
+        help="demos trained at once, each set in a process of its own (1: one after another, "
+        "in this process); on 2 cores, 2 finish the whole demo about 1.5 minutes sooner",
+    )
     parser.add_argument("--jose-epochs", type=int, default=5)
     parser.add_argument("--generation-epochs", type=int, default=4)
     parser.add_argument("--density-epochs", type=int, default=DEMO_DENSITY_EPOCHS)
@@ -174,33 +270,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--qa-epochs", type=int, default=None)
     parser.add_argument("--qa-questions", type=int, default=None)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    # TensorFlow's and absl's Python loggers narrate every SavedModel export at INFO ("Assets
-    # written to ...", "Function ... unsupported characters"): the job's own lines say what matters.
-    for noisy in ("absl", "tensorflow"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    _configure_logging()
     args.out.mkdir(parents=True, exist_ok=True)
 
-    demos = {
-        "demo-jose": lambda: train_jose_demo(args.out, "demo-jose", args.jose_epochs, args.seed),
-        "demo-cln": lambda: train_generation_demo(
-            args.out, "demo-cln", args.generation_epochs, args.seed
-        ),
-        "demo-qa": lambda: train_qa_demo(
-            args.out, "demo-qa", args.seed, args.qa_epochs, args.qa_questions
-        ),
-        "demo-digits": lambda: train_density_demo(
-            args.out, "demo-digits", args.density_epochs, args.seed
-        ),
-    }
-    for name, train in demos.items():
+    names = []
+    for name in ("demo-jose", "demo-cln", "demo-qa", "demo-digits"):
         if has_version(args.out, name) and not args.force:
             log.info("%s already has a version in %s: skipped", name, args.out)
-            continue
-        started = time.monotonic()
-        log.info("training %s", name)
-        train()
-        log.info("%s trained in %.0f s", name, time.monotonic() - started)
+        else:
+            names.append(name)
+    if args.jobs <= 1:
+        for name in names:
+            train_demo(name, args)
+    elif names:
+        run_lanes(plan_lanes(names, args.jobs), args)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from models.store import REQUIRED_MANIFEST_KEYS
 from tests.tiny_store import load_in_runtime
 from training.common.seeding import set_seed
 from training.density import (
+    AUTO_VALID_EVERY_STEPS,
     JIT_AUTO_MIN_STEPS,
     DensityJob,
     load_density_data,
@@ -165,6 +166,22 @@ def test_xla_is_chosen_for_long_runs_and_refused_for_the_roulette(tmp_path: Path
     assert resolved("--epochs", str(JIT_AUTO_MIN_STEPS // 4), "--logdet", "roulette") is False
     with pytest.raises(SystemExit, match="roulette"):
         resolved("--jit", "--logdet", "roulette")
+
+
+def test_validation_runs_every_few_short_epochs_and_always_at_the_end(
+    tmp_path: Path, capsys
+) -> None:
+    # 256 toy rows in batches of 64: 4 steps an epoch, so auto validates every 25 epochs.
+    args = _args(tmp_path, "builtin:moons", "--toy-samples", "256", "--epochs", "30")
+    train_density(args)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("epoch ")]
+    assert AUTO_VALID_EVERY_STEPS // 4 == 25
+    assert [line.split(":")[0] for line in lines] == ["epoch 25/30", "epoch 30/30"]
+    assert all("valid bits/dim" in line for line in lines)
+    train_density([*args, "--valid-every", "1", "--epochs", "3", "--name", "every-epoch"])
+    assert capsys.readouterr().err.count("valid bits/dim") == 3
+    with pytest.raises(SystemExit, match="at least 1"):
+        train_density([*args, "--valid-every", "0"])
 
 
 def test_discrete_npy_run_stops_resumes_and_exports(tmp_path: Path, capsys) -> None:

@@ -165,7 +165,8 @@ class Job(ABC):
 
     @abstractmethod
     def end_epoch(self, epoch: int, fit: Fit) -> str:
-        """The summary line of 0-based `epoch`, just finished (may evaluate, log scalars)."""
+        """The summary line of 0-based `epoch`, just finished (may evaluate, log scalars); "":
+        none this epoch."""
 
     @abstractmethod
     def manifest(self, args: argparse.Namespace, fit: Fit) -> Manifest:
@@ -240,8 +241,8 @@ class Job(ABC):
                 if checkpoint_every and fit.step % checkpoint_every == 0:
                     keeper.save(fit.step)
                     saved_at = fit.step
-                if batch.ends_epoch:
-                    bar.write(self.end_epoch(batch.epoch, fit))
+                if batch.ends_epoch and (line := self.end_epoch(batch.epoch, fit)):
+                    bar.write(line)
         fit.board.close()
         # The state at the stop, unless the loop has just saved it or a resumed run did no step.
         if keeper.latest is None or (fit.step > fit.start_step and saved_at != fit.step):

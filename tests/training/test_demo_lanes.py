@@ -1,0 +1,43 @@
+"""`training.demo --jobs`: the demos split over processes longest first, each lane in a process of
+its own, and a lane that fails named once every lane has finished."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import pytest
+
+from training.demo import DEMO_MINUTES, plan_lanes, run_lanes
+
+
+def test_the_qa_demo_gets_a_lane_of_its_own() -> None:
+    names = ["demo-jose", "demo-cln", "demo-qa", "demo-digits"]
+    assert plan_lanes(names, 2) == [["demo-qa"], ["demo-digits", "demo-cln", "demo-jose"]]
+    assert plan_lanes(names, 1) == [["demo-qa", "demo-digits", "demo-cln", "demo-jose"]]
+    assert plan_lanes(["demo-cln", "demo-jose"], 4) == [["demo-cln"], ["demo-jose"]]
+    assert plan_lanes(names, 3)[0] == ["demo-qa"] and sorted(DEMO_MINUTES) == sorted(names)
+
+
+def record_pid(name: str, args: argparse.Namespace, progress: bool) -> None:
+    """A stand-in for `train_demo` (module level, so a spawned process can import it)."""
+    if name == "broken":
+        raise RuntimeError("this demo fails")
+    (args.out / name).write_text(f"{os.getpid()} {progress}")
+
+
+def test_lanes_train_at_once_in_their_own_processes(tmp_path: Path) -> None:
+    args = argparse.Namespace(out=tmp_path)
+    run_lanes([["qa"], ["digits", "cln"]], args, train=record_pid)
+    pid = {name: (tmp_path / name).read_text().split() for name in ("qa", "digits", "cln")}
+    assert pid["qa"] == [str(os.getpid()), "True"]  # the first lane here, with its progress bar
+    assert pid["digits"] == pid["cln"] and pid["digits"][0] != str(os.getpid())
+    assert pid["digits"][1] == "False"
+
+
+def test_a_failed_lane_is_named_after_the_others_finish(tmp_path: Path) -> None:
+    args = argparse.Namespace(out=tmp_path)
+    with pytest.raises(SystemExit, match="process for broken, cln"):
+        run_lanes([["qa"], ["broken", "cln"]], args, train=record_pid)
+    assert (tmp_path / "qa").exists() and not (tmp_path / "cln").exists()
