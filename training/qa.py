@@ -28,7 +28,12 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from models.bert.overlap import DEFAULT_MAX_MATCH_LENGTH, OVERLAP_FEATURES
+from models.bert.overlap import (
+    DEFAULT_MAX_MATCH_LENGTH,
+    DEFAULT_MAX_SENTENCE_COUNT,
+    OVERLAP_FEATURES,
+    SENTENCE_ENDS,
+)
 from models.bert.tokenizer import VOCAB_FILE, BertTokenizer
 from models.qa.export import export_qa_saved_model
 from models.qa.kv_cache import KerasStepModel
@@ -126,6 +131,21 @@ class QAJob(BertJob):
             type=int,
             default=DEFAULT_MAX_MATCH_LENGTH,
             help="--overlap-feature ngram: longer matches count as this long",
+        )
+        g.add_argument(
+            "--sentence-feature",
+            choices=["none", "count"],
+            default="none",
+            help="with --overlap-feature: also give each passage token how many distinct "
+            f"question bigrams its sentence (ended by any of {SENTENCE_ENDS}) holds, capped at "
+            "--sentence-max-count, one learned vector a count (models.bert.overlap."
+            "sentence_overlap): which sentence is about the person and the fact asked",
+        )
+        g.add_argument(
+            "--sentence-max-count",
+            type=int,
+            default=DEFAULT_MAX_SENTENCE_COUNT,
+            help="--sentence-feature count: larger counts count as this",
         )
         g.add_argument(
             "--first-token-weight",
@@ -303,6 +323,8 @@ def _load_model(
 ) -> tuple[UniLMSeq2Seq, BertTokenizer, Path, dict[str, Any]]:
     """The model, its tokenizer, its vocab.txt and what describes the model in the manifest."""
     overlap_max_length = args.overlap_max_length if args.overlap_feature == "ngram" else None
+    if args.sentence_feature != "none" and args.overlap_feature == "none":
+        raise ValueError("--sentence-feature needs --overlap-feature")
     if args.init_checkpoint is not None:
         tokenizer = BertTokenizer.from_folder(args.init_checkpoint)
         overlap_sep_id = tokenizer.sep_id if args.overlap_feature != "none" else None
@@ -311,6 +333,7 @@ def _load_model(
             init_checkpoint=args.init_checkpoint,
             overlap_sep_id=overlap_sep_id,
             overlap_max_length=overlap_max_length,
+            **_sentence_options(args, tokenizer),
         )
         info: dict[str, Any] = {
             "init_checkpoint": str(Path(args.init_checkpoint).resolve()),
@@ -326,7 +349,25 @@ def _load_model(
         info["overlap_sep_id"] = overlap_sep_id
     if overlap_max_length is not None:
         info["overlap_max_length"] = overlap_max_length
+    info.update(_sentence_options(args, tokenizer))
     return model, tokenizer, vocab_path, info
+
+
+def sentence_end_ids(tokenizer: BertTokenizer) -> list[int]:
+    """The ids of the vocabulary's sentence ends (`models.bert.overlap.SENTENCE_ENDS`)."""
+    ids = [tokenizer.token_to_id(mark) for mark in SENTENCE_ENDS]
+    return sorted({i for i in ids if i != tokenizer.unk_id})
+
+
+def _sentence_options(args: argparse.Namespace, tokenizer: BertTokenizer) -> dict[str, Any]:
+    """`build_qa_model`'s sentence-feature options (none without `--sentence-feature`); also
+    what the manifest's config records for `training.qa_reexport`."""
+    if args.sentence_feature == "none":
+        return {}
+    return {
+        "sentence_end_ids": sentence_end_ids(tokenizer),
+        "sentence_max_count": args.sentence_max_count,
+    }
 
 
 def _new_model(
@@ -358,6 +399,7 @@ def _new_model(
         config,
         overlap_sep_id=tokenizer.sep_id if args.overlap_feature != "none" else None,
         overlap_max_length=args.overlap_max_length if args.overlap_feature == "ngram" else None,
+        **_sentence_options(args, tokenizer),
     )
     if args.position_init == "sinusoid":
         init_positions_as_sinusoids(model.backbone)
