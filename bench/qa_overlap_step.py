@@ -1,6 +1,6 @@
 """Time of one XLA-compiled training step of the demo QA model's shape with each exact-match
-feature (`--overlap-feature none / bigram / ngram`), interleaved so that every feature meets the
-same load.
+feature (`--overlap-feature none / bigram / ngram`; `sentence`: the bigram marks and
+`--sentence-feature count`), interleaved so that every feature meets the same load.
 
     .venv/bin/python bench/qa_overlap_step.py [--rounds 6] [--steps 40] [--batch-size 16]
 
@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         DEMO_MAX_QUESTION_TOKENS,
         DEMO_NUM_HEADS,
         DEMO_NUM_LAYERS,
+        sentence_end_ids,
     )
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -59,6 +60,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             config,
             overlap_sep_id=None if feature == "none" else tokenizer.sep_id,
             overlap_max_length=DEFAULT_MAX_MATCH_LENGTH if feature == "ngram" else None,
+            sentence_end_ids=sentence_end_ids(tokenizer) if feature == "sentence" else None,
         )
         steps[feature] = jit_train_step(model)
     load_before = os.getloadavg()

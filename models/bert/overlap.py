@@ -23,6 +23,14 @@ would have grown (a new row for pretrained checkpoints) and the UniLM mask would
 reading the cumulative sum of the segment ids. Here the inputs, the mask, the signatures and the
 service are unchanged, and a model without the feature is the same model as before.
 
+A third, sentence-level feature (`sentence_overlap`, `--sentence-feature count`): each token of A
+gets how many distinct bigrams of B its sentence holds. The token-level marks say that "张伟"
+and "住在" occur in the passage; in "张伟今年35岁。李伟住在上海。张伟住在北京。" they do not say
+which sentence holds both, which a 2-layer encoder trained for minutes often got wrong on passages
+of five sentences and more (the demo's held-out errors, docs/benchmarks.md, issue 18's sixth
+pass). The counts (1, 2 and 3 there) point at the sentence about the person and the fact asked,
+as sentence selection does in retrieval-based QA.
+
 The feature is computed inside the model's graph from `token_ids` and `segment_ids` (the
 embeddings layer, `models.bert.bert_layers.BertEmbeddings(overlap_sep_id=...)`), so training,
 the exported SavedModel's `prefill` and `full_logits`, and every caller of them share this one
