@@ -17,6 +17,7 @@ import argparse
 import dataclasses
 import os
 from pathlib import Path
+from typing import Any
 
 import tensorflow as tf
 
@@ -57,10 +58,18 @@ def reexport_qa(version_dir: str | os.PathLike[str], name: str | None = None) ->
     overlap_sep_id = manifest.config.get("overlap_sep_id")
     ngram = manifest.config.get("overlap_feature") == "ngram"
     overlap_max_length = manifest.config.get("overlap_max_length") if ngram else None
+    # And those with the sentence-level feature (`--sentence-feature`) its end ids and cap.
+    sentence: dict[str, Any] = {}
+    if manifest.config.get("sentence_end_ids") is not None:
+        sentence = {
+            "sentence_end_ids": [int(i) for i in manifest.config["sentence_end_ids"]],
+            "sentence_max_count": int(manifest.config["sentence_max_count"]),
+        }
     model = build_qa_model(
         BertConfig(**{k: v for k, v in shape.items() if k in fields}),
         overlap_sep_id=None if overlap_sep_id is None else int(overlap_sep_id),
         overlap_max_length=None if overlap_max_length is None else int(overlap_max_length),
+        **sentence,
     )
     status = tf.train.Checkpoint(model=model).read(os.fspath(folder / "variables" / "variables"))
     # Every weight of the fresh model must come from the old version.

@@ -13,7 +13,7 @@ Two ways to run it:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from models.bert.bert_layers import BertEmbeddings, BertTransformerLayer, bert_initializer
 from models.bert.masks import build_attention_mask
+from models.bert.overlap import DEFAULT_MAX_SENTENCE_COUNT
 
 AttentionMode = Literal["bidirectional", "causal", "unilm"]
 ATTENTION_MODES = ("bidirectional", "causal", "unilm")
@@ -116,6 +117,9 @@ class BertBackbone(keras.Model):
             (the default) is BERT as published.
         overlap_max_length: with `overlap_sep_id`, the match-length feature capped at this
             (`models.bert.overlap.match_length_overlap`) instead of the bigram marks; None: bigram.
+        sentence_end_ids, sentence_max_count: with `overlap_sep_id`, the sentence-level
+            feature too (`models.bert.overlap.sentence_overlap`, `BertEmbeddings`); None (the
+            default): not read.
 
     Outputs of the functional model: a dict with `sequence_output` [B, L, H] (the token states)
     and `pooled_output` [B, H] (tanh dense of the [CLS] state, BERT's next-sentence input).
@@ -148,6 +152,8 @@ class BertBackbone(keras.Model):
         condition_hidden_units: int | None = None,
         overlap_sep_id: int | None = None,
         overlap_max_length: int | None = None,
+        sentence_end_ids: Sequence[int] | None = None,
+        sentence_max_count: int = DEFAULT_MAX_SENTENCE_COUNT,
         **kwargs: Any,
     ) -> None:
         # Layers.
@@ -162,6 +168,8 @@ class BertBackbone(keras.Model):
             condition_hidden_units,
             overlap_sep_id=overlap_sep_id,
             overlap_max_length=overlap_max_length,
+            sentence_end_ids=sentence_end_ids,
+            sentence_max_count=sentence_max_count,
             name="embeddings",
         )
         blocks = [
@@ -222,6 +230,8 @@ class BertBackbone(keras.Model):
         self.condition_hidden_units = condition_hidden_units
         self.overlap_sep_id = overlap_sep_id
         self.overlap_max_length = overlap_max_length
+        self.sentence_end_ids = embeddings.sentence_end_ids
+        self.sentence_max_count = embeddings.sentence_max_count
 
     @classmethod
     def from_bert_config(
@@ -435,6 +445,14 @@ class BertBackbone(keras.Model):
                 {}
                 if self.overlap_max_length is None
                 else {"overlap_max_length": self.overlap_max_length}
+            ),
+            **(
+                {}
+                if self.sentence_end_ids is None
+                else {
+                    "sentence_end_ids": list(self.sentence_end_ids),
+                    "sentence_max_count": self.sentence_max_count,
+                }
             ),
         }
 

@@ -10,6 +10,7 @@ and attend over the cache, without a second implementation of the same arithmeti
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import keras
@@ -17,7 +18,12 @@ import tensorflow as tf
 
 from models.bert.conditional_layer_norm import apply_layer_norm, make_layer_norm
 from models.bert.masks import mask_to_bias
-from models.bert.overlap import bigram_overlap, match_length_overlap
+from models.bert.overlap import (
+    DEFAULT_MAX_SENTENCE_COUNT,
+    bigram_overlap,
+    match_length_overlap,
+    sentence_overlap,
+)
 
 # BERT's initializer: truncated normal with stddev 0.02 (`initializer_range` in bert_config.json).
 INITIALIZER_RANGE = 0.02
@@ -73,6 +79,11 @@ class BertEmbeddings(keras.layers.Layer):
             bigram marks (`models.bert.overlap.match_length_overlap`: the length of the longest
             common substring covering each source token, capped at this; one learned vector per
             length 1..cap, zero at the start; length 0 adds nothing). None: the bigram marks.
+        sentence_end_ids: with `overlap_sep_id`, also read the sentence-level feature: each
+            token of A gets how many distinct bigrams of B its sentence holds, sentences ending
+            at these ids (`models.bert.overlap.sentence_overlap`; one learned vector per count
+            1..`sentence_max_count`, zero at the start; 0 adds nothing). None: not read.
+        sentence_max_count: the cap of those counts.
     """
 
     def __init__(
@@ -87,11 +98,19 @@ class BertEmbeddings(keras.layers.Layer):
         condition_hidden_units: int | None = None,
         overlap_sep_id: int | None = None,
         overlap_max_length: int | None = None,
+        sentence_end_ids: Sequence[int] | None = None,
+        sentence_max_count: int = DEFAULT_MAX_SENTENCE_COUNT,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if overlap_max_length is not None and overlap_sep_id is None:
             raise ValueError("overlap_max_length needs overlap_sep_id")
+        if sentence_end_ids is not None and overlap_sep_id is None:
+            raise ValueError("sentence_end_ids needs overlap_sep_id")
+        self.sentence_end_ids = (
+            None if sentence_end_ids is None else tuple(int(i) for i in sentence_end_ids)
+        )
+        self.sentence_max_count = int(sentence_max_count)
         self.overlap_sep_id = overlap_sep_id
         self.overlap_max_length = overlap_max_length
         self.vocab_size = vocab_size
@@ -131,6 +150,12 @@ class BertEmbeddings(keras.layers.Layer):
             self.overlap_vector = self.add_weight(
                 name="overlap", shape=(self.hidden_size,), initializer="zeros"
             )
+        if self.sentence_end_ids is not None:
+            self.sentence_counts = self.add_weight(
+                name="sentence_counts",
+                shape=(self.sentence_max_count, self.hidden_size),
+                initializer="zeros",
+            )
         self.built = True
 
     def call(
@@ -166,6 +191,19 @@ class BertEmbeddings(keras.layers.Layer):
         elif self.overlap_sep_id is not None:
             marks = bigram_overlap(token_ids, segment_ids, self.overlap_sep_id)
             x = x + marks[:, :, tf.newaxis] * self.overlap_vector
+        if self.overlap_sep_id is not None and self.sentence_end_ids is not None:
+            counts = sentence_overlap(
+                token_ids,
+                segment_ids,
+                self.overlap_sep_id,
+                self.sentence_end_ids,
+                self.sentence_max_count,
+            )
+            # Row 0 (no bigram of the question in the sentence, and every token outside A).
+            table = tf.concat(
+                [tf.zeros_like(self.sentence_counts[:1]), self.sentence_counts], axis=0
+            )
+            x = x + tf.gather(tf.cast(table, x.dtype), counts)
         return self.dropout(apply_layer_norm(self.layer_norm, x, condition), training=training)
 
     def get_config(self) -> dict[str, Any]:
@@ -184,6 +222,11 @@ class BertEmbeddings(keras.layers.Layer):
             config.update(overlap_sep_id=self.overlap_sep_id)
         if self.overlap_max_length is not None:
             config.update(overlap_max_length=self.overlap_max_length)
+        if self.sentence_end_ids is not None:
+            config.update(
+                sentence_end_ids=list(self.sentence_end_ids),
+                sentence_max_count=self.sentence_max_count,
+            )
         return config
 
 

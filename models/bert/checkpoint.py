@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from models.bert.bert_backbone import AttentionMode, BertBackbone, BertConfig
 from models.bert.mlm_head import BertMaskedLMHead
+from models.bert.overlap import DEFAULT_MAX_SENTENCE_COUNT
 from models.bert.tokenizer import TOKENIZER_CONFIG_FILE, VOCAB_FILE, BertTokenizer
 
 logger = logging.getLogger(__name__)
@@ -184,6 +185,8 @@ def _build(
     condition_hidden_units: int | None = None,
     overlap_sep_id: int | None = None,
     overlap_max_length: int | None = None,
+    sentence_end_ids: Sequence[int] | None = None,
+    sentence_max_count: int = DEFAULT_MAX_SENTENCE_COUNT,
 ) -> tuple[BertBackbone, BertMaskedLMHead | None]:
     backbone = BertBackbone.from_bert_config(
         config,
@@ -192,6 +195,8 @@ def _build(
         condition_hidden_units=condition_hidden_units,
         overlap_sep_id=overlap_sep_id,
         overlap_max_length=overlap_max_length,
+        sentence_end_ids=sentence_end_ids,
+        sentence_max_count=sentence_max_count,
     )
     head = None
     if with_mlm_head:
@@ -216,6 +221,8 @@ def load_hf_folder(
     condition_hidden_units: int | None = None,
     overlap_sep_id: int | None = None,
     overlap_max_length: int | None = None,
+    sentence_end_ids: Sequence[int] | None = None,
+    sentence_max_count: int = DEFAULT_MAX_SENTENCE_COUNT,
 ) -> LoadedBert:
     """Load a Hugging Face BERT folder (config.json, model.safetensors, vocab.txt).
 
@@ -233,6 +240,8 @@ def load_hf_folder(
             fine-tuning moves it.
         overlap_max_length: with `overlap_sep_id`, the match-length form of the feature capped
             at this (`models.bert.overlap.match_length_overlap`; its vectors start at zero too).
+        sentence_end_ids, sentence_max_count: with `overlap_sep_id`, the sentence-level feature
+            too (`models.bert.overlap.sentence_overlap`; its vectors start at zero too).
     """
     from safetensors.numpy import load_file
 
@@ -263,6 +272,8 @@ def load_hf_folder(
         condition_hidden_units,
         overlap_sep_id,
         overlap_max_length,
+        sentence_end_ids,
+        sentence_max_count,
     )
     slots = list(_backbone_slots(backbone)) + (list(_mlm_slots(head)) if head else [])
     missing = _assign(slots, lookup, str(folder))
@@ -280,6 +291,8 @@ def load_tf_checkpoint(
     condition_hidden_units: int | None = None,
     overlap_sep_id: int | None = None,
     overlap_max_length: int | None = None,
+    sentence_end_ids: Sequence[int] | None = None,
+    sentence_max_count: int = DEFAULT_MAX_SENTENCE_COUNT,
 ) -> LoadedBert:
     """Load Google's original BERT folder (bert_config.json, bert_model.ckpt.*, vocab.txt).
 
@@ -290,8 +303,8 @@ def load_tf_checkpoint(
         max_length: the tokenizer's default longest sequence (default: the position table).
         lowercase: the tokenizer's lower-casing (Google's folders say it only in their name:
             "uncased_*" and Chinese ones lower-case, "cased_*" do not).
-        condition_size, condition_hidden_units, overlap_sep_id, overlap_max_length: as for
-            `load_hf_folder`.
+        condition_size, condition_hidden_units, overlap_sep_id, overlap_max_length,
+        sentence_end_ids, sentence_max_count: as for `load_hf_folder`.
     """
     folder = Path(folder)
     config = BertConfig.from_json_dict(
@@ -321,6 +334,8 @@ def load_tf_checkpoint(
         condition_hidden_units,
         overlap_sep_id,
         overlap_max_length,
+        sentence_end_ids,
+        sentence_max_count,
     )
     slots = list(_backbone_slots(backbone)) + (list(_mlm_slots(head)) if head else [])
     missing = _assign(slots, lookup, checkpoint)

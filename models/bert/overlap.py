@@ -23,6 +23,14 @@ would have grown (a new row for pretrained checkpoints) and the UniLM mask would
 reading the cumulative sum of the segment ids. Here the inputs, the mask, the signatures and the
 service are unchanged, and a model without the feature is the same model as before.
 
+A third, sentence-level feature (`sentence_overlap`, `--sentence-feature count`): each token of A
+gets how many distinct bigrams of B its sentence holds. The token-level marks say that "张伟"
+and "住在" occur in the passage; in "张伟今年35岁。李伟住在上海。张伟住在北京。" they do not say
+which sentence holds both, which a 2-layer encoder trained for minutes often got wrong on passages
+of five sentences and more (the demo's held-out errors, docs/benchmarks.md, issue 18's sixth
+pass). The counts (1, 2 and 3 there) point at the sentence about the person and the fact asked,
+as sentence selection does in retrieval-based QA.
+
 The feature is computed inside the model's graph from `token_ids` and `segment_ids` (the
 embeddings layer, `models.bert.bert_layers.BertEmbeddings(overlap_sep_id=...)`), so training,
 the exported SavedModel's `prefill` and `full_logits`, and every caller of them share this one
@@ -34,11 +42,17 @@ belong to neither.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import tensorflow as tf
 
 OVERLAP_FEATURES = ("none", "bigram", "ngram")
+# What ends a sentence for `sentence_overlap` (those of them the vocabulary holds).
+SENTENCE_ENDS = "。！？；"
+# `sentence_overlap`'s default cap: a question holds at most `max_question_tokens` - 1 bigrams;
+# a name and a relation ("张秀英最喜欢的颜色是", 9 bigrams) fit under it.
+DEFAULT_MAX_SENTENCE_COUNT = 16
 # `ngram`'s default cap: lengths 1..7 apart, 8 and more one bucket. A name and the relation after
 # it ("张伟的职业是", 6) fit under it, so the match covering a like name's relation ("伟的职业是",
 # 5) stays one shorter than the asked name's.
@@ -58,6 +72,29 @@ def _source_parts(
     return tf.logical_and(content, tf.equal(part, 0)), tf.logical_and(content, tf.equal(part, 1))
 
 
+def _shift_left(x: tf.Tensor, fill: tf.Tensor) -> tf.Tensor:
+    return tf.concat([x[:, 1:], fill], axis=1)
+
+
+def _bigrams(
+    token_ids: tf.Tensor, segment_ids: tf.Tensor, sep_id: int
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+    """(A's content, B's content, bigram starts in A, bigram starts in B: [B, L] bool each;
+    same: [B, L, L] bool, the bigrams starting at i and at j are equal)."""
+    token_ids = tf.cast(token_ids, tf.int32)
+    first, second = _source_parts(token_ids, segment_ids, sep_id)
+    no = tf.zeros_like(first[:, :1])
+    # A bigram starts at i when tokens i and i + 1 are both in the same part.
+    first_start = tf.logical_and(first, _shift_left(first, no))
+    second_start = tf.logical_and(second, _shift_left(second, no))
+    following = _shift_left(token_ids, -tf.ones_like(token_ids[:, :1]))
+    same = tf.logical_and(
+        tf.equal(token_ids[:, :, tf.newaxis], token_ids[:, tf.newaxis, :]),
+        tf.equal(following[:, :, tf.newaxis], following[:, tf.newaxis, :]),
+    )
+    return first, second, first_start, second_start, same
+
+
 def bigram_overlap(token_ids: tf.Tensor, segment_ids: tf.Tensor, sep_id: int) -> tf.Tensor:
     """[B, L] float32: 1.0 on the source tokens of A (B) inside a bigram that B (A) also holds.
 
@@ -67,21 +104,7 @@ def bigram_overlap(token_ids: tf.Tensor, segment_ids: tf.Tensor, sep_id: int) ->
         segment_ids: [B, L] int; only segment-0 tokens are source.
         sep_id: the vocabulary's [SEP] id.
     """
-    token_ids = tf.cast(token_ids, tf.int32)
-    first, second = _source_parts(token_ids, segment_ids, sep_id)
-
-    def shift_left(x: tf.Tensor, fill: tf.Tensor) -> tf.Tensor:
-        return tf.concat([x[:, 1:], fill], axis=1)
-
-    no = tf.zeros_like(first[:, :1])
-    # A bigram starts at i when tokens i and i + 1 are both in the same part.
-    first_start = tf.logical_and(first, shift_left(first, no))
-    second_start = tf.logical_and(second, shift_left(second, no))
-    following = shift_left(token_ids, -tf.ones_like(token_ids[:, :1]))
-    same = tf.logical_and(
-        tf.equal(token_ids[:, :, tf.newaxis], token_ids[:, tf.newaxis, :]),
-        tf.equal(following[:, :, tf.newaxis], following[:, tf.newaxis, :]),
-    )  # [B, L, L]: the bigrams starting at i and at j are equal
+    first, _, first_start, second_start, same = _bigrams(token_ids, segment_ids, sep_id)
     first_hit = tf.logical_and(
         first_start, tf.reduce_any(tf.logical_and(same, second_start[:, tf.newaxis, :]), axis=2)
     )
@@ -90,8 +113,65 @@ def bigram_overlap(token_ids: tf.Tensor, segment_ids: tf.Tensor, sep_id: int) ->
     )
     start = tf.logical_or(first_hit, second_hit)
     # A bigram starting at i marks tokens i and i + 1.
+    no = tf.zeros_like(first[:, :1])
     marked = tf.logical_or(start, tf.concat([no, start[:, :-1]], axis=1))
     return tf.cast(marked, tf.float32)
+
+
+def sentence_overlap(
+    token_ids: tf.Tensor,
+    segment_ids: tf.Tensor,
+    sep_id: int,
+    end_ids: Sequence[int],
+    max_count: int,
+) -> tf.Tensor:
+    """[B, L] int32: for each token of A, how many distinct bigrams of B its sentence holds
+    (capped at `max_count`); 0 for every other token.
+
+    A's sentences end at (and include) the tokens `end_ids` (e.g. the ids of 。！？；). A bigram
+    of A belongs to the sentence of its first token. Asked `张伟住在哪里？` over
+    "李伟住在上海。张伟今年35岁。张伟住在北京。", the tokens of the three sentences get 2 (伟住,
+    住在), 1 (张伟) and 3 (张伟, 伟住, 住在): the sentence about the person asked and the fact
+    asked holds most of the question, which the token-level marks do not say (a sentence
+    selection feature, as in answer-sentence retrieval). A repeated bigram of B counts once.
+
+    Args:
+        token_ids, segment_ids, sep_id: as `bigram_overlap`.
+        end_ids: the ids that end a sentence (none: A is one sentence).
+        max_count: the cap (>= 1).
+    """
+    if max_count < 1:
+        raise ValueError(f"max_count must be 1 or more, not {max_count}")
+    token_ids = tf.cast(token_ids, tf.int32)
+    first, _, first_start, second_start, same = _bigrams(token_ids, segment_ids, sep_id)
+    # B's bigrams counted once: the first start of each distinct bigram of B.
+    earlier = tf.linalg.band_part(tf.ones_like(same[0], tf.int32), 0, -1) - tf.eye(
+        tf.shape(same)[1], dtype=tf.int32
+    )  # [L, L]: 1 where i < j
+    repeat = tf.reduce_any(
+        tf.logical_and(
+            tf.logical_and(same, second_start[:, :, tf.newaxis]),
+            tf.cast(earlier, tf.bool)[tf.newaxis],
+        ),
+        axis=1,
+    )  # [B, L]: an earlier start of B holds the same bigram
+    distinct = tf.logical_and(second_start, tf.logical_not(repeat))
+    match = tf.logical_and(
+        tf.logical_and(same, first_start[:, :, tf.newaxis]), distinct[:, tf.newaxis, :]
+    )  # [B, L (A starts), L (B's distinct starts)]
+    is_end = tf.zeros_like(first)
+    for end_id in end_ids:
+        is_end = tf.logical_or(is_end, tf.equal(token_ids, end_id))
+    is_end = tf.logical_and(first, is_end)
+    sentence = tf.cumsum(tf.cast(is_end, tf.int32), axis=1, exclusive=True)  # [B, L]
+    together = tf.logical_and(
+        tf.equal(sentence[:, :, tf.newaxis], sentence[:, tf.newaxis, :]),
+        tf.logical_and(first[:, :, tf.newaxis], first[:, tf.newaxis, :]),
+    )  # [B, L, L]: tokens i and k are in the same sentence of A
+    hits = tf.matmul(tf.cast(together, tf.float32), tf.cast(match, tf.float32))  # [B, L, L]
+    count = tf.reduce_sum(tf.cast(hits > 0.5, tf.int32), axis=2)
+    count = tf.where(first, tf.minimum(count, max_count), tf.zeros_like(count))
+    return count
 
 
 def match_length_overlap(

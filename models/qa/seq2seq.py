@@ -13,6 +13,7 @@ loss window (`answer_window_loss`) and the decoding rule (`models.qa.decoding`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import tensorflow as tf
 from models.bert.bert_backbone import BertBackbone, BertConfig
 from models.bert.bert_lm import LOSS_MASK_KEY, BertLM, lm_config, load_pretrained_bert
 from models.bert.mlm_head import BertMaskedLMHead, next_token_loss
+from models.bert.overlap import DEFAULT_MAX_SENTENCE_COUNT
 from models.qa.samples import TARGET_SEGMENT, max_sample_length
 
 MODEL_INPUTS = ("token_ids", "segment_ids", "padding_mask")
@@ -139,6 +141,8 @@ def build_qa_model(
     init_checkpoint: str | Path | None = None,
     overlap_sep_id: int | None = None,
     overlap_max_length: int | None = None,
+    sentence_end_ids: Sequence[int] | None = None,
+    sentence_max_count: int = DEFAULT_MAX_SENTENCE_COUNT,
 ) -> UniLMSeq2Seq:
     """A UniLM seq2seq QA model, from a pretrained BERT folder or from scratch.
 
@@ -155,6 +159,10 @@ def build_qa_model(
             zero (no checkpoint holds one): the model starts as the checkpoint is.
         overlap_max_length: with `overlap_sep_id`, the match-length feature capped at this
             (`models.bert.overlap.match_length_overlap`) instead of the bigram marks.
+        sentence_end_ids: with `overlap_sep_id`, the ids that end a sentence, to give the
+            encoder the sentence-level feature too (each passage token: how many distinct
+            question bigrams its sentence holds, capped at `sentence_max_count`:
+            `models.bert.overlap.sentence_overlap`); None: not read. Its vectors start at zero.
 
     Returns:
         The model, built (all weights exist).
@@ -166,6 +174,8 @@ def build_qa_model(
             attention_mode="unilm",
             overlap_sep_id=overlap_sep_id,
             overlap_max_length=overlap_max_length,
+            sentence_end_ids=sentence_end_ids,
+            sentence_max_count=sentence_max_count,
         )
         return UniLMSeq2Seq(loaded.backbone, loaded.mlm_head, name="unilm_seq2seq")
     if config is None:
@@ -175,5 +185,7 @@ def build_qa_model(
         attention_mode="unilm",
         overlap_sep_id=overlap_sep_id,
         overlap_max_length=overlap_max_length,
+        sentence_end_ids=sentence_end_ids,
+        sentence_max_count=sentence_max_count,
     )
     return UniLMSeq2Seq(backbone, name="unilm_seq2seq")

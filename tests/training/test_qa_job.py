@@ -151,6 +151,36 @@ def test_job_with_the_match_length_feature_records_it_and_reexports(tmp_path):
     assert abs(answers[0].score - answers[1].score) < 1e-4
 
 
+@pytest.mark.slow
+def test_job_with_the_sentence_feature_records_it_and_reexports(tmp_path):
+    """`--sentence-feature count`: the manifest records the sentence ends' ids (those of 。！？；
+    the vocabulary holds) and the cap, the service's runtime answers with it, and
+    `training.qa_reexport` rebuilds the same model; without `--overlap-feature` it is refused."""
+    from training.qa_reexport import reexport_qa
+
+    train, valid = _data(tmp_path)
+    extra = ("--overlap-feature", "bigram", "--sentence-feature", "count",
+             "--sentence-max-count", "6")  # fmt: skip
+    path = train_qa(_args(tmp_path, train, valid, *extra))
+    assert path is not None
+    config = json.loads((path / "manifest.json").read_text(encoding="utf-8"))["config"]
+    tokenizer = BertTokenizer(path / "assets" / "vocab.txt")
+    assert config["sentence_feature"] == "count" and config["sentence_max_count"] == 6
+    # The data hold 。 (passages) and ？ (questions), not ！ nor ；.
+    assert config["sentence_end_ids"] == sorted(tokenizer.token_to_id(c) for c in "。？")
+    again = reexport_qa(path, "again")
+    question = ("张伟住在哪里？", ["张伟今年35岁。李伟住在上海。张伟住在北京。"])
+    answers = []
+    for folder in (path, again):
+        runtime = load_in_runtime(folder)
+        item = runtime.prepare(*question, max_answer_tokens=None, beam_size=2, extractive=False)
+        answers.append(runtime.run_batch([item])[0])
+    assert answers[0].answer == answers[1].answer
+    assert abs(answers[0].score - answers[1].score) < 1e-4
+    with pytest.raises(ValueError, match="needs --overlap-feature"):
+        train_qa(_args(tmp_path / "no", train, valid, "--sentence-feature", "count"))
+
+
 def _tiny_checkpoint(tmp_path, train):
     """A BERT folder (config.json, model.safetensors, vocab.txt) over the data's characters, as
     `training.pretrain` writes one, without the exact-match feature."""
