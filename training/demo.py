@@ -14,6 +14,7 @@ import argparse
 import logging
 import multiprocessing
 import random
+import signal
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -223,23 +224,31 @@ def run_lanes(
     ]
     for child in children:
         child.start()
+    # A daemon child outlives a parent killed by a signal: SIGTERM (`docker compose stop`) becomes
+    # an exception here, so that the children are stopped below.
+    previous = signal.signal(signal.SIGTERM, _raise_system_exit)
     try:
         for name in lanes[0]:
             train(name, args, True)
-    except BaseException:
-        # An error or Ctrl-C here (which a terminal sends the children too): they get a moment
-        # to stop on their own.
         for child in children:
+            child.join()
+    except BaseException:
+        # An error, Ctrl-C or SIGTERM: the demo stops as a whole (a rerun skips the demos that
+        # finished).
+        for child in children:
+            child.terminate()
             child.join(timeout=10)
-            if child.is_alive():
-                child.terminate()
         raise
-    for child in children:
-        child.join()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     failed = [n for lane, child in zip(lanes[1:], children, strict=True) for n in lane
               if child.exitcode != 0]  # fmt: skip
     if failed:
         raise SystemExit(f"demo training failed in the process for {', '.join(failed)}")
+
+
+def _raise_system_exit(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _configure_logging() -> None:
