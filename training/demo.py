@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import multiprocessing
+import os
 import random
 import signal
 import tempfile
@@ -40,6 +41,8 @@ DEMO_DENSITY_EPOCHS = 300
 # Minutes each demo takes alone on 2 idle cores (docs/benchmarks.md): `--jobs` hands them to its
 # processes longest first, each to the least loaded, so the QA demo gets a process of its own.
 DEMO_MINUTES = {"demo-qa": 8.1, "demo-digits": 1.5, "demo-cln": 0.6, "demo-jose": 0.3}
+# How much nicer than the first lane the others run (`os.nice`).
+LANE_NICENESS = 10
 # A sentence ends with one of these, so that the generation demo learns to stop.
 DEMO_ENDINGS = ["。", "！", "。", "～"]
 
@@ -203,7 +206,10 @@ def _run_lane(
     names: list[str],
     args: argparse.Namespace,
 ) -> None:
-    """A child process's lane: no progress bars, which would fight the first lane's."""
+    """A child process's lane: no progress bars, which would fight the first lane's, and a lower
+    priority: the first lane (the longest) is the critical path, the others fill the cycles it
+    leaves idle."""
+    os.nice(LANE_NICENESS)
     _configure_logging()
     for name in names:
         train(name, args, False)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from training.demo import DEMO_MINUTES, plan_lanes, run_lanes
+from training.demo import DEMO_MINUTES, LANE_NICENESS, plan_lanes, run_lanes
 
 
 def test_the_qa_demo_gets_a_lane_of_its_own() -> None:
@@ -28,7 +28,7 @@ def record_pid(name: str, args: argparse.Namespace, progress: bool) -> None:
     """A stand-in for `train_demo` (module level, so a spawned process can import it)."""
     if name == "broken":
         raise RuntimeError("this demo fails")
-    (args.out / name).write_text(f"{os.getpid()} {progress}")
+    (args.out / name).write_text(f"{os.getpid()} {progress} {os.nice(0)}")
     if name.startswith("slow"):
         time.sleep(120)
 
@@ -37,9 +37,12 @@ def test_lanes_train_at_once_in_their_own_processes(tmp_path: Path) -> None:
     args = argparse.Namespace(out=tmp_path)
     run_lanes([["qa"], ["digits", "cln"]], args, train=record_pid)
     pid = {name: (tmp_path / name).read_text().split() for name in ("qa", "digits", "cln")}
-    assert pid["qa"] == [str(os.getpid()), "True"]  # the first lane here, with its progress bar
+    # The first lane here, with its progress bar; the others elsewhere, without, at a lower
+    # priority.
+    assert pid["qa"] == [str(os.getpid()), "True", str(os.nice(0))]
     assert pid["digits"] == pid["cln"] and pid["digits"][0] != str(os.getpid())
     assert pid["digits"][1] == "False"
+    assert int(pid["digits"][2]) == min(19, os.nice(0) + LANE_NICENESS)
 
 
 def test_a_failed_lane_is_named_after_the_others_finish(tmp_path: Path) -> None:
