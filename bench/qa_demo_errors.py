@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.qa_demo_heldout import load_qa_version  # noqa: E402
 from models.bert.tokenizer import BertTokenizer  # noqa: E402
 from models.qa.decoding import answer_questions  # noqa: E402
 from models.qa.metrics import normalize_answer  # noqa: E402
@@ -40,7 +41,6 @@ from models.qa.synthetic import (  # noqa: E402
     LabelledExample,
     make_labelled_examples,
 )
-from models.store import QAManifest, read_manifest  # noqa: E402
 from training.qa import DEMO_HELDOUT_SEED, DEMO_HELDOUT_SYNTHETIC  # noqa: E402
 
 _BY_NAME = {a.name: a for a in ATTRIBUTES}
@@ -204,7 +204,6 @@ def _answer(model: Any, tokenizer: BertTokenizer, pairs: Sequence[tuple[str, lis
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    from models.bert.lm_reader import SavedModelLMStepModel
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, required=True, help="a version folder")
@@ -213,17 +212,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--json", type=Path, default=None, help="write the per-question rows")
     parser.add_argument("--show", type=int, default=15, help="wrong questions to print")
     args = parser.parse_args(argv)
-    manifest = read_manifest(args.model, QAManifest)
-    spec = manifest.tokenizer
-    tokenizer = BertTokenizer(args.model / spec.vocab, spec.lowercase, spec.strip_accents)
-    model = SavedModelLMStepModel(args.model)
-    options: dict[str, Any] = {
-        "max_passage_tokens": manifest.max_passage_tokens,
-        "max_question_tokens": manifest.max_question_tokens,
-        "max_answer_tokens": manifest.max_answer_tokens,
-        "beam_size": manifest.decoding.beam_size,
-        "extractive": manifest.decoding.extractive,
-    }
+    model, tokenizer, options = load_qa_version(args.model)
     labelled = make_labelled_examples(args.count, args.seed, DEMO_HELDOUT_SYNTHETIC)
     predictions = _answer(
         model, tokenizer, [(i.example.question, [p.text for p in i.example.passages])

@@ -31,19 +31,14 @@ from models.store import QAManifest, read_manifest  # noqa: E402
 from training.qa import DEMO_HELDOUT_SEED, DEMO_HELDOUT_SYNTHETIC, ISSUE_EXAMPLES  # noqa: E402
 
 
-def main(argv: list[str] | None = None) -> dict[str, object]:
+def load_qa_version(path: Path) -> tuple[Any, BertTokenizer, dict[str, Any]]:
+    """A QA version's step model, tokenizer and `answer_questions` options, as the service
+    decodes with them (the manifest's limits, beam size and extractive setting)."""
     from models.bert.lm_reader import SavedModelLMStepModel
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", type=Path, required=True, help="a version folder")
-    parser.add_argument("--count", type=int, default=1000, help="held-out questions")
-    parser.add_argument("--seed", type=int, default=DEMO_HELDOUT_SEED)
-    parser.add_argument("--examples", action="store_true", help="answer issue 18's examples")
-    args = parser.parse_args(argv)
-    manifest = read_manifest(args.model, QAManifest)
+    manifest = read_manifest(path, QAManifest)
     spec = manifest.tokenizer
-    tokenizer = BertTokenizer(args.model / spec.vocab, spec.lowercase, spec.strip_accents)
-    model = SavedModelLMStepModel(args.model)
+    tokenizer = BertTokenizer(path / spec.vocab, spec.lowercase, spec.strip_accents)
     options: dict[str, Any] = {
         "max_passage_tokens": manifest.max_passage_tokens,
         "max_question_tokens": manifest.max_question_tokens,
@@ -51,6 +46,18 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "beam_size": manifest.decoding.beam_size,
         "extractive": manifest.decoding.extractive,
     }
+    return SavedModelLMStepModel(path), tokenizer, options
+
+
+def main(argv: list[str] | None = None) -> dict[str, object]:
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", type=Path, required=True, help="a version folder")
+    parser.add_argument("--count", type=int, default=1000, help="held-out questions")
+    parser.add_argument("--seed", type=int, default=DEMO_HELDOUT_SEED)
+    parser.add_argument("--examples", action="store_true", help="answer issue 18's examples")
+    args = parser.parse_args(argv)
+    model, tokenizer, options = load_qa_version(args.model)
     labelled = make_labelled_examples(args.count, args.seed, DEMO_HELDOUT_SYNTHETIC)
     predictions: list[str | None] = []
     for start in range(0, len(labelled), 16):

@@ -41,10 +41,10 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.qa_demo_heldout import load_qa_version  # noqa: E402
 from models.bert.tokenizer import BertTokenizer  # noqa: E402
 from models.qa.decoding import answer_questions  # noqa: E402
 from models.qa.synthetic import ANSWERED, make_labelled_examples  # noqa: E402
-from models.store import QAManifest, read_manifest  # noqa: E402
 from training.qa import (  # noqa: E402
     DEMO_HELDOUT_SEED,
     DEMO_HELDOUT_SYNTHETIC,
@@ -264,10 +264,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
 
-    manifest = read_manifest(args.model, QAManifest)
-    spec = manifest.tokenizer
-    tokenizer = BertTokenizer(args.model / spec.vocab, spec.lowercase, spec.strip_accents)
-    model = SavedModelLMStepModel(args.model)
+    model, tokenizer, options = load_qa_version(args.model)
     if not model.has_attention:
         raise SystemExit(f"{args.model} has no attention output: python -m training.qa_reexport")
     num_layers = int(model._cache_shape[0])
@@ -276,13 +273,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for layer in range(num_layers):
             READINGS.append((f"layer {layer}, {reading}", layer, shift))
         READINGS.append((f"mean of layers, {reading}", None, shift))
-    options: dict[str, Any] = {
-        "max_passage_tokens": manifest.max_passage_tokens,
-        "max_question_tokens": manifest.max_question_tokens,
-        "max_answer_tokens": manifest.max_answer_tokens,
-        "beam_size": manifest.decoding.beam_size,
-        "extractive": manifest.decoding.extractive,
-    }
     report: dict[str, Any] = {"model": str(args.model), "options": options}
     heldout = synthetic_set(args.count, DEMO_HELDOUT_SYNTHETIC)
     if not args.skip_quality:
