@@ -142,13 +142,7 @@ def test_job_with_the_match_length_feature_records_it_and_reexports(tmp_path):
     assert config["bert"] and config["first_token_weight"] == 2.0
     again = reexport_qa(path, "again")
     question = ("张伟住在哪里？", ["张伟住在北京。李伟住在上海。"])
-    answers = []
-    for folder in (path, again):
-        runtime = load_in_runtime(folder)
-        item = runtime.prepare(*question, max_answer_tokens=None, beam_size=2, extractive=False)
-        answers.append(runtime.run_batch([item])[0])
-    assert answers[0].answer == answers[1].answer
-    assert abs(answers[0].score - answers[1].score) < 1e-4
+    _assert_same_answer(path, again, question)
 
 
 @pytest.mark.slow
@@ -170,6 +164,13 @@ def test_job_with_the_sentence_feature_records_it_and_reexports(tmp_path):
     assert config["sentence_end_ids"] == sorted(tokenizer.token_to_id(c) for c in "。？")
     again = reexport_qa(path, "again")
     question = ("张伟住在哪里？", ["张伟今年35岁。李伟住在上海。张伟住在北京。"])
+    _assert_same_answer(path, again, question)
+    with pytest.raises(ValueError, match="needs --overlap-feature"):
+        train_qa(_args(tmp_path / "no", train, valid, "--sentence-feature", "count"))
+
+
+def _assert_same_answer(path, again, question: tuple[str, list[str]]) -> None:
+    """A version and its re-export answer `question` in the service's runtime alike."""
     answers = []
     for folder in (path, again):
         runtime = load_in_runtime(folder)
@@ -177,8 +178,6 @@ def test_job_with_the_sentence_feature_records_it_and_reexports(tmp_path):
         answers.append(runtime.run_batch([item])[0])
     assert answers[0].answer == answers[1].answer
     assert abs(answers[0].score - answers[1].score) < 1e-4
-    with pytest.raises(ValueError, match="needs --overlap-feature"):
-        train_qa(_args(tmp_path / "no", train, valid, "--sentence-feature", "count"))
 
 
 def _tiny_checkpoint(tmp_path, train):
