@@ -180,10 +180,41 @@ def test_cached_decoding_with_the_feature_equals_full_recomputation(beam_size: i
     assert len(cached.log_probs) > 1
 
 
-def test_the_saved_model_computes_the_feature_itself(tmp_path: Path) -> None:
-    vocab = tmp_path / "vocab.txt"
+def placeholder_vocab(path: Path) -> Path:
+    """A vocab.txt of VOCAB_SIZE entries, the specials first: what an export needs beside ids."""
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    vocab.write_text("\n".join(specials + [f"w{i}" for i in range(VOCAB_SIZE - 5)]) + "\n")
+    path.write_text("\n".join(specials + [f"w{i}" for i in range(VOCAB_SIZE - 5)]) + "\n")
+    return path
+
+
+def assert_version_and_reexport_decode_as_keras(
+    tmp_path: Path, model: UniLMSeq2Seq, rows: list[list[int]], config: dict
+) -> None:
+    """A store version of `model` whose manifest holds `config`, and `training.qa_reexport`'s
+    rebuild of it from that config, both decode `rows` (cached and full) as the Keras model."""
+    from tests.tiny_store import WORDPIECE
+    from training.common import export_version
+    from training.qa_reexport import reexport_qa
+
+    vocab = placeholder_vocab(tmp_path / "vocab.txt")
+    answer = MAX_ANSWER_TOKENS
+    limits = {"max_passage_tokens": 20, "max_question_tokens": 10, "max_answer_tokens": answer}
+    version = export_version(
+        tmp_path / "store", "reader", task="qa", family="bert-unilm",
+        write_model=lambda path: export_qa_saved_model(path, model, vocab, 20, 10, answer),
+        config={"bert": model.config.__dict__, **config},
+        data={}, metrics={}, extra={**limits, "tokenizer": WORDPIECE},
+    )  # fmt: skip
+    again = reexport_qa(version, "again")
+    full = beam_search(FullScorer(KerasStepModel(model, answer), rows), 3, 2, answer)
+    for folder in (version, again):
+        saved = SavedModelLMStepModel(folder)
+        assert_same_decoding(beam_search(CachedScorer(saved, rows), 3, 2, answer), full)
+        assert_same_decoding(beam_search(FullScorer(saved, rows), 3, 2, answer), full)
+
+
+def test_the_saved_model_computes_the_feature_itself(tmp_path: Path) -> None:
+    vocab = placeholder_vocab(tmp_path / "vocab.txt")
     model = overlap_model(seed=2)
     make_sep_likely(model, SEP_BIAS)
     export_qa_saved_model(tmp_path / "model", model, vocab, 20, 10, MAX_ANSWER_TOKENS)

@@ -12,9 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models.bert.lm_reader import SavedModelLMStepModel
 from models.bert.overlap import sentence_overlap
-from models.qa.export import export_qa_saved_model
 from models.qa.kv_cache import KerasStepModel
 from models.qa.seq2seq import UniLMSeq2Seq, build_qa_model, small_qa_config
 from tests.models.test_qa_cache import (
@@ -30,7 +28,13 @@ from tests.models.test_qa_cache import (
     make_sep_likely,
     pad,
 )
-from tests.models.test_qa_overlap import CLS, VOCAB, ids, overlap_prefixes
+from tests.models.test_qa_overlap import (
+    CLS,
+    VOCAB,
+    assert_version_and_reexport_decode_as_keras,
+    ids,
+    overlap_prefixes,
+)
 
 END = VOCAB["。"]
 
@@ -182,28 +186,8 @@ def test_cached_decoding_with_sentence_counts_equals_full_recomputation(beam_siz
 def test_the_saved_model_computes_sentence_counts_and_a_reexport_keeps_them(
     tmp_path: Path,
 ) -> None:
-    from tests.tiny_store import WORDPIECE
-    from training.common import export_version
-    from training.qa_reexport import reexport_qa
-
-    vocab = tmp_path / "vocab.txt"
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    vocab.write_text("\n".join(specials + [f"w{i}" for i in range(VOCAB_SIZE - 5)]) + "\n")
     model = sentence_model(seed=2)
     make_sep_likely(model, SEP_BIAS)
-    answer = MAX_ANSWER_TOKENS
-    limits = {"max_passage_tokens": 20, "max_question_tokens": 10, "max_answer_tokens": answer}
-    version = export_version(
-        tmp_path / "store", "reader", task="qa", family="bert-unilm",
-        write_model=lambda path: export_qa_saved_model(path, model, vocab, 20, 10, answer),
-        config={"bert": model.config.__dict__, "overlap_sep_id": SEP, "overlap_feature": "bigram",
-                "sentence_feature": "count", "sentence_end_ids": [6], "sentence_max_count": 3},
-        data={}, metrics={}, extra={**limits, "tokenizer": WORDPIECE},
-    )  # fmt: skip
-    again = reexport_qa(version, "again")
-    rows = prefixes(seed=2)
-    full = beam_search(FullScorer(KerasStepModel(model, answer), rows), 3, 2, answer)
-    for folder in (version, again):
-        saved = SavedModelLMStepModel(folder)
-        assert_same_decoding(beam_search(CachedScorer(saved, rows), 3, 2, answer), full)
-        assert_same_decoding(beam_search(FullScorer(saved, rows), 3, 2, answer), full)
+    config = {"overlap_sep_id": SEP, "overlap_feature": "bigram", "sentence_feature": "count",
+              "sentence_end_ids": [6], "sentence_max_count": 3}  # fmt: skip
+    assert_version_and_reexport_decode_as_keras(tmp_path, model, prefixes(seed=2), config)
