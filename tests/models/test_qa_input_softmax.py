@@ -198,3 +198,23 @@ def test_step_model_for_reads_the_manifests_setting() -> None:
     assert isinstance(wrapped, InputSoftmaxStepModel) and wrapped.pad_id == 0
     with pytest.raises(ValueError, match="answer_softmax"):
         step_model_for(model, "passage")
+
+
+def test_evidence_decoding_through_the_wrapper_gives_the_same_answers() -> None:
+    """`return_evidence` decodes with the attention outputs (`prefill_with_attention`,
+    `step_with_attention`): wrapped too, so answers and scores are the ones without evidence."""
+    model = tiny_model(seed=2)
+    make_sep_likely(model, SEP_BIAS)
+    wrapped = InputSoftmaxStepModel(KerasStepModel(model, MAX_ANSWER_TOKENS))
+    assert wrapped.has_attention
+    rows = random_prefixes(seed=2)
+    prefixes = [rows[:2], rows[2:]]
+    options: dict[str, Any] = {"sep_id": SEP, "max_answer_tokens": 4, "beam_size": 2,
+                               "banned_ids": (PAD, CLS)}  # fmt: skip
+    plain = decode_batch(wrapped, prefixes, **options)
+    with_evidence = decode_batch(wrapped, prefixes, evidence=True, **options)
+    for a, b in zip(plain, with_evidence, strict=True):
+        assert a.token_ids == b.token_ids and a.score == pytest.approx(b.score)
+        assert b.evidence is not None
+    for answer, question in zip(plain, prefixes, strict=True):
+        assert set(answer.token_ids or []) <= {t for row in question for t in row}
