@@ -33,8 +33,9 @@ from training.qa import DEMO_HELDOUT_SEED, DEMO_HELDOUT_SYNTHETIC, ISSUE_EXAMPLE
 
 def load_qa_version(path: Path) -> tuple[Any, BertTokenizer, dict[str, Any]]:
     """A QA version's step model, tokenizer and `answer_questions` options, as the service
-    decodes with them (the manifest's limits, beam size and extractive setting)."""
+    decodes with them (the manifest's limits, beam size, extractive setting and softmax)."""
     from models.bert.lm_reader import SavedModelLMStepModel
+    from models.qa.input_softmax import step_model_for
 
     manifest = read_manifest(path, QAManifest)
     spec = manifest.tokenizer
@@ -46,7 +47,8 @@ def load_qa_version(path: Path) -> tuple[Any, BertTokenizer, dict[str, Any]]:
         "beam_size": manifest.decoding.beam_size,
         "extractive": manifest.decoding.extractive,
     }
-    return SavedModelLMStepModel(path), tokenizer, options
+    model = step_model_for(SavedModelLMStepModel(path), manifest.decoding.answer_softmax)
+    return model, tokenizer, options
 
 
 def main(argv: list[str] | None = None) -> dict[str, object]:

@@ -279,6 +279,9 @@ class QADecoding(_Entry):
 
     beam_size: PositiveCount = 1
     extractive: Annotated[bool, Field(strict=True)] = False
+    # "input": the model was trained with each answer token's softmax over the tokens of its
+    # input only, and decodes renormalised the same way (`models.qa.input_softmax`).
+    answer_softmax: Literal["vocabulary", "input"] = "vocabulary"
 
 
 class QAManifest(Manifest):

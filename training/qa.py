@@ -36,6 +36,7 @@ from models.bert.overlap import (
 )
 from models.bert.tokenizer import VOCAB_FILE, BertTokenizer
 from models.qa.export import export_qa_saved_model
+from models.qa.input_softmax import ANSWER_SOFTMAXES, step_model_for
 from models.qa.kv_cache import KerasStepModel
 from models.qa.readers import QAExample, read_qa_file, window_passages, write_webqa_file
 from models.qa.samples import (
@@ -154,6 +155,15 @@ class QAJob(BertJob):
             help="weight of each sample's first target token in the loss (the answer's first "
             "token or the [SEP] of no answer), against 1 for the others",
         )
+        g.add_argument(
+            "--answer-softmax",
+            choices=list(ANSWER_SOFTMAXES),
+            default="vocabulary",
+            help="input: each answer token's softmax runs over the tokens of the sample "
+            "(passage, question, answer), not the whole vocabulary, in training and in the "
+            "model's decoding (models.qa.input_softmax): the head only learns to tell the "
+            "passage's tokens apart; for span answers from an encoder without its MLM head",
+        )
         g.add_argument("--beam-size", type=int, default=1, help="beams when evaluating")
         g.add_argument(
             "--extractive", action="store_true", help="evaluate with answers restricted to spans"
@@ -194,6 +204,7 @@ class QAJob(BertJob):
             answer_window,
             training=True,
             first_token_weight=self.args.first_token_weight,
+            input_softmax=self.args.answer_softmax == "input",
         )
 
     def pad(self, indices: np.ndarray) -> dict[str, np.ndarray]:
@@ -212,7 +223,9 @@ class QAJob(BertJob):
             valid = read_qa_file(args.valid)[: args.valid_limit]
             t1 = time.perf_counter()
             scores, _ = evaluate_examples(
-                KerasStepModel(self.model, args.max_answer_tokens),
+                step_model_for(
+                    KerasStepModel(self.model, args.max_answer_tokens), args.answer_softmax
+                ),
                 self.tokenizer,
                 prepare_examples(valid, self.window, self.stride),
                 max_passage_tokens=args.max_passage_tokens,
@@ -260,7 +273,11 @@ class QAJob(BertJob):
                     "strip_accents": self.tokenizer.strip_accents,
                     "vocab": VOCAB_ASSET_PATH,
                 },
-                "decoding": {"beam_size": args.beam_size, "extractive": args.extractive},
+                "decoding": {
+                    "beam_size": args.beam_size,
+                    "extractive": args.extractive,
+                    "answer_softmax": args.answer_softmax,
+                },
             },
         )
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from models.bert.tokenizer import BertTokenizer
 from models.qa.decoding import RecomputeStepModel, StepModel, answer_questions
+from models.qa.input_softmax import step_model_for
 from models.qa.metrics import evaluate
 from models.qa.readers import QAExample, read_qa_file, window_passages
 from models.qa.samples import (
@@ -124,8 +125,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     examples = [window_passages(e, window, stride) for e in read_qa_file(args.data)]
     examples = examples[: args.limit]
     saved = SavedModelStepModel(args.model)
-    model: StepModel = (
-        RecomputeStepModel(saved.full_logits, tokenizer.pad_id) if args.no_cache else saved
+    model: StepModel = step_model_for(
+        RecomputeStepModel(saved.full_logits, tokenizer.pad_id) if args.no_cache else saved,
+        manifest.decoding.answer_softmax,
     )
     started = time.perf_counter()
     scores, predictions = evaluate_examples(

@@ -75,6 +75,7 @@ def answer_window_loss(
     window: int,
     training: bool | None = None,
     first_token_weight: float = 1.0,
+    input_softmax: bool = False,
 ) -> tf.Tensor:
     """`seq2seq_loss` with the MLM head applied to the answer positions only.
 
@@ -89,6 +90,10 @@ def answer_window_loss(
     `first_token_weight` weighs each row's first target (the answer's first token, or the [SEP]
     of "no answer": where a reader decides whether, and whose, value it gives) that many times
     the others; the mean is over the weights. 1.0: the plain mean.
+
+    `input_softmax`: each target's softmax runs over the tokens the row holds (prefix and
+    answer) instead of the whole vocabulary (`models.qa.input_softmax`, which decodes such a
+    model).
     """
     token_ids = tf.cast(inputs["token_ids"], tf.int32)
     loss_mask = tf.cast(inputs[LOSS_MASK_KEY], tf.float32)
@@ -100,6 +105,8 @@ def answer_window_loss(
     valid = tf.cast(positions >= 0, tf.float32)
     positions = tf.maximum(positions, 0)
     logits = model.mlm_head(tf.gather(states, positions, batch_dims=1))
+    if input_softmax:
+        logits = _keep_input_tokens(logits, token_ids, inputs["padding_mask"])
     targets = tf.gather(token_ids, positions + 1, batch_dims=1)
     mask = tf.gather(loss_mask, positions + 1, batch_dims=1) * valid
     if first_token_weight != 1.0:
@@ -107,6 +114,22 @@ def answer_window_loss(
         mask = mask + (first_token_weight - 1.0) * first
     cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)
     return tf.reduce_sum(cross_entropy * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
+
+
+def _keep_input_tokens(
+    logits: tf.Tensor, token_ids: tf.Tensor, padding_mask: tf.Tensor
+) -> tf.Tensor:
+    """Logits [B, W, V] with every token row b does not hold set to a large negative: the
+    softmax then runs over the row's own tokens. Built by a scatter ([B, V]), not a one-hot
+    ([B, L, V] would be most of the step)."""
+    batch, length = tf.shape(token_ids)[0], tf.shape(token_ids)[1]
+    rows = tf.tile(tf.range(batch)[:, tf.newaxis], [1, length])
+    indices = tf.stack([rows, token_ids], axis=-1)
+    counts = tf.scatter_nd(
+        indices, tf.cast(padding_mask, tf.float32), tf.stack([batch, tf.shape(logits)[-1]])
+    )
+    logits = tf.cast(logits, tf.float32)
+    return tf.where(counts[:, tf.newaxis, :] > 0, logits, tf.constant(-1e9, tf.float32))
 
 
 @keras.saving.register_keras_serializable(package="kexue_qa")

@@ -75,8 +75,11 @@ class QARuntime(BatchedRuntime):
 
     def load(self) -> None:
         from models.bert.lm_reader import SavedModelLMStepModel
+        from models.qa.input_softmax import step_model_for
 
-        self._model = SavedModelLMStepModel(self.path)
+        self._model = step_model_for(
+            SavedModelLMStepModel(self.path), self.spec.decoding.answer_softmax
+        )
 
     def prepare(
         self,

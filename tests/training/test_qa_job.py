@@ -169,6 +169,34 @@ def test_job_with_the_sentence_feature_records_it_and_reexports(tmp_path):
         train_qa(_args(tmp_path / "no", train, valid, "--sentence-feature", "count"))
 
 
+@pytest.mark.slow
+def test_job_with_the_input_softmax_records_it_and_every_reader_decodes_with_it(tmp_path):
+    """`--answer-softmax input`: the manifest says so, and the service's runtime, `qa_eval`
+    (cached and not) and a re-export all decode renormalised over each row's tokens."""
+    from models.qa.input_softmax import InputSoftmaxStepModel
+    from training.qa_reexport import reexport_qa
+
+    train, valid = _data(tmp_path)
+    path = train_qa(_args(tmp_path, train, valid, "--answer-softmax", "input"))
+    assert path is not None
+    manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["decoding"]["answer_softmax"] == "input"
+    assert manifest["config"]["answer_softmax"] == "input"
+    runtime = load_in_runtime(path)
+    assert isinstance(runtime._model, InputSoftmaxStepModel)
+    item = runtime.prepare("张伟住在哪里？", ["张伟住在北京。"], max_answer_tokens=None,
+                           beam_size=2, extractive=False)  # fmt: skip
+    answer = runtime.run_batch([item])[0].answer
+    assert answer is None or set(answer) <= set("张伟住在北京。哪里？")
+    report = qa_eval.main(["--model", str(path), "--data", str(valid)])
+    reference = qa_eval.main(["--model", str(path), "--data", str(valid), "--no-cache"])
+    assert report["accuracy"] == reference["accuracy"] and report["f1"] == reference["f1"]
+    again = reexport_qa(path, "again")
+    decoding = json.loads((again / "manifest.json").read_text(encoding="utf-8"))["decoding"]
+    assert decoding["answer_softmax"] == "input"
+    _assert_same_answer(path, again, ("张伟住在哪里？", ["李伟住在上海。张伟住在北京。"]))
+
+
 def _assert_same_answer(path, again, question: tuple[str, list[str]]) -> None:
     """A version and its re-export answer `question` in the service's runtime alike."""
     answers = []
