@@ -108,6 +108,14 @@ def live_server_process(
             log.close()
 
 
+# Seconds Serve's controller gives its HTTP proxy to start and to answer a health check (Ray's
+# defaults: 5 and 10).
+PROXY_TIMEOUTS = {
+    "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60",
+    "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S": "30",
+}
+
+
 @contextmanager
 def local_ray_serve(num_cpus: int, **env: str) -> Iterator[str]:
     """A local Ray instance on 127.0.0.1 with Serve's HTTP proxy on a free loopback port; yields
@@ -116,6 +124,12 @@ def local_ray_serve(num_cpus: int, **env: str) -> Iterator[str]:
     from ray import serve
 
     port = free_port()
+    # Serve's controller kills an HTTP proxy that is not ready within 5 s, and `serve.start` then
+    # fails on the killed one (ActorDiedError) although a new one is on its way: on a loaded
+    # 2-core host starting the proxy's worker takes longer. The raylet started by `ray.init`, and
+    # the controller it spawns, inherit this process's environment.
+    saved = {key: os.environ.get(key) for key in PROXY_TIMEOUTS}
+    os.environ.update(PROXY_TIMEOUTS)
     ray.init(
         num_cpus=num_cpus,
         include_dashboard=False,
@@ -129,3 +143,8 @@ def local_ray_serve(num_cpus: int, **env: str) -> Iterator[str]:
     finally:
         serve.shutdown()
         ray.shutdown()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
