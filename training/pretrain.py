@@ -250,13 +250,6 @@ class PretrainJob(BertJob):
             help="position table length (the longest input a fine-tuned model may read)",
         )
         g.add_argument(
-            "--export-at-stop",
-            action="store_true",
-            help="also write the folder when --stop-after-steps ends the run before its schedule "
-            "(e.g. --resume --stop-after-steps N to export the step-N checkpoint); the learning "
-            "rate has then not decayed, so fewer --epochs is better when known in advance",
-        )
-        g.add_argument(
             "--valid-fraction",
             type=float,
             default=DEFAULT_VALID_FRACTION,
@@ -386,8 +379,6 @@ class PretrainJob(BertJob):
 
     def manifest(self, args: argparse.Namespace, fit: Fit) -> Manifest:
         metrics: dict[str, Any] = {**self.fit_metrics(fit), **self.evaluate()}
-        # Fewer than `steps` (the schedule's) when --export-at-stop wrote a run stopped early.
-        metrics["steps_done"] = fit.step
         config = arguments_config(args)
         config.update(bert=self.model.config.__dict__, peak_lr=self.peak_lr)
         return Manifest(

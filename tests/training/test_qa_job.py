@@ -172,14 +172,23 @@ def test_job_with_the_sentence_feature_records_it_and_reexports(tmp_path):
 @pytest.mark.slow
 def test_job_with_the_input_softmax_records_it_and_every_reader_decodes_with_it(tmp_path):
     """`--answer-softmax input`: the manifest says so, and the service's runtime, `qa_eval`
-    (cached and not) and a re-export all decode renormalised over each row's tokens."""
+    (cached and not) and a re-export all decode renormalised over each row's tokens. On the way,
+    `--export-at-stop` exports a run stopped early."""
     from models.qa.input_softmax import InputSoftmaxStepModel
     from training.qa_reexport import reexport_qa
 
     train, valid = _data(tmp_path)
-    path = train_qa(_args(tmp_path, train, valid, "--answer-softmax", "input"))
-    assert path is not None
+    extra = ("--answer-softmax", "input")
+    # A run stopped early exports its averaged weights with --export-at-stop, and resumes.
+    early = train_qa(_args(tmp_path, train, valid, "--stop-after-steps", "3", "--export-at-stop",
+                           *extra))  # fmt: skip
+    assert early is not None and early.name == "1"
+    metrics = json.loads((early / "manifest.json").read_text(encoding="utf-8"))["metrics"]
+    assert metrics["steps_done"] == 3 and metrics["steps"] > 3
+    path = train_qa(_args(tmp_path, train, valid, "--resume", *extra))
+    assert path is not None and path.name == "2"
     manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["metrics"]["steps_done"] == manifest["metrics"]["steps"]
     assert manifest["decoding"]["answer_softmax"] == "input"
     assert manifest["config"]["answer_softmax"] == "input"
     runtime = load_in_runtime(path)

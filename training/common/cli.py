@@ -156,11 +156,11 @@ def add_bert_model_args(
 ) -> None:
     """Adds the options of the jobs that train a BERT (qa, generation): where the weights start
     (`--init-checkpoint`, or a from-scratch model's shape and vocabulary), the optimiser's batch
-    size and learning rate, XLA, and `--stop-after-steps`.
+    size and learning rate, XLA, `--stop-after-steps` and `--export-at-stop`.
 
     After parsing: `init_checkpoint`, `vocab` (Path or None), `min_char_count`, `batch_size`,
     `hidden_size`, `num_layers`, `num_heads`, `intermediate_size` (int), `lr` (float or None),
-    `dropout` (float), `jit` (bool), `stop_after_steps` (int or None).
+    `dropout` (float), `jit` (bool), `stop_after_steps` (int or None), `export_at_stop` (bool).
     """
     group = parser.add_argument_group("BERT model and optimiser")
     group.add_argument(
@@ -197,6 +197,13 @@ def add_bert_model_args(
         type=int,
         default=None,
         help="stop after this many steps (in total) with a checkpoint and no export",
+    )
+    group.add_argument(
+        "--export-at-stop",
+        action="store_true",
+        help="also export when --stop-after-steps ends the run before its schedule (e.g. "
+        "--resume --stop-after-steps N exports the step-N checkpoint as it is); the learning "
+        "rate has then not decayed, so fewer --epochs is better when known in advance",
     )
 
 

@@ -201,8 +201,8 @@ class Job(ABC):
         board = TensorBoardLogger(args.log_dir if chief else None)
         fit = Fit(start, stop, total, start, board)
         self._fit(fit, keeper, args.checkpoint_every, disable_bar=args.no_progress or not chief)
-        # A job may offer `--export-at-stop` (`training.pretrain`): the averaged weights of a
-        # run stopped early are then exported too.
+        # A job may offer `--export-at-stop` (the BERT jobs: qa, generation, pretrain): the
+        # averaged weights of a run stopped early are then exported too.
         if fit.step < total and not getattr(args, "export_at_stop", False):
             log(f"stopped after step {fit.step}/{total}; checkpoint {keeper.latest}")
             return None

@@ -159,6 +159,8 @@ class BertJob(Job):
             "final_epoch_loss": None if math.isnan(loss) else round(loss, 6),
             "train_seconds": round(fit.train_seconds, 2),
             "steps": fit.total_steps,
+            # Fewer than `steps` (the schedule's) when --export-at-stop wrote a run stopped early.
+            "steps_done": fit.step,
         }
 
 
