@@ -4,8 +4,9 @@ and jobs it started), its wall time and the processes it started, one tab-separa
     .venv/bin/python -m pytest tests/test_store_ops.py -q -p no:xdist -p tests.cpu_log
 
 writes to $CPU_LOG (default cpu_log.tsv): nodeid, own CPU s, children's CPU s, wall s, processes
-started, their first arguments. A child counts once it has been waited for, so a session
-fixture's server is counted at the last test's teardown. Not loaded by `make test`.
+started, their first arguments, then the xdist worker ("main" without xdist) and the test's start
+(Unix time), which lay out a parallel run's lanes. A child counts once it has been waited for, so
+a session fixture's server is counted at the last test's teardown. Not loaded by `make test`.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def _cpu() -> tuple[float, float]:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: Any) -> Generator[None, None, None]:
-    (own, children), wall = _cpu(), time.monotonic()
+    (own, children), wall, started = _cpu(), time.monotonic(), time.time()
     _started.clear()
     yield
     (own_after, children_after), wall_after = _cpu(), time.monotonic()
@@ -51,6 +52,8 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: Any) -> Generator[None,
         f"{wall_after - wall:.2f}",
         str(len(_started)),
         " | ".join(_started)[:300],
+        os.environ.get("PYTEST_XDIST_WORKER", "main"),
+        f"{started:.1f}",
     ]
     with open(os.environ.get("CPU_LOG", "cpu_log.tsv"), "a", encoding="utf-8") as log:
         log.write("\t".join(fields) + "\n")
