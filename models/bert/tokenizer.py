@@ -91,6 +91,11 @@ class BertTokenizer:
             handle_chinese_chars=True,
             clean_text=True,
         )
+        # User text is text: "[SEP]" typed in a passage is "[", "sep", "]" as in Google's
+        # `tokenization.py`, never the separator (the library matches its special tokens in raw
+        # text otherwise, so a passage could end itself early or forge a question). Packing adds
+        # the special tokens by id.
+        self._tokenizer._tokenizer.encode_special_tokens = True
 
     @classmethod
     def from_folder(cls, folder: str | Path, max_length: int = 512) -> BertTokenizer:

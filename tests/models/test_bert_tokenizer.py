@@ -78,3 +78,19 @@ def test_vocab_without_special_tokens_is_rejected(tmp_path: Path) -> None:
     (tmp_path / "vocab.txt").write_text("a\nb\n", encoding="utf-8")
     with pytest.raises(ValueError, match="special tokens"):
         BertTokenizer(tmp_path / "vocab.txt")
+
+
+def test_special_tokens_typed_in_text_are_text(folder: Path) -> None:
+    """A "[SEP]" in a passage must not end it (nor "[CLS]" or "[MASK]" forge a packing): the text is
+    split as Google's tokenizer splits it, and only packing adds the special ids."""
+    tok = BertTokenizer.from_folder(folder)
+    specials = {tok.cls_id, tok.sep_id, tok.mask_id, tok.pad_id}
+    for text in ("我[SEP]爱", "[CLS]hello", "hello [MASK] world", "[PAD]"):
+        pieces = tok.piece_ids(text)
+        assert not specials & set(pieces), (text, tok.tokenize(text))
+        ids, offsets = tok.piece_ids_with_offsets(text)
+        assert ids == pieces and len(offsets) == len(ids)
+        assert not specials & set(tok.encode_batch([text]).token_ids[0, 1:-1].tolist())
+    assert tok.tokenize("我[SEP]爱") == ["我", "[UNK]", "[UNK]", "[UNK]", "爱"]  # "[", "sep", "]"
+    ids, _ = tok.encode_pair("我[SEP]", "爱")
+    assert ids.count(tok.sep_id) == 2 and ids[0] == tok.cls_id
