@@ -291,9 +291,17 @@ def _extend_matches(
 
 
 def _best_passage(question: _Question, beam: _Beam) -> int | None:
+    """The alive passage most sure of the beam's answer. Extractive, among the passages that hold
+    the answer as a span: the vote keeps every passage that did not say "no answer", and one that
+    lacks the span can still be the surest of its tokens."""
     if not question.alive:
         return None
-    return question.alive[int(np.argmax(beam.passage_log_probs))]
+    scores = beam.passage_log_probs
+    if beam.matches is not None:
+        holds = np.array([len(positions) > 0 for positions in beam.matches])
+        if holds.any():
+            scores = np.where(holds, scores, -np.inf)
+    return question.alive[int(np.argmax(scores))]
 
 
 def _beam_evidence(question: _Question, beam: _Beam, shift: int = 0) -> dict[int, np.ndarray]:
@@ -388,7 +396,10 @@ def _select(
             score=float(flat[index]),
             passage_log_probs=parent.passage_log_probs + per_passage[parent_index][:, token],
             rows=parent.rows,
-            matches=_extend_matches(question, parent.matches, token),
+            # [SEP] ends the span: the matches stay those of the answer's last token.
+            matches=parent.matches
+            if token == sep_id
+            else _extend_matches(question, parent.matches, token),
             attention=parent.attention
             if attended is None
             else [*parent.attention, (attended, np.exp(log_probs[parent.rows, token]))],

@@ -182,6 +182,22 @@ def write_webqa_file(path: str | os.PathLike[str], examples: Sequence[QAExample]
     Path(path).write_text(json.dumps(records, ensure_ascii=False, indent=1), encoding="utf-8")
 
 
+def window_starts(length: int, window: int, stride: int) -> list[int]:
+    """Where the windows of a sequence of `length` start: every `stride` from 0, and the last one
+    ending at the sequence's end; one window at 0 when the sequence fits.
+
+    Args:
+        length: the sequence's length (characters, or tokens).
+        window: longest window.
+        stride: offset between window starts, 0 < stride <= window.
+    """
+    if window < 1 or not 0 < stride <= window:
+        raise ValueError(f"need 0 < stride ({stride}) <= window ({window})")
+    if length <= window:
+        return [0]
+    return [*range(0, length - window, stride), length - window]
+
+
 def window_passages(example: QAExample, window_chars: int, stride_chars: int) -> QAExample:
     """Cuts passages longer than `window_chars` into overlapping windows.
 
@@ -196,15 +212,12 @@ def window_passages(example: QAExample, window_chars: int, stride_chars: int) ->
             a Chinese character is one WordPiece).
         stride_chars: offset between window starts, at most `window_chars`.
     """
-    if window_chars < 1 or not 0 < stride_chars <= window_chars:
-        raise ValueError(f"need 0 < stride ({stride_chars}) <= window ({window_chars})")
     passages: list[Passage] = []
     for passage in example.passages:
+        starts = window_starts(len(passage.text), window_chars, stride_chars)
         if len(passage.text) <= window_chars:
             passages.append(passage)
             continue
-        starts = list(range(0, len(passage.text) - window_chars, stride_chars))
-        starts.append(len(passage.text) - window_chars)
         for start in starts:
             text = passage.text[start : start + window_chars]
             offset = text.find(passage.answer) if passage.answer else -1

@@ -40,8 +40,12 @@ async def answer_question(qa: QAModel, request: Request, response: Response) -> 
     (with `force_answer`, never null: the caller knows the passages hold an answer). With
     `return_evidence`, each candidate also says which passage characters it attended to.
 
-    Limits (settings): at most MAX_PASSAGES passages, `beam_size` at most MAX_BEAM_SIZE, and
-    MAX_TEXT_CHARS characters for the question and each passage (413).
+    A passage longer than the model reads (its `max_passage_tokens`) is read whole, as
+    overlapping windows half a window apart that vote like passages; `passage_index` still names
+    the request's passage.
+
+    Limits (settings): at most MAX_PASSAGES passages, and as many windows, `beam_size` at most
+    MAX_BEAM_SIZE, and MAX_TEXT_CHARS characters for the question and each passage (413).
     """
     body = qa.body
     with qa.arrival() as arrival:

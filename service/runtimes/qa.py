@@ -1,7 +1,9 @@
 """Reading-comprehension QA from a UniLM seq2seq SavedModel (`models.qa.signatures`: prefill, step).
 
 The request side tokenises the question over each passage into the prefix
-`[CLS] passage [SEP] question [SEP]`; the batch side decodes every queued question's passages
+`[CLS] passage [SEP] question [SEP]`; a passage longer than the model reads becomes overlapping
+windows, each read as a passage of its own (as training and `training.qa_eval` cut them), so that
+no part of it is dropped unread. The batch side decodes every queued question's passages
 together (`models.qa.decoding.decode_batch`): one prefill, then one cached step per answer token,
 with the passages voting and beams reordering the cache.
 """
@@ -9,14 +11,16 @@ with the passages voting and beams reordering the cache.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from models.qa.decoding import QAResult, banned_ids, decode_batch, results_from_decoded
+from models.qa.evidence import EvidenceSpan
+from models.qa.readers import window_starts
 from models.qa.samples import join_prefix
 from models.store import QAManifest
-from service.errors import BadInput
+from service.errors import BadInput, PayloadTooLarge
 from service.runtimes.base import BatchedRuntime, wordpiece_tokenizer
 from service.settings import Settings
 
@@ -39,13 +43,21 @@ class EvidenceUnsupported(BadInput):
     code = "evidence_unsupported"
 
 
+# Each window of a long passage starts half a window after the one before (training's default,
+# `training.qa`), so an answer up to half a window long lies whole inside one of them.
+WINDOW_STRIDE_FRACTION = 0.5
+
+
 @dataclass(frozen=True)
 class QAItem:
-    prefixes: tuple[tuple[int, ...], ...]  # per passage: [CLS] passage [SEP] question [SEP]
+    prefixes: tuple[tuple[int, ...], ...]  # per window: [CLS] window [SEP] question [SEP]
     options: QAOptions
-    # With evidence: per passage, the characters of each token read, and the passages' texts.
+    # With evidence: per window, the characters (of its passage) of each token read, and the
+    # window's passage text.
     offsets: tuple[tuple[tuple[int, int], ...], ...] | None = None
     passages: tuple[str, ...] | None = None
+    # The request's passage each window was cut from; None when every passage is one window.
+    owners: tuple[int, ...] | None = None
 
     @property
     def rows(self) -> int:
@@ -69,6 +81,12 @@ class QARuntime(BatchedRuntime):
         self.max_passage_tokens = self.spec.max_passage_tokens
         self.max_question_tokens = self.spec.max_question_tokens
         self.max_answer_tokens = self.spec.max_answer_tokens
+        # Windows as the training run cut them (its stride was in characters: about one token
+        # each for Chinese), else half a window.
+        stride = self.spec.config.get("window_stride") or int(
+            self.max_passage_tokens * WINDOW_STRIDE_FRACTION
+        )
+        self.window_stride = max(1, min(int(stride), self.max_passage_tokens))
         self.default_beam_size = self.spec.decoding.beam_size
         self.default_extractive = self.spec.decoding.extractive
         self._model: Any = None
@@ -112,22 +130,38 @@ class QARuntime(BatchedRuntime):
             force_answer=force_answer,
             evidence=return_evidence,
         )
-        # Passages longer than the model reads are cut to its window, as in training
-        # (`build_prefix`); the question is tokenised once for all of them.
+        # The question is tokenised once for all passages and windows.
         question_ids = self.tokenizer.piece_ids(question)[: self.max_question_tokens]
-        pieces: list[list[int]] = []
+        window = self.max_passage_tokens
+        prefixes: list[tuple[int, ...]] = []
+        owners: list[int] = []
         offsets: list[tuple[tuple[int, int], ...]] = []
-        for passage in passages:
+        texts: list[str] = []
+        for index, passage in enumerate(passages):
+            spots: list[tuple[int, int]] | None = None
             if return_evidence:
                 ids, spots = self.tokenizer.piece_ids_with_offsets(passage)
-                offsets.append(tuple(spots[: self.max_passage_tokens]))
             else:
                 ids = self.tokenizer.piece_ids(passage)
-            pieces.append(ids[: self.max_passage_tokens])
-        prefixes = tuple(tuple(join_prefix(self.tokenizer, ids, question_ids)) for ids in pieces)
+            for start in window_starts(len(ids), window, self.window_stride):
+                piece = ids[start : start + window]
+                prefixes.append(tuple(join_prefix(self.tokenizer, piece, question_ids)))
+                owners.append(index)
+                if spots is not None:
+                    offsets.append(tuple(spots[start : start + window]))
+                    texts.append(passage)
+        # A window costs what a passage costs: MAX_PASSAGES bounds what one question reads.
+        if len(prefixes) > self.settings.max_passages:
+            raise PayloadTooLarge(
+                f"passages: {len(passages)} passages make {len(prefixes)} windows of at most "
+                f"{window} tokens (this model's window, {self.window_stride} apart); the most "
+                f"read is {self.settings.max_passages} (MAX_PASSAGES): send fewer or shorter "
+                "passages"
+            )
+        windowed = tuple(owners) if len(prefixes) > len(passages) else None
         if not return_evidence:
-            return QAItem(prefixes=prefixes, options=options)
-        return QAItem(prefixes, options, tuple(offsets), tuple(passages))
+            return QAItem(tuple(prefixes), options, owners=windowed)
+        return QAItem(tuple(prefixes), options, tuple(offsets), tuple(texts), windowed)
 
     @property
     def has_attention(self) -> bool:
@@ -149,9 +183,14 @@ class QARuntime(BatchedRuntime):
             evidence=options.evidence,
         )
         if not options.evidence:
-            return results_from_decoded(self.tokenizer, decoded)
-        passages = [(item.offsets or (), item.passages or ()) for item in items]
-        return results_from_decoded(self.tokenizer, decoded, passages)
+            results = results_from_decoded(self.tokenizer, decoded)
+        else:
+            passages = [(item.offsets or (), item.passages or ()) for item in items]
+            results = results_from_decoded(self.tokenizer, decoded, passages)
+        return [
+            result if item.owners is None else _passages_of_windows(result, item.owners)
+            for item, result in zip(items, results, strict=True)
+        ]
 
     def warmup(self) -> None:
         item = self.prepare(
@@ -162,3 +201,30 @@ class QARuntime(BatchedRuntime):
             extractive=False,
         )
         self.run_batch([item])
+
+
+def _passages_of_windows(result: QAResult, owners: Sequence[int]) -> QAResult:
+    """A result over windows as one over the request's passages: window indices become the
+    indices of the passages they were cut from; a candidate or evidence span found in two
+    overlapping windows is kept once."""
+
+    def owner(index: int | None) -> int | None:
+        return None if index is None else owners[index]
+
+    evidence = None
+    if result.evidence is not None:
+        evidence = []
+        for spans in result.evidence:
+            kept: dict[tuple[int, int, int], EvidenceSpan] = {}
+            for span in spans:
+                moved = replace(span, passage_index=owners[span.passage_index])
+                key = (moved.passage_index, moved.start, moved.end)
+                if key not in kept:
+                    kept[key] = moved
+            evidence.append(list(kept.values()))
+    return replace(
+        result,
+        passage_index=owner(result.passage_index),
+        candidates=[(text, score, owner(index)) for text, score, index in result.candidates],
+        evidence=evidence,
+    )

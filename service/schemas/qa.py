@@ -44,9 +44,10 @@ class QARequest(BaseModel):
     )
     force_answer: bool = Field(
         False,
-        description='The passages are known to hold an answer: never null. "No answer" may '
-        "not win the first step, and the best answer of the passage most likely to hold one "
-        "is returned even when every passage would say none.",
+        description="The passages are known to hold an answer: never null, unless they hold no "
+        "text the model knows (only spaces, or only characters outside its vocabulary). "
+        '"No answer" may not win the first step, and the best answer of the passage most '
+        "likely to hold one is returned even when every passage would say none.",
     )
 
     return_evidence: bool = Field(

@@ -25,9 +25,10 @@ class QARequest:
             (400).
         beam_size (int | None | Unset): Beams (1: greedy); at most MAX_BEAM_SIZE.
         extractive (bool | Unset): Answers must be spans of the passages (each token continues one). Default: False.
-        force_answer (bool | Unset): The passages are known to hold an answer: never null. "No answer" may not win the
-            first step, and the best answer of the passage most likely to hold one is returned even when every passage would
-            say none. Default: False.
+        force_answer (bool | Unset): The passages are known to hold an answer: never null, unless they hold no text the
+            model knows (only spaces, or only characters outside its vocabulary). "No answer" may not win the first step,
+            and the best answer of the passage most likely to hold one is returned even when every passage would say none.
+            Default: False.
         return_evidence (bool | Unset): Give each candidate its `evidence`: the passage characters its tokens attended
             to while they were written (heaviest spans first). Computed in the same decoding pass; versions exported before
             this field existed answer 400 (`evidence_unsupported`) until exported again. Default: False.
