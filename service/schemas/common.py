@@ -17,6 +17,10 @@ from models.store import ModelName as ModelName
 # are lower and answer 413; these caps only stop absurd requests before any work is done.
 HARD_MAX_INPUTS = 4096
 HARD_MAX_TEXT_CHARS = 1_000_000
+# Seeds are 64-bit: declared `< 2**63` rather than `<= 2**63 - 1`, since FastAPI writes the bound
+# into the OpenAPI document as a float, and 2**63 - 1 as a float is 2**63, which a client would
+# read as allowed.
+SEED_BOUND = 2**63
 
 
 def _digits_are_a_number(value: Any) -> Any:

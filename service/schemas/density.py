@@ -6,12 +6,18 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from service.schemas.common import HARD_MAX_INPUTS, ModelName, VersionSelector, version_field
+from service.schemas.common import (
+    HARD_MAX_INPUTS,
+    SEED_BOUND,
+    ModelName,
+    VersionSelector,
+    version_field,
+)
 
 # Schema caps (422); the configured MAX_INPUTS / MAX_DENSITY_SAMPLES are lower and answer 413.
 HARD_MAX_DENSITY_DIM = 65536
 HARD_MAX_DENSITY_SAMPLES = 65536
-MAX_SEED = 2**63 - 1
+MAX_SEED = SEED_BOUND - 1
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 Row = Annotated[list[FiniteFloat], Field(min_length=1, max_length=HARD_MAX_DENSITY_DIM)]
@@ -61,7 +67,7 @@ class DensitySampleRequest(BaseModel):
         ge=1, le=HARD_MAX_DENSITY_SAMPLES, description="At most MAX_DENSITY_SAMPLES (413 past it)."
     )
     seed: int | None = Field(
-        None, ge=0, le=MAX_SEED, description="The same seed, the same samples; random if unset."
+        None, ge=0, lt=SEED_BOUND, description="The same seed, the same samples; random if unset."
     )
 
     model_config = {"extra": "forbid", "json_schema_extra": {"examples": [{"num_samples": 4}]}}

@@ -7,7 +7,13 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, StringConstraints
 
 from models.generation.sampling import MIN_TEMPERATURE
-from service.schemas.common import HARD_MAX_TEXT_CHARS, ModelName, VersionSelector, version_field
+from service.schemas.common import (
+    HARD_MAX_TEXT_CHARS,
+    SEED_BOUND,
+    ModelName,
+    VersionSelector,
+    version_field,
+)
 
 # Schema caps (422); the configured MAX_NUM_SAMPLES / MAX_NEW_TOKENS are lower and answer 413.
 HARD_MAX_NUM_SAMPLES = 1024
@@ -70,7 +76,7 @@ class GenerateRequest(BaseModel):
     seed: int | None = Field(
         None,
         ge=0,
-        le=2**63 - 1,
+        lt=SEED_BOUND,
         description="Same seed, same request, same model version: the same texts.",
     )
     guidance_scale: float | None = Field(

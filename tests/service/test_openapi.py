@@ -78,3 +78,39 @@ def test_the_committed_client_is_generated_from_the_document(tmp_path: Path) -> 
 
     stale = differences(CLIENT / PACKAGE, out / PACKAGE)
     assert not stale, f"clients/python is stale ({stale[:5]}): run `make client`"
+
+
+def test_integer_bounds_admit_exactly_what_the_server_takes() -> None:
+    """Bounds are written as floats: past 2**53 a declared `maximum` rounds (2**63 - 1 read back
+    as 2**63), so a client would send a seed the server refuses. Each such bound must still
+    admit the largest value the schema takes and refuse the next."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from service.schemas.density import DensitySampleRequest
+    from service.schemas.generation import GenerateRequest
+
+    document = json.loads(OPENAPI.read_text(encoding="utf-8"))
+    for model in (DensitySampleRequest, GenerateRequest):
+        [bound] = [
+            option
+            for option in document["components"]["schemas"][model.__name__]["properties"]["seed"][
+                "anyOf"
+            ]
+            if option.get("type") == "integer"
+        ]
+        largest = 2**63 - 1
+        adapter = TypeAdapter(model)
+        base = (
+            {"num_samples": 1} if model is DensitySampleRequest else {"condition": {"label": "a"}}
+        )
+        adapter.validate_python({**base, "seed": largest})
+        try:
+            adapter.validate_python({**base, "seed": largest + 1})
+        except ValidationError:
+            pass
+        else:
+            raise AssertionError(f"{model.__name__} takes seed 2**63")
+        if "maximum" in bound:
+            assert largest <= bound["maximum"] and not largest + 1 <= bound["maximum"], bound
+        else:
+            assert largest < bound["exclusiveMaximum"] <= largest + 1, bound
