@@ -179,7 +179,8 @@ def validation_error_summary(errors: list[dict[str, Any]]) -> dict[str, Any]:
     if more > 0:
         parts.append(f"and {more} more")
     first: list[Any] = list(errors[0].get("loc", ())) if errors else []
-    param = str(first[1]) if len(first) > 1 else None  # the top-level field
+    # The top-level field; for a body that is not JSON pydantic gives the character offset.
+    param = first[1] if len(first) > 1 and isinstance(first[1], str) else None
     return {
         "message": "; ".join(str(p) for p in parts) or "invalid request",
         "type": "invalid_request_error",

@@ -74,9 +74,13 @@ class ErrorBody(BaseModel):
 
     detail: str = Field(description="What went wrong, for a person to read.")
     code: str = Field(
-        description="A stable machine-readable code: bad_input, unauthorized, forbidden, "
-        "model_not_found, version_not_found, payload_too_large, overloaded, not_ready, "
-        "deadline_exceeded, backend_error, internal_error."
+        description="A stable machine-readable code: bad_input, evidence_unsupported, "
+        "unauthorized, forbidden, model_not_found, version_not_found, payload_too_large, "
+        "overloaded, not_ready, deadline_exceeded, backend_error, internal_error; for requests "
+        "refused before they reach an operation: bad_request (a body that is not readable "
+        "JSON), not_found (no such path), method_not_allowed, request_timeout (408: a request "
+        "head not sent in time), request_header_fields_too_large (431). A 422's "
+        "`error.code` is validation_error."
     )
     error: OpenAIError = Field(
         description="`detail` and `code` again, in the OpenAI API's error shape, so that "

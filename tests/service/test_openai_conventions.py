@@ -64,6 +64,11 @@ def test_validation_errors_keep_fastapis_body_and_add_the_error_object(
         "input: Field required; normalize: Input should be a valid boolean, unable to "
         "interpret input"
     )
+    # A body that is not JSON names no field (pydantic's location is a character offset).
+    broken = client.post(
+        "/v1/embeddings", content=b'{"input": [', headers={"content-type": "application/json"}
+    )
+    assert broken.status_code == 422 and broken.json()["error"]["param"] is None
     many = client.post("/v1/embeddings", json={"input": [1, 2, 3, 4, 5, 6, 7]}).json()
     assert many["error"]["message"].endswith(f"; and {len(many['detail']) - 5} more")
 
