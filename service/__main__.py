@@ -73,7 +73,10 @@ def _stopped(sig: int, frame: FrameType | None) -> None:
 def server_config(app: FastAPI, settings: Settings, **overrides: Any) -> uvicorn.Config:
     """uvicorn's configuration of the service (`overrides`: benchmarks against stock uvicorn)."""
     limits = HeadLimits(
-        settings.max_header_bytes, settings.max_header_count, settings.header_timeout_s
+        settings.max_header_bytes,
+        settings.max_header_count,
+        settings.header_timeout_s,
+        settings.body_timeout_s,
     )
     options: dict[str, Any] = {
         "host": settings.host,

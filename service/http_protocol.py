@@ -1,10 +1,12 @@
-"""uvicorn's httptools protocol with the request head bounded in size, field count and time.
+"""uvicorn's httptools protocol with the request head bounded in size, field count and time, and
+the request body in time.
 
 uvicorn (0.54, httptools) takes a request head of any size and for any time: a 16 MiB header is
 answered, a head that never ends is buffered whole inside the parser, and a connection that
-sends nothing, or a byte now and then, is kept for ever. nginx bounds all three
-(large_client_header_buffers, client_header_timeout); this does the same at the connection, before
-any of it reaches the app:
+sends nothing, or a byte now and then, is kept for ever; so is one that sends a head and then
+part of the body it announced (or a chunked body that stops). nginx bounds all of these
+(large_client_header_buffers, client_header_timeout, client_body_timeout); this does the same at
+the connection, before any of it reaches the app:
 
 - MAX_HEADER_BYTES: a head (request line and fields) over it gets 431 and the connection is
   closed. Counted on the bytes as they arrive while a head is unfinished, so at most one read
@@ -15,8 +17,15 @@ any of it reaches the app:
 - HEADER_TIMEOUT_S: from when a connection opens, or the first bytes of a later head arrive, to
   the end of that head; past it the connection is closed (with 408 if a head had begun: the
   client is told why; an idle one is just closed, as nginx does). Between requests an idle
-  connection is closed by uvicorn's keep-alive timeout (5 s) first. Request bodies and responses
-  are not timed here: only a connection waiting for a head is.
+  connection is closed by uvicorn's keep-alive timeout (5 s) first.
+- BODY_TIMEOUT_S: while a request's body is being read, the longest time between two reads that
+  bring some of it (nginx's client_body_timeout: not a bound on the whole body, so a slow but
+  steady upload is never cut). Past it the client gets 408 and the connection is closed, or it
+  is only closed if the app has begun to answer; the app sees a disconnect (its `receive` gives
+  `http.disconnect`, whatever it sends is dropped). Time while reading is paused on the server's
+  side (a pipelined request behind a running one, a body the app has not yet asked for past
+  uvicorn's 64 KiB buffer, a client waiting for `100 Continue`) is not counted against the client.
+Responses are not timed here.
 """
 
 from __future__ import annotations
@@ -32,10 +41,15 @@ from service.errors import error_body
 
 
 class HeadLimits:
-    def __init__(self, max_bytes: int, max_count: int, timeout_s: float) -> None:
+    """The head's bounds, and the body's time between reads (body_timeout_s)."""
+
+    def __init__(
+        self, max_bytes: int, max_count: int, timeout_s: float, body_timeout_s: float
+    ) -> None:
         self.max_bytes = max_bytes
         self.max_count = max_count
         self.timeout_s = timeout_s
+        self.body_timeout_s = body_timeout_s
 
 
 def bounded_http_protocol(limits: HeadLimits) -> type[HttpToolsProtocol]:
@@ -51,16 +65,20 @@ def bounded_http_protocol(limits: HeadLimits) -> type[HttpToolsProtocol]:
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
     limits: ClassVar[HeadLimits]
 
-    # uvicorn's own state is untouched; these say where this connection is in the current head.
+    # These say where this connection is in the current request. uvicorn's own state is only
+    # touched when a body times out: the request cycle is marked disconnected, as uvicorn does.
     _awaiting_head = True  # between the end of one message (or the connection's start) and a head
     _arrived = 0  # bytes of the reads that began while waiting for this head
     _carried = 0  # the length of the read in which the last message ended
     _chunk = 0  # the length of the read being parsed
     _refused: tuple[int, str, str] | None = None  # (status, code, detail) once refused
-    # One timer per connection, moved on lazily (a deadline to check when it fires) rather than
-    # cancelled and made anew for every request.
-    _head_deadline = 0.0
-    _head_timer: asyncio.TimerHandle | None = None
+    _in_body = False  # a request's head was passed on and its body has not all arrived
+    _server_waited = False  # the body's timer found the server not reading (see _body_timed_out)
+    # One timer per connection for both the head's and the body's deadline, moved on lazily (a
+    # deadline to check when it fires) rather than cancelled and made anew for every request or
+    # every read of a body; made anew only when a deadline comes before the one it is set for.
+    _deadline = 0.0
+    _timer: asyncio.TimerHandle | None = None
     _clock_on = False  # the current head's deadline is set
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -68,9 +86,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._start_head_clock()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -89,6 +107,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._refused is not None and not self.transport.is_closing():
             # (closing: uvicorn has answered already, a malformed request's 400)
             self._answer_refusal()
+        elif self._in_body:  # some of a body arrived (or its head did): the next read is due by
+            self._set_deadline(self.loop.time() + self.limits.body_timeout_s)
 
     # httptools callbacks (uvicorn's on_header has appended every field to self.headers).
     def on_headers_complete(self) -> None:
@@ -105,13 +125,19 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             if size > self.limits.max_bytes:
                 self._refuse_head("MAX_HEADER_BYTES", self.limits.max_bytes, "bytes")
                 return
+        cycle = self.cycle
         super().on_headers_complete()
+        # A new request cycle (not a WebSocket upgrade): its body, if any, is timed from the end
+        # of this read (a request with no body completes in this same read).
+        self._in_body = self.cycle is not cycle
+        self._server_waited = False
 
     def on_body(self, body: bytes) -> None:
         if self._refused is None:
             super().on_body(body)
 
     def on_message_complete(self) -> None:
+        self._in_body = False
         if self._refused is None:
             super().on_message_complete()
             self._awaiting_head = True
@@ -146,21 +172,37 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.write(b"".join(head) + body)
         self.transport.close()
 
-    # The head timer
+    # The timer: the head's deadline, or the body's
     def _start_head_clock(self) -> None:
         self._clock_on = True
-        self._head_deadline = self.loop.time() + self.limits.timeout_s
-        if self._head_timer is None:
-            self._head_timer = self.loop.call_at(self._head_deadline, self._head_timed_out)
+        self._set_deadline(self.loop.time() + self.limits.timeout_s)
 
-    def _head_timed_out(self) -> None:
-        self._head_timer = None
-        if self.transport.is_closing() or not self._awaiting_head or self._refused is not None:
+    def _set_deadline(self, deadline: float) -> None:
+        self._deadline = deadline
+        if self._timer is not None and self._timer.when() > deadline:
+            # Set for a later deadline (the head's, when the body's timeout is shorter).
+            self._timer.cancel()
+            self._timer = None
+        if self._timer is None:
+            self._timer = self.loop.call_at(deadline, self._timed_out)
+
+    def _timed_out(self) -> None:
+        self._timer = None
+        if self.transport.is_closing() or self._refused is not None:
+            return
+        if self._in_body:
+            self._body_timed_out()
+            return
+        if not self._clock_on:
+            # Between a message and the next head's first bytes (the deadline passed may be a
+            # body's): an idle connection there is left to uvicorn's keep-alive timeout.
             return
         if self.cycle is not None and not self.cycle.response_complete:
-            return  # a request runs; the next head's first bytes start the clock again
-        if self.loop.time() < self._head_deadline:  # moved on since it was set
-            self._head_timer = self.loop.call_at(self._head_deadline, self._head_timed_out)
+            # A head pipelined behind a request that still runs: looked at again later.
+            self._timer = self.loop.call_later(self.limits.timeout_s, self._timed_out)
+            return
+        if self.loop.time() < self._deadline:  # moved on since it was set
+            self._timer = self.loop.call_at(self._deadline, self._timed_out)
             return
         if self._arrived:
             self._refused = (
@@ -171,3 +213,33 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._send_and_close(*self._refused)
         else:
             self.transport.close()
+
+    def _body_timed_out(self) -> None:
+        cycle = self.cycle
+        now = self.loop.time()
+        if self.flow.read_paused or cycle.waiting_for_100_continue:
+            # The wait is the server's (see the module's docstring): the client's time starts
+            # again when reading does, which is seen at the next look at the latest.
+            self._server_waited = True
+            self._deadline = now + self.limits.body_timeout_s
+        elif self._server_waited:  # it has ended since the last look: a whole period from now
+            self._server_waited = False
+            self._deadline = now + self.limits.body_timeout_s
+        if now < self._deadline:  # moved on since it was set
+            self._timer = self.loop.call_at(self._deadline, self._timed_out)
+            return
+        self._in_body = False
+        detail = (
+            f"request body: nothing received for {self.limits.body_timeout_s:g} s (BODY_TIMEOUT_S)"
+        )
+        self._refused = (408, "request_timeout", detail)
+        started = cycle.response_started
+        if not cycle.response_complete:
+            # The app sees the disconnect now (its receive returns, its sends are dropped), not
+            # only once the transport reports the close; as uvicorn's connection_lost does.
+            cycle.disconnected = True
+            cycle.message_event.set()
+        if started:
+            self.transport.close()  # too late to say why: the app's answer has begun
+        else:
+            self._send_and_close(*self._refused)

@@ -108,6 +108,13 @@ class Settings(BaseSettings):
         description="How long a connection may take to send a whole request head, from when it "
         "opens or its last response ended; then it is closed (408 if a head was under way).",
     )
+    # nginx's client_body_timeout (60s): the time between two reads of a body, not for all of it.
+    body_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="How long a request body may go without a byte arriving while it is read; "
+        "then 408 and the connection is closed. A slow but steady upload is never cut.",
+    )
 
     # Request limits: past these a request gets 413 (the schema's hard caps give 422).
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest request body in bytes.")

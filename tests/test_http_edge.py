@@ -1,5 +1,6 @@
 """The HTTP edge of a real `python -m service` process on 127.0.0.1: request heads bounded in
-size, count and time (431, or the connection closed), a streamed body over MAX_BODY_BYTES is 413
+size, count and time (431, or the connection closed), a body that stops arriving is 408 and the
+connection closed (a slow but steady one is not), a streamed body over MAX_BODY_BYTES is 413
 like a declared one, a request the queue could never hold is 413 (not a 429 to retry for ever),
 and SIGTERM ends in exit status 0 after the graceful drain. Raw sockets where the point is what
 a client library would not send; every loop is bounded in count and time."""
@@ -17,13 +18,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.live_server import live_server_process
+from tests.live_server import live_server_process, wait_until
 from tests.tiny_store import TINY_MODELS, tiny_version
 
 pytestmark = pytest.mark.slow
 
 JOSE = TINY_MODELS["embedding"]
 HEADER_TIMEOUT_S = 1.0
+BODY_TIMEOUT_S = 1.0
 MAX_QUEUE = 4
 MAX_BODY_BYTES = 4096
 # The defaults (settings.py): 32 KiB of request head, 100 header fields.
@@ -40,15 +42,23 @@ def jose_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def edge_server(jose_store: Path) -> Iterator[tuple[str, int]]:
-    """(base URL, pid) of a server with a short header timeout and small queue and body limits."""
+def edge_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the edge server's log (its stderr) goes."""
+    return tmp_path_factory.mktemp("http-edge-log") / "server.log"
+
+
+@pytest.fixture(scope="module")
+def edge_server(jose_store: Path, edge_log: Path) -> Iterator[tuple[str, int]]:
+    """(base URL, pid) of a server with short head and body timeouts and small queue and body
+    limits."""
     settings = {
         "HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S),
+        "BODY_TIMEOUT_S": str(BODY_TIMEOUT_S),
         "MAX_QUEUE": str(MAX_QUEUE),
         "MAX_BATCH_SIZE": str(MAX_QUEUE),
         "MAX_BODY_BYTES": str(MAX_BODY_BYTES),
     }
-    with live_server_process(jose_store, **settings) as (url, proc):
+    with live_server_process(jose_store, log_path=edge_log, **settings) as (url, proc):
         yield url, proc.pid
 
 
@@ -260,6 +270,105 @@ def test_a_later_head_dribbled_on_a_kept_alive_connection_is_closed(
                 data = b""
     assert data is not None, "still open"
     assert data == b"" or data.startswith(b"HTTP/1.1 408"), data[:100]
+
+
+# ---------------------------------------------------------------------- request bodies (408)
+EMBED_BODY = json.dumps({"model": JOSE, "input": ["酒店很好", "手机坏了"]}).encode()
+
+
+def embed_head(framing: str) -> bytes:
+    return (
+        "POST /v1/embeddings HTTP/1.1\r\nhost: 127.0.0.1\r\n"
+        f"content-type: application/json\r\n{framing}\r\n\r\n"
+    ).encode()
+
+
+def until_closed(sock: socket.socket, give_up_s: float) -> tuple[bytes, bool, float]:
+    """What the server sends until it closes the connection: (bytes, closed, seconds waited)."""
+    started = time.monotonic()
+    data = b""
+    try:
+        while time.monotonic() - started < give_up_s:
+            sock.settimeout(max(0.01, give_up_s - (time.monotonic() - started)))
+            chunk = sock.recv(65536)
+            if not chunk:
+                return data, True, time.monotonic() - started
+            data += chunk
+    except ConnectionResetError:
+        return data, True, time.monotonic() - started
+    except TimeoutError:
+        pass
+    return data, False, time.monotonic() - started
+
+
+def embedding_requests_counted(url: str) -> float:
+    """/v1/embeddings requests the app has finished with (any status), from /metrics."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("kexue_requests_total{") and 'route="/v1/embeddings"' in line
+    )
+
+
+@pytest.mark.parametrize(
+    ("framing", "part"),
+    [
+        ("content-length: 500", EMBED_BODY[:20]),  # 20 bytes of the 500 announced
+        ("transfer-encoding: chunked", b"%x\r\n%s\r\n" % (20, EMBED_BODY[:20])),  # no last chunk
+    ],
+    ids=["content-length", "chunked"],
+)
+def test_a_body_that_stops_arriving_gets_408_and_the_connection_closed(
+    edge_server: tuple[str, int], edge_log: Path, framing: str, part: bytes
+) -> None:
+    """A head, part of its body, then nothing: 408 with the service's error body soon after
+    BODY_TIMEOUT_S (1 s here), the connection closed, and the app's handler finished (counted
+    in /metrics) with nothing logged as an error."""
+    url, _ = edge_server
+    counted = embedding_requests_counted(url)
+    with connect(url) as sock:
+        sock.sendall(embed_head(framing) + part)
+        data, closed, waited = until_closed(sock, BODY_TIMEOUT_S + 9)
+    assert closed, f"still open after {waited:.1f} s: {data[:200]!r}"
+    assert waited >= 0.8 * BODY_TIMEOUT_S, f"closed after {waited:.2f} s"
+    status, body = status_and_body(data)
+    assert status == 408, data[:200]
+    assert b"connection: close" in data.partition(b"\r\n\r\n")[0].lower().split(b"\r\n")
+    assert body["code"] == "request_timeout"
+    assert "BODY_TIMEOUT_S" in body["detail"]
+    wait_until(lambda: embedding_requests_counted(url) == counted + 1, 10, "the handler finished")
+    log = edge_log.read_text(errors="replace")
+    assert "Traceback" not in log and "ERROR" not in log, log[-2000:]
+    assert httpx.get(f"{url}/healthz", timeout=10).status_code == 200
+
+
+def test_a_slow_but_steady_body_is_not_cut(edge_server: tuple[str, int]) -> None:
+    """The timeout is between two reads, not for the whole body (nginx's client_body_timeout):
+    a body sent in 6 pieces, each BODY_TIMEOUT_S / 2 after the last, taking 3 x BODY_TIMEOUT_S in
+    all, is answered; the same pieces stopped after the third (1.5 x BODY_TIMEOUT_S in) get 408
+    about BODY_TIMEOUT_S after it: the time counts from the last read."""
+    url, _ = edge_server
+    step = -(-len(EMBED_BODY) // 6)
+    pieces = [EMBED_BODY[i : i + step] for i in range(0, len(EMBED_BODY), step)]
+    assert len(pieces) == 6
+    answers = []
+    for sent in (pieces, pieces[:3]):
+        with connect(url) as sock:
+            sock.sendall(embed_head(f"content-length: {len(EMBED_BODY)}"))
+            started = time.monotonic()
+            for piece in sent:
+                time.sleep(0.5 * BODY_TIMEOUT_S)
+                sock.sendall(piece)
+            last = time.monotonic()
+            answers.append((read_response(sock), last - started, time.monotonic() - last))
+    (steady, steady_s, _), (stopped, _, waited) = answers
+    assert steady_s > 2.5 * BODY_TIMEOUT_S
+    status, body = status_and_body(steady)
+    assert status == 200, steady[:300]
+    assert len(body["data"]) == 2
+    assert status_and_body(stopped)[0] == 408, stopped[:300]
+    assert waited >= 0.8 * BODY_TIMEOUT_S, f"408 {waited:.2f} s after the last piece"
 
 
 # ------------------------------------------------------------------ bodies and queue (413)

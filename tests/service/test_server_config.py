@@ -41,3 +41,12 @@ def test_a_port_out_of_range_is_refused(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("PORT", "70000")
     with pytest.raises(ValueError, match="port"):
         Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+def test_the_body_timeout_reaches_the_protocol_and_must_be_positive(tmp_path: Path) -> None:
+    settings = Settings(model_store=tmp_path, body_timeout_s=7.5, header_timeout_s=9)
+    config = server_config(create_app(settings), settings)
+    limits = config.http.limits  # type: ignore[union-attr]
+    assert (limits.body_timeout_s, limits.timeout_s) == (7.5, 9)
+    with pytest.raises(ValueError, match="body_timeout_s"):
+        Settings(model_store=tmp_path, body_timeout_s=0)

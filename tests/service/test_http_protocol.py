@@ -1,0 +1,125 @@
+"""BODY_TIMEOUT_S inside one connection of the bounded protocol (service/http_protocol.py), in
+process with a transport that keeps what is written: what the app sees when a body stops
+arriving, and that a wait of the server's own (a client waiting for `100 Continue`) is not
+counted against the client. tests/test_http_edge.py checks the same on a real socket."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+import pytest
+import uvicorn
+from uvicorn.server import ServerState
+
+from service.http_protocol import HeadLimits, bounded_http_protocol
+
+BODY_TIMEOUT_S = 0.1
+HEAD = b"POST /echo HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 10\r\n"
+
+
+class Transport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = b""
+        self.closing = False
+        self.wrote = asyncio.Event()
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += bytes(data)
+        self.wrote.set()
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8000)}.get(
+            name, default
+        )
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+class EchoApp:
+    """Reads the whole body (after `delay_s`), records every message, answers 200."""
+
+    def __init__(self, delay_s: float = 0) -> None:
+        self.delay_s = delay_s
+        self.received: list[dict[str, Any]] = []
+        self.finished = asyncio.Event()
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        try:
+            await asyncio.sleep(self.delay_s)
+            while True:
+                message = await receive()
+                self.received.append(message)
+                if message["type"] == "http.disconnect" or not message.get("more_body"):
+                    break
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-length", b"2")]})  # fmt: skip
+            await send({"type": "http.response.body", "body": b"ok"})
+        finally:
+            self.finished.set()
+
+
+def connection(app: EchoApp) -> tuple[asyncio.Protocol, Transport]:
+    limits = HeadLimits(32768, 100, 60.0, BODY_TIMEOUT_S)
+    config = uvicorn.Config(app, http=bounded_http_protocol(limits), lifespan="off")
+    config.load()
+    protocol = config.http_protocol_class(  # type: ignore[call-arg]
+        config=config, server_state=ServerState(), app_state={}
+    )
+    transport = Transport()
+    protocol.connection_made(transport)
+    return protocol, transport
+
+
+def test_the_app_sees_a_disconnect_when_the_body_stops(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+    asyncio.run(_stops())
+    assert not caplog.records, caplog.text
+
+
+async def _stops() -> None:
+    app = EchoApp()
+    protocol, transport = connection(app)
+    protocol.data_received(HEAD + b"\r\n" + b"abc")  # type: ignore[attr-defined]
+    await asyncio.wait_for(app.finished.wait(), 20 * BODY_TIMEOUT_S)
+    assert [m["type"] for m in app.received] == ["http.request", "http.disconnect"]
+    assert app.received[0]["body"] == b"abc"
+    # The 408 and nothing after it (the app's 200 went nowhere), and the connection closed.
+    head, _, body = transport.written.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408 ")
+    assert json.loads(body)["code"] == "request_timeout"
+    assert transport.closing
+    protocol.connection_lost(None)
+
+
+def test_a_body_read_slowly_by_the_app_is_not_the_clients_stall() -> None:
+    """Expect: 100-continue, and an app that asks for the body only after 4 x BODY_TIMEOUT_S:
+    the client sends the body once told to continue, and is answered."""
+    asyncio.run(_read_slowly())
+
+
+async def _read_slowly() -> None:
+    app = EchoApp(delay_s=4 * BODY_TIMEOUT_S)
+    protocol, transport = connection(app)
+    protocol.data_received(HEAD + b"expect: 100-continue\r\n\r\n")  # type: ignore[attr-defined]
+    await asyncio.wait_for(transport.wrote.wait(), 20 * BODY_TIMEOUT_S)
+    assert transport.written == b"HTTP/1.1 100 Continue\r\n\r\n" and not transport.closing
+    protocol.data_received(b"0123456789")  # type: ignore[attr-defined]
+    await asyncio.wait_for(app.finished.wait(), 20 * BODY_TIMEOUT_S)
+    assert app.received == [{"type": "http.request", "body": b"0123456789", "more_body": False}]
+    assert b"HTTP/1.1 200 " in transport.written and b" 408 " not in transport.written
+    assert not transport.closing
+    protocol.connection_lost(None)
