@@ -159,6 +159,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         assert self._refused is not None
         self._send_and_close(*self._refused)
 
+    def send_400_response(self, msg: str) -> None:
+        # uvicorn's answer to bytes it cannot parse as HTTP (a Content-Length that is no number or
+        # given twice, a broken chunk, a garbage request line) is text/plain; every other error
+        # of the service is its JSON error body, so this one is too.
+        self._send_and_close(400, "bad_request", msg)
+
     def _send_and_close(self, status: int, code: str, detail: str) -> None:
         body = json.dumps(error_body(code, detail, status)).encode()
         head = [STATUS_LINE[status]]

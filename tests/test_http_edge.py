@@ -145,6 +145,30 @@ def test_ordinary_heads_and_keep_alive_pass_the_limits(edge_server: tuple[str, i
             both += chunk
 
 
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"POST /v1/embeddings HTTP/1.1\r\nhost: a\r\ncontent-length: abc\r\n\r\n",
+        b"POST /v1/embeddings HTTP/1.1\r\nhost: a\r\ncontent-length: 2\r\n"
+        b"content-length: 3\r\n\r\n{}",
+        b"POST /v1/embeddings HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n",
+        b"\x16\x03\x01 not http at all\r\n\r\n",
+    ],
+    ids=["bad-length", "two-lengths", "bad-chunk", "garbage"],
+)
+def test_unparsable_requests_get_the_json_400(
+    edge_server: tuple[str, int], request_bytes: bytes
+) -> None:
+    url, _ = edge_server
+    with connect(url) as sock:
+        sock.sendall(request_bytes)
+        response = read_response(sock)
+    status, body = status_and_body(response)
+    assert status == 400, response[:300]
+    assert body["code"] == "bad_request" and body["error"]["type"] == "invalid_request_error"
+    assert b"application/json" in response.split(b"\r\n\r\n", 1)[0].lower()
+
+
 def test_too_many_header_fields_get_431(edge_server: tuple[str, int]) -> None:
     url, _ = edge_server
     response = get_with_headers(url, [(f"x-{i}", "1") for i in range(DEFAULT_MAX_HEADER_COUNT + 1)])
