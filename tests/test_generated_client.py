@@ -43,6 +43,7 @@ from tests.conftest import ADMIN_TOKEN, TINY_SERVER_SETTINGS
 from tests.tiny_store import TINY_MODELS
 
 MAX_INPUTS = int(TINY_SERVER_SETTINGS["MAX_INPUTS"])
+MAX_PASSAGES = int(TINY_SERVER_SETTINGS["MAX_PASSAGES"])
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +123,7 @@ def test_question_answering(client: Client) -> None:
     assert isinstance(result, QAResponse) and result.model == TINY_MODELS["qa"]
     assert result.answer is None or isinstance(result.answer, str)
 
-    too_many = QARequest(question="哪里？", passages=["北京。"] * 4)
+    too_many = QARequest(question="哪里？", passages=["北京。"] * (MAX_PASSAGES + 1))
     error(answer_question.sync_detailed(client=client, body=too_many), 413, "payload_too_large")
 
 
