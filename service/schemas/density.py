@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictFloat, StrictInt
 
 from service.schemas.common import (
     HARD_MAX_INPUTS,
@@ -19,7 +19,7 @@ HARD_MAX_DENSITY_DIM = 65536
 HARD_MAX_DENSITY_SAMPLES = 65536
 MAX_SEED = SEED_BOUND - 1
 
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+FiniteFloat = Annotated[StrictFloat, Field(allow_inf_nan=False)]
 Row = Annotated[list[FiniteFloat], Field(min_length=1, max_length=HARD_MAX_DENSITY_DIM)]
 
 
@@ -63,10 +63,10 @@ class DensitySampleRequest(BaseModel):
         None, description="Model name; may be left out when the store holds one density model."
     )
     version: VersionSelector | None = version_field()
-    num_samples: int = Field(
+    num_samples: StrictInt = Field(
         ge=1, le=HARD_MAX_DENSITY_SAMPLES, description="At most MAX_DENSITY_SAMPLES (413 past it)."
     )
-    seed: int | None = Field(
+    seed: StrictInt | None = Field(
         None, ge=0, lt=SEED_BOUND, description="The same seed, the same samples; random if unset."
     )
 

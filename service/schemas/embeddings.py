@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StringConstraints, field_validator
+from pydantic import BaseModel, Field, StrictBool, StrictInt, StringConstraints, field_validator
 
 from service.schemas.common import (
     HARD_MAX_INPUTS,
@@ -26,7 +26,7 @@ class EmbeddingRequest(BaseModel):
         description="A text or a list of texts. At most MAX_INPUTS texts of MAX_TEXT_CHARS "
         "characters each (413 past them)."
     )
-    normalize: bool = Field(True, description="Scale each vector to unit length.")
+    normalize: StrictBool = Field(True, description="Scale each vector to unit length.")
     method: Literal["fold_in", "average", "mean"] | None = Field(
         None,
         description="How a text becomes one vector. JoSE: 'fold_in' (default) optimises a "
@@ -36,7 +36,7 @@ class EmbeddingRequest(BaseModel):
     encoding_format: Literal["float", "base64"] = Field(
         "float", description="'base64': little-endian float32 bytes, as the OpenAI API sends them."
     )
-    dimensions: int | None = Field(
+    dimensions: StrictInt | None = Field(
         None,
         ge=1,
         le=1_000_000,
@@ -45,7 +45,7 @@ class EmbeddingRequest(BaseModel):
         "changes nothing; any other is 400 naming that length (never ignored). "
         "GET /v1/models/{name} shows it as the manifest's `dim`.",
     )
-    truncate: bool = Field(
+    truncate: StrictBool = Field(
         False,
         description="Cut a text longer than the model takes to that length and embed the rest, "
         "instead of refusing it (413). The length is the model's: JoSE, the largest of "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StrictBool, StrictFloat, StrictInt, StringConstraints
 
 from models.generation.sampling import MIN_TEMPERATURE
 from service.schemas.common import (
@@ -30,7 +30,7 @@ class LabelCondition(BaseModel):
 
 class VectorCondition(BaseModel):
     vector: Annotated[
-        list[Annotated[float, Field(allow_inf_nan=False)]],
+        list[Annotated[StrictFloat, Field(allow_inf_nan=False)]],
         Field(min_length=1, max_length=HARD_MAX_CONDITION_DIM),
     ] = Field(
         description="Exactly the model's `condition_dim` numbers, finite in float32 (400 "
@@ -50,36 +50,36 @@ class GenerateRequest(BaseModel):
     prompt: Annotated[str, StringConstraints(max_length=HARD_MAX_TEXT_CHARS)] = Field(
         "", description="Text to continue (at most MAX_TEXT_CHARS characters); empty: from scratch."
     )
-    num_samples: int = Field(
+    num_samples: StrictInt = Field(
         1, ge=1, le=HARD_MAX_NUM_SAMPLES, description="Texts to write; at most MAX_NUM_SAMPLES."
     )
-    max_new_tokens: int | None = Field(
+    max_new_tokens: StrictInt | None = Field(
         None,
         ge=1,
         le=HARD_MAX_NEW_TOKENS,
         description="Most tokens per text (default and most: MAX_NEW_TOKENS); a text also ends "
         "at the model's own length.",
     )
-    temperature: float | None = Field(
+    temperature: StrictFloat | None = Field(
         None,
         ge=0,
         le=100,
         description=f"Sampling temperature; under {MIN_TEMPERATURE:g} (0 included) greedy, the "
         "most likely token each step. Default: the model's.",
     )
-    top_k: int | None = Field(
+    top_k: StrictInt | None = Field(
         None, ge=0, le=1_000_000, description="Keep the k most likely tokens; 0 turns it off."
     )
-    top_p: float | None = Field(
+    top_p: StrictFloat | None = Field(
         None, gt=0, le=1, description="Nucleus: keep the most likely tokens up to this mass."
     )
-    seed: int | None = Field(
+    seed: StrictInt | None = Field(
         None,
         ge=0,
         lt=SEED_BOUND,
         description="Same seed, same request, same model version: the same texts.",
     )
-    guidance_scale: float | None = Field(
+    guidance_scale: StrictFloat | None = Field(
         None,
         ge=0,
         le=20,
@@ -87,7 +87,7 @@ class GenerateRequest(BaseModel):
         "log p(other labels)), which holds the text to its label more firmly (classifier-free "
         "guidance; 0 or null: off). Each sample then takes two rows of the decoding batch.",
     )
-    stream: bool = Field(
+    stream: StrictBool = Field(
         False,
         description="Send Server-Sent Events as tokens are written: `data: GenerateChunk` per "
         "token or end of a sample, then `data: [DONE]`.",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StrictBool, StrictInt, StringConstraints
 
 from service.schemas.common import (
     HARD_MAX_INPUTS,
@@ -30,19 +30,19 @@ class QARequest(BaseModel):
     passages: Annotated[list[Text], Field(min_length=1, max_length=HARD_MAX_INPUTS)] = Field(
         description="Passages to read, decoded together; at most MAX_PASSAGES (413 past it)."
     )
-    max_answer_tokens: int | None = Field(
+    max_answer_tokens: StrictInt | None = Field(
         None,
         ge=1,
         le=HARD_MAX_ANSWER_TOKENS,
         description="Longest answer in tokens; at most the model's own max_answer_tokens (400).",
     )
-    beam_size: int | None = Field(
+    beam_size: StrictInt | None = Field(
         None, ge=1, le=HARD_MAX_BEAM_SIZE, description="Beams (1: greedy); at most MAX_BEAM_SIZE."
     )
-    extractive: bool = Field(
+    extractive: StrictBool = Field(
         False, description="Answers must be spans of the passages (each token continues one)."
     )
-    force_answer: bool = Field(
+    force_answer: StrictBool = Field(
         False,
         description="The passages are known to hold an answer: never null, unless they hold no "
         "text the model knows (only spaces, or only characters outside its vocabulary). "
@@ -50,7 +50,7 @@ class QARequest(BaseModel):
         "likely to hold one is returned even when every passage would say none.",
     )
 
-    return_evidence: bool = Field(
+    return_evidence: StrictBool = Field(
         False,
         description="Give each candidate its `evidence`: the passage characters its tokens "
         "attended to while they were written (heaviest spans first). Computed in the same "

@@ -87,6 +87,41 @@ def test_validation_errors_are_422(client: TestClient) -> None:
     assert r.status_code == 422
 
 
+# JSON's own types only, as OpenAI's API and text-embeddings-inference take them: a number sent as
+# text, a 1 for true or a "yes" is the client's mistake, which pydantic's lax mode would hide.
+LOOSE_FIELDS = [
+    ("/v1/embeddings", {"input": "a"}, "truncate", "yes"),
+    ("/v1/embeddings", {"input": "a"}, "normalize", 1),
+    ("/v1/embeddings", {"input": "a"}, "dimensions", "8"),
+    ("/v1/qa", {"question": "q", "passages": ["p"]}, "beam_size", "2"),
+    ("/v1/qa", {"question": "q", "passages": ["p"]}, "beam_size", 2.0),
+    ("/v1/qa", {"question": "q", "passages": ["p"]}, "force_answer", "true"),
+    ("/v1/generate", {"condition": {"label": "x"}}, "num_samples", "5"),
+    ("/v1/generate", {"condition": {"label": "x"}}, "temperature", "0.5"),
+    ("/v1/generate", {"condition": {"label": "x"}}, "seed", True),
+    ("/v1/generate", {"condition": {"label": "x"}}, "stream", "false"),
+    ("/v1/generate", {}, "condition", {"vector": ["1.5"]}),
+    ("/v1/density/score", {}, "inputs", [["1.5", 2]]),
+    ("/v1/density/sample", {}, "num_samples", "4"),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "field", "value"), LOOSE_FIELDS)
+def test_numbers_and_booleans_must_be_json_numbers_and_booleans(
+    client: TestClient, path: str, body: dict[str, Any], field: str, value: Any
+) -> None:
+    r = client.post(path, json={**body, field: value})
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["param"] is not None and field in r.json()["error"]["param"]
+
+
+def test_integers_are_taken_where_numbers_are_asked(client: TestClient) -> None:
+    r = client.post("/v1/generate", json={"condition": {"vector": [1, 2]}, "temperature": 1})
+    assert r.status_code != 422, r.text
+    r = client.post("/v1/density/score", json={"inputs": [[1, 2]]})
+    assert r.status_code != 422, r.text
+
+
 def test_invalid_utf8_and_nested_json_are_4xx(client: TestClient) -> None:
     r = client.post(
         "/v1/embeddings",
@@ -129,8 +164,10 @@ def test_limits_answer_413(make_client: Callable[..., TestClient], store: Path) 
     client = make_client(max_inputs=2, max_text_chars=10, max_body_bytes=2048)
     r = client.post("/v1/embeddings", json={"input": ["a", "b", "c"]})
     assert r.status_code == 413 and r.json()["code"] == "payload_too_large"
-    r = client.post("/v1/embeddings", json={"input": "x" * 11})
+    assert r.json()["error"]["param"] == "input"
+    r = client.post("/v1/embeddings", json={"input": ["a", "x" * 11]})
     assert r.status_code == 413 and "MAX_TEXT_CHARS" in r.json()["detail"]
+    assert "input 1" in r.json()["detail"] and r.json()["error"]["param"] == "input"
     r = client.post("/v1/embeddings", json={"input": "a " * 2000})
     assert r.status_code == 413 and "MAX_BODY_BYTES" in r.json()["detail"]
 
