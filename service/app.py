@@ -16,7 +16,7 @@ from service.device import configure_devices
 from service.docs_pages import install_docs_pages
 from service.errors import install_error_handlers
 from service.metrics import Metrics
-from service.middleware import BodyLimit, RequestMetrics
+from service.middleware import BodyLimit, HeadAsGet, RequestMetrics
 from service.playground import install_playground
 from service.registry import ModelRegistry, RuntimeFactory, default_runtime_factory
 from service.routes import density, embeddings, generation, health, models, qa
@@ -73,6 +73,9 @@ def create_app(
         # FastAPI's /docs and /redoc load their assets from a CDN: these are served from here.
         docs_url=None,
         redoc_url=None,
+        # A trailing slash is answered by the 404 handler (service/errors.py): a redirect for
+        # GET, a JSON 404 naming the right path for a POST, whose clients seldom follow a 307.
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.registry = registry
@@ -91,6 +94,7 @@ def create_app(
     declare_security(app, metrics_open=not settings.metrics_require_key)
     # Outermost first in the list Starlette builds: metrics see the 401s and 413s; a request
     # without a key is refused before its body is read.
+    app.add_middleware(HeadAsGet)
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
     if keys is not None:
         app.add_middleware(RequireKey, keys=keys, metrics_open=not settings.metrics_require_key)

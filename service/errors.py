@@ -19,8 +19,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 log = logging.getLogger(__name__)
 
@@ -205,6 +206,20 @@ class _AsciiJSONResponse(JSONResponse):
         return json.dumps(content, ensure_ascii=True, allow_nan=False).encode("ascii")
 
 
+def _route_without_slash(request: Request) -> str | None:
+    """The path without its trailing slash when a route takes that path, else None."""
+    path = request.url.path
+    if len(path) < 2 or not path.endswith("/"):
+        return None
+    scope = {**request.scope, "path": path.rstrip("/") or "/"}
+    for route in request.app.router.routes:
+        match, _ = route.matches(scope)
+        if match != Match.NONE:
+            query = request.url.query
+            return scope["path"] + (f"?{query}" if query else "")
+    return None
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def service_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ServiceError)
@@ -216,12 +231,20 @@ def install_error_handlers(app: FastAPI) -> None:
             headers=exc.headers,
         )
 
-    async def http_error(_: Request, exc: Exception) -> JSONResponse:
+    async def http_error(request: Request, exc: Exception) -> Response:
         # Starlette's own (unknown path, wrong method, undecodable body) get the same body shape.
         assert isinstance(exc, StarletteHTTPException)
         code = _HTTP_CODES.get(exc.status_code, "http_error")
+        detail = str(exc.detail)
+        if exc.status_code == 404 and (route := _route_without_slash(request)) is not None:
+            if request.method in ("GET", "HEAD"):
+                # A page or a read: the browser's way, as Starlette's redirect_slashes does.
+                return RedirectResponse(route, status_code=307)
+            # A POST with its body: a 307 would leave the many clients that do not follow
+            # redirects (httpx, curl) with an empty answer; this says what to change.
+            detail = f"Not Found: no route {request.url.path}; did you mean {route}?"
         return JSONResponse(
-            error_body(code, str(exc.detail), exc.status_code),
+            error_body(code, detail, exc.status_code),
             status_code=exc.status_code,
             headers=exc.headers,
         )

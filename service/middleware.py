@@ -11,6 +11,27 @@ from service.errors import error_body
 from service.metrics import Metrics
 
 
+class HeadAsGet:
+    """HEAD answered as GET without the body (RFC 9110 9.3.2), which FastAPI's routes do not do
+    themselves: uptime checkers and `curl -I` probe /healthz with HEAD. The headers, Content-
+    Length included, are the GET's; a path with no GET route still answers 405."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, send_headers_only)
+
+
 class BodyLimit:
     """413 for a body over MAX_BODY_BYTES, by Content-Length at once or by counting a stream.
 

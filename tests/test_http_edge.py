@@ -169,6 +169,44 @@ def test_unparsable_requests_get_the_json_400(
     assert b"application/json" in response.split(b"\r\n\r\n", 1)[0].lower()
 
 
+def test_head_answers_as_get_without_a_body(edge_server: tuple[str, int]) -> None:
+    url, _ = edge_server
+    get = httpx.get(f"{url}/openapi.json", timeout=10)
+    head = httpx.head(f"{url}/openapi.json", timeout=10)
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == get.headers["content-length"]
+    assert head.headers["content-type"] == get.headers["content-type"]
+    refused = httpx.head(f"{url}/v1/embeddings", timeout=10)
+    assert refused.status_code == 405 and refused.headers["allow"] == "POST"
+    # No body follows a HEAD's head: the next response on the connection is read clean.
+    with connect(url) as sock:
+        sock.sendall(
+            b"HEAD /healthz HTTP/1.1\r\nhost: a\r\n\r\nGET /healthz HTTP/1.1\r\nhost: a\r\n\r\n"
+        )
+        both = b""
+        deadline = time.monotonic() + 10
+        while both.count(b"HTTP/1.1 200") < 2 or not both.endswith(b'{"status":"ok"}'):
+            assert time.monotonic() < deadline, both
+            chunk = sock.recv(65536)
+            assert chunk, both
+            both += chunk
+    first, second = both.split(b"HTTP/1.1 200", 2)[1:]
+    assert first.endswith(b"\r\n\r\n") and second.endswith(b'{"status":"ok"}')
+
+
+def test_a_trailing_slash_redirects_a_get_and_names_the_path_to_a_post(
+    edge_server: tuple[str, int],
+) -> None:
+    url, _ = edge_server
+    redirected = httpx.get(f"{url}/healthz/?probe=1", timeout=10)
+    assert redirected.status_code == 307 and redirected.headers["location"] == "/healthz?probe=1"
+    posted = httpx.post(f"{url}/v1/embeddings/", json={"input": "a"}, timeout=10)
+    assert posted.status_code == 404 and posted.json()["code"] == "not_found"
+    assert "did you mean /v1/embeddings?" in posted.json()["detail"]
+    unknown = httpx.post(f"{url}/v1/nothing/", json={}, timeout=10)
+    assert unknown.status_code == 404 and "did you mean" not in unknown.json()["detail"]
+
+
 def test_too_many_header_fields_get_431(edge_server: tuple[str, int]) -> None:
     url, _ = edge_server
     response = get_with_headers(url, [(f"x-{i}", "1") for i in range(DEFAULT_MAX_HEADER_COUNT + 1)])
