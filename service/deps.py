@@ -99,13 +99,18 @@ def model_for(
     return served
 
 
-def check_limit(count: int, limit: int, what: str, setting: str) -> None:
-    """One configured request limit: past it, 413 naming the setting."""
+def check_limit(count: int, limit: int, what: str, setting: str, param: str | None = None) -> None:
+    """One configured request limit: past it, 413 naming the setting (and the request field,
+    `param`, as OpenAI's `error.param`: by default `what` itself)."""
     if count > limit:
-        raise PayloadTooLarge(f"{what}: {count}; the most is {limit} ({setting})")
+        raise PayloadTooLarge(
+            f"{what}: {count}; the most is {limit} ({setting})", param=param or what
+        )
 
 
-def check_text_lengths(settings: Settings, texts: dict[str, str]) -> None:
-    """MAX_TEXT_CHARS for every named text of a request."""
-    for what, text in texts.items():
-        check_limit(len(text), settings.max_text_chars, f"characters in {what}", "MAX_TEXT_CHARS")
+def check_text_lengths(settings: Settings, texts: dict[str, tuple[str, str]]) -> None:
+    """MAX_TEXT_CHARS for every text of a request: {what the error calls it: (field, text)}."""
+    for what, (field, text) in texts.items():
+        check_limit(
+            len(text), settings.max_text_chars, f"characters in {what}", "MAX_TEXT_CHARS", field
+        )

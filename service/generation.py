@@ -227,14 +227,16 @@ class GenerationScheduler:
         if needed > self.max_rows:
             raise PayloadTooLarge(
                 f"{len(rows)} samples need {needed} decoding rows (2 a sample with guidance); "
-                f"the most is {self.max_rows} (MAX_BATCH_SIZE)"
+                f"the most is {self.max_rows} (MAX_BATCH_SIZE)",
+                param="num_samples",
             )
         if needed > self.max_queue:
             # Never admitted, however long the caller waits: not a 429 to retry for ever.
             self._count_rejected("too_large", len(rows))
             raise PayloadTooLarge(
                 f"{len(rows)} samples need {needed} decoding rows, more than model {self.name!r} "
-                f"ever queues (MAX_QUEUE={self.max_queue})"
+                f"ever queues (MAX_QUEUE={self.max_queue})",
+                param="num_samples",
             )
         with self._lock:
             if self._waiting_rows + needed > self.max_queue:

@@ -66,6 +66,10 @@ def test_an_over_long_text_is_413_without_truncate_and_cut_to_fit_with_it(
     assert "truncate" in r.json()["detail"]
     r = embed(server, model=model, input=long_text, method=method, truncate=False)
     assert r.status_code == 413
+    # Which text of a batch is too long, for a caller embedding a corpus in batches.
+    r = embed(server, model=model, input=["a", long_text], method=method)
+    assert r.status_code == 413 and r.json()["detail"].startswith("input 1: ")
+    assert r.json()["error"]["param"] == "input"
 
     first = " ".join(WORDS[:fits])
     last = " ".join(WORDS[5 : fits + 5])
@@ -93,3 +97,4 @@ def test_truncate_leaves_the_request_limits_in_force(server: str, model: str) ->
     too_many_chars = " ".join(WORDS * 20)[: MAX_TEXT_CHARS + 1]
     r = embed(server, model=model, input=too_many_chars, truncate=True)
     assert r.status_code == 413 and "MAX_TEXT_CHARS" in r.json()["detail"]
+    assert r.json()["error"]["param"] == "input"

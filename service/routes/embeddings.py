@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 
 from service.deps import check_limit, check_text_lengths, model_for
-from service.errors import BadInput, error_responses
+from service.errors import BadInput, PayloadTooLarge, error_responses
 from service.inference import Served, answer_headers, infer, prepare_input, vector_payload
 from service.runtimes.base import reading_input
 from service.runtimes.jose import EmbeddingRuntime, Truncation
@@ -21,8 +21,8 @@ def texts_of(body: EmbeddingRequest) -> list[str]:
 
 def limits(body: EmbeddingRequest, settings: Settings) -> None:
     texts = texts_of(body)
-    check_limit(len(texts), settings.max_inputs, "inputs", "MAX_INPUTS")
-    check_text_lengths(settings, {f"input {i}": t for i, t in enumerate(texts)})
+    check_limit(len(texts), settings.max_inputs, "inputs", "MAX_INPUTS", "input")
+    check_text_lengths(settings, {f"input {i}": ("input", t) for i, t in enumerate(texts)})
 
 
 EmbeddingModel = Annotated[
@@ -93,6 +93,10 @@ def _prepare_all(
 ) -> list[Any]:
     prepared = []
     for i, text in enumerate(texts):
-        with reading_input(f"input {i}"):
-            prepared.append(runtime.prepare(text, method, truncate))
+        try:
+            with reading_input(f"input {i}"):
+                prepared.append(runtime.prepare(text, method, truncate))
+        except PayloadTooLarge as exc:
+            # Which of the texts is too long, for a caller embedding a corpus in batches.
+            raise PayloadTooLarge(f"input {i}: {exc.detail}", param="input") from exc
     return prepared

@@ -32,7 +32,7 @@ def limits(body: GenerateRequest, settings: Settings) -> None:
     check_limit(body.num_samples, settings.max_num_samples, "num_samples", "MAX_NUM_SAMPLES")
     check_limit(body.max_new_tokens or 1, settings.max_new_tokens, "max_new_tokens",
                 "MAX_NEW_TOKENS")  # fmt: skip
-    check_text_lengths(settings, {"the prompt": body.prompt})
+    check_text_lengths(settings, {"the prompt": ("prompt", body.prompt)})
 
 
 GenerationModel = Annotated[

@@ -20,7 +20,8 @@ def limits(body: QARequest, settings: Settings) -> None:
     check_limit(body.beam_size or 1, settings.max_beam_size, "beam_size", "MAX_BEAM_SIZE")
     check_text_lengths(
         settings,
-        {"the question": body.question} | {f"passage {i}": p for i, p in enumerate(body.passages)},
+        {"the question": ("question", body.question)}
+        | {f"passage {i}": ("passages", p) for i, p in enumerate(body.passages)},
     )
 
 

@@ -130,7 +130,8 @@ class GenerationRuntime(Runtime):
         if prefix >= self.max_length:
             raise PayloadTooLarge(
                 f"the prompt is {prefix - 1} tokens; this model writes at most {self.max_length} "
-                "tokens in all, prompt included"
+                "tokens in all, prompt included",
+                param="prompt",
             )
         return rows
 

@@ -156,7 +156,8 @@ class QARuntime(BatchedRuntime):
                 f"passages: {len(passages)} passages make {len(prefixes)} windows of at most "
                 f"{window} tokens (this model's window, {self.window_stride} apart); the most "
                 f"read is {self.settings.max_passages} (MAX_PASSAGES): send fewer or shorter "
-                "passages"
+                "passages",
+                param="passages",
             )
         windowed = tuple(owners) if len(prefixes) > len(passages) else None
         if not return_evidence:

@@ -247,6 +247,8 @@ def test_bad_requests(client: TestClient, body: dict, status: int, words: str | 
     assert r.status_code == status, r.text
     if words is not None:
         assert words in r.json()["detail"]
+    if status == 413:  # the field at fault, as OpenAI's `error.param`
+        assert r.json()["error"]["param"] in body
 
 
 def test_non_finite_vector_is_422(client: TestClient) -> None:

@@ -89,8 +89,10 @@ def test_qa_errors(client: TestClient) -> None:
     assert client.post("/v1/qa", json={**ok, "question": ""}).status_code == 422
     r = client.post("/v1/qa", json={**ok, "passages": ["a"] * 4})
     assert r.status_code == 413 and "MAX_PASSAGES" in r.json()["detail"]
+    assert r.json()["error"]["param"] == "passages"
     r = client.post("/v1/qa", json={**ok, "beam_size": 5})
     assert r.status_code == 413 and "MAX_BEAM_SIZE" in r.json()["detail"]
+    assert r.json()["error"]["param"] == "beam_size"
     r = client.post("/v1/qa", json={**ok, "max_answer_tokens": MAX_ANSWER + 1})
     assert r.status_code == 400 and r.json()["code"] == "bad_input"
     assert client.post("/v1/qa", json={**ok, "model": "nope"}).status_code == 404

@@ -78,5 +78,5 @@ def test_windows_past_max_passages_are_413_naming_them(server: str) -> None:
     assert response.status_code == 413, response.text
     error = response.json()
     assert "windows" in error["detail"] and "MAX_PASSAGES" in error["detail"], error
-    assert error["code"] == "payload_too_large"
+    assert error["code"] == "payload_too_large" and error["error"]["param"] == "passages"
     assert np.isfinite(_ask(server, [LONG]).json()["score"])  # the server still answers
