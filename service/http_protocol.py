@@ -38,6 +38,7 @@ from typing import ClassVar
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from service.errors import error_body
+from service.middleware import EDGE_STATUS
 
 
 class HeadLimits:
@@ -239,6 +240,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             f"request body: nothing received for {self.limits.body_timeout_s:g} s (BODY_TIMEOUT_S)"
         )
         self._refused = (408, "request_timeout", detail)
+        # What /metrics counts for the request: the app's own answer goes to nobody.
+        cycle.scope.setdefault("state", {})[EDGE_STATUS] = 408
         started = cycle.response_started
         if not cycle.response_complete:
             # The app sees the disconnect now (its receive returns, its sends are dropped), not

@@ -106,6 +106,12 @@ async def _send_413(send: Send, limit: int) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+# The scope's state key under which the HTTP edge leaves the status it answered for the app (a
+# 408 for a body that stopped arriving), and the status counted when the client went away first.
+EDGE_STATUS = "edge_status"
+CLIENT_CLOSED_REQUEST = 499
+
+
 class RequestMetrics:
     """Counts and times every request by route template, model (set by the route) and status."""
 
@@ -119,17 +125,30 @@ class RequestMetrics:
             return
         started = time.monotonic()
         status = 500
+        answered = disconnected = False
         scope.setdefault("state", {})
 
+        async def receive_watching() -> Message:
+            nonlocal disconnected
+            message = await receive()
+            disconnected = disconnected or message["type"] == "http.disconnect"
+            return message
+
         async def send_recording(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
+            nonlocal status, answered
+            # After a disconnect the app's answer (FastAPI's 400 for a body it could not read)
+            # reaches nobody: the status counted is the edge's, below.
+            if message["type"] == "http.response.start" and not disconnected:
+                status, answered = message["status"], True
             await send(message)
 
         try:
-            await self.app(scope, receive, send_recording)
+            await self.app(scope, receive_watching, send_recording)
         finally:
+            if disconnected and not answered:
+                # The 408 the HTTP edge sent for a stalled body (service/http_protocol.py), or
+                # nginx's 499: the client went away before an answer.
+                status = scope["state"].get(EDGE_STATUS, CLIENT_CLOSED_REQUEST)
             route = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"
             model = scope["state"].get("model", "")

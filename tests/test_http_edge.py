@@ -363,13 +363,15 @@ def until_closed(sock: socket.socket, give_up_s: float) -> tuple[bytes, bool, fl
     return data, False, time.monotonic() - started
 
 
-def embedding_requests_counted(url: str) -> float:
-    """/v1/embeddings requests the app has finished with (any status), from /metrics."""
+def embedding_requests_counted(url: str, status: str | None = None) -> float:
+    """/v1/embeddings requests the app has finished with (of `status`, or any), from /metrics."""
     text = httpx.get(f"{url}/metrics", timeout=10).text
     return sum(
         float(line.rsplit(" ", 1)[1])
         for line in text.splitlines()
-        if line.startswith("kexue_requests_total{") and 'route="/v1/embeddings"' in line
+        if line.startswith("kexue_requests_total{")
+        and 'route="/v1/embeddings"' in line
+        and (status is None or f'status="{status}"' in line)
     )
 
 
@@ -388,7 +390,7 @@ def test_a_body_that_stops_arriving_gets_408_and_the_connection_closed(
     BODY_TIMEOUT_S (1 s here), the connection closed, and the app's handler finished (counted
     in /metrics) with nothing logged as an error."""
     url, _ = edge_server
-    counted = embedding_requests_counted(url)
+    counted, timed_out = embedding_requests_counted(url), embedding_requests_counted(url, "408")
     with connect(url) as sock:
         sock.sendall(embed_head(framing) + part)
         data, closed, waited = until_closed(sock, BODY_TIMEOUT_S + 9)
@@ -400,9 +402,20 @@ def test_a_body_that_stops_arriving_gets_408_and_the_connection_closed(
     assert body["code"] == "request_timeout"
     assert "BODY_TIMEOUT_S" in body["detail"]
     wait_until(lambda: embedding_requests_counted(url) == counted + 1, 10, "the handler finished")
+    assert embedding_requests_counted(url, "408") == timed_out + 1  # counted as what was sent
     log = edge_log.read_text(errors="replace")
     assert "Traceback" not in log and "ERROR" not in log, log[-2000:]
     assert httpx.get(f"{url}/healthz", timeout=10).status_code == 200
+
+
+def test_a_client_gone_mid_body_is_counted_as_499(edge_server: tuple[str, int]) -> None:
+    """Nobody got an answer: /metrics counts nginx's 499, not the 400 the app wrote to nobody."""
+    url, _ = edge_server
+    gone, bad = embedding_requests_counted(url, "499"), embedding_requests_counted(url, "400")
+    with connect(url) as sock:
+        sock.sendall(embed_head("content-length: 500") + EMBED_BODY[:20])
+    wait_until(lambda: embedding_requests_counted(url, "499") == gone + 1, 10, "counted")
+    assert embedding_requests_counted(url, "400") == bad
 
 
 def test_a_slow_but_steady_body_is_not_cut(edge_server: tuple[str, int]) -> None:
