@@ -499,8 +499,20 @@ DEMO_WORDING_HELDOUT_SYNTHETIC = dataclasses.replace(
 )
 # The hard kind as training data: the held-out kind's settings with the training wordings only.
 DEMO_HARD_SYNTHETIC = dataclasses.replace(DEMO_HELDOUT_SYNTHETIC, questions="train")
+# Ordinary wording in the training data (never the held-out forms and values): several statement
+# forms a fact, one person's facts often in one compound sentence, the wider pool of values, and
+# a sentence without its value now and then (no answer). See docs/benchmarks.md, "Ordinary
+# wording".
+DEMO_TRAIN_WORDING: dict[str, Any] = {
+    "statement_forms": "varied",
+    "compound_fraction": 0.3,
+    "value_pool": "wide",
+    "empty_value_fraction": 0.2,
+}
+DEMO_WORDING_SYNTHETIC = dataclasses.replace(DEMO_SYNTHETIC, **DEMO_TRAIN_WORDING)
+DEMO_WORDING_HARD_SYNTHETIC = dataclasses.replace(DEMO_HARD_SYNTHETIC, **DEMO_TRAIN_WORDING)
 # What the demo trains on: both kinds in turn, question by question (`make_mixed_examples`).
-DEMO_MIXTURE = (DEMO_SYNTHETIC, DEMO_HARD_SYNTHETIC)
+DEMO_MIXTURE = (DEMO_WORDING_SYNTHETIC, DEMO_WORDING_HARD_SYNTHETIC)
 # A seed training never draws from (it uses --seed and --seed + 1).
 DEMO_HELDOUT_SEED = 1001
 _PASSAGES = ["张伟今年35岁。张伟住在北京。", "张伟的职业是医生。"]
