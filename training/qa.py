@@ -507,6 +507,7 @@ DEMO_TRAIN_WORDING: dict[str, Any] = {
     "statement_forms": "varied",
     "compound_fraction": 0.3,
     "value_pool": "wide",
+    "nonce_value_fraction": 0.25,
     "empty_value_fraction": 0.2,
 }
 DEMO_WORDING_SYNTHETIC = dataclasses.replace(DEMO_SYNTHETIC, **DEMO_TRAIN_WORDING)

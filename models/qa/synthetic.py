@@ -332,6 +332,9 @@ class SyntheticConfig:
         value_pool: "base" (`Attribute.values`) or "wide" (with `Attribute.more_values`).
         held_out_value_fraction: chance that a value is drawn from `Attribute.held_out_values`
             instead.
+        nonce_value_fraction: chance that a value is made up (`nonce_value`): what a passage
+            states in the value's place is the answer whether or not it is a known word, so
+            that the values' lexicon alone does not tell where an answer ends.
         empty_value_fraction: for a question no passage answers, chance that a passage naming
             the person asked also holds the fact's sentence with no value ("张伟住在。"): still
             no answer.
@@ -351,6 +354,7 @@ class SyntheticConfig:
     held_out_statement_fraction: float = 0.0
     value_pool: str = "base"
     held_out_value_fraction: float = 0.0
+    nonce_value_fraction: float = 0.0
     empty_value_fraction: float = 0.0
 
     def __post_init__(self) -> None:
@@ -363,7 +367,8 @@ class SyntheticConfig:
         if self.value_pool not in VALUE_POOLS:
             raise ValueError(f"value_pool must be one of {VALUE_POOLS}, not {self.value_pool!r}")
         for knob in ("compound_fraction", "held_out_statement_fraction",
-                     "held_out_value_fraction", "empty_value_fraction"):  # fmt: skip
+                     "held_out_value_fraction", "nonce_value_fraction",
+                     "empty_value_fraction"):  # fmt: skip
             if not 0.0 <= getattr(self, knob) <= 1.0:
                 raise ValueError(f"{knob} must be in [0, 1], not {getattr(self, knob)!r}")
 
@@ -443,8 +448,21 @@ def _draw_people(
     return people
 
 
+def nonce_value(rng: random.Random, fact: Attribute) -> str:
+    """A made-up value of `fact`: as long as one of its values, of the characters its values
+    (`values`, `more_values`) are made of ("州京", "2731"), never one of `held_out_values`."""
+    pool = fact.values + fact.more_values
+    chars = sorted(set("".join(pool)))
+    while True:
+        value = "".join(rng.choice(chars) for _ in rng.choice(pool))
+        if value not in fact.held_out_values:
+            return value
+
+
 def _draw_value(rng: random.Random, config: SyntheticConfig, fact: Attribute) -> str:
     """A value of `fact` (no draw but `rng.choice(fact.values)` with the default knobs)."""
+    if config.nonce_value_fraction and rng.random() < config.nonce_value_fraction:
+        return nonce_value(rng, fact)
     if (
         config.held_out_value_fraction
         and fact.held_out_values
