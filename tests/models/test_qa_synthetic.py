@@ -304,3 +304,22 @@ def test_error_breakdown_scores_the_wording_flags_apart():
     for key in ("em_held_out_statement", "em_compound", "em_held_out_value"):
         assert report[key] == 1 / 2
     assert "em_empty_value" not in report
+
+
+def test_nonce_values_are_made_of_the_pools_characters_and_stated_as_answers():
+    config = dataclasses.replace(WORDING_TRAIN, nonce_value_fraction=0.5)
+    items = make_labelled_examples(400, seed=14, config=config)
+    made_up = 0
+    for item in items:
+        attribute = _BY_NAME[item.attribute]
+        pool = {*attribute.values, *attribute.more_values}
+        for value in {*item.example.gold_answers(), *item.other_values}:
+            assert value not in attribute.held_out_values
+            assert set(value) <= set("".join(pool)), value
+            assert len(value) in {len(v) for v in pool}, value
+            made_up += value not in pool
+    assert made_up > 100
+    # none without the knob
+    for item in make_labelled_examples(400, seed=14, config=WORDING_TRAIN):
+        pool = {*_BY_NAME[item.attribute].values, *_BY_NAME[item.attribute].more_values}
+        assert {*item.example.gold_answers(), *item.other_values} <= pool
