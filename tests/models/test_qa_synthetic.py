@@ -288,10 +288,14 @@ def test_value_less_sentences_only_where_nothing_answers():
 
 
 def test_wording_knobs_are_checked():
-    for knob, bad in (("statement_forms", "some"), ("value_pool", "all"),
-                      ("compound_fraction", 1.5), ("empty_value_fraction", -0.1)):  # fmt: skip
-        with pytest.raises(ValueError, match=knob):
-            dataclasses.replace(SyntheticConfig(), **{knob: bad})
+    with pytest.raises(ValueError, match="statement_forms"):
+        SyntheticConfig(statement_forms="some")
+    with pytest.raises(ValueError, match="value_pool"):
+        SyntheticConfig(value_pool="all")
+    with pytest.raises(ValueError, match="compound_fraction"):
+        SyntheticConfig(compound_fraction=1.5)
+    with pytest.raises(ValueError, match="nonce_value_fraction"):
+        SyntheticConfig(nonce_value_fraction=-0.1)
 
 
 def test_error_breakdown_scores_the_wording_flags_apart():
