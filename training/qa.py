@@ -486,8 +486,8 @@ DEMO_HELDOUT_SYNTHETIC = SyntheticConfig(
 # The held-out kind in ordinary users' wording (issue 18's outside tester): one person's facts
 # often joined in one sentence ("张伟住在北京，今年35岁，是一名医生。"), statements in several forms
 # and in held-out ones ("{name}生活在{value}。", "{name}是{value}。"), a wider pool of values and
-# values training never sees ("老师"), and sentences missing their value ("张伟住在。"). Beside
-# DEMO_HELDOUT_SYNTHETIC, which stays what it was (bench/qa_demo_heldout.py --set wording).
+# values training never sees ("老师"), and sentences missing their value ("张伟住在。"). Scored
+# by bench/qa_demo_heldout.py --set wording, beside DEMO_HELDOUT_SYNTHETIC, which is unchanged.
 DEMO_WORDING_HELDOUT_SYNTHETIC = dataclasses.replace(
     DEMO_HELDOUT_SYNTHETIC,
     statement_forms="varied",
@@ -534,9 +534,10 @@ ISSUE_EXAMPLES: list[tuple[str, list[str], str | None]] = [
 _ZHANG = ["张伟住在北京，今年35岁，是一名医生。"]
 _LIU = ["刘敏是一名教师，住在苏州。"]
 _ZHAO = ["张伟今年35岁。张伟住在北京。", "赵磊今年42岁，是一名工程师。"]
-# Requests in ordinary users' wording, written by hand (issue 18's outside tester; question,
-# passages, the answer expected; None: no answer). Never generated: compound sentences, several
-# statement forms, values training never sees (老师), a sentence without its value.
+# Requests in ordinary users' wording, written by hand after issue 18's outside tester (question,
+# passages, the answer expected; None: no answer), not drawn by the generator: compound sentences,
+# training forms (是一名, 家住) and a held-out one (生活在), a held-out value (老师), a sentence
+# without its value.
 USER_EXAMPLES: list[tuple[str, list[str], str | None]] = [
     ("张伟今年多大？", _ZHANG, "35"),
     ("张伟是做什么工作的？", _ZHANG, "医生"),
