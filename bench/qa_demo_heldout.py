@@ -1,7 +1,7 @@
 """Held-out exact match of a demo-style QA model on the hard synthetic questions, with its errors.
 
     .venv/bin/python bench/qa_demo_heldout.py --model model_store/demo-qa/1 [--count 1000] \\
-        [--seed 1001] [--examples]
+        [--seed 1001] [--set hard|wording] [--examples]
 
 The questions are `training.qa.DEMO_HELDOUT_SYNTHETIC`: passages about one to three people, other
 people often stating the asked fact too and often sharing a surname or given name with the person
@@ -12,7 +12,15 @@ seed is not one training draws from (training uses `--seed`, its own held-out se
 Decodes as the service does (the SavedModel's cache signatures, the manifest's beam size and
 extractive setting) and prints JSON: exact match overall, per kind of question and per wording,
 and the errors counted by kind (`models.qa.synthetic.error_breakdown`). `--examples` also answers
-the example requests of issue 18 and prints them.
+the example requests of issue 18 and the hand-written ordinary-user requests
+(`training.qa.USER_EXAMPLES`) and prints them, with how many of each are right.
+
+`--set wording` draws the questions from `training.qa.DEMO_WORDING_HELDOUT_SYNTHETIC` instead:
+the same hard kind in ordinary wording (compound sentences, several statement forms, some held
+out of training, a wider pool of values and values training never sees, sentences without their
+value); the report then also has exact match over the answers stated only in held-out forms
+(`em_held_out_statement`), in compound sentences (`em_compound`), with held-out values
+(`em_held_out_value`) and over the questions with a value-less sentence (`em_empty_value`).
 """
 
 from __future__ import annotations
@@ -28,7 +36,16 @@ from models.bert.tokenizer import BertTokenizer  # noqa: E402
 from models.qa.decoding import answer_questions  # noqa: E402
 from models.qa.synthetic import error_breakdown, make_labelled_examples  # noqa: E402
 from models.store import QAManifest, read_manifest  # noqa: E402
-from training.qa import DEMO_HELDOUT_SEED, DEMO_HELDOUT_SYNTHETIC, ISSUE_EXAMPLES  # noqa: E402
+from training.qa import (  # noqa: E402
+    DEMO_HELDOUT_SEED,
+    DEMO_HELDOUT_SYNTHETIC,
+    DEMO_WORDING_HELDOUT_SYNTHETIC,
+    ISSUE_EXAMPLES,
+    USER_EXAMPLES,
+)
+
+# The held-out sets (`--set`).
+SETS = {"hard": DEMO_HELDOUT_SYNTHETIC, "wording": DEMO_WORDING_HELDOUT_SYNTHETIC}
 
 
 def load_qa_version(path: Path) -> tuple[Any, BertTokenizer, dict[str, Any]]:
@@ -57,10 +74,13 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--model", type=Path, required=True, help="a version folder")
     parser.add_argument("--count", type=int, default=1000, help="held-out questions")
     parser.add_argument("--seed", type=int, default=DEMO_HELDOUT_SEED)
-    parser.add_argument("--examples", action="store_true", help="answer issue 18's examples")
+    parser.add_argument("--set", choices=list(SETS), default="hard", help="held-out questions")
+    parser.add_argument(
+        "--examples", action="store_true", help="answer issue 18's and the users' examples"
+    )
     args = parser.parse_args(argv)
     model, tokenizer, options = load_qa_version(args.model)
-    labelled = make_labelled_examples(args.count, args.seed, DEMO_HELDOUT_SYNTHETIC)
+    labelled = make_labelled_examples(args.count, args.seed, SETS[args.set])
     predictions: list[str | None] = []
     for start in range(0, len(labelled), 16):
         chunk = labelled[start : start + 16]
@@ -71,20 +91,19 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             **options,
         )
         predictions.extend(r.answer for r in results)
-    report: dict[str, object] = {"model": str(args.model), "seed": args.seed}
+    report: dict[str, object] = {"model": str(args.model), "seed": args.seed, "set": args.set}
     report.update({k: round(v, 4) for k, v in error_breakdown(labelled, predictions).items()})
     if args.examples:
-        answers = answer_questions(
-            model,
-            tokenizer,
-            [(q, p) for q, p, _ in ISSUE_EXAMPLES],
-            **options,
-        )
-        report["examples"] = [
-            {"question": q, "passages": p, "expected": e, "answer": a.answer,
-             "score": round(a.score, 5)}
-            for (q, p, e), a in zip(ISSUE_EXAMPLES, answers, strict=True)
-        ]  # fmt: skip
+        for key, examples in (("examples", ISSUE_EXAMPLES), ("user_examples", USER_EXAMPLES)):
+            pairs = [(q, p) for q, p, _ in examples]
+            answers = answer_questions(model, tokenizer, pairs, **options)
+            report[key] = [
+                {"question": q, "passages": p, "expected": e, "answer": a.answer,
+                 "score": round(a.score, 5)}
+                for (q, p, e), a in zip(examples, answers, strict=True)
+            ]  # fmt: skip
+            right = sum(a.answer == e for (_, _, e), a in zip(examples, answers, strict=True))
+            report[f"{key}_right"] = f"{right}/{len(examples)}"
     print(json.dumps(report, ensure_ascii=False, indent=1))
     return report
 

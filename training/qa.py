@@ -483,10 +483,37 @@ DEMO_HELDOUT_SYNTHETIC = SyntheticConfig(
     similar_name_fraction=0.5,
     questions="all",
 )
+# The held-out kind in ordinary users' wording (issue 18's outside tester): one person's facts
+# often joined in one sentence ("张伟住在北京，今年35岁，是一名医生。"), statements in several forms
+# and in held-out ones ("{name}生活在{value}。", "{name}是{value}。"), a wider pool of values and
+# values training never sees ("老师"), and sentences missing their value ("张伟住在。"). Scored
+# by bench/qa_demo_heldout.py --set wording, beside DEMO_HELDOUT_SYNTHETIC, which is unchanged.
+DEMO_WORDING_HELDOUT_SYNTHETIC = dataclasses.replace(
+    DEMO_HELDOUT_SYNTHETIC,
+    statement_forms="varied",
+    compound_fraction=0.4,
+    held_out_statement_fraction=0.3,
+    value_pool="wide",
+    held_out_value_fraction=0.3,
+    empty_value_fraction=0.3,
+)
 # The hard kind as training data: the held-out kind's settings with the training wordings only.
 DEMO_HARD_SYNTHETIC = dataclasses.replace(DEMO_HELDOUT_SYNTHETIC, questions="train")
+# Ordinary wording in the training data (never the held-out forms and values): several statement
+# forms a fact, one person's facts often in one compound sentence, the wider pool of values, and
+# a sentence without its value now and then (no answer). Made-up values
+# (`nonce_value_fraction`) were tried and not kept: 0.25 of them cost 0.07 on
+# DEMO_HELDOUT_SYNTHETIC, 0.1 changed nothing measurable (docs/benchmarks.md, "Ordinary wording").
+DEMO_TRAIN_WORDING: dict[str, Any] = {
+    "statement_forms": "varied",
+    "compound_fraction": 0.3,
+    "value_pool": "wide",
+    "empty_value_fraction": 0.2,
+}
+DEMO_WORDING_SYNTHETIC = dataclasses.replace(DEMO_SYNTHETIC, **DEMO_TRAIN_WORDING)
+DEMO_WORDING_HARD_SYNTHETIC = dataclasses.replace(DEMO_HARD_SYNTHETIC, **DEMO_TRAIN_WORDING)
 # What the demo trains on: both kinds in turn, question by question (`make_mixed_examples`).
-DEMO_MIXTURE = (DEMO_SYNTHETIC, DEMO_HARD_SYNTHETIC)
+DEMO_MIXTURE = (DEMO_WORDING_SYNTHETIC, DEMO_WORDING_HARD_SYNTHETIC)
 # A seed training never draws from (it uses --seed and --seed + 1).
 DEMO_HELDOUT_SEED = 1001
 _PASSAGES = ["张伟今年35岁。张伟住在北京。", "张伟的职业是医生。"]
@@ -502,6 +529,32 @@ ISSUE_EXAMPLES: list[tuple[str, list[str], str | None]] = [
     ("王芳住在哪里？", _TWO_PEOPLE, "上海"),
     ("王芳的职业是什么？", _TWO_PEOPLE, None),
     ("李娜住在哪里？", _TWO_PEOPLE, None),
+]
+
+_ZHANG = ["张伟住在北京，今年35岁，是一名医生。"]
+_LIU = ["刘敏是一名教师，住在苏州。"]
+_ZHAO = ["张伟今年35岁。张伟住在北京。", "赵磊今年42岁，是一名工程师。"]
+# Requests in ordinary users' wording, written by hand after issue 18's outside tester (question,
+# passages, the answer expected; None: no answer), not drawn by the generator: compound sentences,
+# training forms (是一名, 家住) and a held-out one (生活在), a held-out value (老师), a sentence
+# without its value.
+USER_EXAMPLES: list[tuple[str, list[str], str | None]] = [
+    ("张伟今年多大？", _ZHANG, "35"),
+    ("张伟是做什么工作的？", _ZHANG, "医生"),
+    ("张伟住在哪里？", _ZHANG, "北京"),
+    ("张伟养了什么宠物？", _ZHANG, None),
+    ("刘敏住在哪里？", _LIU, "苏州"),
+    ("刘敏的职业是什么？", _LIU, "教师"),
+    ("刘敏今年几岁？", _LIU, None),
+    ("王芳是做什么的？", ["王芳是一名老师。"], "老师"),
+    ("李强住在哪里？", ["李强家住杭州。"], "杭州"),
+    ("陈静住在哪个城市？", ["陈静生活在成都。"], "成都"),
+    ("赵磊今年几岁？", _ZHAO, "42"),
+    ("赵磊多大了？", _ZHAO, "42"),
+    ("赵磊住在哪里？", _ZHAO, None),
+    ("张伟住在哪里？", ["张伟住在。"], None),
+    ("王芳住在哪里？", ["张伟住在北京，今年35岁。", "王芳生活在上海，是一名护士。"], "上海"),
+    ("李娜住在哪里？", ["张伟住在北京，今年35岁。", "王芳生活在上海，是一名护士。"], None),
 ]
 
 

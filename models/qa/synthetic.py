@@ -49,11 +49,22 @@ class Attribute:
 
     Attributes:
         name: short name of the attribute.
-        statement: sentence template with `{name}` and `{value}`.
+        statement: sentence template with `{name}` and `{value}`: the canonical statement, the
+            only one unless `SyntheticConfig.statement_forms` asks for more.
         questions: question templates with `{name}`, used in training.
-        values: the values it takes.
+        values: the values it takes (the base pool).
         held_out_questions: more question templates, never used in training: paraphrases the
             held-out evaluation asks to see whether other wording is read.
+        statements: more statement templates (`SyntheticConfig.statement_forms` "varied").
+        held_out_statements: statement templates never used in training
+            (`SyntheticConfig.held_out_statement_fraction`).
+        clauses: the fact without the name ("住在{value}"), to join one person's facts into one
+            compound sentence ("张伟住在北京，今年35岁，是一名医生。"; `compound_fraction`).
+        held_out_clauses: clause templates never used in training.
+        more_values: more values, for a wider pool (`SyntheticConfig.value_pool` "wide").
+        held_out_values: values never used in training (`held_out_value_fraction`); made of
+            characters the training material holds, so that an answer is in the vocabulary a
+            model builds from its training data and what they test is reading, not spelling.
     """
 
     name: str
@@ -61,6 +72,12 @@ class Attribute:
     questions: tuple[str, ...]
     values: tuple[str, ...]
     held_out_questions: tuple[str, ...] = ()
+    statements: tuple[str, ...] = ()
+    held_out_statements: tuple[str, ...] = ()
+    clauses: tuple[str, ...] = ()
+    held_out_clauses: tuple[str, ...] = ()
+    more_values: tuple[str, ...] = ()
+    held_out_values: tuple[str, ...] = ()
 
 
 ATTRIBUTES: tuple[Attribute, ...] = (
@@ -81,6 +98,20 @@ ATTRIBUTES: tuple[Attribute, ...] = (
             "大连 厦门 昆明 哈尔滨 沈阳".split()
         ),
         ("{name}住在哪儿？", "{name}的家在哪个城市？"),
+        statements=(
+            "{name}家住{value}。",
+            "{name}现在住在{value}。",
+            "{name}在{value}生活。",
+            "{name}居住在{value}。",
+        ),
+        held_out_statements=("{name}生活在{value}。", "{name}的家在{value}。", "{name}住{value}。"),
+        clauses=("住在{value}", "家住{value}", "在{value}生活"),
+        held_out_clauses=("生活在{value}", "家在{value}"),
+        more_values=tuple(
+            "合肥 南昌 福州 济南 太原 兰州 贵阳 南宁 海口 宁波 无锡 佛山 东莞 温州 "
+            "徐州 大同".split()
+        ),
+        held_out_values=tuple("北海 长春 海宁 宁德 金华".split()),
     ),  # fmt: skip
     Attribute(
         "job",
@@ -98,6 +129,24 @@ ATTRIBUTES: tuple[Attribute, ...] = (
             "农民 科学家 程序员 设计师 建筑师 飞行员".split()
         ),
         ("{name}是做什么的？", "{name}干什么工作？"),
+        statements=(
+            "{name}是一名{value}。",
+            "{name}是一位{value}。",
+            "{name}的工作是{value}。",
+            "{name}是个{value}。",
+        ),
+        held_out_statements=(
+            "{name}是{value}。",
+            "{name}在做{value}。",
+            "{name}从事{value}工作。",
+        ),
+        clauses=("是一名{value}", "职业是{value}", "是一位{value}"),
+        held_out_clauses=("是{value}", "在做{value}"),
+        more_values=tuple(
+            "老板 学生 工人 编辑 翻译 导游 保安 主持人 摄影师 教练 法官 军人 "
+            "快递员 售货员 电工 模特".split()
+        ),
+        held_out_values=tuple("老师 大厨 导演 画师 护工".split()),
     ),  # fmt: skip
     Attribute(
         "age",
@@ -113,6 +162,16 @@ ATTRIBUTES: tuple[Attribute, ...] = (
         ),
         tuple(str(age) for age in range(18, 81)),
         ("{name}多少岁了？", "{name}今年多大年纪？"),
+        statements=("{name}{value}岁。", "{name}已经{value}岁了。", "{name}的年龄是{value}岁。"),
+        held_out_statements=(
+            "{name}今年已经{value}岁。",
+            "{name}年龄{value}岁。",
+            "{name}现在{value}岁了。",
+        ),
+        clauses=("今年{value}岁", "{value}岁", "已经{value}岁了"),
+        held_out_clauses=("年龄{value}岁", "现在{value}岁"),
+        more_values=tuple(str(age) for age in range(12, 18)),
+        held_out_values=tuple(str(age) for age in range(81, 96)),
     ),  # fmt: skip
     Attribute(
         "hobby",
@@ -129,6 +188,21 @@ ATTRIBUTES: tuple[Attribute, ...] = (
             "写书法 骑自行车".split()
         ),
         ("{name}有什么兴趣爱好？", "{name}业余时间喜欢做什么？"),
+        statements=(
+            "{name}平时喜欢{value}。",
+            "{name}平时爱{value}。",
+            "{name}最大的爱好是{value}。",
+        ),
+        held_out_statements=(
+            "{name}爱{value}。",
+            "{name}喜欢{value}。",
+        ),
+        clauses=("爱好是{value}", "平时喜欢{value}"),
+        held_out_clauses=("爱{value}", "喜欢{value}"),
+        more_values=tuple(
+            "滑冰 打网球 看电影 弹吉他 养花 做饭 下象棋 打乒乓球 写诗 拉二胡".split()
+        ),
+        held_out_values=tuple("看书 弹琴 踢球 骑马".split()),
     ),  # fmt: skip
     Attribute(
         "birth_year",
@@ -142,6 +216,16 @@ ATTRIBUTES: tuple[Attribute, ...] = (
         ),
         tuple(str(year) for year in range(1950, 2006)),
         ("{name}是哪年出生的？", "{name}生于哪一年？"),
+        statements=(
+            "{name}是{value}年出生的。",
+            "{name}{value}年出生。",
+            "{name}出生在{value}年。",
+        ),
+        held_out_statements=("{name}生于{value}年。", "{name}是{value}年生的。"),
+        clauses=("出生于{value}年", "{value}年出生"),
+        held_out_clauses=("生于{value}年",),
+        more_values=tuple(str(year) for year in range(1940, 1950)),
+        held_out_values=tuple(str(year) for year in range(2006, 2016)),
     ),  # fmt: skip
     Attribute(
         "pet",
@@ -155,6 +239,16 @@ ATTRIBUTES: tuple[Attribute, ...] = (
         ),
         tuple("猫 狗 兔子 鹦鹉 乌龟 仓鼠 金鱼 刺猬".split()),
         ("{name}养了一只什么？", "{name}养的宠物是什么？"),
+        statements=(
+            "{name}家里养了一只{value}。",
+            "{name}有一只{value}。",
+            "{name}的宠物是一只{value}。",
+        ),
+        held_out_statements=("{name}家有一只{value}。", "{name}养的是一只{value}。"),
+        clauses=("养了一只{value}", "家里养了一只{value}"),
+        held_out_clauses=("养的是一只{value}", "有一只{value}"),
+        more_values=tuple("小狗 小猫 八哥 松鼠 白鸽 蜥蜴".split()),
+        held_out_values=tuple("小兔 白猫 黑狗 花猫".split()),
     ),  # fmt: skip
     Attribute(
         "school",
@@ -171,6 +265,18 @@ ATTRIBUTES: tuple[Attribute, ...] = (
             "南开大学 厦门大学".split()
         ),
         ("{name}是从哪所大学毕业的？", "{name}在哪里上的大学？"),
+        statements=(
+            "{name}是{value}毕业的。",
+            "{name}从{value}毕业。",
+            "{name}在{value}读的大学。",
+        ),
+        held_out_statements=("{name}大学读的是{value}。", "{name}{value}毕业。"),
+        clauses=("毕业于{value}", "从{value}毕业"),
+        held_out_clauses=("是{value}毕业的",),
+        more_values=tuple(
+            "山东大学 吉林大学 同济大学 天津大学 重庆大学 湖南大学 兰州大学 郑州大学".split()
+        ),
+        held_out_values=tuple("苏州大学 西南大学 青岛大学 深圳大学".split()),
     ),  # fmt: skip
     Attribute(
         "color",
@@ -178,15 +284,28 @@ ATTRIBUTES: tuple[Attribute, ...] = (
         ("{name}最喜欢什么颜色？", "{name}最喜欢的颜色是什么？", "{name}喜欢什么颜色？"),
         tuple("红色 蓝色 绿色 黄色 紫色 白色 黑色 橙色 粉色 灰色".split()),
         ("{name}最爱什么颜色？", "{name}喜欢哪种颜色？"),
+        statements=("{name}最喜欢{value}。", "{name}喜欢的颜色是{value}。"),
+        held_out_statements=("{name}最爱{value}。", "{name}最喜爱{value}。"),
+        clauses=("最喜欢的颜色是{value}", "最喜欢{value}"),
+        held_out_clauses=("最爱{value}",),
+        more_values=tuple("棕色 金色 银色 青色 米色".split()),
+        held_out_values=tuple("天蓝色 深红色 深绿色 金黄色".split()),
     ),  # fmt: skip
 )
 # Which templates questions are drawn from (`SyntheticConfig.questions`).
 QUESTION_SETS = ("train", "held_out", "all")
+# Which statement templates passages use (`SyntheticConfig.statement_forms`).
+STATEMENT_FORMS = ("canonical", "varied")
+# Which values facts take (`SyntheticConfig.value_pool`).
+VALUE_POOLS = ("base", "wide")
 
 
 @dataclass(frozen=True)
 class SyntheticConfig:
     """How the synthetic data are drawn.
+
+    The defaults of the wording knobs (`statement_forms` to `empty_value_fraction`) draw what
+    the generator drew before they existed, the same examples for the same seed.
 
     Attributes:
         people_per_passage: (least, most) people a passage talks about.
@@ -203,6 +322,22 @@ class SyntheticConfig:
             asked) shares the surname or the given name of the person asked.
         questions: question templates drawn from: "train" (`Attribute.questions`), "held_out"
             (`Attribute.held_out_questions`) or "all".
+        statement_forms: "canonical" (`Attribute.statement` only) or "varied" (it and
+            `Attribute.statements`, one drawn a sentence).
+        compound_fraction: chance that a person with two facts or more has them stated in one
+            sentence, the name once and the facts as clauses (`Attribute.clauses`) joined by
+            "，" ("刘敏是一名教师，住在苏州。").
+        held_out_statement_fraction: chance that a sentence (or clause) takes a held-out form
+            (`Attribute.held_out_statements`, `Attribute.held_out_clauses`) instead.
+        value_pool: "base" (`Attribute.values`) or "wide" (with `Attribute.more_values`).
+        held_out_value_fraction: chance that a value is drawn from `Attribute.held_out_values`
+            instead.
+        nonce_value_fraction: chance that a value is made up (`nonce_value`): what a passage
+            states in the value's place is the answer whether or not it is a known word, so
+            that the values' lexicon alone does not tell where an answer ends.
+        empty_value_fraction: for a question no passage answers, chance that a passage naming
+            the person asked also holds the fact's sentence with no value ("张伟住在。"): still
+            no answer.
     """
 
     people_per_passage: tuple[int, int] = (2, 3)
@@ -214,10 +349,28 @@ class SyntheticConfig:
     shared_attribute_fraction: float = 0.0
     similar_name_fraction: float = 0.0
     questions: str = "train"
+    statement_forms: str = "canonical"
+    compound_fraction: float = 0.0
+    held_out_statement_fraction: float = 0.0
+    value_pool: str = "base"
+    held_out_value_fraction: float = 0.0
+    nonce_value_fraction: float = 0.0
+    empty_value_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         if self.questions not in QUESTION_SETS:
             raise ValueError(f"questions must be one of {QUESTION_SETS}, not {self.questions!r}")
+        if self.statement_forms not in STATEMENT_FORMS:
+            raise ValueError(
+                f"statement_forms must be one of {STATEMENT_FORMS}, not {self.statement_forms!r}"
+            )
+        if self.value_pool not in VALUE_POOLS:
+            raise ValueError(f"value_pool must be one of {VALUE_POOLS}, not {self.value_pool!r}")
+        for knob in ("compound_fraction", "held_out_statement_fraction",
+                     "held_out_value_fraction", "nonce_value_fraction",
+                     "empty_value_fraction"):  # fmt: skip
+            if not 0.0 <= getattr(self, knob) <= 1.0:
+                raise ValueError(f"{knob} must be in [0, 1], not {getattr(self, knob)!r}")
 
 
 @dataclass(frozen=True)
@@ -231,6 +384,12 @@ class LabelledExample:
         attribute: the name of the fact asked.
         held_out_question: the question's template is one of `Attribute.held_out_questions`.
         other_values: values of the asked fact that the passages state for other people.
+        held_out_statement: every statement of the answer is in a held-out form
+            (`Attribute.held_out_statements` or `held_out_clauses`).
+        compound: some statement of the answer is a clause of a compound sentence.
+        held_out_value: the answer is one of `Attribute.held_out_values`.
+        empty_value: a passage holds the asked fact's sentence for the person asked with no
+            value ("张伟住在。"; unanswered questions only).
     """
 
     example: QAExample
@@ -239,11 +398,26 @@ class LabelledExample:
     attribute: str
     held_out_question: bool
     other_values: frozenset[str]
+    held_out_statement: bool = False
+    compound: bool = False
+    held_out_value: bool = False
+    empty_value: bool = False
 
 
 # Facts of one passage: person -> {attribute name: value}.
 _Facts = dict[str, dict[str, str]]
 _BY_NAME = {attribute.name: attribute for attribute in ATTRIBUTES}
+
+
+@dataclass(frozen=True)
+class _Drawn:
+    """A passage drawn, its facts, and how it states the fact asked of the person asked."""
+
+    text: str
+    facts: _Facts
+    held_out_form: bool = False  # the statement is in a held-out form
+    compound: bool = False  # a clause of a compound sentence
+    empty: bool = False  # the fact's sentence with no value
 
 
 def _clashes(name: str, taken: Sequence[str]) -> bool:
@@ -274,6 +448,48 @@ def _draw_people(
     return people
 
 
+def nonce_value(rng: random.Random, fact: Attribute) -> str:
+    """A made-up value of `fact`: as long as one of its values, of the characters its values
+    (`values`, `more_values`) are made of ("州京", "2731"), never one of `held_out_values`."""
+    pool = fact.values + fact.more_values
+    chars = sorted(set("".join(pool)))
+    while True:
+        value = "".join(rng.choice(chars) for _ in rng.choice(pool))
+        if value not in fact.held_out_values:
+            return value
+
+
+def _draw_value(rng: random.Random, config: SyntheticConfig, fact: Attribute) -> str:
+    """A value of `fact` (no draw but `rng.choice(fact.values)` with the default knobs)."""
+    if config.nonce_value_fraction and rng.random() < config.nonce_value_fraction:
+        return nonce_value(rng, fact)
+    if (
+        config.held_out_value_fraction
+        and fact.held_out_values
+        and rng.random() < config.held_out_value_fraction
+    ):
+        return rng.choice(fact.held_out_values)
+    if config.value_pool == "wide":
+        return rng.choice(fact.values + fact.more_values)
+    return rng.choice(fact.values)
+
+
+def _draw_form(
+    rng: random.Random, config: SyntheticConfig, fact: Attribute, clause: bool
+) -> tuple[str, bool]:
+    """(a statement or clause template of `fact`, whether it is a held-out one); no draw with
+    the default knobs."""
+    if config.held_out_statement_fraction and rng.random() < config.held_out_statement_fraction:
+        held_out = fact.held_out_clauses if clause else fact.held_out_statements
+        if held_out:
+            return rng.choice(held_out), True
+    if clause:
+        return rng.choice(fact.clauses), False
+    if config.statement_forms == "varied":
+        return rng.choice((fact.statement, *fact.statements)), False
+    return fact.statement, False
+
+
 def _draw_passage(
     rng: random.Random,
     config: SyntheticConfig,
@@ -281,7 +497,8 @@ def _draw_passage(
     attribute: Attribute,
     asked: str | None,
     avoid: Sequence[str],
-) -> tuple[str, _Facts]:
+    value: str | None = None,
+) -> _Drawn:
     """A passage about 1-3 people and its facts.
 
     Args:
@@ -292,6 +509,8 @@ def _draw_passage(
         asked: None (the passage does not name `person`), "with" (it states `attribute` of
             `person`) or "without" (it names `person` but does not state `attribute` of them).
         avoid: more names not to use.
+        value: with `asked` "with", the value it states (another passage's answer, which this
+            one agrees with); None: drawn.
     """
     count = rng.randint(*config.people_per_passage)
     named = [person] if asked else []
@@ -304,6 +523,7 @@ def _draw_passage(
     )
     facts: _Facts = {}
     sentences = []
+    held_out_form = compound = empty = False
     for who in [*named, *others]:
         k = min(rng.randint(*config.facts_per_person), len(ATTRIBUTES))
         if who == person and asked == "with":
@@ -318,13 +538,41 @@ def _draw_passage(
             chosen = rng.sample(ATTRIBUTES, k)
         facts[who] = {}
         for fact in chosen:
-            value = rng.choice(fact.values)
-            facts[who][fact.name] = value
-            sentences.append(fact.statement.format(name=who, value=value))
+            facts[who][fact.name] = _draw_value(rng, config, fact)
+        if who == person and value is not None and attribute.name in facts[who]:
+            facts[who][attribute.name] = value
+        joined = (
+            config.compound_fraction > 0
+            and len(chosen) >= 2
+            and rng.random() < config.compound_fraction
+        )
+        clauses = []
+        for fact in chosen:
+            template, held_out = _draw_form(rng, config, fact, clause=joined)
+            text = template.format(name=who, value=facts[who][fact.name])
+            if who == person and fact is attribute:
+                held_out_form, compound = held_out, joined
+            if joined:
+                clauses.append(text)
+            else:
+                sentences.append(text)
+        if joined:
+            sentences.append(who + "，".join(clauses) + "。")
+        if (
+            who == person
+            and asked == "without"
+            and value is None
+            and config.empty_value_fraction
+            and rng.random() < config.empty_value_fraction
+        ):
+            # The fact's sentence with its value missing (a user's slip): no answer.
+            template, _ = _draw_form(rng, config, attribute, clause=False)
+            sentences.append(template.format(name=who, value=""))
+            empty = True
     # Facts of different people interleave, so the answer is not always next to the name's
     # first mention.
     rng.shuffle(sentences)
-    return "".join(sentences), facts
+    return _Drawn("".join(sentences), facts, held_out_form, compound, empty)
 
 
 def _question(
@@ -355,32 +603,25 @@ def make_labelled_example(
     # talks about others only.
     first = {ANSWERED: "with", UNSTATED: "without", ABSENT: None}[kind]
     drawn = [_draw_passage(rng, config, person, attribute, first, avoid=())]
-    value = drawn[0][1][person][attribute.name] if kind == ANSWERED else None
+    value = drawn[0].facts[person][attribute.name] if kind == ANSWERED else None
     for _ in range(n_passages - 1):
         # Other passages: about the same person with other facts (or agreeing on the fact
         # asked), or about other people.
         asked: str | None = None
         if kind != ABSENT and rng.random() < config.same_person_fraction:
             asked = "with" if kind == ANSWERED and rng.random() < 0.5 else "without"
-        avoid = [p for _, facts in drawn for p in facts if p != person]
-        text, facts = _draw_passage(rng, config, person, attribute, asked, avoid=avoid)
-        if asked == "with":
-            assert value is not None
-            # Another source agrees: several passages hold the same answer.
-            text = text.replace(
-                attribute.statement.format(name=person, value=facts[person][attribute.name]),
-                attribute.statement.format(name=person, value=value),
-            )
-            facts[person][attribute.name] = value
-        drawn.append((text, facts))
-    passages = [Passage(text, facts.get(person, {}).get(attribute.name)) for text, facts in drawn]
+        avoid = [p for d in drawn for p in d.facts if p != person]
+        # Another source that states the fact agrees: several passages hold the same answer.
+        drawn.append(_draw_passage(rng, config, person, attribute, asked, avoid=avoid, value=value))
+    passages = [Passage(d.text, d.facts.get(person, {}).get(attribute.name)) for d in drawn]
     rng.shuffle(passages)
     other_values = frozenset(
         f[attribute.name]
-        for _, facts in drawn
-        for who, f in facts.items()
+        for d in drawn
+        for who, f in d.facts.items()
         if who != person and attribute.name in f
     )
+    stating = [d for d in drawn if attribute.name in d.facts.get(person, {})]
     question, held_out = _question(rng, config, person, attribute)
     return LabelledExample(
         QAExample(question=question, passages=passages),
@@ -389,6 +630,10 @@ def make_labelled_example(
         attribute.name,
         held_out,
         other_values,
+        held_out_statement=bool(stating) and all(d.held_out_form for d in stating),
+        compound=any(d.compound for d in stating),
+        held_out_value=value is not None and value in attribute.held_out_values,
+        empty_value=any(d.empty for d in drawn),
     )
 
 
@@ -435,6 +680,10 @@ def make_mixed_examples(
     return [make_labelled_example(rng, configs[i % len(configs)]).example for i in range(count)]
 
 
+# `LabelledExample` flags that `error_breakdown` scores the questions of apart.
+_FLAGS = ("held_out_statement", "compound", "held_out_value", "empty_value")
+
+
 def error_breakdown(
     labelled: Sequence[LabelledExample], predictions: Sequence[str | None]
 ) -> dict[str, float]:
@@ -444,7 +693,9 @@ def error_breakdown(
     Returns:
         "count", "exact_match"; exact match per kind ("em_answered", "em_unstated",
         "em_absent") and per question wording ("em_train_wording", "em_held_out_wording", over
-        the questions of each); error counts: "absent_answered" (any answer for a person no
+        the questions of each); per statement of the answer or passage ("em_held_out_statement",
+        "em_compound", "em_held_out_value", "em_empty_value": over the questions so labelled,
+        present only when some are); error counts: "absent_answered" (any answer for a person no
         passage names), "other_person_value" (for a person a passage names, the value the
         passages state for somebody else),
         "unstated_answered" (another answer where the person's fact is not stated), "missed"
@@ -463,7 +714,9 @@ def error_breakdown(
         gold = [normalize_answer(a) for a in item.example.gold_answers()]
         ok = predicted in gold if gold else not predicted
         wording = "held_out_wording" if item.held_out_question else "train_wording"
-        for key in ("all", item.kind, wording):
+        groups = ["all", item.kind, wording]
+        groups += [key for key in _FLAGS if getattr(item, key)]
+        for key in groups:
             right.setdefault(key, []).append(ok)
         if ok:
             continue

@@ -3,11 +3,17 @@ settings put the contrasts in that make the person asked matter."""
 
 from __future__ import annotations
 
+import dataclasses
+
+import pytest
+
 from models.qa.readers import Passage, QAExample
 from models.qa.synthetic import (
     ABSENT,
     ANSWERED,
     ATTRIBUTES,
+    GIVEN_NAMES,
+    SURNAMES,
     UNSTATED,
     LabelledExample,
     SyntheticConfig,
@@ -138,3 +144,186 @@ def test_a_mixture_takes_its_kinds_in_turn_and_one_kind_is_that_kind():
     assert make_mixed_examples(30, seed=3, configs=[HARD]) == make_synthetic_examples(
         30, seed=3, config=HARD
     )
+
+
+# The wording knobs: several statement forms, compound sentences, wider and held-out values.
+WORDING = dataclasses.replace(
+    HARD,
+    statement_forms="varied",
+    compound_fraction=0.4,
+    held_out_statement_fraction=0.3,
+    value_pool="wide",
+    held_out_value_fraction=0.3,
+    empty_value_fraction=0.3,
+)
+# The same wordings, none held out: what training may draw.
+WORDING_TRAIN = dataclasses.replace(
+    WORDING, questions="train", held_out_statement_fraction=0.0, held_out_value_fraction=0.0
+)
+
+
+def test_the_default_knobs_draw_what_the_generator_drew_before_them():
+    # written down from the generator before the wording knobs (commit df85fee)
+    first, second = make_synthetic_examples(2, seed=1)
+    assert first.question == "萧磊是干什么的？"
+    assert first.passages == [
+        Passage(
+            "任少华住在北京。贾芳的爱好是画画。萧磊养了一只刺猬。贾芳住在成都。任少华的爱好是"
+            "骑自行车。萧磊出生于1994年。任少华出生于1970年。萧磊的职业是医生。",
+            "医生",
+        )
+    ]
+    assert second.question == "范刚有什么爱好？"
+    assert second.passages[0].answer == "踢足球"
+    assert second.passages[0].text.endswith("宋海燕的爱好是打篮球。")
+
+
+def _forms(attribute, held_out: bool) -> list[tuple[str, str]]:
+    """(head, tail) around the value of each statement (the name left out) or clause form."""
+    if held_out:
+        forms = [*attribute.held_out_statements, *attribute.held_out_clauses]
+    else:
+        forms = [attribute.statement, *attribute.statements, *attribute.clauses]
+    out = []
+    for form in forms:
+        head, tail = form.replace("{name}", "").rstrip("。").split("{value}")
+        out.append((head, tail))
+    return out
+
+
+def _stated_in(text: str, person: str, attribute, value: str, held_out: bool) -> bool:
+    """Whether `text` states `value` of `person` in one of the forms, alone or as a clause."""
+    for sentence in text.split("。"):
+        if not sentence.startswith(person):
+            continue
+        parts = sentence[len(person) :].split("，")
+        for head, tail in _forms(attribute, held_out):
+            if any(part == head + value + tail for part in parts):
+                return True
+    return False
+
+
+def test_wording_knobs_state_answers_in_the_forms_of_their_kind():
+    items = make_labelled_examples(600, seed=11, config=WORDING)
+    for item in items:
+        attribute = _BY_NAME[item.attribute]
+        for passage in item.example.passages:
+            if passage.answer is None:
+                continue
+            held = _stated_in(passage.text, item.person, attribute, passage.answer, True)
+            trained = _stated_in(passage.text, item.person, attribute, passage.answer, False)
+            assert held or trained, item
+        if item.kind == ANSWERED:
+            value = item.example.gold_answers()[0]
+            assert item.held_out_value == (value in attribute.held_out_values), item
+    assert 60 < sum(i.held_out_statement for i in items) < 250
+    assert 60 < sum(i.compound for i in items) < 300
+    assert 60 < sum(i.held_out_value for i in items) < 250
+    # a compound sentence names its person once and states two facts or more
+    compound = [
+        s for i in items for p in i.example.passages for s in p.text.split("。") if "，" in s
+    ]
+    assert len(compound) > 300
+    names = {s + g for s in SURNAMES for g in GIVEN_NAMES}
+    for sentence in compound:
+        name = next(sentence[:n] for n in (3, 2) if sentence[:n] in names)
+        assert sentence.count(name) == 1, sentence
+
+
+def test_training_wording_never_holds_the_held_out_forms_nor_values():
+    held_out_values = {v for a in ATTRIBUTES for v in a.held_out_values}
+    items = make_labelled_examples(600, seed=12, config=WORDING_TRAIN)
+    wide: set[str] = set()
+    for item in items:
+        assert not (item.held_out_statement or item.held_out_value or item.held_out_question)
+        values = {*item.example.gold_answers(), *item.other_values}
+        assert held_out_values.isdisjoint(values), item
+        for passage in item.example.passages:
+            for sentence in passage.text.split("。"):
+                for attribute in ATTRIBUTES:
+                    # (numbers hide inside others: "95" in "1959"; the asked fact's are above)
+                    words = [v for v in attribute.held_out_values if not v.isdigit()]
+                    for value in words:
+                        assert value not in sentence or any(
+                            value in v and v in sentence
+                            for v in (*attribute.values, *attribute.more_values)
+                        ), sentence
+            wide.update(v for a in ATTRIBUTES for v in a.more_values if v in passage.text)
+    assert len(wide) > 40  # the wider pool is drawn from
+    # the training forms and values are apart from the held-out ones
+    for attribute in ATTRIBUTES:
+        trained = {attribute.statement, *attribute.statements}
+        assert not trained & set(attribute.held_out_statements), attribute.name
+        assert not set(attribute.clauses) & set(attribute.held_out_clauses), attribute.name
+        pool = {*attribute.values, *attribute.more_values}
+        assert not pool & set(attribute.held_out_values), attribute.name
+        assert held_out_values.isdisjoint(pool)
+
+
+def test_held_out_values_and_forms_use_characters_training_holds():
+    # so that an answer made of them is in a vocabulary built from training data
+    chars = set(SURNAMES) | set("".join(GIVEN_NAMES)) | set("，。")
+    for a in ATTRIBUTES:
+        for text in (a.statement, *a.statements, *a.clauses, *a.questions, *a.values,
+                     *a.more_values):  # fmt: skip
+            chars |= set(text.replace("{name}", "").replace("{value}", ""))
+    for a in ATTRIBUTES:
+        for text in (*a.held_out_values, *a.held_out_statements, *a.held_out_clauses):
+            assert set(text.replace("{name}", "").replace("{value}", "")) <= chars, text
+
+
+def test_value_less_sentences_only_where_nothing_answers():
+    items = make_labelled_examples(600, seed=13, config=WORDING)
+    empty = [i for i in items if i.empty_value]
+    assert len(empty) > 20
+    for item in items:
+        attribute = _BY_NAME[item.attribute]
+        heads = {h for h, t in _forms(attribute, False) + _forms(attribute, True) if not t}
+        heads |= {h + t for h, t in _forms(attribute, False) + _forms(attribute, True) if t}
+        sentences = [s for p in item.example.passages for s in p.text.split("。")]
+        has_empty = any(s == item.person + head for s in sentences for head in heads)
+        assert has_empty == item.empty_value, item
+        if item.empty_value:
+            assert item.kind == UNSTATED and not item.example.has_answer
+
+
+def test_wording_knobs_are_checked():
+    with pytest.raises(ValueError, match="statement_forms"):
+        SyntheticConfig(statement_forms="some")
+    with pytest.raises(ValueError, match="value_pool"):
+        SyntheticConfig(value_pool="all")
+    with pytest.raises(ValueError, match="compound_fraction"):
+        SyntheticConfig(compound_fraction=1.5)
+    with pytest.raises(ValueError, match="nonce_value_fraction"):
+        SyntheticConfig(nonce_value_fraction=-0.1)
+
+
+def test_error_breakdown_scores_the_wording_flags_apart():
+    example = QAExample("张伟住在哪里？", [Passage("张伟生活在北海，今年35岁。", "北海")])
+    plain = LabelledExample(example, ANSWERED, "张伟", "city", False, frozenset())
+    flagged = dataclasses.replace(plain, held_out_statement=True, compound=True,
+                                  held_out_value=True)  # fmt: skip
+    report = error_breakdown([plain, flagged, flagged], ["北海", "北海", "35"])
+    assert report["exact_match"] == 2 / 3
+    for key in ("em_held_out_statement", "em_compound", "em_held_out_value"):
+        assert report[key] == 1 / 2
+    assert "em_empty_value" not in report
+
+
+def test_nonce_values_are_made_of_the_pools_characters_and_stated_as_answers():
+    config = dataclasses.replace(WORDING_TRAIN, nonce_value_fraction=0.5)
+    items = make_labelled_examples(400, seed=14, config=config)
+    made_up = 0
+    for item in items:
+        attribute = _BY_NAME[item.attribute]
+        pool = {*attribute.values, *attribute.more_values}
+        for value in {*item.example.gold_answers(), *item.other_values}:
+            assert value not in attribute.held_out_values
+            assert set(value) <= set("".join(pool)), value
+            assert len(value) in {len(v) for v in pool}, value
+            made_up += value not in pool
+    assert made_up > 100
+    # none without the knob
+    for item in make_labelled_examples(400, seed=14, config=WORDING_TRAIN):
+        pool = {*_BY_NAME[item.attribute].values, *_BY_NAME[item.attribute].more_values}
+        assert {*item.example.gold_answers(), *item.other_values} <= pool

@@ -23,7 +23,7 @@ from models.qa.decoding import QAResult, answer_questions
 from models.qa.synthetic import ATTRIBUTES, GIVEN_NAMES, SURNAMES, Attribute
 from models.store import QAManifest, read_manifest
 from tests.live_server import live_server
-from training.qa import ISSUE_EXAMPLES, train_qa_demo
+from training.qa import ISSUE_EXAMPLES, USER_EXAMPLES, train_qa_demo
 
 # The demo recipe (the mixture of easy and hard kinds, with the bigram exact-match feature) on
 # questions made here: people present, absent, and other people in the passages, and issue 18's
@@ -43,6 +43,11 @@ pytestmark = [
 # than the bench's mixed held-out questions: one contrast at a time; 40 questions a kind).
 REQUIRED = 0.9
 QUESTIONS_PER_KIND = 40
+# Of the hand-written requests in ordinary wording (`USER_EXAMPLES`: compound sentences, other
+# statement forms, a value training never sees, a sentence without its value), how many the model
+# must answer right: the recipe before ordinary wording answered 8 and 12 of 16 (seeds 0 and 1),
+# today's 15 and 16 (docs/benchmarks.md, "Ordinary wording").
+USER_REQUIRED = 14
 
 
 @pytest.fixture(scope="module")
@@ -156,3 +161,10 @@ def test_the_issue_examples_through_the_service(version: Path, tmp_path: Path) -
         ]
     got = [(q, a["answer"]) for (q, _, _), a in zip(ISSUE_EXAMPLES, answers, strict=True)]
     assert got == [(q, expected) for q, _, expected in ISSUE_EXAMPLES]
+
+
+def test_ordinary_users_requests(version: Path) -> None:
+    results = _answer(version, [(q, p) for q, p, _ in USER_EXAMPLES])
+    got = [(q, p, e, r.answer) for (q, p, e), r in zip(USER_EXAMPLES, results, strict=True)]
+    wrong = [g for g in got if g[2] != g[3]]
+    assert len(got) - len(wrong) >= USER_REQUIRED, wrong

@@ -278,3 +278,28 @@ def test_batch_width_is_a_multiple_of_32_within_the_position_table():
     assert batch_width([170, 185], longest=188) == 188
     assert batch_width([188], longest=188) == 188
     assert batch_width([185], longest=256) == 192
+
+
+def test_the_demo_trains_on_ordinary_wording_and_never_on_the_held_out_wording():
+    from models.qa.synthetic import make_labelled_examples, make_mixed_examples
+    from training.qa import (
+        DEMO_HELDOUT_SEED,
+        DEMO_MIXTURE,
+        DEMO_WORDING_HELDOUT_SYNTHETIC,
+        USER_EXAMPLES,
+    )
+
+    train = make_mixed_examples(2000, 0, DEMO_MIXTURE)
+    text = "".join(p.text for e in train for p in e.passages)
+    # compound sentences, statement forms past the canonical one, the wider pool of values
+    assert "，" in text and "是一名" in text and "家住" in text and "老板" in text
+    held_out = make_labelled_examples(400, DEMO_HELDOUT_SEED, DEMO_WORDING_HELDOUT_SYNTHETIC)
+    assert sum(i.held_out_statement for i in held_out) > 40
+    assert sum(i.held_out_value for i in held_out) > 40
+    # the held-out set's answers in held-out values never answer a training question
+    held_out_answers = {a for i in held_out if i.held_out_value for a in i.example.gold_answers()}
+    train_answers = {a for e in train for a in e.gold_answers()}
+    assert held_out_answers and not held_out_answers & train_answers
+    # the users' requests are not training questions
+    train_pairs = {(e.question, tuple(p.text for p in e.passages)) for e in train}
+    assert not {(q, tuple(p)) for q, p, _ in USER_EXAMPLES} & train_pairs
