@@ -119,6 +119,7 @@ ERROR_DESCRIPTIONS = {
     404: "Unknown model, a model of another task, none of this task in the store, or a "
     "`version` (number or label) that names no loaded version of the model",
     413: "Body, batch or text over the configured limits",
+    415: "The body is not sent as JSON (`Content-Type: application/json`)",
     429: "The model's queue is full; retry after `Retry-After` seconds",
     500: "The model call failed",
     503: "The model is not loaded yet, or the service is shutting down",
@@ -206,6 +207,30 @@ class _AsciiJSONResponse(JSONResponse):
         return json.dumps(content, ensure_ascii=True, allow_nan=False).encode("ascii")
 
 
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+def _not_sent_as_json(request: Request, errors: list[dict[str, Any]]) -> str | None:
+    """What the request said its body was, when FastAPI left the body unread for that reason.
+
+    FastAPI reads a body as JSON only when the request says it is JSON (a form or text/plain
+    body is what a browser may send cross-site without asking, so taking those as JSON would
+    open the API to CSRF). Its 422 then says "Input should be a valid dictionary" about a body
+    that is a valid JSON object: `curl -d '{...}'` without `-H 'Content-Type: application/json'`
+    sends it as a form. 415 with what to change is the error a user can act on.
+    """
+    content_type = request.headers.get("content-type")
+    if content_type is not None and _is_json(content_type):
+        return None
+    if not errors or tuple(errors[0].get("loc", ())) != ("body",):
+        return None
+    return content_type or "none"
+
+
 def _route_without_slash(request: Request) -> str | None:
     """The path without its trailing slash when a route takes that path, else None."""
     path = request.url.path
@@ -249,11 +274,19 @@ def install_error_handlers(app: FastAPI) -> None:
             headers=exc.headers,
         )
 
-    async def validation_error(_: Request, exc: Exception) -> JSONResponse:
+    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
         # FastAPI's standard 422 body, but rendered ASCII-safe: the errors echo the input, and a
         # lone surrogate ("\ud800", valid JSON, not valid UTF-8) would make the default one a 500.
         assert isinstance(exc, RequestValidationError)
         errors = _finite(jsonable_encoder(exc.errors()))
+        if (sent_as := _not_sent_as_json(request, errors)) is not None:
+            detail = (
+                f"the body must be JSON sent with Content-Type: application/json (Content-Type "
+                f"was {sent_as!r}; curl -d needs -H 'Content-Type: application/json')"
+            )
+            return _AsciiJSONResponse(
+                error_body("unsupported_media_type", detail, 415), status_code=415
+            )
         return _AsciiJSONResponse(
             {"detail": errors, "error": validation_error_summary(errors)}, status_code=422
         )

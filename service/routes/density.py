@@ -52,7 +52,7 @@ SampleModel = Annotated[
     "/v1/density/score",
     operation_id="scoreDensity",
     response_model=DensityScoreResponse,
-    responses=error_responses(400, 404, 413, 429, 500, 503, 504),
+    responses=error_responses(400, 404, 413, 415, 429, 500, 503, 504),
 )
 async def score_density(
     density: ScoreModel, request: Request, response: Response
@@ -77,7 +77,7 @@ async def score_density(
     "/v1/density/sample",
     operation_id="sampleDensity",
     response_model=DensitySampleResponse,
-    responses=error_responses(400, 404, 413, 429, 500, 503, 504),
+    responses=error_responses(400, 404, 413, 415, 429, 500, 503, 504),
 )
 async def sample_density(
     density: SampleModel, request: Request, response: Response

@@ -35,7 +35,7 @@ EmbeddingModel = Annotated[
     "/v1/embeddings",
     operation_id="createEmbeddings",
     response_model=EmbeddingResponse,
-    responses=error_responses(400, 404, 413, 429, 500, 503, 504),
+    responses=error_responses(400, 404, 413, 415, 429, 500, 503, 504),
 )
 async def create_embeddings(
     embedding: EmbeddingModel, request: Request, response: Response

@@ -46,7 +46,7 @@ GenerationModel = Annotated[
     operation_id="generateText",
     response_model=GenerateResponse,
     responses={
-        **error_responses(400, 404, 413, 429, 500, 503, 504),
+        **error_responses(400, 404, 413, 415, 429, 500, 503, 504),
         200: {
             "description": "The samples; with `stream: true`, Server-Sent Events of GenerateChunk",
             "content": {"text/event-stream": {"schema": GenerateChunk.model_json_schema()}},

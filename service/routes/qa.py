@@ -34,7 +34,7 @@ QAModel = Annotated[
     "/v1/qa",
     operation_id="answerQuestion",
     response_model=QAResponse,
-    responses=error_responses(400, 404, 413, 429, 500, 503, 504),
+    responses=error_responses(400, 404, 413, 415, 429, 500, 503, 504),
 )
 async def answer_question(qa: QAModel, request: Request, response: Response) -> QAResponse:
     """Read the passages and write the answer to the question, or `answer: null` if none has it

@@ -87,6 +87,38 @@ def test_validation_errors_are_422(client: TestClient) -> None:
     assert r.status_code == 422
 
 
+# `curl -d '{...}'` without `-H 'Content-Type: application/json'` sends a form: FastAPI leaves such
+# a body unread (a form or text/plain body is what a browser may send cross-site unasked) and its
+# 422 said "Input should be a valid dictionary" about a valid JSON object.
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/x-www-form-urlencoded", "text/plain; charset=utf-8", "multipart/form-data", None],
+)
+def test_a_body_not_sent_as_json_is_415_saying_what_to_send(
+    client: TestClient, content_type: str | None
+) -> None:
+    body = json.dumps({"input": "a a"}).encode()
+    headers = {"content-type": content_type} if content_type else {}
+    r = client.post("/v1/embeddings", content=body, headers=headers)
+    assert r.status_code == 415, r.text
+    assert r.json()["code"] == "unsupported_media_type"
+    assert r.json()["error"]["type"] == "invalid_request_error"
+    assert "Content-Type: application/json" in r.json()["detail"]
+    assert repr(content_type or "none") in r.json()["detail"]
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/vnd.api+json; x=1"])
+def test_json_media_types_are_read_and_their_mistakes_stay_422(
+    client: TestClient, content_type: str
+) -> None:
+    headers = {"content-type": content_type}
+    body = json.dumps({"input": "a a"}).encode()
+    assert client.post("/v1/embeddings", content=body, headers=headers).status_code == 200
+    # JSON, but not an object: the client's JSON is wrong, not its media type.
+    r = client.post("/v1/embeddings", content=b'["a a"]', headers=headers)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error"
+
+
 # JSON's own types only, as OpenAI's API and text-embeddings-inference take them: a number sent as
 # text, a 1 for true or a "yes" is the client's mistake, which pydantic's lax mode would hide.
 LOOSE_FIELDS = [
