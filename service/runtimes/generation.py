@@ -129,8 +129,8 @@ class GenerationRuntime(Runtime):
         prefix = len(rows[0].prefix_ids)
         if prefix >= self.max_length:
             raise PayloadTooLarge(
-                f"the prompt is {prefix - 1} tokens; this model writes at most {self.max_length} "
-                "tokens in all, prompt included",
+                f"the prompt is {prefix - 1} tokens; the most is {self.max_length - 2}: this "
+                f"model has {self.max_length} positions for [CLS], the prompt and what it writes",
                 param="prompt",
             )
         return rows

@@ -251,6 +251,23 @@ def test_bad_requests(client: TestClient, body: dict, status: int, words: str | 
         assert r.json()["error"]["param"] in body
 
 
+def test_the_longest_prompt_leaves_room_for_cls_and_one_new_token(client: TestClient) -> None:
+    # MAX_LENGTH positions hold [CLS], the prompt (one token a character here) and what is
+    # written (the last token written is never fed back, so the longest prompt still gets 2);
+    # the 413 says how long a prompt may be, not only how long the model is.
+    longest = {"condition": {"label": "pos"}, "prompt": "好" * (MAX_LENGTH - 2)}
+    r = client.post("/v1/generate", json={"model": "writer", **longest})
+    assert r.status_code == 200, r.text
+    assert r.json()["samples"][0]["tokens"] <= 2, r.text
+    r = client.post(
+        "/v1/generate", json={"model": "writer", **longest, "prompt": "好" * (MAX_LENGTH - 1)}
+    )
+    assert r.status_code == 413
+    assert f"the prompt is {MAX_LENGTH - 1} tokens; the most is {MAX_LENGTH - 2}" in (
+        r.json()["detail"]
+    )
+
+
 def test_non_finite_vector_is_422(client: TestClient) -> None:
     r = client.post(
         "/v1/generate",
