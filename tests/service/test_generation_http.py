@@ -263,8 +263,9 @@ def test_the_longest_prompt_leaves_room_for_cls_and_one_new_token(client: TestCl
         "/v1/generate", json={"model": "writer", **longest, "prompt": "好" * (MAX_LENGTH - 1)}
     )
     assert r.status_code == 413
-    assert f"the prompt is {MAX_LENGTH - 1} tokens; the most is {MAX_LENGTH - 2}" in (
-        r.json()["detail"]
+    assert (
+        f"the prompt is {MAX_LENGTH - 1} tokens; the most is {MAX_LENGTH - 2}"
+        in (r.json()["detail"])
     )
 
 
