@@ -26,7 +26,10 @@ class QARequest(BaseModel):
         None, description="Model name; may be left out when the store holds one qa model."
     )
     version: VersionSelector | None = version_field()
-    question: Text = Field(description="At most MAX_TEXT_CHARS characters (413 past it).")
+    question: Text = Field(
+        description="At most MAX_TEXT_CHARS characters (413 past it); read up to the model's "
+        "`max_question_tokens` tokens."
+    )
     passages: Annotated[list[Text], Field(min_length=1, max_length=HARD_MAX_INPUTS)] = Field(
         description="Passages to read, decoded together; at most MAX_PASSAGES (413 past it)."
     )
