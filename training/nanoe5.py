@@ -28,7 +28,8 @@ What the conversion does:
   one-character piece (full-width punctuation "，？（）" -> ",?()", ...), copying that piece's
   embedding, since `BertTokenizer` does not apply NFKC;
 * with `--num-layers N`, keeps only the first N encoder layers (the embeddings and layers
-  0..N-1 unchanged; config.json says N): half the layers, half an encoder step's cost;
+  0..N-1 unchanged; config.json says N), for a cheaper step (`--num-layers 6`: see
+  docs/benchmarks.md, CMRC 2018);
 * writes config.json (cased: `tokenizer_config.json` says do_lower_case false), vocab.txt and
   model.safetensors. The model has no MLM head and no pooler: both start fresh (`load_hf_folder`).
 
