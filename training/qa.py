@@ -511,6 +511,10 @@ DEMO_HARD_SYNTHETIC = dataclasses.replace(DEMO_HELDOUT_SYNTHETIC, questions="tra
 # a sentence without its value now and then (no answer). Made-up values
 # (`nonce_value_fraction`) were tried and not kept: 0.25 of them cost 0.07 on
 # DEMO_HELDOUT_SYNTHETIC, 0.1 changed nothing measurable (docs/benchmarks.md, "Ordinary wording").
+# Pronoun statements (`pronoun_fraction` 0.3, 0.15, compound sentences only) were tried and not
+# kept either: they raised the answers stated by 他/她 but cost DEMO_HELDOUT_SYNTHETIC 0.03-0.045
+# (other people's values) and left DEMO_PRONOUN_HELDOUT_SYNTHETIC as a whole where it was
+# (docs/benchmarks.md, "Pronouns").
 DEMO_TRAIN_WORDING: dict[str, Any] = {
     "statement_forms": "varied",
     "compound_fraction": 0.3,
