@@ -1,7 +1,7 @@
 """Held-out exact match of a demo-style QA model on the hard synthetic questions, with its errors.
 
     .venv/bin/python bench/qa_demo_heldout.py --model model_store/demo-qa/1 [--count 1000] \\
-        [--seed 1001] [--set hard|wording] [--examples]
+        [--seed 1001] [--set hard|wording|pronoun] [--examples]
 
 The questions are `training.qa.DEMO_HELDOUT_SYNTHETIC`: passages about one to three people, other
 people often stating the asked fact too and often sharing a surname or given name with the person
@@ -13,7 +13,8 @@ Decodes as the service does (the SavedModel's cache signatures, the manifest's b
 extractive setting) and prints JSON: exact match overall, per kind of question and per wording,
 and the errors counted by kind (`models.qa.synthetic.error_breakdown`). `--examples` also answers
 the example requests of issue 18 and the hand-written ordinary-user requests
-(`training.qa.USER_EXAMPLES`) and prints them, with how many of each are right.
+(`training.qa.USER_EXAMPLES`) and the probe's facts stated by a pronoun
+(`training.qa.PRONOUN_EXAMPLES`) and prints them, with how many of each are right.
 
 `--set wording` draws the questions from `training.qa.DEMO_WORDING_HELDOUT_SYNTHETIC` instead:
 the same hard kind in ordinary wording (compound sentences, several statement forms, some held
@@ -21,6 +22,10 @@ out of training, a wider pool of values and values training never sees, sentence
 value); the report then also has exact match over the answers stated only in held-out forms
 (`em_held_out_statement`), in compound sentences (`em_compound`), with held-out values
 (`em_held_out_value`) and over the questions with a value-less sentence (`em_empty_value`).
+
+`--set pronoun` draws them from `training.qa.DEMO_PRONOUN_HELDOUT_SYNTHETIC`: the wording set with
+60% of people (with two facts or more) stating a run of their facts by 他/她 after the named first
+one ("张伟住在北京。他今年35岁。"); `em_pronoun` is exact match over the answers so stated.
 """
 
 from __future__ import annotations
@@ -39,13 +44,19 @@ from models.store import QAManifest, read_manifest  # noqa: E402
 from training.qa import (  # noqa: E402
     DEMO_HELDOUT_SEED,
     DEMO_HELDOUT_SYNTHETIC,
+    DEMO_PRONOUN_HELDOUT_SYNTHETIC,
     DEMO_WORDING_HELDOUT_SYNTHETIC,
     ISSUE_EXAMPLES,
+    PRONOUN_EXAMPLES,
     USER_EXAMPLES,
 )
 
 # The held-out sets (`--set`).
-SETS = {"hard": DEMO_HELDOUT_SYNTHETIC, "wording": DEMO_WORDING_HELDOUT_SYNTHETIC}
+SETS = {
+    "hard": DEMO_HELDOUT_SYNTHETIC,
+    "wording": DEMO_WORDING_HELDOUT_SYNTHETIC,
+    "pronoun": DEMO_PRONOUN_HELDOUT_SYNTHETIC,
+}
 
 
 def load_qa_version(path: Path) -> tuple[Any, BertTokenizer, dict[str, Any]]:
@@ -94,7 +105,11 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     report: dict[str, object] = {"model": str(args.model), "seed": args.seed, "set": args.set}
     report.update({k: round(v, 4) for k, v in error_breakdown(labelled, predictions).items()})
     if args.examples:
-        for key, examples in (("examples", ISSUE_EXAMPLES), ("user_examples", USER_EXAMPLES)):
+        for key, examples in (
+            ("examples", ISSUE_EXAMPLES),
+            ("user_examples", USER_EXAMPLES),
+            ("pronoun_examples", PRONOUN_EXAMPLES),
+        ):
             pairs = [(q, p) for q, p, _ in examples]
             answers = answer_questions(model, tokenizer, pairs, **options)
             report[key] = [

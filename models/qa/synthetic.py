@@ -37,6 +37,13 @@ GIVEN_NAMES = (
     "天佑 美玲 少华 立新 家豪 若曦 振华 诗涵 明轩 玉梅 德明 慧敏"
 ).split()
 
+# Given names a passage refers back to by 她 (`pronoun_for`); the others by 他.
+FEMALE_GIVEN_NAMES = frozenset(
+    "芳 娜 敏 静 丽 艳 霞 玲 红 琳 秀英 雨欣 佳怡 海燕 桂兰 子涵 欣怡 美玲 若曦 诗涵 玉梅 "
+    "慧敏".split()
+)
+PRONOUNS = ("他", "她")
+
 # Answer kinds of a question (`LabelledExample.kind`).
 ANSWERED = "answered"  # some passage states the asked fact of the person asked
 UNSTATED = "unstated"  # a passage names the person, none states the fact for them
@@ -338,6 +345,14 @@ class SyntheticConfig:
         empty_value_fraction: for a question no passage answers, chance that a passage naming
             the person asked also holds the fact's sentence with no value ("张伟住在。"): still
             no answer.
+        pronoun_fraction: chance that a person with two facts or more refers back by 他/她
+            (`pronoun_for`) after the named first statement, in a run of one or more of their
+            other facts: in a compound sentence those clauses have the pronoun as their subject
+            ("李梅最喜欢的颜色是蓝色，她养了一只猫。"); as separate sentences, they follow the named
+            sentence as pronoun sentences, kept next to it through the shuffle ("张伟住在北京。
+            他今年35岁。"), so a pronoun always refers to the person named just before it. With it
+            (above 0) each person's facts are also stated in a drawn order, so that the fact
+            asked is as often a later (pronoun) one as any other.
     """
 
     people_per_passage: tuple[int, int] = (2, 3)
@@ -356,6 +371,7 @@ class SyntheticConfig:
     held_out_value_fraction: float = 0.0
     nonce_value_fraction: float = 0.0
     empty_value_fraction: float = 0.0
+    pronoun_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         if self.questions not in QUESTION_SETS:
@@ -368,7 +384,7 @@ class SyntheticConfig:
             raise ValueError(f"value_pool must be one of {VALUE_POOLS}, not {self.value_pool!r}")
         for knob in ("compound_fraction", "held_out_statement_fraction",
                      "held_out_value_fraction", "nonce_value_fraction",
-                     "empty_value_fraction"):  # fmt: skip
+                     "empty_value_fraction", "pronoun_fraction"):  # fmt: skip
             if not 0.0 <= getattr(self, knob) <= 1.0:
                 raise ValueError(f"{knob} must be in [0, 1], not {getattr(self, knob)!r}")
 
@@ -390,6 +406,8 @@ class LabelledExample:
         held_out_value: the answer is one of `Attribute.held_out_values`.
         empty_value: a passage holds the asked fact's sentence for the person asked with no
             value ("张伟住在。"; unanswered questions only).
+        pronoun: some statement of the answer has a pronoun (他/她) for its subject
+            (`SyntheticConfig.pronoun_fraction`).
     """
 
     example: QAExample
@@ -402,6 +420,7 @@ class LabelledExample:
     compound: bool = False
     held_out_value: bool = False
     empty_value: bool = False
+    pronoun: bool = False
 
 
 # Facts of one passage: person -> {attribute name: value}.
@@ -418,6 +437,7 @@ class _Drawn:
     held_out_form: bool = False  # the statement is in a held-out form
     compound: bool = False  # a clause of a compound sentence
     empty: bool = False  # the fact's sentence with no value
+    pronoun: bool = False  # a pronoun (他/她) is the statement's subject
 
 
 def _clashes(name: str, taken: Sequence[str]) -> bool:
@@ -446,6 +466,12 @@ def _draw_people(
         if not _clashes(name, [*people, *avoid]):
             people.append(name)
     return people
+
+
+def pronoun_for(name: str) -> str:
+    """The pronoun a passage refers back to `name` by: 她 for a given name in
+    `FEMALE_GIVEN_NAMES`, else 他 (no draw: the same name gets the same pronoun)."""
+    return PRONOUNS[1] if name[1:] in FEMALE_GIVEN_NAMES else PRONOUNS[0]
 
 
 def nonce_value(rng: random.Random, fact: Attribute) -> str:
@@ -522,8 +548,8 @@ def _draw_passage(
         similar_fraction=config.similar_name_fraction,
     )
     facts: _Facts = {}
-    sentences = []
-    held_out_form = compound = empty = False
+    sentences: list[str] = []
+    held_out_form = compound = empty = pronoun = False
     for who in [*named, *others]:
         k = min(rng.randint(*config.facts_per_person), len(ATTRIBUTES))
         if who == person and asked == "with":
@@ -546,18 +572,31 @@ def _draw_passage(
             and len(chosen) >= 2
             and rng.random() < config.compound_fraction
         )
+        # How many of the facts after the first refer back by a pronoun (none: every statement
+        # names the person); no draw with the default knobs.
+        referring = 0
+        if config.pronoun_fraction:
+            rng.shuffle(chosen)
+            if len(chosen) >= 2 and rng.random() < config.pronoun_fraction:
+                referring = rng.randint(1, len(chosen) - 1)
         clauses = []
-        for fact in chosen:
+        run: list[str] = []  # the named sentence and the pronoun sentences that follow it
+        for i, fact in enumerate(chosen):
             template, held_out = _draw_form(rng, config, fact, clause=joined)
-            text = template.format(name=who, value=facts[who][fact.name])
-            if who == person and fact is attribute:
-                held_out_form, compound = held_out, joined
+            by_pronoun = 1 <= i <= referring
+            subject = pronoun_for(who) if by_pronoun else who
             if joined:
-                clauses.append(text)
+                text = template.format(name=who, value=facts[who][fact.name])
+                clauses.append(pronoun_for(who) + text if by_pronoun else text)
             else:
-                sentences.append(text)
+                text = template.format(name=subject, value=facts[who][fact.name])
+                (run if referring and i <= referring else sentences).append(text)
+            if who == person and fact is attribute:
+                held_out_form, compound, pronoun = held_out, joined, by_pronoun
         if joined:
             sentences.append(who + "，".join(clauses) + "。")
+        elif run:
+            sentences.append("".join(run))
         if (
             who == person
             and asked == "without"
@@ -572,7 +611,7 @@ def _draw_passage(
     # Facts of different people interleave, so the answer is not always next to the name's
     # first mention.
     rng.shuffle(sentences)
-    return _Drawn("".join(sentences), facts, held_out_form, compound, empty)
+    return _Drawn("".join(sentences), facts, held_out_form, compound, empty, pronoun)
 
 
 def _question(
@@ -634,6 +673,7 @@ def make_labelled_example(
         compound=any(d.compound for d in stating),
         held_out_value=value is not None and value in attribute.held_out_values,
         empty_value=any(d.empty for d in drawn),
+        pronoun=any(d.pronoun for d in stating),
     )
 
 
@@ -681,7 +721,7 @@ def make_mixed_examples(
 
 
 # `LabelledExample` flags that `error_breakdown` scores the questions of apart.
-_FLAGS = ("held_out_statement", "compound", "held_out_value", "empty_value")
+_FLAGS = ("held_out_statement", "compound", "held_out_value", "empty_value", "pronoun")
 
 
 def error_breakdown(
@@ -694,10 +734,10 @@ def error_breakdown(
         "count", "exact_match"; exact match per kind ("em_answered", "em_unstated",
         "em_absent") and per question wording ("em_train_wording", "em_held_out_wording", over
         the questions of each); per statement of the answer or passage ("em_held_out_statement",
-        "em_compound", "em_held_out_value", "em_empty_value": over the questions so labelled,
-        present only when some are); error counts: "absent_answered" (any answer for a person no
-        passage names), "other_person_value" (for a person a passage names, the value the
-        passages state for somebody else),
+        "em_compound", "em_held_out_value", "em_empty_value", "em_pronoun": over the questions so
+        labelled, present only when some are); error counts: "absent_answered" (any answer for
+        a person no passage names), "other_person_value" (for a person a passage names, the
+        value the passages state for somebody else),
         "unstated_answered" (another answer where the person's fact is not stated), "missed"
         (no answer where there is one), "wrong_span" (any other wrong answer).
     """

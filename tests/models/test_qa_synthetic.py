@@ -4,6 +4,7 @@ settings put the contrasts in that make the person asked matter."""
 from __future__ import annotations
 
 import dataclasses
+import random
 
 import pytest
 
@@ -17,10 +18,12 @@ from models.qa.synthetic import (
     UNSTATED,
     LabelledExample,
     SyntheticConfig,
+    _draw_passage,
     error_breakdown,
     make_labelled_examples,
     make_mixed_examples,
     make_synthetic_examples,
+    pronoun_for,
 )
 
 HARD = SyntheticConfig(
@@ -178,6 +181,25 @@ def test_the_default_knobs_draw_what_the_generator_drew_before_them():
     assert second.passages[0].text.endswith("宋海燕的爱好是打篮球。")
 
 
+def test_the_pronoun_knob_off_draws_what_the_wording_knobs_drew_before_it():
+    # written down from the generator before `pronoun_fraction` (commit 8923ab3)
+    first, second = make_labelled_examples(2, seed=11, config=WORDING)
+    assert first.example == QAExample(
+        "汪晓东喜欢什么颜色？",
+        [
+            Passage("汪晓东最喜欢的颜色是橙色。", "橙色"),
+            Passage(
+                "汪晓东大学读的是重庆大学。汪晓东喜欢的颜色是橙色。汪晓东家有一只小猫。", "橙色"
+            ),
+        ],
+    )
+    assert second.example.question == "白明业余时间喜欢做什么？"
+    assert second.example.passages[1].text == (
+        "白鹏爱好是弹琴，养了一只白鸽。白慧敏的爱好是弹吉他。白明在做老师。"
+    )
+    assert not any(i.pronoun for i in make_labelled_examples(300, seed=11, config=WORDING))
+
+
 def _forms(attribute, held_out: bool) -> list[tuple[str, str]]:
     """(head, tail) around the value of each statement (the name left out) or clause form."""
     if held_out:
@@ -302,10 +324,10 @@ def test_error_breakdown_scores_the_wording_flags_apart():
     example = QAExample("张伟住在哪里？", [Passage("张伟生活在北海，今年35岁。", "北海")])
     plain = LabelledExample(example, ANSWERED, "张伟", "city", False, frozenset())
     flagged = dataclasses.replace(plain, held_out_statement=True, compound=True,
-                                  held_out_value=True)  # fmt: skip
+                                  held_out_value=True, pronoun=True)  # fmt: skip
     report = error_breakdown([plain, flagged, flagged], ["北海", "北海", "35"])
     assert report["exact_match"] == 2 / 3
-    for key in ("em_held_out_statement", "em_compound", "em_held_out_value"):
+    for key in ("em_held_out_statement", "em_compound", "em_held_out_value", "em_pronoun"):
         assert report[key] == 1 / 2
     assert "em_empty_value" not in report
 
@@ -327,3 +349,102 @@ def test_nonce_values_are_made_of_the_pools_characters_and_stated_as_answers():
     for item in make_labelled_examples(400, seed=14, config=WORDING_TRAIN):
         pool = {*_BY_NAME[item.attribute].values, *_BY_NAME[item.attribute].more_values}
         assert {*item.example.gold_answers(), *item.other_values} <= pool
+
+
+_NAMES = {s + g for s in SURNAMES for g in GIVEN_NAMES}
+_PRONOUN_WORDING = dataclasses.replace(WORDING, pronoun_fraction=0.6)
+
+
+def _clauses(text: str) -> list[tuple[str, bool, str]]:
+    """(subject, whether a pronoun stands for it, the rest) of each clause of `text`, a pronoun
+    read as the person of the sentence or clause just before it; fails on a pronoun that comes
+    first or does not fit its person."""
+    out: list[tuple[str, bool, str]] = []
+    subject: str | None = None
+    for sentence in filter(None, text.split("。")):
+        for i, clause in enumerate(sentence.split("，")):
+            name = next((clause[:n] for n in (3, 2) if clause[:n] in _NAMES), None)
+            if name is not None:
+                subject, rest, by_pronoun = name, clause[len(name) :], False
+            elif clause[:1] in ("他", "她"):
+                assert subject is not None, f"a pronoun before any name: {text}"
+                assert clause[0] == pronoun_for(subject), text
+                rest, by_pronoun = clause[1:], True
+            else:
+                assert i > 0, f"a sentence with no subject: {text}"
+                rest, by_pronoun = clause, False
+            assert subject is not None, text
+            out.append((subject, by_pronoun, rest))
+    return out
+
+
+def _value_stated(rest: str, attribute) -> str | None:
+    """The value of `attribute` that a clause (its subject left out) states, if it states one."""
+    pool = {*attribute.values, *attribute.more_values, *attribute.held_out_values}
+    for head, tail in _forms(attribute, False) + _forms(attribute, True):
+        if rest.startswith(head) and rest.endswith(tail):
+            value = rest[len(head) : len(rest) - len(tail)]
+            if value in pool:
+                return value
+    return None
+
+
+def test_pronouns_refer_to_the_person_named_just_before_and_state_their_facts():
+    items = make_labelled_examples(600, seed=15, config=_PRONOUN_WORDING)
+    separate = compound = 0
+    for item in items:
+        attribute = _BY_NAME[item.attribute]
+        stated_by_pronoun = False
+        for passage in item.example.passages:
+            assert not passage.text.startswith(("他", "她")), passage.text
+            for subject, by_pronoun, rest in _clauses(passage.text):
+                value = _value_stated(rest, attribute)
+                if not by_pronoun or value is None:
+                    continue
+                # a pronoun stating the asked fact: the answer if it stands for the person
+                # asked, another person's value otherwise
+                if subject == item.person:
+                    assert passage.answer == value, (item, passage)
+                    stated_by_pronoun = True
+                else:
+                    assert value in item.other_values, (item, passage)
+            separate += passage.text.count("。他") + passage.text.count("。她")
+            compound += passage.text.count("，他") + passage.text.count("，她")
+        assert item.pronoun == stated_by_pronoun, item
+        if item.pronoun:
+            assert item.kind == ANSWERED
+    assert 60 < sum(i.pronoun for i in items) < 300
+    assert separate > 200 and compound > 100
+    # both pronouns, and the default draws none
+    texts = "".join(p.text for i in items for p in i.example.passages)
+    assert "他" in texts and "她" in texts
+    for item in make_labelled_examples(300, seed=15, config=WORDING):
+        assert not item.pronoun
+        plain = [p.text.replace("吉他", "") for p in item.example.passages]  # a hobby: 弹吉他
+        assert not any(("他" in t or "她" in t) for t in plain), item
+
+
+def test_every_pronoun_statement_is_a_fact_of_the_person_named_just_before_it():
+    # all the facts of every person of a passage, not only the one asked
+    config = dataclasses.replace(WORDING, pronoun_fraction=1.0, facts_per_person=(2, 4))
+    rng = random.Random(16)
+    by_pronoun_seen = 0
+    for _ in range(300):
+        person = rng.choice(SURNAMES) + rng.choice(GIVEN_NAMES)
+        drawn = _draw_passage(rng, config, person, rng.choice(ATTRIBUTES), "with", avoid=())
+        for subject, by_pronoun, rest in _clauses(drawn.text):
+            stated = {a.name: _value_stated(rest, a) for a in ATTRIBUTES}
+            stated = {k: v for k, v in stated.items() if v is not None}
+            assert stated, rest
+            # the clause states one of its subject's facts
+            assert any(drawn.facts[subject].get(k) == v for k, v in stated.items()), drawn
+            by_pronoun_seen += by_pronoun
+    assert by_pronoun_seen > 300
+
+
+def test_pronoun_for_fits_the_given_name():
+    assert pronoun_for("李梅") == "他"  # 梅 alone is no given name the generator has
+    assert pronoun_for("王芳") == pronoun_for("陈玉梅") == "她"
+    assert pronoun_for("张伟") == pronoun_for("赵建国") == "他"
+    with pytest.raises(ValueError, match="pronoun_fraction"):
+        SyntheticConfig(pronoun_fraction=1.1)
