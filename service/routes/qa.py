@@ -104,4 +104,6 @@ def _prepare(runtime: QARuntime, body: QARequest) -> QAItem:
             extractive=body.extractive,
             force_answer=body.force_answer,
             return_evidence=body.return_evidence,
+            span_search=body.span_search,
+            length_penalty=body.length_penalty,
         )
