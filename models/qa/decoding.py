@@ -193,8 +193,10 @@ class DecodedAnswer:
 
     Attributes:
         token_ids: the best answer's tokens without [SEP]; None when there is no answer.
-        score: the best answer's score (product of its normalised votes); for a null answer found
-            at the first step, the raw vote for [SEP] over all passages.
+        score: the best answer's score (product of its normalised votes; with `span_search`,
+            exp of its ranking score: its probability in its passage when `length_penalty` is
+            0); for a null answer found at the first step, the raw vote for [SEP] over all
+            passages.
         passage_index: the passage the answer comes from, or None.
         candidates: (token ids, score, passage index) of every finished beam, best first; empty
             token ids for "no answer".
