@@ -67,8 +67,8 @@ class QARequest(BaseModel):
         allow_inf_nan=False,
         description="With `span_search`: spans rank by log-probability / (tokens + 1) ** "
         "length_penalty. 0 (the default) ranks by probability, which favours short spans; 1 by "
-        "the mean per token; above 1 longer spans are favoured further (1.5 suited CMRC 2018's "
-        "long answers, docs/benchmarks.md). Scores are then exp(that ranking score).",
+        "the mean per token; above 1 longer spans are favoured further (CMRC 2018's figures: "
+        "docs/benchmarks.md). Scores are then exp(that ranking score).",
     )
 
     return_evidence: StrictBool = Field(
