@@ -1,7 +1,9 @@
 """Evaluate an exported QA model on a held-out file: accuracy, character F1 and Final.
 
     python -m training.qa_eval --model model_store/qa-zh/1 --data dev.json \\
-        [--beam-size 1] [--extractive] [--force-answer] [--limit 500] [--predictions preds.json]
+        [--beam-size 1] [--extractive] [--force-answer] \\
+        [--span-search [--span-starts 8] [--length-penalty 1.5]] \\
+        [--skip 500] [--limit 500] [--predictions preds.json]
 
 Reads WebQA/SogouQA or SQuAD/CMRC JSON (`models.qa.readers`), cuts long passages into the same
 windows as training, decodes every question over all its passages with the SavedModel's
@@ -30,6 +32,7 @@ from models.qa.samples import (
     DEFAULT_MAX_PASSAGE_TOKENS,
     DEFAULT_MAX_QUESTION_TOKENS,
 )
+from models.qa.span_search import DEFAULT_SPAN_STARTS
 from models.store import QAManifest, read_manifest
 
 # Questions decoded together in one batch of model calls (their passages x beams are the rows).
@@ -50,6 +53,9 @@ def evaluate_examples(
     extractive: bool = False,
     questions_per_batch: int = DEFAULT_QUESTIONS_PER_BATCH,
     force_answer: bool = False,
+    span_search: bool = False,
+    span_starts: int = DEFAULT_SPAN_STARTS,
+    length_penalty: float = 0.0,
 ) -> tuple[dict[str, float], list[str | None]]:
     """Decodes every example and scores the answers.
 
@@ -62,6 +68,8 @@ def evaluate_examples(
         extractive: answers restricted to passage spans.
         questions_per_batch: questions decoded together.
         force_answer: never answer null (every question of the data has an answer).
+        span_search, span_starts, length_penalty: score whole spans
+            (`models.qa.decoding.decode_batch`).
 
     Returns:
         ({"accuracy", "f1", "final", "count"}, the predicted answers in order).
@@ -79,6 +87,9 @@ def evaluate_examples(
             beam_size=beam_size,
             extractive=extractive,
             force_answer=force_answer,
+            span_search=span_search,
+            span_starts=span_starts,
+            length_penalty=length_penalty,
         )
         predictions.extend(r.answer for r in results)
     return evaluate(predictions, examples), predictions
@@ -101,7 +112,26 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="characters between passage windows (default: the training run's)",
     )
-    p.add_argument("--limit", type=int, default=None, help="evaluate the first N questions")
+    p.add_argument(
+        "--span-search",
+        action="store_true",
+        help="score every span from the likeliest starts whole instead of voting token by token "
+        "(with --extractive; models.qa.span_search)",
+    )
+    p.add_argument(
+        "--span-starts",
+        type=int,
+        default=DEFAULT_SPAN_STARTS,
+        help="with --span-search: starts read per question",
+    )
+    p.add_argument(
+        "--length-penalty",
+        type=float,
+        default=0.0,
+        help="with --span-search: rank spans by log p / (tokens + 1) ** this (0: by log p)",
+    )
+    p.add_argument("--skip", type=int, default=0, help="leave out the first N questions")
+    p.add_argument("--limit", type=int, default=None, help="evaluate N questions (after --skip)")
     p.add_argument("--questions-per-batch", type=int, default=DEFAULT_QUESTIONS_PER_BATCH)
     p.add_argument("--no-cache", action="store_true", help="decode with full_logits only")
     p.add_argument("--predictions", type=Path, default=None, help="write answers here (JSON)")
@@ -123,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         manifest.config.get("window_stride") or window * WINDOW_STRIDE_FRACTION
     )
     examples = [window_passages(e, window, stride) for e in read_qa_file(args.data)]
-    examples = examples[: args.limit]
+    examples = examples[args.skip :][: args.limit]
     saved = SavedModelStepModel(args.model)
     model: StepModel = step_model_for(
         RecomputeStepModel(saved.full_logits, tokenizer.pad_id) if args.no_cache else saved,
@@ -141,6 +171,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         extractive=extractive,
         questions_per_batch=args.questions_per_batch,
         force_answer=args.force_answer,
+        span_search=args.span_search,
+        span_starts=args.span_starts,
+        length_penalty=args.length_penalty,
     )
     report = {
         **scores,
@@ -150,6 +183,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "extractive": extractive,
         "force_answer": args.force_answer,
         "window_stride": stride,
+        "span_search": args.span_search,
+        "span_starts": args.span_starts if args.span_search else None,
+        "length_penalty": args.length_penalty,
+        "skip": args.skip,
         "seconds": round(time.perf_counter() - started, 1),
     }
     if args.predictions is not None:

@@ -25,6 +25,12 @@ The algorithm is the one of bert4keras' `task_reading_comprehension_by_seq2seq.p
 The candidates are the finished beams, best first; a candidate's score is the product of its
 normalised votes, and its passage is the remaining passage that gives it the highest probability.
 
+With `span_search` (extractive only), steps 2-5 are replaced by `models.qa.span_search`: every
+span of the remaining passages that starts at one of the question's `span_starts` likeliest
+starts is scored whole, by its log-probability in its passage, and the spans are ranked by that
+score over (tokens + 1) ** `length_penalty` (no vote: the best span of any passage wins). The
+first step's rule, `force_answer` included, is the same.
+
 With `evidence`, the same pass also keeps, for each beam, the attention over its passages of the
 token that predicted each answer token (the step model's `prefill_with_attention` and
 `step_with_attention`: the last prefix token for the first answer token, then each answer token
@@ -53,6 +59,13 @@ from models.qa.samples import (
     DEFAULT_MAX_QUESTION_TOKENS,
     TARGET_SEGMENT,
     join_prefix,
+)
+from models.qa.span_search import (
+    DEFAULT_SPAN_STARTS,
+    SpanCandidate,
+    SpanQuestion,
+    rank_spans,
+    search_spans,
 )
 
 # Beam width of bert4keras' reading-comprehension example (`topk=1`: greedy), the service default.
@@ -180,8 +193,10 @@ class DecodedAnswer:
 
     Attributes:
         token_ids: the best answer's tokens without [SEP]; None when there is no answer.
-        score: the best answer's score (product of its normalised votes); for a null answer found
-            at the first step, the raw vote for [SEP] over all passages.
+        score: the best answer's score (product of its normalised votes; with `span_search`,
+            exp of its ranking score: its probability in its passage when `length_penalty` is
+            0); for a null answer found at the first step, the raw vote for [SEP] over all
+            passages.
         passage_index: the passage the answer comes from, or None.
         candidates: (token ids, score, passage index) of every finished beam, best first; empty
             token ids for "no answer".
@@ -430,6 +445,9 @@ def decode_batch(
     evidence: bool = False,
     evidence_layers: int | None = EVIDENCE_LAYERS,
     evidence_shift: int = 0,
+    span_search: bool = False,
+    span_starts: int = DEFAULT_SPAN_STARTS,
+    length_penalty: float = 0.0,
 ) -> list[DecodedAnswer]:
     """Decodes the answers of several questions together, in token ids.
 
@@ -450,10 +468,19 @@ def decode_batch(
         evidence_layers: whose attention: None the mean of all layers, an int one layer.
         evidence_shift: 0 the attention of the tokens that predicted the answer's tokens, 1 that
             of the answer's tokens themselves (`_beam_evidence`).
+        span_search: score whole spans instead of voting token by token (needs `extractive`;
+            no evidence): `models.qa.span_search`. Candidates are the `beam_size` best spans.
+        span_starts: with `span_search`, the starts read per question.
+        length_penalty: with `span_search`, spans rank by log-probability / (tokens + 1) **
+            length_penalty (0: by log-probability; 1: per token).
 
     Returns:
         One `DecodedAnswer` per question, in order.
     """
+    if span_search and (not extractive or evidence):
+        raise ValueError("span_search needs extractive decoding and gives no evidence")
+    if length_penalty and not span_search:
+        raise ValueError("length_penalty ranks the spans of span_search; set span_search")
     if beam_size < 1 or max_answer_tokens < 1:
         raise ValueError(f"need beam_size >= 1 and max_answer_tokens >= 1, got {beam_size}, "
                          f"{max_answer_tokens}")  # fmt: skip
@@ -506,6 +533,8 @@ def decode_batch(
             no_answer = _vote(np.exp(first[:, sep_id : sep_id + 1]))[0]
             question.result = DecodedAnswer(None, float(no_answer), None, [], empty_evidence)
             continue
+        if span_search:
+            continue
         question.beams = [
             _Beam(
                 tokens=[],
@@ -523,6 +552,18 @@ def decode_batch(
             question, log_probs, sep_id, banned, beam_size, max_answer_tokens, force_answer,
             attention,
         )  # fmt: skip
+
+    if span_search:
+        waiting = [q for q in questions if q.result is None]
+        found = search_spans(
+            model, state, log_probs, lengths,
+            [SpanQuestion(q.prefill_rows, q.passages, q.alive) for q in waiting],
+            sep_id=sep_id, banned=banned, max_answer_tokens=max_answer_tokens,
+            starts_per_question=span_starts,
+        )  # fmt: skip
+        for question, spans in zip(waiting, found, strict=True):
+            question.result = _from_spans(spans, beam_size, length_penalty)
+        return [q.result for q in questions if q.result is not None]
 
     while True:
         live = [q for q in questions if q.result is None and q.beams]
@@ -566,6 +607,26 @@ def decode_batch(
     return [q.result for q in questions if q.result is not None]
 
 
+def _from_spans(
+    spans: Sequence[SpanCandidate], beam_size: int, length_penalty: float
+) -> DecodedAnswer:
+    """The span search's spans as an answer: the `beam_size` best distinct spans by
+    `rank_spans`' score, each with exp(that score) and its passage."""
+    candidates: list[tuple[list[int], float, int | None]] = []
+    seen: set[tuple[int, ...]] = set()
+    for score, span in rank_spans(spans, length_penalty):
+        if span.tokens in seen:
+            continue
+        seen.add(span.tokens)
+        candidates.append((list(span.tokens), float(np.exp(score)), span.passage))
+        if len(candidates) >= beam_size:
+            break
+    if not candidates:
+        return DecodedAnswer(None, 0.0, None, [])
+    tokens, score, passage = candidates[0]
+    return DecodedAnswer(tokens, score, passage, candidates)
+
+
 def _combine_layers(attention: np.ndarray, layers: int | None) -> np.ndarray:
     """[num_layers, B, slots] -> [B, slots]: one layer's, or the mean of all (None)."""
     attention = np.asarray(attention, np.float64)
@@ -607,6 +668,9 @@ def answer_questions(
     evidence: bool = False,
     evidence_layers: int | None = EVIDENCE_LAYERS,
     evidence_shift: int = 0,
+    span_search: bool = False,
+    span_starts: int = DEFAULT_SPAN_STARTS,
+    length_penalty: float = 0.0,
 ) -> list[QAResult]:
     """Answers several questions, each over its passages, in one batch of model calls.
 
@@ -622,6 +686,7 @@ def answer_questions(
         force_answer: the passages are known to hold an answer; never null (`decode_batch`).
         evidence, evidence_layers, evidence_shift: also each candidate's evidence spans
             (`decode_batch`, `models.qa.evidence`).
+        span_search, span_starts, length_penalty: score whole spans (`decode_batch`).
 
     Returns:
         One `QAResult` per question.
@@ -650,6 +715,9 @@ def answer_questions(
         evidence=evidence,
         evidence_layers=evidence_layers,
         evidence_shift=evidence_shift,
+        span_search=span_search,
+        span_starts=span_starts,
+        length_penalty=length_penalty,
     )
     if not evidence:
         return results_from_decoded(tokenizer, decoded)

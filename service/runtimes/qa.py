@@ -19,6 +19,7 @@ from models.qa.decoding import QAResult, banned_ids, decode_batch, results_from_
 from models.qa.evidence import EvidenceSpan
 from models.qa.readers import window_starts
 from models.qa.samples import join_prefix
+from models.qa.span_search import DEFAULT_SPAN_STARTS
 from models.store import QAManifest
 from service.errors import BadInput, PayloadTooLarge
 from service.runtimes.base import BatchedRuntime, wordpiece_tokenizer
@@ -35,6 +36,9 @@ class QAOptions:
     force_answer: bool = False
     # The batch decodes with the attention outputs and keeps them (`decode_batch(evidence=)`).
     evidence: bool = False
+    # Whole spans scored (`decode_batch(span_search=)`), ranked with this length penalty.
+    span_search: bool = False
+    length_penalty: float = 0.0
 
 
 class EvidenceUnsupported(BadInput):
@@ -61,6 +65,8 @@ class QAItem:
 
     @property
     def rows(self) -> int:
+        if self.options.span_search:  # the prefill's rows, then one per start
+            return max(len(self.prefixes), DEFAULT_SPAN_STARTS)
         return len(self.prefixes) * self.options.beam_size
 
     @property
@@ -109,6 +115,8 @@ class QARuntime(BatchedRuntime):
         extractive: bool,
         force_answer: bool = False,
         return_evidence: bool = False,
+        span_search: bool = False,
+        length_penalty: float | None = None,
     ) -> QAItem:
         answer_tokens = max_answer_tokens or self.max_answer_tokens
         if answer_tokens > self.max_answer_tokens:
@@ -123,12 +131,21 @@ class QARuntime(BatchedRuntime):
                 f"<store>/{self.name}/{self.version}`, or train a new version) to use "
                 "return_evidence"
             )
+        extractive = extractive or self.default_extractive
+        if span_search and not extractive:
+            raise BadInput("span_search scores spans of the passages: it needs extractive")
+        if span_search and return_evidence:
+            raise BadInput("span_search gives no evidence: leave out return_evidence")
+        if length_penalty and not span_search:
+            raise BadInput("length_penalty ranks the spans of span_search: set span_search")
         options = QAOptions(
             beam_size=beam_size or self.default_beam_size,
             max_answer_tokens=answer_tokens,
-            extractive=extractive or self.default_extractive,
+            extractive=extractive,
             force_answer=force_answer,
             evidence=return_evidence,
+            span_search=span_search,
+            length_penalty=length_penalty or 0.0,
         )
         # The question is tokenised once for all passages and windows.
         question_ids = self.tokenizer.piece_ids(question)[: self.max_question_tokens]
@@ -182,6 +199,8 @@ class QARuntime(BatchedRuntime):
             banned_ids=banned_ids(self.tokenizer),
             force_answer=options.force_answer,
             evidence=options.evidence,
+            span_search=options.span_search,
+            length_penalty=options.length_penalty,
         )
         if not options.evidence:
             results = results_from_decoded(self.tokenizer, decoded)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, Field, StrictBool, StrictInt, StringConstraints
+from pydantic import BaseModel, Field, StrictBool, StrictFloat, StrictInt, StringConstraints
 
 from service.schemas.common import (
     HARD_MAX_INPUTS,
@@ -19,6 +19,7 @@ Text = Annotated[str, StringConstraints(min_length=1, max_length=HARD_MAX_TEXT_C
 # Schema caps (422); the configured MAX_PASSAGES / MAX_BEAM_SIZE are lower and answer 413.
 HARD_MAX_BEAM_SIZE = 64
 HARD_MAX_ANSWER_TOKENS = 1024
+HARD_MAX_LENGTH_PENALTY = 8.0
 
 
 class QARequest(BaseModel):
@@ -51,6 +52,23 @@ class QARequest(BaseModel):
         "text the model knows (only spaces, or only characters outside its vocabulary). "
         '"No answer" may not win the first step, and the best answer of the passage most '
         "likely to hold one is returned even when every passage would say none.",
+    )
+    span_search: StrictBool = Field(
+        False,
+        description="Score whole spans instead of voting token by token (needs `extractive`; "
+        "no `return_evidence`): every span of up to `max_answer_tokens` tokens from the "
+        "likeliest starts is scored by its probability in its passage, and the best span of "
+        "any passage is the answer. Candidates are the `beam_size` best spans.",
+    )
+    length_penalty: StrictFloat | None = Field(
+        None,
+        ge=0.0,
+        le=HARD_MAX_LENGTH_PENALTY,
+        allow_inf_nan=False,
+        description="With `span_search`: spans rank by log-probability / (tokens + 1) ** "
+        "length_penalty. 0 (the default) ranks by probability, which favours short spans; 1 by "
+        "the mean per token; above 1 longer spans are favoured further (CMRC 2018's figures: "
+        "docs/benchmarks.md). Scores are then exp(that ranking score).",
     )
 
     return_evidence: StrictBool = Field(

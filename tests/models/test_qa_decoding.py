@@ -361,3 +361,94 @@ def test_force_answer_keeps_the_answers_of_passages_that_hold_one():
     # no passage: still no answer
     (empty,) = _decode(model, [[]], force_answer=True)
     assert empty.token_ids is None
+
+
+def _span_log_prob(dist: Dist, prefix: list[int], answer: list[int]) -> float:
+    tokens = [*answer, SEP]
+    return float(sum(np.log(dist(prefix, answer[:k])[t]) for k, t in enumerate(tokens)))
+
+
+def test_span_search_finds_the_likeliest_span_greedy_misses():
+    model = RecomputeStepModel(_full_from(_garden_path))
+    (greedy,) = _decode(model, [[_prefix([5, 8, 6])]], extractive=True)
+    (spans,) = _decode(model, [[_prefix([5, 8, 6])]], extractive=True, span_search=True)
+    assert greedy.token_ids == [5, 8]
+    assert spans.token_ids == [6] and spans.passage_index == 0
+    assert spans.score == pytest.approx(0.4 * 0.95)
+
+
+@pytest.mark.parametrize("max_answer_tokens", [2, 4])
+def test_span_search_is_exact_over_every_span(max_answer_tokens):
+    rng = np.random.default_rng(1)
+    for n in (1, 2, 3):
+        passages = [list(rng.integers(5, V, size=rng.integers(3, 8))) for _ in range(n)]
+        spans = [
+            (_span_log_prob(_random_dist, _prefix(p), p[s:e]), k, p[s:e])
+            for k, p in enumerate(passages)
+            for s in range(len(p))
+            for e in range(s + 1, min(len(p), s + max_answer_tokens) + 1)
+        ]
+        best = max(spans, key=lambda span: span[0])
+        options = dict(extractive=True, span_search=True, force_answer=True,
+                       span_starts=100, max_answer_tokens=max_answer_tokens)  # fmt: skip
+        cached = CachedFake(_random_dist)
+        (found,) = _decode(cached, [[_prefix(p) for p in passages]], **options)
+        assert found.token_ids == best[2]
+        assert np.log(found.score) == pytest.approx(best[0])
+        (again,) = _decode(
+            RecomputeStepModel(_full_from(_random_dist)),
+            [[_prefix(p) for p in passages]],
+            **options,
+        )
+        assert again.token_ids == found.token_ids and again.score == pytest.approx(found.score)
+
+
+def test_length_penalty_ranks_by_log_probability_per_token():
+    # [5] alone: 0.5 * 0.5 = 0.25; [5, 6, 7]: 0.5 * 0.5 * 0.9 * 0.9 = 0.2025 (higher per token)
+    def dist(prefix, answer):
+        if not answer:
+            return _peaked(5, 0.5)
+        if answer == [5]:
+            probs = np.full(V, 0.0)
+            probs[6], probs[SEP] = 0.5, 0.5
+            return probs + 1e-12
+        if answer == [5, 6]:
+            return _peaked(7, 0.9)
+        return _peaked(SEP, 0.9)
+
+    model = RecomputeStepModel(_full_from(dist))
+    prefixes = [[_prefix([5, 6, 7])]]
+    options = dict(extractive=True, span_search=True, beam_size=3)
+    (plain,) = _decode(model, prefixes, **options)
+    (per_token,) = _decode(model, prefixes, length_penalty=1.0, **options)
+    assert plain.token_ids == [5]
+    assert per_token.token_ids == [5, 6, 7]
+    assert per_token.score == pytest.approx(0.2025 ** (1 / 4))
+
+
+def test_span_search_needs_extractive_and_length_penalty_needs_it():
+    model = RecomputeStepModel(_full_from(_marker_dist))
+    with pytest.raises(ValueError, match="extractive"):
+        _decode(model, [[_prefix([5])]], span_search=True)
+    with pytest.raises(ValueError, match="span_search"):
+        _decode(model, [[_prefix([5])]], extractive=True, length_penalty=1.0)
+
+
+def test_span_search_keeps_the_first_step_rule():
+    # passages whose best first token is [SEP] leave: null unless forced; forced, the passage
+    # least sure of "no answer" is read (as the vote does)
+    model = RecomputeStepModel(_full_from(_unsure_dist))
+    passages = [_prefix([5, 6]), _prefix([8, 7, 11]), _prefix([9, 9])]
+    options = dict(extractive=True, span_search=True, beam_size=10)
+    (free,) = _decode(model, [passages], **options)
+    assert free.token_ids is None and free.candidates == []
+    (forced,) = _decode(model, [passages], force_answer=True, **options)
+    assert forced.token_ids == [11] and forced.passage_index == 1
+    assert {c[2] for c in forced.candidates} == {1}
+    # with an answer in one passage, the others (which say "no answer") are not read
+    (found,) = _decode(
+        RecomputeStepModel(_full_from(_marker_dist)),
+        [[_prefix([5, 6, 9]), _prefix([8, 7, 11, 12, 5])]],
+        **options,
+    )
+    assert found.token_ids == [11, 12] and {c[2] for c in found.candidates} == {1}

@@ -1,5 +1,6 @@
 """`force_answer` on POST /v1/qa, against a real server process: a reader that always says "no
-answer" answers null unless the request says the passages hold an answer."""
+answer" answers null unless the request says the passages hold an answer. Forced, it also
+answers with `span_search` (whole spans scored, ranked with `length_penalty`)."""
 
 from __future__ import annotations
 
@@ -63,3 +64,40 @@ def test_a_forced_extractive_answer_is_a_span_of_its_passage(server: str, beam_s
 
 def test_force_answer_must_be_a_boolean(server: str) -> None:
     assert _ask(server, force_answer=[True]).status_code == 422
+
+
+@pytest.mark.parametrize("length_penalty", [None, 0.0, 1.5])
+def test_span_search_answers_a_span_of_its_passage(server: str, length_penalty) -> None:
+    fields = {"extractive": True, "span_search": True, "beam_size": 3}
+    if length_penalty is not None:
+        fields["length_penalty"] = length_penalty
+    response = _ask(server, force_answer=True, **fields)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["answer"] and body["answer"] in PASSAGES[body["passage_index"]]
+    assert 1 <= len(body["candidates"]) <= 3
+    assert all(c["text"] in PASSAGES[c["passage_index"]] for c in body["candidates"])
+    scores = [c["score"] for c in body["candidates"]]
+    assert scores == sorted(scores, reverse=True) and 0 < scores[0] <= 1
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"span_search": True}, "extractive"),
+        ({"span_search": True, "extractive": True, "return_evidence": True}, "gives no evidence"),
+        ({"length_penalty": 1.0, "extractive": True}, "span_search"),
+    ],
+)
+def test_span_search_options_that_do_not_fit_are_400(server: str, fields, message) -> None:
+    response = _ask(server, force_answer=True, **fields)
+    assert response.status_code == 400, response.text
+    assert message in response.text
+
+
+@pytest.mark.parametrize("value", [-0.5, "1.5", 100.0])
+def test_length_penalty_must_be_a_number_in_range(server: str, value) -> None:
+    response = _ask(
+        server, force_answer=True, extractive=True, span_search=True, length_penalty=value
+    )
+    assert response.status_code == 422, response.text

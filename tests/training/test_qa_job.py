@@ -9,7 +9,7 @@ import pytest
 
 from models.bert.lm_reader import SavedModelLMStepModel as SavedModelStepModel
 from models.bert.tokenizer import BertTokenizer
-from models.qa.readers import write_webqa_file
+from models.qa.readers import read_qa_file, write_webqa_file
 from models.qa.synthetic import make_synthetic_examples
 from models.store import REQUIRED_MANIFEST_KEYS
 from tests.tiny_store import load_in_runtime
@@ -99,6 +99,21 @@ def test_job_exports_a_decodable_version_and_resumes(tmp_path, capsys):
     assert report["accuracy"] == reference["accuracy"] and report["f1"] == reference["f1"]
     printed = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
     assert printed[0]["accuracy"] == report["accuracy"]
+
+    # --skip / --limit pick questions 2-4 of the 6; the span search decodes through the CLI,
+    # cached and not, to the same answers
+    predictions = tmp_path / "preds.json"
+    window = ["--skip", "2", "--limit", "3", "--predictions", str(predictions)]
+    part = qa_eval.main(["--model", str(path), "--data", str(valid), *window])
+    assert part["count"] == 3 and part["skip"] == 2
+    every = [e.question for e in read_qa_file(valid)]
+    written = json.loads(predictions.read_text(encoding="utf-8"))
+    assert [p["question"] for p in written] == every[2:5] and len(set(every)) == 6
+    spans = ["--extractive", "--span-search", "--length-penalty", "1", "--force-answer"]
+    searched = qa_eval.main(["--model", str(path), "--data", str(valid), *spans])
+    reference = qa_eval.main(["--model", str(path), "--data", str(valid), *spans, "--no-cache"])
+    assert searched["span_search"] and searched["count"] == 6
+    assert searched["accuracy"] == reference["accuracy"] and searched["f1"] == reference["f1"]
 
 
 @pytest.mark.slow

@@ -1,0 +1,169 @@
+"""Span search for extractive answers (`decode_batch(passage_choice="spans")`).
+
+Token-by-token decoding (greedy or beams, `models.qa.decoding`) commits to an answer's first
+token before it has seen how the answer would go on. An extractive answer is a span of a
+passage, so the spans can be scored whole instead, as span readers do (BERT on SQuAD takes the
+best span over all windows of a document): from each of the `span_starts` most likely starts of
+the question (a passage position whose token the first step likes best), the passage's own
+tokens are fed one by one, and every step gives the log-probability of the span so far closed by
+[SEP]. A span's score is its whole log-probability in its passage,
+
+    log p(a_1 | passage) + sum_k log p(a_k | passage, a_<k) + log p([SEP] | passage, a),
+
+so every span of up to `max_answer_tokens` tokens from those starts is scored exactly, and the
+best of them over all passages is the answer. `max_answer_tokens` steps of one row per start
+cost about what reading the passages did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+# Starts read per question: the positions whose token the first step likes best (8: what the
+# CMRC 2018 measurement used, docs/benchmarks.md; each start costs one row for up to
+# max_answer_tokens steps).
+DEFAULT_SPAN_STARTS = 8
+# A start whose span so far is this many nats below the question's best finished span stops
+# (its continuations can only fall further).
+PRUNE_MARGIN = 30.0
+
+
+@dataclass(frozen=True)
+class SpanCandidate:
+    """A span of a passage: its tokens, log p(tokens, [SEP] | passage) and the passage."""
+
+    tokens: tuple[int, ...]
+    log_prob: float
+    passage: int
+
+
+@dataclass(frozen=True)
+class SpanQuestion:
+    """What the span search needs of one question.
+
+    Attributes:
+        prefill_rows: per passage, its row in the prefill's log-probs and state.
+        passages: per passage, its token ids.
+        alive: the passages to read.
+    """
+
+    prefill_rows: Sequence[int]
+    passages: Sequence[np.ndarray]
+    alive: Sequence[int]
+
+
+def span_starts(
+    first_log_probs: np.ndarray,
+    question: SpanQuestion,
+    count: int,
+    sep_id: int,
+    banned: np.ndarray,
+) -> list[tuple[float, int, int]]:
+    """The `count` best (log p of the first token, passage, position) of a question's alive
+    passages; ties in passage and position order."""
+    starts: list[tuple[float, int, int]] = []
+    for passage in question.alive:
+        ids = np.asarray(question.passages[passage])
+        scores = first_log_probs[question.prefill_rows[passage]][ids]
+        ok = (ids != sep_id) & ~np.isin(ids, banned)
+        starts.extend((float(scores[s]), passage, int(s)) for s in np.flatnonzero(ok))
+    starts.sort(key=lambda start: -start[0])  # stable: ties keep passage and position order
+    return starts[:count]
+
+
+def search_spans(
+    model: Any,
+    state: Any,
+    first_log_probs: np.ndarray,
+    lengths: np.ndarray,
+    questions: Sequence[SpanQuestion],
+    *,
+    sep_id: int,
+    banned: np.ndarray,
+    max_answer_tokens: int,
+    starts_per_question: int = DEFAULT_SPAN_STARTS,
+) -> list[list[SpanCandidate]]:
+    """Scores every span of up to `max_answer_tokens` tokens from each question's best starts.
+
+    Args:
+        model: the step model (`models.qa.decoding.StepModel`).
+        state: its state after the prefill whose log-probs are `first_log_probs` [B, V].
+        lengths: the prefill rows' prefix lengths [B].
+        questions: the questions, with their rows in the prefill.
+        sep_id: id of [SEP].
+        banned: ids never written.
+        max_answer_tokens: longest span.
+        starts_per_question: starts read per question.
+
+    Returns:
+        Per question, its distinct spans (per passage), best first.
+    """
+    rows: list[tuple[int, int, int]] = []  # (question, passage, start) per row
+    cumulative: list[float] = []
+    for index, question in enumerate(questions):
+        for score, passage, start in span_starts(
+            first_log_probs, question, starts_per_question, sep_id, banned
+        ):
+            rows.append((index, passage, start))
+            cumulative.append(score)
+    found: list[dict[tuple[int, tuple[int, ...]], float]] = [{} for _ in questions]
+    if not rows:
+        return [[] for _ in questions]
+    gather = np.asarray([questions[q].prefill_rows[p] for q, p, _ in rows], np.int32)
+    state = model.select_rows(state, gather)
+    live = np.arange(len(rows))
+    total = np.asarray(cumulative, np.float64)
+    best = np.full(len(questions), -np.inf)
+    for step in range(max_answer_tokens):
+        feed, positions = [], []
+        for r in live:
+            q, p, s = rows[r]
+            feed.append(int(questions[q].passages[p][s + step]))
+            positions.append(int(lengths[gather[r]]) + step)
+        log_probs, state = model.step(
+            np.asarray(feed, np.int32), np.asarray(positions, np.int32), state
+        )
+        log_probs = np.asarray(log_probs, np.float64)
+        keep = []
+        for k, r in enumerate(live):
+            q, p, s = rows[r]
+            ids = questions[q].passages[p]
+            closed = total[r] + log_probs[k, sep_id]
+            key = (p, tuple(int(t) for t in ids[s : s + step + 1]))
+            found[q][key] = max(found[q].get(key, -np.inf), closed)
+            best[q] = max(best[q], closed)
+            if s + step + 1 < len(ids):
+                nxt = int(ids[s + step + 1])
+                total[r] += log_probs[k, nxt] if nxt != sep_id else -np.inf
+                if np.isfinite(total[r]) and total[r] > best[q] - PRUNE_MARGIN:
+                    keep.append(k)
+        if not keep:
+            break
+        if len(keep) < len(live):
+            state = model.select_rows(state, np.asarray(keep, np.int32))
+            live = live[keep]
+    return [
+        sorted(
+            (SpanCandidate(tokens, score, passage) for (passage, tokens), score in spans.items()),
+            key=lambda c: -c.log_prob,
+        )
+        for spans in found
+    ]
+
+
+def rank_spans(
+    spans: Sequence[SpanCandidate], length_penalty: float = 0.0
+) -> list[tuple[float, SpanCandidate]]:
+    """(ranking score, span), best first: log p / (tokens + 1) ** length_penalty, the +1 for the
+    [SEP] that closes the span (its log-probability is part of the score). 0 ranks by the
+    probability itself, which favours short spans (every token multiplies in a factor below
+    1); 1 by the mean per token; above 1 longer spans are favoured further."""
+    ranked = [
+        (span.log_prob / float(len(span.tokens) + 1) ** length_penalty, span) for span in spans
+    ]
+    ranked.sort(key=lambda item: -item[0])
+    return ranked
