@@ -55,7 +55,7 @@ def evaluate_examples(
     force_answer: bool = False,
     span_search: bool = False,
     span_starts: int = DEFAULT_SPAN_STARTS,
-    length_penalty: float = 0.0,
+    length_penalty: float | None = None,
 ) -> tuple[dict[str, float], list[str | None]]:
     """Decodes every example and scores the answers.
 
@@ -127,8 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--length-penalty",
         type=float,
-        default=0.0,
-        help="with --span-search: rank spans by log p / (tokens + 1) ** this (0: by log p)",
+        default=None,
+        help="with --span-search: rank spans by log p / (tokens + 1) ** this (0: by log p; "
+        "default 1: per token)",
     )
     p.add_argument("--skip", type=int, default=0, help="leave out the first N questions")
     p.add_argument("--limit", type=int, default=None, help="evaluate N questions (after --skip)")

@@ -61,6 +61,7 @@ from models.qa.samples import (
     join_prefix,
 )
 from models.qa.span_search import (
+    DEFAULT_LENGTH_PENALTY,
     DEFAULT_SPAN_STARTS,
     SpanCandidate,
     SpanQuestion,
@@ -447,7 +448,7 @@ def decode_batch(
     evidence_shift: int = 0,
     span_search: bool = False,
     span_starts: int = DEFAULT_SPAN_STARTS,
-    length_penalty: float = 0.0,
+    length_penalty: float | None = None,
 ) -> list[DecodedAnswer]:
     """Decodes the answers of several questions together, in token ids.
 
@@ -472,15 +473,16 @@ def decode_batch(
             no evidence): `models.qa.span_search`. Candidates are the `beam_size` best spans.
         span_starts: with `span_search`, the starts read per question.
         length_penalty: with `span_search`, spans rank by log-probability / (tokens + 1) **
-            length_penalty (0: by log-probability; 1: per token).
+            length_penalty (0: by log-probability; 1, the default: per token).
 
     Returns:
         One `DecodedAnswer` per question, in order.
     """
     if span_search and (not extractive or evidence):
         raise ValueError("span_search needs extractive decoding and gives no evidence")
-    if length_penalty and not span_search:
+    if length_penalty is not None and not span_search:
         raise ValueError("length_penalty ranks the spans of span_search; set span_search")
+    penalty = DEFAULT_LENGTH_PENALTY if length_penalty is None else length_penalty
     if beam_size < 1 or max_answer_tokens < 1:
         raise ValueError(f"need beam_size >= 1 and max_answer_tokens >= 1, got {beam_size}, "
                          f"{max_answer_tokens}")  # fmt: skip
@@ -562,7 +564,7 @@ def decode_batch(
             starts_per_question=span_starts,
         )  # fmt: skip
         for question, spans in zip(waiting, found, strict=True):
-            question.result = _from_spans(spans, beam_size, length_penalty)
+            question.result = _from_spans(spans, beam_size, penalty)
         return [q.result for q in questions if q.result is not None]
 
     while True:
@@ -670,7 +672,7 @@ def answer_questions(
     evidence_shift: int = 0,
     span_search: bool = False,
     span_starts: int = DEFAULT_SPAN_STARTS,
-    length_penalty: float = 0.0,
+    length_penalty: float | None = None,
 ) -> list[QAResult]:
     """Answers several questions, each over its passages, in one batch of model calls.
 

@@ -29,7 +29,13 @@ import numpy as np
 DEFAULT_SPAN_STARTS = 8
 # A start whose span so far is this many nats below the question's best finished span stops
 # (its continuations can only fall further).
+# (Exact for ranking by probability; with a length penalty it drops only spans whose mean
+# log-probability per token is far below the best's.)
 PRUNE_MARGIN = 30.0
+# Spans rank by their mean log-probability per token (`rank_spans`) unless told otherwise: by
+# the probability itself (0) the search prefers the shortest spans, which is what made the
+# token-by-token reader's CMRC 2018 answers half the gold's length (docs/benchmarks.md).
+DEFAULT_LENGTH_PENALTY = 1.0
 
 
 @dataclass(frozen=True)
@@ -156,7 +162,7 @@ def search_spans(
 
 
 def rank_spans(
-    spans: Sequence[SpanCandidate], length_penalty: float = 0.0
+    spans: Sequence[SpanCandidate], length_penalty: float = DEFAULT_LENGTH_PENALTY
 ) -> list[tuple[float, SpanCandidate]]:
     """(ranking score, span), best first: log p / (tokens + 1) ** length_penalty, the +1 for the
     [SEP] that closes the span (its log-probability is part of the score). 0 ranks by the

@@ -38,7 +38,7 @@ class QAOptions:
     evidence: bool = False
     # Whole spans scored (`decode_batch(span_search=)`), ranked with this length penalty.
     span_search: bool = False
-    length_penalty: float = 0.0
+    length_penalty: float | None = None  # None: span search's default
 
 
 class EvidenceUnsupported(BadInput):
@@ -136,7 +136,7 @@ class QARuntime(BatchedRuntime):
             raise BadInput("span_search scores spans of the passages: it needs extractive")
         if span_search and return_evidence:
             raise BadInput("span_search gives no evidence: leave out return_evidence")
-        if length_penalty and not span_search:
+        if length_penalty is not None and not span_search:
             raise BadInput("length_penalty ranks the spans of span_search: set span_search")
         options = QAOptions(
             beam_size=beam_size or self.default_beam_size,
@@ -145,7 +145,7 @@ class QARuntime(BatchedRuntime):
             force_answer=force_answer,
             evidence=return_evidence,
             span_search=span_search,
-            length_penalty=length_penalty or 0.0,
+            length_penalty=length_penalty,
         )
         # The question is tokenised once for all passages and windows.
         question_ids = self.tokenizer.piece_ids(question)[: self.max_question_tokens]

@@ -66,9 +66,10 @@ class QARequest(BaseModel):
         le=HARD_MAX_LENGTH_PENALTY,
         allow_inf_nan=False,
         description="With `span_search`: spans rank by log-probability / (tokens + 1) ** "
-        "length_penalty. 0 (the default) ranks by probability, which favours short spans; 1 by "
-        "the mean per token; above 1 longer spans are favoured further (CMRC 2018's figures: "
-        "docs/benchmarks.md). Scores are then exp(that ranking score).",
+        "length_penalty. 1 (the default) ranks by the mean log-probability per token; 0 by the "
+        "probability itself, which favours short spans; above 1 longer spans are favoured "
+        "further (CMRC 2018's figures: docs/benchmarks.md). Scores are then exp(that ranking "
+        "score).",
     )
 
     return_evidence: StrictBool = Field(

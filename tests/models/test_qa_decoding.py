@@ -371,14 +371,17 @@ def _span_log_prob(dist: Dist, prefix: list[int], answer: list[int]) -> float:
 def test_span_search_finds_the_likeliest_span_greedy_misses():
     model = RecomputeStepModel(_full_from(_garden_path))
     (greedy,) = _decode(model, [[_prefix([5, 8, 6])]], extractive=True)
-    (spans,) = _decode(model, [[_prefix([5, 8, 6])]], extractive=True, span_search=True)
+    (spans,) = _decode(
+        model, [[_prefix([5, 8, 6])]], extractive=True, span_search=True, length_penalty=0.0
+    )
     assert greedy.token_ids == [5, 8]
     assert spans.token_ids == [6] and spans.passage_index == 0
     assert spans.score == pytest.approx(0.4 * 0.95)
 
 
 @pytest.mark.parametrize("max_answer_tokens", [2, 4])
-def test_span_search_is_exact_over_every_span(max_answer_tokens):
+@pytest.mark.parametrize("length_penalty", [0.0, 1.0])
+def test_span_search_is_exact_over_every_span(max_answer_tokens, length_penalty):
     rng = np.random.default_rng(1)
     for n in (1, 2, 3):
         passages = [list(rng.integers(5, V, size=rng.integers(3, 8))) for _ in range(n)]
@@ -388,9 +391,17 @@ def test_span_search_is_exact_over_every_span(max_answer_tokens):
             for s in range(len(p))
             for e in range(s + 1, min(len(p), s + max_answer_tokens) + 1)
         ]
+        spans = [(log_p / (len(tokens) + 1) ** length_penalty, k, tokens)
+                 for log_p, k, tokens in spans]  # fmt: skip
         best = max(spans, key=lambda span: span[0])
-        options = dict(extractive=True, span_search=True, force_answer=True,
-                       span_starts=100, max_answer_tokens=max_answer_tokens)  # fmt: skip
+        options = dict(
+            extractive=True,
+            span_search=True,
+            force_answer=True,
+            span_starts=100,
+            max_answer_tokens=max_answer_tokens,
+            length_penalty=length_penalty,
+        )
         cached = CachedFake(_random_dist)
         (found,) = _decode(cached, [[_prefix(p) for p in passages]], **options)
         assert found.token_ids == best[2]
@@ -419,11 +430,13 @@ def test_length_penalty_ranks_by_log_probability_per_token():
     model = RecomputeStepModel(_full_from(dist))
     prefixes = [[_prefix([5, 6, 7])]]
     options = dict(extractive=True, span_search=True, beam_size=3)
-    (plain,) = _decode(model, prefixes, **options)
+    (plain,) = _decode(model, prefixes, length_penalty=0.0, **options)
     (per_token,) = _decode(model, prefixes, length_penalty=1.0, **options)
+    (default,) = _decode(model, prefixes, **options)
     assert plain.token_ids == [5]
     assert per_token.token_ids == [5, 6, 7]
     assert per_token.score == pytest.approx(0.2025 ** (1 / 4))
+    assert default.token_ids == per_token.token_ids
 
 
 def test_span_search_needs_extractive_and_length_penalty_needs_it():
@@ -432,6 +445,8 @@ def test_span_search_needs_extractive_and_length_penalty_needs_it():
         _decode(model, [[_prefix([5])]], span_search=True)
     with pytest.raises(ValueError, match="span_search"):
         _decode(model, [[_prefix([5])]], extractive=True, length_penalty=1.0)
+    with pytest.raises(ValueError, match="span_search"):
+        _decode(model, [[_prefix([5])]], extractive=True, length_penalty=0.0)
 
 
 def test_span_search_keeps_the_first_step_rule():

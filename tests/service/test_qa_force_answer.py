@@ -87,6 +87,7 @@ def test_span_search_answers_a_span_of_its_passage(server: str, length_penalty) 
         ({"span_search": True}, "extractive"),
         ({"span_search": True, "extractive": True, "return_evidence": True}, "gives no evidence"),
         ({"length_penalty": 1.0, "extractive": True}, "span_search"),
+        ({"length_penalty": 0.0, "extractive": True}, "span_search"),
     ],
 )
 def test_span_search_options_that_do_not_fit_are_400(server: str, fields, message) -> None:

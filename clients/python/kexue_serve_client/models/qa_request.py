@@ -30,6 +30,14 @@ class QARequest:
             model knows (only spaces, or only characters outside its vocabulary). "No answer" may not win the first step,
             and the best answer of the passage most likely to hold one is returned even when every passage would say none.
             Default: False.
+        span_search (bool | Unset): Score whole spans instead of voting token by token (needs `extractive`; no
+            `return_evidence`): every span of up to `max_answer_tokens` tokens from the likeliest starts is scored by its
+            probability in its passage, and the best span of any passage is the answer. Candidates are the `beam_size` best
+            spans. Default: False.
+        length_penalty (float | None | Unset): With `span_search`: spans rank by log-probability / (tokens + 1) **
+            length_penalty. 1 (the default) ranks by the mean log-probability per token; 0 by the probability itself, which
+            favours short spans; above 1 longer spans are favoured further (CMRC 2018's figures: docs/benchmarks.md). Scores
+            are then exp(that ranking score).
         return_evidence (bool | Unset): Give each candidate its `evidence`: the passage characters its tokens attended
             to while they were written (heaviest spans first). Computed in the same decoding pass; versions exported before
             this field existed answer 400 (`evidence_unsupported`) until exported again. Default: False.
@@ -43,6 +51,8 @@ class QARequest:
     beam_size: int | None | Unset = UNSET
     extractive: bool | Unset = False
     force_answer: bool | Unset = False
+    span_search: bool | Unset = False
+    length_penalty: float | None | Unset = UNSET
     return_evidence: bool | Unset = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -78,6 +88,14 @@ class QARequest:
 
         force_answer = self.force_answer
 
+        span_search = self.span_search
+
+        length_penalty: float | None | Unset
+        if isinstance(self.length_penalty, Unset):
+            length_penalty = UNSET
+        else:
+            length_penalty = self.length_penalty
+
         return_evidence = self.return_evidence
 
         field_dict: dict[str, Any] = {}
@@ -100,6 +118,10 @@ class QARequest:
             field_dict["extractive"] = extractive
         if force_answer is not UNSET:
             field_dict["force_answer"] = force_answer
+        if span_search is not UNSET:
+            field_dict["span_search"] = span_search
+        if length_penalty is not UNSET:
+            field_dict["length_penalty"] = length_penalty
         if return_evidence is not UNSET:
             field_dict["return_evidence"] = return_evidence
 
@@ -152,6 +174,17 @@ class QARequest:
 
         force_answer = d.pop("force_answer", UNSET)
 
+        span_search = d.pop("span_search", UNSET)
+
+        def _parse_length_penalty(data: object) -> float | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(float | None | Unset, data)
+
+        length_penalty = _parse_length_penalty(d.pop("length_penalty", UNSET))
+
         return_evidence = d.pop("return_evidence", UNSET)
 
         qa_request = cls(
@@ -163,6 +196,8 @@ class QARequest:
             beam_size=beam_size,
             extractive=extractive,
             force_answer=force_answer,
+            span_search=span_search,
+            length_penalty=length_penalty,
             return_evidence=return_evidence,
         )
 

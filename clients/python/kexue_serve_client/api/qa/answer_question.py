@@ -118,10 +118,10 @@ def sync_detailed(
     `return_evidence`, each candidate also says which passage characters it attended to.
 
     A passage longer than the model reads (its `max_passage_tokens`) is read whole, as
-    overlapping windows half a window apart that vote like passages; `passage_index` still names
-    the request's passage. The question is read up to the model's `max_question_tokens` (in
-    `GET /v1/models/{name}`'s manifest): the model was never trained on longer ones, and what
-    lies past them is not read.
+    overlapping windows half a window apart that vote like passages (with `span_search`, the
+    best span of any window wins); `passage_index` still names the request's passage. The
+    question is read up to the model's `max_question_tokens` (in `GET /v1/models/{name}`'s
+    manifest): the model was never trained on longer ones, and what lies past them is not read.
 
     Limits (settings): at most MAX_PASSAGES passages, and as many windows, `beam_size` at most
     MAX_BEAM_SIZE, and MAX_TEXT_CHARS characters for the question and each passage (413).
@@ -160,10 +160,10 @@ def sync(
     `return_evidence`, each candidate also says which passage characters it attended to.
 
     A passage longer than the model reads (its `max_passage_tokens`) is read whole, as
-    overlapping windows half a window apart that vote like passages; `passage_index` still names
-    the request's passage. The question is read up to the model's `max_question_tokens` (in
-    `GET /v1/models/{name}`'s manifest): the model was never trained on longer ones, and what
-    lies past them is not read.
+    overlapping windows half a window apart that vote like passages (with `span_search`, the
+    best span of any window wins); `passage_index` still names the request's passage. The
+    question is read up to the model's `max_question_tokens` (in `GET /v1/models/{name}`'s
+    manifest): the model was never trained on longer ones, and what lies past them is not read.
 
     Limits (settings): at most MAX_PASSAGES passages, and as many windows, `beam_size` at most
     MAX_BEAM_SIZE, and MAX_TEXT_CHARS characters for the question and each passage (413).
@@ -197,10 +197,10 @@ async def asyncio_detailed(
     `return_evidence`, each candidate also says which passage characters it attended to.
 
     A passage longer than the model reads (its `max_passage_tokens`) is read whole, as
-    overlapping windows half a window apart that vote like passages; `passage_index` still names
-    the request's passage. The question is read up to the model's `max_question_tokens` (in
-    `GET /v1/models/{name}`'s manifest): the model was never trained on longer ones, and what
-    lies past them is not read.
+    overlapping windows half a window apart that vote like passages (with `span_search`, the
+    best span of any window wins); `passage_index` still names the request's passage. The
+    question is read up to the model's `max_question_tokens` (in `GET /v1/models/{name}`'s
+    manifest): the model was never trained on longer ones, and what lies past them is not read.
 
     Limits (settings): at most MAX_PASSAGES passages, and as many windows, `beam_size` at most
     MAX_BEAM_SIZE, and MAX_TEXT_CHARS characters for the question and each passage (413).
@@ -237,10 +237,10 @@ async def asyncio(
     `return_evidence`, each candidate also says which passage characters it attended to.
 
     A passage longer than the model reads (its `max_passage_tokens`) is read whole, as
-    overlapping windows half a window apart that vote like passages; `passage_index` still names
-    the request's passage. The question is read up to the model's `max_question_tokens` (in
-    `GET /v1/models/{name}`'s manifest): the model was never trained on longer ones, and what
-    lies past them is not read.
+    overlapping windows half a window apart that vote like passages (with `span_search`, the
+    best span of any window wins); `passage_index` still names the request's passage. The
+    question is read up to the model's `max_question_tokens` (in `GET /v1/models/{name}`'s
+    manifest): the model was never trained on longer ones, and what lies past them is not read.
 
     Limits (settings): at most MAX_PASSAGES passages, and as many windows, `beam_size` at most
     MAX_BEAM_SIZE, and MAX_TEXT_CHARS characters for the question and each passage (413).
