@@ -2,7 +2,7 @@
 
     python -m training.qa_eval --model model_store/qa-zh/1 --data dev.json \\
         [--beam-size 1] [--extractive] [--force-answer] \\
-        [--span-search [--span-starts 8] [--length-penalty 1.5]] \\
+        [--span-search [--span-starts 8] [--length-penalty 1]] \\
         [--skip 500] [--limit 500] [--predictions preds.json]
 
 Reads WebQA/SogouQA or SQuAD/CMRC JSON (`models.qa.readers`), cuts long passages into the same

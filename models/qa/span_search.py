@@ -1,4 +1,4 @@
-"""Span search for extractive answers (`decode_batch(passage_choice="spans")`).
+"""Span search for extractive answers (`decode_batch(span_search=True)`).
 
 Token-by-token decoding (greedy or beams, `models.qa.decoding`) commits to an answer's first
 token before it has seen how the answer would go on. An extractive answer is a span of a
@@ -27,10 +27,9 @@ import numpy as np
 # CMRC 2018 measurement used, docs/benchmarks.md; each start costs one row for up to
 # max_answer_tokens steps).
 DEFAULT_SPAN_STARTS = 8
-# A start whose span so far is this many nats below the question's best finished span stops
-# (its continuations can only fall further).
-# (Exact for ranking by probability; with a length penalty it drops only spans whose mean
-# log-probability per token is far below the best's.)
+# A start whose span so far is this many nats below the question's best finished span stops:
+# its continuations can only fall further, so ranking by probability stays exact; with a length
+# penalty it drops only spans whose mean log-probability per token is far below the best's.
 PRUNE_MARGIN = 30.0
 # Spans rank by their mean log-probability per token (`rank_spans`) unless told otherwise: by
 # the probability itself (0) the search prefers the shortest spans, which is what made the
@@ -121,6 +120,7 @@ def search_spans(
         return [[] for _ in questions]
     gather = np.asarray([questions[q].prefill_rows[p] for q, p, _ in rows], np.int32)
     state = model.select_rows(state, gather)
+    prefix_lengths = np.asarray(lengths)[gather]  # a row's first answer position
     live = np.arange(len(rows))
     total = np.asarray(cumulative, np.float64)
     best = np.full(len(questions), -np.inf)
@@ -129,7 +129,7 @@ def search_spans(
         for r in live:
             q, p, s = rows[r]
             feed.append(int(questions[q].passages[p][s + step]))
-            positions.append(int(lengths[gather[r]]) + step)
+            positions.append(int(prefix_lengths[r]) + step)
         log_probs, state = model.step(
             np.asarray(feed, np.int32), np.asarray(positions, np.int32), state
         )
