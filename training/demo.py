@@ -275,7 +275,8 @@ def main(argv: list[str] | None = None) -> None:
         type=int,
         default=2,
         help="demos trained at once, each set in a process of its own (1: one after another, "
-        "in this process); on 2 cores, 2 finish the whole demo in 8.3 minutes instead of 11",
+        "in this process); on 2 cores, 2 finish the whole demo sooner: the others train while "
+        "the QA demo, the longest, runs (docs/benchmarks.md)",
     )
     parser.add_argument("--jose-epochs", type=int, default=5)
     parser.add_argument("--generation-epochs", type=int, default=4)
