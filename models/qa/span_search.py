@@ -28,8 +28,9 @@ import numpy as np
 # max_answer_tokens steps).
 DEFAULT_SPAN_STARTS = 8
 # A start whose span so far is this many nats below the question's best finished span stops:
-# its continuations can only fall further, so ranking by probability stays exact; with a length
-# penalty it drops only spans whose mean log-probability per token is far below the best's.
+# its continuations can only fall further, so ranking by probability (length penalty 0) stays
+# exact. With a length penalty this is a heuristic, not a bound: a long span 30 nats below a
+# short best one can still have the better mean per token, and is not followed.
 PRUNE_MARGIN = 30.0
 # Spans rank by their mean log-probability per token (`rank_spans`) unless told otherwise: by
 # the probability itself (0) the search prefers the shortest spans, which is what made the
@@ -125,14 +126,9 @@ def search_spans(
     total = np.asarray(cumulative, np.float64)
     best = np.full(len(questions), -np.inf)
     for step in range(max_answer_tokens):
-        feed, positions = [], []
-        for r in live:
-            q, p, s = rows[r]
-            feed.append(int(questions[q].passages[p][s + step]))
-            positions.append(int(prefix_lengths[r]) + step)
-        log_probs, state = model.step(
-            np.asarray(feed, np.int32), np.asarray(positions, np.int32), state
-        )
+        feed = [int(questions[q].passages[p][s + step]) for q, p, s in (rows[r] for r in live)]
+        positions = (prefix_lengths[live] + step).astype(np.int32)
+        log_probs, state = model.step(np.asarray(feed, np.int32), positions, state)
         log_probs = np.asarray(log_probs, np.float64)
         keep = []
         for k, r in enumerate(live):
