@@ -149,6 +149,15 @@ class QAJob(BertJob):
             help="--sentence-feature count: larger counts count as this",
         )
         g.add_argument(
+            "--sentence-join",
+            nargs="*",
+            default=[],
+            metavar="TOKEN",
+            help="--sentence-feature count: tokens that, opening a sentence, join it to the one "
+            "before, so that a pronoun's sentence counts the name it refers back to (Chinese: "
+            "他 她 它; each must be one vocabulary token); none by default",
+        )
+        g.add_argument(
             "--first-token-weight",
             type=float,
             default=1.0,
@@ -380,11 +389,29 @@ def _sentence_options(args: argparse.Namespace, tokenizer: BertTokenizer) -> dic
     """`build_qa_model`'s sentence-feature options (none without `--sentence-feature`); also
     what the manifest's config records for `training.qa_reexport`."""
     if args.sentence_feature == "none":
+        if args.sentence_join:
+            raise ValueError("--sentence-join needs --sentence-feature count")
         return {}
-    return {
+    options: dict[str, Any] = {
         "sentence_end_ids": sentence_end_ids(tokenizer),
         "sentence_max_count": args.sentence_max_count,
     }
+    if args.sentence_join:
+        options["sentence_join_ids"] = sentence_join_ids(tokenizer, args.sentence_join)
+    return options
+
+
+def sentence_join_ids(tokenizer: BertTokenizer, tokens: Sequence[str]) -> list[int]:
+    """The ids of `--sentence-join`'s tokens; each must be one token of the vocabulary."""
+    ids = []
+    for token in tokens:
+        pieces = tokenizer.tokenize(token)
+        if len(pieces) != 1 or tokenizer.token_to_id(pieces[0]) == tokenizer.unk_id:
+            raise ValueError(
+                f"--sentence-join {token!r} is not one token of the vocabulary ({pieces})"
+            )
+        ids.append(tokenizer.token_to_id(pieces[0]))
+    return sorted(set(ids))
 
 
 def _new_model(

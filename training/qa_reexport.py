@@ -58,12 +58,14 @@ def reexport_qa(version_dir: str | os.PathLike[str], name: str | None = None) ->
     overlap_sep_id = manifest.config.get("overlap_sep_id")
     ngram = manifest.config.get("overlap_feature") == "ngram"
     overlap_max_length = manifest.config.get("overlap_max_length") if ngram else None
-    # And those with the sentence-level feature (`--sentence-feature`) its end ids and cap.
+    # And those with the sentence-level feature (`--sentence-feature`) its end ids and cap (and
+    # the ids that join a sentence to the one before, `--sentence-join`, when set).
     sentence: dict[str, Any] = {}
     if manifest.config.get("sentence_end_ids") is not None:
         sentence = {
             "sentence_end_ids": [int(i) for i in manifest.config["sentence_end_ids"]],
             "sentence_max_count": int(manifest.config["sentence_max_count"]),
+            "sentence_join_ids": [int(i) for i in manifest.config.get("sentence_join_ids", [])],
         }
     model = build_qa_model(
         BertConfig(**{k: v for k, v in shape.items() if k in fields}),

@@ -117,9 +117,9 @@ class BertBackbone(keras.Model):
             (the default) is BERT as published.
         overlap_max_length: with `overlap_sep_id`, the match-length feature capped at this
             (`models.bert.overlap.match_length_overlap`) instead of the bigram marks; None: bigram.
-        sentence_end_ids, sentence_max_count: with `overlap_sep_id`, the sentence-level
-            feature too (`models.bert.overlap.sentence_overlap`, `BertEmbeddings`); None (the
-            default): not read.
+        sentence_end_ids, sentence_max_count, sentence_join_ids: with `overlap_sep_id`, the
+            sentence-level feature too (`models.bert.overlap.sentence_overlap`,
+            `BertEmbeddings`); None (the default): not read.
 
     Outputs of the functional model: a dict with `sequence_output` [B, L, H] (the token states)
     and `pooled_output` [B, H] (tanh dense of the [CLS] state, BERT's next-sentence input).
@@ -154,6 +154,7 @@ class BertBackbone(keras.Model):
         overlap_max_length: int | None = None,
         sentence_end_ids: Sequence[int] | None = None,
         sentence_max_count: int = DEFAULT_MAX_SENTENCE_COUNT,
+        sentence_join_ids: Sequence[int] = (),
         **kwargs: Any,
     ) -> None:
         # Layers.
@@ -170,6 +171,7 @@ class BertBackbone(keras.Model):
             overlap_max_length=overlap_max_length,
             sentence_end_ids=sentence_end_ids,
             sentence_max_count=sentence_max_count,
+            sentence_join_ids=sentence_join_ids,
             name="embeddings",
         )
         blocks = [
@@ -232,6 +234,7 @@ class BertBackbone(keras.Model):
         self.overlap_max_length = overlap_max_length
         self.sentence_end_ids = embeddings.sentence_end_ids
         self.sentence_max_count = embeddings.sentence_max_count
+        self.sentence_join_ids = embeddings.sentence_join_ids
 
     @classmethod
     def from_bert_config(
@@ -453,6 +456,11 @@ class BertBackbone(keras.Model):
                     "sentence_end_ids": list(self.sentence_end_ids),
                     "sentence_max_count": self.sentence_max_count,
                 }
+            ),
+            **(
+                {}
+                if not self.sentence_join_ids
+                else {"sentence_join_ids": list(self.sentence_join_ids)}
             ),
         }
 

@@ -84,6 +84,8 @@ class BertEmbeddings(keras.layers.Layer):
             at these ids (`models.bert.overlap.sentence_overlap`; one learned vector per count
             1..`sentence_max_count`, zero at the start; 0 adds nothing). None: not read.
         sentence_max_count: the cap of those counts.
+        sentence_join_ids: with `sentence_end_ids`, the ids that, opening a sentence, join it to
+            the sentence before (a pronoun subject, 他/她/它: `sentence_overlap`'s `join_ids`).
     """
 
     def __init__(
@@ -100,6 +102,7 @@ class BertEmbeddings(keras.layers.Layer):
         overlap_max_length: int | None = None,
         sentence_end_ids: Sequence[int] | None = None,
         sentence_max_count: int = DEFAULT_MAX_SENTENCE_COUNT,
+        sentence_join_ids: Sequence[int] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -111,6 +114,9 @@ class BertEmbeddings(keras.layers.Layer):
             None if sentence_end_ids is None else tuple(int(i) for i in sentence_end_ids)
         )
         self.sentence_max_count = int(sentence_max_count)
+        if sentence_join_ids and sentence_end_ids is None:
+            raise ValueError("sentence_join_ids needs sentence_end_ids")
+        self.sentence_join_ids = tuple(int(i) for i in sentence_join_ids)
         self.overlap_sep_id = overlap_sep_id
         self.overlap_max_length = overlap_max_length
         self.vocab_size = vocab_size
@@ -198,6 +204,7 @@ class BertEmbeddings(keras.layers.Layer):
                 self.overlap_sep_id,
                 self.sentence_end_ids,
                 self.sentence_max_count,
+                self.sentence_join_ids,
             )
             # Row 0 (no bigram of the question in the sentence, and every token outside A).
             table = tf.concat(
@@ -227,6 +234,8 @@ class BertEmbeddings(keras.layers.Layer):
                 sentence_end_ids=list(self.sentence_end_ids),
                 sentence_max_count=self.sentence_max_count,
             )
+        if self.sentence_join_ids:
+            config.update(sentence_join_ids=list(self.sentence_join_ids))
         return config
 
 

@@ -187,6 +187,7 @@ def _build(
     overlap_max_length: int | None = None,
     sentence_end_ids: Sequence[int] | None = None,
     sentence_max_count: int = DEFAULT_MAX_SENTENCE_COUNT,
+    sentence_join_ids: Sequence[int] = (),
 ) -> tuple[BertBackbone, BertMaskedLMHead | None]:
     backbone = BertBackbone.from_bert_config(
         config,
@@ -197,6 +198,7 @@ def _build(
         overlap_max_length=overlap_max_length,
         sentence_end_ids=sentence_end_ids,
         sentence_max_count=sentence_max_count,
+        sentence_join_ids=sentence_join_ids,
     )
     head = None
     if with_mlm_head:
@@ -223,6 +225,7 @@ def load_hf_folder(
     overlap_max_length: int | None = None,
     sentence_end_ids: Sequence[int] | None = None,
     sentence_max_count: int = DEFAULT_MAX_SENTENCE_COUNT,
+    sentence_join_ids: Sequence[int] = (),
 ) -> LoadedBert:
     """Load a Hugging Face BERT folder (config.json, model.safetensors, vocab.txt).
 
@@ -240,8 +243,9 @@ def load_hf_folder(
             fine-tuning moves it.
         overlap_max_length: with `overlap_sep_id`, the match-length form of the feature capped
             at this (`models.bert.overlap.match_length_overlap`; its vectors start at zero too).
-        sentence_end_ids, sentence_max_count: with `overlap_sep_id`, the sentence-level feature
-            too (`models.bert.overlap.sentence_overlap`; its vectors start at zero too).
+        sentence_end_ids, sentence_max_count, sentence_join_ids: with `overlap_sep_id`, the
+            sentence-level feature too (`models.bert.overlap.sentence_overlap`; its vectors
+            start at zero too).
     """
     from safetensors.numpy import load_file
 
@@ -274,6 +278,7 @@ def load_hf_folder(
         overlap_max_length,
         sentence_end_ids,
         sentence_max_count,
+        sentence_join_ids,
     )
     slots = list(_backbone_slots(backbone)) + (list(_mlm_slots(head)) if head else [])
     missing = _assign(slots, lookup, str(folder))
@@ -293,6 +298,7 @@ def load_tf_checkpoint(
     overlap_max_length: int | None = None,
     sentence_end_ids: Sequence[int] | None = None,
     sentence_max_count: int = DEFAULT_MAX_SENTENCE_COUNT,
+    sentence_join_ids: Sequence[int] = (),
 ) -> LoadedBert:
     """Load Google's original BERT folder (bert_config.json, bert_model.ckpt.*, vocab.txt).
 
@@ -304,7 +310,7 @@ def load_tf_checkpoint(
         lowercase: the tokenizer's lower-casing (Google's folders say it only in their name:
             "uncased_*" and Chinese ones lower-case, "cased_*" do not).
         condition_size, condition_hidden_units, overlap_sep_id, overlap_max_length,
-        sentence_end_ids, sentence_max_count: as for `load_hf_folder`.
+        sentence_end_ids, sentence_max_count, sentence_join_ids: as for `load_hf_folder`.
     """
     folder = Path(folder)
     config = BertConfig.from_json_dict(
@@ -336,6 +342,7 @@ def load_tf_checkpoint(
         overlap_max_length,
         sentence_end_ids,
         sentence_max_count,
+        sentence_join_ids,
     )
     slots = list(_backbone_slots(backbone)) + (list(_mlm_slots(head)) if head else [])
     missing = _assign(slots, lookup, checkpoint)

@@ -124,6 +124,7 @@ def sentence_overlap(
     sep_id: int,
     end_ids: Sequence[int],
     max_count: int,
+    join_ids: Sequence[int] = (),
 ) -> tf.Tensor:
     """[B, L] int32: for each token of A, how many distinct bigrams of B its sentence holds
     (capped at `max_count`); 0 for every other token.
@@ -135,10 +136,21 @@ def sentence_overlap(
     asked holds most of the question, which the token-level marks do not say (a sentence
     selection feature, as in answer-sentence retrieval). A repeated bigram of B counts once.
 
+    A sentence that opens with one of `join_ids` (a third-person pronoun, 他/她/它) counts as
+    part of the sentence before it. In "张伟住在北京。他今年35岁。王芳是一名护士。" the
+    sentence "他今年35岁。" is about 张伟, but alone it holds only 今年 (1) of `张伟今年多大？`,
+    and the same 1 of the absent person's `王芳今年多大？`, so the count cannot tell the two
+    apart. Joined to the named sentence it gets 2 (张伟, 今年) for 张伟 and stays at 1 (今年, no
+    name) for 王芳: the counts of a passage that names the person in every sentence. This is the
+    simplest coreference rule (a pronoun subject refers to the person named just before), the one
+    passages of short factual sentences follow.
+
     Args:
         token_ids, segment_ids, sep_id: as `bigram_overlap`.
         end_ids: the ids that end a sentence (none: A is one sentence).
         max_count: the cap (>= 1).
+        join_ids: the ids that, opening a sentence, join it to the one before (none: every
+            sentence stands alone).
     """
     if max_count < 1:
         raise ValueError(f"max_count must be 1 or more, not {max_count}")
@@ -163,6 +175,13 @@ def sentence_overlap(
     for end_id in end_ids:
         is_end = tf.logical_or(is_end, tf.equal(token_ids, end_id))
     is_end = tf.logical_and(first, is_end)
+    if join_ids:
+        # An end followed by a joining token ends nothing: the next sentence continues this one.
+        following = _shift_left(token_ids, -tf.ones_like(token_ids[:, :1]))
+        joins = tf.zeros_like(first)
+        for join_id in join_ids:
+            joins = tf.logical_or(joins, tf.equal(following, join_id))
+        is_end = tf.logical_and(is_end, tf.logical_not(joins))
     sentence = tf.cumsum(tf.cast(is_end, tf.int32), axis=1, exclusive=True)  # [B, L]
     together = tf.logical_and(
         tf.equal(sentence[:, :, tf.newaxis], sentence[:, tf.newaxis, :]),

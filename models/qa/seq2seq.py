@@ -166,6 +166,7 @@ def build_qa_model(
     overlap_max_length: int | None = None,
     sentence_end_ids: Sequence[int] | None = None,
     sentence_max_count: int = DEFAULT_MAX_SENTENCE_COUNT,
+    sentence_join_ids: Sequence[int] = (),
 ) -> UniLMSeq2Seq:
     """A UniLM seq2seq QA model, from a pretrained BERT folder or from scratch.
 
@@ -186,6 +187,8 @@ def build_qa_model(
             encoder the sentence-level feature too (each passage token: how many distinct
             question bigrams its sentence holds, capped at `sentence_max_count`:
             `models.bert.overlap.sentence_overlap`); None: not read. Its vectors start at zero.
+        sentence_join_ids: with `sentence_end_ids`, the ids that, opening a sentence, join it to
+            the one before (a pronoun subject counts the name it refers back to).
 
     Returns:
         The model, built (all weights exist).
@@ -199,6 +202,7 @@ def build_qa_model(
             overlap_max_length=overlap_max_length,
             sentence_end_ids=sentence_end_ids,
             sentence_max_count=sentence_max_count,
+            sentence_join_ids=sentence_join_ids,
         )
         return UniLMSeq2Seq(loaded.backbone, loaded.mlm_head, name="unilm_seq2seq")
     if config is None:
@@ -210,5 +214,6 @@ def build_qa_model(
         overlap_max_length=overlap_max_length,
         sentence_end_ids=sentence_end_ids,
         sentence_max_count=sentence_max_count,
+        sentence_join_ids=sentence_join_ids,
     )
     return UniLMSeq2Seq(backbone, name="unilm_seq2seq")

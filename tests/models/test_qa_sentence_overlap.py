@@ -1,7 +1,8 @@
 """The sentence-level "exact match" feature (`models.bert.overlap.sentence_overlap`,
-`--sentence-feature count`): counts against a plain-Python reference, and QA models that read it
-(a zero table giving the bigram-only model, the Keras config round trip, cached decoding equal to
-full recomputation, the SavedModel computing it itself, a re-export keeping it)."""
+`--sentence-feature count`, `--sentence-join`): counts against a plain-Python reference, a
+pronoun's sentence joined to the named one, and QA models that read it (a zero table giving the
+bigram-only model, the Keras config round trip, cached decoding equal to full recomputation, the
+SavedModel computing it itself, a re-export keeping it)."""
 
 from __future__ import annotations
 
@@ -40,15 +41,21 @@ END = VOCAB["。"]
 
 
 def sentence_counts_reference(
-    first: list[int], second: list[int], ends: set[int], cap: int
+    first: list[int],
+    second: list[int],
+    ends: set[int],
+    cap: int,
+    joins: frozenset[int] = frozenset(),
 ) -> list[int]:
     """For each token of `first`, the distinct bigrams of `second` that its sentence holds (a
-    bigram belongs to the sentence of its first token), capped: the test's reference."""
+    bigram belongs to the sentence of its first token; a sentence opening with a token of `joins`
+    belongs to the one before), capped: the test's reference."""
     wanted = {(second[j], second[j + 1]) for j in range(len(second) - 1)}
     sentence_of, current = [], 0
-    for token in first:
+    for i, token in enumerate(first):
         sentence_of.append(current)
-        current += token in ends
+        opens_joined = i + 1 < len(first) and first[i + 1] in joins
+        current += token in ends and not opens_joined
     held: dict[int, set[tuple[int, int]]] = {}
     for i in range(len(first) - 1):
         if (first[i], first[i + 1]) in wanted:
@@ -56,11 +63,21 @@ def sentence_counts_reference(
     return [min(len(held.get(s, ())), cap) for s in sentence_of]
 
 
-def counts_of(passage: str, question: str, answer: str = "", cap: int = 16) -> list[int]:
-    source = [CLS, *ids(passage), SEP, *ids(question), SEP]
-    target = [*ids(answer), SEP] if answer else []
+# The characters of the pronoun examples, beyond test_qa_overlap's vocabulary.
+JOIN_VOCAB = {**VOCAB, **{c: 30 + i for i, c in enumerate("他她今年多大35岁王护士是一名")}}
+HE, SHE = JOIN_VOCAB["他"], JOIN_VOCAB["她"]
+
+
+def counts_of(
+    passage: str, question: str, answer: str = "", cap: int = 16, joins: tuple[int, ...] = ()
+) -> list[int]:
+    def to_ids(text: str) -> list[int]:
+        return [JOIN_VOCAB[c] for c in text]
+
+    source = [CLS, *to_ids(passage), SEP, *to_ids(question), SEP]
+    target = [*to_ids(answer), SEP] if answer else []
     row, segments = source + target, [0] * len(source) + [1] * len(target)
-    out = sentence_overlap(tf.constant([row]), tf.constant([segments]), SEP, [END], cap)
+    out = sentence_overlap(tf.constant([row]), tf.constant([segments]), SEP, [END], cap, joins)
     return [int(x) for x in out.numpy()[0]]
 
 
@@ -80,9 +97,49 @@ def test_the_sentence_about_the_person_and_fact_asked_counts_most() -> None:
     assert counts_of("李伟住在上海", question)[1:7] == [2] * 6
 
 
-def test_counts_match_the_reference_on_random_rows_eager_and_compiled() -> None:
-    """Random rows over a small alphabet (many repeats, id 5 ends sentences), a target segment
-    and padding after."""
+def piece_counts(passage: str, question: str, joins: tuple[int, ...] = ()) -> list[int]:
+    """The count of each piece of the passage up to and including a 。 (one count a piece)."""
+    counts = counts_of(passage, question, joins=joins)[1 : 1 + len(passage)]
+    out, start = [], 0
+    for i, c in enumerate(passage):
+        if c == "。":
+            assert len(set(counts[start : i + 1])) == 1
+            out.append(counts[start])
+            start = i + 1
+    return out
+
+
+def test_a_sentence_opened_by_a_pronoun_counts_with_the_named_one() -> None:
+    """Issue 18's probe: "他今年35岁。" is about 张伟, named just before; joined to his sentence it
+    counts his name for 张伟's question and not for an absent 王芳's."""
+    passage = "张伟住在北京。他今年35岁。王芳是一名护士。"
+    joins = (HE, SHE)
+    assert piece_counts(passage, "张伟今年多大？") == [1, 1, 0]  # 张伟 | 今年 | -
+    assert piece_counts(passage, "张伟今年多大？", joins) == [2, 2, 0]  # 张伟 今年 | -
+    # The absent person's question: alone, the pronoun's sentence ties with the asked name's.
+    assert piece_counts(passage, "王芳今年多大？") == [0, 1, 1]
+    assert piece_counts(passage, "王芳今年多大？", joins) == [1, 1, 1]  # 今年, no name | 王芳
+    # A run of pronoun sentences joins the named one; 她 as 他.
+    chain = "王芳是一名护士。她住在上海。她今年35岁。张伟住在北京。"
+    assert piece_counts(chain, "王芳今年多大？", joins) == [2, 2, 2, 0]
+    assert piece_counts(chain, "王芳今年多大？") == [1, 0, 1, 0]
+    # A pronoun opening the passage has nothing before it; one inside a sentence joins nothing.
+    assert piece_counts("他今年35岁。张伟住在北京。", "张伟今年多大？", joins) == [1, 1]
+    assert piece_counts("张伟住在北京。今年他35岁。", "张伟今年多大？", joins) == [1, 1]
+    for text, question in ((passage, "张伟今年多大？"), (chain, "王芳今年多大？")):
+        first = [JOIN_VOCAB[c] for c in text]
+        second = [JOIN_VOCAB[c] for c in question]
+        want = sentence_counts_reference(first, second, {END}, 16, frozenset(joins))
+        assert counts_of(text, question, joins=joins)[1 : 1 + len(text)] == want
+
+
+@pytest.mark.parametrize("joins", [(), (6, 8)])
+def test_counts_match_the_reference_on_random_rows_eager_and_compiled(
+    joins: tuple[int, ...],
+) -> None:
+    """Random rows over a small alphabet (many repeats, id 5 ends sentences, and with `joins`
+    ids 6 and 8 join a sentence they open to the one before), a target segment and padding
+    after."""
     rng = np.random.default_rng(0)
     rows, segments, expected = [], [], []
     for _ in range(50):
@@ -91,15 +148,15 @@ def test_counts_match_the_reference_on_random_rows_eager_and_compiled() -> None:
         source = [CLS, *first, SEP, *second, SEP]
         rows.append(source + [7, 7, SEP])
         segments.append([0] * len(source) + [1, 1, 1])
-        counts = sentence_counts_reference(first, second, {5}, 4)
+        counts = sentence_counts_reference(first, second, {5}, 4, frozenset(joins))
         expected.append([0, *counts, 0, *[0] * len(second), 0, 0, 0, 0])
     width = max(len(r) for r in rows)
     batch = tf.constant([r + [0] * (width - len(r)) for r in rows])
     segment_batch = tf.constant([s + [0] * (width - len(s)) for s in segments])
-    eager = sentence_overlap(batch, segment_batch, SEP, [5], 4).numpy()
-    compiled = tf.function(lambda t, s: sentence_overlap(t, s, SEP, [5], 4), jit_compile=True)(
-        batch, segment_batch
-    ).numpy()
+    eager = sentence_overlap(batch, segment_batch, SEP, [5], 4, joins).numpy()
+    compiled = tf.function(
+        lambda t, s: sentence_overlap(t, s, SEP, [5], 4, joins), jit_compile=True
+    )(batch, segment_batch).numpy()
     for row, want, got in zip(rows, expected, eager, strict=True):
         assert got[: len(row)].tolist() == want
         assert not got[len(row) :].any()
@@ -108,14 +165,22 @@ def test_counts_match_the_reference_on_random_rows_eager_and_compiled() -> None:
         sentence_overlap(batch, segment_batch, SEP, [5], 0)
 
 
-def sentence_model(seed: int = 0, max_position: int = 48) -> UniLMSeq2Seq:
+def sentence_model(
+    seed: int = 0, max_position: int = 48, joins: tuple[int, ...] = ()
+) -> UniLMSeq2Seq:
     """`test_qa_cache.tiny_model` with the bigram marks and the sentence counts (id 6 ends a
-    sentence), their vectors random too."""
+    sentence; `joins` join a sentence they open to the one before), their vectors random too."""
     keras.utils.set_random_seed(seed)
     config = small_qa_config(
         VOCAB_SIZE, max_position, hidden_size=16, num_layers=2, num_heads=2, intermediate_size=32
     )
-    model = build_qa_model(config, overlap_sep_id=SEP, sentence_end_ids=[6], sentence_max_count=3)
+    model = build_qa_model(
+        config,
+        overlap_sep_id=SEP,
+        sentence_end_ids=[6],
+        sentence_max_count=3,
+        sentence_join_ids=joins,
+    )
     rng = np.random.default_rng(seed)
     for variable in model.weights:
         if len(variable.shape) == 2 or "overlap" in variable.path:
@@ -191,3 +256,34 @@ def test_the_saved_model_computes_sentence_counts_and_a_reexport_keeps_them(
     config = {"overlap_sep_id": SEP, "overlap_feature": "bigram", "sentence_feature": "count",
               "sentence_end_ids": [6], "sentence_max_count": 3}  # fmt: skip
     assert_version_and_reexport_decode_as_keras(tmp_path, model, prefixes(seed=2), config)
+
+
+def test_joined_sentences_round_trip_and_a_reexport_keeps_them(tmp_path: Path) -> None:
+    """`sentence_join_ids` in the Keras config (absent when none) and in the manifest that
+    `training.qa_reexport` rebuilds from: rows where a join id opens the sentence after id 6
+    count differently with it, and both versions decode them as the Keras model does."""
+    rows = prefixes(seed=3)
+    join = rows[0][5]  # the token that opens row 0's second sentence
+    batch = _inputs(rows)
+    args = (batch["token_ids"], batch["segment_ids"], SEP, [6], 3)
+    assert not np.array_equal(sentence_overlap(*args).numpy(), sentence_overlap(*args, [join]))
+    model = sentence_model(seed=3, joins=(join,))
+    make_sep_likely(model, SEP_BIAS)
+    assert model.backbone.get_config()["sentence_join_ids"] == [join]
+    assert "sentence_join_ids" not in sentence_model(seed=3).backbone.get_config()
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert loaded.backbone.embeddings.sentence_join_ids == (join,)
+    np.testing.assert_allclose(loaded(batch).numpy(), model(batch).numpy(), atol=1e-5)
+    without = build_qa_model(
+        model.config, overlap_sep_id=SEP, sentence_end_ids=[6], sentence_max_count=3
+    )
+    for target, source in zip(without.weights, model.weights, strict=True):
+        target.assign(source)
+    assert not np.allclose(without(batch).numpy(), model(batch).numpy(), atol=1e-3)
+    config = {"overlap_sep_id": SEP, "overlap_feature": "bigram", "sentence_feature": "count",
+              "sentence_end_ids": [6], "sentence_max_count": 3,
+              "sentence_join_ids": [join]}  # fmt: skip
+    assert_version_and_reexport_decode_as_keras(tmp_path, model, rows, config)
+    with pytest.raises(ValueError, match="needs sentence_end_ids"):
+        build_qa_model(model.config, overlap_sep_id=SEP, sentence_join_ids=[join])

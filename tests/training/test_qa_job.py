@@ -10,7 +10,7 @@ import pytest
 from models.bert.lm_reader import SavedModelLMStepModel as SavedModelStepModel
 from models.bert.tokenizer import BertTokenizer
 from models.qa.readers import read_qa_file, write_webqa_file
-from models.qa.synthetic import make_synthetic_examples
+from models.qa.synthetic import SyntheticConfig, make_synthetic_examples
 from models.store import REQUIRED_MANIFEST_KEYS
 from tests.tiny_store import load_in_runtime
 from training import qa_eval
@@ -163,13 +163,19 @@ def test_job_with_the_match_length_feature_records_it_and_reexports(tmp_path):
 @pytest.mark.slow
 def test_job_with_the_sentence_feature_records_it_and_reexports(tmp_path):
     """`--sentence-feature count`: the manifest records the sentence ends' ids (those of 。！？；
-    the vocabulary holds) and the cap, the service's runtime answers with it, and
-    `training.qa_reexport` rebuilds the same model; without `--overlap-feature` it is refused."""
+    the vocabulary holds), the cap and the pronouns that join a sentence to the one before
+    (`--sentence-join`), the service's runtime answers with it, and `training.qa_reexport`
+    rebuilds the same model; without `--overlap-feature` it is refused, and so are joining
+    tokens without the feature or outside the vocabulary."""
     from training.qa_reexport import reexport_qa
 
-    train, valid = _data(tmp_path)
+    # Data whose people are referred back to by 他/她, so that both are in the vocabulary.
+    train, valid = tmp_path / "train.json", tmp_path / "valid.json"
+    pronouns = SyntheticConfig(pronoun_fraction=1.0, facts_per_person=(2, 3))
+    write_webqa_file(train, make_synthetic_examples(24, 0, pronouns))
+    write_webqa_file(valid, make_synthetic_examples(6, 1, pronouns))
     extra = ("--overlap-feature", "bigram", "--sentence-feature", "count",
-             "--sentence-max-count", "6")  # fmt: skip
+             "--sentence-max-count", "6", "--sentence-join", "她", "他")  # fmt: skip
     path = train_qa(_args(tmp_path, train, valid, *extra))
     assert path is not None
     config = json.loads((path / "manifest.json").read_text(encoding="utf-8"))["config"]
@@ -177,11 +183,22 @@ def test_job_with_the_sentence_feature_records_it_and_reexports(tmp_path):
     assert config["sentence_feature"] == "count" and config["sentence_max_count"] == 6
     # The data hold 。 (passages) and ？ (questions), not ！ nor ；.
     assert config["sentence_end_ids"] == sorted(tokenizer.token_to_id(c) for c in "。？")
+    assert config["sentence_join_ids"] == sorted(tokenizer.token_to_id(c) for c in "他她")
+    assert tokenizer.unk_id not in config["sentence_join_ids"]
     again = reexport_qa(path, "again")
-    question = ("张伟住在哪里？", ["张伟今年35岁。李伟住在上海。张伟住在北京。"])
+    assert (
+        json.loads((again / "manifest.json").read_text("utf-8"))["config"]["sentence_join_ids"]
+        == config["sentence_join_ids"]
+    )
+    question = ("张伟今年多大？", ["张伟住在北京。他今年35岁。王芳住在上海。"])
     _assert_same_answer(path, again, question)
     with pytest.raises(ValueError, match="needs --overlap-feature"):
         train_qa(_args(tmp_path / "no", train, valid, "--sentence-feature", "count"))
+    with pytest.raises(ValueError, match="needs --sentence-feature"):
+        train_qa(_args(tmp_path / "no", train, valid, "--overlap-feature", "bigram",
+                       "--sentence-join", "他"))  # fmt: skip
+    with pytest.raises(ValueError, match="not one token"):
+        train_qa(_args(tmp_path / "no", train, valid, *extra[:-2], "他们"))
 
 
 @pytest.mark.slow
