@@ -25,6 +25,10 @@ the connection, before any of it reaches the app:
   `http.disconnect`, whatever it sends is dropped). Time while reading is paused on the server's
   side (a pipelined request behind a running one, a body the app has not yet asked for past
   uvicorn's 64 KiB buffer, a client waiting for `100 Continue`) is not counted against the client.
+- Upgrade: the service switches to no other protocol (no WebSocket, no h2c). llhttp ends a
+  request that asks for an upgrade (or a CONNECT) at its head, so one that also announces a body
+  gets 400 before the app sees it (its body would be lost and then read as the next request);
+  one without a body is answered as plain HTTP/1.1, and the connection closed after it.
 Responses are not timed here.
 """
 
@@ -61,6 +65,26 @@ def bounded_http_protocol(limits: HeadLimits) -> type[HttpToolsProtocol]:
 
     Bounded.limits = limits
     return Bounded
+
+
+def _declares_body(fields: list[tuple[bytes, bytes]]) -> bool:
+    """Whether a request head announces a body (a Content-Length over 0, or any
+    Transfer-Encoding)."""
+    for name, value in fields:
+        if name == b"transfer-encoding":
+            return True
+        if name == b"content-length" and value.strip() not in (b"", b"0"):
+            return True
+    return False
+
+
+def _upgrade_refusal(method: str, fields: list[tuple[bytes, bytes]]) -> str:
+    asked = next((value for name, value in fields if name == b"upgrade"), None)
+    what = f"Upgrade: {asked.decode('latin-1')}" if asked is not None else method
+    return (
+        f"a request with {what} and a body is not served: this service speaks HTTP/1.1 only "
+        "and does not switch protocols; send the request without it (curl: --http1.1)"
+    )
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
@@ -126,12 +150,36 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             if size > self.limits.max_bytes:
                 self._refuse_head("MAX_HEADER_BYTES", self.limits.max_bytes, "bytes")
                 return
+        upgrade = self.parser.should_upgrade()
+        if upgrade and _declares_body(fields):
+            # llhttp ends an Upgrade (or CONNECT) request at its head and takes what follows for
+            # the new protocol's bytes: the body would never reach the app (which would answer
+            # 422 "Field required" to a request that sent one), and its bytes would be parsed
+            # as the next request. Refused before the app sees it, with what to change.
+            self._refused = (
+                400,
+                "bad_request",
+                _upgrade_refusal(self.parser.get_method().decode("ascii"), fields),
+            )
+            return
         cycle = self.cycle
         super().on_headers_complete()
-        # A new request cycle (not a WebSocket upgrade): its body, if any, is timed from the end
-        # of this read (a request with no body completes in this same read).
+        # A new request cycle: its body, if any, is timed from the end of this read (a request
+        # with no body completes in this same read).
         self._in_body = self.cycle is not cycle
         self._server_waited = False
+        if upgrade and self._in_body:
+            # Answered as plain HTTP/1.1 (RFC 9110 7.8: a server may ignore Upgrade), then the
+            # connection closes: the parser stops at the upgrade, and whatever was sent after
+            # this head in the same read is gone; a client is told so rather than left waiting.
+            self.cycle.keep_alive = False
+
+    def _should_upgrade(self) -> bool:
+        # The service serves no WebSocket: an `Upgrade: websocket` request is answered as the
+        # HTTP request it also is (uvicorn would hand the connection to its WebSocket protocol,
+        # which answers a text/plain 403, or nothing at all to a POST, and keeps the
+        # connection past every timeout of this module).
+        return False
 
     def on_body(self, body: bytes) -> None:
         if self._refused is None:

@@ -446,6 +446,75 @@ def test_a_slow_but_steady_body_is_not_cut(edge_server: tuple[str, int]) -> None
     assert waited >= 0.8 * BODY_TIMEOUT_S, f"408 {waited:.2f} s after the last piece"
 
 
+# ------------------------------------------------------------------------------- upgrades
+UPGRADES = {
+    "h2c": "connection: Upgrade, HTTP2-Settings\r\nupgrade: h2c\r\n"
+    "http2-settings: AAMAAABkAARAAAAAAAIAAAAA",
+    "websocket": "connection: Upgrade\r\nupgrade: websocket\r\n"
+    "sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13",
+}
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+@pytest.mark.parametrize("upgrade", list(UPGRADES))
+def test_an_upgrade_request_with_a_body_is_refused_not_read_without_it(
+    edge_server: tuple[str, int], upgrade: str, framing: str
+) -> None:
+    """`curl --http2 -d ...` over http:// asks for h2c with a POST body. The parser ends such a
+    request at its head, so its body never reached the app: h2c got 422 "Field required" for a
+    body that was sent, and a WebSocket upgrade of a POST was never answered (the connection
+    held past every timeout). Now: a JSON 400 saying what to change, and the connection closed."""
+    url, _ = edge_server
+    body = (
+        EMBED_BODY
+        if framing == "content-length"
+        else b"%x\r\n%s\r\n0\r\n\r\n" % (len(EMBED_BODY), EMBED_BODY)
+    )
+    length = (
+        f"content-length: {len(EMBED_BODY)}"
+        if framing == "content-length"
+        else "transfer-encoding: chunked"
+    )
+    with connect(url) as sock:
+        sock.sendall(embed_head(f"{UPGRADES[upgrade]}\r\n{length}") + body)
+        data, closed, waited = until_closed(sock, 10)
+    assert closed and waited < 5, (waited, data[:300])
+    status, answer = status_and_body(data)
+    assert status == 400, data[:300]
+    assert answer["code"] == "bad_request"
+    assert f"Upgrade: {upgrade}" in answer["detail"] and "HTTP/1.1" in answer["detail"]
+    assert httpx.get(f"{url}/healthz", timeout=10).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("head", "status"),
+    [
+        (f"GET /healthz HTTP/1.1\r\nhost: a\r\n{UPGRADES['websocket']}\r\n\r\n", 200),
+        (f"GET /healthz HTTP/1.1\r\nhost: a\r\n{UPGRADES['h2c']}\r\n\r\n", 200),
+        ("CONNECT /v1/embeddings HTTP/1.1\r\nhost: a\r\n\r\n", 405),
+    ],
+    ids=["websocket", "h2c", "connect"],
+)
+def test_an_upgrade_request_without_a_body_is_answered_as_http_then_closed(
+    edge_server: tuple[str, int], head: str, status: int
+) -> None:
+    """No protocol switch: the request is answered as HTTP/1.1 with the service's JSON (a
+    WebSocket handshake got uvicorn's empty text/plain 403), and the connection closes after it:
+    a request pipelined behind it in the same write is gone with the parser's upgrade, and one on
+    a connection kept after a CONNECT got 400 "Invalid HTTP request"."""
+    url, _ = edge_server
+    with connect(url) as sock:
+        sock.sendall((head + "GET /healthz HTTP/1.1\r\nhost: a\r\n\r\n").encode())
+        data, closed, waited = until_closed(sock, 10)
+    assert closed and waited < 5, (waited, data[:300])
+    assert data.count(b"HTTP/1.1 ") == 1, data[:600]
+    got, answer = status_and_body(data)
+    assert got == status, data[:300]
+    assert b"application/json" in data.partition(b"\r\n\r\n")[0].lower()
+    assert b"connection: close" in data.partition(b"\r\n\r\n")[0].lower().split(b"\r\n")
+    assert answer == {"status": "ok"} if status == 200 else answer["code"] == "method_not_allowed"
+
+
 # ------------------------------------------------------------------ bodies and queue (413)
 def test_a_chunked_body_over_the_limit_is_413(edge_server: tuple[str, int]) -> None:
     url, _ = edge_server
