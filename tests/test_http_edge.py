@@ -7,12 +7,14 @@ a client library would not send; every loop is bounded in count and time."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import signal
 import socket
 import time
 import urllib.parse
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -513,6 +515,49 @@ def test_an_upgrade_request_without_a_body_is_answered_as_http_then_closed(
     assert b"application/json" in data.partition(b"\r\n\r\n")[0].lower()
     assert b"connection: close" in data.partition(b"\r\n\r\n")[0].lower().split(b"\r\n")
     assert answer == {"status": "ok"} if status == 200 else answer["code"] == "method_not_allowed"
+
+
+# ------------------------------------------------------------------- content codings (415)
+@pytest.mark.parametrize(
+    ("coding", "compress"),
+    [
+        ("gzip", gzip.compress),
+        ("deflate", zlib.compress),
+        ("br", lambda body: body),
+        ("x-unheard-of", lambda body: body),
+        ("identity, gzip", gzip.compress),
+    ],
+    ids=["gzip", "deflate", "br", "unknown", "identity-then-gzip"],
+)
+def test_a_compressed_body_gets_415_naming_the_coding(
+    edge_server: tuple[str, int], coding: str, compress: Callable[[bytes], bytes]
+) -> None:
+    """A gzip body was read as JSON: 400 "There was an error parsing the body", and a body
+    under a coding the service does not know was read as if it had none (a 200 for bytes that
+    claim to be something else). Now 415 with the coding named and Accept-Encoding: identity."""
+    url, _ = edge_server
+    r = httpx.post(
+        f"{url}/v1/embeddings",
+        content=compress(EMBED_BODY),
+        headers={"content-type": "application/json", "content-encoding": coding},
+        timeout=10,
+    )
+    assert r.status_code == 415, r.text
+    assert r.json()["code"] == "unsupported_media_type"
+    assert r.json()["error"]["type"] == "invalid_request_error"
+    assert "Content-Encoding" in r.json()["detail"] and coding.split(", ")[-1] in r.json()["detail"]
+    assert r.headers["accept-encoding"] == "identity"
+    # Uncompressed, said or not: served; a coding named on a request with no body: ignored.
+    for said in ({"content-encoding": "identity"}, {}):
+        plain = httpx.post(
+            f"{url}/v1/embeddings",
+            content=EMBED_BODY,
+            headers={"content-type": "application/json", **said},
+            timeout=10,
+        )
+        assert plain.status_code == 200, plain.text
+    bodiless = httpx.get(f"{url}/healthz", headers={"content-encoding": "gzip"}, timeout=10)
+    assert bodiless.status_code == 200
 
 
 # ------------------------------------------------------------------ bodies and queue (413)
