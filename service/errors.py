@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import sys
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -167,8 +168,13 @@ def error_body(
 
 def validation_error_summary(errors: list[dict[str, Any]]) -> dict[str, Any]:
     """OpenAI's `error` object for FastAPI's 422: each error as `field.path: message`."""
-    parts = []
+    parts: list[str] = []
     for error in errors[:_VALIDATION_ERRORS_IN_MESSAGE]:
+        if error.get("type") == "json_invalid":  # loc: ("body", character offset)
+            where = error.get("loc", ("body", "?"))[-1]
+            why = (error.get("ctx") or {}).get("error", "")
+            parts.append(f"the body is not valid JSON: {why} at character {where}")
+            continue
         loc = [str(part) for part in error.get("loc", ())]
         if loc and loc[0] in ("body", "query", "path", "header"):
             loc = loc[1:]
@@ -176,7 +182,7 @@ def validation_error_summary(errors: list[dict[str, Any]]) -> dict[str, Any]:
         # ('constrained-str', 'list[constrained-str]'), which no request field is called.
         loc = [part for part in loc if part.isidentifier() or part.isdigit()]
         where = ".".join(loc)
-        parts.append(f"{where}: {error.get('msg', 'invalid')}" if where else error.get("msg"))
+        parts.append(f"{where}: {error.get('msg', 'invalid')}" if where else str(error.get("msg")))
     more = len(errors) - _VALIDATION_ERRORS_IN_MESSAGE
     if more > 0:
         parts.append(f"and {more} more")
@@ -231,6 +237,28 @@ def _not_sent_as_json(request: Request, errors: list[dict[str, Any]]) -> str | N
     return content_type or "none"
 
 
+# FastAPI's 400 for a JSON body it could not read (the reason is the exception's __cause__).
+_UNREADABLE_BODY = "There was an error parsing the body"
+
+
+def _why_unreadable(cause: BaseException) -> str:
+    """What was wrong with a body FastAPI could not read as JSON, for the person who sent it."""
+    if isinstance(cause, UnicodeDecodeError):
+        byte = cause.object[cause.start : cause.start + 1].hex()
+        return (
+            f"the body is not valid UTF-8: byte 0x{byte} at offset {cause.start} "
+            f"({cause.reason}); send JSON as UTF-8"
+        )
+    if isinstance(cause, RecursionError):
+        return "the body's JSON nests too deeply to be read (lists or objects inside each other)"
+    if isinstance(cause, ValueError) and "integer string conversion" in str(cause):
+        return (
+            f"a number in the body has more than {sys.get_int_max_str_digits()} digits, more "
+            "than JSON numbers are read with"
+        )
+    return f"the body could not be read as JSON ({type(cause).__name__}: {cause})"
+
+
 def _route_without_slash(request: Request) -> str | None:
     """The path without its trailing slash when a route takes that path, else None."""
     path = request.url.path
@@ -261,6 +289,8 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         detail = str(exc.detail)
+        if exc.status_code == 400 and detail == _UNREADABLE_BODY and exc.__cause__ is not None:
+            detail = _why_unreadable(exc.__cause__)
         if exc.status_code == 404 and (route := _route_without_slash(request)) is not None:
             if request.method in ("GET", "HEAD"):
                 # A page or a read: the browser's way, as Starlette's redirect_slashes does.

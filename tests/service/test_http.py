@@ -173,6 +173,36 @@ def test_invalid_utf8_and_nested_json_are_4xx(client: TestClient) -> None:
     assert client.get("/healthz").status_code == 200
 
 
+# FastAPI answers every body it cannot read as JSON with one 400, "There was an error parsing the
+# body", and JSON syntax errors with a 422 whose OpenAI message read "14: JSON decode error": the
+# sender could not tell what to fix.
+UNREADABLE_BODIES = [
+    (b'{"input": "caf\xe9"}', 400, "not valid UTF-8: byte 0xe9 at offset 14"),
+    (b'{"input": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", 400, "nests too deeply"),
+    (b'{"input": "a", "dimensions": ' + b"9" * 5000 + b"}", 400, "more than 4300 digits"),
+    (b'{"input": ["a"', 422, "not valid JSON: Expecting ',' delimiter at character 14"),
+    (b'{"input": "a",}', 422, "Expecting property name enclosed in double quotes at character"),
+    (b"", 422, "Field required"),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "said"),
+    UNREADABLE_BODIES,
+    ids=["latin-1", "nested", "digits", "cut", "comma", "empty"],
+)
+def test_a_body_that_is_not_json_says_why(
+    client: TestClient, body: bytes, status: int, said: str
+) -> None:
+    r = client.post("/v1/embeddings", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == status, r.text
+    assert said in r.json()["error"]["message"], r.json()
+    if status == 400:
+        assert (
+            r.json()["code"] == "bad_request" and r.json()["detail"] == r.json()["error"]["message"]
+        )
+
+
 def test_odd_json_is_a_clean_422_never_a_500(client: TestClient) -> None:
     bodies = [
         b'{"input": "\\ud800abc"}',  # a lone surrogate: valid JSON, not encodable as UTF-8
