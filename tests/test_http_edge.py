@@ -560,6 +560,22 @@ def test_a_compressed_body_gets_415_naming_the_coding(
     assert bodiless.status_code == 200
 
 
+def test_a_transfer_coding_before_chunked_gets_415(edge_server: tuple[str, int]) -> None:
+    """`Transfer-Encoding: gzip, chunked`: the parser takes `chunked` off and left the gzip on the
+    body, which the app read as JSON."""
+    url, _ = edge_server
+    packed = gzip.compress(EMBED_BODY)
+    with connect(url) as sock:
+        sock.sendall(
+            embed_head("transfer-encoding: gzip, chunked")
+            + b"%x\r\n%s\r\n0\r\n\r\n" % (len(packed), packed)
+        )
+        status, body = status_and_body(read_response(sock))
+    assert status == 415, body
+    assert body["code"] == "unsupported_media_type"
+    assert "Transfer-Encoding: gzip" in body["detail"]
+
+
 # ------------------------------------------------------------------ bodies and queue (413)
 def test_a_chunked_body_over_the_limit_is_413(edge_server: tuple[str, int]) -> None:
     url, _ = edge_server
