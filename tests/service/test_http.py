@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import GC_GEN0_THRESHOLD, GIL_SWITCH_INTERVAL_S
+from service.errors import ECHOED_INPUT_CHARS, VALIDATION_ERRORS_IN_BODY
 from tests.service.conftest import queue_depth, wait_for, wait_ready
 from tests.service.fakes import DIM, FakeEmbeddingRuntime, expected_vector, write_version
 
@@ -201,6 +202,25 @@ def test_a_body_that_is_not_json_says_why(
         assert (
             r.json()["code"] == "bad_request" and r.json()["detail"] == r.json()["error"]["message"]
         )
+
+
+def test_a_422_lists_its_first_errors_and_cuts_long_echoes(client: TestClient) -> None:
+    """A body with 1,000 unknown fields was answered with all 1,000 errors (100,000 wrong numbers:
+    11 MB, after 2 s of the event loop encoding them); an error echoed its whole input (a list of
+    100,000 numbers, twice over for a union's two arms)."""
+    extra = {f"field{i}": i for i in range(1000)}
+    r = client.post("/v1/qa", json={"question": "q", "passages": ["p"], **extra})
+    assert r.status_code == 422
+    assert len(r.json()["detail"]) == VALIDATION_ERRORS_IN_BODY
+    assert [e["loc"] for e in r.json()["detail"][:2]] == [["body", "field0"], ["body", "field1"]]
+    assert r.json()["error"]["message"].endswith(f"and {1000 - 5} more")
+    r = client.post("/v1/embeddings", json={"input": list(range(100_000))})
+    assert r.status_code == 422 and len(r.content) < 4 * ECHOED_INPUT_CHARS, len(r.content)
+    echoed = r.json()["detail"][0]["input"]
+    assert echoed.startswith("[0, 1, 2, ") and echoed.endswith(" characters)")
+    # Short inputs are echoed as sent.
+    r = client.post("/v1/embeddings", json={"input": [1, 2]})
+    assert r.json()["detail"][0]["input"] == [1, 2]
 
 
 def test_odd_json_is_a_clean_422_never_a_500(client: TestClient) -> None:
