@@ -21,6 +21,9 @@ HARD_MAX_TEXT_CHARS = 1_000_000
 # into the OpenAPI document as a float, and 2**63 - 1 as a float is 2**63, which a client would
 # read as allowed.
 SEED_BOUND = 2**63
+# The request lists of numbers or texts (rows, vectors, passages, inputs) are validated with
+# pydantic's fail_fast: a list's first wrong item is its error. A 1 MB body of 200,000 wrong
+# numbers made 200,000 errors, about 0.4 s of the event loop before the 422 even began.
 
 
 def _digits_are_a_number(value: Any) -> Any:

@@ -31,7 +31,7 @@ class LabelCondition(BaseModel):
 class VectorCondition(BaseModel):
     vector: Annotated[
         list[Annotated[StrictFloat, Field(allow_inf_nan=False)]],
-        Field(min_length=1, max_length=HARD_MAX_CONDITION_DIM),
+        Field(min_length=1, max_length=HARD_MAX_CONDITION_DIM, fail_fast=True),
     ] = Field(
         description="Exactly the model's `condition_dim` numbers, finite in float32 (400 "
         "otherwise, and for a vector that overflows the model's arithmetic)."

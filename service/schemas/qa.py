@@ -31,9 +31,9 @@ class QARequest(BaseModel):
         description="At most MAX_TEXT_CHARS characters (413 past it); read up to the model's "
         "`max_question_tokens` tokens."
     )
-    passages: Annotated[list[Text], Field(min_length=1, max_length=HARD_MAX_INPUTS)] = Field(
-        description="Passages to read, decoded together; at most MAX_PASSAGES (413 past it)."
-    )
+    passages: Annotated[
+        list[Text], Field(min_length=1, max_length=HARD_MAX_INPUTS, fail_fast=True)
+    ] = Field(description="Passages to read, decoded together; at most MAX_PASSAGES (413 past it).")
     max_answer_tokens: StrictInt | None = Field(
         None,
         ge=1,

@@ -223,6 +223,35 @@ def test_a_422_lists_its_first_errors_and_cuts_long_echoes(client: TestClient) -
     assert r.json()["detail"][0]["input"] == [1, 2]
 
 
+# Lists of numbers or texts stop at their first wrong item: 100,000 wrong numbers made 100,000
+# errors (0.2 s of the event loop before the 422 was even written; 0.4 s at MAX_BODY_BYTES).
+WRONG_LISTS = [
+    ("/v1/density/score", {"inputs": [["x"] * 1000] * 100}, ["body", "inputs", 0, 0]),
+    ("/v1/density/score", {"inputs": [[1.0, 2.0], [1.0, "x", "y"]]}, ["body", "inputs", 1, 1]),
+    (
+        "/v1/embeddings",
+        {"input": ["a", *range(100_000)]},
+        ["body", "input", "list[constrained-str]", 1],
+    ),
+    ("/v1/qa", {"question": "q", "passages": ["p", *range(4000)]}, ["body", "passages", 1]),
+    (
+        "/v1/generate",
+        {"condition": {"vector": [1.0, *["x"] * 60_000]}},
+        ["body", "condition", "VectorCondition", "vector", 1],
+    ),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "loc"), WRONG_LISTS)
+def test_a_list_is_reported_by_its_first_wrong_item(
+    client: TestClient, path: str, body: dict[str, Any], loc: list[Any]
+) -> None:
+    r = client.post(path, json=body)
+    assert r.status_code == 422
+    locs = [error["loc"] for error in r.json()["detail"]]
+    assert loc in locs and len(locs) <= 3, locs
+
+
 def test_odd_json_is_a_clean_422_never_a_500(client: TestClient) -> None:
     bodies = [
         b'{"input": "\\ud800abc"}',  # a lone surrogate: valid JSON, not encodable as UTF-8
