@@ -36,9 +36,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from itertools import chain
 from typing import ClassVar
 
+import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from service.errors import error_body
@@ -65,6 +67,10 @@ def bounded_http_protocol(limits: HeadLimits) -> type[HttpToolsProtocol]:
 
     Bounded.limits = limits
     return Bounded
+
+
+# A TLS record of the handshake, version 3.x: a client that speaks https:// to this port.
+TLS_HANDSHAKE = b"\x16\x03"
 
 
 def _declares_body(fields: list[tuple[bytes, bytes]]) -> bool:
@@ -96,6 +102,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     _arrived = 0  # bytes of the reads that began while waiting for this head
     _carried = 0  # the length of the read in which the last message ended
     _chunk = 0  # the length of the read being parsed
+    _head_start = b""  # the first two bytes of the current head
     _refused: tuple[int, str, str] | None = None  # (status, code, detail) once refused
     _in_body = False  # a request's head was passed on and its body has not all arrived
     _server_waited = False  # the body's timer found the server not reading (see _body_timed_out)
@@ -123,6 +130,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._awaiting_head:
             if not self._clock_on:
                 self._start_head_clock()  # the first bytes of a head after a message
+            if not self._arrived:
+                self._head_start = data[:2]
             self._arrived += self._chunk
         super().data_received(data)
         if self._awaiting_head and self._arrived > self.limits.max_bytes and self._refused is None:
@@ -211,7 +220,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def send_400_response(self, msg: str) -> None:
         # uvicorn's answer to bytes it cannot parse as HTTP (a Content-Length that is no number or
         # given twice, a broken chunk, a garbage request line) is text/plain; every other error
-        # of the service is its JSON error body, so this one is too.
+        # of the service is its JSON error body, so this one is too. uvicorn calls this while it
+        # handles the parser's error, whose text says what was wrong ("Invalid character in
+        # Content-Length"): it is added to uvicorn's "Invalid HTTP request received.".
+        if self._head_start == TLS_HANDSHAKE:
+            msg = "this port speaks plain HTTP/1.1, not TLS: use http://, not https://"
+        elif isinstance(reason := sys.exc_info()[1], httptools.HttpParserError) and str(reason):
+            msg = f"{msg.rstrip('.')}: {reason}"
         self._send_and_close(400, "bad_request", msg)
 
     def _send_and_close(self, status: int, code: str, detail: str) -> None:

@@ -171,6 +171,37 @@ def test_unparsable_requests_get_the_json_400(
     assert b"application/json" in response.split(b"\r\n\r\n", 1)[0].lower()
 
 
+@pytest.mark.parametrize(
+    ("request_bytes", "said"),
+    [
+        (
+            b"POST /v1/embeddings HTTP/1.1\r\nhost: a\r\ncontent-length: +2\r\n\r\n{}",
+            "Invalid HTTP request received: Invalid character in Content-Length",
+        ),
+        (
+            b"POST /v1/embeddings HTTP/1.1\r\nhost: a\r\ncontent-length: 2\r\n"
+            b"transfer-encoding: chunked\r\n\r\n{}",
+            "Transfer-Encoding can't be present with Content-Length",
+        ),
+        (b"GET /healthz HTTP/1.2\r\nhost: a\r\n\r\n", "Invalid HTTP version"),
+        (b"GET /healthz HTTP/1.1\r\nhost: a\r\nx-a: \x00\r\n\r\n", "Invalid header value char"),
+        # A TLS ClientHello: https:// to this plain-HTTP port.
+        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(32), "not TLS: use http://"),
+    ],
+    ids=["plus-length", "length-and-chunked", "version", "nul-in-header", "tls"],
+)
+def test_an_unparsable_request_is_told_what_the_parser_found(
+    edge_server: tuple[str, int], request_bytes: bytes, said: str
+) -> None:
+    """Every unparsable request was answered "Invalid HTTP request received.", whatever it was."""
+    url, _ = edge_server
+    with connect(url) as sock:
+        sock.sendall(request_bytes)
+        status, body = status_and_body(read_response(sock))
+    assert status == 400 and body["code"] == "bad_request"
+    assert said in body["detail"], body["detail"]
+
+
 def test_head_answers_as_get_without_a_body(edge_server: tuple[str, int]) -> None:
     url, _ = edge_server
     get = httpx.get(f"{url}/openapi.json", timeout=10)
