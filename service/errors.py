@@ -322,6 +322,11 @@ def install_error_handlers(app: FastAPI) -> None:
             # A POST with its body: a 307 would leave the many clients that do not follow
             # redirects (httpx, curl) with an empty answer; this says what to change.
             detail = f"Not Found: no route {request.url.path}; did you mean {route}?"
+        elif exc.status_code == 404 and detail == "Not Found":
+            docs = request.scope.get("root_path", "") + "/docs"
+            detail = f"Not Found: nothing at {request.url.path}; {docs} lists the API's paths"
+        elif exc.status_code == 405 and (allowed := (exc.headers or {}).get("Allow")):
+            detail = f"Method Not Allowed: {request.url.path} takes {allowed}, not {request.method}"
         return JSONResponse(
             error_body(code, detail, exc.status_code),
             status_code=exc.status_code,

@@ -252,6 +252,20 @@ def test_a_list_is_reported_by_its_first_wrong_item(
     assert loc in locs and len(locs) <= 3, locs
 
 
+def test_a_404_or_405_says_where_to_look(client: TestClient) -> None:
+    """Both said only "Not Found" or "Method Not Allowed"."""
+    r = client.get("/v1/nothing-here")
+    assert r.status_code == 404 and r.json()["code"] == "not_found"
+    assert (
+        r.json()["detail"] == "Not Found: nothing at /v1/nothing-here; /docs lists the API's paths"
+    )
+    r = client.get("/v1/embeddings")
+    assert r.status_code == 405 and r.json()["code"] == "method_not_allowed"
+    assert r.json()["detail"] == "Method Not Allowed: /v1/embeddings takes POST, not GET"
+    # A model the store does not hold is the registry's 404, as before.
+    assert client.get("/v1/models/nope").json()["code"] == "model_not_found"
+
+
 def test_odd_json_is_a_clean_422_never_a_500(client: TestClient) -> None:
     bodies = [
         b'{"input": "\\ud800abc"}',  # a lone surrogate: valid JSON, not encodable as UTF-8
