@@ -10,6 +10,7 @@ from service.schemas.common import (
     HARD_MAX_INPUTS,
     SEED_BOUND,
     ModelName,
+    RequestBody,
     VersionSelector,
     version_field,
 )
@@ -26,7 +27,7 @@ Row = Annotated[
 ]
 
 
-class DensityScoreRequest(BaseModel):
+class DensityScoreRequest(RequestBody):
     model: ModelName | None = Field(
         None, description="Model name; may be left out when the store holds one density model."
     )
@@ -63,7 +64,7 @@ class DensityScoreResponse(BaseModel):
     )
 
 
-class DensitySampleRequest(BaseModel):
+class DensitySampleRequest(RequestBody):
     model: ModelName | None = Field(
         None, description="Model name; may be left out when the store holds one density model."
     )

@@ -10,6 +10,7 @@ from service.schemas.common import (
     HARD_MAX_INPUTS,
     HARD_MAX_TEXT_CHARS,
     ModelName,
+    RequestBody,
     VersionSelector,
     version_field,
 )
@@ -22,7 +23,7 @@ HARD_MAX_ANSWER_TOKENS = 1024
 HARD_MAX_LENGTH_PENALTY = 8.0
 
 
-class QARequest(BaseModel):
+class QARequest(RequestBody):
     model: ModelName | None = Field(
         None, description="Model name; may be left out when the store holds one qa model."
     )

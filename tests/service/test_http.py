@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from service.app import GC_GEN0_THRESHOLD, GIL_SWITCH_INTERVAL_S
 from service.errors import ECHOED_INPUT_CHARS, VALIDATION_ERRORS_IN_BODY
+from service.schemas.common import MAX_REQUEST_FIELDS
 from tests.service.conftest import queue_depth, wait_for, wait_ready
 from tests.service.fakes import DIM, FakeEmbeddingRuntime, expected_vector, write_version
 
@@ -205,15 +206,15 @@ def test_a_body_that_is_not_json_says_why(
 
 
 def test_a_422_lists_its_first_errors_and_cuts_long_echoes(client: TestClient) -> None:
-    """A body with 1,000 unknown fields was answered with all 1,000 errors (100,000 wrong numbers:
+    """A body with 60 unknown fields was answered with all 60 errors (100,000 wrong numbers:
     11 MB, after 2 s of the event loop encoding them); an error echoed its whole input (a list of
     100,000 numbers, twice over for a union's two arms)."""
-    extra = {f"field{i}": i for i in range(1000)}
+    extra = {f"field{i}": i for i in range(60)}
     r = client.post("/v1/qa", json={"question": "q", "passages": ["p"], **extra})
     assert r.status_code == 422
     assert len(r.json()["detail"]) == VALIDATION_ERRORS_IN_BODY
     assert [e["loc"] for e in r.json()["detail"][:2]] == [["body", "field0"], ["body", "field1"]]
-    assert r.json()["error"]["message"].endswith(f"and {1000 - 5} more")
+    assert r.json()["error"]["message"].endswith(f"and {60 - 5} more")
     r = client.post("/v1/embeddings", json={"input": list(range(100_000))})
     assert r.status_code == 422 and len(r.content) < 4 * ECHOED_INPUT_CHARS, len(r.content)
     echoed = r.json()["detail"][0]["input"]
@@ -264,6 +265,32 @@ def test_a_404_or_405_says_where_to_look(client: TestClient) -> None:
     assert r.json()["detail"] == "Method Not Allowed: /v1/embeddings takes POST, not GET"
     # A model the store does not hold is the registry's 404, as before.
     assert client.get("/v1/models/nope").json()["code"] == "model_not_found"
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/qa", {"question": "q", "passages": ["p"]}),
+        ("/v1/density/sample", {"num_samples": 1}),
+        ("/v1/generate", {"condition": {"label": "x"}}),
+    ],
+)
+def test_a_body_of_many_unknown_fields_is_one_error(
+    client: TestClient, path: str, body: dict[str, Any]
+) -> None:
+    """Each unknown field was an error of its own: 66,000 of them in a 1 MB body made 66,000
+    errors and held the event loop for 0.2 s (1.5 s before the 422 listed only its first)."""
+    extra = {f"field{i}": i for i in range(MAX_REQUEST_FIELDS)}
+    r = client.post(path, json={**body, **extra})
+    assert r.status_code == 422
+    [error] = r.json()["detail"]
+    assert error["loc"] == ["body"]
+    assert f"{MAX_REQUEST_FIELDS} fields that are not this request's ('field0'" in error["msg"]
+    assert "it takes model, version, " in error["msg"]
+    # The same in a nested object: the condition.
+    if path == "/v1/generate":
+        r = client.post(path, json={"condition": {"vector": [1.0], **extra}})
+        assert r.status_code == 422 and len(r.json()["detail"]) <= 3
 
 
 def test_odd_json_is_a_clean_422_never_a_500(client: TestClient) -> None:
