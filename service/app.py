@@ -16,7 +16,7 @@ from service.device import configure_devices
 from service.docs_pages import install_docs_pages
 from service.errors import install_error_handlers
 from service.metrics import Metrics
-from service.middleware import BodyLimit, HeadAsGet, RequestMetrics
+from service.middleware import BodyLimit, HeadAsGet, IdentityBody, RequestMetrics
 from service.playground import install_playground
 from service.registry import ModelRegistry, RuntimeFactory, default_runtime_factory
 from service.routes import density, embeddings, generation, health, models, qa
@@ -96,6 +96,7 @@ def create_app(
     # without a key is refused before its body is read.
     app.add_middleware(HeadAsGet)
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(IdentityBody)
     if keys is not None:
         app.add_middleware(RequireKey, keys=keys, metrics_open=not settings.metrics_require_key)
     app.add_middleware(RequestMetrics, metrics=metrics)

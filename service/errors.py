@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import sys
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -140,6 +142,11 @@ _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
 _OPENAI_TYPES = {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}
 # A 422's `error.message` lists at most this many of the validation errors.
 _VALIDATION_ERRORS_IN_MESSAGE = 5
+# A 422's `detail` lists at most this many, each echoing at most this many characters of its
+# input's JSON: a body of 100,000 wrong numbers (500 KB) was answered with all 100,000 errors,
+# 11 MB, after 2 s of the event loop encoding them, and every other request waited.
+VALIDATION_ERRORS_IN_BODY = 20
+ECHOED_INPUT_CHARS = 1000
 
 
 def openai_error_type(status_code: int) -> str:
@@ -165,10 +172,18 @@ def error_body(
     }
 
 
-def validation_error_summary(errors: list[dict[str, Any]]) -> dict[str, Any]:
-    """OpenAI's `error` object for FastAPI's 422: each error as `field.path: message`."""
-    parts = []
+def validation_error_summary(
+    errors: list[dict[str, Any]], total: int | None = None
+) -> dict[str, Any]:
+    """OpenAI's `error` object for FastAPI's 422: each error as `field.path: message` (`total`:
+    how many errors there were, when `errors` holds only the first of them)."""
+    parts: list[str] = []
     for error in errors[:_VALIDATION_ERRORS_IN_MESSAGE]:
+        if error.get("type") == "json_invalid":  # loc: ("body", character offset)
+            where = error.get("loc", ("body", "?"))[-1]
+            why = (error.get("ctx") or {}).get("error", "")
+            parts.append(f"the body is not valid JSON: {why} at character {where}")
+            continue
         loc = [str(part) for part in error.get("loc", ())]
         if loc and loc[0] in ("body", "query", "path", "header"):
             loc = loc[1:]
@@ -176,8 +191,8 @@ def validation_error_summary(errors: list[dict[str, Any]]) -> dict[str, Any]:
         # ('constrained-str', 'list[constrained-str]'), which no request field is called.
         loc = [part for part in loc if part.isidentifier() or part.isdigit()]
         where = ".".join(loc)
-        parts.append(f"{where}: {error.get('msg', 'invalid')}" if where else error.get("msg"))
-    more = len(errors) - _VALIDATION_ERRORS_IN_MESSAGE
+        parts.append(f"{where}: {error.get('msg', 'invalid')}" if where else str(error.get("msg")))
+    more = (len(errors) if total is None else total) - _VALIDATION_ERRORS_IN_MESSAGE
     if more > 0:
         parts.append(f"and {more} more")
     first: list[Any] = list(errors[0].get("loc", ())) if errors else []
@@ -189,6 +204,21 @@ def validation_error_summary(errors: list[dict[str, Any]]) -> dict[str, Any]:
         "code": "validation_error",
         "param": param or None,
     }
+
+
+def bounded_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    """The first VALIDATION_ERRORS_IN_BODY errors, an input echoed longer than
+    ECHOED_INPUT_CHARS characters of JSON cut to its start (a note, as a string)."""
+    kept = []
+    for error in errors[:VALIDATION_ERRORS_IN_BODY]:
+        error = dict(error)
+        value = error.get("input")
+        if isinstance(value, str | list | dict):
+            text = value if isinstance(value, str) else json.dumps(value, default=repr)
+            if len(text) > ECHOED_INPUT_CHARS:
+                error["input"] = f"{text[:100]}... (cut: {len(text)} characters)"
+        kept.append(error)
+    return kept
 
 
 def _finite(value: Any) -> Any:
@@ -231,6 +261,28 @@ def _not_sent_as_json(request: Request, errors: list[dict[str, Any]]) -> str | N
     return content_type or "none"
 
 
+# FastAPI's 400 for a JSON body it could not read (the reason is the exception's __cause__).
+_UNREADABLE_BODY = "There was an error parsing the body"
+
+
+def _why_unreadable(cause: BaseException) -> str:
+    """What was wrong with a body FastAPI could not read as JSON, for the person who sent it."""
+    if isinstance(cause, UnicodeDecodeError):
+        byte = cause.object[cause.start : cause.start + 1].hex()
+        return (
+            f"the body is not valid UTF-8: byte 0x{byte} at offset {cause.start} "
+            f"({cause.reason}); send JSON as UTF-8"
+        )
+    if isinstance(cause, RecursionError):
+        return "the body's JSON nests too deeply to be read (lists or objects inside each other)"
+    if isinstance(cause, ValueError) and "integer string conversion" in str(cause):
+        return (
+            f"a number in the body has more than {sys.get_int_max_str_digits()} digits, more "
+            "than JSON numbers are read with"
+        )
+    return f"the body could not be read as JSON ({type(cause).__name__}: {cause})"
+
+
 def _route_without_slash(request: Request) -> str | None:
     """The path without its trailing slash when a route takes that path, else None."""
     path = request.url.path
@@ -261,6 +313,8 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         detail = str(exc.detail)
+        if exc.status_code == 400 and detail == _UNREADABLE_BODY and exc.__cause__ is not None:
+            detail = _why_unreadable(exc.__cause__)
         if exc.status_code == 404 and (route := _route_without_slash(request)) is not None:
             if request.method in ("GET", "HEAD"):
                 # A page or a read: the browser's way, as Starlette's redirect_slashes does.
@@ -268,6 +322,11 @@ def install_error_handlers(app: FastAPI) -> None:
             # A POST with its body: a 307 would leave the many clients that do not follow
             # redirects (httpx, curl) with an empty answer; this says what to change.
             detail = f"Not Found: no route {request.url.path}; did you mean {route}?"
+        elif exc.status_code == 404 and detail == "Not Found":
+            docs = request.scope.get("root_path", "") + "/docs"
+            detail = f"Not Found: nothing at {request.url.path}; {docs} lists the API's paths"
+        elif exc.status_code == 405 and (allowed := (exc.headers or {}).get("Allow")):
+            detail = f"Method Not Allowed: {request.url.path} takes {allowed}, not {request.method}"
         return JSONResponse(
             error_body(code, detail, exc.status_code),
             status_code=exc.status_code,
@@ -278,7 +337,8 @@ def install_error_handlers(app: FastAPI) -> None:
         # FastAPI's standard 422 body, but rendered ASCII-safe: the errors echo the input, and a
         # lone surrogate ("\ud800", valid JSON, not valid UTF-8) would make the default one a 500.
         assert isinstance(exc, RequestValidationError)
-        errors = _finite(jsonable_encoder(exc.errors()))
+        every = exc.errors()
+        errors = _finite(jsonable_encoder(bounded_errors(every)))
         if (sent_as := _not_sent_as_json(request, errors)) is not None:
             detail = (
                 f"the body must be JSON sent with Content-Type: application/json (Content-Type "
@@ -288,7 +348,8 @@ def install_error_handlers(app: FastAPI) -> None:
                 error_body("unsupported_media_type", detail, 415), status_code=415
             )
         return _AsciiJSONResponse(
-            {"detail": errors, "error": validation_error_summary(errors)}, status_code=422
+            {"detail": errors, "error": validation_error_summary(errors, len(every))},
+            status_code=422,
         )
 
     async def unexpected_error(_: Request, exc: Exception) -> JSONResponse:

@@ -338,7 +338,7 @@ class GenerationScheduler:
                 # the whole request fails, its other rows stop.
                 for row in ticket.rows:
                     row.cancelled = True
-                self._to_event_loop(ticket.fail, BadInput(error))
+                self._to_event_loop(ticket.fail, BadInput(error, param="condition"))
                 continue
             progress = ticket.progress(self.render)
             if progress.events:

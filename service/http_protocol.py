@@ -25,6 +25,10 @@ the connection, before any of it reaches the app:
   `http.disconnect`, whatever it sends is dropped). Time while reading is paused on the server's
   side (a pipelined request behind a running one, a body the app has not yet asked for past
   uvicorn's 64 KiB buffer, a client waiting for `100 Continue`) is not counted against the client.
+- Upgrade: the service switches to no other protocol (no WebSocket, no h2c). llhttp ends a
+  request that asks for an upgrade (or a CONNECT) at its head, so one that also announces a body
+  gets 400 before the app sees it (its body would be lost and then read as the next request);
+  one without a body is answered as plain HTTP/1.1, and the connection closed after it.
 Responses are not timed here.
 """
 
@@ -32,9 +36,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from itertools import chain
 from typing import ClassVar
 
+import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from service.errors import error_body
@@ -63,6 +69,30 @@ def bounded_http_protocol(limits: HeadLimits) -> type[HttpToolsProtocol]:
     return Bounded
 
 
+# A TLS record of the handshake, version 3.x: a client that speaks https:// to this port.
+TLS_HANDSHAKE = b"\x16\x03"
+
+
+def _declares_body(fields: list[tuple[bytes, bytes]]) -> bool:
+    """Whether a request head announces a body (a Content-Length over 0, or any
+    Transfer-Encoding)."""
+    for name, value in fields:
+        if name == b"transfer-encoding":
+            return True
+        if name == b"content-length" and value.strip() not in (b"", b"0"):
+            return True
+    return False
+
+
+def _upgrade_refusal(method: str, fields: list[tuple[bytes, bytes]]) -> str:
+    asked = next((value for name, value in fields if name == b"upgrade"), None)
+    what = f"Upgrade: {asked.decode('latin-1')}" if asked is not None else method
+    return (
+        f"a request with {what} and a body is not served: this service speaks HTTP/1.1 only "
+        "and does not switch protocols; send the request without it (curl: --http1.1)"
+    )
+
+
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
     limits: ClassVar[HeadLimits]
 
@@ -72,6 +102,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     _arrived = 0  # bytes of the reads that began while waiting for this head
     _carried = 0  # the length of the read in which the last message ended
     _chunk = 0  # the length of the read being parsed
+    _head_start = b""  # the first two bytes of the current head
     _refused: tuple[int, str, str] | None = None  # (status, code, detail) once refused
     _in_body = False  # a request's head was passed on and its body has not all arrived
     _server_waited = False  # the body's timer found the server not reading (see _body_timed_out)
@@ -99,6 +130,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._awaiting_head:
             if not self._clock_on:
                 self._start_head_clock()  # the first bytes of a head after a message
+            if not self._arrived:
+                self._head_start = data[:2]
             self._arrived += self._chunk
         super().data_received(data)
         if self._awaiting_head and self._arrived > self.limits.max_bytes and self._refused is None:
@@ -126,12 +159,36 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             if size > self.limits.max_bytes:
                 self._refuse_head("MAX_HEADER_BYTES", self.limits.max_bytes, "bytes")
                 return
+        upgrade = self.parser.should_upgrade()
+        if upgrade and _declares_body(fields):
+            # llhttp ends an Upgrade (or CONNECT) request at its head and takes what follows for
+            # the new protocol's bytes: the body would never reach the app (which would answer
+            # 422 "Field required" to a request that sent one), and its bytes would be parsed
+            # as the next request. Refused before the app sees it, with what to change.
+            self._refused = (
+                400,
+                "bad_request",
+                _upgrade_refusal(self.parser.get_method().decode("ascii"), fields),
+            )
+            return
         cycle = self.cycle
         super().on_headers_complete()
-        # A new request cycle (not a WebSocket upgrade): its body, if any, is timed from the end
-        # of this read (a request with no body completes in this same read).
+        # A new request cycle: its body, if any, is timed from the end of this read (a request
+        # with no body completes in this same read).
         self._in_body = self.cycle is not cycle
         self._server_waited = False
+        if upgrade and self._in_body:
+            # Answered as plain HTTP/1.1 (RFC 9110 7.8: a server may ignore Upgrade), then the
+            # connection closes: the parser stops at the upgrade, and whatever was sent after
+            # this head in the same read is gone; a client is told so rather than left waiting.
+            self.cycle.keep_alive = False
+
+    def _should_upgrade(self) -> bool:
+        # The service serves no WebSocket: an `Upgrade: websocket` request is answered as the
+        # HTTP request it also is (uvicorn would hand the connection to its WebSocket protocol,
+        # which answers a text/plain 403, or nothing at all to a POST, and keeps the
+        # connection past every timeout of this module).
+        return False
 
     def on_body(self, body: bytes) -> None:
         if self._refused is None:
@@ -163,7 +220,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def send_400_response(self, msg: str) -> None:
         # uvicorn's answer to bytes it cannot parse as HTTP (a Content-Length that is no number or
         # given twice, a broken chunk, a garbage request line) is text/plain; every other error
-        # of the service is its JSON error body, so this one is too.
+        # of the service is its JSON error body, so this one is too. uvicorn calls this while it
+        # handles the parser's error, whose text says what was wrong ("Invalid character in
+        # Content-Length"): it is added to uvicorn's "Invalid HTTP request received.".
+        if self._head_start == TLS_HANDSHAKE:
+            msg = "this port speaks plain HTTP/1.1, not TLS: use http://, not https://"
+        elif isinstance(reason := sys.exc_info()[1], httptools.HttpParserError) and str(reason):
+            msg = f"{msg.rstrip('.')}: {reason}"
         self._send_and_close(400, "bad_request", msg)
 
     def _send_and_close(self, status: int, code: str, detail: str) -> None:

@@ -32,6 +32,56 @@ class HeadAsGet:
         await self.app({**scope, "method": "GET"}, receive, send_headers_only)
 
 
+class IdentityBody:
+    """415 for a body sent compressed (any Content-Encoding but identity, or a Transfer-Encoding
+    coding before `chunked`), before it is read.
+
+    The service reads bodies as they come: a gzip or deflate body was read as JSON and answered
+    400 "There was an error parsing the body" (or 422 at character 0), and one under a coding the
+    service has never heard of was read as if it had none. RFC 9110 15.5.16: 415, with
+    `Accept-Encoding: identity` naming the only coding taken. The HTTP parser refuses any
+    Transfer-Encoding that does not end in `chunked` and takes that one off; a coding before it
+    (`gzip, chunked`) was left on the body unread. A request with no body is left alone whatever
+    it says.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            sent: dict[str, list[str]] = {"Content-Encoding": [], "Transfer-Encoding": []}
+            has_body = False
+            for key, value in scope.get("headers", []):
+                if key in (b"content-encoding", b"transfer-encoding"):
+                    codings = [c.strip().lower() for c in value.decode("latin-1").split(",")]
+                    taken = ("", "identity") if key == b"content-encoding" else ("", "chunked")
+                    header = (
+                        "Content-Encoding" if key == b"content-encoding" else "Transfer-Encoding"
+                    )
+                    sent[header] += [c for c in codings if c not in taken]
+                if key == b"transfer-encoding" or (
+                    key == b"content-length" and value.strip() not in (b"", b"0")
+                ):
+                    has_body = True
+            named = [f"{header}: {', '.join(c)}" for header, c in sent.items() if c]
+            if has_body and named:
+                detail = (
+                    f"the body is sent with {'; '.join(named)}; this service reads only "
+                    "uncompressed bodies: send it without that coding"
+                )
+                body = json.dumps(error_body("unsupported_media_type", detail, 415)).encode()
+                headers = [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", b"%d" % len(body)),
+                    (b"accept-encoding", b"identity"),
+                ]
+                await send({"type": "http.response.start", "status": 415, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
 class BodyLimit:
     """413 for a body over MAX_BODY_BYTES, by Content-Length at once or by counting a stream.
 

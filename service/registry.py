@@ -581,13 +581,15 @@ class ModelRegistry:
             if len(candidates) > 1:  # ambiguous, not missing: the caller must choose
                 raise BadInput(
                     f"name a model: the store holds {len(candidates)} {task} models "
-                    f"({', '.join(candidates)}); set `model`, or DEFAULT_{task.upper()}_MODEL"
+                    f"({', '.join(candidates)}); set `model`, or DEFAULT_{task.upper()}_MODEL",
+                    param="model",
                 )
             model = self._models[candidates[0]]
         else:
             model = self.get(name)
             if model.task != task:
-                raise ModelNotFound(f"model {name!r} is a {model.task} model, not {task}")
+                article = "an" if (model.task or "")[:1] in ("a", "e", "i", "o", "u") else "a"
+                raise ModelNotFound(f"model {name!r} is {article} {model.task} model, not {task}")
         if model.serving is None or model.serving.runtime is None:
             raise NotReady(f"model {model.name!r} has no loaded version yet")
         return model

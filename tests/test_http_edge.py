@@ -7,12 +7,14 @@ a client library would not send; every loop is bounded in count and time."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import signal
 import socket
 import time
 import urllib.parse
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -167,6 +169,37 @@ def test_unparsable_requests_get_the_json_400(
     assert status == 400, response[:300]
     assert body["code"] == "bad_request" and body["error"]["type"] == "invalid_request_error"
     assert b"application/json" in response.split(b"\r\n\r\n", 1)[0].lower()
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "said"),
+    [
+        (
+            b"POST /v1/embeddings HTTP/1.1\r\nhost: a\r\ncontent-length: +2\r\n\r\n{}",
+            "Invalid HTTP request received: Invalid character in Content-Length",
+        ),
+        (
+            b"POST /v1/embeddings HTTP/1.1\r\nhost: a\r\ncontent-length: 2\r\n"
+            b"transfer-encoding: chunked\r\n\r\n{}",
+            "Transfer-Encoding can't be present with Content-Length",
+        ),
+        (b"GET /healthz HTTP/1.2\r\nhost: a\r\n\r\n", "Invalid HTTP version"),
+        (b"GET /healthz HTTP/1.1\r\nhost: a\r\nx-a: \x00\r\n\r\n", "Invalid header value char"),
+        # A TLS ClientHello: https:// to this plain-HTTP port.
+        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(32), "not TLS: use http://"),
+    ],
+    ids=["plus-length", "length-and-chunked", "version", "nul-in-header", "tls"],
+)
+def test_an_unparsable_request_is_told_what_the_parser_found(
+    edge_server: tuple[str, int], request_bytes: bytes, said: str
+) -> None:
+    """Every unparsable request was answered "Invalid HTTP request received.", whatever it was."""
+    url, _ = edge_server
+    with connect(url) as sock:
+        sock.sendall(request_bytes)
+        status, body = status_and_body(read_response(sock))
+    assert status == 400 and body["code"] == "bad_request"
+    assert said in body["detail"], body["detail"]
 
 
 def test_head_answers_as_get_without_a_body(edge_server: tuple[str, int]) -> None:
@@ -444,6 +477,134 @@ def test_a_slow_but_steady_body_is_not_cut(edge_server: tuple[str, int]) -> None
     assert len(body["data"]) == 2
     assert status_and_body(stopped)[0] == 408, stopped[:300]
     assert waited >= 0.8 * BODY_TIMEOUT_S, f"408 {waited:.2f} s after the last piece"
+
+
+# ------------------------------------------------------------------------------- upgrades
+UPGRADES = {
+    "h2c": "connection: Upgrade, HTTP2-Settings\r\nupgrade: h2c\r\n"
+    "http2-settings: AAMAAABkAARAAAAAAAIAAAAA",
+    "websocket": "connection: Upgrade\r\nupgrade: websocket\r\n"
+    "sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13",
+}
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+@pytest.mark.parametrize("upgrade", list(UPGRADES))
+def test_an_upgrade_request_with_a_body_is_refused_not_read_without_it(
+    edge_server: tuple[str, int], upgrade: str, framing: str
+) -> None:
+    """`curl --http2 -d ...` over http:// asks for h2c with a POST body. The parser ends such a
+    request at its head, so its body never reached the app: h2c got 422 "Field required" for a
+    body that was sent, and a WebSocket upgrade of a POST was never answered (the connection
+    held past every timeout). Now: a JSON 400 saying what to change, and the connection closed."""
+    url, _ = edge_server
+    body = (
+        EMBED_BODY
+        if framing == "content-length"
+        else b"%x\r\n%s\r\n0\r\n\r\n" % (len(EMBED_BODY), EMBED_BODY)
+    )
+    length = (
+        f"content-length: {len(EMBED_BODY)}"
+        if framing == "content-length"
+        else "transfer-encoding: chunked"
+    )
+    with connect(url) as sock:
+        sock.sendall(embed_head(f"{UPGRADES[upgrade]}\r\n{length}") + body)
+        data, closed, waited = until_closed(sock, 10)
+    assert closed and waited < 5, (waited, data[:300])
+    status, answer = status_and_body(data)
+    assert status == 400, data[:300]
+    assert answer["code"] == "bad_request"
+    assert f"Upgrade: {upgrade}" in answer["detail"] and "HTTP/1.1" in answer["detail"]
+    assert httpx.get(f"{url}/healthz", timeout=10).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("head", "status"),
+    [
+        (f"GET /healthz HTTP/1.1\r\nhost: a\r\n{UPGRADES['websocket']}\r\n\r\n", 200),
+        (f"GET /healthz HTTP/1.1\r\nhost: a\r\n{UPGRADES['h2c']}\r\n\r\n", 200),
+        ("CONNECT /v1/embeddings HTTP/1.1\r\nhost: a\r\n\r\n", 405),
+    ],
+    ids=["websocket", "h2c", "connect"],
+)
+def test_an_upgrade_request_without_a_body_is_answered_as_http_then_closed(
+    edge_server: tuple[str, int], head: str, status: int
+) -> None:
+    """No protocol switch: the request is answered as HTTP/1.1 with the service's JSON (a
+    WebSocket handshake got uvicorn's empty text/plain 403), and the connection closes after it:
+    a request pipelined behind it in the same write is gone with the parser's upgrade, and one on
+    a connection kept after a CONNECT got 400 "Invalid HTTP request"."""
+    url, _ = edge_server
+    with connect(url) as sock:
+        sock.sendall((head + "GET /healthz HTTP/1.1\r\nhost: a\r\n\r\n").encode())
+        data, closed, waited = until_closed(sock, 10)
+    assert closed and waited < 5, (waited, data[:300])
+    assert data.count(b"HTTP/1.1 ") == 1, data[:600]
+    got, answer = status_and_body(data)
+    assert got == status, data[:300]
+    assert b"application/json" in data.partition(b"\r\n\r\n")[0].lower()
+    assert b"connection: close" in data.partition(b"\r\n\r\n")[0].lower().split(b"\r\n")
+    assert answer == {"status": "ok"} if status == 200 else answer["code"] == "method_not_allowed"
+
+
+# ------------------------------------------------------------------- content codings (415)
+@pytest.mark.parametrize(
+    ("coding", "compress"),
+    [
+        ("gzip", gzip.compress),
+        ("deflate", zlib.compress),
+        ("br", lambda body: body),
+        ("x-unheard-of", lambda body: body),
+        ("identity, gzip", gzip.compress),
+    ],
+    ids=["gzip", "deflate", "br", "unknown", "identity-then-gzip"],
+)
+def test_a_compressed_body_gets_415_naming_the_coding(
+    edge_server: tuple[str, int], coding: str, compress: Callable[[bytes], bytes]
+) -> None:
+    """A gzip body was read as JSON: 400 "There was an error parsing the body", and a body
+    under a coding the service does not know was read as if it had none (a 200 for bytes that
+    claim to be something else). Now 415 with the coding named and Accept-Encoding: identity."""
+    url, _ = edge_server
+    r = httpx.post(
+        f"{url}/v1/embeddings",
+        content=compress(EMBED_BODY),
+        headers={"content-type": "application/json", "content-encoding": coding},
+        timeout=10,
+    )
+    assert r.status_code == 415, r.text
+    assert r.json()["code"] == "unsupported_media_type"
+    assert r.json()["error"]["type"] == "invalid_request_error"
+    assert "Content-Encoding" in r.json()["detail"] and coding.split(", ")[-1] in r.json()["detail"]
+    assert r.headers["accept-encoding"] == "identity"
+    # Uncompressed, said or not: served; a coding named on a request with no body: ignored.
+    for said in ({"content-encoding": "identity"}, {}):
+        plain = httpx.post(
+            f"{url}/v1/embeddings",
+            content=EMBED_BODY,
+            headers={"content-type": "application/json", **said},
+            timeout=10,
+        )
+        assert plain.status_code == 200, plain.text
+    bodiless = httpx.get(f"{url}/healthz", headers={"content-encoding": "gzip"}, timeout=10)
+    assert bodiless.status_code == 200
+
+
+def test_a_transfer_coding_before_chunked_gets_415(edge_server: tuple[str, int]) -> None:
+    """`Transfer-Encoding: gzip, chunked`: the parser takes `chunked` off and left the gzip on the
+    body, which the app read as JSON."""
+    url, _ = edge_server
+    packed = gzip.compress(EMBED_BODY)
+    with connect(url) as sock:
+        sock.sendall(
+            embed_head("transfer-encoding: gzip, chunked")
+            + b"%x\r\n%s\r\n0\r\n\r\n" % (len(packed), packed)
+        )
+        status, body = status_and_body(read_response(sock))
+    assert status == 415, body
+    assert body["code"] == "unsupported_media_type"
+    assert "Transfer-Encoding: gzip" in body["detail"]
 
 
 # ------------------------------------------------------------------ bodies and queue (413)

@@ -356,3 +356,56 @@ def test_bad_input_gets_a_clear_4xx_from_the_live_server(
     detail = r.json()["detail"]
     assert detail and (isinstance(detail, list) or isinstance(detail, str)), what
     assert httpx.get(f"{tiny_server}/healthz").status_code == 200
+
+
+WRITER, VECTOR_WRITER = TINY_MODELS["generation"], TINY_MODELS["generation-vector"]
+QA = {"question": "张伟住在哪里？", "passages": ["张伟住在北京。"]}
+# (what, path, body, the status, the request field the error names as OpenAI's `error.param`)
+FIELDS_AT_FAULT = [
+    ("a generation model of two", "/v1/generate", {"condition": {"label": "pos"}}, 400, "model"),
+    ("an unknown label", "/v1/generate", {"model": WRITER, "condition": {"label": "x"}}, 400,
+     "condition"),
+    ("a vector for labels", "/v1/generate", {"model": WRITER, "condition": {"vector": [1.0]}},
+     400, "condition"),
+    ("a label for vectors", "/v1/generate",
+     {"model": VECTOR_WRITER, "condition": {"label": "pos"}}, 400, "condition"),
+    ("a vector of the wrong size", "/v1/generate",
+     {"model": VECTOR_WRITER, "condition": {"vector": [1.0]}}, 400, "condition"),
+    ("a vector past float32", "/v1/generate",
+     {"model": VECTOR_WRITER, "condition": {"vector": [1e39, 1.0, 1.0, 1.0]}}, 400, "condition"),
+    ("a vector the model overflows on", "/v1/generate",
+     {"model": VECTOR_WRITER, "condition": {"vector": [1e30, -1e30, 1e30, -1e30]}}, 400,
+     "condition"),
+    ("guidance without a label", "/v1/generate",
+     {"model": VECTOR_WRITER, "condition": {"vector": [1.0] * 4}, "guidance_scale": 2.0}, 400,
+     "guidance_scale"),
+    ("a method JoSE has not", "/v1/embeddings", {"input": "a", "method": "mean"}, 400, "method"),
+    ("a row of the wrong size", "/v1/density/score", {"inputs": [[1.0]]}, 400, "inputs"),
+    ("a row past float32", "/v1/density/score", {"inputs": [[1e39, 1.0]]}, 400, "inputs"),
+    ("longer answers than the model's", "/v1/qa", {**QA, "max_answer_tokens": 5}, 400,
+     "max_answer_tokens"),
+    ("span search, not extractive", "/v1/qa", {**QA, "span_search": True}, 400, "span_search"),
+    ("span search with evidence", "/v1/qa",
+     {**QA, "span_search": True, "extractive": True, "return_evidence": True}, 400,
+     "return_evidence"),
+    ("a length penalty without span search", "/v1/qa", {**QA, "length_penalty": 1.0}, 400,
+     "length_penalty"),
+    ("a model of another task", "/v1/qa", {**QA, "model": TINY_MODELS["embedding"]}, 404,
+     "model"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("what", "path", "body", "status", "param"),
+    FIELDS_AT_FAULT,
+    ids=[f[0] for f in FIELDS_AT_FAULT],
+)
+def test_a_400_names_the_field_at_fault(
+    tiny_server: str, what: str, path: str, body: dict, status: int, param: str
+) -> None:
+    """Every 400 the service raises about one request field names it in `error.param`, as its
+    413s and 422s do (the OpenAI SDKs show it; these said null)."""
+    r = httpx.post(f"{tiny_server}{path}", json=body, timeout=30)
+    assert r.status_code == status, (what, r.text)
+    assert r.json()["error"]["param"] == param, (what, r.json())
+    assert " a embedding " not in r.json()["detail"]

@@ -191,7 +191,9 @@ class BertEmbeddingRuntime(EmbeddingRuntime):
         method = method or METHOD_MEAN
         if method not in METHODS:
             raise BadInput(
-                f"method {method!r} does not apply to BERT encoders; use {METHOD_MEAN!r} or omit it"
+                f"method {method!r} does not apply to BERT encoders; use {METHOD_MEAN!r} or "
+                "omit it",
+                param="method",
             )
         pieces = self.tokenizer.piece_ids(text)
         length = len(pieces) + CLS_AND_SEP

@@ -90,13 +90,15 @@ class DensityRuntime(BatchedRuntime):
         for i, row in enumerate(inputs):
             if len(row) != self.input_dim:
                 raise BadInput(
-                    f"input {i} has {len(row)} values; model {self.name!r} takes {self.input_dim}"
+                    f"input {i} has {len(row)} values; model {self.name!r} takes {self.input_dim}",
+                    param="inputs",
                 )
         exact = logdet == "exact"
         if exact and not self.exact_allowed:
             raise BadInput(
                 f"logdet 'exact' is refused for {self.input_dim} dimensions; the most is "
-                f"{self.settings.max_exact_logdet_dim} (MAX_EXACT_LOGDET_DIM); use 'series'"
+                f"{self.settings.max_exact_logdet_dim} (MAX_EXACT_LOGDET_DIM); use 'series'",
+                param="logdet",
             )
         rows = model_floats(inputs, "inputs").reshape(len(inputs), self.input_dim)
         return ScoreItem(rows=rows, exact=exact)

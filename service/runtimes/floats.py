@@ -32,6 +32,7 @@ def model_floats(values: Any, field: str, dtype: type[np.floating] = MODEL_FLOAT
         limit = float(np.finfo(dtype).max)
         raise BadInput(
             f"{where} = {float(exact[index])!r} is not a finite {np.dtype(dtype).name} number, "
-            f"the model's dtype (its largest magnitude is {limit:.6g})"
+            f"the model's dtype (its largest magnitude is {limit:.6g})",
+            param=field.split(".")[0],
         )
     return cast

@@ -79,17 +79,26 @@ class GenerationRuntime(Runtime):
         it does not fit this model, or has a number beyond float32)."""
         if label is not None:
             if not self.labels or self._label_vectors is None:
-                raise BadInput(f"model {self.name!r} takes a vector condition, not labels")
+                raise BadInput(
+                    f"model {self.name!r} takes a vector condition, not labels", param="condition"
+                )
             if label not in self.labels:
-                raise BadInput(f"unknown label {label!r}; this model's labels: {self.labels}")
+                raise BadInput(
+                    f"unknown label {label!r}; this model's labels: {self.labels}",
+                    param="condition",
+                )
             return self._label_vectors[self.labels.index(label)]
         if vector is None:
-            raise BadInput("give condition.label or condition.vector")
+            raise BadInput("give condition.label or condition.vector", param="condition")
         if self.condition_dim is None:
-            raise BadInput(f"model {self.name!r} is conditioned on labels: {self.labels}")
+            raise BadInput(
+                f"model {self.name!r} is conditioned on labels: {self.labels}", param="condition"
+            )
         if len(vector) != self.condition_dim:
             raise BadInput(
-                f"condition.vector has {len(vector)} numbers; this model takes {self.condition_dim}"
+                f"condition.vector has {len(vector)} numbers; this model takes "
+                f"{self.condition_dim}",
+                param="condition",
             )
         # A vector finite in float32 can still overflow the model's LayerNorms; the decode loop
         # refuses it at its first step (its log-probabilities are not finite).
@@ -101,9 +110,15 @@ class GenerationRuntime(Runtime):
         if not scale:
             return None
         if label is None or not self.labels or self._label_vectors is None:
-            raise BadInput("guidance_scale needs a label condition (a label-conditioned model)")
+            raise BadInput(
+                "guidance_scale needs a label condition (a label-conditioned model)",
+                param="guidance_scale",
+            )
         if len(self.labels) < 2:
-            raise BadInput(f"guidance_scale needs two labels or more; {self.name!r} has one")
+            raise BadInput(
+                f"guidance_scale needs two labels or more; {self.name!r} has one",
+                param="guidance_scale",
+            )
         return label_guidance(self._label_vectors, self.labels.index(label), scale)
 
     def prepare(

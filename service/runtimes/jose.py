@@ -89,7 +89,9 @@ class JoseEmbeddingRuntime(EmbeddingRuntime):
         """
         method = method or self.default_method
         if method not in METHODS:
-            raise BadInput(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+            raise BadInput(
+                f"unknown method {method!r}; use one of {', '.join(METHODS)}", param="method"
+            )
         ids = self.vocab.encode(self.tokenizer.tokenize(text))
         limit = self.buckets[-1]
         if len(ids) > limit:

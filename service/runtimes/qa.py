@@ -121,7 +121,8 @@ class QARuntime(BatchedRuntime):
         answer_tokens = max_answer_tokens or self.max_answer_tokens
         if answer_tokens > self.max_answer_tokens:
             raise BadInput(
-                f"max_answer_tokens {answer_tokens} is over this model's {self.max_answer_tokens}"
+                f"max_answer_tokens {answer_tokens} is over this model's {self.max_answer_tokens}",
+                param="max_answer_tokens",
             )
         if return_evidence and not self.has_attention:
             raise EvidenceUnsupported(
@@ -129,15 +130,24 @@ class QARuntime(BatchedRuntime):
                 "evidence (its SavedModel has no attention output): export it again with this "
                 "release (`python -m training.qa_reexport --model "
                 f"<store>/{self.name}/{self.version}`, or train a new version) to use "
-                "return_evidence"
+                "return_evidence",
+                param="return_evidence",
             )
         extractive = extractive or self.default_extractive
         if span_search and not extractive:
-            raise BadInput("span_search scores spans of the passages: it needs extractive")
+            raise BadInput(
+                "span_search scores spans of the passages: it needs extractive",
+                param="span_search",
+            )
         if span_search and return_evidence:
-            raise BadInput("span_search gives no evidence: leave out return_evidence")
+            raise BadInput(
+                "span_search gives no evidence: leave out return_evidence", param="return_evidence"
+            )
         if length_penalty is not None and not span_search:
-            raise BadInput("length_penalty ranks the spans of span_search: set span_search")
+            raise BadInput(
+                "length_penalty ranks the spans of span_search: set span_search",
+                param="length_penalty",
+            )
         options = QAOptions(
             beam_size=beam_size or self.default_beam_size,
             max_answer_tokens=answer_tokens,

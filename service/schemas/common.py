@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, Field, StringConstraints, model_validator
 
 from models.store import LABEL_PATTERN
 
@@ -21,6 +21,9 @@ HARD_MAX_TEXT_CHARS = 1_000_000
 # into the OpenAPI document as a float, and 2**63 - 1 as a float is 2**63, which a client would
 # read as allowed.
 SEED_BOUND = 2**63
+# The request lists of numbers or texts (rows, vectors, passages, inputs) are validated with
+# pydantic's fail_fast: a list's first wrong item is its error. A 1 MB body of 200,000 wrong
+# numbers made 200,000 errors, about 0.4 s of the event loop before the 422 even began.
 
 
 def _digits_are_a_number(value: Any) -> Any:
@@ -54,6 +57,28 @@ VERSION_DESCRIPTION = (
 def version_field() -> Any:
     """The `version` field of every inference request."""
     return Field(None, description=VERSION_DESCRIPTION, examples=[2, "stable"])
+
+
+# Most fields a request object may carry: past it the object is refused with one error. Unknown
+# fields are errors (extra="forbid"), one each: a 1 MB body of 66,000 of them made 66,000 errors,
+# 0.2 s of the event loop.
+MAX_REQUEST_FIELDS = 64
+
+
+class RequestBody(BaseModel):
+    """A request object whose unknown fields are refused: one error for too many of them."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _not_too_many_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict) and len(data) > MAX_REQUEST_FIELDS:
+            unknown = [key for key in data if key not in cls.model_fields]
+            named = ", ".join(repr(str(key)[:40]) for key in unknown[:3])
+            raise ValueError(
+                f"{len(unknown)} fields that are not this request's ({named}, ...): it takes "
+                f"{', '.join(cls.model_fields)}"
+            )
+        return data
 
 
 class OpenAIError(BaseModel):

@@ -10,6 +10,7 @@ from service.schemas.common import (
     HARD_MAX_INPUTS,
     SEED_BOUND,
     ModelName,
+    RequestBody,
     VersionSelector,
     version_field,
 )
@@ -20,15 +21,20 @@ HARD_MAX_DENSITY_SAMPLES = 65536
 MAX_SEED = SEED_BOUND - 1
 
 FiniteFloat = Annotated[StrictFloat, Field(allow_inf_nan=False)]
-Row = Annotated[list[FiniteFloat], Field(min_length=1, max_length=HARD_MAX_DENSITY_DIM)]
+# fail_fast: a list's first wrong item is its error (service/schemas/common.py).
+Row = Annotated[
+    list[FiniteFloat], Field(min_length=1, max_length=HARD_MAX_DENSITY_DIM, fail_fast=True)
+]
 
 
-class DensityScoreRequest(BaseModel):
+class DensityScoreRequest(RequestBody):
     model: ModelName | None = Field(
         None, description="Model name; may be left out when the store holds one density model."
     )
     version: VersionSelector | None = version_field()
-    inputs: Annotated[list[Row], Field(min_length=1, max_length=HARD_MAX_INPUTS)] = Field(
+    inputs: Annotated[
+        list[Row], Field(min_length=1, max_length=HARD_MAX_INPUTS, fail_fast=True)
+    ] = Field(
         description="Rows of the model's `input_dim` numbers each, finite in float32, in data "
         "units (400 for another length or a number beyond float32); at most MAX_INPUTS rows (413 "
         "past it)."
@@ -58,7 +64,7 @@ class DensityScoreResponse(BaseModel):
     )
 
 
-class DensitySampleRequest(BaseModel):
+class DensitySampleRequest(RequestBody):
     model: ModelName | None = Field(
         None, description="Model name; may be left out when the store holds one density model."
     )

@@ -22,7 +22,10 @@ class EmbeddingRequest(BaseModel):
         None, description="Model name; may be left out when the store holds one embedding model."
     )
     version: VersionSelector | None = version_field()
-    input: Text | Annotated[list[Text], Field(min_length=1, max_length=HARD_MAX_INPUTS)] = Field(
+    input: (
+        Text
+        | Annotated[list[Text], Field(min_length=1, max_length=HARD_MAX_INPUTS, fail_fast=True)]
+    ) = Field(
         description="A text or a list of texts. At most MAX_INPUTS texts of MAX_TEXT_CHARS "
         "characters each (413 past them)."
     )

@@ -11,6 +11,7 @@ from service.schemas.common import (
     HARD_MAX_TEXT_CHARS,
     SEED_BOUND,
     ModelName,
+    RequestBody,
     VersionSelector,
     version_field,
 )
@@ -21,17 +22,17 @@ HARD_MAX_NEW_TOKENS = 65536
 HARD_MAX_CONDITION_DIM = 65536
 
 
-class LabelCondition(BaseModel):
+class LabelCondition(RequestBody):
     label: Annotated[str, StringConstraints(min_length=1, max_length=256)] = Field(
         description="One of the model's labels (its manifest's `labels`); 400 otherwise."
     )
     model_config = {"extra": "forbid"}
 
 
-class VectorCondition(BaseModel):
+class VectorCondition(RequestBody):
     vector: Annotated[
         list[Annotated[StrictFloat, Field(allow_inf_nan=False)]],
-        Field(min_length=1, max_length=HARD_MAX_CONDITION_DIM),
+        Field(min_length=1, max_length=HARD_MAX_CONDITION_DIM, fail_fast=True),
     ] = Field(
         description="Exactly the model's `condition_dim` numbers, finite in float32 (400 "
         "otherwise, and for a vector that overflows the model's arithmetic)."
@@ -39,7 +40,7 @@ class VectorCondition(BaseModel):
     model_config = {"extra": "forbid"}
 
 
-class GenerateRequest(BaseModel):
+class GenerateRequest(RequestBody):
     model: ModelName | None = Field(
         None, description="Model name; may be left out when the store holds one generation model."
     )

@@ -10,6 +10,7 @@ from service.schemas.common import (
     HARD_MAX_INPUTS,
     HARD_MAX_TEXT_CHARS,
     ModelName,
+    RequestBody,
     VersionSelector,
     version_field,
 )
@@ -22,7 +23,7 @@ HARD_MAX_ANSWER_TOKENS = 1024
 HARD_MAX_LENGTH_PENALTY = 8.0
 
 
-class QARequest(BaseModel):
+class QARequest(RequestBody):
     model: ModelName | None = Field(
         None, description="Model name; may be left out when the store holds one qa model."
     )
@@ -31,9 +32,9 @@ class QARequest(BaseModel):
         description="At most MAX_TEXT_CHARS characters (413 past it); read up to the model's "
         "`max_question_tokens` tokens."
     )
-    passages: Annotated[list[Text], Field(min_length=1, max_length=HARD_MAX_INPUTS)] = Field(
-        description="Passages to read, decoded together; at most MAX_PASSAGES (413 past it)."
-    )
+    passages: Annotated[
+        list[Text], Field(min_length=1, max_length=HARD_MAX_INPUTS, fail_fast=True)
+    ] = Field(description="Passages to read, decoded together; at most MAX_PASSAGES (413 past it).")
     max_answer_tokens: StrictInt | None = Field(
         None,
         ge=1,
