@@ -121,7 +121,8 @@ ERROR_DESCRIPTIONS = {
     404: "Unknown model, a model of another task, none of this task in the store, or a "
     "`version` (number or label) that names no loaded version of the model",
     413: "Body, batch or text over the configured limits",
-    415: "The body is not sent as JSON (`Content-Type: application/json`)",
+    415: "The body is not sent as JSON (`Content-Type: application/json`), or is sent "
+    "compressed (`Content-Encoding`)",
     429: "The model's queue is full; retry after `Retry-After` seconds",
     500: "The model call failed",
     503: "The model is not loaded yet, or the service is shutting down",
