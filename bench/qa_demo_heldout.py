@@ -1,7 +1,7 @@
 """Held-out exact match of a demo-style QA model on the hard synthetic questions, with its errors.
 
     .venv/bin/python bench/qa_demo_heldout.py --model model_store/demo-qa/1 [--count 1000] \\
-        [--seed 1001] [--set hard|wording|pronoun] [--examples]
+        [--seed 1001] [--set hard|wording|pronoun|two-people] [--examples]
 
 The questions are `training.qa.DEMO_HELDOUT_SYNTHETIC`: passages about one to three people, other
 people often stating the asked fact too and often sharing a surname or given name with the person
@@ -26,6 +26,11 @@ value); the report then also has exact match over the answers stated only in hel
 `--set pronoun` draws them from `training.qa.DEMO_PRONOUN_HELDOUT_SYNTHETIC`: the wording set with
 60% of people (with two facts or more) stating a run of their facts by 他/她 after the named first
 one ("张伟住在北京。他今年35岁。"); `em_pronoun` is exact match over the answers so stated.
+
+`--set two-people` draws them from `training.qa.DEMO_TWO_PEOPLE_HELDOUT_SYNTHETIC`: one passage
+about two people with one fact each, the other person always stating the fact asked, half the
+questions about a person named without it ("王芳今年多大？" over "张伟今年35岁。王芳是一名护士。":
+no answer; `em_unstated`), half about one who states it.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from training.qa import (  # noqa: E402
     DEMO_HELDOUT_SEED,
     DEMO_HELDOUT_SYNTHETIC,
     DEMO_PRONOUN_HELDOUT_SYNTHETIC,
+    DEMO_TWO_PEOPLE_HELDOUT_SYNTHETIC,
     DEMO_WORDING_HELDOUT_SYNTHETIC,
     ISSUE_EXAMPLES,
     PRONOUN_EXAMPLES,
@@ -56,6 +62,7 @@ SETS = {
     "hard": DEMO_HELDOUT_SYNTHETIC,
     "wording": DEMO_WORDING_HELDOUT_SYNTHETIC,
     "pronoun": DEMO_PRONOUN_HELDOUT_SYNTHETIC,
+    "two-people": DEMO_TWO_PEOPLE_HELDOUT_SYNTHETIC,
 }
 
 

@@ -538,6 +538,20 @@ DEMO_WORDING_HELDOUT_SYNTHETIC = dataclasses.replace(
 DEMO_PRONOUN_HELDOUT_SYNTHETIC = dataclasses.replace(
     DEMO_WORDING_HELDOUT_SYNTHETIC, pronoun_fraction=0.6
 )
+# The hard kind reduced to its crux, as an outside tester probes it ("王芳今年多大？" over
+# "张伟今年35岁。王芳是一名护士。"): one passage about two people with one fact each, the other
+# person always stating the fact asked; half the questions are about a person the passage names
+# without that fact (no answer: the other person's value is the trap), half about one who states
+# it (beside the other's). Scored by bench/qa_demo_heldout.py --set two-people.
+DEMO_TWO_PEOPLE_HELDOUT_SYNTHETIC = SyntheticConfig(
+    people_per_passage=(2, 2),
+    facts_per_person=(1, 1),
+    passages_per_question=(1, 1),
+    unanswerable_fraction=0.5,
+    unnamed_fraction=0.0,
+    shared_attribute_fraction=1.0,
+    questions="all",
+)
 # The hard kind as training data: the held-out kind's settings with the training wordings only.
 DEMO_HARD_SYNTHETIC = dataclasses.replace(DEMO_HELDOUT_SYNTHETIC, questions="train")
 # Ordinary wording in the training data (never the held-out forms and values): several statement
