@@ -266,6 +266,23 @@ def test_a_pipelined_request_without_host_is_refused_after_the_one_before(
     assert second == b"" or status_and_body(second)[0] == 400, second[:300]
 
 
+def test_cors_is_off_by_default(edge_server: tuple[str, int]) -> None:
+    """CORS_ALLOW_ORIGINS unset: a preflight gets the 405 of a method the path does not take, and
+    no answer carries an Access-Control header (tests/test_cors_live.py: with it set)."""
+    url, _ = edge_server
+    origin = {"Origin": "https://app.example.com"}
+    preflight = httpx.options(
+        f"{url}/v1/embeddings",
+        headers={**origin, "Access-Control-Request-Method": "POST"},
+    )
+    assert preflight.status_code == 405, preflight.text
+    assert preflight.json()["code"] == "method_not_allowed"
+    post = httpx.post(f"{url}/v1/embeddings", json={"model": JOSE, "input": ["a"]}, headers=origin)
+    assert post.status_code == 200, post.text
+    for response in (preflight, post):
+        assert not [h for h in response.headers if h.lower().startswith("access-control-")]
+
+
 def test_head_answers_as_get_without_a_body(edge_server: tuple[str, int]) -> None:
     url, _ = edge_server
     get = httpx.get(f"{url}/openapi.json", timeout=10)
