@@ -16,7 +16,7 @@ from service.device import configure_devices
 from service.docs_pages import install_docs_pages
 from service.errors import install_error_handlers
 from service.metrics import Metrics
-from service.middleware import BodyLimit, HeadAsGet, IdentityBody, RequestMetrics
+from service.middleware import BodyLimit, Cors, HeadAsGet, IdentityBody, RequestMetrics
 from service.playground import install_playground
 from service.registry import ModelRegistry, RuntimeFactory, default_runtime_factory
 from service.routes import density, embeddings, generation, health, models, qa
@@ -93,11 +93,14 @@ def create_app(
     install_playground(app)
     declare_security(app, metrics_open=not settings.metrics_require_key)
     # Outermost first in the list Starlette builds: metrics see the 401s and 413s; a request
-    # without a key is refused before its body is read.
+    # without a key is refused before its body is read; CORS answers a preflight before the key
+    # check, and adds its headers to the 401s, 413s and 415s too.
     app.add_middleware(HeadAsGet)
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(IdentityBody)
     if keys is not None:
         app.add_middleware(RequireKey, keys=keys, metrics_open=not settings.metrics_require_key)
+    if settings.cors_origins:
+        app.add_middleware(Cors, origins=settings.cors_origins)
     app.add_middleware(RequestMetrics, metrics=metrics)
     return app

@@ -25,6 +25,9 @@ the connection, before any of it reaches the app:
   `http.disconnect`, whatever it sends is dropped). Time while reading is paused on the server's
   side (a pipelined request behind a running one, a body the app has not yet asked for past
   uvicorn's 64 KiB buffer, a client waiting for `100 Continue`) is not counted against the client.
+- Host: an HTTP/1.1 request without a Host header field, or any request with more than one,
+  gets 400 before the app sees it (RFC 9112 3.2: a server MUST). An HTTP/1.0 request may still
+  come without one.
 - Upgrade: the service switches to no other protocol (no WebSocket, no h2c). llhttp ends a
   request that asks for an upgrade (or a CONNECT) at its head, so one that also announces a body
   gets 400 before the app sees it (its body would be lost and then read as the next request);
@@ -82,6 +85,20 @@ def _declares_body(fields: list[tuple[bytes, bytes]]) -> bool:
         if name == b"content-length" and value.strip() not in (b"", b"0"):
             return True
     return False
+
+
+def _host_refusal(http_version: str, fields: list[tuple[bytes, bytes]]) -> str | None:
+    """Why the request's Host header fields break RFC 9112 3.2, else None: an HTTP/1.1 request
+    must carry exactly one (HTTP/1.0, none or one)."""
+    count = sum(1 for name, _ in fields if name == b"host")
+    if count > 1:
+        return f"a request carries one Host header, not {count} (RFC 9112 3.2)"
+    if count == 0 and http_version == "1.1":
+        return (
+            "an HTTP/1.1 request must carry a Host header (RFC 9112 3.2): "
+            "send 'Host: <host>[:<port>]'"
+        )
+    return None
 
 
 def _upgrade_refusal(method: str, fields: list[tuple[bytes, bytes]]) -> str:
@@ -159,6 +176,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             if size > self.limits.max_bytes:
                 self._refuse_head("MAX_HEADER_BYTES", self.limits.max_bytes, "bytes")
                 return
+        why = _host_refusal(self.parser.get_http_version(), fields)
+        if why is not None:
+            self._refused = (400, "bad_request", why)
+            return  # no request cycle: the app never sees it
         upgrade = self.parser.should_upgrade()
         if upgrade and _declares_body(fields):
             # llhttp ends an Upgrade (or CONNECT) request at its head and takes what follows for

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 
+from starlette.datastructures import Headers
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import error_body
@@ -30,6 +34,58 @@ class HeadAsGet:
             await send(message)
 
         await self.app({**scope, "method": "GET"}, receive, send_headers_only)
+
+
+# What a page of an allowed origin may send, and read beyond the CORS-safelisted response headers.
+CORS_METHODS = ("GET", "HEAD", "POST")
+CORS_REQUEST_HEADERS = ("Authorization", "Content-Type")
+CORS_EXPOSED_HEADERS = (
+    "Retry-After",
+    "WWW-Authenticate",
+    "X-Model-Version",
+    "X-Queue-Time-Ms",
+    "X-Compute-Time-Ms",
+)
+
+
+class Cors(CORSMiddleware):
+    """Starlette's CORSMiddleware for CORS_ALLOW_ORIGINS, with the API's methods and headers. It
+    sits outside the API-key, body and coding checks, so that a preflight (which never carries a
+    key) is answered, and their 401, 413 and 415 carry `Access-Control-Allow-Origin` for an
+    allowed origin: the page can read why. A preflight it refuses (an origin, method or header
+    not allowed) gets the service's JSON 400 instead of Starlette's text/plain one, with no
+    `Access-Control-Allow-Origin`, so the browser blocks the request."""
+
+    def __init__(self, app: ASGIApp, origins: Sequence[str]) -> None:
+        super().__init__(
+            app,
+            allow_origins=origins,
+            allow_methods=CORS_METHODS,
+            allow_headers=CORS_REQUEST_HEADERS,
+            expose_headers=CORS_EXPOSED_HEADERS,
+        )
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code == 200:
+            return response
+        # Starlette's body names what failed: "Disallowed CORS origin, method, headers".
+        failed = bytes(response.body).decode().removeprefix("Disallowed CORS ").split(", ")
+        reasons = {
+            "origin": f"the origin {request_headers['origin']!r} is not in CORS_ALLOW_ORIGINS",
+            "method": f"the method {request_headers['access-control-request-method']!r} is not "
+            f"one of {', '.join(CORS_METHODS)}",
+            "headers": f"the headers {request_headers.get('access-control-request-headers')!r} "
+            f"are not all among {', '.join(CORS_REQUEST_HEADERS)} and the safelisted ones",
+            "private-network": "private network access is not allowed",
+        }
+        detail = "CORS preflight refused: " + "; ".join(reasons.get(f, f) for f in failed)
+        headers = {
+            name: value
+            for name, value in response.headers.items()
+            if name not in ("content-length", "content-type")
+        }
+        return JSONResponse(error_body("bad_request", detail, 400), 400, headers=headers)
 
 
 class IdentityBody:

@@ -6,12 +6,16 @@ and in the README together.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# An origin as a browser's `Origin` header serialises it (lower case): scheme://host[:port].
+ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://(\[[0-9a-f:.]+\]|[a-z0-9._~%!$&'()*+;=-]+)(:[0-9]{1,5})?")
 
 
 class Settings(BaseSettings):
@@ -155,6 +159,15 @@ class Settings(BaseSettings):
         description="With API keys configured, /metrics wants a key too; by default it stays "
         "open, like /healthz, for a Prometheus scraper on the internal network.",
     )
+    # CORS (text-embeddings-inference's --cors-allow-origin): off unless origins are named.
+    cors_allow_origins: str | None = Field(
+        None,
+        description="Origins whose browser pages may call the API (CORS), separated by commas: "
+        "'https://app.example.com' (scheme://host[:port], no path), or '*' for any. Their "
+        "preflight (OPTIONS) is answered and every response, errors included, carries "
+        "Access-Control-Allow-Origin; GET, HEAD, POST with Content-Type and Authorization. Unset: "
+        "no CORS headers at all.",
+    )
     default_embedding_model: str | None = Field(
         None, description="Model used by /v1/embeddings when a request names none."
     )
@@ -192,6 +205,7 @@ class Settings(BaseSettings):
         "admin_token",
         "api_keys",
         "api_keys_file",
+        "cors_allow_origins",
         "default_embedding_model",
         "default_qa_model",
         "default_generation_model",
@@ -210,6 +224,27 @@ class Settings(BaseSettings):
         if not buckets or any(b <= 0 for b in buckets) or buckets != sorted(set(buckets)):
             raise ValueError("LENGTH_BUCKETS must be increasing positive integers, e.g. '16,32,64'")
         return value
+
+    @field_validator("cors_allow_origins")
+    @classmethod
+    def _origins_as_browsers_send_them(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        origins = [part.strip().lower() for part in value.split(",") if part.strip()]
+        for origin in origins:
+            if origin != "*" and not ORIGIN.fullmatch(origin):
+                hint = " (no trailing slash)" if origin.endswith("/") else ""
+                raise ValueError(
+                    f"CORS_ALLOW_ORIGINS: {origin!r} is not an origin as a browser sends it: "
+                    f"scheme://host[:port], no path{hint}, e.g. 'https://app.example.com', "
+                    "or '*' for any"
+                )
+        return ",".join(origins) or None
+
+    @property
+    def cors_origins(self) -> tuple[str, ...]:
+        """CORS_ALLOW_ORIGINS as a tuple (empty: CORS off)."""
+        return tuple(self.cors_allow_origins.split(",")) if self.cors_allow_origins else ()
 
     @field_validator("version_policy")
     @classmethod

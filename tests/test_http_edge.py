@@ -202,6 +202,87 @@ def test_an_unparsable_request_is_told_what_the_parser_found(
     assert said in body["detail"], body["detail"]
 
 
+@pytest.mark.parametrize(
+    ("request_bytes", "said"),
+    [
+        (b"GET /healthz HTTP/1.1\r\n\r\n", "must carry a Host header"),
+        (
+            b"POST /v1/embeddings HTTP/1.1\r\ncontent-type: application/json\r\n"
+            b'content-length: 13\r\n\r\n{"input":"a"}',
+            "must carry a Host header",
+        ),
+        (b"GET /healthz HTTP/1.1\r\nhost: a\r\nHost: b\r\n\r\n", "not 2"),
+        (b"GET /healthz HTTP/1.0\r\nhost: a\r\nhost: b\r\n\r\n", "not 2"),
+    ],
+    ids=["get-1.1-no-host", "post-1.1-no-host", "two-hosts", "two-hosts-1.0"],
+)
+def test_a_request_without_one_host_header_gets_the_json_400(
+    edge_server: tuple[str, int], request_bytes: bytes, said: str
+) -> None:
+    """RFC 9112 3.2: an HTTP/1.1 request with no Host, or any request with two, MUST get 400;
+    both were answered 200. The app never sees it, and the connection is closed."""
+    url, _ = edge_server
+    with connect(url) as sock:
+        sock.sendall(request_bytes)
+        response = read_response(sock)
+        assert read_response(sock) == b""  # closed after the answer
+    status, body = status_and_body(response)
+    assert status == 400, response[:300]
+    assert body["code"] == "bad_request" and body["error"]["type"] == "invalid_request_error"
+    assert said in body["detail"] and "RFC 9112" in body["detail"], body["detail"]
+    assert b"application/json" in response.split(b"\r\n\r\n", 1)[0].lower()
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [b"GET /healthz HTTP/1.0\r\n\r\n", b"GET /healthz HTTP/1.1\r\nhost:\r\n\r\n"],
+    ids=["1.0-no-host", "1.1-empty-host"],
+)
+def test_http_1_0_without_host_and_an_empty_host_are_served(
+    edge_server: tuple[str, int], request_bytes: bytes
+) -> None:
+    """HTTP/1.0 has no Host requirement; an empty Host is what RFC 9112 3.2 tells a client to send
+    for a target with no authority."""
+    url, _ = edge_server
+    with connect(url) as sock:
+        sock.sendall(request_bytes)
+        response = read_response(sock)
+    assert status_and_body(response)[0] == 200, response[:300]
+
+
+def test_a_pipelined_request_without_host_is_refused_after_the_one_before(
+    edge_server: tuple[str, int],
+) -> None:
+    """Both heads in one write: the refusal waits for the running request's answer."""
+    url, _ = edge_server
+    with connect(url) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nhost: a\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n")
+        first = read_response(sock)
+        assert status_and_body(first)[0] == 200, first[:300]
+        second = read_response(sock)
+    # As for a pipelined head over the size limit: the request before it is answered, then the
+    # connection closes (with the 400 if it is still writable); the one without Host is never
+    # served.
+    assert second == b"" or status_and_body(second)[0] == 400, second[:300]
+
+
+def test_cors_is_off_by_default(edge_server: tuple[str, int]) -> None:
+    """CORS_ALLOW_ORIGINS unset: a preflight gets the 405 of a method the path does not take, and
+    no answer carries an Access-Control header (tests/test_cors_live.py: with it set)."""
+    url, _ = edge_server
+    origin = {"Origin": "https://app.example.com"}
+    preflight = httpx.options(
+        f"{url}/v1/embeddings",
+        headers={**origin, "Access-Control-Request-Method": "POST"},
+    )
+    assert preflight.status_code == 405, preflight.text
+    assert preflight.json()["code"] == "method_not_allowed"
+    post = httpx.post(f"{url}/v1/embeddings", json={"model": JOSE, "input": ["a"]}, headers=origin)
+    assert post.status_code == 200, post.text
+    for response in (preflight, post):
+        assert not [h for h in response.headers if h.lower().startswith("access-control-")]
+
+
 def test_head_answers_as_get_without_a_body(edge_server: tuple[str, int]) -> None:
     url, _ = edge_server
     get = httpx.get(f"{url}/openapi.json", timeout=10)
@@ -260,7 +341,7 @@ def test_a_whole_head_over_the_byte_limit_gets_431(edge_server: tuple[str, int])
     # The same head pipelined behind a good request, in the same write: the good one is
     # answered, then the connection closes (the big one never reaches the app).
     good = "GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n"
-    big = f"GET /healthz HTTP/1.1\r\nx-big: {'b' * DEFAULT_MAX_HEADER_BYTES}\r\n\r\n"
+    big = f"GET /healthz HTTP/1.1\r\nhost: a\r\nx-big: {'b' * DEFAULT_MAX_HEADER_BYTES}\r\n\r\n"
     with connect(url) as sock:
         sock.sendall(f"{good}{big}".encode())
         first = read_response(sock)

@@ -482,6 +482,40 @@ def test_overload_is_429_and_deadline_504(
     assert int(refused.headers["Retry-After"]) >= 1
 
 
+def test_a_429_and_a_500_reach_an_allowed_origins_page(
+    store: Path, make_client: Callable[..., TestClient], hold: Callable[..., Any]
+) -> None:
+    """With CORS_ALLOW_ORIGINS, the errors a route raises carry the allow header too (the
+    middlewares' 401 and 413, and the rest: tests/test_cors_live.py), and `Retry-After` is
+    readable by the page."""
+    import concurrent.futures
+
+    origin = {"Origin": "https://app.example.com"}
+    write_version(store, "slow", 1)
+    write_version(store, "bad", 1, fail_batch=True)
+    computed = hold(FakeEmbeddingRuntime.held_batches, "slow")
+    client = make_client(
+        max_queue=1, max_batch_size=1, max_batch_delay_ms=0, cors_allow_origins=origin["Origin"]
+    )
+    FakeEmbeddingRuntime.batches.clear()
+    slow = {"input": "w", "model": "slow"}
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        futures = [pool.submit(client.post, "/v1/embeddings", json=slow) for _ in range(2)]
+        wait_for(
+            lambda: bool(FakeEmbeddingRuntime.batches) and queue_depth(client, "slow") >= 1,
+            "one request in the model call and one queued",
+        )
+        refused = client.post("/v1/embeddings", json=slow, headers=origin)
+        computed.set()
+        assert [f.result().status_code for f in futures] == [200, 200]
+    assert refused.status_code == 429, refused.text
+    assert refused.headers["access-control-allow-origin"] == origin["Origin"]
+    assert "retry-after" in refused.headers["access-control-expose-headers"].lower()
+    failed = client.post("/v1/embeddings", json={"input": "a", "model": "bad"}, headers=origin)
+    assert failed.status_code == 500 and failed.json()["code"] == "backend_error"
+    assert failed.headers["access-control-allow-origin"] == origin["Origin"]
+
+
 def test_batches_are_shared_across_requests(
     store: Path, make_client: Callable[..., TestClient], hold: Callable[..., Any]
 ) -> None:

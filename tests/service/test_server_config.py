@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from service.__main__ import server_config
 from service.app import create_app
@@ -50,3 +51,19 @@ def test_the_body_timeout_reaches_the_protocol_and_must_be_positive(tmp_path: Pa
     assert (limits.body_timeout_s, limits.timeout_s) == (7.5, 9)
     with pytest.raises(ValueError, match="body_timeout_s"):
         Settings(model_store=tmp_path, body_timeout_s=0)
+
+
+def test_cors_origins_are_read_as_a_browser_sends_them(tmp_path: Path) -> None:
+    settings = Settings(
+        model_store=tmp_path, cors_allow_origins=" https://App.Example.com, http://[::1]:8080 "
+    )
+    assert settings.cors_origins == ("https://app.example.com", "http://[::1]:8080")
+    assert Settings(model_store=tmp_path, cors_allow_origins="*").cors_origins == ("*",)
+    for unset in ("", " ", None):
+        assert Settings(model_store=tmp_path, cors_allow_origins=unset).cors_origins == ()
+    # The browser's Origin has no path: one written with a slash or a path would never match.
+    with pytest.raises(ValidationError, match="no trailing slash"):
+        Settings(model_store=tmp_path, cors_allow_origins="https://app.example.com/")
+    for wrong in ("app.example.com", "https://app.example.com/ui", "null"):
+        with pytest.raises(ValidationError, match="not an origin as a browser sends it"):
+            Settings(model_store=tmp_path, cors_allow_origins=wrong)
