@@ -26,10 +26,12 @@ from tests.live_server import live_server
 from training.qa import ISSUE_EXAMPLES, USER_EXAMPLES, train_qa_demo
 
 # The demo recipe (the mixture of easy and hard kinds, with the exact-match and sentence
-# features) on questions made here: people present, absent, and other people in the passages, and
-# issue 18's nine requests through a real server. It reaches 0.9525 and 0.960 on the bench's 400
-# held-out questions at seeds 0 and 1 (docs/benchmarks.md, "More steps"), within a standard error
-# (~0.011) of issue 18's 0.95, so these tests ask 0.9 a kind of 40 questions.
+# features) on questions made here: people present, absent, other people in the passages, a fact
+# stated only of somebody else beside the person asked, and issue 18's nine requests through a
+# real server. It reaches 0.9425 and 0.970 on the bench's 400 held-out questions at seeds 0 and 1
+# (docs/benchmarks.md, "Unstated facts"), within a standard error (~0.011) of issue 18's 0.95, so
+# these tests ask 0.9 a kind of 40 questions (the recipe before the unstated questions answered
+# 0.875 of `_unstated_set` null at seed 0).
 # Training the recipe takes about 8 minutes of 2 quiet cores, so the module runs when asked:
 # QA_DEMO_MODEL=<version folder>, or RUN_QA_DEMO=1 to train the recipe here.
 pytestmark = [
@@ -169,3 +171,29 @@ def test_ordinary_users_requests(version: Path) -> None:
     got = [(q, p, e, r.answer) for (q, p, e), r in zip(USER_EXAMPLES, results, strict=True)]
     wrong = [g for g in got if g[2] != g[3]]
     assert len(got) - len(wrong) >= USER_REQUIRED, wrong
+
+
+def _unstated_set(seed: int = 20261204) -> list[tuple[str, list[str], str | None]]:
+    """One passage about two people (not of like names), one fact each: the person asked is named
+    with another fact, the other person states the fact asked; no answer (`王芳今年多大？` over
+    "张伟今年35岁。王芳是一名护士。", an outside tester's probe)."""
+    rng = random.Random(seed)
+    questions: list[tuple[str, list[str], str | None]] = []
+    for _ in range(QUESTIONS_PER_KIND):
+        attribute, extra = rng.sample(ATTRIBUTES, 2)
+        person, other = (s + rng.choice(GIVEN_NAMES) for s in rng.sample(SURNAMES, 2))
+        sentences = [
+            attribute.statement.format(name=other, value=rng.choice(attribute.values)),
+            extra.statement.format(name=person, value=rng.choice(extra.values)),
+        ]
+        rng.shuffle(sentences)
+        template = rng.choice(attribute.questions)
+        questions.append((template.format(name=person), ["".join(sentences)], None))
+    return questions
+
+
+def test_a_fact_stated_of_somebody_else_beside_the_person_asked_gets_no_answer(
+    version: Path,
+) -> None:
+    right, wrong = _share_right(version, _unstated_set())
+    assert right >= REQUIRED, wrong[:5]

@@ -166,7 +166,7 @@ def test_job_with_the_sentence_feature_records_it_and_reexports(tmp_path):
     the vocabulary holds), the cap and the pronouns that join a sentence to the one before
     (`--sentence-join`), the service's runtime answers with it, and `training.qa_reexport`
     rebuilds the same model; without `--overlap-feature` it is refused, and so are joining
-    tokens without the feature or outside the vocabulary."""
+    tokens without the feature or of two tokens (one outside the vocabulary is left out)."""
     from training.qa_reexport import reexport_qa
 
     # Data whose people are referred back to by 他/她, so that both are in the vocabulary.
@@ -175,7 +175,7 @@ def test_job_with_the_sentence_feature_records_it_and_reexports(tmp_path):
     write_webqa_file(train, make_synthetic_examples(24, 0, pronouns))
     write_webqa_file(valid, make_synthetic_examples(6, 1, pronouns))
     extra = ("--overlap-feature", "bigram", "--sentence-feature", "count",
-             "--sentence-max-count", "6", "--sentence-join", "她", "他")  # fmt: skip
+             "--sentence-max-count", "6", "--sentence-join", "她", "他", "它")  # fmt: skip
     path = train_qa(_args(tmp_path, train, valid, *extra))
     assert path is not None
     config = json.loads((path / "manifest.json").read_text(encoding="utf-8"))["config"]
@@ -183,8 +183,10 @@ def test_job_with_the_sentence_feature_records_it_and_reexports(tmp_path):
     assert config["sentence_feature"] == "count" and config["sentence_max_count"] == 6
     # The data hold 。 (passages) and ？ (questions), not ！ nor ；.
     assert config["sentence_end_ids"] == sorted(tokenizer.token_to_id(c) for c in "。？")
+    # 它 is in no passage, so not in the vocabulary: left out (joining on [UNK] would join after
+    # any unknown character).
+    assert tokenizer.token_to_id("它") == tokenizer.unk_id
     assert config["sentence_join_ids"] == sorted(tokenizer.token_to_id(c) for c in "他她")
-    assert tokenizer.unk_id not in config["sentence_join_ids"]
     again = reexport_qa(path, "again")
     assert (
         json.loads((again / "manifest.json").read_text("utf-8"))["config"]["sentence_join_ids"]
@@ -198,7 +200,7 @@ def test_job_with_the_sentence_feature_records_it_and_reexports(tmp_path):
         train_qa(_args(tmp_path / "no", train, valid, "--overlap-feature", "bigram",
                        "--sentence-join", "他"))  # fmt: skip
     with pytest.raises(ValueError, match="not one token"):
-        train_qa(_args(tmp_path / "no", train, valid, *extra[:-2], "他们"))
+        train_qa(_args(tmp_path / "no", train, valid, *extra[:-3], "他们"))
 
 
 @pytest.mark.slow
