@@ -500,11 +500,12 @@ def test_a_429_and_a_500_reach_an_allowed_origins_page(
     FakeEmbeddingRuntime.batches.clear()
     slow = {"input": "w", "model": "slow"}
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        futures = [pool.submit(client.post, "/v1/embeddings", json=slow) for _ in range(2)]
-        wait_for(
-            lambda: bool(FakeEmbeddingRuntime.batches) and queue_depth(client, "slow") >= 1,
-            "one request in the model call and one queued",
-        )
+        # One at a time: two sent at once can both reach the queue of one before the batcher takes
+        # the first, and the second is then refused instead of queued.
+        futures = [pool.submit(client.post, "/v1/embeddings", json=slow)]
+        wait_for(lambda: bool(FakeEmbeddingRuntime.batches), "one request in the model call")
+        futures.append(pool.submit(client.post, "/v1/embeddings", json=slow))
+        wait_for(lambda: queue_depth(client, "slow") >= 1, "one request queued behind it")
         refused = client.post("/v1/embeddings", json=slow, headers=origin)
         computed.set()
         assert [f.result().status_code for f in futures] == [200, 200]
