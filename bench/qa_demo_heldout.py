@@ -1,7 +1,8 @@
 """Held-out exact match of a demo-style QA model on the hard synthetic questions, with its errors.
 
     .venv/bin/python bench/qa_demo_heldout.py --model model_store/demo-qa/1 [--count 1000] \\
-        [--seed 1001] [--set hard|wording|pronoun|two-people] [--examples]
+        [--seed 1001] [--set hard|wording|pronoun|two-people] [--examples] \\
+        [--span-search [--length-penalty 1]]
 
 The questions are `training.qa.DEMO_HELDOUT_SYNTHETIC`: passages about one to three people, other
 people often stating the asked fact too and often sharing a surname or given name with the person
@@ -31,6 +32,9 @@ one ("张伟住在北京。他今年35岁。"); `em_pronoun` is exact match over
 about two people with one fact each, the other person always stating the fact asked, half the
 questions about a person named without it ("王芳今年多大？" over "张伟今年35岁。王芳是一名护士。":
 no answer; `em_unstated`), half about one who states it.
+
+`--span-search` decodes every question (and the examples) with the span search the service offers
+(`span_search` on /v1/qa; `--length-penalty` as there) instead of the manifest's decoding.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from models.bert.tokenizer import BertTokenizer  # noqa: E402
 from models.qa.decoding import answer_questions  # noqa: E402
+from models.qa.span_search import DEFAULT_LENGTH_PENALTY  # noqa: E402
 from models.qa.synthetic import error_breakdown, make_labelled_examples  # noqa: E402
 from models.store import QAManifest, read_manifest  # noqa: E402
 from training.qa import (  # noqa: E402
@@ -96,8 +101,16 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument(
         "--examples", action="store_true", help="answer issue 18's and the users' examples"
     )
+    parser.add_argument(
+        "--span-search", action="store_true", help="score whole spans (extractive models)"
+    )
+    parser.add_argument(
+        "--length-penalty", type=float, default=None, help="with --span-search (default 1)"
+    )
     args = parser.parse_args(argv)
     model, tokenizer, options = load_qa_version(args.model)
+    if args.span_search:
+        options.update(span_search=True, length_penalty=args.length_penalty)
     labelled = make_labelled_examples(args.count, args.seed, SETS[args.set])
     predictions: list[str | None] = []
     for start in range(0, len(labelled), 16):
@@ -110,6 +123,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         )
         predictions.extend(r.answer for r in results)
     report: dict[str, object] = {"model": str(args.model), "seed": args.seed, "set": args.set}
+    if args.span_search:
+        penalty = DEFAULT_LENGTH_PENALTY if args.length_penalty is None else args.length_penalty
+        report["decoding"] = f"span search, length penalty {penalty:g}"
     report.update({k: round(v, 4) for k, v in error_breakdown(labelled, predictions).items()})
     if args.examples:
         for key, examples in (
