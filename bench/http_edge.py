@@ -193,7 +193,7 @@ def in_process(app: object, rounds: int, requests: int) -> tuple[float, float]:
 
     from service.http_protocol import HeadLimits, bounded_http_protocol
 
-    bounded = bounded_http_protocol(HeadLimits(32768, 100, 60.0, 60.0))
+    bounded = bounded_http_protocol(HeadLimits(32768, 100, 60.0, 60.0, 60.0))
     times: dict[type, list[float]] = {bounded: [], HttpToolsProtocol: []}
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         for round_ in range(rounds):

@@ -1,12 +1,15 @@
-"""uvicorn's httptools protocol with the request head bounded in size, field count and time, and
-the request body in time.
+"""uvicorn's httptools protocol with the request head bounded in size, field count and time, the
+request body in time, and the writing of a response in time.
 
 uvicorn (0.54, httptools) takes a request head of any size and for any time: a 16 MiB header is
 answered, a head that never ends is buffered whole inside the parser, and a connection that
 sends nothing, or a byte now and then, is kept for ever; so is one that sends a head and then
 part of the body it announced (or a chunked body that stops). nginx bounds all of these
 (large_client_header_buffers, client_header_timeout, client_body_timeout); this does the same at
-the connection, before any of it reaches the app:
+the connection, before any of it reaches the app. A client that sends requests and never reads
+the answers is kept for ever too: once the socket's send buffer is full, the response waits in the
+transport and the request's task (or a pipelined request's) waits for it to drain; nginx's
+send_timeout bounds that, and SEND_TIMEOUT_S here:
 
 - MAX_HEADER_BYTES: a head (request line and fields) over it gets 431 and the connection is
   closed. Counted on the bytes as they arrive while a head is unfinished, so at most one read
@@ -32,34 +35,71 @@ the connection, before any of it reaches the app:
   request that asks for an upgrade (or a CONNECT) at its head, so one that also announces a body
   gets 400 before the app sees it (its body would be lost and then read as the next request);
   one without a body is answered as plain HTTP/1.1, and the connection closed after it.
-Responses are not timed here.
+- SEND_TIMEOUT_S: while writing is paused (the transport's buffer over its high-water mark, so
+  the app's next send waits), the longest time the client may take none of what was written
+  (nginx's send_timeout: between two writes that make progress, not for the whole response, so a
+  slow but steady reader is never cut). Progress is the bytes still to be taken going down: the
+  transport's buffer and, on Linux, the socket's send queue (SIOCOUTQ: sent but not yet
+  acknowledged), so bytes the client reads count at once, not only when the kernel next wants
+  more. Past it the connection is reset (SO_LINGER 0: the kernel drops what it still holds rather
+  than keep it for a client that does not read, as nginx's reset_timedout_connection) and logged
+  once; the app sees a disconnect, a pipelined request not yet started is dropped. The request is
+  counted in /metrics with the status the app answered, as nginx logs it. Looked at
+  SEND_LOOKS times a period, so the reset comes between SEND_TIMEOUT_S and 1.25 x SEND_TIMEOUT_S
+  after the client last took a byte. A graceful shutdown waits on such a connection no longer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
+import logging
+import socket
+import struct
 import sys
+import termios
 from itertools import chain
 from typing import ClassVar
 
 import httptools
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn._types import ASGI3Application
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 
 from service.errors import error_body
 from service.middleware import EDGE_STATUS
 
+# The bytes in a socket's send queue (Linux's SIOCOUTQ, the same number as TIOCOUTQ); where the
+# kernel does not tell, only the transport's buffer is counted.
+SIOCOUTQ: int | None = getattr(termios, "TIOCOUTQ", None)
+log = logging.getLogger(__name__)
+
+# How many times a SEND_TIMEOUT_S period a paused write is looked at: the reset comes at most a
+# quarter period late, for 4 timer callbacks a period on a paused connection only.
+SEND_LOOKS = 4
+
 
 class HeadLimits:
-    """The head's bounds, and the body's time between reads (body_timeout_s)."""
+    """The head's bounds, the body's time between reads (body_timeout_s), and the response's
+    time without progress (send_timeout_s)."""
 
     def __init__(
-        self, max_bytes: int, max_count: int, timeout_s: float, body_timeout_s: float
+        self,
+        max_bytes: int,
+        max_count: int,
+        timeout_s: float,
+        body_timeout_s: float,
+        send_timeout_s: float,
     ) -> None:
         self.max_bytes = max_bytes
         self.max_count = max_count
         self.timeout_s = timeout_s
         self.body_timeout_s = body_timeout_s
+        self.send_timeout_s = send_timeout_s
 
 
 def bounded_http_protocol(limits: HeadLimits) -> type[HttpToolsProtocol]:
@@ -129,6 +169,15 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     _deadline = 0.0
     _timer: asyncio.TimerHandle | None = None
     _clock_on = False  # the current head's deadline is set
+    # While writing is paused: a timer of its own (it runs whatever the head's and body's state,
+    # a closing transport's included), the bytes still to be taken at the last look, and when a
+    # look last found fewer.
+    _send_timer: asyncio.TimerHandle | None = None
+    _unsent = 0
+    _sent_at = 0.0
+    # The request whose task runs: uvicorn's self.cycle is the last one parsed, which may be a
+    # pipelined one waiting its turn.
+    _running: RequestResponseCycle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -138,7 +187,23 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._stop_send_timer()
+        self._disconnect_running()
         super().connection_lost(exc)
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        self._running = cycle
+        super()._start_asgi_task(cycle, app)
+
+    def _disconnect_running(self) -> None:
+        """Tell the running request the client is gone. uvicorn's connection_lost tells only the
+        last request parsed (self.cycle): with requests pipelined behind it, the running one,
+        if it waits for the send buffer to drain, was woken still connected and wrote to the
+        closed transport (uvloop raises: "the handler is closed", logged as the app's error)."""
+        running = self._running
+        if running is not None and not running.response_complete:
+            running.disconnected = True
+            running.message_event.set()
 
     def data_received(self, data: bytes) -> None:
         if self._refused is not None:
@@ -336,3 +401,69 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()  # too late to say why: the app's answer has begun
         else:
             self._send_and_close(*self._refused)
+
+    # Writing: the transport calls these at its high- and low-water marks
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._send_timer is None:
+            self._unsent = self._bytes_unsent()
+            self._sent_at = self.loop.time()
+            self._send_timer = self.loop.call_later(
+                self.limits.send_timeout_s / SEND_LOOKS, self._look_at_send
+            )
+
+    def resume_writing(self) -> None:
+        self._stop_send_timer()
+        super().resume_writing()
+
+    def _stop_send_timer(self) -> None:
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+            self._send_timer = None
+
+    def _bytes_unsent(self) -> int:
+        """Bytes written that the client has not taken: the transport's buffer, and the socket's
+        send queue where the kernel tells (not sent, or sent and not acknowledged)."""
+        unsent = self.transport.get_write_buffer_size()
+        sock = self.transport.get_extra_info("socket")
+        if SIOCOUTQ is not None and sock is not None:
+            try:
+                unsent += struct.unpack("i", fcntl.ioctl(sock.fileno(), SIOCOUTQ, bytes(4)))[0]
+            except (OSError, ValueError):  # not a socket that tells (or closed under us)
+                pass
+        return unsent
+
+    def _look_at_send(self) -> None:
+        self._send_timer = None
+        if not self.flow.write_paused:
+            return
+        now = self.loop.time()
+        unsent = self._bytes_unsent()
+        if unsent < self._unsent:  # the client took some since the last look
+            self._sent_at = now
+        self._unsent = unsent
+        stalled = now - self._sent_at
+        if stalled < self.limits.send_timeout_s:
+            self._send_timer = self.loop.call_later(
+                min(self.limits.send_timeout_s / SEND_LOOKS, self.limits.send_timeout_s - stalled),
+                self._look_at_send,
+            )
+            return
+        client = f"{self.client[0]}:{self.client[1]}" if self.client else "a client"
+        log.warning(
+            "%s took nothing of a response for %g s (SEND_TIMEOUT_S): connection reset, "
+            "%d bytes unsent",
+            client,
+            self.limits.send_timeout_s,
+            unsent,
+        )
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            try:  # a reset: the kernel drops the queued bytes instead of trying to deliver them
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            except (OSError, ValueError):
+                pass
+        # The app sees a disconnect, its wait on the buffer ends (uvicorn's connection_lost), and
+        # a pipelined request not yet started is never run.
+        self._disconnect_running()
+        self.transport.abort()

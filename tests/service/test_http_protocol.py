@@ -73,7 +73,7 @@ class EchoApp:
 
 
 def connection(app: EchoApp) -> tuple[asyncio.Protocol, Transport]:
-    limits = HeadLimits(32768, 100, 60.0, BODY_TIMEOUT_S)
+    limits = HeadLimits(32768, 100, 60.0, BODY_TIMEOUT_S, 60.0)
     config = uvicorn.Config(app, http=bounded_http_protocol(limits), lifespan="off")
     config.load()
     protocol = config.http_protocol_class(  # type: ignore[call-arg]
