@@ -1,6 +1,6 @@
 """Clients that send requests and read none of the answers, against two checkouts side by side.
 
-    git -C /work/main archive main | tar -x -C /tmp/before   # or a worktree of the commit before
+    mkdir /tmp/before && git archive <commit before> | tar -x -C /tmp/before
     .venv/bin/python bench/send_timeout.py --before /tmp/before --store model_store
 
 Starts `python -m service` from each source tree (its cwd, so each serves its own code) on
