@@ -13,13 +13,20 @@ established, and when the last was reset; the server's resident set and the kern
 they are held; and how long GET /healthz takes meanwhile. Then SIGTERM with them still open: the
 seconds to exit, the exit status, and the ERROR lines of the server's log.
 
+With `--protocol-cost`, first the cost of the change to every request: the CPU time of this
+thread per GET through one keep-alive connection of each tree's protocol class (its
+service/http_protocol.py, loaded from the tree) into an app that answers at once, as
+bench/http_edge.py's in-process figure, in alternating rounds.
+
 Every run is bounded: the connections' requests by `--pipelined`, the watch by `--watch`, the
-shutdown by 90 s.
+shutdown by 90 s, the in-process rounds by their count.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import importlib.util
 import signal
 import socket
 import statistics
@@ -32,6 +39,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.http_edge import _ok, _protocol_round  # noqa: E402
 from tests.live_server import ROOT, live_server_process  # noqa: E402
 
 OPENAPI_GET = b"GET /openapi.json HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n"
@@ -113,6 +121,34 @@ def one_run(tree: Path, store: Path, args: argparse.Namespace) -> dict[str, floa
     return result
 
 
+def protocol_cost(trees: dict[str, Path], rounds: int, requests: int) -> None:
+    """CPU microseconds per GET through each tree's bounded protocol, alternating round by round."""
+    import uvloop
+
+    protocols = {}
+    for side, tree in trees.items():
+        spec = importlib.util.spec_from_file_location(
+            f"{side}_http_protocol", tree / "service" / "http_protocol.py"
+        )
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        # 60 s for each timeout this tree's HeadLimits takes after the two sizes (the tree before
+        # SEND_TIMEOUT_S takes two: the head's and the body's).
+        timeouts = [60.0] * (module.HeadLimits.__init__.__code__.co_argcount - 3)
+        protocols[side] = module.bounded_http_protocol(module.HeadLimits(32768, 100, *timeouts))
+    times: dict[str, list[float]] = {side: [] for side in protocols}
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        for round_ in range(rounds):
+            for side in list(protocols)[:: 1 if round_ % 2 == 0 else -1]:
+                times[side].append(runner.run(_protocol_round(protocols[side], _ok, requests)))
+    for side, runs in times.items():
+        print(f"{side}: {statistics.median(runs):.2f} us CPU a GET (median of {rounds} rounds)")
+    ratios = [a / b for a, b in zip(times["after"], times["before"], strict=True)]
+    low, _, high = statistics.quantiles(ratios, n=4)
+    print(f"after / before: {statistics.median(ratios):.3f} [{low:.3f}-{high:.3f}]", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--before", type=Path, required=True, help="source tree to compare")
@@ -123,8 +159,11 @@ def main() -> None:
     parser.add_argument("--send-timeout", type=float, default=2.0)
     parser.add_argument("--watch", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--protocol-cost", action="store_true", help="first, 22 x 2000 GETs")
     args = parser.parse_args()
     trees = {"before": args.before.resolve(), "after": args.after.resolve()}
+    if args.protocol_cost:
+        protocol_cost(trees, rounds=22, requests=2000)
     runs: list[tuple[str, dict[str, float]]] = []
     for round_ in range(args.rounds):
         order = ["before", "after"] if round_ % 2 == 0 else ["after", "before"]
