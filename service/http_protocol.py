@@ -35,30 +35,31 @@ send_timeout bounds that, and SEND_TIMEOUT_S here:
   request that asks for an upgrade (or a CONNECT) at its head, so one that also announces a body
   gets 400 before the app sees it (its body would be lost and then read as the next request);
   one without a body is answered as plain HTTP/1.1, and the connection closed after it.
-- SEND_TIMEOUT_S: while writing is paused (the transport's buffer over its high-water mark, so
-  the app's next send waits), the longest time the client may take none of what was written
-  (nginx's send_timeout: between two writes that make progress, not for the whole response, so a
-  slow but steady reader is never cut). Progress is the bytes still to be taken going down: the
-  transport's buffer and, on Linux, the socket's send queue (SIOCOUTQ: sent but not yet
-  acknowledged), so bytes the client reads count at once, not only when the kernel next wants
-  more. Past it the connection is reset (SO_LINGER 0: the kernel drops what it still holds rather
-  than keep it for a client that does not read, as nginx's reset_timedout_connection) and logged
-  once; the app sees a disconnect, a pipelined request not yet started is dropped. The request is
-  counted in /metrics with the status the app answered, as nginx logs it. Looked at
-  SEND_LOOKS times a period, so the reset comes between SEND_TIMEOUT_S and 1.25 x SEND_TIMEOUT_S
-  after the client last took a byte. A graceful shutdown waits on such a connection no longer.
+- SEND_TIMEOUT_S: while some of a response waits in the server (writing is paused: the
+  transport's buffer over its high-water mark, so the app's next send waits; or a response has
+  ended with its last bytes still in the transport, below that mark, which the keep-alive close
+  waits for), the longest time the client may take none of it (nginx's send_timeout: between two
+  writes that make progress, not for the whole response, so a slow but steady reader is never
+  cut). Progress is the kernel's count of bytes the client acknowledged going up (Linux's
+  tcp_info), so bytes the client reads count at once, not only when the kernel next wants more
+  (about a third of a send queue of up to 4 MB); where the kernel does not tell, the transport's
+  buffer going down. Past it the connection is reset (SO_LINGER 0: the kernel drops what it still
+  holds rather than keep it for a client that does not read, as nginx's
+  reset_timedout_connection) and logged once; the app sees a disconnect, a pipelined request not
+  yet started is dropped. The request is counted in /metrics with the status the app answered, as
+  nginx logs it. Looked at SEND_LOOKS times a period, so the reset comes between SEND_TIMEOUT_S
+  and 1.25 x SEND_TIMEOUT_S after the client last took a byte. A graceful shutdown waits on such
+  a connection no longer.
 """
 
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import json
 import logging
 import socket
 import struct
 import sys
-import termios
 from itertools import chain
 from typing import ClassVar
 
@@ -73,10 +74,11 @@ from uvicorn.protocols.http.httptools_impl import (
 from service.errors import error_body
 from service.middleware import EDGE_STATUS
 
-# The bytes in a socket's send queue (Linux's SIOCOUTQ, the same number as TIOCOUTQ); where the
-# kernel does not tell, only the transport's buffer is counted.
-SIOCOUTQ: int | None = getattr(termios, "TIOCOUTQ", None)
 log = logging.getLogger(__name__)
+
+# Linux's struct tcp_info (linux/tcp.h): tcpi_bytes_acked, a u64 at byte 120 (since Linux 4.1).
+TCP_INFO_BYTES_ACKED = struct.Struct("=Q")
+TCP_INFO_BYTES_ACKED_AT = 120
 
 # How many times a SEND_TIMEOUT_S period a paused write is looked at: the reset comes at most a
 # quarter period late, for 4 timer callbacks a period on a paused connection only.
@@ -169,12 +171,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     _deadline = 0.0
     _timer: asyncio.TimerHandle | None = None
     _clock_on = False  # the current head's deadline is set
-    # While writing is paused: a timer of its own (it runs whatever the head's and body's state,
-    # a closing transport's included), the bytes still to be taken at the last look, and when a
-    # look last found fewer.
+    # While some of a response waits in the server: a timer of its own (it runs whatever the
+    # head's and body's state, a closing transport's included), how much the client had taken at
+    # the last look (_taken), and when a look last found it more.
     _send_timer: asyncio.TimerHandle | None = None
-    _unsent = 0
-    _sent_at = 0.0
+    _taken_then = 0
+    _taken_at = 0.0
     # The request whose task runs: uvicorn's self.cycle is the last one parsed, which may be a
     # pipelined one waiting its turn.
     _running: RequestResponseCycle | None = None
@@ -402,47 +404,65 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         else:
             self._send_and_close(*self._refused)
 
-    # Writing: the transport calls these at its high- and low-water marks
+    # Writing: what waits for the client is watched while writing is paused, and once a response
+    # has ended with some of it still in the transport
     def pause_writing(self) -> None:
         super().pause_writing()
+        self._watch_send()
+
+    def on_response_complete(self) -> None:
+        # Its last bytes may be left in the transport below the high-water mark, which never
+        # paused: the keep-alive close (or a Connection: close) waits for them to be written, for
+        # ever if the client reads nothing.
+        if self.transport.get_write_buffer_size():
+            self._watch_send()
+        super().on_response_complete()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._send_timer is not None:
+            # Under the low-water mark: the kernel took bytes, which it has room for only as the
+            # client takes them (what the transport's count alone would miss if it filled again
+            # before the next look).
+            self._taken_then, self._taken_at = self._taken(), self.loop.time()
+
+    def _watch_send(self) -> None:
         if self._send_timer is None:
-            self._unsent = self._bytes_unsent()
-            self._sent_at = self.loop.time()
+            self._taken_then = self._taken()
+            self._taken_at = self.loop.time()
             self._send_timer = self.loop.call_later(
                 self.limits.send_timeout_s / SEND_LOOKS, self._look_at_send
             )
-
-    def resume_writing(self) -> None:
-        self._stop_send_timer()
-        super().resume_writing()
 
     def _stop_send_timer(self) -> None:
         if self._send_timer is not None:
             self._send_timer.cancel()
             self._send_timer = None
 
-    def _bytes_unsent(self) -> int:
-        """Bytes written that the client has not taken: the transport's buffer, and the socket's
-        send queue where the kernel tells (not sent, or sent and not acknowledged)."""
-        unsent = self.transport.get_write_buffer_size()
+    def _taken(self) -> int:
+        """A count that goes up whenever the client takes some of what was written: the bytes it
+        acknowledged (tcp_info), or where the kernel does not tell, minus the transport's buffer
+        (which also goes down when the kernel takes bytes, but only when it has room for them)."""
         sock = self.transport.get_extra_info("socket")
-        if SIOCOUTQ is not None and sock is not None:
+        if sock is not None:
             try:
-                unsent += struct.unpack("i", fcntl.ioctl(sock.fileno(), SIOCOUTQ, bytes(4)))[0]
-            except (OSError, ValueError):  # not a socket that tells (or closed under us)
-                pass
-        return unsent
+                info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+            except (AttributeError, OSError, ValueError):  # no TCP_INFO, not TCP, or closed
+                info = b""
+            if len(info) >= TCP_INFO_BYTES_ACKED_AT + TCP_INFO_BYTES_ACKED.size:
+                return int(TCP_INFO_BYTES_ACKED.unpack_from(info, TCP_INFO_BYTES_ACKED_AT)[0])
+        return -self.transport.get_write_buffer_size()
 
     def _look_at_send(self) -> None:
         self._send_timer = None
-        if not self.flow.write_paused:
+        waiting = self.transport.get_write_buffer_size()
+        if not (self.flow.write_paused or waiting):  # all of it is in the kernel, or taken
             return
         now = self.loop.time()
-        unsent = self._bytes_unsent()
-        if unsent < self._unsent:  # the client took some since the last look
-            self._sent_at = now
-        self._unsent = unsent
-        stalled = now - self._sent_at
+        taken = self._taken()
+        if taken > self._taken_then:  # the client took some since the last look
+            self._taken_then, self._taken_at = taken, now
+        stalled = now - self._taken_at
         if stalled < self.limits.send_timeout_s:
             self._send_timer = self.loop.call_later(
                 min(self.limits.send_timeout_s / SEND_LOOKS, self.limits.send_timeout_s - stalled),
@@ -452,10 +472,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         client = f"{self.client[0]}:{self.client[1]}" if self.client else "a client"
         log.warning(
             "%s took nothing of a response for %g s (SEND_TIMEOUT_S): connection reset, "
-            "%d bytes unsent",
+            "%d bytes of it still waiting in the server",
             client,
             self.limits.send_timeout_s,
-            unsent,
+            waiting,
         )
         sock = self.transport.get_extra_info("socket")
         if sock is not None:
