@@ -49,7 +49,12 @@ send_timeout bounds that, and SEND_TIMEOUT_S here:
   yet started is dropped. The request is counted in /metrics with the status the app answered, as
   nginx logs it. Looked at SEND_LOOKS times a period, so the reset comes between SEND_TIMEOUT_S
   and 1.25 x SEND_TIMEOUT_S after the client last took a byte. A graceful shutdown waits on such
-  a connection no longer.
+  a connection no longer. Answers that fit in the kernel's buffers (up to 4 MB a connection)
+  never wait in the server: the connection is closed by the keep-alive timeout with them still
+  queued, and the kernel kept it (FIN-WAIT-1, its queue held) for minutes for a client that reads
+  nothing. The kernel is given the same bound (TCP_USER_TIMEOUT, how long sent data may go
+  unacknowledged or the client's window stay shut: USER_TIMEOUT_PERIODS x SEND_TIMEOUT_S, so the
+  reset above, logged, comes first while the connection is the server's).
 """
 
 from __future__ import annotations
@@ -83,6 +88,8 @@ TCP_INFO_BYTES_ACKED_AT = 120
 # How many times a SEND_TIMEOUT_S period a paused write is looked at: the reset comes at most a
 # quarter period late, for 4 timer callbacks a period on a paused connection only.
 SEND_LOOKS = 4
+# The kernel's bound (TCP_USER_TIMEOUT) in SEND_TIMEOUT_S periods: past the service's own reset.
+USER_TIMEOUT_PERIODS = 2
 
 
 class HeadLimits:
@@ -184,6 +191,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._start_head_clock()
+        sock = transport.get_extra_info("socket")
+        if sock is not None and hasattr(socket, "TCP_USER_TIMEOUT"):
+            user_timeout_ms = int(USER_TIMEOUT_PERIODS * self.limits.send_timeout_s * 1000)
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, user_timeout_ms)
+            except OSError:  # not TCP (a Unix socket)
+                pass
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._timer is not None:
@@ -191,6 +205,14 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._timer = None
         self._stop_send_timer()
         self._disconnect_running()
+        if isinstance(exc, TimeoutError):  # ETIMEDOUT: the kernel's bound (TCP_USER_TIMEOUT)
+            log.warning(
+                "%s took nothing for %g s: connection dropped by the kernel (TCP_USER_TIMEOUT, "
+                "%d x SEND_TIMEOUT_S)",
+                self._client_name(),
+                USER_TIMEOUT_PERIODS * self.limits.send_timeout_s,
+                USER_TIMEOUT_PERIODS,
+            )
         super().connection_lost(exc)
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
@@ -453,6 +475,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                 return int(TCP_INFO_BYTES_ACKED.unpack_from(info, TCP_INFO_BYTES_ACKED_AT)[0])
         return -self.transport.get_write_buffer_size()
 
+    def _client_name(self) -> str:
+        return f"{self.client[0]}:{self.client[1]}" if self.client else "a client"
+
     def _look_at_send(self) -> None:
         self._send_timer = None
         waiting = self.transport.get_write_buffer_size()
@@ -469,11 +494,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                 self._look_at_send,
             )
             return
-        client = f"{self.client[0]}:{self.client[1]}" if self.client else "a client"
         log.warning(
             "%s took nothing of a response for %g s (SEND_TIMEOUT_S): connection reset, "
             "%d bytes of it still waiting in the server",
-            client,
+            self._client_name(),
             self.limits.send_timeout_s,
             waiting,
         )

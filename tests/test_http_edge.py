@@ -664,6 +664,43 @@ def test_a_slow_but_steady_reader_is_not_cut(edge_server: tuple[str, int]) -> No
     assert took > 3 * SEND_TIMEOUT_S  # slow enough for the reset to have come had it been due
 
 
+def server_sockets_to(server_port: int, client_port: int) -> list[str]:
+    """The TCP states (hex, /proc/net/tcp) of the server's sockets to one client port: what the
+    kernel still holds for it, closed by the server or not (01 established, 04 FIN-WAIT-1)."""
+    states = []
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, remote, state = line.split()[1:4]
+        if int(local.split(":")[1], 16) == server_port and int(remote.split(":")[1], 16) == (
+            client_port
+        ):
+            states.append(state)
+    return states
+
+
+def test_answers_that_fit_in_the_kernel_are_dropped_by_it_for_a_client_that_reads_nothing(
+    edge_server: tuple[str, int], edge_log: Path
+) -> None:
+    """20 answers (0.9 MB) fit in the server's socket: writing never pauses and the process is
+    done with them, but the kernel kept the connection with its queue (established, then
+    FIN-WAIT-1 after the keep-alive close) for about 5.5 min. TCP_USER_TIMEOUT (2 x
+    SEND_TIMEOUT_S) now bounds that: the kernel drops it, and the service logs it once."""
+    url, _ = edge_server
+    server_port = int(url.rsplit(":", 1)[1])
+    with non_reader(url, requests=20) as sock:
+        port = sock.getsockname()[1]
+        started = time.monotonic()
+        wait_until(lambda: server_sockets_to(server_port, port), 5, "the server's socket seen")
+        give_up = started + 2 * SEND_TIMEOUT_S + 10
+        while server_sockets_to(server_port, port) and time.monotonic() < give_up:
+            time.sleep(0.1)
+        waited = time.monotonic() - started
+        held = server_sockets_to(server_port, port)
+    assert not held, f"the server's socket still in state {held} after {waited:.1f} s"
+    assert waited >= 1.5 * SEND_TIMEOUT_S, f"dropped after {waited:.2f} s"
+    log = edge_log.read_text(errors="replace")
+    assert log.count(f":{port} took nothing for") == 1, log[-2000:]
+
+
 def test_a_shutdown_does_not_wait_on_a_client_that_reads_nothing(tmp_path: Path) -> None:
     """SIGTERM with a non-reading connection held: the graceful shutdown waited for it until its
     own limit (REQUEST_TIMEOUT_S + 5 s, 35 s by default), then logged an ERROR cancelling the
