@@ -8,10 +8,13 @@ Starts `python -m service` from each source tree (its cwd, so each serves its ow
 Against each: `--connections` raw sockets with a 4 KiB receive buffer each send `--pipelined`
 `GET /openapi.json` (about 44 KB an answer) and read nothing. For `--watch` seconds it polls each
 connection's TCP state from the client's side (tcp_info, without reading): how many are still
-established, and when the last was reset; the server's resident set and the kernel's TCP memory
-(/proc/net/sockstat, pages of every TCP socket on the machine: the server's send queues) while
-they are held; and how long GET /healthz takes meanwhile. Then SIGTERM with them still open: the
-seconds to exit, the exit status, and the ERROR lines of the server's log.
+established, and when the last was reset (a reset reaches the client; a connection the kernel
+drops on its own, TCP_USER_TIMEOUT, does not); the server's resident set and the kernel's TCP
+memory (/proc/net/sockstat, pages of every TCP socket on the machine: the server's send queues)
+while they are held; and how long GET /healthz takes meanwhile. At the end of the watch, the
+server's sockets to them in /proc/net/tcp (established, or FIN-WAIT-1: closed by the process,
+kept by the kernel with their queue). Then SIGTERM with them still open: the seconds to exit, the
+exit status, and the ERROR and WARNING lines of the server's log.
 
 With `--protocol-cost`, first the cost of the change to every request: the CPU time of this
 thread per GET through one keep-alive connection of each tree's protocol class (its
@@ -67,6 +70,18 @@ def tcp_state(sock: socket.socket) -> int:
     return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
 
 
+def server_sockets(server_port: int) -> dict[str, int]:
+    """The server's connected sockets by TCP state (/proc/net/tcp), the listening one left out."""
+    names = {"01": "established", "04": "FIN-WAIT-1", "05": "FIN-WAIT-2", "0A": None}
+    counts: dict[str, int] = {}
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, _, state = line.split()[1:4]
+        name = names.get(state, state)
+        if int(local.split(":")[1], 16) == server_port and name is not None:
+            counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
 def non_readers(url: str, count: int, pipelined: int) -> list[socket.socket]:
     host, port = url.removeprefix("http://").split(":")
     socks = []
@@ -102,7 +117,11 @@ def one_run(tree: Path, store: Path, args: argparse.Namespace) -> dict[str, floa
                 if open_now == 0 and last_reset != last_reset:  # the first look with none open
                     last_reset = time.monotonic() - started
                 time.sleep(0.1)
-        result["open at end"] = sum(tcp_state(sock) == ESTABLISHED for sock in socks)
+        result["open at end (client's view)"] = sum(
+            tcp_state(sock) == ESTABLISHED for sock in socks
+        )
+        for state, count in server_sockets(int(url.rsplit(":", 1)[1])).items():
+            result[f"server {state} at end"] = count
         result["all reset by s"] = last_reset
         result["healthz ms median"] = 1000 * statistics.median(healthz)
         result["kernel MB at end"] = kernel_tcp_mb() - base_kernel
@@ -117,7 +136,9 @@ def one_run(tree: Path, store: Path, args: argparse.Namespace) -> dict[str, floa
             sock.close()
     log = log_path.read_text(errors="replace")
     result["ERROR lines"] = sum("ERROR" in line for line in log.splitlines())
-    result["reset warnings"] = log.count("SEND_TIMEOUT_S")
+    result["edge WARNING lines"] = sum(
+        "WARNING service.http_protocol" in line for line in log.splitlines()
+    )
     return result
 
 
