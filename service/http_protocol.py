@@ -52,9 +52,10 @@ send_timeout bounds that, and SEND_TIMEOUT_S here:
   a connection no longer. Answers that fit in the kernel's buffers (up to 4 MB a connection)
   never wait in the server: the connection is closed by the keep-alive timeout with them still
   queued, and the kernel kept it (FIN-WAIT-1, its queue held) for minutes for a client that reads
-  nothing. The kernel is given the same bound (TCP_USER_TIMEOUT, how long sent data may go
+  nothing. The kernel is given a bound of its own (TCP_USER_TIMEOUT, how long sent data may go
   unacknowledged or the client's window stay shut: USER_TIMEOUT_PERIODS x SEND_TIMEOUT_S, so the
-  reset above, logged, comes first while the connection is the server's).
+  reset above comes first while some of a response waits in the server); when it drops a
+  connection that is still the server's, that is logged once too.
 """
 
 from __future__ import annotations
