@@ -135,6 +135,9 @@ class _Transport(asyncio.Transport):
     def write(self, data: bytes | bytearray | memoryview) -> None:
         pass
 
+    def get_write_buffer_size(self) -> int:
+        return 0  # all of it written at once
+
     def get_extra_info(self, name: str, default: object = None) -> object:
         return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8000)}.get(
             name, default
@@ -193,7 +196,7 @@ def in_process(app: object, rounds: int, requests: int) -> tuple[float, float]:
 
     from service.http_protocol import HeadLimits, bounded_http_protocol
 
-    bounded = bounded_http_protocol(HeadLimits(32768, 100, 60.0, 60.0))
+    bounded = bounded_http_protocol(HeadLimits(32768, 100, 60.0, 60.0, 60.0))
     times: dict[type, list[float]] = {bounded: [], HttpToolsProtocol: []}
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         for round_ in range(rounds):

@@ -6,7 +6,8 @@ uvicorn stops accepting, in-flight requests finish (up to REQUEST_TIMEOUT_S + 5 
 queues drain, and the process exits 0. SIGINT (Ctrl-C), or a second SIGTERM, skips the drain delay.
 
 Connections: uvicorn's httptools protocol with the request head bounded in bytes, fields and time
-(MAX_HEADER_BYTES, MAX_HEADER_COUNT, HEADER_TIMEOUT_S; service/http_protocol.py).
+(MAX_HEADER_BYTES, MAX_HEADER_COUNT, HEADER_TIMEOUT_S), the body and the writing of a response in
+time (BODY_TIMEOUT_S, SEND_TIMEOUT_S; service/http_protocol.py).
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ def server_config(app: FastAPI, settings: Settings, **overrides: Any) -> uvicorn
         settings.max_header_count,
         settings.header_timeout_s,
         settings.body_timeout_s,
+        settings.send_timeout_s,
     )
     options: dict[str, Any] = {
         "host": settings.host,

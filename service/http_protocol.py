@@ -1,12 +1,15 @@
-"""uvicorn's httptools protocol with the request head bounded in size, field count and time, and
-the request body in time.
+"""uvicorn's httptools protocol with the request head bounded in size, field count and time, the
+request body in time, and the writing of a response in time.
 
 uvicorn (0.54, httptools) takes a request head of any size and for any time: a 16 MiB header is
 answered, a head that never ends is buffered whole inside the parser, and a connection that
 sends nothing, or a byte now and then, is kept for ever; so is one that sends a head and then
 part of the body it announced (or a chunked body that stops). nginx bounds all of these
 (large_client_header_buffers, client_header_timeout, client_body_timeout); this does the same at
-the connection, before any of it reaches the app:
+the connection, before any of it reaches the app. A client that sends requests and never reads
+the answers is kept for ever too: once the socket's send buffer is full, the response waits in the
+transport and the request's task (or a pipelined request's) waits for it to drain; nginx's
+send_timeout bounds that, and SEND_TIMEOUT_S here:
 
 - MAX_HEADER_BYTES: a head (request line and fields) over it gets 431 and the connection is
   closed. Counted on the bytes as they arrive while a head is unfinished, so at most one read
@@ -32,34 +35,81 @@ the connection, before any of it reaches the app:
   request that asks for an upgrade (or a CONNECT) at its head, so one that also announces a body
   gets 400 before the app sees it (its body would be lost and then read as the next request);
   one without a body is answered as plain HTTP/1.1, and the connection closed after it.
-Responses are not timed here.
+- SEND_TIMEOUT_S: while some of a response waits in the server (writing is paused: the
+  transport's buffer over its high-water mark, so the app's next send waits; or a response has
+  ended with its last bytes still in the transport, below that mark, which the keep-alive close
+  waits for), the longest time the client may take none of it (nginx's send_timeout: between two
+  writes that make progress, not for the whole response, so a slow but steady reader is never
+  cut). Progress is the kernel's count of bytes the client acknowledged going up (Linux's
+  tcp_info), so bytes the client reads count at once, not only when the kernel next wants more
+  (about a third of a send queue of up to 4 MB); where the kernel does not tell, the transport's
+  buffer going down. Past it the connection is reset (SO_LINGER 0: the kernel drops what it still
+  holds rather than keep it for a client that does not read, as nginx's
+  reset_timedout_connection) and logged once; the app sees a disconnect, a pipelined request not
+  yet started is dropped. The request is counted in /metrics with the status the app answered, as
+  nginx logs it. Looked at SEND_LOOKS times a period, so the reset comes between SEND_TIMEOUT_S
+  and 1.25 x SEND_TIMEOUT_S after the client last took a byte. A graceful shutdown waits on such
+  a connection no longer. Answers that fit in the kernel's buffers (up to 4 MB a connection)
+  never wait in the server: the connection is closed by the keep-alive timeout with them still
+  queued, and the kernel kept it (FIN-WAIT-1, its queue held) for minutes for a client that reads
+  nothing. The kernel is given a bound of its own (TCP_USER_TIMEOUT, how long sent data may go
+  unacknowledged or the client's window stay shut: USER_TIMEOUT_PERIODS x SEND_TIMEOUT_S, so the
+  reset above comes first while some of a response waits in the server); when it drops a
+  connection that is still the server's, that is logged once too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import socket
+import struct
 import sys
 from itertools import chain
 from typing import ClassVar
 
 import httptools
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn._types import ASGI3Application
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 
 from service.errors import error_body
 from service.middleware import EDGE_STATUS
 
+log = logging.getLogger(__name__)
+
+# Linux's struct tcp_info (linux/tcp.h): tcpi_bytes_acked, a u64 at byte 120 (since Linux 4.1).
+TCP_INFO_BYTES_ACKED = struct.Struct("=Q")
+TCP_INFO_BYTES_ACKED_AT = 120
+
+# How many times a SEND_TIMEOUT_S period a paused write is looked at: the reset comes at most a
+# quarter period late, for 4 timer callbacks a period on a paused connection only.
+SEND_LOOKS = 4
+# The kernel's bound (TCP_USER_TIMEOUT) in SEND_TIMEOUT_S periods: past the service's own reset.
+USER_TIMEOUT_PERIODS = 2
+
 
 class HeadLimits:
-    """The head's bounds, and the body's time between reads (body_timeout_s)."""
+    """The head's bounds, the body's time between reads (body_timeout_s), and the response's
+    time without progress (send_timeout_s)."""
 
     def __init__(
-        self, max_bytes: int, max_count: int, timeout_s: float, body_timeout_s: float
+        self,
+        max_bytes: int,
+        max_count: int,
+        timeout_s: float,
+        body_timeout_s: float,
+        send_timeout_s: float,
     ) -> None:
         self.max_bytes = max_bytes
         self.max_count = max_count
         self.timeout_s = timeout_s
         self.body_timeout_s = body_timeout_s
+        self.send_timeout_s = send_timeout_s
 
 
 def bounded_http_protocol(limits: HeadLimits) -> type[HttpToolsProtocol]:
@@ -129,16 +179,56 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     _deadline = 0.0
     _timer: asyncio.TimerHandle | None = None
     _clock_on = False  # the current head's deadline is set
+    # While some of a response waits in the server: a timer of its own (it runs whatever the
+    # head's and body's state, a closing transport's included), how much the client had taken at
+    # the last look (_taken), and when a look last found it more.
+    _send_timer: asyncio.TimerHandle | None = None
+    _taken_then = 0
+    _taken_at = 0.0
+    # The request whose task runs: uvicorn's self.cycle is the last one parsed, which may be a
+    # pipelined one waiting its turn.
+    _running: RequestResponseCycle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._start_head_clock()
+        sock = transport.get_extra_info("socket")
+        if sock is not None and hasattr(socket, "TCP_USER_TIMEOUT"):
+            user_timeout_ms = int(USER_TIMEOUT_PERIODS * self.limits.send_timeout_s * 1000)
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, user_timeout_ms)
+            except OSError:  # not TCP (a Unix socket)
+                pass
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._stop_send_timer()
+        self._disconnect_running()
+        if isinstance(exc, TimeoutError):  # ETIMEDOUT: the kernel's bound (TCP_USER_TIMEOUT)
+            log.warning(
+                "%s took nothing for %g s: connection dropped by the kernel (TCP_USER_TIMEOUT, "
+                "%d x SEND_TIMEOUT_S)",
+                self._client_name(),
+                USER_TIMEOUT_PERIODS * self.limits.send_timeout_s,
+                USER_TIMEOUT_PERIODS,
+            )
         super().connection_lost(exc)
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        self._running = cycle
+        super()._start_asgi_task(cycle, app)
+
+    def _disconnect_running(self) -> None:
+        """Tell the running request the client is gone. uvicorn's connection_lost tells only the
+        last request parsed (self.cycle): with requests pipelined behind it, the running one,
+        if it waits for the send buffer to drain, was woken still connected and wrote to the
+        closed transport (uvloop raises: "the handler is closed", logged as the app's error)."""
+        running = self._running
+        if running is not None and not running.response_complete:
+            running.disconnected = True
+            running.message_event.set()
 
     def data_received(self, data: bytes) -> None:
         if self._refused is not None:
@@ -336,3 +426,89 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()  # too late to say why: the app's answer has begun
         else:
             self._send_and_close(*self._refused)
+
+    # Writing: what waits for the client is watched while writing is paused, and once a response
+    # has ended with some of it still in the transport
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self._watch_send()
+
+    def on_response_complete(self) -> None:
+        # Its last bytes may be left in the transport below the high-water mark, which never
+        # paused: the keep-alive close (or a Connection: close) waits for them to be written, for
+        # ever if the client reads nothing.
+        if self.transport.get_write_buffer_size():
+            self._watch_send()
+        super().on_response_complete()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._send_timer is not None:
+            # Under the low-water mark: the kernel took bytes, which it has room for only as the
+            # client takes them (what the transport's count alone would miss if it filled again
+            # before the next look).
+            self._taken_then, self._taken_at = self._taken(), self.loop.time()
+
+    def _watch_send(self) -> None:
+        if self._send_timer is None:
+            self._taken_then = self._taken()
+            self._taken_at = self.loop.time()
+            self._send_timer = self.loop.call_later(
+                self.limits.send_timeout_s / SEND_LOOKS, self._look_at_send
+            )
+
+    def _stop_send_timer(self) -> None:
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+            self._send_timer = None
+
+    def _taken(self) -> int:
+        """A count that goes up whenever the client takes some of what was written: the bytes it
+        acknowledged (tcp_info), or where the kernel does not tell, minus the transport's buffer
+        (which also goes down when the kernel takes bytes, but only when it has room for them)."""
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+            except (AttributeError, OSError, ValueError):  # no TCP_INFO, not TCP, or closed
+                info = b""
+            if len(info) >= TCP_INFO_BYTES_ACKED_AT + TCP_INFO_BYTES_ACKED.size:
+                return int(TCP_INFO_BYTES_ACKED.unpack_from(info, TCP_INFO_BYTES_ACKED_AT)[0])
+        return -self.transport.get_write_buffer_size()
+
+    def _client_name(self) -> str:
+        return f"{self.client[0]}:{self.client[1]}" if self.client else "a client"
+
+    def _look_at_send(self) -> None:
+        self._send_timer = None
+        waiting = self.transport.get_write_buffer_size()
+        if not (self.flow.write_paused or waiting):  # all of it is in the kernel, or taken
+            return
+        now = self.loop.time()
+        taken = self._taken()
+        if taken > self._taken_then:  # the client took some since the last look
+            self._taken_then, self._taken_at = taken, now
+        stalled = now - self._taken_at
+        if stalled < self.limits.send_timeout_s:
+            self._send_timer = self.loop.call_later(
+                min(self.limits.send_timeout_s / SEND_LOOKS, self.limits.send_timeout_s - stalled),
+                self._look_at_send,
+            )
+            return
+        log.warning(
+            "%s took nothing of a response for %g s (SEND_TIMEOUT_S): connection reset, "
+            "%d bytes of it still waiting in the server",
+            self._client_name(),
+            self.limits.send_timeout_s,
+            waiting,
+        )
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            try:  # a reset: the kernel drops the queued bytes instead of trying to deliver them
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            except (OSError, ValueError):
+                pass
+        # The app sees a disconnect, its wait on the buffer ends (uvicorn's connection_lost), and
+        # a pipelined request not yet started is never run.
+        self._disconnect_running()
+        self.transport.abort()

@@ -119,6 +119,14 @@ class Settings(BaseSettings):
         description="How long a request body may go without a byte arriving while it is read; "
         "then 408 and the connection is closed. A slow but steady upload is never cut.",
     )
+    # nginx's send_timeout (60s): the time a response may wait on a client that takes none of it.
+    send_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="How long writing a response may wait on a client that takes none of it "
+        "(the socket's buffers full); then the connection is reset. A slow but steady reader is "
+        "never cut.",
+    )
 
     # Request limits: past these a request gets 413 (the schema's hard caps give 422).
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest request body in bytes.")

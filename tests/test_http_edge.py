@@ -1,9 +1,11 @@
 """The HTTP edge of a real `python -m service` process on 127.0.0.1: request heads bounded in
 size, count and time (431, or the connection closed), a body that stops arriving is 408 and the
-connection closed (a slow but steady one is not), a streamed body over MAX_BODY_BYTES is 413
-like a declared one, a request the queue could never hold is 413 (not a 429 to retry for ever),
-and SIGTERM ends in exit status 0 after the graceful drain. Raw sockets where the point is what
-a client library would not send; every loop is bounded in count and time."""
+connection closed (a slow but steady one is not), a client that reads none of its responses is
+reset after SEND_TIMEOUT_S (a slow but steady reader is not, and a shutdown does not wait on it),
+a streamed body over MAX_BODY_BYTES is 413 like a declared one, a request the queue could never
+hold is 413 (not a 429 to retry for ever), and SIGTERM ends in exit status 0 after the graceful
+drain. Raw sockets where the point is what a client library would not send; every loop is bounded
+in count and time."""
 
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ pytestmark = pytest.mark.slow
 JOSE = TINY_MODELS["embedding"]
 HEADER_TIMEOUT_S = 1.0
 BODY_TIMEOUT_S = 1.0
+SEND_TIMEOUT_S = 1.0
 MAX_QUEUE = 4
 MAX_BODY_BYTES = 4096
 # The defaults (settings.py): 32 KiB of request head, 100 header fields.
@@ -51,11 +54,12 @@ def edge_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def edge_server(jose_store: Path, edge_log: Path) -> Iterator[tuple[str, int]]:
-    """(base URL, pid) of a server with short head and body timeouts and small queue and body
-    limits."""
+    """(base URL, pid) of a server with short head, body and send timeouts and small queue and
+    body limits."""
     settings = {
         "HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S),
         "BODY_TIMEOUT_S": str(BODY_TIMEOUT_S),
+        "SEND_TIMEOUT_S": str(SEND_TIMEOUT_S),
         "MAX_QUEUE": str(MAX_QUEUE),
         "MAX_BATCH_SIZE": str(MAX_QUEUE),
         "MAX_BODY_BYTES": str(MAX_BODY_BYTES),
@@ -558,6 +562,166 @@ def test_a_slow_but_steady_body_is_not_cut(edge_server: tuple[str, int]) -> None
     assert len(body["data"]) == 2
     assert status_and_body(stopped)[0] == 408, stopped[:300]
     assert waited >= 0.8 * BODY_TIMEOUT_S, f"408 {waited:.2f} s after the last piece"
+
+
+# ------------------------------------------------------------------ response writing (reset)
+# Each answer to GET /openapi.json is about 44 KB: 200 of them pipelined on one connection are
+# more than the server's socket and the client's (a 4 KiB receive buffer) hold together (about
+# 3 MB on loopback), so the rest waits in the server's transport and writing is paused.
+OPENAPI_GET = b"GET /openapi.json HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n"
+PIPELINED = 200
+# The slow reader's: 5.6 MB, past the server's socket (at most 4 MB: tcp_wmem) and fewer to read.
+PIPELINED_SLOWLY = 128
+TCP_STATES = {1: "ESTABLISHED", 7: "CLOSE", 8: "CLOSE_WAIT"}
+
+
+def non_reader(url: str, receive_buffer: int = 4096, requests: int = PIPELINED) -> socket.socket:
+    """A connection with a small receive buffer that has sent `requests` pipelined requests for
+    the API document and reads nothing."""
+    parts = urllib.parse.urlsplit(url)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    sock.settimeout(10)
+    sock.connect((parts.hostname, parts.port))
+    sock.sendall(OPENAPI_GET * requests)
+    return sock
+
+
+def tcp_state(sock: socket.socket) -> int:
+    """The connection's TCP state as the kernel sees it (tcp_info's first byte), read without
+    taking any of the data the client has not read: 1 established, 7 closed (reset)."""
+    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
+
+
+def test_a_client_that_reads_nothing_is_reset_after_the_send_timeout(
+    edge_server: tuple[str, int], edge_log: Path
+) -> None:
+    """It was held for ever: the server's socket full (about 3 MB), the next response waiting in
+    the transport, and the pipelined requests' task waiting for it to drain. Now reset soon after
+    SEND_TIMEOUT_S (1 s here) of taking nothing, logged once; another client is served meanwhile,
+    and nothing is logged as an error (the running request, woken by the reset, wrote to the
+    closed transport: "the handler is closed")."""
+    url, _ = edge_server
+    with non_reader(url) as sock:
+        port = sock.getsockname()[1]
+        started = time.monotonic()
+        # Served while the connection is held (it is reset no sooner than 0.8 x SEND_TIMEOUT_S).
+        assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
+        assert tcp_state(sock) == 1, "reset before the other client was served"
+        embedded = httpx.post(
+            f"{url}/v1/embeddings", json={"model": JOSE, "input": ["酒店很好"]}, timeout=10
+        )
+        assert embedded.status_code == 200, embedded.text
+        give_up = started + SEND_TIMEOUT_S + 10
+        while tcp_state(sock) == 1 and time.monotonic() < give_up:
+            time.sleep(0.05)
+        waited = time.monotonic() - started
+        state = tcp_state(sock)
+        assert state == 7, f"{TCP_STATES.get(state, state)} after {waited:.1f} s"
+        assert waited >= 0.8 * SEND_TIMEOUT_S, f"reset after {waited:.2f} s"
+        # Looked at 4 times a period: at most 1.25 x SEND_TIMEOUT_S, and time for a loaded CPU.
+        assert waited < 1.25 * SEND_TIMEOUT_S + 3, f"reset after {waited:.2f} s"
+        received, closed, _ = until_closed(sock, 10)
+    assert closed and received.count(b"HTTP/1.1 200 ") < PIPELINED
+    wait_until(lambda: f":{port} took nothing" in edge_log.read_text(), 5, "the reset logged")
+    log = edge_log.read_text(errors="replace")
+    assert log.count(f":{port} took nothing") == 1 and "SEND_TIMEOUT_S" in log
+    assert "Traceback" not in log and "ERROR" not in log, log[-2000:]
+
+
+def test_a_slow_but_steady_reader_is_not_cut(edge_server: tuple[str, int]) -> None:
+    """A client reading 64 KiB every SEND_TIMEOUT_S / 5 (a 64 KiB receive buffer): the server's
+    writing stays paused far longer than SEND_TIMEOUT_S at a time (its socket asks for more only
+    once a third of what it holds is taken, about 1 MB here), but the client takes some all the
+    while, and it gets all PIPELINED_SLOWLY responses."""
+    url, _ = edge_server
+    with connect(url) as sock:  # one whole response's bytes, head and body
+        sock.sendall(OPENAPI_GET)
+        one = len(read_response(sock))
+    received = 0
+    with non_reader(url, receive_buffer=65536, requests=PIPELINED_SLOWLY) as sock:
+        started = time.monotonic()
+        give_up = started + 120
+        sock.settimeout(5)
+        while time.monotonic() < give_up:
+            try:
+                chunk = sock.recv(65536)
+            except (ConnectionResetError, TimeoutError):
+                break
+            if not chunk:
+                break
+            received += len(chunk)
+            if received >= PIPELINED_SLOWLY * one:
+                break
+            time.sleep(SEND_TIMEOUT_S / 5)
+        took = time.monotonic() - started
+        state = tcp_state(sock)
+    whole = PIPELINED_SLOWLY * one
+    assert received >= whole, f"{received} bytes of {whole} in {took:.1f} s"
+    # Open, or closed by uvicorn's keep-alive timeout after the last response (a FIN behind all
+    # of it): not reset.
+    assert state in (1, 8), f"{TCP_STATES.get(state, state)} once all was read"
+    assert took > 3 * SEND_TIMEOUT_S  # slow enough for the reset to have come had it been due
+
+
+def server_sockets_to(server_port: int, client_port: int) -> list[str]:
+    """The TCP states (hex, /proc/net/tcp) of the server's sockets to one client port: what the
+    kernel still holds for it, closed by the server or not (01 established, 04 FIN-WAIT-1)."""
+    states = []
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, remote, state = line.split()[1:4]
+        if int(local.split(":")[1], 16) == server_port and int(remote.split(":")[1], 16) == (
+            client_port
+        ):
+            states.append(state)
+    return states
+
+
+def test_answers_that_fit_in_the_kernel_are_dropped_by_it_for_a_client_that_reads_nothing(
+    edge_server: tuple[str, int], edge_log: Path
+) -> None:
+    """20 answers (0.9 MB) fit in the server's socket: writing never pauses and the process is
+    done with them, but the kernel kept the connection with its queue (established, then
+    FIN-WAIT-1 after the keep-alive close) for about 5.5 min. TCP_USER_TIMEOUT (2 x
+    SEND_TIMEOUT_S) now bounds that: the kernel drops it, and the service logs it once."""
+    url, _ = edge_server
+    server_port = int(url.rsplit(":", 1)[1])
+    with non_reader(url, requests=20) as sock:
+        port = sock.getsockname()[1]
+        started = time.monotonic()
+        wait_until(lambda: server_sockets_to(server_port, port), 5, "the server's socket seen")
+        give_up = started + 2 * SEND_TIMEOUT_S + 10
+        while server_sockets_to(server_port, port) and time.monotonic() < give_up:
+            time.sleep(0.1)
+        waited = time.monotonic() - started
+        held = server_sockets_to(server_port, port)
+    assert not held, f"the server's socket still in state {held} after {waited:.1f} s"
+    assert waited >= 1.5 * SEND_TIMEOUT_S, f"dropped after {waited:.2f} s"
+    log = edge_log.read_text(errors="replace")
+    assert log.count(f":{port} took nothing for") == 1, log[-2000:]
+
+
+def test_a_shutdown_does_not_wait_on_a_client_that_reads_nothing(tmp_path: Path) -> None:
+    """SIGTERM with a non-reading connection held: the graceful shutdown waited for it until its
+    own limit (REQUEST_TIMEOUT_S + 5 s, 35 s by default), then logged an ERROR cancelling the
+    task; now the connection is reset after SEND_TIMEOUT_S and the process exits 0 soon after."""
+    (tmp_path / "store").mkdir()
+    log_path = tmp_path / "server.log"
+    with (
+        live_server_process(
+            tmp_path / "store", log_path=log_path, SEND_TIMEOUT_S=str(SEND_TIMEOUT_S)
+        ) as (url, proc),
+        non_reader(url) as sock,
+    ):
+        time.sleep(0.5)  # written until the socket is full
+        assert tcp_state(sock) == 1
+        stopped = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        took = time.monotonic() - stopped
+    assert took < SEND_TIMEOUT_S + 10, f"exited {took:.1f} s after SIGTERM"
+    log = log_path.read_text(errors="replace")
+    assert "SEND_TIMEOUT_S" in log and "ERROR" not in log, log[-2000:]
 
 
 # ------------------------------------------------------------------------------- upgrades

@@ -1,14 +1,16 @@
-"""BODY_TIMEOUT_S inside one connection of the bounded protocol (service/http_protocol.py), in
-process with a transport that keeps what is written: what the app sees when a body stops
-arriving, and that a wait of the server's own (a client waiting for `100 Continue`) is not
-counted against the client. tests/test_http_edge.py checks the same on a real socket."""
+"""BODY_TIMEOUT_S and SEND_TIMEOUT_S inside one connection of the bounded protocol
+(service/http_protocol.py), in process with a transport that keeps what is written: what the app
+sees when a body stops arriving, that a wait of the server's own (a client waiting for
+`100 Continue`) is not counted against the client, and that a paused write is aborted after a
+period without progress and never while its buffer goes down. tests/test_http_edge.py checks the
+same on a real socket."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import uvicorn
@@ -31,6 +33,9 @@ class Transport(asyncio.Transport):
         self.written += bytes(data)
         self.wrote.set()
 
+    def get_write_buffer_size(self) -> int:
+        return 0  # all of it written at once
+
     def get_extra_info(self, name: str, default: object = None) -> object:
         return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8000)}.get(
             name, default
@@ -47,6 +52,9 @@ class Transport(asyncio.Transport):
 
     def resume_reading(self) -> None:
         pass
+
+
+TransportT = TypeVar("TransportT", bound=Transport)
 
 
 class EchoApp:
@@ -72,14 +80,15 @@ class EchoApp:
             self.finished.set()
 
 
-def connection(app: EchoApp) -> tuple[asyncio.Protocol, Transport]:
-    limits = HeadLimits(32768, 100, 60.0, BODY_TIMEOUT_S)
+def connection(
+    app: EchoApp, transport: TransportT, send_timeout_s: float = 60.0
+) -> tuple[asyncio.Protocol, TransportT]:
+    limits = HeadLimits(32768, 100, 60.0, BODY_TIMEOUT_S, send_timeout_s)
     config = uvicorn.Config(app, http=bounded_http_protocol(limits), lifespan="off")
     config.load()
     protocol = config.http_protocol_class(  # type: ignore[call-arg]
         config=config, server_state=ServerState(), app_state={}
     )
-    transport = Transport()
     protocol.connection_made(transport)
     return protocol, transport
 
@@ -92,7 +101,7 @@ def test_the_app_sees_a_disconnect_when_the_body_stops(caplog: pytest.LogCapture
 
 async def _stops() -> None:
     app = EchoApp()
-    protocol, transport = connection(app)
+    protocol, transport = connection(app, Transport())
     protocol.data_received(HEAD + b"\r\n" + b"abc")  # type: ignore[attr-defined]
     await asyncio.wait_for(app.finished.wait(), 20 * BODY_TIMEOUT_S)
     assert [m["type"] for m in app.received] == ["http.request", "http.disconnect"]
@@ -113,7 +122,7 @@ def test_a_body_read_slowly_by_the_app_is_not_the_clients_stall() -> None:
 
 async def _read_slowly() -> None:
     app = EchoApp(delay_s=4 * BODY_TIMEOUT_S)
-    protocol, transport = connection(app)
+    protocol, transport = connection(app, Transport())
     protocol.data_received(HEAD + b"expect: 100-continue\r\n\r\n")  # type: ignore[attr-defined]
     await asyncio.wait_for(transport.wrote.wait(), 20 * BODY_TIMEOUT_S)
     assert transport.written == b"HTTP/1.1 100 Continue\r\n\r\n" and not transport.closing
@@ -122,4 +131,110 @@ async def _read_slowly() -> None:
     assert app.received == [{"type": "http.request", "body": b"0123456789", "more_body": False}]
     assert b"HTTP/1.1 200 " in transport.written and b" 408 " not in transport.written
     assert not transport.closing
+    protocol.connection_lost(None)
+
+
+# SEND_TIMEOUT_S: a transport whose buffer the test sets, paused and resumed by the test as the
+# real one is at its water marks.
+SEND_TIMEOUT_S = 0.5
+
+
+class SlowTransport(Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.buffered = 0
+        self.aborted = asyncio.Event()
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
+
+    def abort(self) -> None:
+        self.closing = True
+        self.aborted.set()
+
+
+def writing_connection() -> tuple[asyncio.Protocol, SlowTransport]:
+    return connection(EchoApp(), SlowTransport(), SEND_TIMEOUT_S)
+
+
+def test_a_paused_write_that_makes_no_progress_is_aborted_after_the_timeout() -> None:
+    asyncio.run(_no_progress())
+
+
+async def _no_progress() -> None:
+    protocol, transport = writing_connection()
+    transport.buffered = 1 << 20
+    started = asyncio.get_running_loop().time()
+    protocol.pause_writing()
+    await asyncio.wait_for(transport.aborted.wait(), 20 * SEND_TIMEOUT_S)
+    waited = asyncio.get_running_loop().time() - started
+    # Looked at 4 times a period: between 1 and 1.25 periods (and the event loop's slack).
+    assert SEND_TIMEOUT_S <= waited < 1.25 * SEND_TIMEOUT_S + 0.5, waited
+    protocol.connection_lost(None)
+
+
+def test_a_paused_write_that_drains_a_little_each_period_is_never_aborted() -> None:
+    """Paused for 3 periods, its buffer going down a little every fifth of a period: not
+    aborted; then no more progress: aborted a period after the last."""
+    asyncio.run(_slow_progress())
+
+
+async def _slow_progress() -> None:
+    loop = asyncio.get_running_loop()
+    protocol, transport = writing_connection()
+    transport.buffered = 1 << 20
+    protocol.pause_writing()
+    for _ in range(15):
+        await asyncio.sleep(SEND_TIMEOUT_S / 5)
+        transport.buffered -= 100
+        assert not transport.aborted.is_set()
+    last = loop.time()
+    await asyncio.wait_for(transport.aborted.wait(), 20 * SEND_TIMEOUT_S)
+    waited = loop.time() - last
+    assert 0.75 * SEND_TIMEOUT_S <= waited < 1.5 * SEND_TIMEOUT_S + 0.5, waited
+    protocol.connection_lost(None)
+
+
+def test_writing_resumed_and_drained_stops_the_clock() -> None:
+    asyncio.run(_resumed())
+
+
+async def _resumed() -> None:
+    protocol, transport = writing_connection()
+    transport.buffered = 1 << 20
+    protocol.pause_writing()
+    await asyncio.sleep(SEND_TIMEOUT_S / 2)
+    transport.buffered = 0  # all of it taken
+    protocol.resume_writing()
+    await asyncio.sleep(3 * SEND_TIMEOUT_S)
+    assert not transport.aborted.is_set()
+    # Paused again: a whole period from now, not from the first pause.
+    transport.buffered = 1 << 20
+    protocol.pause_writing()
+    await asyncio.sleep(0.5 * SEND_TIMEOUT_S)
+    assert not transport.aborted.is_set()
+    await asyncio.wait_for(transport.aborted.wait(), 20 * SEND_TIMEOUT_S)
+    protocol.connection_lost(None)
+
+
+@pytest.mark.parametrize("left", [0, 1000])
+def test_a_response_ended_with_bytes_left_in_the_transport_is_watched_too(left: int) -> None:
+    """Under the high-water mark writing never paused, and the keep-alive close waits for those
+    bytes to be written: with `left` bytes that the client never takes, aborted after a period;
+    with none left, the connection is the keep-alive timeout's (not aborted)."""
+    asyncio.run(_left_in_the_transport(left))
+
+
+async def _left_in_the_transport(left: int) -> None:
+    app = EchoApp()
+    protocol, transport = connection(app, SlowTransport(), SEND_TIMEOUT_S)
+    transport.buffered = left
+    protocol.data_received(HEAD + b"\r\n" + b"0123456789")  # type: ignore[attr-defined]
+    await asyncio.wait_for(app.finished.wait(), 20 * SEND_TIMEOUT_S)
+    assert b"HTTP/1.1 200 " in transport.written
+    try:
+        await asyncio.wait_for(transport.aborted.wait(), 4 * SEND_TIMEOUT_S)
+    except TimeoutError:
+        pass
+    assert transport.aborted.is_set() == bool(left)
     protocol.connection_lost(None)

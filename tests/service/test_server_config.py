@@ -44,13 +44,18 @@ def test_a_port_out_of_range_is_refused(monkeypatch: pytest.MonkeyPatch) -> None
         Settings(_env_file=None)  # type: ignore[call-arg]
 
 
-def test_the_body_timeout_reaches_the_protocol_and_must_be_positive(tmp_path: Path) -> None:
-    settings = Settings(model_store=tmp_path, body_timeout_s=7.5, header_timeout_s=9)
+def test_the_body_and_send_timeouts_reach_the_protocol_and_must_be_positive(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(
+        model_store=tmp_path, body_timeout_s=7.5, header_timeout_s=9, send_timeout_s=11
+    )
     config = server_config(create_app(settings), settings)
     limits = config.http.limits  # type: ignore[union-attr]
-    assert (limits.body_timeout_s, limits.timeout_s) == (7.5, 9)
-    with pytest.raises(ValueError, match="body_timeout_s"):
-        Settings(model_store=tmp_path, body_timeout_s=0)
+    assert (limits.body_timeout_s, limits.timeout_s, limits.send_timeout_s) == (7.5, 9, 11)
+    for name in ("body_timeout_s", "send_timeout_s"):
+        with pytest.raises(ValueError, match=name):
+            Settings(model_store=tmp_path, **{name: 0})
 
 
 def test_cors_origins_are_read_as_a_browser_sends_them(tmp_path: Path) -> None:
