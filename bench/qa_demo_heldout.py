@@ -1,7 +1,8 @@
 """Held-out exact match of a demo-style QA model on the hard synthetic questions, with its errors.
 
     .venv/bin/python bench/qa_demo_heldout.py --model model_store/demo-qa/1 [--count 1000] \\
-        [--seed 1001] [--set hard|wording|pronoun|two-people|own-words] [--examples]
+        [--seed 1001] [--set hard|wording|pronoun|two-people|own-words|own-names|own-values] \\
+        [--examples]
 
 The questions are `training.qa.DEMO_HELDOUT_SYNTHETIC`: passages about one to three people, other
 people often stating the asked fact too and often sharing a surname or given name with the person
@@ -36,7 +37,8 @@ no answer; `em_unstated`), half about one who states it.
 `--set own-words` draws them from `training.qa.DEMO_OWN_WORDS_HELDOUT_SYNTHETIC`: the hard set
 about users' own people and values: names of common characters no training name holds, values
 typed by hand that no pool holds (乌鲁木齐, 柯基犬; `em_own_value` over the answered ones,
-`em_wide_name` over the questions about such a name).
+`em_wide_name` over the questions about such a name). `--set own-names` and `--set own-values`
+take one side at a time: held-out names with the pools' values, the pools' names with own values.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ from models.store import QAManifest, read_manifest  # noqa: E402
 from training.qa import (  # noqa: E402
     DEMO_HELDOUT_SEED,
     DEMO_HELDOUT_SYNTHETIC,
+    DEMO_OWN_NAMES_HELDOUT_SYNTHETIC,
+    DEMO_OWN_VALUES_HELDOUT_SYNTHETIC,
     DEMO_OWN_WORDS_HELDOUT_SYNTHETIC,
     DEMO_PRONOUN_HELDOUT_SYNTHETIC,
     DEMO_TWO_PEOPLE_HELDOUT_SYNTHETIC,
@@ -72,6 +76,8 @@ SETS = {
     "pronoun": DEMO_PRONOUN_HELDOUT_SYNTHETIC,
     "two-people": DEMO_TWO_PEOPLE_HELDOUT_SYNTHETIC,
     "own-words": DEMO_OWN_WORDS_HELDOUT_SYNTHETIC,
+    "own-names": DEMO_OWN_NAMES_HELDOUT_SYNTHETIC,
+    "own-values": DEMO_OWN_VALUES_HELDOUT_SYNTHETIC,
 }
 
 

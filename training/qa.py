@@ -567,6 +567,14 @@ DEMO_OWN_WORDS_HELDOUT_SYNTHETIC = dataclasses.replace(
     name_characters="held_out",
     own_value_fraction=1.0,
 )
+# The same, one side at a time: the names only (pool values; bench --set own-names) and the values
+# only (pool names; --set own-values).
+DEMO_OWN_NAMES_HELDOUT_SYNTHETIC = dataclasses.replace(
+    DEMO_HELDOUT_SYNTHETIC, wide_name_fraction=1.0, name_characters="held_out"
+)
+DEMO_OWN_VALUES_HELDOUT_SYNTHETIC = dataclasses.replace(
+    DEMO_HELDOUT_SYNTHETIC, own_value_fraction=1.0
+)
 # The hard kind as training data: the held-out kind's settings with the training wordings only,
 # and three in four of its unanswerable questions about a person the passages name without the
 # fact asked (half before, the rest about people no passage names). Absent people were already
