@@ -1,8 +1,8 @@
 """Held-out exact match of a demo-style QA model on the hard synthetic questions, with its errors.
 
     .venv/bin/python bench/qa_demo_heldout.py --model model_store/demo-qa/1 [--count 1000] \\
-        [--seed 1001] [--set hard|wording|pronoun|two-people] [--examples] \\
-        [--span-search [--length-penalty 1]]
+        [--seed 1001] [--set hard|wording|pronoun|two-people|own-words|own-names|own-values] \\
+        [--examples] [--span-search [--length-penalty 1]]
 
 The questions are `training.qa.DEMO_HELDOUT_SYNTHETIC`: passages about one to three people, other
 people often stating the asked fact too and often sharing a surname or given name with the person
@@ -15,7 +15,8 @@ extractive setting) and prints JSON: exact match overall, per kind of question a
 and the errors counted by kind (`models.qa.synthetic.error_breakdown`). `--examples` also answers
 the example requests of issue 18 and the hand-written ordinary-user requests
 (`training.qa.USER_EXAMPLES`) and the probe's facts stated by a pronoun
-(`training.qa.PRONOUN_EXAMPLES`) and prints them, with how many of each are right.
+(`training.qa.PRONOUN_EXAMPLES`) and users' own names and values (`training.qa.OWN_EXAMPLES`)
+and prints them, with how many of each are right.
 
 `--set wording` draws the questions from `training.qa.DEMO_WORDING_HELDOUT_SYNTHETIC` instead:
 the same hard kind in ordinary wording (compound sentences, several statement forms, some held
@@ -32,6 +33,12 @@ one ("张伟住在北京。他今年35岁。"); `em_pronoun` is exact match over
 about two people with one fact each, the other person always stating the fact asked, half the
 questions about a person named without it ("王芳今年多大？" over "张伟今年35岁。王芳是一名护士。":
 no answer; `em_unstated`), half about one who states it.
+
+`--set own-words` draws them from `training.qa.DEMO_OWN_WORDS_HELDOUT_SYNTHETIC`: the hard set
+about users' own people and values: names of common characters no training name holds, values
+typed by hand that no pool holds (乌鲁木齐, 柯基犬; `em_own_value` over the answered ones,
+`em_wide_name` over the questions about such a name). `--set own-names` and `--set own-values`
+take one side at a time: held-out names with the pools' values, the pools' names with own values.
 
 `--span-search` decodes every question (and the examples) with the span search the service offers
 (`span_search` on /v1/qa; `--length-penalty` as there) instead of the manifest's decoding.
@@ -54,10 +61,14 @@ from models.store import QAManifest, read_manifest  # noqa: E402
 from training.qa import (  # noqa: E402
     DEMO_HELDOUT_SEED,
     DEMO_HELDOUT_SYNTHETIC,
+    DEMO_OWN_NAMES_HELDOUT_SYNTHETIC,
+    DEMO_OWN_VALUES_HELDOUT_SYNTHETIC,
+    DEMO_OWN_WORDS_HELDOUT_SYNTHETIC,
     DEMO_PRONOUN_HELDOUT_SYNTHETIC,
     DEMO_TWO_PEOPLE_HELDOUT_SYNTHETIC,
     DEMO_WORDING_HELDOUT_SYNTHETIC,
     ISSUE_EXAMPLES,
+    OWN_EXAMPLES,
     PRONOUN_EXAMPLES,
     USER_EXAMPLES,
 )
@@ -68,6 +79,9 @@ SETS = {
     "wording": DEMO_WORDING_HELDOUT_SYNTHETIC,
     "pronoun": DEMO_PRONOUN_HELDOUT_SYNTHETIC,
     "two-people": DEMO_TWO_PEOPLE_HELDOUT_SYNTHETIC,
+    "own-words": DEMO_OWN_WORDS_HELDOUT_SYNTHETIC,
+    "own-names": DEMO_OWN_NAMES_HELDOUT_SYNTHETIC,
+    "own-values": DEMO_OWN_VALUES_HELDOUT_SYNTHETIC,
 }
 
 
@@ -132,6 +146,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             ("examples", ISSUE_EXAMPLES),
             ("user_examples", USER_EXAMPLES),
             ("pronoun_examples", PRONOUN_EXAMPLES),
+            ("own_examples", OWN_EXAMPLES),
         ):
             pairs = [(q, p) for q, p, _ in examples]
             answers = answer_questions(model, tokenizer, pairs, **options)

@@ -556,6 +556,25 @@ DEMO_TWO_PEOPLE_HELDOUT_SYNTHETIC = SyntheticConfig(
     shared_attribute_fraction=1.0,
     questions="all",
 )
+# The hard held-out kind about a user's own people and values (issue 18's outside tester:
+# "李雷住在乌鲁木齐。"): every name of a `SURNAMES` surname and common characters no training name
+# holds (`wide_name`, "held_out"), every value one typed by hand that no pool holds
+# (`Attribute.own_values`: 乌鲁木齐, 柯基犬, 外卖员, 96). Scored by bench/qa_demo_heldout.py
+# --set own-words, beside DEMO_HELDOUT_SYNTHETIC, which is unchanged.
+DEMO_OWN_WORDS_HELDOUT_SYNTHETIC = dataclasses.replace(
+    DEMO_HELDOUT_SYNTHETIC,
+    wide_name_fraction=1.0,
+    name_characters="held_out",
+    own_value_fraction=1.0,
+)
+# The same, one side at a time: the names only (pool values; bench --set own-names) and the values
+# only (pool names; --set own-values).
+DEMO_OWN_NAMES_HELDOUT_SYNTHETIC = dataclasses.replace(
+    DEMO_HELDOUT_SYNTHETIC, wide_name_fraction=1.0, name_characters="held_out"
+)
+DEMO_OWN_VALUES_HELDOUT_SYNTHETIC = dataclasses.replace(
+    DEMO_HELDOUT_SYNTHETIC, own_value_fraction=1.0
+)
 # The hard kind as training data: the held-out kind's settings with the training wordings only,
 # and three in four of its unanswerable questions about a person the passages name without the
 # fact asked (half before, the rest about people no passage names). Absent people were already
@@ -575,7 +594,12 @@ DEMO_HARD_SYNTHETIC = dataclasses.replace(
 # (other people's values), and did so with the sentence feature's join too (`--sentence-join 他
 # 她`, a pronoun's sentence counting the name before it: answers stated by a pronoun 0.42 ->
 # 0.66-0.70, but the hard kind 0.96 and 0.91 at seeds 0 and 1; docs/benchmarks.md, "Pronouns",
-# "More steps" and "Unstated facts and pronouns joined").
+# "More steps" and "Unstated facts and pronouns joined"). Names and values of common characters
+# (`wide_name_fraction` 0.25 with `wide_value_fraction` 0.15 or 0.4, a 4,030-character vocabulary)
+# were tried and not kept either: a user's own values (DEMO_OWN_WORDS_HELDOUT_SYNTHETIC) stayed
+# at 0.03-0.09 of the answerable ones, cut after a character or two, and the hard kind fell to
+# 0.91-0.955; names training never saw were already read (docs/benchmarks.md, "A user's own
+# names and values").
 DEMO_TRAIN_WORDING: dict[str, Any] = {
     "statement_forms": "varied",
     "compound_fraction": 0.3,
@@ -640,6 +664,21 @@ PRONOUN_EXAMPLES: list[tuple[str, list[str], str | None]] = [
     ("张伟住在哪里？", _ZHANG_HE, "北京"),
     ("王芳今年多大？", ["张伟住在北京。他今年35岁。王芳是一名护士。"], None),
     ("王芳多大了？", ["张伟今年35岁。王芳住在上海。她今年28岁。"], "28"),
+]
+
+# Issue 18's probe of users' own names and values (question, passages, the answer expected),
+# written by hand, printed by bench/qa_demo_heldout.py --examples.
+OWN_EXAMPLES: list[tuple[str, list[str], str | None]] = [
+    ("李雷住在哪里？", ["李雷住在乌鲁木齐。"], "乌鲁木齐"),
+    ("韩梅梅住在哪里？", ["韩梅梅住在拉萨，今年29岁。"], "拉萨"),
+    ("韩梅梅今年多大？", ["韩梅梅住在拉萨，今年29岁。"], "29"),
+    ("张伟住在哪里？", ["张伟住在乌鲁木齐。"], "乌鲁木齐"),
+    ("张伟的职业是什么？", ["张伟是一名程序员。"], "程序员"),
+    ("欧阳娜娜今年多大？", ["欧阳娜娜今年21岁。"], "21"),
+    ("张伟养了什么宠物？", ["张伟养了一只柯基犬。"], "柯基犬"),
+    ("诸葛亮住在哪里？", ["诸葛亮住在成都。"], "成都"),
+    ("李雷养了什么宠物？", ["李雷住在乌鲁木齐。韩梅梅养了一只柯基犬。"], None),
+    ("Tom住在哪里？", ["Tom住在London。"], "London"),
 ]
 
 

@@ -21,7 +21,10 @@ the held-out evaluation of `training.demo`.
 
 from __future__ import annotations
 
+import functools
+import importlib.resources
 import random
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -72,6 +75,10 @@ class Attribute:
         held_out_values: values never used in training (`held_out_value_fraction`); made of
             characters the training material holds, so that an answer is in the vocabulary a
             model builds from its training data and what they test is reading, not spelling.
+        own_values: real values typed by hand that no pool holds, as a user's own data are
+            ("乌鲁木齐", "柯基犬"; `own_value_fraction`), never drawn in training; their
+            characters are common ones (`common_characters`) that wide values
+            (`wide_value_fraction`) are made of.
     """
 
     name: str
@@ -85,6 +92,7 @@ class Attribute:
     held_out_clauses: tuple[str, ...] = ()
     more_values: tuple[str, ...] = ()
     held_out_values: tuple[str, ...] = ()
+    own_values: tuple[str, ...] = ()
 
 
 ATTRIBUTES: tuple[Attribute, ...] = (
@@ -119,6 +127,10 @@ ATTRIBUTES: tuple[Attribute, ...] = (
             "徐州 大同".split()
         ),
         held_out_values=tuple("北海 长春 海宁 宁德 金华".split()),
+        own_values=tuple(
+            "乌鲁木齐 拉萨 呼和浩特 银川 西宁 桂林 三亚 丽江 洛阳 开封 "
+            "扬州 绍兴 烟台 珠海 汕头 包头 秦皇岛".split()
+        ),
     ),  # fmt: skip
     Attribute(
         "job",
@@ -154,6 +166,10 @@ ATTRIBUTES: tuple[Attribute, ...] = (
             "快递员 售货员 电工 模特".split()
         ),
         held_out_values=tuple("老师 大厨 导演 画师 护工".split()),
+        own_values=tuple(
+            "外卖员 保洁员 理发师 园丁 消防员 销售员 客服 店长 药剂师 "
+            "兽医 保姆 木匠 裁缝 出纳 主播 调酒师".split()
+        ),
     ),  # fmt: skip
     Attribute(
         "age",
@@ -179,6 +195,7 @@ ATTRIBUTES: tuple[Attribute, ...] = (
         held_out_clauses=("年龄{value}岁", "现在{value}岁"),
         more_values=tuple(str(age) for age in range(12, 18)),
         held_out_values=tuple(str(age) for age in range(81, 96)),
+        own_values=tuple(str(age) for age in (*range(3, 12), *range(96, 102))),
     ),  # fmt: skip
     Attribute(
         "hobby",
@@ -210,6 +227,10 @@ ATTRIBUTES: tuple[Attribute, ...] = (
             "滑冰 打网球 看电影 弹吉他 养花 做饭 下象棋 打乒乓球 写诗 拉二胡".split()
         ),
         held_out_values=tuple("看书 弹琴 踢球 骑马".split()),
+        own_values=tuple(
+            "打羽毛球 玩游戏 听音乐 做瑜伽 打太极 滑雪 冲浪 攀岩 跳绳 "
+            "养鱼 种菜 织毛衣 追剧 逛街 露营".split()
+        ),
     ),  # fmt: skip
     Attribute(
         "birth_year",
@@ -233,6 +254,7 @@ ATTRIBUTES: tuple[Attribute, ...] = (
         held_out_clauses=("生于{value}年",),
         more_values=tuple(str(year) for year in range(1940, 1950)),
         held_out_values=tuple(str(year) for year in range(2006, 2016)),
+        own_values=tuple(str(year) for year in range(1925, 1940)),
     ),  # fmt: skip
     Attribute(
         "pet",
@@ -256,6 +278,10 @@ ATTRIBUTES: tuple[Attribute, ...] = (
         held_out_clauses=("养的是一只{value}", "有一只{value}"),
         more_values=tuple("小狗 小猫 八哥 松鼠 白鸽 蜥蜴".split()),
         held_out_values=tuple("小兔 白猫 黑狗 花猫".split()),
+        own_values=tuple(
+            "柯基犬 金毛 哈士奇 泰迪 布偶猫 橘猫 柴犬 龙猫 荷兰猪 孔雀鱼 "
+            "变色龙 锦鲤 画眉 萨摩耶 蚕宝宝".split()
+        ),
     ),  # fmt: skip
     Attribute(
         "school",
@@ -284,6 +310,11 @@ ATTRIBUTES: tuple[Attribute, ...] = (
             "山东大学 吉林大学 同济大学 天津大学 重庆大学 湖南大学 兰州大学 郑州大学".split()
         ),
         held_out_values=tuple("苏州大学 西南大学 青岛大学 深圳大学".split()),
+        own_values=tuple(
+            "北京师范大学 上海交通大学 华中科技大学 西北大学 东南大学 "
+            "云南大学 广西大学 河海大学 暨南大学 中国人民大学 北京理工大学 "
+            "南方科技大学 华南理工大学 西安交通大学 哈尔滨工业大学".split()
+        ),
     ),  # fmt: skip
     Attribute(
         "color",
@@ -297,8 +328,115 @@ ATTRIBUTES: tuple[Attribute, ...] = (
         held_out_clauses=("最爱{value}",),
         more_values=tuple("棕色 金色 银色 青色 米色".split()),
         held_out_values=tuple("天蓝色 深红色 深绿色 金黄色".split()),
+        own_values=tuple(
+            "藏青色 咖啡色 墨绿色 酒红色 浅蓝色 玫瑰红 宝蓝色 土黄色 "
+            "湖蓝色 橄榄绿 奶白色 杏色 薄荷绿 珊瑚色 香槟色".split()
+        ),
     ),  # fmt: skip
 )
+
+# How many characters `common_characters` keeps: the 4,000 most frequent GB2312 ones of jieba's
+# dictionary hold every character of the hand-typed `Attribute.own_values` (3,000 lack 橘 鲤 暨 汕
+# 槟 橄 榄, 2,500 even 犬).
+COMMON_CHARACTER_COUNT = 4000
+# Which characters names are drawn from (`SyntheticConfig.name_characters`).
+NAME_CHARACTER_SETS = ("train", "held_out")
+# Every how-many-th common character (by rank) is a held-out name character.
+_HELD_OUT_NAME_EVERY = 10
+
+
+@functools.cache
+def common_characters(count: int = COMMON_CHARACTER_COUNT) -> tuple[str, ...]:
+    """The `count` most common Chinese characters, most common first: those of GB2312 (no
+    traditional forms, no mis-encoded entries) ranked by the summed frequency of the words of
+    jieba's dictionary (a pinned dependency, shipped with it: no download) that hold them."""
+    counts: Counter[str] = Counter()
+    with (importlib.resources.files("jieba") / "dict.txt").open(encoding="utf-8") as f:
+        for line in f:
+            word, frequency, *_ = line.split()
+            for char in word:
+                if "\u4e00" <= char <= "\u9fff" and _in_gb2312(char):
+                    counts[char] += int(frequency)
+    ranked = sorted(counts, key=lambda c: (-counts[c], c))
+    return tuple(ranked[:count])
+
+
+def _in_gb2312(char: str) -> bool:
+    try:
+        char.encode("gb2312")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+# Characters of the templates (statements, clauses, questions, pronouns, punctuation): never in a
+# wide name or value, so that no sentence reads two ways ("张在住在北京。").
+_TEMPLATE_CHARACTERS = frozenset(
+    "".join(
+        t.replace("{name}", "").replace("{value}", "")
+        for a in ATTRIBUTES
+        for t in (
+            a.statement,
+            *a.statements,
+            *a.held_out_statements,
+            *a.clauses,
+            *a.held_out_clauses,
+            *a.questions,
+            *a.held_out_questions,
+        )
+    )  # fmt: skip
+    + "他她，。"
+)
+
+
+@functools.cache
+def wide_characters() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(training name characters, held-out name characters): the common characters
+    (`common_characters`) but the templates'; every tenth by rank that no pool name
+    (`SURNAMES`, `GIVEN_NAMES`) holds is held out, never in a training name (wide values are
+    drawn from both, so that a held-out name's characters have trained embeddings: a name
+    training never saw, not a character)."""
+    pool_names = set(SURNAMES) | set("".join(GIVEN_NAMES))
+    train: list[str] = []
+    held_out: list[str] = []
+    for rank, char in enumerate(common_characters()):
+        if char in _TEMPLATE_CHARACTERS:
+            continue
+        if rank % _HELD_OUT_NAME_EVERY == _HELD_OUT_NAME_EVERY - 1 and char not in pool_names:
+            held_out.append(char)
+        else:
+            train.append(char)
+    return tuple(train), tuple(held_out)
+
+
+def wide_name(rng: random.Random, split: str = "train") -> str:
+    """A name of common characters: `split` "train": the surname from `SURNAMES` or (half the
+    time) a training name character, then one or two of them; "held_out": a `SURNAMES` surname
+    and one or two held-out name characters (`wide_characters`)."""
+    train, held_out = wide_characters()
+    if split == "held_out":
+        return rng.choice(SURNAMES) + "".join(
+            rng.choice(held_out) for _ in range(rng.randint(1, 2))
+        )
+    surname = rng.choice(SURNAMES) if rng.random() < 0.5 else rng.choice(train)
+    return surname + "".join(rng.choice(train) for _ in range(rng.randint(1, 2)))
+
+
+def wide_value(rng: random.Random, fact: Attribute) -> str:
+    """A value of one to four common characters (`wide_characters`, both parts), none of the
+    templates', never one of `fact`'s values of any pool: what is stated in the value's place
+    is the answer, whatever its characters. Numbers (age, birth year) are drawn from their
+    pool (`values`): a number of other characters is no age."""
+    if all(v.isdigit() for v in fact.values):
+        return rng.choice(fact.values)
+    chars = wide_characters()[0] + wide_characters()[1]
+    known = {*fact.values, *fact.more_values, *fact.held_out_values, *fact.own_values}
+    while True:
+        value = "".join(rng.choice(chars) for _ in range(rng.randint(1, 4)))
+        if value not in known:
+            return value
+
+
 # Which templates questions are drawn from (`SyntheticConfig.questions`).
 QUESTION_SETS = ("train", "held_out", "all")
 # Which statement templates passages use (`SyntheticConfig.statement_forms`).
@@ -353,6 +491,15 @@ class SyntheticConfig:
             他今年35岁。"), so a pronoun always refers to the person named just before it. With it
             (above 0) each person's facts are also stated in a drawn order, so that the fact
             asked is as often a later (pronoun) one as any other.
+        wide_name_fraction: chance that a name is drawn of common characters (`wide_name`)
+            rather than from `SURNAMES` and `GIVEN_NAMES`, so that a name is matched by its
+            characters, whatever they are, not known as one of a list.
+        name_characters: which common characters those names take: "train" or "held_out"
+            (`wide_characters`; held-out evaluation only).
+        wide_value_fraction: chance that a value is drawn of common characters (`wide_value`):
+            a value's end is where the sentence says it is, not where a known value ends.
+        own_value_fraction: chance that a value is one of `Attribute.own_values` (held-out
+            evaluation only).
     """
 
     people_per_passage: tuple[int, int] = (2, 3)
@@ -372,6 +519,10 @@ class SyntheticConfig:
     nonce_value_fraction: float = 0.0
     empty_value_fraction: float = 0.0
     pronoun_fraction: float = 0.0
+    wide_name_fraction: float = 0.0
+    name_characters: str = "train"
+    wide_value_fraction: float = 0.0
+    own_value_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         if self.questions not in QUESTION_SETS:
@@ -382,9 +533,15 @@ class SyntheticConfig:
             )
         if self.value_pool not in VALUE_POOLS:
             raise ValueError(f"value_pool must be one of {VALUE_POOLS}, not {self.value_pool!r}")
+        if self.name_characters not in NAME_CHARACTER_SETS:
+            raise ValueError(
+                f"name_characters must be one of {NAME_CHARACTER_SETS}, "
+                f"not {self.name_characters!r}"
+            )
         for knob in ("compound_fraction", "held_out_statement_fraction",
                      "held_out_value_fraction", "nonce_value_fraction",
-                     "empty_value_fraction", "pronoun_fraction"):  # fmt: skip
+                     "empty_value_fraction", "pronoun_fraction", "wide_name_fraction",
+                     "wide_value_fraction", "own_value_fraction"):  # fmt: skip
             if not 0.0 <= getattr(self, knob) <= 1.0:
                 raise ValueError(f"{knob} must be in [0, 1], not {getattr(self, knob)!r}")
 
@@ -408,6 +565,8 @@ class LabelledExample:
             value ("张伟住在。"; unanswered questions only).
         pronoun: some statement of the answer has a pronoun (他/她) for its subject
             (`SyntheticConfig.pronoun_fraction`).
+        own_value: the answer is one of `Attribute.own_values`.
+        wide_name: the person asked has a name of common characters (`wide_name`).
     """
 
     example: QAExample
@@ -421,6 +580,8 @@ class LabelledExample:
     held_out_value: bool = False
     empty_value: bool = False
     pronoun: bool = False
+    own_value: bool = False
+    wide_name: bool = False
 
 
 # Facts of one passage: person -> {attribute name: value}.
@@ -451,16 +612,22 @@ def _draw_people(
     avoid: Sequence[str] = (),
     like: str | None = None,
     similar_fraction: float = 0.0,
+    config: SyntheticConfig | None = None,
 ) -> list[str]:
     """Distinct names of which none is a prefix of another or of one in `avoid`; each shares the
-    surname or the given name of `like` with probability `similar_fraction`."""
+    surname or the given name of `like` with probability `similar_fraction`, else is drawn of
+    common characters with probability `config.wide_name_fraction`."""
     people: list[str] = []
+    wide = config.wide_name_fraction if config is not None else 0.0
     while len(people) < count:
         if like is not None and rng.random() < similar_fraction:
             if rng.random() < 0.5:
                 name = like[0] + rng.choice(GIVEN_NAMES)
             else:
                 name = rng.choice(SURNAMES) + like[1:]
+        elif wide and rng.random() < wide:
+            assert config is not None
+            name = wide_name(rng, config.name_characters)
         else:
             name = rng.choice(SURNAMES) + rng.choice(GIVEN_NAMES)
         if not _clashes(name, [*people, *avoid]):
@@ -487,6 +654,10 @@ def nonce_value(rng: random.Random, fact: Attribute) -> str:
 
 def _draw_value(rng: random.Random, config: SyntheticConfig, fact: Attribute) -> str:
     """A value of `fact` (no draw but `rng.choice(fact.values)` with the default knobs)."""
+    if config.own_value_fraction and fact.own_values and rng.random() < config.own_value_fraction:
+        return rng.choice(fact.own_values)
+    if config.wide_value_fraction and rng.random() < config.wide_value_fraction:
+        return wide_value(rng, fact)
     if config.nonce_value_fraction and rng.random() < config.nonce_value_fraction:
         return nonce_value(rng, fact)
     if (
@@ -546,6 +717,7 @@ def _draw_passage(
         avoid=[person, *avoid],
         like=person,
         similar_fraction=config.similar_name_fraction,
+        config=config,
     )
     facts: _Facts = {}
     sentences: list[str] = []
@@ -631,7 +803,7 @@ def make_labelled_example(
     """One example (a question and its passages, with their answers or None) and its labels."""
     n_passages = rng.randint(*config.passages_per_question)
     attribute = rng.choice(ATTRIBUTES)
-    person = _draw_people(rng, 1)[0]
+    person = _draw_people(rng, 1, config=config)[0]
     if rng.random() >= config.unanswerable_fraction:
         kind = ANSWERED
     elif rng.random() < config.unnamed_fraction:
@@ -674,6 +846,8 @@ def make_labelled_example(
         held_out_value=value is not None and value in attribute.held_out_values,
         empty_value=any(d.empty for d in drawn),
         pronoun=any(d.pronoun for d in stating),
+        own_value=value is not None and value in attribute.own_values,
+        wide_name=person[1:] not in GIVEN_NAMES,
     )
 
 
@@ -721,7 +895,8 @@ def make_mixed_examples(
 
 
 # `LabelledExample` flags that `error_breakdown` scores the questions of apart.
-_FLAGS = ("held_out_statement", "compound", "held_out_value", "empty_value", "pronoun")
+_FLAGS = ("held_out_statement", "compound", "held_out_value", "empty_value", "pronoun",
+          "own_value", "wide_name")  # fmt: skip
 
 
 def error_breakdown(
@@ -734,10 +909,11 @@ def error_breakdown(
         "count", "exact_match"; exact match per kind ("em_answered", "em_unstated",
         "em_absent") and per question wording ("em_train_wording", "em_held_out_wording", over
         the questions of each); per statement of the answer or passage ("em_held_out_statement",
-        "em_compound", "em_held_out_value", "em_empty_value", "em_pronoun": over the questions so
-        labelled, present only when some are); error counts: "absent_answered" (any answer for
-        a person no passage names), "other_person_value" (for a person a passage names, the
-        value the passages state for somebody else),
+        "em_compound", "em_held_out_value", "em_empty_value", "em_pronoun", "em_own_value",
+        "em_wide_name": over the questions so labelled, present only when some are); error
+        counts: "absent_answered" (any answer for a person no passage names),
+        "other_person_value" (for a person a passage names, the value the passages state for
+        somebody else),
         "unstated_answered" (another answer where the person's fact is not stated), "missed"
         (no answer where there is one), "wrong_span" (any other wrong answer).
     """

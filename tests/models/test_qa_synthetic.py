@@ -10,20 +10,25 @@ import pytest
 
 from models.qa.readers import Passage, QAExample
 from models.qa.synthetic import (
+    _TEMPLATE_CHARACTERS,
     ABSENT,
     ANSWERED,
     ATTRIBUTES,
+    COMMON_CHARACTER_COUNT,
     GIVEN_NAMES,
     SURNAMES,
     UNSTATED,
     LabelledExample,
     SyntheticConfig,
     _draw_passage,
+    _draw_people,
+    common_characters,
     error_breakdown,
     make_labelled_examples,
     make_mixed_examples,
     make_synthetic_examples,
     pronoun_for,
+    wide_characters,
 )
 
 HARD = SyntheticConfig(
@@ -324,10 +329,12 @@ def test_error_breakdown_scores_the_wording_flags_apart():
     example = QAExample("张伟住在哪里？", [Passage("张伟生活在北海，今年35岁。", "北海")])
     plain = LabelledExample(example, ANSWERED, "张伟", "city", False, frozenset())
     flagged = dataclasses.replace(plain, held_out_statement=True, compound=True,
-                                  held_out_value=True, pronoun=True)  # fmt: skip
+                                  held_out_value=True, pronoun=True, own_value=True,
+                                  wide_name=True)  # fmt: skip
     report = error_breakdown([plain, flagged, flagged], ["北海", "北海", "35"])
     assert report["exact_match"] == 2 / 3
-    for key in ("em_held_out_statement", "em_compound", "em_held_out_value", "em_pronoun"):
+    for key in ("em_held_out_statement", "em_compound", "em_held_out_value", "em_pronoun",
+                "em_own_value", "em_wide_name"):  # fmt: skip
         assert report[key] == 1 / 2
     assert "em_empty_value" not in report
 
@@ -448,3 +455,86 @@ def test_pronoun_for_fits_the_given_name():
     assert pronoun_for("张伟") == pronoun_for("赵建国") == "他"
     with pytest.raises(ValueError, match="pronoun_fraction"):
         SyntheticConfig(pronoun_fraction=1.1)
+
+
+# Training wording with names and values of common characters (the knobs' training side).
+WIDE_TRAIN = dataclasses.replace(WORDING_TRAIN, wide_name_fraction=0.3, wide_value_fraction=0.2)
+# The held-out side: every name of held-out characters, every value a user's own.
+OWN_WORDS = dataclasses.replace(
+    HARD, wide_name_fraction=1.0, name_characters="held_out", own_value_fraction=1.0
+)
+_POOL_NAME_CHARACTERS = set(SURNAMES) | set("".join(GIVEN_NAMES))
+
+
+def test_common_characters_are_jiebas_most_frequent_without_a_download():
+    chars = common_characters()
+    assert len(chars) == len(set(chars)) == COMMON_CHARACTER_COUNT
+    assert chars[:5] == ("一", "是", "人", "了", "不")
+    assert all("\u4e00" <= c <= "\u9fff" for c in chars)
+    assert "乌" in chars and "犬" in chars and "國" not in chars  # GB2312: no traditional forms
+    train, held_out = wide_characters()
+    assert set(train).isdisjoint(held_out)
+    assert 300 < len(held_out) < 500 and len(train) > 3000
+    assert _TEMPLATE_CHARACTERS.isdisjoint({*train, *held_out})
+    assert _POOL_NAME_CHARACTERS.isdisjoint(held_out)
+
+
+def test_wide_names_take_training_characters_never_the_held_out_ones():
+    train, held_out = wide_characters()
+    rng = random.Random(5)
+    names = _draw_people(rng, 3000, config=WIDE_TRAIN)
+    wide = [n for n in names if n[1:] not in GIVEN_NAMES]
+    assert 700 < len(wide) < 1100  # about 30%
+    assert all(set(n) <= set(train) | set(SURNAMES) and 2 <= len(n) <= 3 for n in wide)
+    assert len(set("".join(wide))) > 1000  # many characters, not a few
+    held = _draw_people(random.Random(5), 3000, config=OWN_WORDS)
+    assert all(n[0] in SURNAMES and set(n[1:]) <= set(held_out) for n in held)
+    # the default knobs never draw one
+    assert all(n[1:] in GIVEN_NAMES for n in _draw_people(random.Random(5), 3000))
+
+
+def test_wide_values_are_stated_as_answers_and_never_a_users_own():
+    train, held_out = wide_characters()
+    own = {v for a in ATTRIBUTES for v in a.own_values}
+    items = make_labelled_examples(600, seed=14, config=WIDE_TRAIN)
+    wide_answers = 0
+    for item in items:
+        attribute = _BY_NAME[item.attribute]
+        assert not (item.own_value or item.held_out_value)
+        values = {*item.example.gold_answers(), *item.other_values}
+        assert own.isdisjoint(values), item
+        pool = {*attribute.values, *attribute.more_values}
+        for value in values - pool:
+            assert not value.isdigit() and set(value) <= {*train, *held_out}, item
+            assert 1 <= len(value) <= 4
+        for passage in item.example.passages:
+            if passage.answer is not None and passage.answer not in pool:
+                wide_answers += 1
+                assert _stated_in(passage.text, item.person, attribute, passage.answer, False)
+    assert wide_answers > 60
+    assert 100 < sum(i.wide_name for i in items) < 280
+
+
+def test_the_own_words_set_asks_about_held_out_names_and_own_values():
+    _, held_out = wide_characters()
+    items = make_labelled_examples(300, seed=15, config=OWN_WORDS)
+    answered = [i for i in items if i.kind == ANSWERED]
+    assert answered and all(i.own_value for i in answered)
+    for item in answered:
+        assert item.example.gold_answers()[0] in _BY_NAME[item.attribute].own_values
+    asked = [i for i in items if i.wide_name]
+    assert len(asked) > 250  # the others share a surname with one (similar_name_fraction)
+    assert all(set(i.person[1:]) <= set(held_out) for i in asked)
+
+
+def test_own_values_are_many_apart_from_the_pools_and_of_characters_training_draws():
+    # so that an answer made of them is in a vocabulary built from the training data
+    train, held_out = wide_characters()
+    chars = {*train, *held_out, *_TEMPLATE_CHARACTERS, *_POOL_NAME_CHARACTERS, *"0123456789"}
+    for a in ATTRIBUTES:
+        chars |= set("".join((*a.values, *a.more_values)))
+    for a in ATTRIBUTES:
+        assert len(set(a.own_values)) >= 15, a.name
+        assert not set(a.own_values) & {*a.values, *a.more_values, *a.held_out_values}, a.name
+        for value in a.own_values:
+            assert set(value) <= chars, value
