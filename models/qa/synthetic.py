@@ -429,7 +429,8 @@ def wide_value(rng: random.Random, fact: Attribute) -> str:
     pool (`values`): a number of other characters is no age."""
     if all(v.isdigit() for v in fact.values):
         return rng.choice(fact.values)
-    chars = wide_characters()[0] + wide_characters()[1]
+    train, held_out = wide_characters()
+    chars = train + held_out
     known = {*fact.values, *fact.more_values, *fact.held_out_values, *fact.own_values}
     while True:
         value = "".join(rng.choice(chars) for _ in range(rng.randint(1, 4)))
@@ -612,13 +613,13 @@ def _draw_people(
     avoid: Sequence[str] = (),
     like: str | None = None,
     similar_fraction: float = 0.0,
-    config: SyntheticConfig | None = None,
+    config: SyntheticConfig = SyntheticConfig(),  # noqa: B008 (frozen: one shared default)
 ) -> list[str]:
     """Distinct names of which none is a prefix of another or of one in `avoid`; each shares the
     surname or the given name of `like` with probability `similar_fraction`, else is drawn of
     common characters with probability `config.wide_name_fraction`."""
     people: list[str] = []
-    wide = config.wide_name_fraction if config is not None else 0.0
+    wide = config.wide_name_fraction
     while len(people) < count:
         if like is not None and rng.random() < similar_fraction:
             if rng.random() < 0.5:
@@ -626,7 +627,6 @@ def _draw_people(
             else:
                 name = rng.choice(SURNAMES) + like[1:]
         elif wide and rng.random() < wide:
-            assert config is not None
             name = wide_name(rng, config.name_characters)
         else:
             name = rng.choice(SURNAMES) + rng.choice(GIVEN_NAMES)
