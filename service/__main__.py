@@ -27,7 +27,7 @@ from fastapi import FastAPI
 from models import tf_logging  # noqa: F401
 from service import no_keras  # noqa: F401
 from service.app import create_app
-from service.http_protocol import HeadLimits, bounded_http_protocol
+from service.http_protocol import DROP_REASONS, HeadLimits, bounded_http_protocol
 from service.registry import ModelRegistry
 from service.settings import Settings, get_settings
 
@@ -73,12 +73,16 @@ def _stopped(sig: int, frame: FrameType | None) -> None:
 
 def server_config(app: FastAPI, settings: Settings, **overrides: Any) -> uvicorn.Config:
     """uvicorn's configuration of the service (`overrides`: benchmarks against stock uvicorn)."""
+    dropped = app.state.metrics.connections_dropped
+    for reason in DROP_REASONS:  # every reason on /metrics from the start, at 0
+        dropped.labels(reason=reason)
     limits = HeadLimits(
         settings.max_header_bytes,
         settings.max_header_count,
         settings.header_timeout_s,
         settings.body_timeout_s,
         settings.send_timeout_s,
+        on_drop=lambda reason: dropped.labels(reason=reason).inc(),
     )
     options: dict[str, Any] = {
         "host": settings.host,

@@ -79,6 +79,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.registry = registry
+    app.state.metrics = metrics
     install_error_handlers(app)
     for router in (
         health.router,

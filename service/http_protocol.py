@@ -55,7 +55,15 @@ send_timeout bounds that, and SEND_TIMEOUT_S here:
   nothing. The kernel is given a bound of its own (TCP_USER_TIMEOUT, how long sent data may go
   unacknowledged or the client's window stay shut: USER_TIMEOUT_PERIODS x SEND_TIMEOUT_S, so the
   reset above comes first while some of a response waits in the server); when it drops a
-  connection that is still the server's, that is logged once too.
+  connection that is still the server's, that is logged once too. Once a graceful shutdown has
+  begun, the limit is SHUTDOWN_SEND_TIMEOUT_S if that is shorter: a client that takes nothing
+  would otherwise hold the exit up to uvicorn's own limit (REQUEST_TIMEOUT_S + 5 s), which then
+  cancels the request with an ERROR; a reader that makes progress is still never cut.
+
+Every connection the server closes or resets by one of these limits (a 400, 408 or 431 the app
+never sees, a reset, the kernel's drop) is counted once, by reason (`DROP_REASONS`), through the
+`on_drop` callback: /metrics' kexue_connections_dropped_total, the edge's part that the requests
+counted by the app cannot show.
 """
 
 from __future__ import annotations
@@ -66,6 +74,7 @@ import logging
 import socket
 import struct
 import sys
+from collections.abc import Callable
 from itertools import chain
 from typing import ClassVar
 
@@ -91,11 +100,26 @@ TCP_INFO_BYTES_ACKED_AT = 120
 SEND_LOOKS = 4
 # The kernel's bound (TCP_USER_TIMEOUT) in SEND_TIMEOUT_S periods: past the service's own reset.
 USER_TIMEOUT_PERIODS = 2
+# The send timeout once a graceful shutdown has begun, when shorter than SEND_TIMEOUT_S: well
+# inside uvicorn's limit (REQUEST_TIMEOUT_S + 5 s), long enough for a client that reads at all.
+SHUTDOWN_SEND_TIMEOUT_S = 5.0
+
+# Why the server closed or reset a connection (the `on_drop` callback's argument).
+DROP_REASONS = (
+    "bad_request",  # 400 before the app: unparsable, no or two Host fields, upgrade with a body
+    "tls",  # 400: a TLS handshake on the plain-HTTP port
+    "header_too_large",  # 431: MAX_HEADER_BYTES or MAX_HEADER_COUNT
+    "header_timeout",  # 408: HEADER_TIMEOUT_S with a head begun
+    "body_timeout",  # 408 (or closed if the answer had begun): BODY_TIMEOUT_S
+    "send_timeout",  # reset: SEND_TIMEOUT_S (or SHUTDOWN_SEND_TIMEOUT_S) without progress
+    "kernel_timeout",  # dropped by the kernel: TCP_USER_TIMEOUT
+)
 
 
 class HeadLimits:
     """The head's bounds, the body's time between reads (body_timeout_s), and the response's
-    time without progress (send_timeout_s)."""
+    time without progress (send_timeout_s); `on_drop` is told each connection closed or reset by
+    one of them, with its reason (one of `DROP_REASONS`)."""
 
     def __init__(
         self,
@@ -104,12 +128,14 @@ class HeadLimits:
         timeout_s: float,
         body_timeout_s: float,
         send_timeout_s: float,
+        on_drop: Callable[[str], None] | None = None,
     ) -> None:
         self.max_bytes = max_bytes
         self.max_count = max_count
         self.timeout_s = timeout_s
         self.body_timeout_s = body_timeout_s
         self.send_timeout_s = send_timeout_s
+        self.on_drop = on_drop
 
 
 def bounded_http_protocol(limits: HeadLimits) -> type[HttpToolsProtocol]:
@@ -188,6 +214,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     # The request whose task runs: uvicorn's self.cycle is the last one parsed, which may be a
     # pipelined one waiting its turn.
     _running: RequestResponseCycle | None = None
+    _dropped = False  # counted once (`_drop`): a refusal may be answered after a pipelined request
+    _shutting_down = False  # uvicorn's graceful shutdown has begun (the send timeout shortens)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -207,6 +235,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._stop_send_timer()
         self._disconnect_running()
         if isinstance(exc, TimeoutError):  # ETIMEDOUT: the kernel's bound (TCP_USER_TIMEOUT)
+            self._drop("kernel_timeout")
             log.warning(
                 "%s took nothing for %g s: connection dropped by the kernel (TCP_USER_TIMEOUT, "
                 "%d x SEND_TIMEOUT_S)",
@@ -215,6 +244,23 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                 USER_TIMEOUT_PERIODS,
             )
         super().connection_lost(exc)
+
+    def _drop(self, reason: str) -> None:
+        """Counts this connection as closed or reset by the server for `reason`, once."""
+        if not self._dropped:
+            self._dropped = True
+            if self.limits.on_drop is not None:
+                self.limits.on_drop(reason)
+
+    def shutdown(self) -> None:
+        # uvicorn's graceful shutdown: a response already waiting on a client that takes none of
+        # it is looked at now, against the shutdown's shorter limit.
+        self._shutting_down = True
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+            self._send_timer = None
+            self._look_at_send()
+        super().shutdown()
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
         self._running = cycle
@@ -269,6 +315,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         why = _host_refusal(self.parser.get_http_version(), fields)
         if why is not None:
             self._refused = (400, "bad_request", why)
+            self._drop("bad_request")
             return  # no request cycle: the app never sees it
         upgrade = self.parser.should_upgrade()
         if upgrade and _declares_body(fields):
@@ -281,6 +328,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                 "bad_request",
                 _upgrade_refusal(self.parser.get_method().decode("ascii"), fields),
             )
+            self._drop("bad_request")
             return
         cycle = self.cycle
         super().on_headers_complete()
@@ -317,6 +365,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def _refuse_head(self, setting: str, limit: int, unit: str) -> None:
         detail = f"request head over {limit} {unit} ({setting})"
         self._refused = (431, "request_header_fields_too_large", detail)
+        self._drop("header_too_large")
 
     def _answer_refusal(self) -> None:
         if self.cycle is not None and not self.cycle.response_complete:
@@ -336,8 +385,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         # Content-Length"): it is added to uvicorn's "Invalid HTTP request received.".
         if self._head_start == TLS_HANDSHAKE:
             msg = "this port speaks plain HTTP/1.1, not TLS: use http://, not https://"
+            self._drop("tls")
         elif isinstance(reason := sys.exc_info()[1], httptools.HttpParserError) and str(reason):
             msg = f"{msg.rstrip('.')}: {reason}"
+        self._drop("bad_request")
         self._send_and_close(400, "bad_request", msg)
 
     def _send_and_close(self, status: int, code: str, detail: str) -> None:
@@ -386,6 +437,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._timer = self.loop.call_at(self._deadline, self._timed_out)
             return
         if self._arrived:
+            self._drop("header_timeout")  # (an idle connection's close is not: nginx's neither)
             self._refused = (
                 408,
                 "request_timeout",
@@ -410,6 +462,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._timer = self.loop.call_at(self._deadline, self._timed_out)
             return
         self._in_body = False
+        self._drop("body_timeout")
         detail = (
             f"request body: nothing received for {self.limits.body_timeout_s:g} s (BODY_TIMEOUT_S)"
         )
@@ -489,19 +542,23 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if taken > self._taken_then:  # the client took some since the last look
             self._taken_then, self._taken_at = taken, now
         stalled = now - self._taken_at
-        if stalled < self.limits.send_timeout_s:
+        limit, setting = self.limits.send_timeout_s, "SEND_TIMEOUT_S"
+        if self._shutting_down and SHUTDOWN_SEND_TIMEOUT_S < limit:
+            limit, setting = SHUTDOWN_SEND_TIMEOUT_S, "SHUTDOWN_SEND_TIMEOUT_S, shutting down"
+        if stalled < limit:
             self._send_timer = self.loop.call_later(
-                min(self.limits.send_timeout_s / SEND_LOOKS, self.limits.send_timeout_s - stalled),
-                self._look_at_send,
+                min(limit / SEND_LOOKS, limit - stalled), self._look_at_send
             )
             return
         log.warning(
-            "%s took nothing of a response for %g s (SEND_TIMEOUT_S): connection reset, "
+            "%s took nothing of a response for %g s (%s): connection reset, "
             "%d bytes of it still waiting in the server",
             self._client_name(),
-            self.limits.send_timeout_s,
+            limit,
+            setting,
             waiting,
         )
+        self._drop("send_timeout")
         sock = self.transport.get_extra_info("socket")
         if sock is not None:
             try:  # a reset: the kernel drops the queued bytes instead of trying to deliver them

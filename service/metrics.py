@@ -72,6 +72,13 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.connections_dropped = Counter(
+            "kexue_connections_dropped",
+            "Connections the server closed or reset at its edge, by the limit that did it "
+            "(service/http_protocol.py: requests the app never saw, clients that read nothing)",
+            ["reason"],
+            registry=r,
+        )
         self.model_versions = Gauge(
             "kexue_model_version_state",
             "1 for the state each model version is in",

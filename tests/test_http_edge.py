@@ -4,8 +4,9 @@ connection closed (a slow but steady one is not), a client that reads none of it
 reset after SEND_TIMEOUT_S (a slow but steady reader is not, and a shutdown does not wait on it),
 a streamed body over MAX_BODY_BYTES is 413 like a declared one, a request the queue could never
 hold is 413 (not a 429 to retry for ever), and SIGTERM ends in exit status 0 after the graceful
-drain. Raw sockets where the point is what a client library would not send; every loop is bounded
-in count and time."""
+drain. Every connection the edge refuses or resets is counted on /metrics by reason. Raw
+sockets where the point is what a client library would not send; every loop is bounded in count
+and time."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from service.http_protocol import DROP_REASONS, SHUTDOWN_SEND_TIMEOUT_S
 from tests.live_server import live_server_process, wait_until
 from tests.tiny_store import TINY_MODELS, tiny_version
 
@@ -686,6 +688,7 @@ def test_answers_that_fit_in_the_kernel_are_dropped_by_it_for_a_client_that_read
     SEND_TIMEOUT_S) now bounds that: the kernel drops it, and the service logs it once."""
     url, _ = edge_server
     server_port = int(url.rsplit(":", 1)[1])
+    before = dropped(url)
     with non_reader(url, requests=20) as sock:
         port = sock.getsockname()[1]
         started = time.monotonic()
@@ -699,18 +702,16 @@ def test_answers_that_fit_in_the_kernel_are_dropped_by_it_for_a_client_that_read
     assert waited >= 1.5 * SEND_TIMEOUT_S, f"dropped after {waited:.2f} s"
     log = edge_log.read_text(errors="replace")
     assert log.count(f":{port} took nothing for") == 1, log[-2000:]
+    assert dropped(url)["kernel_timeout"] == before["kernel_timeout"] + 1
 
 
-def test_a_shutdown_does_not_wait_on_a_client_that_reads_nothing(tmp_path: Path) -> None:
-    """SIGTERM with a non-reading connection held: the graceful shutdown waited for it until its
-    own limit (REQUEST_TIMEOUT_S + 5 s, 35 s by default), then logged an ERROR cancelling the
-    task; now the connection is reset after SEND_TIMEOUT_S and the process exits 0 soon after."""
+def shut_down_with_a_non_reader(tmp_path: Path, **settings: str) -> tuple[float, str]:
+    """SIGTERM to a server (an empty store, `settings`) while a non-reader's connection is held
+    with the server's socket full: the seconds to exit status 0, and the server's log."""
     (tmp_path / "store").mkdir()
     log_path = tmp_path / "server.log"
     with (
-        live_server_process(
-            tmp_path / "store", log_path=log_path, SEND_TIMEOUT_S=str(SEND_TIMEOUT_S)
-        ) as (url, proc),
+        live_server_process(tmp_path / "store", log_path=log_path, **settings) as (url, proc),
         non_reader(url) as sock,
     ):
         time.sleep(0.5)  # written until the socket is full
@@ -719,8 +720,73 @@ def test_a_shutdown_does_not_wait_on_a_client_that_reads_nothing(tmp_path: Path)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
         took = time.monotonic() - stopped
+    return took, log_path.read_text(errors="replace")
+
+
+def test_a_shutdown_resets_a_non_reader_long_before_the_send_timeout(tmp_path: Path) -> None:
+    """SIGTERM with a non-reading connection held and the default SEND_TIMEOUT_S (60 s, longer
+    than the graceful shutdown's own limit, REQUEST_TIMEOUT_S + 5 s): the shutdown waited 35 s
+    for it, then cancelled its task with an ERROR. Once shutting down, the send timeout is
+    SHUTDOWN_SEND_TIMEOUT_S (5 s), so the process exits 0 soon after that."""
+    took, log = shut_down_with_a_non_reader(tmp_path)
+    assert took < SHUTDOWN_SEND_TIMEOUT_S + 10, f"exited {took:.1f} s after SIGTERM"
+    assert "SHUTDOWN_SEND_TIMEOUT_S, shutting down" in log, log[-2000:]
+    assert "ERROR" not in log, log[-2000:]
+
+
+def dropped(url: str) -> dict[str, float]:
+    """kexue_connections_dropped_total by reason, from /metrics."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    counts = {}
+    for line in text.splitlines():
+        if line.startswith("kexue_connections_dropped_total{"):
+            reason = line.split('reason="', 1)[1].split('"', 1)[0]
+            counts[reason] = float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+def test_connections_the_edge_drops_are_counted_by_reason(edge_server: tuple[str, int]) -> None:
+    """A refused head, an unparsable request, https:// to the port, a head or a body that stops,
+    and a client that reads nothing: each counted once under its reason (every reason is on
+    /metrics from the start); a connection closed while idle, or served, is not."""
+    url, _ = edge_server
+    before = dropped(url)
+    assert set(before) == set(DROP_REASONS)
+    get_with_headers(url, [(f"x-{i}", "1") for i in range(DEFAULT_MAX_HEADER_COUNT + 1)])
+    for request in (
+        b"GET /healthz HTTP/1.2\r\nhost: a\r\n\r\n",  # unparsable
+        b"GET /healthz HTTP/1.1\r\n\r\n",  # no Host
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(32),  # TLS
+    ):
+        with connect(url) as sock:
+            sock.sendall(request)
+            assert read_response(sock).startswith(b"HTTP/1.1 400 ")
+    with connect(url) as head, connect(url) as idle, connect(url) as body:
+        head.sendall(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nx-slow: ")
+        body.sendall(embed_head("content-length: 500") + EMBED_BODY[:20])
+        for sock in (head, idle, body):
+            assert until_closed(sock, HEADER_TIMEOUT_S + BODY_TIMEOUT_S + 9)[1]
+    assert httpx.get(f"{url}/healthz", timeout=10).status_code == 200
+    with non_reader(url) as sock:
+        wait_until(lambda: tcp_state(sock) == 7, SEND_TIMEOUT_S + 10, "the non-reader reset")
+    after = dropped(url)
+    assert {reason: after[reason] - before[reason] for reason in DROP_REASONS} == {
+        "bad_request": 2,
+        "tls": 1,
+        "header_too_large": 1,
+        "header_timeout": 1,
+        "body_timeout": 1,
+        "send_timeout": 1,
+        "kernel_timeout": 0,
+    }
+
+
+def test_a_shutdown_does_not_wait_on_a_client_that_reads_nothing(tmp_path: Path) -> None:
+    """SIGTERM with a non-reading connection held: the graceful shutdown waited for it until its
+    own limit (REQUEST_TIMEOUT_S + 5 s, 35 s by default), then logged an ERROR cancelling the
+    task; now the connection is reset after SEND_TIMEOUT_S and the process exits 0 soon after."""
+    took, log = shut_down_with_a_non_reader(tmp_path, SEND_TIMEOUT_S=str(SEND_TIMEOUT_S))
     assert took < SEND_TIMEOUT_S + 10, f"exited {took:.1f} s after SIGTERM"
-    log = log_path.read_text(errors="replace")
     assert "SEND_TIMEOUT_S" in log and "ERROR" not in log, log[-2000:]
 
 
