@@ -25,6 +25,8 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from service.json_body import DuplicateKeyError
+
 log = logging.getLogger(__name__)
 
 
@@ -113,8 +115,9 @@ class BackendError(ServiceError):
 
 
 ERROR_DESCRIPTIONS = {
-    400: "Input that makes no sense for this model, or no `model` named where several "
-    "could answer (the detail names them)",
+    400: "Input that makes no sense for this model, a body that is not readable JSON (not "
+    "UTF-8, nested too deeply, a key named twice in one object), or no `model` named where "
+    "several could answer (the detail says which)",
     401: "No API key, or a wrong one, when the service has keys (API_KEYS); on an admin "
     "endpoint, no bearer token",
     403: "Wrong admin token, or admin endpoints are disabled",
@@ -273,6 +276,11 @@ def _why_unreadable(cause: BaseException) -> str:
         return (
             f"the body is not valid UTF-8: byte 0x{byte} at offset {cause.start} "
             f"({cause.reason}); send JSON as UTF-8"
+        )
+    if isinstance(cause, DuplicateKeyError):
+        return (
+            f"the body's JSON names the key {cause.key!r} twice in one object: name each key "
+            "once (JSON readers differ on which of the two counts)"
         )
     if isinstance(cause, RecursionError):
         return "the body's JSON nests too deeply to be read (lists or objects inside each other)"

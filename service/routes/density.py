@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from service.deps import check_limit, model_for
 from service.errors import error_responses
 from service.inference import Served, answer_headers, infer
+from service.json_body import StrictJSONRoute
 from service.runtimes.density import DensityRuntime, SampleItem
 from service.schemas.density import (
     MAX_SEED,
@@ -20,7 +21,7 @@ from service.schemas.density import (
 )
 from service.settings import Settings
 
-router = APIRouter(tags=["density"])
+router = APIRouter(tags=["density"], route_class=StrictJSONRoute)
 
 
 def finite_or_none(values: Iterable[float]) -> list[float | None]:

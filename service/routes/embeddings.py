@@ -7,12 +7,13 @@ from fastapi import APIRouter, Depends, Request, Response
 from service.deps import check_limit, check_text_lengths, model_for
 from service.errors import BadInput, PayloadTooLarge, error_responses
 from service.inference import Served, answer_headers, infer, prepare_input, vector_payload
+from service.json_body import StrictJSONRoute
 from service.runtimes.base import reading_input
 from service.runtimes.jose import EmbeddingRuntime, Truncation
 from service.schemas.embeddings import Embedding, EmbeddingRequest, EmbeddingResponse, Usage
 from service.settings import Settings
 
-router = APIRouter(tags=["embeddings"])
+router = APIRouter(tags=["embeddings"], route_class=StrictJSONRoute)
 
 
 def texts_of(body: EmbeddingRequest) -> list[str]:

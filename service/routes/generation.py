@@ -12,6 +12,7 @@ from service.deps import check_limit, check_text_lengths, model_for
 from service.errors import BadInput, ClientClosedRequest, error_body, error_responses
 from service.generation import GenerationTicket, TokenEvent
 from service.inference import Served, answer_headers, until_disconnect
+from service.json_body import StrictJSONRoute
 from service.runtimes.base import reading_input
 from service.runtimes.generation import GenerationRuntime
 from service.schemas.generation import (
@@ -23,7 +24,7 @@ from service.schemas.generation import (
 )
 from service.settings import Settings
 
-router = APIRouter(tags=["generation"])
+router = APIRouter(tags=["generation"], route_class=StrictJSONRoute)
 
 SSE_DONE = "data: [DONE]\n\n"
 

@@ -6,10 +6,11 @@ from fastapi import APIRouter, Path
 
 from service.deps import AdminDep, RegistryDep
 from service.errors import error_responses
+from service.json_body import StrictJSONRoute
 from service.schemas.common import MODEL_NAME_PATTERN
 from service.schemas.models import ModelList, ModelStatus
 
-router = APIRouter(prefix="/v1/models", tags=["models"])
+router = APIRouter(prefix="/v1/models", tags=["models"], route_class=StrictJSONRoute)
 
 NamePath = Annotated[str, Path(pattern=MODEL_NAME_PATTERN, description="Model name")]
 

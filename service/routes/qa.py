@@ -7,12 +7,13 @@ from fastapi import APIRouter, Depends, Request, Response
 from service.deps import check_limit, check_text_lengths, model_for
 from service.errors import error_responses
 from service.inference import Served, answer_headers, infer, prepare_input
+from service.json_body import StrictJSONRoute
 from service.runtimes.base import reading_input
 from service.runtimes.qa import QAItem, QARuntime
 from service.schemas.qa import QACandidate, QAEvidence, QARequest, QAResponse
 from service.settings import Settings
 
-router = APIRouter(tags=["qa"])
+router = APIRouter(tags=["qa"], route_class=StrictJSONRoute)
 
 
 def limits(body: QARequest, settings: Settings) -> None:

@@ -1,0 +1,59 @@
+"""Request bodies read as JSON whose objects name each key once.
+
+Python's (and FastAPI's) JSON reader keeps the last of two equal keys, `{"model": "a", "model":
+"b"}` is model b; other readers keep the first or refuse. RFC 8259 4 leaves the meaning of such
+an object to the reader, which is how a proxy or an authorising layer in front of the service and
+the service itself come to act on different requests (Bishop Fox, "An Exploration of JSON
+Interoperability Vulnerabilities", 2021). So the service refuses them, as Rust's serde does for
+the fields of a struct: 400, naming the key. Routes with a JSON body take `StrictJSONRoute` as
+their router's `route_class`; FastAPI turns the reader's `ValueError` into its 400 for an
+unreadable body, which `service.errors` explains with the exception's message.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
+
+
+class DuplicateKeyError(ValueError):
+    """An object of the body names a key twice."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`json.loads`' object_pairs_hook: the object as a dict, or DuplicateKeyError."""
+    obj = dict(pairs)
+    if len(obj) < len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DuplicateKeyError(key)
+            seen.add(key)
+    return obj
+
+
+class StrictJSONRequest(Request):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = json.loads(await self.body(), object_pairs_hook=unique_keys)
+        return self._json
+
+
+class StrictJSONRoute(APIRoute):
+    """An APIRoute whose JSON body is read with `unique_keys`."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def strict(request: Request) -> Response:
+            return await handler(StrictJSONRequest(request.scope, request.receive))
+
+        return strict
