@@ -278,8 +278,9 @@ def _why_unreadable(cause: BaseException) -> str:
             f"({cause.reason}); send JSON as UTF-8"
         )
     if isinstance(cause, DuplicateKeyError):
+        key = cause.key if len(cause.key) <= 80 else f"{cause.key[:80]}..."  # not echoed whole
         return (
-            f"the body's JSON names the key {cause.key!r} twice in one object: name each key "
+            f"the body's JSON names the key {key!r} twice in one object: name each key "
             "once (JSON readers differ on which of the two counts)"
         )
     if isinstance(cause, RecursionError):

@@ -188,13 +188,24 @@ UNREADABLE_BODIES = [
     (b"", 422, "Field required"),
     (b'{"input": "a", "input": "b"}', 400, "names the key 'input' twice in one object"),
     (b'{"input": "a", "x": [{"k": 1, "k": 1}]}', 400, "names the key 'k' twice"),
+    (b'{"%s": 1, "%s": 1}' % (b"k" * 50_000, b"k" * 50_000), 400, "key '" + "k" * 80 + "...'"),
 ]
 
 
 @pytest.mark.parametrize(
     ("body", "status", "said"),
     UNREADABLE_BODIES,
-    ids=["latin-1", "nested", "digits", "cut", "comma", "empty", "duplicate-key", "deep-duplicate"],
+    ids=[
+        "latin-1",
+        "nested",
+        "digits",
+        "cut",
+        "comma",
+        "empty",
+        "duplicate-key",
+        "deep-duplicate",
+        "long-duplicate",
+    ],
 )
 def test_a_body_that_is_not_json_says_why(
     client: TestClient, body: bytes, status: int, said: str
