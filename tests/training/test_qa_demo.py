@@ -84,6 +84,7 @@ def _answer(version: Path, questions: list[tuple[str, list[str]]]) -> list[QARes
         max_answer_tokens=manifest.max_answer_tokens,
         beam_size=manifest.decoding.beam_size,
         extractive=manifest.decoding.extractive,
+        placeholders=manifest.placeholder_count,
     )
 
 
