@@ -659,7 +659,7 @@ DEMO_WORDING_HARD_SYNTHETIC = dataclasses.replace(DEMO_HARD_SYNTHETIC, **DEMO_TR
 # reserved characters, Latin names; `unknown_value`: reserved characters, pool values with some
 # of their characters reserved, Latin words), which the vocabulary leaves out (`demo_vocab`).
 DEMO_PLACEHOLDERS = DEFAULT_PLACEHOLDER_COUNT
-DEMO_UNKNOWN_WORDS: dict[str, Any] = {"unknown_name_fraction": 0.2, "unknown_value_fraction": 0.3}
+DEMO_UNKNOWN_WORDS: dict[str, Any] = {"unknown_name_fraction": 0.1, "unknown_value_fraction": 0.25}
 # What the demo trains on: both kinds in turn, question by question (`make_mixed_examples`).
 DEMO_MIXTURE = (
     dataclasses.replace(DEMO_WORDING_SYNTHETIC, **DEMO_UNKNOWN_WORDS),

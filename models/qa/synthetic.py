@@ -477,23 +477,39 @@ def unknown_name(rng: random.Random) -> str:
 
 def unknown_value(rng: random.Random, fact: Attribute) -> str | None:
     """A value of `fact` a small vocabulary lacks some of: a Latin word or two ("London", "New
-    York"; 25%), one to four reserved characters (`reserved_characters`; 35%), or a value of
-    the pools (`values`, `more_values`) with some of its characters reserved ones (外卖员's kind:
-    40%). None for numbers (age, birth year): their digits are every vocabulary's."""
+    York"; 20%), one to four reserved characters (`reserved_characters`; 20%), a value of the
+    pools (`values`, `more_values`) with some of its characters reserved ones (外卖员's kind;
+    30%), or one to four characters each reserved or one of any pool's (`known_characters`;
+    30%: 乌鲁木齐's kind, a known character first that starts no value of the pools). None for
+    numbers (age, birth year): their digits are every vocabulary's."""
     if all(v.isdigit() for v in fact.values):
         return None
     reserved = reserved_characters()
     draw = rng.random()
-    if draw < 0.25:
+    if draw < 0.2:
         words = [latin_word(rng) for _ in range(1 if rng.random() < 0.7 else 2)]
         return " ".join(words)
-    if draw < 0.6:
+    if draw < 0.4:
         return "".join(rng.choice(reserved) for _ in range(rng.randint(1, 4)))
-    value = list(rng.choice(fact.values + fact.more_values))
+    if draw < 0.7:
+        value = list(rng.choice(fact.values + fact.more_values))
+    else:
+        value = [rng.choice(known_characters()) for _ in range(rng.randint(1, 4))]
     swapped = [i for i in range(len(value)) if rng.random() < 0.5] or [rng.randrange(len(value))]
     for i in swapped:
         value[i] = rng.choice(reserved)
     return "".join(value)
+
+
+@functools.cache
+def known_characters() -> tuple[str, ...]:
+    """The characters of the pools' names and text values (`SURNAMES`, `GIVEN_NAMES`, `values`
+    and `more_values`) but the templates' and digits: what a vocabulary built from the data
+    knows beside the templates."""
+    chars = set(SURNAMES) | set("".join(GIVEN_NAMES))
+    for a in ATTRIBUTES:
+        chars.update("".join((*a.values, *a.more_values)))
+    return tuple(sorted(c for c in chars if c not in _TEMPLATE_CHARACTERS and not c.isdigit()))
 
 
 def _is_han(text: str) -> bool:
