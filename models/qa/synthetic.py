@@ -476,29 +476,51 @@ def unknown_name(rng: random.Random) -> str:
 
 
 def unknown_value(rng: random.Random, fact: Attribute) -> str | None:
-    """A value of `fact` a small vocabulary lacks some of: a Latin word or two ("London", "New
-    York"; 20%), one to four reserved characters (`reserved_characters`; 20%), a value of the
-    pools (`values`, `more_values`) with some of its characters reserved ones (外卖员's kind;
-    30%), or one to four characters each reserved or one of any pool's (`known_characters`;
-    30%: 乌鲁木齐's kind, a known character first that starts no value of the pools). None for
-    numbers (age, birth year): their digits are every vocabulary's."""
+    """A value of `fact` a small vocabulary lacks some of, or that no pool holds: a Latin word or
+    two ("London", "New York"; 15%), one to four reserved characters (`reserved_characters`;
+    15%), a value of the pools (`values`, `more_values`) with some of its characters reserved
+    ones (外卖员's kind; 25%), one to four characters each reserved or one of any pool's
+    (`known_characters`; 20%: 乌鲁木齐's kind, a known character first that starts no value of
+    the pools), or a value of the pools with one or two characters before or after it, each
+    reserved or known (墨绿色, 保洁员's kind; 25%: a known value inside is not the whole answer).
+    None for numbers (age, birth year): their digits are every vocabulary's."""
     if all(v.isdigit() for v in fact.values):
         return None
     reserved = reserved_characters()
     draw = rng.random()
-    if draw < 0.2:
+    if draw < 0.15:
         words = [latin_word(rng) for _ in range(1 if rng.random() < 0.7 else 2)]
         return " ".join(words)
-    if draw < 0.4:
+    if draw < 0.3:
         return "".join(rng.choice(reserved) for _ in range(rng.randint(1, 4)))
-    if draw < 0.7:
-        value = list(rng.choice(fact.values + fact.more_values))
-    else:
-        value = [rng.choice(known_characters()) for _ in range(rng.randint(1, 4))]
-    swapped = [i for i in range(len(value)) if rng.random() < 0.5] or [rng.randrange(len(value))]
-    for i in swapped:
-        value[i] = rng.choice(reserved)
-    return "".join(value)
+    if draw < 0.75:
+        if draw < 0.55:
+            value = list(rng.choice(fact.values + fact.more_values))
+        else:
+            value = [rng.choice(known_characters()) for _ in range(rng.randint(1, 4))]
+        swapped = [i for i in range(len(value)) if rng.random() < 0.5] or [
+            rng.randrange(len(value))
+        ]
+        for i in swapped:
+            value[i] = rng.choice(reserved)
+        return "".join(value)
+    known = fact.values + fact.more_values
+    while True:
+        side = rng.random()
+        before = _affix(rng) if side < 0.67 else ""
+        after = _affix(rng) if side >= 0.33 else ""
+        value = before + rng.choice(known) + after
+        if value not in {*known, *fact.held_out_values, *fact.own_values}:
+            return value
+
+
+def _affix(rng: random.Random) -> str:
+    """One or two characters, each reserved or known (`unknown_value`)."""
+    reserved = reserved_characters()
+    return "".join(
+        rng.choice(reserved) if rng.random() < 0.5 else rng.choice(known_characters())
+        for _ in range(rng.randint(1, 2))
+    )
 
 
 @functools.cache
