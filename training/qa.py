@@ -492,7 +492,31 @@ def _new_model(
     )
     if args.position_init == "sinusoid":
         init_positions_as_sinusoids(model.backbone)
+    if args.placeholders:
+        init_placeholders_as_orthogonal(model, tokenizer, args.placeholders, args.seed)
     return model, tokenizer, vocab_path, {"bert": config.__dict__}
+
+
+# Norm of each placeholder row at the start (a character's row reaches about 1 in the demo's
+# training; BERT's N(0, 0.02) start is 0.02 * sqrt(128) = 0.23 at its width).
+PLACEHOLDER_INIT_NORM = 1.0
+
+
+def init_placeholders_as_orthogonal(
+    model: UniLMSeq2Seq, tokenizer: BertTokenizer, count: int, seed: int
+) -> None:
+    """Starts the rows of the K placeholder tokens (`models.qa.placeholders`) as orthonormal
+    vectors of norm `PLACEHOLDER_INIT_NORM`: copying a placeholder needs the model to tell it
+    from the others by its row alone (the same role in every question, drawn at random), which a
+    small random start makes weak (issue 18's twelfth pass: answers cut after one placeholder)."""
+    variable = model.backbone.token_embedding.embeddings
+    width = int(variable.shape[1])
+    rng = np.random.default_rng([seed, 18])
+    q, _ = np.linalg.qr(rng.normal(size=(width, count)))
+    table = np.array(variable.numpy())
+    ids = [tokenizer.token_to_id(t) for t in placeholder_tokens(count)]
+    table[ids] = (q.T * PLACEHOLDER_INIT_NORM).astype(table.dtype)
+    variable.assign(table)
 
 
 def train_qa(args: argparse.Namespace | Sequence[str]) -> Path | None:

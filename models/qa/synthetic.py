@@ -509,9 +509,9 @@ def unknown_value(rng: random.Random, fact: Attribute) -> str | None:
         side = rng.random()
         before = _affix(rng) if side < 0.67 else ""
         after = _affix(rng) if side >= 0.33 else ""
-        value = before + rng.choice(known) + after
-        if value not in {*known, *fact.held_out_values, *fact.own_values}:
-            return value
+        framed = before + rng.choice(known) + after
+        if framed not in {*known, *fact.held_out_values, *fact.own_values}:
+            return framed
 
 
 def _affix(rng: random.Random) -> str:
