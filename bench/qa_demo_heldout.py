@@ -87,7 +87,8 @@ SETS = {
 
 def load_qa_version(path: Path) -> tuple[Any, BertTokenizer, dict[str, Any]]:
     """A QA version's step model, tokenizer and `answer_questions` options, as the service
-    decodes with them (the manifest's limits, beam size, extractive setting and softmax)."""
+    decodes with them (the manifest's limits, beam size, extractive setting, softmax and
+    placeholders)."""
     from models.bert.lm_reader import SavedModelLMStepModel
     from models.qa.input_softmax import step_model_for
 
@@ -100,6 +101,7 @@ def load_qa_version(path: Path) -> tuple[Any, BertTokenizer, dict[str, Any]]:
         "max_answer_tokens": manifest.max_answer_tokens,
         "beam_size": manifest.decoding.beam_size,
         "extractive": manifest.decoding.extractive,
+        "placeholders": manifest.placeholder_count,
     }
     model = step_model_for(SavedModelLMStepModel(path), manifest.decoding.answer_softmax)
     return model, tokenizer, options

@@ -284,6 +284,15 @@ class QADecoding(_Entry):
     answer_softmax: Literal["vocabulary", "input"] = "vocabulary"
 
 
+class QAPlaceholders(_Entry):
+    """The model was trained with placeholders for text its vocabulary lacks
+    (`models.qa.placeholders`): each distinct unknown word of a question and its passages is
+    read as one of `[unused1]` .. `[unused{count}]`, and an answer's placeholders are written
+    back as that text."""
+
+    count: PositiveCount
+
+
 class QAManifest(Manifest):
     task: Literal["qa"]
     family: Literal["bert-unilm"]
@@ -292,6 +301,13 @@ class QAManifest(Manifest):
     max_question_tokens: PositiveCount
     max_answer_tokens: PositiveCount
     decoding: QADecoding = QADecoding()
+    # None: unknown text is [UNK] (every version before issue 18's placeholders).
+    placeholders: QAPlaceholders | None = None
+
+    @property
+    def placeholder_count(self) -> int:
+        """K of `placeholders`, 0 without them (`models.qa.decoding.answer_questions`)."""
+        return self.placeholders.count if self.placeholders is not None else 0
 
 
 class SamplingDefaults(_Entry):

@@ -55,12 +55,15 @@ def export_tiny_qa(
     max_question: int,
     max_answer: int,
     model: UniLMSeq2Seq | None = None,
+    words: list[str] = QA_WORDS,
+    extra: dict | None = None,
 ) -> None:
     """A 1-layer random UniLM reader (answers are nonsense, the decoding machinery is real), or
-    `model` (one of `tiny_model`'s, its weights changed by the test) exported the same way."""
+    `model` (one of `tiny_model`'s, its weights changed by the test) exported the same way;
+    `words` after the specials in its vocabulary, `extra` more manifest keys."""
     model = model if model is not None else tiny_model(seed=7)
     with tempfile.TemporaryDirectory() as scratch:  # the export copies the vocabulary
-        vocab = write_vocab(Path(scratch) / "vocab.txt", QA_WORDS, QA_VOCAB_SIZE)
+        vocab = write_vocab(Path(scratch) / "vocab.txt", words, QA_VOCAB_SIZE)
         export_version(
             root, name, task="qa", family="bert-unilm",
             write_model=lambda path: export_qa_saved_model(
@@ -69,7 +72,7 @@ def export_tiny_qa(
             config={}, data={}, metrics={},
             extra={
                 "max_passage_tokens": max_passage, "max_question_tokens": max_question,
-                "max_answer_tokens": max_answer, "tokenizer": WORDPIECE,
+                "max_answer_tokens": max_answer, "tokenizer": WORDPIECE, **(extra or {}),
             },
         )  # fmt: skip
 

@@ -56,6 +56,7 @@ def evaluate_examples(
     span_search: bool = False,
     span_starts: int = DEFAULT_SPAN_STARTS,
     length_penalty: float | None = None,
+    placeholders: int = 0,
 ) -> tuple[dict[str, float], list[str | None]]:
     """Decodes every example and scores the answers.
 
@@ -70,6 +71,7 @@ def evaluate_examples(
         force_answer: never answer null (every question of the data has an answer).
         span_search, span_starts, length_penalty: score whole spans
             (`models.qa.decoding.decode_batch`).
+        placeholders: K of a model trained with placeholders (`models.qa.placeholders`), else 0.
 
     Returns:
         ({"accuracy", "f1", "final", "count"}, the predicted answers in order).
@@ -90,6 +92,7 @@ def evaluate_examples(
             span_search=span_search,
             span_starts=span_starts,
             length_penalty=length_penalty,
+            placeholders=placeholders,
         )
         predictions.extend(r.answer for r in results)
     return evaluate(predictions, examples), predictions
@@ -175,6 +178,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         span_search=args.span_search,
         span_starts=args.span_starts,
         length_penalty=args.length_penalty,
+        placeholders=manifest.placeholder_count,
     )
     report = {
         **scores,

@@ -81,7 +81,11 @@ def reexport_qa(version_dir: str | os.PathLike[str], name: str | None = None) ->
                                                       "version": manifest.version}}  # fmt: skip
     as_written = manifest.as_json()
     kept = ("max_passage_tokens", "max_question_tokens", "max_answer_tokens", "tokenizer")
-    extra = {key: as_written[key] for key in (*kept, "decoding") if key in as_written}
+    # "placeholders": a version trained with them reads unknown words as them
+    # (`models.qa.placeholders`); lost, it would read [UNK] where it was trained on placeholders.
+    extra = {
+        key: as_written[key] for key in (*kept, "decoding", "placeholders") if key in as_written
+    }
     return export_version(
         folder.parent.parent,
         name or manifest.name,

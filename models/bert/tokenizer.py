@@ -12,7 +12,7 @@ Sequences are packed as BERT expects: `[CLS] a [SEP]` with segment 0, and for a 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,6 +146,11 @@ class BertTokenizer:
         return int(self._tokenizer.token_to_id(UNK))
 
     # Tokenising.
+    def normalize(self, text: str) -> str:
+        """Text as the tokenizer's normaliser gives it to WordPiece (cleaned, lower-cased and
+        stripped of accents as configured, a blank around each CJK character)."""
+        return str(self._tokenizer._tokenizer.normalizer.normalize_str(text))
+
     def tokenize(self, text: str) -> list[str]:
         """WordPieces of text, without special tokens."""
         return list(self._tokenizer.encode(text, add_special_tokens=False).tokens)
@@ -236,19 +241,30 @@ class BertTokenizer:
         return ids, [0] * (len(a) + 2) + [1] * (len(b) + 1)
 
 
-def tokens_to_text(tokenizer: BertTokenizer, token_ids: Sequence[int], text: str = "") -> str:
+def tokens_to_text(
+    tokenizer: BertTokenizer,
+    token_ids: Sequence[int],
+    text: str = "",
+    words: Mapping[int, str] | None = None,
+) -> str:
     """Text of WordPiece ids: CJK characters joined without blanks, "##" pieces glued to
     the piece before, a blank only between two Latin/digit words; special tokens dropped.
 
     `text`, when given, is the text of the tokens before these: the result continues it, so a
-    decoder can extend its text token by token instead of rebuilding it.
+    decoder can extend its text token by token instead of rebuilding it. `words`, when given,
+    are texts to write for some ids instead of their tokens (a question's placeholders,
+    `models.qa.placeholders`).
     """
     special = {tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id, tokenizer.mask_id,
                tokenizer.unk_id}  # fmt: skip
     for token_id in token_ids:
         if int(token_id) in special:
             continue
-        piece = tokenizer.id_to_token(int(token_id))
+        piece = words.get(int(token_id)) if words else None
+        if piece is None:
+            piece = tokenizer.id_to_token(int(token_id))
+        elif not piece:
+            continue
         if piece.startswith("##"):
             text += piece[2:]
         elif (

@@ -51,8 +51,9 @@ from typing import Any, Protocol, cast
 
 import numpy as np
 
-from models.bert.tokenizer import BertTokenizer, tokens_to_text
+from models.bert.tokenizer import BertTokenizer
 from models.qa.evidence import EvidenceSpan, evidence_spans
+from models.qa.placeholders import PlaceholderMap, Placeholders, answer_text
 from models.qa.samples import (
     DEFAULT_MAX_ANSWER_TOKENS,
     DEFAULT_MAX_PASSAGE_TOKENS,
@@ -673,6 +674,7 @@ def answer_questions(
     span_search: bool = False,
     span_starts: int = DEFAULT_SPAN_STARTS,
     length_penalty: float | None = None,
+    placeholders: int = 0,
 ) -> list[QAResult]:
     """Answers several questions, each over its passages, in one batch of model calls.
 
@@ -689,17 +691,24 @@ def answer_questions(
         evidence, evidence_layers, evidence_shift: also each candidate's evidence spans
             (`decode_batch`, `models.qa.evidence`).
         span_search, span_starts, length_penalty: score whole spans (`decode_batch`).
+        placeholders: K of a model trained with placeholders for unknown text (its manifest's
+            `placeholders.count`, `models.qa.placeholders`); 0: unknown text is `[UNK]`.
 
     Returns:
         One `QAResult` per question.
     """
+    mapper = PlaceholderMap(tokenizer, placeholders) if placeholders else None
     prefixes = []
     offsets = []
+    mappings: list[Placeholders | None] = []
     for question, passages in questions:
-        question_ids = tokenizer.piece_ids(question)[:max_question_tokens]
+        mapping = mapper.assign(question, passages) if mapper else None
+        mappings.append(mapping)
+        encode = tokenizer if mapping is None else mapping
+        question_ids = encode.piece_ids(question)[:max_question_tokens]
         rows, spots = [], []
         for passage in passages:
-            ids, passage_offsets = tokenizer.piece_ids_with_offsets(passage)
+            ids, passage_offsets = encode.piece_ids_with_offsets(passage)
             rows.append(join_prefix(tokenizer, ids[:max_passage_tokens], question_ids))
             spots.append(passage_offsets[:max_passage_tokens])
         prefixes.append(rows)
@@ -721,10 +730,14 @@ def answer_questions(
         span_starts=span_starts,
         length_penalty=length_penalty,
     )
+    words = mappings if mapper else None
     if not evidence:
-        return results_from_decoded(tokenizer, decoded)
+        return results_from_decoded(tokenizer, decoded, placeholders=words)
     return results_from_decoded(
-        tokenizer, decoded, [(o, p) for o, (_, p) in zip(offsets, questions, strict=True)]
+        tokenizer,
+        decoded,
+        [(o, p) for o, (_, p) in zip(offsets, questions, strict=True)],
+        placeholders=words,
     )
 
 
@@ -737,6 +750,7 @@ def results_from_decoded(
     tokenizer: BertTokenizer,
     decoded: Sequence[DecodedAnswer],
     passages: Sequence[tuple[Sequence[Sequence[tuple[int, int]]], Sequence[str]]] | None = None,
+    placeholders: Sequence[Placeholders | None] | None = None,
 ) -> list[QAResult]:
     """Token ids to text: the answer, and one candidate per distinct non-empty text.
 
@@ -746,23 +760,26 @@ def results_from_decoded(
         passages: with evidence, per question (the character offsets of each passage's tokens
             read, the passages' texts): each candidate's evidence becomes spans
             (`QAResult.evidence`).
+        placeholders: per question, its placeholders (`models.qa.placeholders`): each one in an
+            answer is written as the text it stands for; None: no placeholders.
     """
     results = []
     for i, answer in enumerate(decoded):
+        mapping = placeholders[i] if placeholders is not None else None
         candidates: list[tuple[str, float, int | None]] = []
         spans: list[list[EvidenceSpan]] | None = None
         if passages is not None and answer.evidence is not None:
             spans = []
         seen: set[str] = set()
         for k, (ids, score, passage) in enumerate(answer.candidates):
-            text = tokens_to_text(tokenizer, ids)
+            text = answer_text(tokenizer, ids, mapping)
             if text and text not in seen:
                 seen.add(text)
                 candidates.append((text, score, passage))
                 if spans is not None and passages is not None and answer.evidence is not None:
                     offsets, texts = passages[i]
                     spans.append(evidence_spans(answer.evidence[k], offsets, texts))
-        text = tokens_to_text(tokenizer, answer.token_ids) if answer.token_ids else ""
+        text = answer_text(tokenizer, answer.token_ids, mapping) if answer.token_ids else ""
         results.append(
             QAResult(text or None, answer.score, answer.passage_index if text else None,
                      candidates, spans)

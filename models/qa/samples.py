@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.bert.tokenizer import BertTokenizer
+from models.qa.placeholders import Placeholders
 
 # bert4keras' defaults for WebQA / SogouQA (max_p_len, max_q_len, max_a_len).
 DEFAULT_MAX_PASSAGE_TOKENS = 256
@@ -77,6 +78,7 @@ def build_prefix(
     question: str,
     max_passage_tokens: int = DEFAULT_MAX_PASSAGE_TOKENS,
     max_question_tokens: int = DEFAULT_MAX_QUESTION_TOKENS,
+    placeholders: Placeholders | None = None,
 ) -> tuple[list[int], list[int]]:
     """`[CLS] passage [SEP] question [SEP]`, all segment 0: what decoding starts from.
 
@@ -86,14 +88,17 @@ def build_prefix(
         question: the question text (cut to its first `max_question_tokens` WordPieces).
         max_passage_tokens: passage WordPieces kept.
         max_question_tokens: question WordPieces kept.
+        placeholders: the question's placeholders (`models.qa.placeholders`), for a model
+            trained with them; None: unknown text is `[UNK]`.
 
     Returns:
         (token_ids, segment_ids).
     """
+    piece_ids = tokenizer.piece_ids if placeholders is None else placeholders.piece_ids
     token_ids = join_prefix(
         tokenizer,
-        tokenizer.piece_ids(passage)[:max_passage_tokens],
-        tokenizer.piece_ids(question)[:max_question_tokens],
+        piece_ids(passage)[:max_passage_tokens],
+        piece_ids(question)[:max_question_tokens],
     )
     return token_ids, [SOURCE_SEGMENT] * len(token_ids)
 
@@ -114,6 +119,7 @@ def build_sample(
     max_passage_tokens: int = DEFAULT_MAX_PASSAGE_TOKENS,
     max_question_tokens: int = DEFAULT_MAX_QUESTION_TOKENS,
     max_answer_tokens: int = DEFAULT_MAX_ANSWER_TOKENS,
+    placeholders: Placeholders | None = None,
 ) -> QASample:
     """`[CLS] passage [SEP] question [SEP] answer [SEP]` with segments and loss mask.
 
@@ -126,14 +132,17 @@ def build_sample(
         max_passage_tokens: passage WordPieces kept.
         max_question_tokens: question WordPieces kept.
         max_answer_tokens: answer WordPieces kept.
+        placeholders: the question's placeholders (`build_prefix`); the answer's unknown text
+            takes the same ones.
 
     Returns:
         The unpadded `QASample`.
     """
     prefix_ids, prefix_segments = build_prefix(
-        tokenizer, passage, question, max_passage_tokens, max_question_tokens
+        tokenizer, passage, question, max_passage_tokens, max_question_tokens, placeholders
     )
-    answer_ids = tokenizer.piece_ids(answer)[:max_answer_tokens] if answer else []
+    piece_ids = tokenizer.piece_ids if placeholders is None else placeholders.piece_ids
+    answer_ids = piece_ids(answer)[:max_answer_tokens] if answer else []
     target_ids = [*answer_ids, tokenizer.sep_id]
     return QASample(
         token_ids=prefix_ids + target_ids,

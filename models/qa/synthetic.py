@@ -438,6 +438,106 @@ def wide_value(rng: random.Random, fact: Attribute) -> str:
             return value
 
 
+@functools.cache
+def reserved_characters() -> tuple[str, ...]:
+    """Common characters (`common_characters`) that no template, pool name or value of any pool
+    (`values`, `more_values`, `held_out_values`, `own_values`) holds: the unknown characters of
+    names and values drawn with `SyntheticConfig.unknown_name_fraction` and
+    `unknown_value_fraction`, which a vocabulary built for placeholders leaves out
+    (`training.qa.demo_vocab`), so that they are read as placeholders (`models.qa.placeholders`)."""
+    taken = set(_TEMPLATE_CHARACTERS) | set(SURNAMES) | set("".join(GIVEN_NAMES))
+    for a in ATTRIBUTES:
+        taken.update("".join((*a.values, *a.more_values, *a.held_out_values, *a.own_values)))
+    return tuple(c for c in common_characters() if c not in taken)
+
+
+def latin_word(rng: random.Random) -> str:
+    """A made-up Latin word of 2-8 letters, capitalised half the time ("Tom", "london")."""
+    word = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 8)))
+    return word.capitalize() if rng.random() < 0.5 else word
+
+
+def unknown_name(rng: random.Random) -> str:
+    """A name a small vocabulary lacks some of: a `SURNAMES` surname and one or two reserved
+    characters (`reserved_characters`; 40%), a two-character reserved surname and a pool given
+    name (诸葛亮's kind; 20%), two or three reserved characters (20%), or a Latin word (Tom;
+    20%)."""
+    reserved = reserved_characters()
+    draw = rng.random()
+    if draw < 0.4:
+        return rng.choice(SURNAMES) + "".join(
+            rng.choice(reserved) for _ in range(rng.randint(1, 2))
+        )
+    if draw < 0.6:
+        return rng.choice(reserved) + rng.choice(reserved) + rng.choice(GIVEN_NAMES)
+    if draw < 0.8:
+        return "".join(rng.choice(reserved) for _ in range(rng.randint(2, 3)))
+    return latin_word(rng).capitalize()
+
+
+def unknown_value(rng: random.Random, fact: Attribute) -> str | None:
+    """A value of `fact` a small vocabulary lacks some of, or that no pool holds: a Latin word or
+    two ("London", "New York"; 15%), one to four reserved characters (`reserved_characters`;
+    15%), a value of the pools (`values`, `more_values`) with some of its characters reserved
+    ones (外卖员's kind; 25%), one to four characters each reserved or one of any pool's
+    (`known_characters`; 20%: 乌鲁木齐's kind, a known character first that starts no value of
+    the pools), or a value of the pools with one or two characters before or after it, each
+    reserved or known (墨绿色, 保洁员's kind; 25%: a known value inside is not the whole answer).
+    None for numbers (age, birth year): their digits are every vocabulary's."""
+    if all(v.isdigit() for v in fact.values):
+        return None
+    reserved = reserved_characters()
+    draw = rng.random()
+    if draw < 0.15:
+        words = [latin_word(rng) for _ in range(1 if rng.random() < 0.7 else 2)]
+        return " ".join(words)
+    if draw < 0.3:
+        return "".join(rng.choice(reserved) for _ in range(rng.randint(1, 4)))
+    if draw < 0.75:
+        if draw < 0.55:
+            value = list(rng.choice(fact.values + fact.more_values))
+        else:
+            value = [rng.choice(known_characters()) for _ in range(rng.randint(1, 4))]
+        swapped = [i for i in range(len(value)) if rng.random() < 0.5] or [
+            rng.randrange(len(value))
+        ]
+        for i in swapped:
+            value[i] = rng.choice(reserved)
+        return "".join(value)
+    known = fact.values + fact.more_values
+    while True:
+        side = rng.random()
+        before = _affix(rng) if side < 0.67 else ""
+        after = _affix(rng) if side >= 0.33 else ""
+        framed = before + rng.choice(known) + after
+        if framed not in {*known, *fact.held_out_values, *fact.own_values}:
+            return framed
+
+
+def _affix(rng: random.Random) -> str:
+    """One or two characters, each reserved or known (`unknown_value`)."""
+    reserved = reserved_characters()
+    return "".join(
+        rng.choice(reserved) if rng.random() < 0.5 else rng.choice(known_characters())
+        for _ in range(rng.randint(1, 2))
+    )
+
+
+@functools.cache
+def known_characters() -> tuple[str, ...]:
+    """The characters of the pools' names and text values (`SURNAMES`, `GIVEN_NAMES`, `values`
+    and `more_values`) but the templates' and digits: what a vocabulary built from the data
+    knows beside the templates."""
+    chars = set(SURNAMES) | set("".join(GIVEN_NAMES))
+    for a in ATTRIBUTES:
+        chars.update("".join((*a.values, *a.more_values)))
+    return tuple(sorted(c for c in chars if c not in _TEMPLATE_CHARACTERS and not c.isdigit()))
+
+
+def _is_han(text: str) -> bool:
+    return all("\u4e00" <= c <= "\u9fff" for c in text)
+
+
 # Which templates questions are drawn from (`SyntheticConfig.questions`).
 QUESTION_SETS = ("train", "held_out", "all")
 # Which statement templates passages use (`SyntheticConfig.statement_forms`).
@@ -501,6 +601,10 @@ class SyntheticConfig:
             a value's end is where the sentence says it is, not where a known value ends.
         own_value_fraction: chance that a value is one of `Attribute.own_values` (held-out
             evaluation only).
+        unknown_name_fraction: chance that a name holds text a small vocabulary lacks
+            (`unknown_name`: reserved characters, a Latin word), for a model that reads unknown
+            words as placeholders (`models.qa.placeholders`).
+        unknown_value_fraction: chance that a text value does (`unknown_value`).
     """
 
     people_per_passage: tuple[int, int] = (2, 3)
@@ -524,6 +628,8 @@ class SyntheticConfig:
     name_characters: str = "train"
     wide_value_fraction: float = 0.0
     own_value_fraction: float = 0.0
+    unknown_name_fraction: float = 0.0
+    unknown_value_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         if self.questions not in QUESTION_SETS:
@@ -542,7 +648,8 @@ class SyntheticConfig:
         for knob in ("compound_fraction", "held_out_statement_fraction",
                      "held_out_value_fraction", "nonce_value_fraction",
                      "empty_value_fraction", "pronoun_fraction", "wide_name_fraction",
-                     "wide_value_fraction", "own_value_fraction"):  # fmt: skip
+                     "wide_value_fraction", "own_value_fraction", "unknown_name_fraction",
+                     "unknown_value_fraction"):  # fmt: skip
             if not 0.0 <= getattr(self, knob) <= 1.0:
                 raise ValueError(f"{knob} must be in [0, 1], not {getattr(self, knob)!r}")
 
@@ -616,16 +723,20 @@ def _draw_people(
     config: SyntheticConfig = SyntheticConfig(),  # noqa: B008 (frozen: one shared default)
 ) -> list[str]:
     """Distinct names of which none is a prefix of another or of one in `avoid`; each shares the
-    surname or the given name of `like` with probability `similar_fraction`, else is drawn of
-    common characters with probability `config.wide_name_fraction`."""
+    surname or the given name of `like` (a name of Chinese characters) with probability
+    `similar_fraction`, else holds unknown text with probability `config.unknown_name_fraction`
+    (`unknown_name`), else is drawn of common characters with probability
+    `config.wide_name_fraction`."""
     people: list[str] = []
     wide = config.wide_name_fraction
     while len(people) < count:
-        if like is not None and rng.random() < similar_fraction:
+        if like is not None and _is_han(like) and rng.random() < similar_fraction:
             if rng.random() < 0.5:
                 name = like[0] + rng.choice(GIVEN_NAMES)
             else:
                 name = rng.choice(SURNAMES) + like[1:]
+        elif config.unknown_name_fraction and rng.random() < config.unknown_name_fraction:
+            name = unknown_name(rng)
         elif wide and rng.random() < wide:
             name = wide_name(rng, config.name_characters)
         else:
@@ -656,6 +767,10 @@ def _draw_value(rng: random.Random, config: SyntheticConfig, fact: Attribute) ->
     """A value of `fact` (no draw but `rng.choice(fact.values)` with the default knobs)."""
     if config.own_value_fraction and fact.own_values and rng.random() < config.own_value_fraction:
         return rng.choice(fact.own_values)
+    if config.unknown_value_fraction and rng.random() < config.unknown_value_fraction:
+        value = unknown_value(rng, fact)
+        if value is not None:
+            return value
     if config.wide_value_fraction and rng.random() < config.wide_value_fraction:
         return wide_value(rng, fact)
     if config.nonce_value_fraction and rng.random() < config.nonce_value_fraction:

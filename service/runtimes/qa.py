@@ -17,6 +17,7 @@ from typing import Any
 
 from models.qa.decoding import QAResult, banned_ids, decode_batch, results_from_decoded
 from models.qa.evidence import EvidenceSpan
+from models.qa.placeholders import PlaceholderMap, Placeholders
 from models.qa.readers import window_starts
 from models.qa.samples import join_prefix
 from models.qa.span_search import DEFAULT_SPAN_STARTS
@@ -62,6 +63,8 @@ class QAItem:
     passages: tuple[str, ...] | None = None
     # The request's passage each window was cut from; None when every passage is one window.
     owners: tuple[int, ...] | None = None
+    # The question's placeholders for unknown text (a version trained with them), else None.
+    placeholders: Placeholders | None = None
 
     @property
     def rows(self) -> int:
@@ -95,6 +98,13 @@ class QARuntime(BatchedRuntime):
         self.window_stride = max(1, min(int(stride), self.max_passage_tokens))
         self.default_beam_size = self.spec.decoding.beam_size
         self.default_extractive = self.spec.decoding.extractive
+        # A version trained with placeholders reads each unknown word as one
+        # (`models.qa.placeholders`); the others read [UNK] as before.
+        self.placeholders = (
+            PlaceholderMap(self.tokenizer, self.spec.placeholders.count)
+            if self.spec.placeholders is not None
+            else None
+        )
         self._model: Any = None
 
     def load(self) -> None:
@@ -157,8 +167,11 @@ class QARuntime(BatchedRuntime):
             span_search=span_search,
             length_penalty=length_penalty,
         )
-        # The question is tokenised once for all passages and windows.
-        question_ids = self.tokenizer.piece_ids(question)[: self.max_question_tokens]
+        # The question is tokenised once for all passages and windows; unknown words take the
+        # same placeholder in the question and every passage, in order of first appearance.
+        mapping = self.placeholders.assign(question, passages) if self.placeholders else None
+        encode = self.tokenizer if mapping is None else mapping
+        question_ids = encode.piece_ids(question)[: self.max_question_tokens]
         window = self.max_passage_tokens
         prefixes: list[tuple[int, ...]] = []
         owners: list[int] = []
@@ -167,9 +180,9 @@ class QARuntime(BatchedRuntime):
         for index, passage in enumerate(passages):
             spots: list[tuple[int, int]] | None = None
             if return_evidence:
-                ids, spots = self.tokenizer.piece_ids_with_offsets(passage)
+                ids, spots = encode.piece_ids_with_offsets(passage)
             else:
-                ids = self.tokenizer.piece_ids(passage)
+                ids = encode.piece_ids(passage)
             for start in window_starts(len(ids), window, self.window_stride):
                 piece = ids[start : start + window]
                 prefixes.append(tuple(join_prefix(self.tokenizer, piece, question_ids)))
@@ -188,8 +201,8 @@ class QARuntime(BatchedRuntime):
             )
         windowed = tuple(owners) if len(prefixes) > len(passages) else None
         if not return_evidence:
-            return QAItem(tuple(prefixes), options, owners=windowed)
-        return QAItem(tuple(prefixes), options, tuple(offsets), tuple(texts), windowed)
+            return QAItem(tuple(prefixes), options, owners=windowed, placeholders=mapping)
+        return QAItem(tuple(prefixes), options, tuple(offsets), tuple(texts), windowed, mapping)
 
     @property
     def has_attention(self) -> bool:
@@ -212,11 +225,12 @@ class QARuntime(BatchedRuntime):
             span_search=options.span_search,
             length_penalty=options.length_penalty,
         )
+        mappings = [item.placeholders for item in items] if self.placeholders is not None else None
         if not options.evidence:
-            results = results_from_decoded(self.tokenizer, decoded)
+            results = results_from_decoded(self.tokenizer, decoded, placeholders=mappings)
         else:
             passages = [(item.offsets or (), item.passages or ()) for item in items]
-            results = results_from_decoded(self.tokenizer, decoded, passages)
+            results = results_from_decoded(self.tokenizer, decoded, passages, placeholders=mappings)
         return [
             result if item.owners is None else _passages_of_windows(result, item.owners)
             for item, result in zip(items, results, strict=True)

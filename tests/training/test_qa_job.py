@@ -204,6 +204,39 @@ def test_job_with_the_sentence_feature_records_it_and_reexports(tmp_path):
 
 
 @pytest.mark.slow
+def test_job_with_placeholders_records_them_and_every_reader_maps_through_them(tmp_path):
+    """`--placeholders K`: the vocabulary built from the data ends with [unused1] .. [unusedK],
+    the manifest says `placeholders.count`, `training.qa_reexport` keeps it, and the service's
+    runtime and `qa_eval` map a question's unknown words to them; a given vocabulary without
+    them is refused."""
+    from models.qa.placeholders import placeholder_tokens
+    from training.qa_reexport import reexport_qa
+
+    train, valid = _data(tmp_path)
+    path = train_qa(_args(tmp_path, train, valid, "--placeholders", "4"))
+    assert path is not None
+    manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["placeholders"] == {"count": 4}
+    vocab = (path / "assets" / "vocab.txt").read_text(encoding="utf-8").split()
+    assert vocab[-4:] == placeholder_tokens(4)
+    again = reexport_qa(path, "again")
+    assert json.loads((again / "manifest.json").read_text("utf-8"))["placeholders"] == {"count": 4}
+    runtime = load_in_runtime(again)
+    item = runtime.prepare("Tom住在哪里？", ["Tom住在London。"], max_answer_tokens=None,
+                           beam_size=1, extractive=True)  # fmt: skip
+    assert item.placeholders is not None and set(item.placeholders.ids) == {"tom", "london"}
+    ids = item.prefixes[0]
+    first, second = (runtime.tokenizer.token_to_id(t) for t in placeholder_tokens(2))
+    assert ids[1] == ids[-7] == first and ids[4] == second  # Tom in passage and question
+    assert len(runtime.run_batch([item])) == 1
+    assert qa_eval.main(["--model", str(path), "--data", str(valid)])["count"] == 6
+    given = tmp_path / "vocab.txt"
+    given.write_text("\n".join(build_char_vocab([train.read_text("utf-8")])) + "\n", "utf-8")
+    with pytest.raises(ValueError, match="lacks 4 of the 4 placeholder tokens"):
+        train_qa(_args(tmp_path / "no", train, valid, "--vocab", str(given), "--placeholders", "4"))
+
+
+@pytest.mark.slow
 def test_job_with_the_input_softmax_records_it_and_every_reader_decodes_with_it(tmp_path):
     """`--answer-softmax input`: the manifest says so (`training.qa_reexport` copies its
     `decoding` whole), and the service's runtime and `qa_eval` (cached and not) decode
@@ -337,3 +370,42 @@ def test_the_demo_trains_on_ordinary_wording_and_never_on_the_held_out_wording()
     # the users' requests are not training questions
     train_pairs = {(e.question, tuple(p.text for p in e.passages)) for e in train}
     assert not {(q, tuple(p)) for q, p, _ in USER_EXAMPLES} & train_pairs
+
+
+def test_the_demo_reads_its_unknown_names_and_values_as_placeholders(tmp_path):
+    import random
+
+    from models.bert.tokenizer import BertTokenizer
+    from models.qa.placeholders import PlaceholderMap, placeholder_tokens
+    from models.qa.synthetic import make_mixed_examples, reserved_characters
+    from training.common.text import write_vocab
+    from training.qa import DEMO_MIXTURE, DEMO_PLACEHOLDERS, OWN_EXAMPLES, demo_vocab
+
+    train = make_mixed_examples(2000, 0, DEMO_MIXTURE)
+    vocab = demo_vocab(train, DEMO_PLACEHOLDERS)
+    assert vocab[-DEMO_PLACEHOLDERS:] == placeholder_tokens(DEMO_PLACEHOLDERS)
+    assert 400 < len(vocab) < 500
+    # the characters of the unknown names and values, and Latin letters, are not in it ...
+    text = "".join(p.text for e in train for p in e.passages)
+    reserved = set(reserved_characters())
+    assert sum(c in reserved for c in text) > 1000
+    assert sum(c.isascii() and c.isalpha() for c in text) > 1000
+    chars = {t.removeprefix("##") for t in vocab}
+    assert not chars & reserved and not any(c.isascii() and c.isalpha() for c in chars)
+    write_vocab(tmp_path / "vocab.txt", vocab)
+    tokenizer = BertTokenizer(tmp_path / "vocab.txt")
+    mapper = PlaceholderMap(tokenizer, DEMO_PLACEHOLDERS)
+    rng = random.Random(0)
+    with_placeholders = 0
+    for example in train:
+        passages = [p.text for p in example.passages]
+        answers = [p.answer for p in example.passages if p.answer]
+        mapping = mapper.assign(example.question, passages, answers, rng=rng)
+        # ... so they are placeholders, within K: no [UNK] is left
+        for text in [example.question, *passages, *answers]:
+            assert tokenizer.unk_id not in mapping.piece_ids(text)
+        with_placeholders += any(set(mapping.piece_ids(a)) & set(mapping.texts) for a in answers)
+    assert with_placeholders > 0.1 * len(train)
+    # the probe's own values are unknown to it too (乌鲁木齐's 鲁 木 齐, London)
+    own = PlaceholderMap(tokenizer, DEMO_PLACEHOLDERS).assign(*OWN_EXAMPLES[-1][:2])
+    assert set(own.ids) == {"tom", "london"}

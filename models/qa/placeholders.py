@@ -1,0 +1,186 @@
+"""Copyable placeholders for the words a QA model's vocabulary lacks (issue 18).
+
+A from-scratch model's vocabulary holds the characters of its training text only (the demo's:
+~420), so a user's own value ("乌鲁木齐", "柯基犬", "London") tokenises to `[UNK]`s that the answer
+cannot carry. The cure of neural machine translation for rare words (Luong et al. 2015,
+"Addressing the Rare Word Problem in Neural Machine Translation"; Jean et al. 2015): the
+vocabulary holds K placeholder tokens, `[unused1]` .. `[unusedK]` (the reserved slots Chinese BERT
+vocabularies already have), and each distinct text that would become `[UNK]` in a question or its
+passages (a CJK character, or a whole Latin word as WordPiece gives it) is written as its own
+placeholder, the same one in the question and in every passage, so that a name with an unknown
+character still matches between them, and the model copies the placeholder like any token.
+Decoding writes each placeholder of an answer back as the text it stands for: the user's own
+characters.
+
+Training assigns the placeholders in a random order (`assign(..., rng=)`): every placeholder's
+embedding is trained and none can mean "the first unknown"; serving assigns them in order of
+first appearance, the question first, then the passages. More distinct unknowns than K: the
+later ones stay `[UNK]`. A model trained so says so in its manifest (`placeholders.count`); the
+versions without it are read as before.
+
+Pure Python over `models.bert.tokenizer.BertTokenizer`: the trainer (`training.qa`), the
+evaluation (`training.qa_eval`, `models.qa.decoding.answer_questions`), the bench and the service
+(`service.runtimes.qa`) all map with this module.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from models.bert.tokenizer import BertTokenizer, tokens_to_text
+
+# The placeholder tokens, `[unused1]` .. `[unusedK]` (as numbered in Google's Chinese BERT vocab).
+PLACEHOLDER_TOKEN = "[unused{}]"
+# K of the demo: more than the distinct unknowns of any demo question (at most ~3 passages of 3
+# people, a name and a value each).
+DEFAULT_PLACEHOLDER_COUNT = 32
+
+
+def placeholder_tokens(count: int) -> list[str]:
+    """`[unused1]` .. `[unused{count}]`."""
+    return [PLACEHOLDER_TOKEN.format(i) for i in range(1, count + 1)]
+
+
+@dataclass
+class Placeholders:
+    """One question's mapping: each unknown text's placeholder, and tokenisation through it.
+
+    Attributes:
+        tokenizer: the model's tokenizer.
+        ids: normalised unknown text -> its placeholder id.
+        texts: placeholder id -> the text it stands for (as a passage writes it; the question's
+            when no passage holds it).
+        all_ids: every placeholder id of the vocabulary (those this question does not use are
+            dropped from an answer's text, as `[UNK]` is).
+    """
+
+    tokenizer: BertTokenizer
+    ids: dict[str, int]
+    texts: dict[int, str]
+    all_ids: frozenset[int]
+    _encoded: dict[str, tuple[list[int], list[tuple[int, int]]]] = field(default_factory=dict)
+
+    def piece_ids_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """`BertTokenizer.piece_ids_with_offsets` with each mapped `[UNK]` as its placeholder."""
+        ids, offsets = _encode(self.tokenizer, text, self._encoded)
+        unk = self.tokenizer.unk_id
+        out = [
+            self.ids.get(_key(self.tokenizer, text, span), unk) if token == unk else token
+            for token, span in zip(ids, offsets, strict=True)
+        ]
+        return out, list(offsets)
+
+    def piece_ids(self, text: str) -> list[int]:
+        """`BertTokenizer.piece_ids` with each mapped `[UNK]` as its placeholder."""
+        return self.piece_ids_with_offsets(text)[0]
+
+    def text_of(self, token_ids: Sequence[int]) -> str:
+        """`tokens_to_text` with each placeholder written as the text it stands for (one this
+        question does not use is dropped, as `[UNK]` is)."""
+        unk = self.tokenizer.unk_id
+        ids = [unk if t in self.all_ids and t not in self.texts else int(t) for t in token_ids]
+        return tokens_to_text(self.tokenizer, ids, words=self.texts)
+
+
+class PlaceholderMap:
+    """Assigns a question's unknown texts to a vocabulary's K placeholders.
+
+    Args:
+        tokenizer: the model's tokenizer; its vocabulary must hold `placeholder_tokens(count)`.
+        count: K.
+
+    Raises:
+        ValueError: the vocabulary lacks a placeholder token.
+    """
+
+    def __init__(self, tokenizer: BertTokenizer, count: int = DEFAULT_PLACEHOLDER_COUNT) -> None:
+        if count < 1:
+            raise ValueError(f"placeholder count must be at least 1, not {count}")
+        tokens = placeholder_tokens(count)
+        missing = [t for t in tokens if tokenizer.token_to_id(t) == tokenizer.unk_id]
+        if missing:
+            raise ValueError(
+                f"the vocabulary lacks {len(missing)} of the {count} placeholder tokens "
+                f"({missing[0]} ...)"
+            )
+        self.tokenizer = tokenizer
+        self.count = count
+        self.placeholder_ids = [tokenizer.token_to_id(t) for t in tokens]
+
+    def assign(
+        self,
+        question: str,
+        passages: Sequence[str],
+        more: Iterable[str] = (),
+        rng: random.Random | None = None,
+    ) -> Placeholders:
+        """The placeholders of one question over its passages.
+
+        Args:
+            question: the question.
+            passages: its passages (or windows).
+            more: more texts read after the passages (training: the answers).
+            rng: None: placeholders in order of first appearance (question, passages, `more`);
+                a random source: K placeholders drawn in a random order (training).
+
+        Returns:
+            The mapping; distinct unknowns past the K-th (in order of appearance) have none.
+        """
+        encoded: dict[str, tuple[list[int], list[tuple[int, int]]]] = {}
+        keys: dict[str, str] = {}  # normalised text -> surface
+        unk = self.tokenizer.unk_id
+        for text in [question, *passages, *more]:
+            ids, offsets = _encode(self.tokenizer, text, encoded)
+            for token, span in zip(ids, offsets, strict=True):
+                if token != unk or len(keys) >= self.count:
+                    continue
+                key = _key(self.tokenizer, text, span)
+                if key and key not in keys:
+                    keys[key] = text[span[0] : span[1]]
+        # A passage's spelling is what an answer copies: the question's only when no passage
+        # holds the text.
+        passage_surface: dict[str, str] = {}
+        for text in passages:
+            ids, offsets = encoded[text]
+            for token, span in zip(ids, offsets, strict=True):
+                if token == unk:
+                    key = _key(self.tokenizer, text, span)
+                    if key in keys and key not in passage_surface:
+                        passage_surface[key] = text[span[0] : span[1]]
+        slots = (
+            list(self.placeholder_ids)
+            if rng is None
+            else rng.sample(self.placeholder_ids, len(self.placeholder_ids))
+        )
+        ids_of = {key: slots[i] for i, key in enumerate(keys)}
+        texts = {ids_of[key]: passage_surface.get(key, surface) for key, surface in keys.items()}
+        return Placeholders(self.tokenizer, ids_of, texts, frozenset(self.placeholder_ids), encoded)
+
+
+def answer_text(
+    tokenizer: BertTokenizer, token_ids: Sequence[int], placeholders: Placeholders | None
+) -> str:
+    """An answer's text: `tokens_to_text`, through the question's placeholders when it has
+    them."""
+    if placeholders is None:
+        return tokens_to_text(tokenizer, token_ids)
+    return placeholders.text_of(token_ids)
+
+
+def _encode(
+    tokenizer: BertTokenizer,
+    text: str,
+    cache: dict[str, tuple[list[int], list[tuple[int, int]]]],
+) -> tuple[list[int], list[tuple[int, int]]]:
+    found = cache.get(text)
+    if found is None:
+        found = cache[text] = tokenizer.piece_ids_with_offsets(text)
+    return found
+
+
+def _key(tokenizer: BertTokenizer, text: str, span: tuple[int, int]) -> str:
+    """An unknown text as the tokenizer normalises it ("Tom" and "tom" are one word to an
+    uncased tokenizer, so one placeholder)."""
+    return tokenizer.normalize(text[span[0] : span[1]]).strip()
