@@ -702,7 +702,11 @@ def answer_questions(
     offsets = []
     mappings: list[Placeholders | None] = []
     for question, passages in questions:
-        mapping = mapper.assign(question, passages) if mapper else None
+        mapping = (
+            mapper.assign(question, passages, question_tokens=max_question_tokens)
+            if mapper
+            else None
+        )
         mappings.append(mapping)
         encode = tokenizer if mapping is None else mapping
         question_ids = encode.piece_ids(question)[:max_question_tokens]

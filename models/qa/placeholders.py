@@ -115,6 +115,7 @@ class PlaceholderMap:
         passages: Sequence[str],
         more: Iterable[str] = (),
         rng: random.Random | None = None,
+        question_tokens: int | None = None,
     ) -> Placeholders:
         """The placeholders of one question over its passages.
 
@@ -124,6 +125,9 @@ class PlaceholderMap:
             more: more texts read after the passages (training: the answers).
             rng: None: placeholders in order of first appearance (question, passages, `more`);
                 a random source: K placeholders drawn in a random order (training).
+            question_tokens: the question's WordPieces the model reads (its
+                `max_question_tokens`); None: all. Unknown words past them take no placeholder
+                (they would spend ones the passages need).
 
         Returns:
             The mapping; distinct unknowns past the K-th (in order of appearance) have none.
@@ -131,9 +135,10 @@ class PlaceholderMap:
         encoded: dict[str, tuple[list[int], list[tuple[int, int]]]] = {}
         keys: dict[str, str] = {}  # normalised text -> surface
         unk = self.tokenizer.unk_id
-        for text in [question, *passages, *more]:
+        for i, text in enumerate([question, *passages, *more]):
             ids, offsets = _encode(self.tokenizer, text, encoded)
-            for token, span in zip(ids, offsets, strict=True):
+            read = len(ids) if i or question_tokens is None else question_tokens
+            for token, span in zip(ids[:read], offsets[:read], strict=True):
                 if token != unk or len(keys) >= self.count:
                     continue
                 key = _key(self.tokenizer, text, span)

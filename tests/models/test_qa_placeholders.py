@@ -143,3 +143,28 @@ def test_tokens_to_text_writes_given_words_for_ids(tokenizer):
     ids = _ids(tokenizer, "李", "[unused1]", "[UNK]", "[unused2]", "[SEP]")
     words = {ids[1]: "Tom", ids[3]: "Lee"}
     assert tokens_to_text(tokenizer, ids, words=words) == "李Tom Lee"
+
+
+def test_words_of_any_script_are_written_back_with_the_blank_between_them(tokenizer):
+    """Two unknown words were apart in the text: "Санкт Петербург" (was "СанктПетербург", the
+    blank only between ASCII words), "Rue Émile", "Tokyo ２"."""
+    for passage, value in [
+        ("李雷住在Санкт Петербург。", "Санкт Петербург"),
+        ("李雷住在Rue Émile。", "Rue Émile"),
+        ("李雷住在Tokyo ２。", "Tokyo ２"),
+    ]:
+        mapping = PlaceholderMap(tokenizer, K).assign("李雷住在哪里？", [passage])
+        ids = mapping.piece_ids(passage)
+        assert mapping.text_of(ids[4:-1]) == value, passage
+
+
+def test_question_words_the_model_does_not_read_take_no_placeholder(tokenizer):
+    """A question past max_question_tokens: its unknown words there spent the placeholders the
+    passage's answer needed (London [UNK], the answer null)."""
+    question = "李雷住在哪里？ aa bb cc dd"
+    whole = PlaceholderMap(tokenizer, K).assign(question, ["李雷住在London。"])
+    assert "london" not in whole.ids  # all K spent on the question's aa .. dd
+    read = PlaceholderMap(tokenizer, K).assign(question, ["李雷住在London。"], question_tokens=8)
+    assert list(read.ids) == ["aa", "london"]
+    ids = read.piece_ids("李雷住在London。")
+    assert read.text_of(ids[4:5]) == "London"
