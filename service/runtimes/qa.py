@@ -204,6 +204,8 @@ class QARuntime(BatchedRuntime):
                 param="passages",
             )
         windowed = tuple(owners) if len(prefixes) > len(passages) else None
+        if mapping is not None and windowed is not None:
+            mapping = replace(mapping, rows=windowed)  # answers name windows: their passages
         if not return_evidence:
             return QAItem(tuple(prefixes), options, owners=windowed, placeholders=mapping)
         return QAItem(tuple(prefixes), options, tuple(offsets), tuple(texts), windowed, mapping)
