@@ -367,7 +367,9 @@ def build_samples(
         mapping = None
         if mapper is not None:
             answers = [p.answer for p in example.passages if p.text and p.answer]
-            mapping = mapper.assign(example.question, texts, answers, rng=rng)
+            mapping = mapper.assign(
+                example.question, texts, answers, rng=rng, question_tokens=args.max_question_tokens
+            )
         for passage in example.passages:
             if not passage.text:
                 continue

@@ -12,6 +12,7 @@ Sequences are packed as BERT expects: `[CLS] a [SEP]` with segment 0, and for a 
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -248,7 +249,8 @@ def tokens_to_text(
     words: Mapping[int, str] | None = None,
 ) -> str:
     """Text of WordPiece ids: CJK characters joined without blanks, "##" pieces glued to
-    the piece before, a blank only between two Latin/digit words; special tokens dropped.
+    the piece before, a blank only between two words of letters or digits (of any script but
+    CJK ideographs: `_in_word`); special tokens dropped.
 
     `text`, when given, is the text of the tokens before these: the result continues it, so a
     decoder can extend its text token by token instead of rebuilding it. `words`, when given,
@@ -267,14 +269,16 @@ def tokens_to_text(
             continue
         if piece.startswith("##"):
             text += piece[2:]
-        elif (
-            text
-            and text[-1].isascii()
-            and text[-1].isalnum()
-            and piece[0].isascii()
-            and (piece[0].isalnum())
-        ):
+        elif text and _in_word(text[-1]) and _in_word(piece[0]):
             text += " " + piece
         else:
             text += piece
     return text
+
+
+def _in_word(char: str) -> bool:
+    """A character of a word that BERT's pre-tokeniser keeps whole (a letter or digit of any
+    script but a CJK ideograph, which is a word of its own): two such words were apart in the
+    text ("New York", "Санкт Петербург", "Tokyo ２"), so they are written with a blank."""
+    # A letter or digit named "CJK ..." is an ideograph (unified or compatibility).
+    return char.isalnum() and not unicodedata.name(char, "").startswith("CJK ")

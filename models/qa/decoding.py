@@ -702,7 +702,11 @@ def answer_questions(
     offsets = []
     mappings: list[Placeholders | None] = []
     for question, passages in questions:
-        mapping = mapper.assign(question, passages) if mapper else None
+        mapping = (
+            mapper.assign(question, passages, question_tokens=max_question_tokens)
+            if mapper
+            else None
+        )
         mappings.append(mapping)
         encode = tokenizer if mapping is None else mapping
         question_ids = encode.piece_ids(question)[:max_question_tokens]
@@ -772,14 +776,18 @@ def results_from_decoded(
             spans = []
         seen: set[str] = set()
         for k, (ids, score, passage) in enumerate(answer.candidates):
-            text = answer_text(tokenizer, ids, mapping)
+            text = answer_text(tokenizer, ids, mapping, passage)
             if text and text not in seen:
                 seen.add(text)
                 candidates.append((text, score, passage))
                 if spans is not None and passages is not None and answer.evidence is not None:
                     offsets, texts = passages[i]
                     spans.append(evidence_spans(answer.evidence[k], offsets, texts))
-        text = answer_text(tokenizer, answer.token_ids, mapping) if answer.token_ids else ""
+        text = (
+            answer_text(tokenizer, answer.token_ids, mapping, answer.passage_index)
+            if answer.token_ids
+            else ""
+        )
         results.append(
             QAResult(text or None, answer.score, answer.passage_index if text else None,
                      candidates, spans)

@@ -54,12 +54,19 @@ class Placeholders:
             when no passage holds it).
         all_ids: every placeholder id of the vocabulary (those this question does not use are
             dropped from an answer's text, as `[UNK]` is).
+        passage_texts: per passage, placeholder id -> the text as that passage writes it (an
+            uncased tokenizer reads "TOKYO" and "Tokyo" as one word: an answer from a passage is
+            written as that passage has it).
+        rows: the passage of each row the model reads, when a passage is cut into windows
+            (`text_of`'s `row`); None: one row per passage.
     """
 
     tokenizer: BertTokenizer
     ids: dict[str, int]
     texts: dict[int, str]
     all_ids: frozenset[int]
+    passage_texts: tuple[dict[int, str], ...] = ()
+    rows: tuple[int, ...] | None = None
     _encoded: dict[str, tuple[list[int], list[tuple[int, int]]]] = field(default_factory=dict)
 
     def piece_ids_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
@@ -76,12 +83,17 @@ class Placeholders:
         """`BertTokenizer.piece_ids` with each mapped `[UNK]` as its placeholder."""
         return self.piece_ids_with_offsets(text)[0]
 
-    def text_of(self, token_ids: Sequence[int]) -> str:
+    def text_of(self, token_ids: Sequence[int], row: int | None = None) -> str:
         """`tokens_to_text` with each placeholder written as the text it stands for (one this
-        question does not use is dropped, as `[UNK]` is)."""
+        question does not use is dropped, as `[UNK]` is); `row`: the passage (or window) the
+        answer is from, whose spelling it takes."""
         unk = self.tokenizer.unk_id
         ids = [unk if t in self.all_ids and t not in self.texts else int(t) for t in token_ids]
-        return tokens_to_text(self.tokenizer, ids, words=self.texts)
+        words = self.texts
+        passage = row if row is None or self.rows is None else self.rows[row]
+        if passage is not None and 0 <= passage < len(self.passage_texts):
+            words = {**words, **self.passage_texts[passage]}
+        return tokens_to_text(self.tokenizer, ids, words=words)
 
 
 class PlaceholderMap:
@@ -115,6 +127,7 @@ class PlaceholderMap:
         passages: Sequence[str],
         more: Iterable[str] = (),
         rng: random.Random | None = None,
+        question_tokens: int | None = None,
     ) -> Placeholders:
         """The placeholders of one question over its passages.
 
@@ -124,6 +137,9 @@ class PlaceholderMap:
             more: more texts read after the passages (training: the answers).
             rng: None: placeholders in order of first appearance (question, passages, `more`);
                 a random source: K placeholders drawn in a random order (training).
+            question_tokens: the question's WordPieces the model reads (its
+                `max_question_tokens`); None: all. Unknown words past them take no placeholder
+                (they would spend ones the passages need).
 
         Returns:
             The mapping; distinct unknowns past the K-th (in order of appearance) have none.
@@ -131,9 +147,10 @@ class PlaceholderMap:
         encoded: dict[str, tuple[list[int], list[tuple[int, int]]]] = {}
         keys: dict[str, str] = {}  # normalised text -> surface
         unk = self.tokenizer.unk_id
-        for text in [question, *passages, *more]:
+        for i, text in enumerate([question, *passages, *more]):
             ids, offsets = _encode(self.tokenizer, text, encoded)
-            for token, span in zip(ids, offsets, strict=True):
+            read = len(ids) if i or question_tokens is None else question_tokens
+            for token, span in zip(ids[:read], offsets[:read], strict=True):
                 if token != unk or len(keys) >= self.count:
                     continue
                 key = _key(self.tokenizer, text, span)
@@ -142,13 +159,18 @@ class PlaceholderMap:
         # A passage's spelling is what an answer copies: the question's only when no passage
         # holds the text.
         passage_surface: dict[str, str] = {}
+        surfaces: list[dict[str, str]] = []  # per passage: its own spelling of each
         for text in passages:
             ids, offsets = encoded[text]
+            own: dict[str, str] = {}
             for token, span in zip(ids, offsets, strict=True):
                 if token == unk:
                     key = _key(self.tokenizer, text, span)
-                    if key in keys and key not in passage_surface:
-                        passage_surface[key] = text[span[0] : span[1]]
+                    if key in keys and key not in own:
+                        own[key] = text[span[0] : span[1]]
+            surfaces.append(own)
+            for key, surface in own.items():
+                passage_surface.setdefault(key, surface)
         slots = (
             list(self.placeholder_ids)
             if rng is None
@@ -156,17 +178,28 @@ class PlaceholderMap:
         )
         ids_of = {key: slots[i] for i, key in enumerate(keys)}
         texts = {ids_of[key]: passage_surface.get(key, surface) for key, surface in keys.items()}
-        return Placeholders(self.tokenizer, ids_of, texts, frozenset(self.placeholder_ids), encoded)
+        passage_texts = tuple({ids_of[k]: v for k, v in own.items()} for own in surfaces)
+        return Placeholders(
+            self.tokenizer,
+            ids_of,
+            texts,
+            frozenset(self.placeholder_ids),
+            passage_texts,
+            _encoded=encoded,
+        )
 
 
 def answer_text(
-    tokenizer: BertTokenizer, token_ids: Sequence[int], placeholders: Placeholders | None
+    tokenizer: BertTokenizer,
+    token_ids: Sequence[int],
+    placeholders: Placeholders | None,
+    row: int | None = None,
 ) -> str:
     """An answer's text: `tokens_to_text`, through the question's placeholders when it has
-    them."""
+    them (as passage or window `row` spells them, when known)."""
     if placeholders is None:
         return tokens_to_text(tokenizer, token_ids)
-    return placeholders.text_of(token_ids)
+    return placeholders.text_of(token_ids, row)
 
 
 def _encode(

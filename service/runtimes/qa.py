@@ -169,7 +169,11 @@ class QARuntime(BatchedRuntime):
         )
         # The question is tokenised once for all passages and windows; unknown words take the
         # same placeholder in the question and every passage, in order of first appearance.
-        mapping = self.placeholders.assign(question, passages) if self.placeholders else None
+        mapping = (
+            self.placeholders.assign(question, passages, question_tokens=self.max_question_tokens)
+            if self.placeholders
+            else None
+        )
         encode = self.tokenizer if mapping is None else mapping
         question_ids = encode.piece_ids(question)[: self.max_question_tokens]
         window = self.max_passage_tokens
@@ -200,6 +204,8 @@ class QARuntime(BatchedRuntime):
                 param="passages",
             )
         windowed = tuple(owners) if len(prefixes) > len(passages) else None
+        if mapping is not None and windowed is not None:
+            mapping = replace(mapping, rows=windowed)  # answers name windows: their passages
         if not return_evidence:
             return QAItem(tuple(prefixes), options, owners=windowed, placeholders=mapping)
         return QAItem(tuple(prefixes), options, tuple(offsets), tuple(texts), windowed, mapping)

@@ -4,6 +4,7 @@ training, order of appearance when answering; past K, [UNK] as before."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from pathlib import Path
 
@@ -143,3 +144,44 @@ def test_tokens_to_text_writes_given_words_for_ids(tokenizer):
     ids = _ids(tokenizer, "李", "[unused1]", "[UNK]", "[unused2]", "[SEP]")
     words = {ids[1]: "Tom", ids[3]: "Lee"}
     assert tokens_to_text(tokenizer, ids, words=words) == "李Tom Lee"
+
+
+def test_words_of_any_script_are_written_back_with_the_blank_between_them(tokenizer):
+    """Two unknown words were apart in the text: "Санкт Петербург" (was "СанктПетербург", the
+    blank only between ASCII words), "Rue Émile", "Tokyo ２"."""
+    for passage, value in [
+        ("李雷住在Санкт Петербург。", "Санкт Петербург"),
+        ("李雷住在Rue Émile。", "Rue Émile"),
+        ("李雷住在Tokyo ２。", "Tokyo ２"),
+    ]:
+        mapping = PlaceholderMap(tokenizer, K).assign("李雷住在哪里？", [passage])
+        ids = mapping.piece_ids(passage)
+        assert mapping.text_of(ids[4:-1]) == value, passage
+
+
+def test_question_words_the_model_does_not_read_take_no_placeholder(tokenizer):
+    """A question past max_question_tokens: its unknown words there spent the placeholders the
+    passage's answer needed (London [UNK], the answer null)."""
+    question = "李雷住在哪里？ aa bb cc dd"
+    whole = PlaceholderMap(tokenizer, K).assign(question, ["李雷住在London。"])
+    assert "london" not in whole.ids  # all K spent on the question's aa .. dd
+    read = PlaceholderMap(tokenizer, K).assign(question, ["李雷住在London。"], question_tokens=8)
+    assert list(read.ids) == ["aa", "london"]
+    ids = read.piece_ids("李雷住在London。")
+    assert read.text_of(ids[4:5]) == "London"
+
+
+def test_an_answer_is_spelt_as_the_passage_it_is_from(tokenizer):
+    """An uncased tokenizer reads "TOKYO" and "Tokyo" as one word, one placeholder: an answer
+    from the second passage was written "TOKYO", the first passage's spelling."""
+    passages = ["张伟住在TOKYO。", "李雷住在Tokyo。"]
+    mapping = PlaceholderMap(tokenizer, K).assign("李雷住在哪里？", passages)
+    tokyo = mapping.piece_ids(passages[1])[4:5]
+    assert mapping.text_of(tokyo, 1) == "Tokyo" and mapping.text_of(tokyo, 0) == "TOKYO"
+    assert mapping.text_of(tokyo) == "TOKYO"  # no passage known: the first one's
+    # windows: rows name the passage each was cut from
+    windows = dataclasses.replace(mapping, rows=(0, 0, 1))
+    assert windows.text_of(tokyo, 2) == "Tokyo" and windows.text_of(tokyo, 1) == "TOKYO"
+    decoded = DecodedAnswer(tokyo, 0.9, 1, [(tokyo, 0.9, 1)])
+    (result,) = results_from_decoded(tokenizer, [decoded], placeholders=[mapping])
+    assert result.answer == "Tokyo" and result.candidates[0][0] == "Tokyo"
