@@ -507,8 +507,14 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._taken_then = self._taken()
             self._taken_at = self.loop.time()
             self._send_timer = self.loop.call_later(
-                self.limits.send_timeout_s / SEND_LOOKS, self._look_at_send
+                self._send_limit()[0] / SEND_LOOKS, self._look_at_send
             )
+
+    def _send_limit(self) -> tuple[float, str]:
+        """The send timeout now and the setting it comes from: shorter once shutting down."""
+        if self._shutting_down and SHUTDOWN_SEND_TIMEOUT_S < self.limits.send_timeout_s:
+            return SHUTDOWN_SEND_TIMEOUT_S, "SHUTDOWN_SEND_TIMEOUT_S, shutting down"
+        return self.limits.send_timeout_s, "SEND_TIMEOUT_S"
 
     def _stop_send_timer(self) -> None:
         if self._send_timer is not None:
@@ -542,9 +548,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if taken > self._taken_then:  # the client took some since the last look
             self._taken_then, self._taken_at = taken, now
         stalled = now - self._taken_at
-        limit, setting = self.limits.send_timeout_s, "SEND_TIMEOUT_S"
-        if self._shutting_down and SHUTDOWN_SEND_TIMEOUT_S < limit:
-            limit, setting = SHUTDOWN_SEND_TIMEOUT_S, "SHUTDOWN_SEND_TIMEOUT_S, shutting down"
+        limit, setting = self._send_limit()
         if stalled < limit:
             self._send_timer = self.loop.call_later(
                 min(limit / SEND_LOOKS, limit - stalled), self._look_at_send

@@ -16,6 +16,7 @@ import pytest
 import uvicorn
 from uvicorn.server import ServerState
 
+from service import http_protocol
 from service.http_protocol import HeadLimits, bounded_http_protocol
 
 BODY_TIMEOUT_S = 0.1
@@ -169,6 +170,27 @@ async def _no_progress() -> None:
     await asyncio.wait_for(transport.aborted.wait(), 20 * SEND_TIMEOUT_S)
     waited = asyncio.get_running_loop().time() - started
     # Looked at 4 times a period: between 1 and 1.25 periods (and the event loop's slack).
+    assert SEND_TIMEOUT_S <= waited < 1.25 * SEND_TIMEOUT_S + 0.5, waited
+    protocol.connection_lost(None)
+
+
+def test_a_write_that_stalls_once_shutting_down_is_looked_at_on_the_shutdown_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SEND_TIMEOUT_S of 60 s, a graceful shutdown begun, then a response that stalls: aborted
+    after SHUTDOWN_SEND_TIMEOUT_S (here 0.5 s), not first looked at after 60 / 4 s."""
+    monkeypatch.setattr(http_protocol, "SHUTDOWN_SEND_TIMEOUT_S", SEND_TIMEOUT_S)
+    asyncio.run(_stalls_after_shutdown())
+
+
+async def _stalls_after_shutdown() -> None:
+    protocol, transport = connection(EchoApp(), SlowTransport(), 60.0)
+    protocol.shutdown()  # type: ignore[attr-defined]
+    transport.buffered = 1 << 20
+    started = asyncio.get_running_loop().time()
+    protocol.pause_writing()
+    await asyncio.wait_for(transport.aborted.wait(), 20 * SEND_TIMEOUT_S)
+    waited = asyncio.get_running_loop().time() - started
     assert SEND_TIMEOUT_S <= waited < 1.25 * SEND_TIMEOUT_S + 0.5, waited
     protocol.connection_lost(None)
 
