@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.paired import paired_row  # noqa: E402
 from service.json_body import unique_keys  # noqa: E402
 
 MAX_BODY_BYTES = 1_048_576
@@ -47,13 +45,6 @@ def bodies() -> dict[str, bytes]:
     }
 
 
-def cpu_time(read: Callable[[bytes], Any], body: bytes, repeat: int) -> float:
-    started = time.thread_time()
-    for _ in range(repeat):
-        read(body)
-    return (time.thread_time() - started) / repeat
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=15)
@@ -69,21 +60,8 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for name, body in bodies().items():
         repeat = max(1, 2_000_000 // len(body))
-        times: dict[str, list[float]] = {"plain": [], "strict": []}
-        ratios = []
-        for i in range(args.rounds):
-            order = [("plain", plain), ("strict", strict)]
-            if i % 2:
-                order.reverse()
-            got = {label: cpu_time(read, body, repeat) for label, read in order}
-            for label, seconds in got.items():
-                times[label].append(seconds)
-            ratios.append(got["strict"] / got["plain"])
-        q1, q2, q3 = statistics.quantiles(ratios, n=4)
-        print(
-            f"| {name} | {len(body):,} | {statistics.median(times['plain']) * 1e6:,.1f} us | "
-            f"{statistics.median(times['strict']) * 1e6:,.1f} us | {q2:.3f} ({q1:.3f}-{q3:.3f}) |"
-        )
+        row = paired_row(lambda b=body: plain(b), lambda b=body: strict(b), args.rounds, repeat)
+        print(f"| {name} | {len(body):,} | {row} |")
 
 
 if __name__ == "__main__":
