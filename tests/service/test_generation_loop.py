@@ -300,7 +300,11 @@ def test_a_failing_model_call_fails_its_batch_and_the_loop_goes_on(model: FakeSt
 def test_the_queue_drains_then_the_thread_ends(model: FakeStepModel) -> None:
     async def main() -> None:
         loop = scheduler(model, max_rows=2)
-        tickets = [loop.submit(rows(tag, stop_at=tag), timeout_s=30) for tag in range(1, 7)]
+        # All queued while the first step is held: else a busy machine may let the decode thread
+        # finish each request before the next is submitted, and no step holds two rows.
+        tickets = [await in_first_step(loop, model, rows(1, stop_at=1))]
+        tickets += [loop.submit(rows(tag, stop_at=tag), timeout_s=30) for tag in range(2, 7)]
+        model.run_freely()
         await asyncio.gather(*(ticket.done for ticket in tickets))
         assert [ticket.texts for ticket in tickets] == [[letters(0, tag)] for tag in range(1, 7)]
         assert max(len(step) for step in model.steps) == 2
