@@ -38,7 +38,10 @@ def requests() -> dict[str, tuple[str, list[str]]]:
             "张伟住在哪里？",
             ["张伟今年35岁。张伟住在北京。", "张伟的职业是医生。", "李娜住在上海。"],
         ),
-        "3 passages of 500 characters of prose": ("李雷住在哪里？", [(PROSE * 4)[:500]] * 3),
+        "3 passages of 500 characters of prose": (
+            "李雷住在哪里？",
+            [(PROSE * 4)[start : start + 500] for start in (0, 40, 80)],
+        ),
         "1 passage of 8,192 characters": ("李雷住在哪里？", [(PROSE * 40)[:8192]]),
     }
 

@@ -67,17 +67,15 @@ class Placeholders:
     all_ids: frozenset[int]
     passage_texts: tuple[dict[int, str], ...] = ()
     rows: tuple[int, ...] | None = None
-    _encoded: dict[str, tuple[list[int], list[tuple[int, int]]]] = field(default_factory=dict)
+    _encoded: dict[str, _Encoded] = field(default_factory=dict)
 
     def piece_ids_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
         """`BertTokenizer.piece_ids_with_offsets` with each mapped `[UNK]` as its placeholder."""
-        ids, offsets = _encode(self.tokenizer, text, self._encoded)
-        unk = self.tokenizer.unk_id
-        out = [
-            self.ids.get(_key(self.tokenizer, text, span), unk) if token == unk else token
-            for token, span in zip(ids, offsets, strict=True)
-        ]
-        return out, list(offsets)
+        encoded = _encode(self.tokenizer, text, self._encoded)
+        ids = list(encoded.ids)
+        for i, key, _ in encoded.unknowns:
+            ids[i] = self.ids.get(key, ids[i])
+        return ids, list(encoded.offsets)
 
     def piece_ids(self, text: str) -> list[int]:
         """`BertTokenizer.piece_ids` with each mapped `[UNK]` as its placeholder."""
@@ -144,30 +142,25 @@ class PlaceholderMap:
         Returns:
             The mapping; distinct unknowns past the K-th (in order of appearance) have none.
         """
-        encoded: dict[str, tuple[list[int], list[tuple[int, int]]]] = {}
+        encoded: dict[str, _Encoded] = {}
         keys: dict[str, str] = {}  # normalised text -> surface
-        unk = self.tokenizer.unk_id
         for i, text in enumerate([question, *passages, *more]):
-            ids, offsets = _encode(self.tokenizer, text, encoded)
-            read = len(ids) if i or question_tokens is None else question_tokens
-            for token, span in zip(ids[:read], offsets[:read], strict=True):
-                if token != unk or len(keys) >= self.count:
-                    continue
-                key = _key(self.tokenizer, text, span)
-                if key and key not in keys:
-                    keys[key] = text[span[0] : span[1]]
+            found = _encode(self.tokenizer, text, encoded)
+            read = len(found.ids) if i or question_tokens is None else question_tokens
+            for position, key, surface in found.unknowns:
+                if len(keys) >= self.count or position >= read:
+                    break
+                if key not in keys:
+                    keys[key] = surface
         # A passage's spelling is what an answer copies: the question's only when no passage
         # holds the text.
         passage_surface: dict[str, str] = {}
         surfaces: list[dict[str, str]] = []  # per passage: its own spelling of each
         for text in passages:
-            ids, offsets = encoded[text]
             own: dict[str, str] = {}
-            for token, span in zip(ids, offsets, strict=True):
-                if token == unk:
-                    key = _key(self.tokenizer, text, span)
-                    if key in keys and key not in own:
-                        own[key] = text[span[0] : span[1]]
+            for _, key, surface in encoded[text].unknowns:
+                if key in keys and key not in own:
+                    own[key] = surface
             surfaces.append(own)
             for key, surface in own.items():
                 passage_surface.setdefault(key, surface)
@@ -202,18 +195,31 @@ def answer_text(
     return placeholders.text_of(token_ids, row)
 
 
-def _encode(
-    tokenizer: BertTokenizer,
-    text: str,
-    cache: dict[str, tuple[list[int], list[tuple[int, int]]]],
-) -> tuple[list[int], list[tuple[int, int]]]:
+@dataclass(frozen=True)
+class _Encoded:
+    """A text's WordPieces and their character offsets, and its unknown ones: (position, the
+    text as the tokenizer normalises it, as written), in order. Found once a text per question:
+    `assign` and the tokenisation through the mapping both read them."""
+
+    ids: list[int]
+    offsets: list[tuple[int, int]]
+    unknowns: list[tuple[int, str, str]]
+
+
+def _encode(tokenizer: BertTokenizer, text: str, cache: dict[str, _Encoded]) -> _Encoded:
     found = cache.get(text)
     if found is None:
-        found = cache[text] = tokenizer.piece_ids_with_offsets(text)
+        ids, offsets = tokenizer.piece_ids_with_offsets(text)
+        unknowns = []
+        normalized: dict[str, str] = {}  # an unknown word recurs: normalised once
+        for position, (token, (start, end)) in enumerate(zip(ids, offsets, strict=True)):
+            if token == tokenizer.unk_id:
+                surface = text[start:end]
+                key = normalized.get(surface)
+                if key is None:
+                    # "Tom" and "tom" are one word to an uncased tokenizer, so one placeholder.
+                    key = normalized[surface] = tokenizer.normalize(surface).strip()
+                if key:
+                    unknowns.append((position, key, surface))
+        found = cache[text] = _Encoded(ids, offsets, unknowns)
     return found
-
-
-def _key(tokenizer: BertTokenizer, text: str, span: tuple[int, int]) -> str:
-    """An unknown text as the tokenizer normalises it ("Tom" and "tom" are one word to an
-    uncased tokenizer, so one placeholder)."""
-    return tokenizer.normalize(text[span[0] : span[1]]).strip()
