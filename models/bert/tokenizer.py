@@ -150,7 +150,7 @@ class BertTokenizer:
     def normalize(self, text: str) -> str:
         """Text as the tokenizer's normaliser gives it to WordPiece (cleaned, lower-cased and
         stripped of accents as configured, a blank around each CJK character)."""
-        return str(self._tokenizer._tokenizer.normalizer.normalize_str(text))
+        return str(self._tokenizer.normalize(text))
 
     def tokenize(self, text: str) -> list[str]:
         """WordPieces of text, without special tokens."""
