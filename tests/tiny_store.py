@@ -314,3 +314,21 @@ def load_in_runtime(version: Path) -> Runtime:
     runtime.load()
     runtime.warmup()
     return runtime
+
+
+def extractive_answer(
+    runtime: Runtime, question: str, passages: list[str]
+) -> tuple[str | None, int | None]:
+    """(answer, passage index) of a QA runtime's extractive answer to one question, read as the
+    service reads it (`prepare`, then a batch of one); its first candidate is the answer."""
+    from service.runtimes.qa import QARuntime
+
+    assert isinstance(runtime, QARuntime)
+    item = runtime.prepare(
+        question, passages, max_answer_tokens=None, beam_size=None, extractive=True
+    )
+    (result,) = runtime.run_batch([item])
+    assert [text for text, _, _ in result.candidates][:1] == (
+        [result.answer] if result.answer else []
+    )
+    return result.answer, result.passage_index

@@ -39,6 +39,10 @@ token is its part of the passages' probability of that token, so a passage that 
 token adds little. A candidate's evidence is, per passage, the mean over its tokens of that
 weighted attention over the passage's tokens (`models.qa.evidence` turns it into character
 spans). Answers and scores are the same with and without it.
+An answer's text is its passage's own characters when its tokens are a span of that passage
+(always so when `extractive`): from its first token's start to its last one's end, as the user
+wrote them (`span_text`); otherwise its tokens are written back (`tokens_to_text`, through the
+question's placeholders), which loses what the vocabulary normalised or lacks.
 Several questions decode in one batch (`decode_batch`, `answer_questions`): their rows share
 each prefill and step call, which is what the service does with requests of different callers.
 """
@@ -699,7 +703,7 @@ def answer_questions(
     """
     mapper = PlaceholderMap(tokenizer, placeholders) if placeholders else None
     prefixes = []
-    offsets = []
+    rows: list[list[PassageRow]] = []
     mappings: list[Placeholders | None] = []
     for question, passages in questions:
         mapping = (
@@ -710,13 +714,13 @@ def answer_questions(
         mappings.append(mapping)
         encode = tokenizer if mapping is None else mapping
         question_ids = encode.piece_ids(question)[:max_question_tokens]
-        rows, spots = [], []
+        prefix, read = [], []
         for passage in passages:
-            ids, passage_offsets = encode.piece_ids_with_offsets(passage)
-            rows.append(join_prefix(tokenizer, ids[:max_passage_tokens], question_ids))
-            spots.append(passage_offsets[:max_passage_tokens])
-        prefixes.append(rows)
-        offsets.append(spots)
+            ids, offsets = encode.piece_ids_with_offsets(passage)
+            prefix.append(join_prefix(tokenizer, ids[:max_passage_tokens], question_ids))
+            read.append(PassageRow(ids[:max_passage_tokens], offsets[:max_passage_tokens], passage))
+        prefixes.append(prefix)
+        rows.append(read)
     decoded = decode_batch(
         model,
         prefixes,
@@ -734,15 +738,7 @@ def answer_questions(
         span_starts=span_starts,
         length_penalty=length_penalty,
     )
-    words = mappings if mapper else None
-    if not evidence:
-        return results_from_decoded(tokenizer, decoded, placeholders=words)
-    return results_from_decoded(
-        tokenizer,
-        decoded,
-        [(o, p) for o, (_, p) in zip(offsets, questions, strict=True)],
-        placeholders=words,
-    )
+    return results_from_decoded(tokenizer, decoded, rows, mappings if mapper else None)
 
 
 def banned_ids(tokenizer: BertTokenizer) -> tuple[int, ...]:
@@ -750,10 +746,43 @@ def banned_ids(tokenizer: BertTokenizer) -> tuple[int, ...]:
     return (tokenizer.pad_id, tokenizer.cls_id, tokenizer.mask_id)
 
 
+@dataclass(frozen=True)
+class PassageRow:
+    """A row's passage as the model read it, which answers and evidence are cut from.
+
+    Attributes:
+        ids: its tokens read (placeholders included: the ids of the row's prefix).
+        offsets: each token's characters [start, end) in `text`.
+        text: the passage (a window's offsets count in the whole passage it was cut from).
+    """
+
+    ids: Sequence[int]
+    offsets: Sequence[tuple[int, int]]
+    text: str
+
+
+def span_text(token_ids: Sequence[int], row: PassageRow) -> str | None:
+    """The passage's own characters for an answer whose tokens are a span of it, from its first
+    token's start to its last one's end: the text as the user wrote it (case, width, accents,
+    words the vocabulary lacks, the blanks between words), which writing the tokens back cannot
+    give (an uncased vocabulary's `london`, a `[UNK]` dropped). The first place the span occurs;
+    None when it occurs nowhere (a generated answer, not a span)."""
+    n = len(token_ids)
+    ids = np.asarray(row.ids[: len(row.offsets)])
+    if n == 0 or n > len(ids):
+        return None
+    wanted = np.asarray(token_ids)
+    for start in np.flatnonzero(ids[: len(ids) - n + 1] == wanted[0]).tolist():
+        if np.array_equal(ids[start : start + n], wanted):
+            begin, end = row.offsets[start][0], row.offsets[start + n - 1][1]
+            return row.text[begin:end] if end > begin else None
+    return None
+
+
 def results_from_decoded(
     tokenizer: BertTokenizer,
     decoded: Sequence[DecodedAnswer],
-    passages: Sequence[tuple[Sequence[Sequence[tuple[int, int]]], Sequence[str]]] | None = None,
+    rows: Sequence[Sequence[PassageRow]] | None = None,
     placeholders: Sequence[Placeholders | None] | None = None,
 ) -> list[QAResult]:
     """Token ids to text: the answer, and one candidate per distinct non-empty text.
@@ -761,33 +790,39 @@ def results_from_decoded(
     Args:
         tokenizer: the model's tokenizer.
         decoded: `decode_batch`'s answers.
-        passages: with evidence, per question (the character offsets of each passage's tokens
-            read, the passages' texts): each candidate's evidence becomes spans
-            (`QAResult.evidence`).
+        rows: per question, its rows' passages (`PassageRow`): an answer that is a span of its
+            passage is that passage's characters (`span_text`), and a candidate's evidence
+            becomes spans (`QAResult.evidence`, when decoded with it); None: every answer is
+            written from its tokens.
         placeholders: per question, its placeholders (`models.qa.placeholders`): each one in an
-            answer is written as the text it stands for; None: no placeholders.
+            answer written from its tokens is the text it stands for; None: no placeholders.
     """
+
+    def text_of(i: int, ids: Sequence[int], passage: int | None) -> str:
+        if rows is not None and passage is not None and 0 <= passage < len(rows[i]):
+            text = span_text(ids, rows[i][passage])
+            if text is not None:
+                return text
+        mapping = placeholders[i] if placeholders is not None else None
+        return answer_text(tokenizer, ids, mapping, passage)
+
     results = []
     for i, answer in enumerate(decoded):
-        mapping = placeholders[i] if placeholders is not None else None
         candidates: list[tuple[str, float, int | None]] = []
         spans: list[list[EvidenceSpan]] | None = None
-        if passages is not None and answer.evidence is not None:
+        if rows is not None and answer.evidence is not None:
             spans = []
+            offsets = [row.offsets for row in rows[i]]
+            texts = [row.text for row in rows[i]]
         seen: set[str] = set()
         for k, (ids, score, passage) in enumerate(answer.candidates):
-            text = answer_text(tokenizer, ids, mapping, passage)
+            text = text_of(i, ids, passage)
             if text and text not in seen:
                 seen.add(text)
                 candidates.append((text, score, passage))
-                if spans is not None and passages is not None and answer.evidence is not None:
-                    offsets, texts = passages[i]
+                if spans is not None and answer.evidence is not None:
                     spans.append(evidence_spans(answer.evidence[k], offsets, texts))
-        text = (
-            answer_text(tokenizer, answer.token_ids, mapping, answer.passage_index)
-            if answer.token_ids
-            else ""
-        )
+        text = text_of(i, answer.token_ids, answer.passage_index) if answer.token_ids else ""
         results.append(
             QAResult(text or None, answer.score, answer.passage_index if text else None,
                      candidates, spans)

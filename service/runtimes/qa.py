@@ -15,7 +15,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from models.qa.decoding import QAResult, banned_ids, decode_batch, results_from_decoded
+from models.qa.decoding import (
+    PassageRow,
+    QAResult,
+    banned_ids,
+    decode_batch,
+    results_from_decoded,
+)
 from models.qa.evidence import EvidenceSpan
 from models.qa.placeholders import PlaceholderMap, Placeholders
 from models.qa.readers import window_starts
@@ -57,10 +63,9 @@ WINDOW_STRIDE_FRACTION = 0.5
 class QAItem:
     prefixes: tuple[tuple[int, ...], ...]  # per window: [CLS] window [SEP] question [SEP]
     options: QAOptions
-    # With evidence: per window, the characters (of its passage) of each token read, and the
-    # window's passage text.
-    offsets: tuple[tuple[tuple[int, int], ...], ...] | None = None
-    passages: tuple[str, ...] | None = None
+    # Per window, its tokens read and their characters in its passage: answers (and evidence)
+    # are cut from the passage's own text.
+    passage_rows: tuple[PassageRow, ...] = ()
     # The request's passage each window was cut from; None when every passage is one window.
     owners: tuple[int, ...] | None = None
     # The question's placeholders for unknown text (a version trained with them), else None.
@@ -179,21 +184,14 @@ class QARuntime(BatchedRuntime):
         window = self.max_passage_tokens
         prefixes: list[tuple[int, ...]] = []
         owners: list[int] = []
-        offsets: list[tuple[tuple[int, int], ...]] = []
-        texts: list[str] = []
+        rows: list[PassageRow] = []
         for index, passage in enumerate(passages):
-            spots: list[tuple[int, int]] | None = None
-            if return_evidence:
-                ids, spots = encode.piece_ids_with_offsets(passage)
-            else:
-                ids = encode.piece_ids(passage)
+            ids, spots = encode.piece_ids_with_offsets(passage)
             for start in window_starts(len(ids), window, self.window_stride):
                 piece = ids[start : start + window]
                 prefixes.append(tuple(join_prefix(self.tokenizer, piece, question_ids)))
                 owners.append(index)
-                if spots is not None:
-                    offsets.append(tuple(spots[start : start + window]))
-                    texts.append(passage)
+                rows.append(PassageRow(piece, spots[start : start + window], passage))
         # A window costs what a passage costs: MAX_PASSAGES bounds what one question reads.
         if len(prefixes) > self.settings.max_passages:
             raise PayloadTooLarge(
@@ -206,9 +204,7 @@ class QARuntime(BatchedRuntime):
         windowed = tuple(owners) if len(prefixes) > len(passages) else None
         if mapping is not None and windowed is not None:
             mapping = replace(mapping, rows=windowed)  # answers name windows: their passages
-        if not return_evidence:
-            return QAItem(tuple(prefixes), options, owners=windowed, placeholders=mapping)
-        return QAItem(tuple(prefixes), options, tuple(offsets), tuple(texts), windowed, mapping)
+        return QAItem(tuple(prefixes), options, tuple(rows), windowed, mapping)
 
     @property
     def has_attention(self) -> bool:
@@ -232,11 +228,8 @@ class QARuntime(BatchedRuntime):
             length_penalty=options.length_penalty,
         )
         mappings = [item.placeholders for item in items] if self.placeholders is not None else None
-        if not options.evidence:
-            results = results_from_decoded(self.tokenizer, decoded, placeholders=mappings)
-        else:
-            passages = [(item.offsets or (), item.passages or ()) for item in items]
-            results = results_from_decoded(self.tokenizer, decoded, passages, placeholders=mappings)
+        rows = [item.passage_rows for item in items]
+        results = results_from_decoded(self.tokenizer, decoded, rows, placeholders=mappings)
         return [
             result if item.owners is None else _passages_of_windows(result, item.owners)
             for item, result in zip(items, results, strict=True)

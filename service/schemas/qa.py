@@ -50,7 +50,8 @@ class QARequest(RequestBody):
     force_answer: StrictBool = Field(
         False,
         description="The passages are known to hold an answer: never null, unless they hold no "
-        "text the model knows (only spaces, or only characters outside its vocabulary). "
+        "text (only spaces) or a generated (not extractive) answer is only pieces the model "
+        "cannot spell ([UNK]) that no passage holds. "
         '"No answer" may not win the first step, and the best answer of the passage most '
         "likely to hold one is returned even when every passage would say none.",
     )
@@ -118,7 +119,10 @@ class QACandidate(BaseModel):
 class QAResponse(BaseModel):
     model: str
     version: int
-    answer: str | None = Field(description="null when no passage holds an answer.")
+    answer: str | None = Field(
+        description="null when no passage holds an answer. An answer that is a span of its "
+        "passage (always so with `extractive`) is that passage's own characters, as written."
+    )
     score: float
     passage_index: int | None
     candidates: list[QACandidate]

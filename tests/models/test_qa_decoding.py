@@ -10,11 +10,15 @@ import pytest
 
 from models.bert.tokenizer import BertTokenizer, tokens_to_text
 from models.qa.decoding import (
+    DecodedAnswer,
+    PassageRow,
     RecomputeStepModel,
     _vote,
     answer_question,
     answer_questions,
     decode_batch,
+    results_from_decoded,
+    span_text,
 )
 
 PAD, UNK, CLS, SEP, MASK = 0, 1, 2, 3, 4
@@ -306,6 +310,63 @@ def test_answer_question_returns_text_and_candidates(tokenizer):
     assert result.candidates[0][0] == "北京"
     (none,) = answer_questions(model, tokenizer, [("张伟住在哪里？", ["张伟住在上海。"])])
     assert none.answer is None and none.passage_index is None
+
+
+def _writing(tokenizer: BertTokenizer, answer_tokens: list[int]) -> RecomputeStepModel:
+    """A reader that writes `answer_tokens`, then [SEP], over a passage holding the first of
+    them, and says "no answer" over the others."""
+
+    def full(token_ids, padding, segment_ids):
+        out = np.full((*token_ids.shape, tokenizer.vocab_size), np.log(1e-3))
+        for b in range(len(token_ids)):
+            n, m = int(padding[b].sum()), int(((segment_ids[b] == 0) & (padding[b] == 1)).sum())
+            written = n - m
+            nxt = answer_tokens[written] if written < len(answer_tokens) else tokenizer.sep_id
+            if answer_tokens[0] not in token_ids[b, :m]:
+                nxt = tokenizer.sep_id
+            out[b, n - 1, nxt] = 0.0
+        return out
+
+    return RecomputeStepModel(full, pad_id=tokenizer.pad_id)
+
+
+def test_span_text_is_the_passages_own_characters(tokenizer):
+    passage = "张伟住在ABC  Ω 123。abc"
+    ids, offsets = tokenizer.piece_ids_with_offsets(passage)
+    row = PassageRow(ids, offsets, passage)
+    abc = [tokenizer.token_to_id("ab"), tokenizer.token_to_id("##c")]
+    span = [*abc, tokenizer.unk_id, tokenizer.token_to_id("12"), tokenizer.token_to_id("##3")]
+    # an uncased vocabulary writes "abc 123" back from the tokens; the passage has more
+    assert tokens_to_text(tokenizer, span) == "abc 123"
+    assert span_text(span, row) == "ABC  Ω 123"
+    assert span_text(abc, row) == "ABC"  # the first place it occurs
+    assert span_text([tokenizer.token_to_id("京")], row) is None  # not a span: written back
+    assert span_text([], row) is None
+    # a window: its tokens and offsets count in the whole passage
+    window = PassageRow(ids[6:], offsets[6:], passage)
+    assert span_text(abc, window) == "abc"
+
+
+def test_an_extractive_answer_is_written_as_its_passage_has_it(tokenizer):
+    passages = ["张伟住在上海。", "张伟住在ABC  Ω 123。"]
+    span = [tokenizer.token_to_id(t) for t in ["ab", "##c", "[UNK]", "12", "##3"]]
+    model = _writing(tokenizer, span)
+    for extractive in (False, True):
+        result = answer_question(
+            model, tokenizer, "张伟住在哪里？", passages, extractive=extractive
+        )
+        assert (result.answer, result.passage_index) == ("ABC  Ω 123", 1)
+        assert result.candidates[0] == ("ABC  Ω 123", result.score, 1)
+    # a generated answer that no passage holds is written from its tokens
+    beijing = [tokenizer.token_to_id("北"), tokenizer.token_to_id("京")]
+    (written,) = answer_questions(
+        _writing(tokenizer, beijing), tokenizer, [("张伟住在哪里？", ["张伟住在北边的京。"])]
+    )
+    assert written.answer == "北京"
+    # without the passages' rows, every answer is written from its tokens, as before
+    decoded = [DecodedAnswer(span, 0.5, 1, [(span, 0.5, 1)])]
+    (plain,) = results_from_decoded(tokenizer, decoded)
+    assert plain.answer == "abc 123"
 
 
 def _unsure_dist(prefix: list[int], answer: list[int]) -> np.ndarray:

@@ -15,7 +15,14 @@ from models.qa.placeholders import placeholder_tokens
 from models.store import MANIFEST_FILENAME
 from service.runtimes.qa import QARuntime
 from tests.models.test_qa_cache import tiny_model
-from tests.tiny_store import QA_WORDS, SEP_ID, SPECIALS, export_tiny_qa, load_in_runtime
+from tests.tiny_store import (
+    QA_WORDS,
+    SEP_ID,
+    SPECIALS,
+    export_tiny_qa,
+    extractive_answer,
+    load_in_runtime,
+)
 
 K = 4
 WORDS = [*QA_WORDS, *placeholder_tokens(K)]
@@ -45,29 +52,24 @@ def versions(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return store / "with" / "1", without
 
 
-def _answer(runtime: QARuntime, question: str, passages: list[str]) -> tuple[object, object]:
-    item = runtime.prepare(
-        question, passages, max_answer_tokens=None, beam_size=None, extractive=True
-    )
-    (result,) = runtime.run_batch([item])
-    return result.answer, result.passage_index
-
-
 def test_an_unknown_value_is_answered_as_the_user_wrote_it(versions: tuple[Path, Path]) -> None:
     runtime = load_in_runtime(versions[0])
     assert isinstance(runtime, QARuntime)
     passages = ["李娜住在上海。", "张伟住在London。"]
-    assert _answer(runtime, "张伟住在哪里？", passages) == ("London", 1)
+    assert extractive_answer(runtime, "张伟住在哪里？", passages) == ("London", 1)
     # the question's unknown word comes first ([unused1]) and is the passages' one too
-    assert _answer(runtime, "Tom住在哪里？", ["李娜住在上海。", "Tom住在北京。"]) == ("Tom", 1)
+    assert extractive_answer(runtime, "Tom住在哪里？", ["李娜住在上海。", "Tom住在北京。"]) == (
+        "Tom",
+        1,
+    )
     # a passage cut into windows: one mapping for all of them
     long = "上海上海上海上海上海上海张伟住在乌鲁木齐。"
     assert len(long) > MAX_PASSAGE
-    assert _answer(runtime, "张伟住在哪里？", [long]) == ("乌", 0)
+    assert extractive_answer(runtime, "张伟住在哪里？", [long]) == ("乌", 0)
 
 
 def test_a_version_without_placeholders_reads_unk_as_before(versions: tuple[Path, Path]) -> None:
     runtime = load_in_runtime(versions[1])
     assert isinstance(runtime, QARuntime) and runtime.placeholders is None
     passages = ["李娜住在上海。", "张伟住在London。"]
-    assert _answer(runtime, "张伟住在哪里？", passages) == (None, None)
+    assert extractive_answer(runtime, "张伟住在哪里？", passages) == (None, None)
