@@ -26,10 +26,10 @@ class QARequest:
             (400).
         beam_size (int | None | Unset): Beams (1: greedy); at most MAX_BEAM_SIZE.
         extractive (bool | Unset): Answers must be spans of the passages (each token continues one). Default: False.
-        force_answer (bool | Unset): The passages are known to hold an answer: never null, unless they hold no text the
-            model knows (only spaces, or only characters outside its vocabulary). "No answer" may not win the first step,
-            and the best answer of the passage most likely to hold one is returned even when every passage would say none.
-            Default: False.
+        force_answer (bool | Unset): The passages are known to hold an answer: never null, unless they hold no text
+            (only spaces) or a generated (not extractive) answer is only pieces the model cannot spell ([UNK]) that no
+            passage holds. "No answer" may not win the first step, and the best answer of the passage most likely to hold
+            one is returned even when every passage would say none. Default: False.
         span_search (bool | Unset): Score whole spans instead of voting token by token (needs `extractive`; no
             `return_evidence`): every span of up to `max_answer_tokens` tokens from the likeliest starts is scored by its
             probability in its passage, and the best span of any passage is the answer. Candidates are the `beam_size` best

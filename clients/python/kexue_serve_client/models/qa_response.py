@@ -19,7 +19,8 @@ class QAResponse:
     Attributes:
         model (str):
         version (int):
-        answer (None | str): null when no passage holds an answer.
+        answer (None | str): null when no passage holds an answer. An answer that is a span of its passage (always so
+            with `extractive`) is that passage's own characters, as written.
         score (float):
         passage_index (int | None):
         candidates (list[QACandidate]):
