@@ -22,6 +22,7 @@ from kexue_serve_client.models import (
     DensityScoreRequest,
     DensityScoreRequestLogdet,
     DensityScoreResponse,
+    DensityScoreResponseLogdet,
     EmbeddingRequest,
     EmbeddingResponse,
     ErrorBody,
@@ -159,10 +160,19 @@ def test_density_scores_and_samples(client: Client) -> None:
         body=DensityScoreRequest(inputs=rows, logdet=DensityScoreRequestLogdet.EXACT),
     )
     assert isinstance(exact, DensityScoreResponse)
+    # The default ("auto") scores a 2-D model exactly, and says so.
+    assert scored.logdet == DensityScoreResponseLogdet.EXACT and scored.log_prob == exact.log_prob
+    series = score_density.sync(
+        client=client,
+        body=DensityScoreRequest(inputs=rows, logdet=DensityScoreRequestLogdet.SERIES),
+    )
+    assert isinstance(series, DensityScoreResponse)
+    assert series.logdet == DensityScoreResponseLogdet.SERIES
     # The tiny model's series has 4 terms and 1 probe: near the exact value, not equal to it.
-    for series_value, exact_value in zip(scored.log_prob, exact.log_prob, strict=True):
+    for series_value, exact_value in zip(series.log_prob, exact.log_prob, strict=True):
         assert isinstance(series_value, float) and isinstance(exact_value, float)
         assert math.isclose(series_value, exact_value, abs_tol=0.5)
+        assert series_value != exact_value
 
     sampled = sample_density.sync(client=client, body=DensitySampleRequest(num_samples=3, seed=5))
     assert isinstance(sampled, DensitySampleResponse) and sampled.seed == 5

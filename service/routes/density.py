@@ -60,6 +60,9 @@ async def score_density(
 ) -> DensityScoreResponse:
     """Log-density (nats) and bits per dimension of each row under the model.
 
+    The default `logdet: "auto"` scores exactly models whose input_dim is at most
+    MAX_EXACT_LOGDET_DIM and by the series above it; the response's `logdet` says which.
+
     Limits (settings): at most MAX_INPUTS rows (413); `logdet: "exact"` only for models whose
     input_dim is at most MAX_EXACT_LOGDET_DIM (400); a row of the wrong dimension gives 400.
     """
@@ -71,6 +74,7 @@ async def score_density(
         version=density.version,
         log_prob=finite_or_none(result.value.log_prob),
         bits_per_dim=finite_or_none(result.value.bits_per_dim),
+        logdet="exact" if item.exact else "series",
     )
 
 

@@ -85,15 +85,18 @@ class DensityRuntime(BatchedRuntime):
             )
 
     def prepare(self, inputs: Sequence[Sequence[float]], logdet: str) -> ScoreItem:
-        """Rows as a float32 array; 400 for a wrong dimension, a number beyond float32 or a
-        refused exact log-det."""
+        """Rows as a float32 array and the log-det method ("auto": exact when allowed); 400 for a
+        wrong dimension, a number beyond float32 or a refused exact log-det."""
         for i, row in enumerate(inputs):
             if len(row) != self.input_dim:
                 raise BadInput(
                     f"input {i} has {len(row)} values; model {self.name!r} takes {self.input_dim}",
                     param="inputs",
                 )
-        exact = logdet == "exact"
+        # "auto": exact where it is allowed. Up to 64 dimensions it costs 1.1-1.6x the series
+        # (demo-digits, docs/benchmarks.md) and is the density itself; the series' probes put a
+        # row's score off by up to ~2 nats (KL 0.2-0.33 nats on 2-D fits that are 0.03-0.05).
+        exact = logdet == "exact" or (logdet == "auto" and self.exact_allowed)
         if exact and not self.exact_allowed:
             raise BadInput(
                 f"logdet 'exact' is refused for {self.input_dim} dimensions; the most is "

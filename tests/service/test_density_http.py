@@ -46,14 +46,44 @@ def _score(client: TestClient, rows: list[list[float]], **extra: object) -> dict
 
 
 def test_score_is_the_saved_models(client: TestClient, store: Path) -> None:
-    body = _score(client, ROWS)
-    assert body["model"] == NAME and body["version"] == 1
-    expected = SavedModelDensity(store / NAME / "1").score(np.array(ROWS, np.float32))
-    np.testing.assert_allclose(body["log_prob"], expected["log_prob"], rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(body["bits_per_dim"], expected["bits_per_dim"], rtol=1e-5, atol=1e-5)
-    exact = _score(client, ROWS, logdet="exact")
+    model = SavedModelDensity(store / NAME / "1")
+    rows = np.array(ROWS, np.float32)
+    for logdet, exact in (("series", False), ("exact", True)):
+        body = _score(client, ROWS, logdet=logdet)
+        assert body["model"] == NAME and body["version"] == 1 and body["logdet"] == logdet
+        expected = model.score(rows, exact=exact)
+        np.testing.assert_allclose(body["log_prob"], expected["log_prob"], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(
+            body["bits_per_dim"], expected["bits_per_dim"], rtol=1e-5, atol=1e-5
+        )
     # Lip(g) <= 0.9 and 4 terms of the series: close to the exact log-det, not equal.
-    np.testing.assert_allclose(exact["log_prob"], body["log_prob"], atol=0.5)
+    series = model.score(rows)["log_prob"]
+    assert np.abs(series - model.score(rows, exact=True)["log_prob"]).max() > 1e-4
+    np.testing.assert_allclose(series, model.score(rows, exact=True)["log_prob"], atol=0.5)
+
+
+def test_the_default_scores_exactly_up_to_max_exact_logdet_dim(
+    client: TestClient, store: Path
+) -> None:
+    model = SavedModelDensity(store / NAME / "1")
+    rows = np.array(ROWS, np.float32)
+    body = _score(client, ROWS)  # "auto", a 2-D model
+    assert body["logdet"] == "exact"
+    assert body["log_prob"] == _score(client, ROWS, logdet="exact")["log_prob"]
+    np.testing.assert_allclose(
+        body["log_prob"], model.score(rows, exact=True)["log_prob"], rtol=1e-5, atol=1e-5
+    )
+    # over the setting, "auto" is the series (and "exact" is refused)
+    settings = Settings(model_store=store, poll_interval_s=0, max_exact_logdet_dim=1)
+    with TestClient(create_app(settings)) as small:
+        wait_ready(small, timeout_s=60)
+        auto = _score(small, ROWS, logdet="auto")
+        assert auto["logdet"] == "series"
+        np.testing.assert_allclose(
+            auto["log_prob"], model.score(rows)["log_prob"], rtol=1e-5, atol=1e-5
+        )
+        r = small.post("/v1/density/score", json={"inputs": ROWS, "logdet": "exact"})
+        assert r.status_code == 400 and "MAX_EXACT_LOGDET_DIM" in r.json()["detail"]
 
 
 def test_a_row_scores_the_same_alone_and_batched(client: TestClient) -> None:
