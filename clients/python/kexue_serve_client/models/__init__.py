@@ -5,6 +5,7 @@ from .density_sample_response import DensitySampleResponse
 from .density_score_request import DensityScoreRequest
 from .density_score_request_logdet import DensityScoreRequestLogdet
 from .density_score_response import DensityScoreResponse
+from .density_score_response_logdet import DensityScoreResponseLogdet
 from .embedding import Embedding
 from .embedding_request import EmbeddingRequest
 from .embedding_request_encoding_format import EmbeddingRequestEncodingFormat
@@ -44,6 +45,7 @@ __all__ = (
     "DensityScoreRequest",
     "DensityScoreRequestLogdet",
     "DensityScoreResponse",
+    "DensityScoreResponseLogdet",
     "Embedding",
     "EmbeddingRequest",
     "EmbeddingRequestEncodingFormat",

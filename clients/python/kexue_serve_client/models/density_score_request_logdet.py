@@ -2,6 +2,7 @@ from enum import StrEnum
 
 
 class DensityScoreRequestLogdet(StrEnum):
+    AUTO = "auto"
     EXACT = "exact"
     SERIES = "series"
 

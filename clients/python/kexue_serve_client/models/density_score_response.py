@@ -6,6 +6,8 @@ from typing import Any, TypeVar, cast
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..models.density_score_response_logdet import DensityScoreResponseLogdet
+
 T = TypeVar("T", bound="DensityScoreResponse")
 
 
@@ -18,12 +20,15 @@ class DensityScoreResponse:
         log_prob (list[float | None]): log p(x) in nats per row (discrete data: the dequantised density at the bin
             centre). null when it is not finite: -inf for a value outside a discrete model's range.
         bits_per_dim (list[float | None]): -log_prob / (input_dim ln 2) per row; null when it is not finite.
+        logdet (DensityScoreResponseLogdet): The log-determinant these scores used (the request's, or what 'auto'
+            chose).
     """
 
     model: str
     version: int
     log_prob: list[float | None]
     bits_per_dim: list[float | None]
+    logdet: DensityScoreResponseLogdet
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -43,6 +48,8 @@ class DensityScoreResponse:
             bits_per_dim_item = bits_per_dim_item_data
             bits_per_dim.append(bits_per_dim_item)
 
+        logdet = self.logdet.value
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -51,6 +58,7 @@ class DensityScoreResponse:
                 "version": version,
                 "log_prob": log_prob,
                 "bits_per_dim": bits_per_dim,
+                "logdet": logdet,
             }
         )
 
@@ -89,11 +97,14 @@ class DensityScoreResponse:
 
             bits_per_dim.append(bits_per_dim_item)
 
+        logdet = DensityScoreResponseLogdet(d.pop("logdet"))
+
         density_score_response = cls(
             model=model,
             version=version,
             log_prob=log_prob,
             bits_per_dim=bits_per_dim,
+            logdet=logdet,
         )
 
         density_score_response.additional_properties = d

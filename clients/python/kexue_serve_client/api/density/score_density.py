@@ -115,6 +115,9 @@ def sync_detailed(
 
      Log-density (nats) and bits per dimension of each row under the model.
 
+    The default `logdet: "auto"` scores exactly models whose input_dim is at most
+    MAX_EXACT_LOGDET_DIM and by the series above it; the response's `logdet` says which.
+
     Limits (settings): at most MAX_INPUTS rows (413); `logdet: "exact"` only for models whose
     input_dim is at most MAX_EXACT_LOGDET_DIM (400); a row of the wrong dimension gives 400.
 
@@ -149,6 +152,9 @@ def sync(
 
      Log-density (nats) and bits per dimension of each row under the model.
 
+    The default `logdet: "auto"` scores exactly models whose input_dim is at most
+    MAX_EXACT_LOGDET_DIM and by the series above it; the response's `logdet` says which.
+
     Limits (settings): at most MAX_INPUTS rows (413); `logdet: "exact"` only for models whose
     input_dim is at most MAX_EXACT_LOGDET_DIM (400); a row of the wrong dimension gives 400.
 
@@ -177,6 +183,9 @@ async def asyncio_detailed(
     """Score Density
 
      Log-density (nats) and bits per dimension of each row under the model.
+
+    The default `logdet: "auto"` scores exactly models whose input_dim is at most
+    MAX_EXACT_LOGDET_DIM and by the series above it; the response's `logdet` says which.
 
     Limits (settings): at most MAX_INPUTS rows (413); `logdet: "exact"` only for models whose
     input_dim is at most MAX_EXACT_LOGDET_DIM (400); a row of the wrong dimension gives 400.
@@ -209,6 +218,9 @@ async def asyncio(
     """Score Density
 
      Log-density (nats) and bits per dimension of each row under the model.
+
+    The default `logdet: "auto"` scores exactly models whose input_dim is at most
+    MAX_EXACT_LOGDET_DIM and by the series above it; the response's `logdet` says which.
 
     Limits (settings): at most MAX_INPUTS rows (413); `logdet: "exact"` only for models whose
     input_dim is at most MAX_EXACT_LOGDET_DIM (400); a row of the wrong dimension gives 400.
