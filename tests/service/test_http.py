@@ -580,6 +580,18 @@ def test_metrics_report_requests_queue_and_batches(client: TestClient) -> None:
     assert 'kexue_model_version_state{model="words",state="AVAILABLE",version="1"} 1.0' in text
 
 
+def test_metrics_count_a_head_request_under_its_route(client: TestClient) -> None:
+    """HEAD is answered as GET (`HeadAsGet`), on a copy of the request's scope: the route the
+    router set went into the copy, and every `curl -I` or uptime checker's HEAD /healthz was
+    counted as route="unmatched", beside the unknown paths."""
+    assert client.head("/healthz").status_code == 200
+    assert client.head("/v1/models/words").status_code == 200
+    text = client.get("/metrics").text
+    assert 'kexue_requests_total{model="",route="/healthz",status="200"} 1.0' in text
+    assert 'route="/v1/models/{name}",status="200"} 1.0' in text
+    assert 'route="unmatched"' not in text
+
+
 def test_openapi_declares_operation_ids_and_errors(client: TestClient) -> None:
     doc = client.get("/openapi.json").json()
     ops = {op["operationId"]: op for path in doc["paths"].values() for op in path.values()}
