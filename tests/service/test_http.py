@@ -189,6 +189,12 @@ UNREADABLE_BODIES = [
     (b'{"input": "a", "input": "b"}', 400, "names the key 'input' twice in one object"),
     (b'{"input": "a", "x": [{"k": 1, "k": 1}]}', 400, "names the key 'k' twice"),
     (b'{"%s": 1, "%s": 1}' % (b"k" * 50_000, b"k" * 50_000), 400, "key '" + "k" * 80 + "...'"),
+    # Python's JSON reader takes UTF-16 and UTF-32 bytes too (it guesses from the NUL bytes or a
+    # BOM): such a body was embedded, although JSON between systems is UTF-8 (RFC 8259 8.1) and
+    # a proxy reading it as UTF-8 sees something else.
+    ('{"input": "a"}'.encode("utf-16"), 400, "not UTF-8: it reads as UTF-16"),
+    ('{"input": "a"}'.encode("utf-16-le"), 400, "not UTF-8: it reads as UTF-16-LE"),
+    ('{"input": "a"}'.encode("utf-32-be"), 400, "not UTF-8: it reads as UTF-32-BE"),
 ]
 
 
@@ -205,6 +211,9 @@ UNREADABLE_BODIES = [
         "duplicate-key",
         "deep-duplicate",
         "long-duplicate",
+        "utf-16",
+        "utf-16-le",
+        "utf-32-be",
     ],
 )
 def test_a_body_that_is_not_json_says_why(
@@ -217,6 +226,13 @@ def test_a_body_that_is_not_json_says_why(
         assert (
             r.json()["code"] == "bad_request" and r.json()["detail"] == r.json()["error"]["message"]
         )
+
+
+def test_a_utf8_body_may_start_with_a_byte_order_mark(client: TestClient) -> None:
+    """RFC 8259 8.1 lets a reader ignore a UTF-8 BOM; refusing UTF-16 must not refuse it."""
+    body = b'\xef\xbb\xbf{"input": "a"}'
+    r = client.post("/v1/embeddings", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 200, r.text
 
 
 def test_every_route_with_a_body_refuses_duplicate_keys(client: TestClient) -> None:
