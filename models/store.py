@@ -54,6 +54,11 @@ MAX_MODEL_NAME_CHARS = 128
 _MODEL_NAME_RE = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,127}")
 # ASCII digits only: str.isdigit() also takes '²' (int() then raises) and '١٢' (int() reads 12).
 _VERSION_RE = re.compile(r"[0-9]+")
+# The largest version number: the largest integer a JSON number keeps exactly in every client
+# (2**53 - 1, JavaScript's Number.MAX_SAFE_INTEGER), so that a request can name every version the
+# store serves and a client reads the `version` of an answer as it is. Timestamps in seconds or
+# milliseconds are far below it; a folder past it (nanoseconds) is no version.
+MAX_VERSION = 2**53 - 1
 # A version label: starts with a letter (so it is never read as a version number), then letters,
 # digits, '-', '_', '.'; at most 64 characters.
 LABEL_PATTERN = r"^[A-Za-z][A-Za-z0-9_.\-]{0,63}$"
@@ -75,11 +80,12 @@ def validate_model_name(name: str) -> str:
 
 
 def parse_version(folder_name: str) -> int | None:
-    """The version number a folder name stands for, or None if it is not a version folder."""
-    if _VERSION_RE.fullmatch(folder_name) is None:
+    """The version number a folder name stands for (1 to MAX_VERSION), or None if it is not a
+    version folder."""
+    if _VERSION_RE.fullmatch(folder_name) is None or len(folder_name.lstrip("0")) > 16:
         return None
     number = int(folder_name)
-    return number if number > 0 else None
+    return number if 0 < number <= MAX_VERSION else None
 
 
 def version_folders(model_dir: Path) -> tuple[dict[int, Path], list[str]]:
@@ -135,9 +141,10 @@ def parse_labels(text: str) -> dict[str, int]:
                 f"{label!r:.80} is not a label (a letter, then up to 63 letters, digits, '-', "
                 "'_' or '.')"
             )
-        elif type(version) is not int or version <= 0:
+        elif type(version) is not int or not 0 < version <= MAX_VERSION:
             problems.append(
-                f"{label}: {version!r:.40} is not a version number (a positive integer)"
+                f"{label}: {version!r:.40} is not a version number (an integer from 1 to "
+                f"{MAX_VERSION})"
             )
     if problems:
         raise ValueError("; ".join(problems))

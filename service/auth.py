@@ -154,6 +154,20 @@ class KeyRing:
         return match
 
 
+# Authorization is a field a request sends once (RFC 9110 11.6.2). Sent twice, readers differ on
+# which counts (this service read the first; a proxy in front may read the last, or join them): a
+# key checked, logged or billed in front would not be the key the service acted for. Refused, as
+# a Host field twice is (service/http_protocol.py).
+AUTHORIZATION_TWICE = (
+    "the request has the Authorization header field twice: send one (Authorization: Bearer <key>)"
+)
+
+
+def authorization_fields(scope: Scope) -> int:
+    """How many Authorization header fields the request has."""
+    return sum(1 for name, _ in scope.get("headers", ()) if name == b"authorization")
+
+
 def bearer_token(scope: Scope) -> str | None:
     """The token of the request's `Authorization: Bearer <token>`, else None."""
     for name, value in scope.get("headers", ()):
@@ -196,11 +210,16 @@ class RequireKey:
             await self.app(scope, receive, send)
             return
         token = bearer_token(scope)
+        twice = authorization_fields(scope) > 1
         if scope["type"] == "websocket":  # none is served today; closed all the same
-            if token is None or not self.keys.accepts(token):
+            if token is None or twice or not self.keys.accepts(token):
                 await send({"type": "websocket.close", "code": 1008})  # policy violation
             else:
                 await self.app(scope, receive, send)
+        elif twice:
+            await _send_401(
+                send, AUTHORIZATION_TWICE, f'Bearer realm="{REALM}", error="invalid_request"'
+            )
         elif token is None:
             await _send_401(
                 send,

@@ -9,7 +9,7 @@ from typing import Annotated, Protocol, TypeVar
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from service.auth import REALM
+from service.auth import AUTHORIZATION_TWICE, REALM
 from service.errors import Forbidden, NotReady, PayloadTooLarge, Unauthorized
 from service.inference import Served
 from service.registry import ModelRegistry
@@ -45,11 +45,17 @@ _bearer = HTTPBearer(auto_error=False)
 
 
 async def require_admin(
+    request: Request,
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
     if settings.admin_token is None:
         raise Forbidden("admin endpoints are disabled: set ADMIN_TOKEN to enable them")
+    if len(request.headers.getlist("authorization")) > 1:  # the bearer scheme reads the first
+        raise Unauthorized(
+            AUTHORIZATION_TWICE,
+            headers={"WWW-Authenticate": f'Bearer realm="{REALM}", error="invalid_request"'},
+        )
     if credentials is None:
         raise Unauthorized(
             "admin endpoint: send 'Authorization: Bearer <ADMIN_TOKEN>'",

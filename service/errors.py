@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from service.json_body import DuplicateKeyError
+from service.json_body import DuplicateKeyError, NotUTF8Error
 
 log = logging.getLogger(__name__)
 
@@ -276,6 +276,11 @@ def _why_unreadable(cause: BaseException) -> str:
         return (
             f"the body is not valid UTF-8: byte 0x{byte} at offset {cause.start} "
             f"({cause.reason}); send JSON as UTF-8"
+        )
+    if isinstance(cause, NotUTF8Error):
+        return (
+            f"the body is not UTF-8: it reads as {cause.encoding.upper()} (a byte order mark, or "
+            "NUL bytes among its first four); send JSON as UTF-8"
         )
     if isinstance(cause, DuplicateKeyError):
         key = cause.key if len(cause.key) <= 80 else f"{cause.key[:80]}..."  # not echoed whole

@@ -224,9 +224,11 @@ class GenerationScheduler:
         """Queue one request's rows (on the event loop); 429 at once when the queue is full."""
         ticket = GenerationTicket(rows=rows, deadline=time.monotonic() + timeout_s)
         needed = ticket.cache_rows
+        # Said only when the request asked for guidance.
+        guided = " (2 a sample with guidance)" if needed > len(rows) else ""
         if needed > self.max_rows:
             raise PayloadTooLarge(
-                f"{len(rows)} samples need {needed} decoding rows (2 a sample with guidance); "
+                f"{len(rows)} samples need {needed} decoding rows{guided}; "
                 f"the most is {self.max_rows} (MAX_BATCH_SIZE)",
                 param="num_samples",
             )
@@ -234,8 +236,8 @@ class GenerationScheduler:
             # Never admitted, however long the caller waits: not a 429 to retry for ever.
             self._count_rejected("too_large", len(rows))
             raise PayloadTooLarge(
-                f"{len(rows)} samples need {needed} decoding rows, more than model {self.name!r} "
-                f"ever queues (MAX_QUEUE={self.max_queue})",
+                f"{len(rows)} samples need {needed} decoding rows{guided}, more than model "
+                f"{self.name!r} ever queues (MAX_QUEUE={self.max_queue})",
                 param="num_samples",
             )
         with self._lock:

@@ -8,6 +8,12 @@ Interoperability Vulnerabilities", 2021). So the service refuses them, as Rust's
 the fields of a struct: 400, naming the key. Routes with a JSON body take `StrictJSONRoute` as
 their router's `route_class`; FastAPI turns the reader's `ValueError` into its 400 for an
 unreadable body, which `service.errors` explains with the exception's message.
+
+The body must be UTF-8 (RFC 8259 8.1: JSON exchanged between systems that are not part of a closed
+ecosystem MUST be), with or without a byte order mark. Python's reader also takes UTF-16 and
+UTF-32, guessed from a BOM or the NUL bytes among the first four; such a body is refused (400)
+instead, for the same reason: a layer in front that reads it as UTF-8 sees another request, or
+none.
 """
 
 from __future__ import annotations
@@ -28,6 +34,14 @@ class DuplicateKeyError(ValueError):
         self.key = key
 
 
+class NotUTF8Error(ValueError):
+    """The body is UTF-16 or UTF-32, by its byte order mark or its NUL bytes."""
+
+    def __init__(self, encoding: str) -> None:
+        super().__init__(encoding)
+        self.encoding = encoding
+
+
 def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """`json.loads`' object_pairs_hook: the object as a dict, or DuplicateKeyError."""
     obj = dict(pairs)
@@ -43,7 +57,11 @@ def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 class StrictJSONRequest(Request):
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
-            self._json = json.loads(await self.body(), object_pairs_hook=unique_keys)
+            body = await self.body()
+            encoding = json.detect_encoding(body)
+            if encoding not in ("utf-8", "utf-8-sig"):
+                raise NotUTF8Error(encoding)
+            self._json = json.loads(body, object_pairs_hook=unique_keys)
         return self._json
 
 

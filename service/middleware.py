@@ -33,7 +33,14 @@ class HeadAsGet:
                 message = {**message, "body": b""}
             await send(message)
 
-        await self.app({**scope, "method": "GET"}, receive, send_headers_only)
+        as_get = {**scope, "method": "GET"}
+        try:
+            await self.app(as_get, receive, send_headers_only)
+        finally:
+            # The route the router found, for the request metrics outside (by route template):
+            # it set it in the copy, and HEAD /healthz was counted as an unmatched path.
+            if "route" in as_get:
+                scope["route"] = as_get["route"]
 
 
 # What a page of an allowed origin may send, and read beyond the CORS-safelisted response headers.

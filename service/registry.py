@@ -70,6 +70,7 @@ from typing import Any, TypeVar
 from models.store import (
     LABELS_FILENAME,
     MANIFEST_FILENAME,
+    MAX_VERSION,
     SAVED_MODEL_FILENAME,
     TEMP_PREFIX,
     is_model_name,
@@ -670,9 +671,11 @@ class ModelRegistry:
         for entry in skipped:
             self._warn_once(
                 ("version", name, entry),
-                "model %s: %a is not a version folder (ASCII digits, a positive number): skipped",
+                "model %s: %a is not a version folder (ASCII digits, a number from 1 to %d, one "
+                "folder a number): skipped",
                 name,
                 entry,
+                MAX_VERSION,
             )
         known = self._models.get(name)
 

@@ -10,6 +10,10 @@ from models.store import LABEL_PATTERN
 
 # DESIGN.md: model names are letters, digits, '-', '_', '.'; never a path. One rule for the store,
 # the training jobs and the service's URLs and request fields.
+# The largest version number a request may name is the store's: the largest integer a JSON number
+# keeps exactly in every client (2**53 - 1); a folder past it is no version, so every version
+# served can be named.
+from models.store import MAX_VERSION as MAX_VERSION
 from models.store import MODEL_NAME_PATTERN as MODEL_NAME_PATTERN
 from models.store import ModelName as ModelName
 
@@ -33,11 +37,6 @@ def _digits_are_a_number(value: Any) -> Any:
         return int(value)
     return value
 
-
-# The largest version number a request may name: the largest integer a JSON number keeps exactly
-# in every client (2**53 - 1, JavaScript's Number.MAX_SAFE_INTEGER); store folders may be
-# timestamps, in seconds or milliseconds, far below it.
-MAX_VERSION = 2**53 - 1
 
 # A request's `version`: a number (strict: `true` and `1.0` are no version) or a label.
 VersionSelector = Annotated[

@@ -120,6 +120,31 @@ def test_closed_by_default_and_before_the_body_is_read(keyed: TestClient) -> Non
     assert 'route="unmatched",status="401"' in metrics
 
 
+def test_two_authorization_fields_are_refused_whichever_comes_first(
+    store: Path, make_client: Callable[..., TestClient]
+) -> None:
+    """Authorization is one field (RFC 9110 11.6.2); with two, the first was the key: a proxy in
+    front that reads the last (to log, rate-limit or bill a key) and the service acted for
+    different keys. Refused whatever their order, as a Host field twice is, on the keyed
+    endpoints and on the admin ones (with or without keys)."""
+    write_version(store, "words", 1)
+    for client in (
+        make_client(api_keys=f"{KEY_A}, {KEY_B}", admin_token=ADMIN),
+        make_client(admin_token=ADMIN),
+    ):
+        for first, second in ((KEY_A, KEY_B), (KEY_B, "nope"), ("nope", KEY_A), (ADMIN, ADMIN)):
+            two = [("Authorization", f"Bearer {first}"), ("Authorization", f"Bearer {second}")]
+            answers = [client.post("/v1/models/words/reload", headers=two)]
+            if client.app.state.settings.api_keys is not None:  # type: ignore[attr-defined]
+                answers.append(client.post("/v1/embeddings", json=EMBED, headers=two))
+            for answer in answers:
+                assert answer.status_code == 401, answer.text
+                assert answer.json()["code"] == "unauthorized"
+                assert "Authorization header field twice" in answer.json()["detail"]
+                assert 'error="invalid_request"' in answer.headers["www-authenticate"]
+        assert client.post("/v1/models/words/reload", headers=bearer(ADMIN)).status_code == 200
+
+
 def test_a_websocket_without_a_key_is_closed(keyed: TestClient) -> None:
     from starlette.websockets import WebSocketDisconnect
 

@@ -218,8 +218,11 @@ def test_queue_limits(model: FakeStepModel) -> None:
         loop = scheduler(model, max_rows=2, max_queue=3)
         # Wider than the batch (a guided sample takes two rows), or than the queue: 413.
         for too_wide in (rows(1, count=3), rows(1, count=2, guided=True)):
-            with pytest.raises(PayloadTooLarge, match="MAX_BATCH_SIZE"):
+            with pytest.raises(PayloadTooLarge, match="MAX_BATCH_SIZE") as wide:
                 loop.submit(too_wide, timeout_s=30)
+            # Guidance is named only when the request asked for it (it was named in every 413).
+            guided = any(row.guidance is not None for row in too_wide)
+            assert ("guidance" in wide.value.detail) == guided, wide.value.detail
         small_queue = scheduler(model, max_rows=4, max_queue=3)
         with pytest.raises(PayloadTooLarge, match="MAX_QUEUE=3") as never:
             small_queue.submit(rows(1, count=4), timeout_s=30)

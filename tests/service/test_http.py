@@ -189,6 +189,12 @@ UNREADABLE_BODIES = [
     (b'{"input": "a", "input": "b"}', 400, "names the key 'input' twice in one object"),
     (b'{"input": "a", "x": [{"k": 1, "k": 1}]}', 400, "names the key 'k' twice"),
     (b'{"%s": 1, "%s": 1}' % (b"k" * 50_000, b"k" * 50_000), 400, "key '" + "k" * 80 + "...'"),
+    # Python's JSON reader takes UTF-16 and UTF-32 bytes too (it guesses from the NUL bytes or a
+    # BOM): such a body was embedded, although JSON between systems is UTF-8 (RFC 8259 8.1) and
+    # a proxy reading it as UTF-8 sees something else.
+    ('{"input": "a"}'.encode("utf-16"), 400, "not UTF-8: it reads as UTF-16"),
+    ('{"input": "a"}'.encode("utf-16-le"), 400, "not UTF-8: it reads as UTF-16-LE"),
+    ('{"input": "a"}'.encode("utf-32-be"), 400, "not UTF-8: it reads as UTF-32-BE"),
 ]
 
 
@@ -205,6 +211,9 @@ UNREADABLE_BODIES = [
         "duplicate-key",
         "deep-duplicate",
         "long-duplicate",
+        "utf-16",
+        "utf-16-le",
+        "utf-32-be",
     ],
 )
 def test_a_body_that_is_not_json_says_why(
@@ -217,6 +226,13 @@ def test_a_body_that_is_not_json_says_why(
         assert (
             r.json()["code"] == "bad_request" and r.json()["detail"] == r.json()["error"]["message"]
         )
+
+
+def test_a_utf8_body_may_start_with_a_byte_order_mark(client: TestClient) -> None:
+    """RFC 8259 8.1 lets a reader ignore a UTF-8 BOM; refusing UTF-16 must not refuse it."""
+    body = b'\xef\xbb\xbf{"input": "a"}'
+    r = client.post("/v1/embeddings", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 200, r.text
 
 
 def test_every_route_with_a_body_refuses_duplicate_keys(client: TestClient) -> None:
@@ -578,6 +594,18 @@ def test_metrics_report_requests_queue_and_batches(client: TestClient) -> None:
     assert "kexue_batch_size_bucket" in text and "kexue_queue_time_seconds" in text
     assert 'kexue_queue_depth{model="words"}' in text
     assert 'kexue_model_version_state{model="words",state="AVAILABLE",version="1"} 1.0' in text
+
+
+def test_metrics_count_a_head_request_under_its_route(client: TestClient) -> None:
+    """HEAD is answered as GET (`HeadAsGet`), on a copy of the request's scope: the route the
+    router set went into the copy, and every `curl -I` or uptime checker's HEAD /healthz was
+    counted as route="unmatched", beside the unknown paths."""
+    assert client.head("/healthz").status_code == 200
+    assert client.head("/v1/models/words").status_code == 200
+    text = client.get("/metrics").text
+    assert 'kexue_requests_total{model="",route="/healthz",status="200"} 1.0' in text
+    assert 'route="/v1/models/{name}",status="200"} 1.0' in text
+    assert 'route="unmatched"' not in text
 
 
 def test_openapi_declares_operation_ids_and_errors(client: TestClient) -> None:

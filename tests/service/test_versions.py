@@ -13,12 +13,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
-from models.store import LABELS_FILENAME, parse_labels, version_folders
+from models.store import LABELS_FILENAME, MAX_VERSION, parse_labels, version_folders
 from service.errors import VersionNotFound
 from service.metrics import Metrics
 from service.registry import ModelRegistry
+from service.schemas.common import VersionSelector
 from service.settings import Settings, versions_to_load
 from tests.service.fakes import fake_factory, write_version
 
@@ -80,6 +81,7 @@ def test_labels_parse() -> None:
         ('{"a b": 1}', "'a b' is not a label"),
         ('{"../x": 1}', "is not a label"),
         ('{"stable": 1, "stable": 2}', "labels given twice: 'stable'"),
+        ('{"stable": 9007199254740992}', "9007199254740992 is not a version number"),
     ],
 )
 def test_a_bad_labels_file_is_refused_with_the_reason(text: str, why: str) -> None:
@@ -92,6 +94,26 @@ def test_labels_json_is_no_version_folder_and_no_warning(tmp_path: Path) -> None
     (tmp_path / "1").mkdir()
     (tmp_path / LABELS_FILENAME).write_text("{}")
     assert version_folders(tmp_path) == ({1: tmp_path / "1"}, [])
+
+
+def test_a_version_folder_past_the_largest_version_a_request_may_name_is_skipped(
+    tmp_path: Path,
+) -> None:
+    """A request names versions up to 2**53 - 1 (the largest integer every JSON client keeps
+    exactly); a folder past it (`date +%s%N`, nanoseconds) was loaded and served by default,
+    with `X-Model-Version: 1796438764085629000`, and a request naming it got 422."""
+    for name in ("1", str(MAX_VERSION), str(MAX_VERSION + 1), "1796438764085629000", "9" * 200):
+        (tmp_path / name).mkdir()
+    versions, skipped = version_folders(tmp_path)
+    assert sorted(versions) == [1, MAX_VERSION]
+    assert sorted(skipped) == sorted([str(MAX_VERSION + 1), "1796438764085629000", "9" * 200])
+
+
+def test_the_store_and_the_requests_agree_on_the_largest_version() -> None:
+    adapter = TypeAdapter(VersionSelector)
+    assert adapter.validate_python(MAX_VERSION) == MAX_VERSION
+    with pytest.raises(ValidationError):
+        adapter.validate_python(MAX_VERSION + 1)
 
 
 # ----------------------------------------------------------------- the registry
