@@ -44,8 +44,9 @@ class DensityScoreRequest(RequestBody):
         description="The residual blocks' log-determinant: 'exact' (full Jacobians; refused with "
         "400 when input_dim is over MAX_EXACT_LOGDET_DIM), 'series' (truncated power series with "
         "fixed Hutchinson probes: deterministic, an estimate off by up to about 2 nats a row on "
-        "the demo's models, cheaper only for large inputs), or 'auto' (the default): exact when input_dim is at most "
-        "MAX_EXACT_LOGDET_DIM, else series. The response's `logdet` says which was used.",
+        "the demo's models, cheaper only for large inputs), or 'auto' (the default): exact when "
+        "input_dim is at most MAX_EXACT_LOGDET_DIM, else series. The response's `logdet` says "
+        "which was used.",
     )
 
     model_config = {
