@@ -7,7 +7,8 @@ queues drain, and the process exits 0. SIGINT (Ctrl-C), or a second SIGTERM, ski
 
 Connections: uvicorn's httptools protocol with the request head bounded in bytes, fields and time
 (MAX_HEADER_BYTES, MAX_HEADER_COUNT, HEADER_TIMEOUT_S), the body and the writing of a response in
-time (BODY_TIMEOUT_S, SEND_TIMEOUT_S; service/http_protocol.py).
+time (BODY_TIMEOUT_S, SEND_TIMEOUT_S; service/http_protocol.py); an idle connection is kept
+KEEP_ALIVE_S for the next request.
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ def server_config(app: FastAPI, settings: Settings, **overrides: Any) -> uvicorn
         "log_level": settings.log_level,
         "access_log": settings.access_log,
         "timeout_graceful_shutdown": int(settings.request_timeout_s) + 5,
+        "timeout_keep_alive": settings.keep_alive_s,
         "http": bounded_http_protocol(limits),
         **overrides,
     }

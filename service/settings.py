@@ -112,6 +112,16 @@ class Settings(BaseSettings):
         description="How long a connection may take to send a whole request head, from when it "
         "opens or its last response ended; then it is closed (408 if a head was under way).",
     )
+    # uvicorn's timeout_keep_alive (5 s, Apache's KeepAliveTimeout too): a proxy or load balancer
+    # that reuses connections must close them first (AWS ALB keeps them 60 s), or a request it
+    # sends as the service closes the connection fails with a reset (a 502 to its caller).
+    keep_alive_s: float = Field(
+        5.0,
+        gt=0,
+        description="How long an idle connection is kept open after a response for the next "
+        "request (at most HEADER_TIMEOUT_S); behind a proxy or load balancer that reuses "
+        "connections, set it longer than the proxy's idle timeout.",
+    )
     # nginx's client_body_timeout (60s): the time between two reads of a body, not for all of it.
     body_timeout_s: float = Field(
         60.0,

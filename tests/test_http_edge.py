@@ -734,6 +734,25 @@ def test_a_shutdown_resets_a_non_reader_long_before_the_send_timeout(tmp_path: P
     assert "ERROR" not in log, log[-2000:]
 
 
+def test_an_idle_connection_is_kept_keep_alive_s_for_the_next_request(tmp_path: Path) -> None:
+    """KEEP_ALIVE_S reaches uvicorn (its own default is 5 s): a connection idle after a response
+    still serves a request sent within it, and is closed, without a word, about KEEP_ALIVE_S
+    after its last response."""
+    keep_alive_s = 1.5
+    (tmp_path / "store").mkdir()
+    with (
+        live_server_process(tmp_path / "store", KEEP_ALIVE_S=str(keep_alive_s)) as (url, _),
+        connect(url) as sock,
+    ):
+        for _ in range(2):
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
+            assert status_and_body(read_response(sock))[0] == 200
+            time.sleep(keep_alive_s / 3)
+        data, closed, waited = until_closed(sock, give_up_s=10)
+    assert closed and data == b"", data[:100]
+    assert keep_alive_s / 3 < waited < keep_alive_s + 1.5, f"closed {waited:.2f} s later"
+
+
 def dropped(url: str) -> dict[str, float]:
     """kexue_connections_dropped_total by reason, from /metrics."""
     text = httpx.get(f"{url}/metrics", timeout=10).text
