@@ -98,7 +98,7 @@ class GenerateRequest(RequestBody):
         "extra": "forbid",
         "json_schema_extra": {
             "examples": [
-                {"condition": {"label": "1"}, "num_samples": 2, "max_new_tokens": 32, "seed": 7}
+                {"condition": {"label": "hotel"}, "num_samples": 2, "max_new_tokens": 32, "seed": 7}
             ]
         },
     }
