@@ -669,7 +669,9 @@ class SyntheticConfig:
             markers, IDs, a Latin sentence, special-token-looking text, numbers) at one to three
             of its sentence boundaries (start, between sentences, end), and, for each example,
             a quarter of it that one more passage is nothing but such text (no answer). The
-            text states no fact and names nobody of the example, so every answer stays as it is.
+            text states no fact and names nobody of the example, so every answer stays as it is;
+            it is drawn from a random source seeded by the passages' text, so the examples are
+            those drawn without it (the same seed), with the distractors put in.
     """
 
     people_per_passage: tuple[int, int] = (2, 3)
@@ -775,7 +777,7 @@ class _Drawn:
     compound: bool = False  # a clause of a compound sentence
     empty: bool = False  # the fact's sentence with no value
     pronoun: bool = False  # a pronoun (他/她) is the statement's subject
-    noisy: bool = False  # distractor text at some sentence boundary (`noise_snippet`)
+    sentences: tuple[str, ...] = ()  # the text's sentences (a pronoun run as one)
 
 
 def _clashes(name: str, taken: Sequence[str]) -> bool:
@@ -967,10 +969,9 @@ def _draw_passage(
     # Facts of different people interleave, so the answer is not always next to the name's
     # first mention.
     rng.shuffle(sentences)
-    noisy = bool(config.noise_fraction) and rng.random() < config.noise_fraction
-    if noisy:
-        _insert_noise(rng, sentences, facts)
-    return _Drawn("".join(sentences), facts, held_out_form, compound, empty, pronoun, noisy)
+    return _Drawn(
+        "".join(sentences), facts, held_out_form, compound, empty, pronoun, tuple(sentences)
+    )
 
 
 def _question(
@@ -1011,16 +1012,34 @@ def make_labelled_example(
         avoid = [p for d in drawn for p in d.facts if p != person]
         # Another source that states the fact agrees: several passages hold the same answer.
         drawn.append(_draw_passage(rng, config, person, attribute, asked, avoid=avoid, value=value))
-    passages = [Passage(d.text, d.facts.get(person, {}).get(attribute.name)) for d in drawn]
-    noise_passage = bool(config.noise_fraction) and rng.random() < config.noise_fraction / 4
-    if noise_passage:
-        # A passage of distractor text only (a search result's boilerplate): no answer.
-        facts = {who: f for d in drawn for who, f in d.facts.items()}
-        facts.setdefault(person, {})
-        snippets: list[str] = []
-        _insert_noise(rng, snippets, facts)
-        passages.append(Passage("".join(snippets), None))
+    texts = [d.text for d in drawn]
+    noisy = False
+    if config.noise_fraction:
+        # Distractors drawn from the passages' own text, not `rng`: the same examples as
+        # without noise. None holds a value or a name of the example's facts.
+        every = {who: f for d in drawn for who, f in d.facts.items()}
+        every.setdefault(person, {})
+        for i, d in enumerate(drawn):
+            noise_rng = random.Random("noise " + d.text)
+            if noise_rng.random() < config.noise_fraction:
+                sentences = list(d.sentences)
+                _insert_noise(noise_rng, sentences, every)
+                texts[i] = "".join(sentences)
+                noisy = True
+    passages = [
+        Passage(text, d.facts.get(person, {}).get(attribute.name))
+        for text, d in zip(texts, drawn, strict=True)
+    ]
     rng.shuffle(passages)
+    noise_passage = False
+    if config.noise_fraction:
+        # A passage of distractor text only (a search result's boilerplate; no answer).
+        noise_rng = random.Random("noise " + "\n".join(p.text for p in passages))
+        noise_passage = noise_rng.random() < config.noise_fraction / 4
+        if noise_passage:
+            snippets: list[str] = []
+            _insert_noise(noise_rng, snippets, every)
+            passages.insert(noise_rng.randint(0, len(passages)), Passage("".join(snippets), None))
     other_values = frozenset(
         f[attribute.name]
         for d in drawn
@@ -1043,7 +1062,7 @@ def make_labelled_example(
         pronoun=any(d.pronoun for d in stating),
         own_value=value is not None and value in attribute.own_values,
         wide_name=person[1:] not in GIVEN_NAMES,
-        noise=noise_passage or any(d.noisy for d in drawn),
+        noise=noisy or noise_passage,
     )
 
 
