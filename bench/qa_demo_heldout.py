@@ -1,7 +1,8 @@
 """Held-out exact match of a demo-style QA model on the hard synthetic questions, with its errors.
 
     .venv/bin/python bench/qa_demo_heldout.py --model model_store/demo-qa/1 [--count 1000] \\
-        [--seed 1001] [--set hard|wording|pronoun|two-people|own-words|own-names|own-values] \\
+        [--seed 1001] \\
+        [--set hard|wording|pronoun|two-people|own-words|own-names|own-values|noise] \\
         [--examples] [--span-search [--length-penalty 1]]
 
 The questions are `training.qa.DEMO_HELDOUT_SYNTHETIC`: passages about one to three people, other
@@ -16,7 +17,8 @@ and the errors counted by kind (`models.qa.synthetic.error_breakdown`). `--examp
 the example requests of issue 18 and the hand-written ordinary-user requests
 (`training.qa.USER_EXAMPLES`) and the probe's facts stated by a pronoun
 (`training.qa.PRONOUN_EXAMPLES`) and users' own names and values (`training.qa.OWN_EXAMPLES`)
-and prints them, with how many of each are right.
+and passages with distractor text (`training.qa.NOISE_EXAMPLES`) and prints them, with how many
+of each are right.
 
 `--set wording` draws the questions from `training.qa.DEMO_WORDING_HELDOUT_SYNTHETIC` instead:
 the same hard kind in ordinary wording (compound sentences, several statement forms, some held
@@ -40,6 +42,12 @@ typed by hand that no pool holds (乌鲁木齐, 柯基犬; `em_own_value` over t
 `em_wide_name` over the questions about such a name). `--set own-names` and `--set own-values`
 take one side at a time: held-out names with the pools' values, the pools' names with own values.
 
+`--set noise` draws them from `training.qa.DEMO_NOISE_HELDOUT_SYNTHETIC`: the hard set's questions
+and answers (the same seed, the same draws) with distractor text in every passage (note markers
+"[注1]", IDs "ID: A123。", Latin sentences, "[SEP]"-like text, numbers) and, for a quarter of them,
+one more passage of nothing else; the difference from `--set hard` at the same seed and count is
+what the distractors cost.
+
 `--span-search` decodes every question (and the examples) with the span search the service offers
 (`span_search` on /v1/qa; `--length-penalty` as there) instead of the manifest's decoding.
 """
@@ -61,6 +69,7 @@ from models.store import QAManifest, read_manifest  # noqa: E402
 from training.qa import (  # noqa: E402
     DEMO_HELDOUT_SEED,
     DEMO_HELDOUT_SYNTHETIC,
+    DEMO_NOISE_HELDOUT_SYNTHETIC,
     DEMO_OWN_NAMES_HELDOUT_SYNTHETIC,
     DEMO_OWN_VALUES_HELDOUT_SYNTHETIC,
     DEMO_OWN_WORDS_HELDOUT_SYNTHETIC,
@@ -68,6 +77,7 @@ from training.qa import (  # noqa: E402
     DEMO_TWO_PEOPLE_HELDOUT_SYNTHETIC,
     DEMO_WORDING_HELDOUT_SYNTHETIC,
     ISSUE_EXAMPLES,
+    NOISE_EXAMPLES,
     OWN_EXAMPLES,
     PRONOUN_EXAMPLES,
     USER_EXAMPLES,
@@ -82,6 +92,7 @@ SETS = {
     "own-words": DEMO_OWN_WORDS_HELDOUT_SYNTHETIC,
     "own-names": DEMO_OWN_NAMES_HELDOUT_SYNTHETIC,
     "own-values": DEMO_OWN_VALUES_HELDOUT_SYNTHETIC,
+    "noise": DEMO_NOISE_HELDOUT_SYNTHETIC,
 }
 
 
@@ -149,6 +160,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             ("user_examples", USER_EXAMPLES),
             ("pronoun_examples", PRONOUN_EXAMPLES),
             ("own_examples", OWN_EXAMPLES),
+            ("noise_examples", NOISE_EXAMPLES),
         ):
             pairs = [(q, p) for q, p, _ in examples]
             answers = answer_questions(model, tokenizer, pairs, **options)

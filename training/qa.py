@@ -618,6 +618,14 @@ DEMO_OWN_NAMES_HELDOUT_SYNTHETIC = dataclasses.replace(
 DEMO_OWN_VALUES_HELDOUT_SYNTHETIC = dataclasses.replace(
     DEMO_HELDOUT_SYNTHETIC, own_value_fraction=1.0
 )
+# The hard held-out kind with distractor text in every passage (an outside tester's probe:
+# "[注1]张伟住在北京。" asked 张伟住在哪里？ answered "]"): note markers, IDs, Latin sentences,
+# special-token-looking text and numbers at sentence boundaries, and a quarter of the questions
+# with one more passage of nothing else (`SyntheticConfig.noise_fraction`). The distractors are
+# drawn from the passages' text, so at the same seed these are the hard set's questions and
+# answers (DEMO_HELDOUT_SYNTHETIC), with the distractors put in: the two scores pair. Scored by
+# bench/qa_demo_heldout.py --set noise.
+DEMO_NOISE_HELDOUT_SYNTHETIC = dataclasses.replace(DEMO_HELDOUT_SYNTHETIC, noise_fraction=1.0)
 # The hard kind as training data: the held-out kind's settings with the training wordings only,
 # and three in four of its unanswerable questions about a person the passages name without the
 # fact asked (half before, the rest about people no passage names). Absent people were already
@@ -665,6 +673,13 @@ DEMO_WORDING_HARD_SYNTHETIC = dataclasses.replace(DEMO_HARD_SYNTHETIC, **DEMO_TR
 # Names 0.2 and values 0.3 of the draws cost the hard kind 0.03 (run B).
 DEMO_PLACEHOLDERS = DEFAULT_PLACEHOLDER_COUNT
 DEMO_UNKNOWN_WORDS: dict[str, Any] = {"unknown_name_fraction": 0.1, "unknown_value_fraction": 0.25}
+# Distractor text in passages (`noise_fraction`: note markers, IDs, Latin sentences, "[SEP]"-like
+# text, numbers; an outside tester's "[注1]张伟住在北京。" was answered "]") was tried and not kept:
+# 0.2 of the passages lifted DEMO_NOISE_HELDOUT_SYNTHETIC from 0.815 / 0.84 to 0.8925 / 0.885 at
+# seeds 0 and 1 and answered 11 of the 12 NOISE_EXAMPLES (8 without), but cost the two-people set
+# 0.03 at both seeds (0.904 / 0.953), the hard kind 0.0425 at seed 1 (0.915) and wording 0.032 at
+# seed 1, and ~13% more training time; 0.1 helped half as much and cost more (docs/benchmarks.md,
+# "Distractor text in passages").
 # What the demo trains on: both kinds in turn, question by question (`make_mixed_examples`).
 DEMO_MIXTURE = (
     dataclasses.replace(DEMO_WORDING_SYNTHETIC, **DEMO_UNKNOWN_WORDS),
@@ -739,6 +754,26 @@ OWN_EXAMPLES: list[tuple[str, list[str], str | None]] = [
     ("诸葛亮住在哪里？", ["诸葛亮住在成都。"], "成都"),
     ("李雷养了什么宠物？", ["李雷住在乌鲁木齐。韩梅梅养了一只柯基犬。"], None),
     ("Tom住在哪里？", ["Tom住在London。"], "London"),
+]
+
+# The outside tester's requests with distractor text in passages (question, passages, the answer
+# expected; None: no answer), written by hand, printed by bench/qa_demo_heldout.py --examples: the
+# three reproducers (a note before the sentence, an English sentence before, literal special
+# tokens), the variants that were right (the note after, `(见附录A)`, an ID), an English sentence
+# after, a passage of noise only beside one that answers, and noise where nothing answers.
+NOISE_EXAMPLES: list[tuple[str, list[str], str | None]] = [
+    ("张伟住在哪里？", ["[注1]张伟住在北京。"], "北京"),
+    ("Tom住在哪里？", ["Tom lives here. Tom住在New York。"], "New York"),
+    ("张伟住在哪里？[CLS]", ["[SEP][MASK]张伟住在北京。[PAD][UNK]"], "北京"),
+    ("张伟住在哪里？", ["张伟住在北京。[注1]"], "北京"),
+    ("张伟住在哪里？", ["(见附录A)张伟住在北京。"], "北京"),
+    ("张伟住在哪里？", ["ID: A123。张伟住在北京。"], "北京"),
+    ("Tom住在哪里？", ["Tom住在New York。Tom lives here."], "New York"),
+    ("张伟住在哪里？", ["[1] ID: A123。Tom lives here. [SEP]", "张伟住在北京。"], "北京"),
+    ("张伟今年多大？", ["编号：B-2041。张伟今年35岁。（注）"], "35"),
+    ("张伟的职业是什么？", ["张伟是一名医生。See the appendix. [MASK]"], "医生"),
+    ("王芳住在哪里？", ["[注1]张伟住在北京。"], None),
+    ("张伟住在哪里？", ["[注1] ID: A123。", "Tom lives here. [SEP]"], None),
 ]
 
 

@@ -534,6 +534,66 @@ def known_characters() -> tuple[str, ...]:
     return tuple(sorted(c for c in chars if c not in _TEMPLATE_CHARACTERS and not c.isdigit()))
 
 
+# Kinds of distractor text (`noise_snippet`), one drawn a snippet.
+NOISE_KINDS = ("note", "code", "latin", "special", "number")
+# Text that looks like a tokenizer's special tokens, as users paste it (a literal "[SEP]" is read
+# as its characters, never as the token).
+_SPECIAL_TEXT = ("[SEP]", "[MASK]", "[UNK]", "[CLS]", "[PAD]", "<s>", "</s>", "<unk>", "<pad>")
+_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def noise_snippet(rng: random.Random) -> str:
+    """Distractor text a passage may hold between its sentences, stating no fact: a note marker
+    ("[注1]", "[3]", "（注）", "(见附录A)", a note of reserved characters), an ID or code
+    ("ID: A123。", "编号：B-2041。"), a short Latin sentence ("Tom lives here.", made-up words of
+    `latin_word`), special-token-looking text ("[SEP]", "[MASK]") or a number ("(12)", "3.14",
+    "2024-03-15")."""
+    kind = rng.choice(NOISE_KINDS)
+    n = rng.randint(1, 20)
+    letter = rng.choice(_LETTERS)
+    if kind == "note":
+        return rng.choice((
+            f"[注{n}]", f"[{n}]", "（注）", f"（注{n}）", f"(见附录{letter})", f"【{n}】",
+            f"（见第{n}页）", f"(see note {n})", "*",
+            "（" + "".join(rng.choice(reserved_characters()) for _ in range(rng.randint(2, 4)))
+            + "）",
+        ))  # fmt: skip
+    if kind == "code":
+        digits = str(rng.randint(100, 99999))
+        return rng.choice((
+            f"ID: {letter}{digits}。", f"编号：{letter}-{digits}。", f"No. {digits}",
+            f"#{digits}", f"工号：{digits}。", f"订单号：{letter}{letter}{digits}。",
+            f"ID：{digits}",
+        ))  # fmt: skip
+    if kind == "latin":
+        if rng.random() < 0.25:
+            return rng.choice(("Tom lives here.", "See the appendix.", "Page 2 of 5.", "N/A"))
+        words = [latin_word(rng) for _ in range(rng.randint(1, 4))]
+        return " ".join([words[0].capitalize(), *words[1:]]) + rng.choice((".", ".", "!", ""))
+    if kind == "special":
+        return "".join(rng.choice(_SPECIAL_TEXT) for _ in range(rng.randint(1, 3)))
+    return rng.choice((
+        f"({n})", f"{rng.randint(1, 9)}.{rng.randint(0, 99)}",
+        f"{rng.randint(2000, 2030)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
+        f"第{n}页", f"{n}/{rng.randint(n, 40)}", str(rng.randint(100, 99999)),
+    ))  # fmt: skip
+
+
+def _insert_noise(rng: random.Random, sentences: list[str], facts: _Facts) -> None:
+    """Puts one to three snippets (`noise_snippet`) at sentence boundaries of `sentences` (in
+    place): none holds a value of `facts` or names a person of them (cased or not: an uncased
+    tokenizer reads "Tom" and "tom" alike), so what the passage states is unchanged."""
+    names = [who.lower() for who in facts]
+    values = [v for f in facts.values() for v in f.values() if v]
+    for _ in range(rng.randint(1, 3)):
+        while True:
+            snippet = noise_snippet(rng)
+            lowered = snippet.lower()
+            if not any(v in snippet for v in values) and not any(w in lowered for w in names):
+                break
+        sentences.insert(rng.randint(0, len(sentences)), snippet)
+
+
 def _is_han(text: str) -> bool:
     return all("\u4e00" <= c <= "\u9fff" for c in text)
 
@@ -605,6 +665,13 @@ class SyntheticConfig:
             (`unknown_name`: reserved characters, a Latin word), for a model that reads unknown
             words as placeholders (`models.qa.placeholders`).
         unknown_value_fraction: chance that a text value does (`unknown_value`).
+        noise_fraction: chance that a passage holds distractor text (`noise_snippet`: note
+            markers, IDs, a Latin sentence, special-token-looking text, numbers) at one to three
+            of its sentence boundaries (start, between sentences, end), and, for each example,
+            a quarter of it that one more passage is nothing but such text (no answer). The
+            text states no fact and names nobody of the example, so every answer stays as it is;
+            it is drawn from a random source seeded by the passages' text, so the examples are
+            those drawn without it (the same seed), with the distractors put in.
     """
 
     people_per_passage: tuple[int, int] = (2, 3)
@@ -630,6 +697,7 @@ class SyntheticConfig:
     own_value_fraction: float = 0.0
     unknown_name_fraction: float = 0.0
     unknown_value_fraction: float = 0.0
+    noise_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         if self.questions not in QUESTION_SETS:
@@ -649,7 +717,7 @@ class SyntheticConfig:
                      "held_out_value_fraction", "nonce_value_fraction",
                      "empty_value_fraction", "pronoun_fraction", "wide_name_fraction",
                      "wide_value_fraction", "own_value_fraction", "unknown_name_fraction",
-                     "unknown_value_fraction"):  # fmt: skip
+                     "unknown_value_fraction", "noise_fraction"):  # fmt: skip
             if not 0.0 <= getattr(self, knob) <= 1.0:
                 raise ValueError(f"{knob} must be in [0, 1], not {getattr(self, knob)!r}")
 
@@ -675,6 +743,7 @@ class LabelledExample:
             (`SyntheticConfig.pronoun_fraction`).
         own_value: the answer is one of `Attribute.own_values`.
         wide_name: the person asked has a name of common characters (`wide_name`).
+        noise: some passage holds distractor text (`SyntheticConfig.noise_fraction`).
     """
 
     example: QAExample
@@ -690,6 +759,7 @@ class LabelledExample:
     pronoun: bool = False
     own_value: bool = False
     wide_name: bool = False
+    noise: bool = False
 
 
 # Facts of one passage: person -> {attribute name: value}.
@@ -707,6 +777,7 @@ class _Drawn:
     compound: bool = False  # a clause of a compound sentence
     empty: bool = False  # the fact's sentence with no value
     pronoun: bool = False  # a pronoun (他/她) is the statement's subject
+    sentences: tuple[str, ...] = ()  # the text's sentences (a pronoun run as one)
 
 
 def _clashes(name: str, taken: Sequence[str]) -> bool:
@@ -898,7 +969,9 @@ def _draw_passage(
     # Facts of different people interleave, so the answer is not always next to the name's
     # first mention.
     rng.shuffle(sentences)
-    return _Drawn("".join(sentences), facts, held_out_form, compound, empty, pronoun)
+    return _Drawn(
+        "".join(sentences), facts, held_out_form, compound, empty, pronoun, tuple(sentences)
+    )
 
 
 def _question(
@@ -939,8 +1012,34 @@ def make_labelled_example(
         avoid = [p for d in drawn for p in d.facts if p != person]
         # Another source that states the fact agrees: several passages hold the same answer.
         drawn.append(_draw_passage(rng, config, person, attribute, asked, avoid=avoid, value=value))
-    passages = [Passage(d.text, d.facts.get(person, {}).get(attribute.name)) for d in drawn]
+    texts = [d.text for d in drawn]
+    noisy = False
+    if config.noise_fraction:
+        # Distractors drawn from the passages' own text, not `rng`: the same examples as
+        # without noise. None holds a value or a name of the example's facts.
+        every = {who: f for d in drawn for who, f in d.facts.items()}
+        every.setdefault(person, {})
+        for i, d in enumerate(drawn):
+            noise_rng = random.Random("noise " + d.text)
+            if noise_rng.random() < config.noise_fraction:
+                sentences = list(d.sentences)
+                _insert_noise(noise_rng, sentences, every)
+                texts[i] = "".join(sentences)
+                noisy = True
+    passages = [
+        Passage(text, d.facts.get(person, {}).get(attribute.name))
+        for text, d in zip(texts, drawn, strict=True)
+    ]
     rng.shuffle(passages)
+    noise_passage = False
+    if config.noise_fraction:
+        # A passage of distractor text only (a search result's boilerplate; no answer).
+        noise_rng = random.Random("noise " + "\n".join(p.text for p in passages))
+        noise_passage = noise_rng.random() < config.noise_fraction / 4
+        if noise_passage:
+            snippets: list[str] = []
+            _insert_noise(noise_rng, snippets, every)
+            passages.insert(noise_rng.randint(0, len(passages)), Passage("".join(snippets), None))
     other_values = frozenset(
         f[attribute.name]
         for d in drawn
@@ -963,6 +1062,7 @@ def make_labelled_example(
         pronoun=any(d.pronoun for d in stating),
         own_value=value is not None and value in attribute.own_values,
         wide_name=person[1:] not in GIVEN_NAMES,
+        noise=noisy or noise_passage,
     )
 
 
@@ -1011,7 +1111,7 @@ def make_mixed_examples(
 
 # `LabelledExample` flags that `error_breakdown` scores the questions of apart.
 _FLAGS = ("held_out_statement", "compound", "held_out_value", "empty_value", "pronoun",
-          "own_value", "wide_name")  # fmt: skip
+          "own_value", "wide_name", "noise")  # fmt: skip
 
 
 def error_breakdown(

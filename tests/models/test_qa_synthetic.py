@@ -538,3 +538,78 @@ def test_own_values_are_many_apart_from_the_pools_and_of_characters_training_dra
         assert not set(a.own_values) & {*a.values, *a.more_values, *a.held_out_values}, a.name
         for value in a.own_values:
             assert set(value) <= chars, value
+
+
+def _gaps(original: str, noisy: str) -> list[str] | None:
+    """The text `noisy` holds between (and around) the sentences of `original`, in order; None
+    if they are not all there in order."""
+    sentences = [s + "。" for s in original.split("。") if s]
+    gaps, at = [], 0
+    for sentence in sentences:
+        found = noisy.find(sentence, at)
+        if found < 0:
+            return None
+        gaps.append(noisy[at:found])
+        at = found + len(sentence)
+    return [*gaps, noisy[at:]]
+
+
+@pytest.mark.parametrize("base", [HARD, WORDING], ids=["hard", "wording"])
+def test_noise_puts_distractors_between_sentences_and_changes_no_answer(base):
+    plain = make_labelled_examples(300, seed=21, config=base)
+    noisy = make_labelled_examples(
+        300, seed=21, config=dataclasses.replace(base, noise_fraction=1.0)
+    )
+    assert not any(i.noise for i in plain)
+    assert all(i.noise for i in noisy)
+    noise_passages = 0
+    snippets = []
+    for before, after in zip(plain, noisy, strict=True):
+        # the same question, kind and answers: the draws are those without noise
+        assert after.example.question == before.example.question
+        assert (after.kind, after.person, after.other_values) == (
+            before.kind,
+            before.person,
+            before.other_values,
+        )
+        assert after.example.gold_answers() == before.example.gold_answers()
+        values = {*before.example.gold_answers(), *before.other_values}
+        extra = len(after.example.passages) - len(before.example.passages)
+        assert extra in (0, 1)
+        noise_passages += extra
+        kept = iter(before.example.passages)
+        expected = next(kept)
+        for passage in after.example.passages:
+            gaps = _gaps(expected.text, passage.text)
+            if gaps is None:  # a passage of distractors only
+                assert passage.answer is None and extra == 1
+                gaps = [passage.text]
+            else:
+                assert passage.answer == expected.answer
+                assert any(gaps), passage  # every passage is noisy at 1.0
+                expected = next(kept, expected)
+            for gap in gaps:
+                assert item_free(gap, after.person, values), (gap, after)
+            snippets += [g for g in gaps if g]
+    assert 40 < noise_passages < 120  # a quarter of the examples
+    text = "".join(snippets)
+    for kind in ("[SEP]", "[MASK]", "注", "ID", "编号", "附录", "Tom lives here."):
+        assert kind in text, kind
+    assert sum(c.isascii() and c.isalpha() for c in text) > 1000
+    assert sum(c.isdigit() for c in text) > 300
+
+
+def item_free(gap: str, person: str, values: set[str]) -> bool:
+    """Whether distractor text names neither the person asked (any case) nor holds a value."""
+    return person.lower() not in gap.lower() and not any(v in gap for v in values)
+
+
+def test_noise_off_draws_no_more():
+    # the knob at 0 draws what the generator drew before it (the pinned draws above hold too)
+    config = dataclasses.replace(WORDING, noise_fraction=0.0)
+    assert make_labelled_examples(50, seed=3, config=config) == make_labelled_examples(
+        50, seed=3, config=WORDING
+    )
+    assert make_mixed_examples(50, 3, [config, HARD]) == make_mixed_examples(50, 3, [WORDING, HARD])
+    with pytest.raises(ValueError, match="noise_fraction"):
+        SyntheticConfig(noise_fraction=1.5)

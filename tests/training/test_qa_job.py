@@ -409,3 +409,27 @@ def test_the_demo_reads_its_unknown_names_and_values_as_placeholders(tmp_path):
     # the probe's own values are unknown to it too (乌鲁木齐's 鲁 木 齐, London)
     own = PlaceholderMap(tokenizer, DEMO_PLACEHOLDERS).assign(*OWN_EXAMPLES[-1][:2])
     assert set(own.ids) == {"tom", "london"}
+
+
+def test_the_noise_set_is_the_hard_set_with_distractors_put_in():
+    from models.qa.synthetic import make_labelled_examples
+    from training.qa import (
+        DEMO_HELDOUT_SEED,
+        DEMO_HELDOUT_SYNTHETIC,
+        DEMO_NOISE_HELDOUT_SYNTHETIC,
+        NOISE_EXAMPLES,
+    )
+
+    hard = make_labelled_examples(200, DEMO_HELDOUT_SEED, DEMO_HELDOUT_SYNTHETIC)
+    noise = make_labelled_examples(200, DEMO_HELDOUT_SEED, DEMO_NOISE_HELDOUT_SYNTHETIC)
+    # paired: the same questions and answers, every question with distractors
+    assert [(i.example.question, i.example.gold_answers(), i.kind) for i in hard] == [
+        (i.example.question, i.example.gold_answers(), i.kind) for i in noise
+    ]
+    assert all(i.noise for i in noise) and not any(i.noise for i in hard)
+    assert sum(len(i.example.passages) for i in noise) > sum(len(i.example.passages) for i in hard)
+    # the outside tester's three reproducers are among the examples the bench prints
+    pairs = {(q, tuple(p)): e for q, p, e in NOISE_EXAMPLES}
+    assert pairs[("张伟住在哪里？", ("[注1]张伟住在北京。",))] == "北京"
+    assert pairs[("Tom住在哪里？", ("Tom lives here. Tom住在New York。",))] == "New York"
+    assert pairs[("张伟住在哪里？[CLS]", ("[SEP][MASK]张伟住在北京。[PAD][UNK]",))] == "北京"
