@@ -215,6 +215,10 @@ def _encode(tokenizer: BertTokenizer, text: str, cache: dict[str, _Encoded]) -> 
         for position, (token, (start, end)) in enumerate(zip(ids, offsets, strict=True)):
             if token == tokenizer.unk_id:
                 surface = text[start:end]
+                if not any(c.isalnum() for c in surface):
+                    # Punctuation or a symbol (`]`, `【`, `→`): no name or value of its own,
+                    # so no placeholder, which an answer could copy as if it were one.
+                    continue
                 key = normalized.get(surface)
                 if key is None:
                     # "Tom" and "tom" are one word to an uncased tokenizer, so one placeholder.

@@ -53,6 +53,18 @@ def test_an_unknown_text_is_one_placeholder_in_the_question_and_every_passage(to
     assert second[14] == tokenizer.token_to_id("员")
 
 
+def test_unknown_punctuation_and_symbols_take_no_placeholder(tokenizer):
+    """`]`, `【`, `.` and `→` name nothing: as placeholders an answer could copy them as if they
+    were a value (`[注1]张伟住在北京。` was answered `]`); they stay [UNK], and a word with a
+    letter or digit in it still takes one."""
+    mapping = PlaceholderMap(tokenizer, K).assign("张伟住在哪里？", ["[注]【A】.→张伟住在乌鲁。"])
+    assert list(mapping.ids) == ["注", "a", "乌", "鲁"]
+    unk, placeholder = tokenizer.unk_id, mapping.ids
+    assert mapping.piece_ids("[注]【A】.→") == [
+        unk, placeholder["注"], unk, unk, placeholder["a"], unk, unk, unk
+    ]  # fmt: skip
+
+
 def test_an_answer_of_placeholders_is_written_back_as_the_users_text(tokenizer):
     mapping = PlaceholderMap(tokenizer, K).assign("李雷住在哪里？", ["李雷住在乌鲁木齐。"])
     ids = mapping.piece_ids("李雷住在乌鲁木齐。")
