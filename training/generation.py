@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from models.bert.tokenizer import VOCAB_FILE, BertTokenizer
+from models.data_errors import DataError
 from models.generation.data import (
     ConditionalText,
     build_samples,
@@ -65,6 +66,15 @@ DEFAULT_SCRATCH_LR = 1e-3
 DEFAULT_SAMPLING = {"temperature": 1.0, "top_k": None, "top_p": 0.95}
 
 
+def _max_length(value: str) -> int:
+    """--max-length: [CLS], [SEP] and at least one token of text (below, cutting texts to fit
+    looped for ever)."""
+    number = int(value)
+    if number < 3:
+        raise argparse.ArgumentTypeError(f"must be at least 3 ([CLS], a token, [SEP]), got {value}")
+    return number
+
+
 class GenerationJob(BertJob):
     """The conditional LM's parts of the harness (`training.common.job`)."""
 
@@ -84,7 +94,7 @@ class GenerationJob(BertJob):
         g.add_argument("--valid", type=Path, default=None, help="held-out file for perplexity")
         g.add_argument(
             "--max-length",
-            type=int,
+            type=_max_length,
             default=DEFAULT_MAX_LENGTH,
             help="longest sample in tokens, [CLS] and [SEP] included (also the serving cache)",
         )
@@ -104,7 +114,7 @@ class GenerationJob(BertJob):
     def prepare(self, args: argparse.Namespace, strategy: Any) -> np.ndarray:
         self.texts = read_conditional_texts(args.data)
         if not self.texts:
-            raise ValueError(f"{args.data} holds no text")
+            raise DataError(f"{args.data} holds no text")
         self.labels = label_names(self.texts) if self.texts[0].label is not None else None
         with strategy.scope():
             self.model, self.tokenizer, self.vocab_path, self.model_info = _load_model(
