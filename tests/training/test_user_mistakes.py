@@ -227,3 +227,17 @@ def test_weights_with_nan_are_never_exported() -> None:
         check_finite([tf.Variable([1.0, 2.0]), tf.Variable([np.nan, 0.0], name="kernel")])
     with pytest.raises(TrainingDiverged):
         check_finite([tf.Variable([np.inf])])
+
+
+def test_demo_refuses_an_out_that_is_a_file_and_no_jobs(tmp_path: Path, capsys) -> None:
+    # A file as --out was a FileExistsError traceback from mkdir.
+    from training.demo import main as demo_main
+
+    (tmp_path / "store").write_text("")
+    for argv in (["--out", str(tmp_path / "store")], ["--out", str(tmp_path / "s"), "--jobs", "0"]):
+        with pytest.raises(SystemExit) as exit_info:
+            demo_main(argv)
+        assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "a file; --out is the model store" in err and "--jobs must be at least 1" in err
+    assert not (tmp_path / "s").exists()
