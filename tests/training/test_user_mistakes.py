@@ -182,7 +182,10 @@ def _version(store: Path, name: str, task: str, family: str, number: int = 1) ->
     folder = store / name / str(number)
     folder.mkdir(parents=True)
     (folder / "saved_model.pb").write_bytes(b"")
-    (folder / "manifest.json").write_text(json.dumps({"task": task, "family": family}))
+    manifest = {"name": name, "version": number, "task": task, "family": family,
+                "created_at": "2026-01-01T00:00:00+00:00", "config": {}, "data": {},
+                "metrics": {}, "signatures": ["s"], "library_versions": {}}  # fmt: skip
+    (folder / "manifest.json").write_text(json.dumps(manifest))
     return folder
 
 
@@ -241,3 +244,27 @@ def test_demo_refuses_an_out_that_is_a_file_and_no_jobs(tmp_path: Path, capsys) 
     err = capsys.readouterr().err
     assert "a file; --out is the model store" in err and "--jobs must be at least 1" in err
     assert not (tmp_path / "s").exists()
+
+
+def test_qa_reexport_errors_are_one_line_and_never_write_into_another_task(
+    tmp_path: Path, capsys
+) -> None:
+    # A model folder as --model was a FileNotFoundError traceback, a density version a
+    # ValueError one; --name of a density model wrote a QA version over it.
+    from training.qa_reexport import main as reexport_main
+
+    store = tmp_path / "store"
+    flow = _version(store, "flow", "density", "other")  # a family the contract does not type
+    cases = {
+        str(store / "flow"): "no manifest.json; --model is a version folder",
+        str(flow): "is not a QA model",
+    }
+    for model, message in cases.items():
+        with pytest.raises(SystemExit) as exit_info:
+            reexport_main(["--model", model])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
+    with pytest.raises(SystemExit):
+        reexport_main(["--model", str(flow), "--name", "bad name"])
+    assert "argument --name: invalid model name" in capsys.readouterr().err

@@ -21,6 +21,11 @@ DEFAULT_WORKERS = 2
 DEFAULT_EMA_DECAY = 0.999
 
 
+def model_name(value: str) -> str:
+    """argparse type: a model name (`models.store.validate_model_name`)."""
+    return _model_name(value)
+
+
 def _model_name(value: str) -> str:
     try:
         return validate_model_name(value)
