@@ -121,6 +121,12 @@ class GenerationJob(BertJob):
                 args, self.texts, self.labels
             )
         self.samples = build_samples(self.tokenizer, self.texts, args.max_length, self.labels)
+        # Read and checked now, not after the training run that the manifest's evaluation ends.
+        self.valid = None
+        if args.valid is not None and self.labels is not None:
+            self.valid = build_samples(
+                self.tokenizer, read_conditional_texts(args.valid), args.max_length, self.labels
+            )
         lengths = np.array([len(s.token_ids) for s in self.samples])
         log(
             f"{len(self.texts)} texts, {len(self.samples)} samples, labels {self.labels or '-'}, "
@@ -148,12 +154,12 @@ class GenerationJob(BertJob):
     def manifest(self, args: argparse.Namespace, fit: Fit) -> Manifest:
         model, tokenizer, labels = self.model, self.tokenizer, self.labels
         metrics = self.fit_metrics(fit)
-        if args.valid is not None and labels is not None:
-            valid = build_samples(
-                tokenizer, read_conditional_texts(args.valid), args.max_length, labels
-            )
+        if self.valid is not None and labels is not None:
             perplexity = perplexity_by_label(
-                KerasGenerationStepModel(model, args.max_length), valid, labels, tokenizer.pad_id
+                KerasGenerationStepModel(model, args.max_length),
+                self.valid,
+                labels,
+                tokenizer.pad_id,
             )
             metrics["valid_perplexity"] = {k: round(v, 3) for k, v in perplexity.items()}
             metrics["valid_data"] = str(Path(args.valid).resolve())

@@ -207,6 +207,10 @@ class QAJob(BertJob):
         )
         self.raw_train = read_qa_file(args.data)
         warn_answers_not_in_passages(args.data, self.raw_train)
+        # Read and checked now, not after the training run that the manifest's evaluation ends.
+        self.valid: list[QAExample] | None = (
+            None if args.valid is None else read_qa_file(args.valid)[: args.valid_limit]
+        )
         train_examples = prepare_examples(self.raw_train, self.window, self.stride)
         with strategy.scope():
             self.model, self.tokenizer, self.vocab_path, self.model_info = _load_model(
@@ -256,8 +260,8 @@ class QAJob(BertJob):
 
     def manifest(self, args: argparse.Namespace, fit: Fit) -> Manifest:
         metrics = self.fit_metrics(fit)
-        if args.valid is not None:
-            valid = read_qa_file(args.valid)[: args.valid_limit]
+        if self.valid is not None:
+            valid = self.valid
             t1 = time.perf_counter()
             scores, _ = evaluate_examples(
                 step_model_for(

@@ -139,7 +139,7 @@ def build_samples(
         label_id = 0
         if labels is not None:
             if item.label not in index:
-                raise ValueError(f"label {item.label!r} is not one of {list(labels)}")
+                raise DataError(f"label {item.label!r} is not one of {list(labels)}")
             label_id = index[item.label]
         for piece in cut_text(item.text, max_length - 2):
             ids = tokenizer.piece_ids(piece)[: max_length - 2]

@@ -268,3 +268,22 @@ def test_qa_reexport_errors_are_one_line_and_never_write_into_another_task(
     with pytest.raises(SystemExit):
         reexport_main(["--model", str(flow), "--name", "bad name"])
     assert "argument --name: invalid model name" in capsys.readouterr().err
+
+
+def test_a_bad_valid_file_fails_before_training_not_after(tmp_path: Path, capsys) -> None:
+    # --valid was read by the manifest's evaluation, after the whole run: a typo in its path, a
+    # GBK file or a label training never saw cost the run and exported nothing.
+    train = tmp_path / "train.json"
+    train.write_text(json.dumps([GOOD] * 4, ensure_ascii=False), encoding="utf-8")
+    valid = ["--valid", str(tmp_path / "dev.json")]
+    line = _run(QAJob, tmp_path, capsys, "--data", str(train), "--name", "r", *SMALL_BERT, *valid)
+    assert "dev.json: no such file" in line
+    assert not list(tmp_path.glob("ckpt/ckpt-*"))  # no step was trained, no checkpoint written
+    tsv = tmp_path / "train.tsv"
+    tsv.write_text("这本书很好看。\tbooks\n酒店很干净。\thotel\n", encoding="utf-8")
+    (tmp_path / "dev.tsv").write_text("手机不错。\tphone\n", encoding="utf-8")
+    valid = ["--valid", str(tmp_path / "dev.tsv")]
+    line = _run(GenerationJob, tmp_path, capsys, "--data", str(tsv), "--name", "g", *SMALL_BERT,
+                *valid)  # fmt: skip
+    assert "label 'phone' is not one of ['books', 'hotel']" in line
+    assert not list(tmp_path.glob("ckpt/ckpt-*"))
