@@ -287,3 +287,35 @@ def test_a_bad_valid_file_fails_before_training_not_after(tmp_path: Path, capsys
                 *valid)  # fmt: skip
     assert "label 'phone' is not one of ['books', 'hotel']" in line
     assert not list(tmp_path.glob("ckpt/ckpt-*"))
+
+
+def test_init_checkpoint_and_vocab_that_are_not_there(tmp_path: Path, capsys) -> None:
+    train = tmp_path / "train.json"
+    train.write_text(json.dumps([GOOD] * 4, ensure_ascii=False), encoding="utf-8")
+    (tmp_path / "empty").mkdir()
+    data = ["--data", str(train), "--name", "r", *SMALL_BERT]
+    cases = {
+        ("--init-checkpoint", str(tmp_path / "nope")): "no such folder",
+        ("--init-checkpoint", str(train)): "not a folder",
+        ("--init-checkpoint", str(tmp_path / "empty")): "no vocab.txt",
+        ("--vocab", str(tmp_path / "vocab.txt")): "vocab.txt: no such file",
+    }
+    for flag, message in cases.items():
+        line = _run(QAJob, tmp_path, capsys, *data, *flag)
+        assert message in line
+
+
+def test_resume_from_another_models_checkpoint(tmp_path: Path, capsys) -> None:
+    # A changed --hidden with --resume was a TensorFlow ValueError traceback about shapes.
+    rows = tmp_path / "rows.csv"
+    rows.write_text("".join(f"{i % 7 * 0.3},{i % 5 * 0.2}\n" for i in range(30)))
+    common = ["--data", str(rows), "--name", "flow", "--blocks", "1", "--epochs", "1"]
+    common += ["--checkpoint-dir", str(tmp_path / "ckpt"), "--log-dir", "", "--no-progress"]
+    common += ["--out", str(tmp_path / "store"), "--stop-after-steps", "1"]
+    DensityJob.main([*common, "--hidden", "8"])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        DensityJob.main([*common, "--hidden", "16", "--resume"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Traceback" not in err
+    assert "--resume: the checkpoint in" in err and "is not of this model" in err

@@ -213,7 +213,15 @@ class Job(ABC):
         chief = is_chief(strategy)
         plan = self.setup(args, strategy)
         keeper = CheckpointKeeper(Path(args.checkpoint_dir), read_only=not chief, **plan.trackables)
-        start = (keeper.restore_latest() or 0) if args.resume else 0
+        try:
+            start = (keeper.restore_latest() or 0) if args.resume else 0
+        except (ValueError, AssertionError) as error:  # another model's (TensorFlow's words)
+            why = str(error).strip().splitlines()[0][:300]
+            raise DataError(
+                f"--resume: the checkpoint in {args.checkpoint_dir} is not of this model (other "
+                f"options or data made it: {why}); resume with the options it was started with, "
+                "or give another --checkpoint-dir"
+            ) from None
         if start:
             log(f"resumed from {keeper.latest} at step {start}")
         total = plan.total_steps
