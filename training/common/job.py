@@ -113,8 +113,8 @@ def check_finite(variables: Iterable[Any]) -> None:
     if bad:
         raise TrainingDiverged(
             f"training diverged: {len(bad)} weight tensors hold NaN or infinity ({bad[0]}, ...); "
-            "nothing was exported. Lower --lr, check the data for huge values, or --resume from "
-            "an earlier checkpoint"
+            "nothing was exported. Start again with a lower --lr (and another --checkpoint-dir: "
+            "the last checkpoint holds these weights), and check the data for huge values"
         )
 
 
