@@ -299,6 +299,7 @@ def test_init_checkpoint_and_vocab_that_are_not_there(tmp_path: Path, capsys) ->
         ("--init-checkpoint", str(train)): "not a folder",
         ("--init-checkpoint", str(tmp_path / "empty")): "no vocab.txt",
         ("--vocab", str(tmp_path / "vocab.txt")): "vocab.txt: no such file",
+        ("--num-heads", "3"): "--hidden-size 16 is not a multiple of --num-heads 3",
     }
     for flag, message in cases.items():
         line = _run(QAJob, tmp_path, capsys, *data, *flag)

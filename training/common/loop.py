@@ -45,8 +45,9 @@ def bert_adamw(
 
 
 def check_bert_inputs(args: argparse.Namespace) -> None:
-    """DataError for an --init-checkpoint that is no checkpoint folder, or a --vocab that is no
-    file (both were tracebacks from deep in the loading)."""
+    """DataError for an --init-checkpoint that is no checkpoint folder, a --vocab that is no
+    file, or a from-scratch shape whose heads do not divide its width (tracebacks from deep in
+    the loading and the model's building)."""
     folder = args.init_checkpoint
     if folder is not None:
         if not Path(folder).is_dir():
@@ -64,6 +65,10 @@ def check_bert_inputs(args: argparse.Namespace) -> None:
             )
     if getattr(args, "vocab", None) is not None:
         check_file(args.vocab)
+    if folder is None and args.hidden_size % args.num_heads:
+        raise DataError(
+            f"--hidden-size {args.hidden_size} is not a multiple of --num-heads {args.num_heads}"
+        )
 
 
 class BertJob(Job):
