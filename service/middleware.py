@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Sequence
 
@@ -225,6 +226,28 @@ EDGE_STATUS = "edge_status"
 CLIENT_CLOSED_REQUEST = 499
 
 
+def _route_of(scope: Scope) -> str | None:
+    """The route template of a request the router never saw (refused before it: a 415, a 413 by
+    Content-Length, a 401), from the API's paths in the app's OpenAPI document; None for a path
+    none has."""
+    app = scope.get("app")
+    if app is None or not hasattr(app, "openapi"):
+        return None
+    templates: list[tuple[re.Pattern[str], str]] | None = getattr(app.state, _TEMPLATES, None)
+    if templates is None:
+        templates = [
+            (re.compile("^" + re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(path)) + "$"), path)
+            for path in app.openapi()["paths"]
+        ]
+        setattr(app.state, _TEMPLATES, templates)
+    path = scope.get("path", "")
+    return next((template for pattern, template in templates if pattern.match(path)), None)
+
+
+# Where `_route_of` keeps the app's route templates, once made.
+_TEMPLATES = "route_templates"
+
+
 class RequestMetrics:
     """Counts and times every request by route template, model (set by the route) and status."""
 
@@ -263,7 +286,7 @@ class RequestMetrics:
                 # nginx's 499: the client went away before an answer.
                 status = scope["state"].get(EDGE_STATUS, CLIENT_CLOSED_REQUEST)
             route = scope.get("route")
-            path = getattr(route, "path", None) or "unmatched"
+            path = getattr(route, "path", None) or _route_of(scope) or "unmatched"
             model = scope["state"].get("model", "")
             self.metrics.requests.labels(path, model, str(status)).inc()
             self.metrics.request_latency.labels(path, model).observe(time.monotonic() - started)

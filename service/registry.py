@@ -278,6 +278,10 @@ class StoreReads:
         return result
 
 
+class VersionRefused(ValueError):
+    """A version that reads but may not serve beside the model's loaded ones (`_other_task`)."""
+
+
 # ----------------------------------------------------------------- state
 @dataclass
 class ModelVersion:
@@ -588,6 +592,10 @@ class ModelRegistry:
             model = self._models[candidates[0]]
         else:
             model = self.get(name)
+            if model.task is None:  # no version's manifest read yet (incomplete, still copying)
+                raise NotReady(
+                    f"model {name!r} has no loaded version yet (GET /v1/models/{name} says why)"
+                )
             if model.task != task:
                 article = "an" if (model.task or "")[:1] in ("a", "e", "i", "o", "u") else "a"
                 raise ModelNotFound(f"model {name!r} is {article} {model.task} model, not {task}")
@@ -858,6 +866,8 @@ class ModelRegistry:
         try:
             if entry.files.error is not None:
                 raise ValueError(entry.files.error)
+            if (other := self._other_task(model, entry)) is not None:
+                raise VersionRefused(other)
             # Building a runtime reads its manifest, loading reads the SavedModel: a store thread.
             load = _in_daemon_thread(
                 f"load:{model.name}/{entry.version}", self._build, model.name, entry
@@ -866,7 +876,10 @@ class ModelRegistry:
             load.add_done_callback(self._loads.discard)
             runtime = await asyncio.shield(load)  # a cancelled scan leaves the load to finish
         except Exception as exc:  # any failure leaves the previous version serving
-            log.exception("model %s version %d failed to load", model.name, entry.version)
+            if isinstance(exc, VersionRefused):
+                log.error("model %s version %d not loaded: %s", model.name, entry.version, exc)
+            else:
+                log.exception("model %s version %d failed to load", model.name, entry.version)
             entry.state, entry.error = VersionState.FAILED, f"{type(exc).__name__}: {exc}"
             entry.failed_files = tried_files
             entry.retry_at = (
@@ -888,6 +901,22 @@ class ModelRegistry:
             time.monotonic() - started,
         )
         return True
+
+    @staticmethod
+    def _other_task(model: ServedModel, entry: ModelVersion) -> str | None:
+        """Why `entry` may not load beside the model's loaded versions: its task is another (a
+        version copied into the wrong model's folder would take over the model's name, and its
+        callers would get 404 from their endpoint); None when it may."""
+        task = entry.files.task if entry.files is not None else None
+        for v in model.loaded_versions():
+            other = model.versions[v]
+            theirs = task_and_family(other.runtime.manifest)[0] if other.runtime else None
+            if v != entry.version and task is not None and theirs is not None and task != theirs:
+                return (
+                    f"its task is {task}, and the model serves {theirs} (version {v}): a model's "
+                    "versions share one task; publish it under another model name"
+                )
+        return None
 
     def _build(self, name: str, entry: ModelVersion) -> Runtime:
         """Blocking: a runtime for `entry`, loaded and (if configured) warm."""

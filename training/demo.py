@@ -286,6 +286,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--qa-epochs", type=int, default=None)
     parser.add_argument("--qa-questions", type=int, default=None)
     args = parser.parse_args(argv)
+    if args.out.exists() and not args.out.is_dir():
+        parser.error(f"--out {args.out}: a file; --out is the model store, a folder")
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, not {args.jobs}")
     _configure_logging()
     args.out.mkdir(parents=True, exist_ok=True)
 

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -48,7 +47,6 @@ from models.density.data import DEFAULT_LOGIT_ALPHA
 from models.density.datasets import (
     BUILTIN_PREFIX,
     MAX_AUTO_LEVELS,
-    DataError,
     DensityData,
     builtin_data,
     check_levels,
@@ -66,6 +64,7 @@ from models.density.residual_block import (
 )
 from models.density.row_random import RowSharedStatelessGenerator
 from models.density.scoring import data_log_prob
+from training.common.cli import positive_float, positive_int
 from training.common.data import data_summary, epoch_permutation
 from training.common.distribute import local_share
 from training.common.ema import ExponentialMovingAverage
@@ -151,11 +150,27 @@ def make_preprocessing(data: DensityData, args: argparse.Namespace) -> Preproces
 
 
 def _learning_rate(text: str) -> float | str:
-    return "auto" if text == "auto" else float(text)
+    return "auto" if text == "auto" else positive_float(text)
 
 
 def _auto_int(text: str) -> int | str:
     return "auto" if text == "auto" else int(text)
+
+
+def _auto_positive_int(text: str) -> int | str:
+    return "auto" if text == "auto" else positive_int(text)
+
+
+def _hidden(text: str) -> str:
+    """--hidden: "auto" or widths separated by commas, each at least 1."""
+    if text != "auto":
+        try:
+            widths = [int(w) for w in text.split(",") if w.strip()]
+        except ValueError:
+            widths = []
+        if not widths or min(widths) < 1:
+            raise argparse.ArgumentTypeError(f"must be widths such as 64,64, got {text!r}")
+    return text
 
 
 def _auto_float(text: str) -> float | str:
@@ -239,14 +254,14 @@ class DensityJob(Job):
         low, high = LOW_DIM_MODEL, HIGH_DIM_MODEL
         g.add_argument(
             "--blocks",
-            type=_auto_int,
+            type=_auto_positive_int,
             default="auto",
             help=f"invertible residual blocks; auto: {low.blocks} when D <= "
             f"{AUTO_EXACT_TRAIN_MAX_DIM}, else {high.blocks}",
         )
         g.add_argument(
             "--hidden",
-            type=str,
+            type=_hidden,
             default="auto",
             help=f"widths of each block's hidden layers; auto: {low.hidden} when D <= "
             f"{AUTO_EXACT_TRAIN_MAX_DIM}, else {high.hidden}",
@@ -292,7 +307,7 @@ class DensityJob(Job):
             help="evaluate with the exact log-det up to this D, else with a long series",
         )
         g = parser.add_argument_group("optimiser")
-        g.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+        g.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE)
         g.add_argument(
             "--lr",
             type=_learning_rate,
@@ -631,11 +646,7 @@ def _final_metrics(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    try:
-        DensityJob.main(argv)
-    except DataError as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+    DensityJob.main(argv)
 
 
 if __name__ == "__main__":

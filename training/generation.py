@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from models.bert.tokenizer import VOCAB_FILE, BertTokenizer
+from models.data_errors import DataError
 from models.generation.data import (
     ConditionalText,
     build_samples,
@@ -65,6 +66,15 @@ DEFAULT_SCRATCH_LR = 1e-3
 DEFAULT_SAMPLING = {"temperature": 1.0, "top_k": None, "top_p": 0.95}
 
 
+def _max_length(value: str) -> int:
+    """--max-length: [CLS], [SEP] and at least one token of text (below, cutting texts to fit
+    looped for ever)."""
+    number = int(value)
+    if number < 3:
+        raise argparse.ArgumentTypeError(f"must be at least 3 ([CLS], a token, [SEP]), got {value}")
+    return number
+
+
 class GenerationJob(BertJob):
     """The conditional LM's parts of the harness (`training.common.job`)."""
 
@@ -84,7 +94,7 @@ class GenerationJob(BertJob):
         g.add_argument("--valid", type=Path, default=None, help="held-out file for perplexity")
         g.add_argument(
             "--max-length",
-            type=int,
+            type=_max_length,
             default=DEFAULT_MAX_LENGTH,
             help="longest sample in tokens, [CLS] and [SEP] included (also the serving cache)",
         )
@@ -104,13 +114,19 @@ class GenerationJob(BertJob):
     def prepare(self, args: argparse.Namespace, strategy: Any) -> np.ndarray:
         self.texts = read_conditional_texts(args.data)
         if not self.texts:
-            raise ValueError(f"{args.data} holds no text")
+            raise DataError(f"{args.data} holds no text")
         self.labels = label_names(self.texts) if self.texts[0].label is not None else None
         with strategy.scope():
             self.model, self.tokenizer, self.vocab_path, self.model_info = _load_model(
                 args, self.texts, self.labels
             )
         self.samples = build_samples(self.tokenizer, self.texts, args.max_length, self.labels)
+        # Read and checked now, not after the training run that the manifest's evaluation ends.
+        self.valid = None
+        if args.valid is not None and self.labels is not None:
+            self.valid = build_samples(
+                self.tokenizer, read_conditional_texts(args.valid), args.max_length, self.labels
+            )
         lengths = np.array([len(s.token_ids) for s in self.samples])
         log(
             f"{len(self.texts)} texts, {len(self.samples)} samples, labels {self.labels or '-'}, "
@@ -138,12 +154,12 @@ class GenerationJob(BertJob):
     def manifest(self, args: argparse.Namespace, fit: Fit) -> Manifest:
         model, tokenizer, labels = self.model, self.tokenizer, self.labels
         metrics = self.fit_metrics(fit)
-        if args.valid is not None and labels is not None:
-            valid = build_samples(
-                tokenizer, read_conditional_texts(args.valid), args.max_length, labels
-            )
+        if self.valid is not None and labels is not None:
             perplexity = perplexity_by_label(
-                KerasGenerationStepModel(model, args.max_length), valid, labels, tokenizer.pad_id
+                KerasGenerationStepModel(model, args.max_length),
+                self.valid,
+                labels,
+                tokenizer.pad_id,
             )
             metrics["valid_perplexity"] = {k: round(v, 3) for k, v in perplexity.items()}
             metrics["valid_data"] = str(Path(args.valid).resolve())

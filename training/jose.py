@@ -20,6 +20,7 @@ from typing import Any, cast
 import numpy as np
 import tensorflow as tf
 
+from models.data_errors import DataError
 from models.jose.export import export_saved_model
 from models.jose.jose_model import FoldInConfig, JoseConfig, JoseModel, learning_rate_at
 from models.jose.pairs import (
@@ -31,6 +32,7 @@ from models.jose.pairs import (
     pack_chunks,
 )
 from models.jose.tokenizer import Tokenizer, TokenizerKind, Vocabulary
+from training.common.cli import positive_float, positive_int
 from training.common.data import (
     data_summary,
     epoch_permutation,
@@ -150,23 +152,23 @@ class JoseJob(Job):
             action="store_true",
             help="basic tokenizer: also remove accents (café -> cafe), as BERT's uncased models do",
         )
-        g.add_argument("--dim", type=int, default=defaults.dim)
-        g.add_argument("--window", type=int, default=defaults.window)
-        g.add_argument("--negative", type=int, default=defaults.negative)
+        g.add_argument("--dim", type=positive_int, default=defaults.dim)
+        g.add_argument("--window", type=positive_int, default=defaults.window)
+        g.add_argument("--negative", type=positive_int, default=defaults.negative)
         g.add_argument("--margin", type=float, default=defaults.margin)
         g.add_argument("--min-count", type=int, default=defaults.min_count)
         g.add_argument("--max-vocab", type=int, default=None, help="keep the most frequent words")
         g.add_argument("--sample", type=float, default=defaults.sample)
-        g.add_argument("--lr", type=float, default=defaults.learning_rate)
+        g.add_argument("--lr", type=positive_float, default=defaults.learning_rate)
         g.add_argument("--step-rule", choices=["c_code", "paper"], default=defaults.step_rule)
         g.add_argument(
             "--batch-size",
-            type=int,
+            type=positive_int,
             default=DEFAULT_BATCH_WORDS,
             help="words read per training step (each step runs minibatch chunks of --chunk-pairs)",
         )
-        g.add_argument("--chunk-pairs", type=int, default=defaults.wc_chunk)
-        g.add_argument("--chunk-docs", type=int, default=defaults.wd_chunk)
+        g.add_argument("--chunk-pairs", type=positive_int, default=defaults.wc_chunk)
+        g.add_argument("--chunk-docs", type=positive_int, default=defaults.wd_chunk)
         g.add_argument("--table-size", type=int, default=DEFAULT_TABLE_SIZE)
         g.add_argument("--no-jit", action="store_true", help="do not compile the step with XLA")
         g.add_argument("--fold-in-steps", type=int, default=fold.steps)
@@ -189,7 +191,7 @@ class JoseJob(Job):
             tokens, min_count=args.min_count, max_size=args.max_vocab
         )
         if len(vocab) < 2:
-            raise ValueError(f"no word of {args.data} occurs {args.min_count} times or more")
+            raise DataError(f"no word of {args.data} occurs {args.min_count} times or more")
         self.docs = [np.asarray(vocab.encode(t), dtype=np.int32) for t in tokens]
         del tokens
         lengths = np.array([len(d) for d in self.docs], dtype=np.int64)

@@ -44,6 +44,7 @@ from models.bert.bert_backbone import BertBackbone, BertConfig
 from models.bert.bert_lm import BertLM
 from models.bert.checkpoint import save_hf_folder
 from models.bert.tokenizer import VOCAB_FILE, BertTokenizer
+from models.data_errors import DataError, text_lines
 from models.qa.readers import read_qa_file
 from models.qa.seq2seq import (
     SMALL_HIDDEN_SIZE,
@@ -106,15 +107,13 @@ def read_documents(path: Path) -> Iterator[str]:
     if path.suffix == ".json":
         yield from _qa_texts(path)
     elif path.suffix == ".tsv":
-        with open(path, encoding="utf-8", newline="") as f:
-            for row in csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE):
-                if row and row[0].strip():
-                    yield row[0].strip()
+        for row in csv.reader(text_lines(path), delimiter="\t", quoting=csv.QUOTE_NONE):
+            if row and row[0].strip():
+                yield row[0].strip()
     else:
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                if line.strip():
-                    yield line.strip()
+        for line in text_lines(path):
+            if line.strip():
+                yield line.strip()
 
 
 def pack_sequences(
@@ -268,7 +267,7 @@ class PretrainJob(BertJob):
         sources = [Path(args.data), *args.more_data]
         documents = [d for source in sources for d in read_documents(source)]
         if not documents:
-            raise ValueError(f"no text in {', '.join(map(str, sources))}")
+            raise DataError(f"no text in {', '.join(map(str, sources))}")
         work_dir = Path(args.checkpoint_dir)
         if args.vocab is not None:
             self.vocab_path = Path(args.vocab)
@@ -397,9 +396,20 @@ class PretrainJob(BertJob):
             extra={},
         )
 
+    def check_out(self, args: argparse.Namespace) -> None:
+        """`<out>/<name>/` may be replaced only by this job's own output (a pretrain.json in it):
+        `--out model_store --name reader` would otherwise delete a served model's versions."""
+        target = Path(args.out) / args.name
+        if target.exists() and not (target / PRETRAIN_FILE).is_file():
+            raise DataError(
+                f"{target} exists and is not a training.pretrain folder (no {PRETRAIN_FILE}): "
+                "it is not replaced; give another --out or --name"
+            )
+
     def export(self, args: argparse.Namespace, manifest: Manifest) -> Path:
         """Writes `<out>/<name>/` (a checkpoint folder, not a store version): beside it first,
         then renamed into place, replacing an earlier one of the same name."""
+        self.check_out(args)  # again: the folder may have appeared while training
         target = Path(args.out) / args.name
         partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
         shutil.rmtree(partial, ignore_errors=True)

@@ -37,6 +37,7 @@ from models.bert.overlap import (
     SENTENCE_ENDS,
 )
 from models.bert.tokenizer import VOCAB_FILE, BertTokenizer
+from models.data_errors import DataError
 from models.qa.export import export_qa_saved_model
 from models.qa.input_softmax import ANSWER_SOFTMAXES, step_model_for
 from models.qa.kv_cache import KerasStepModel
@@ -205,6 +206,11 @@ class QAJob(BertJob):
             1, int(self.window * DEFAULT_WINDOW_STRIDE_FRACTION)
         )
         self.raw_train = read_qa_file(args.data)
+        warn_answers_not_in_passages(args.data, self.raw_train)
+        # Read and checked now, not after the training run that the manifest's evaluation ends.
+        self.valid: list[QAExample] | None = (
+            None if args.valid is None else read_qa_file(args.valid)[: args.valid_limit]
+        )
         train_examples = prepare_examples(self.raw_train, self.window, self.stride)
         with strategy.scope():
             self.model, self.tokenizer, self.vocab_path, self.model_info = _load_model(
@@ -217,7 +223,7 @@ class QAJob(BertJob):
             unknown = sum(t == self.tokenizer.unk_id for s in self.samples for t in s.token_ids)
             log(f"placeholders: {written} tokens of the samples, [UNK] {unknown} (past K)")
         if not self.samples:
-            raise ValueError(f"{args.data} holds no (question, passage) pair")
+            raise DataError(f"{args.data} holds no (question, passage) pair")
         lengths = np.array([len(s.token_ids) for s in self.samples])
         self.answered = sum(1 for s in self.samples if sum(s.loss_mask) > 1)
         log(
@@ -254,8 +260,8 @@ class QAJob(BertJob):
 
     def manifest(self, args: argparse.Namespace, fit: Fit) -> Manifest:
         metrics = self.fit_metrics(fit)
-        if args.valid is not None:
-            valid = read_qa_file(args.valid)[: args.valid_limit]
+        if self.valid is not None:
+            valid = self.valid
             t1 = time.perf_counter()
             scores, _ = evaluate_examples(
                 step_model_for(
@@ -318,6 +324,28 @@ class QAJob(BertJob):
                 **({"placeholders": {"count": args.placeholders}} if args.placeholders else {}),
             },
         )
+
+
+def warn_answers_not_in_passages(path: Path, examples: Sequence[QAExample]) -> int:
+    """Logs how many passage answers their passage does not hold (a wrong field, or an answer
+    written differently from the passage): the reader learns to write them anyway, but an
+    extractive reader never answers them. Returns that count."""
+    missing = [
+        (i, passage.answer)
+        for i, example in enumerate(examples)
+        for passage in example.passages
+        if passage.answer is not None and passage.answer not in passage.text
+    ]
+    answered = sum(1 for e in examples for p in e.passages if p.answer is not None)
+    if missing:
+        i, answer = missing[0]
+        log(
+            f"warning: {path}: {len(missing)} of {answered} answers are not in their passage "
+            f"(the first: record {i}, {answer!r}); an extractive reader never gives them"
+        )
+    if examples and not answered:
+        log(f"warning: {path}: no passage has an answer; the reader learns to answer none")
+    return len(missing)
 
 
 def batch_width(lengths: Sequence[int], longest: int) -> int:

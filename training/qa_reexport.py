@@ -16,16 +16,20 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import tensorflow as tf
 
 from models.bert.bert_backbone import BertConfig
+from models.data_errors import DataError
 from models.qa.export import export_qa_saved_model
 from models.qa.seq2seq import build_qa_model
-from models.store import QAManifest, read_manifest
+from models.store import MANIFEST_FILENAME, QAManifest, read_manifest
 from training.common import export_version
+from training.common.cli import model_name
+from training.common.export import check_store
 
 
 def reexport_qa(version_dir: str | os.PathLike[str], name: str | None = None) -> Path:
@@ -39,12 +43,20 @@ def reexport_qa(version_dir: str | os.PathLike[str], name: str | None = None) ->
         The new version folder.
 
     Raises:
-        ValueError: the version is not a QA model, or its manifest does not record its shape.
+        DataError: no version folder, not a QA model, or `name` holds another task's versions.
+        ValueError: its manifest does not record its shape.
     """
     folder = Path(version_dir)
+    if not (folder / MANIFEST_FILENAME).is_file():
+        raise DataError(
+            f"{folder}: no {MANIFEST_FILENAME}; --model is a version folder, "
+            "<store>/<model>/<version>"
+        )
     manifest = read_manifest(folder)
     if not isinstance(manifest, QAManifest):
-        raise ValueError(f"{folder} is not a QA model ({manifest.task}/{manifest.family})")
+        raise DataError(f"{folder} is not a QA model ({manifest.task}/{manifest.family})")
+    # The new version's model may hold no versions of another task (as for a training job).
+    check_store(folder.parent.parent, name or manifest.name, "qa")
     shape = manifest.config.get("bert")
     if not isinstance(shape, dict):
         raise ValueError(
@@ -111,9 +123,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--model", type=Path, required=True, help="the version folder: <store>/<model>/<version>"
     )
-    parser.add_argument("--name", default=None, help="write it as this model (default: same)")
+    parser.add_argument(
+        "--name", type=model_name, default=None, help="write it as this model (default: same)"
+    )
     args = parser.parse_args(argv)
-    print(reexport_qa(args.model, args.name))
+    try:
+        print(reexport_qa(args.model, args.name))
+    except DataError as error:  # as the training jobs do (training.common.job.Job.main)
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

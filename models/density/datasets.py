@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from models.data_errors import DataError, text_lines
 from models.density.data import sample_toy
 
 BUILTIN_PREFIX = "builtin:"
@@ -28,12 +29,10 @@ DIGITS_VALID_SIZE = 350
 DIGITS_LEVELS = 17
 # Held-out draws of a toy density (fresh samples, so no split is needed).
 TOY_HELD_OUT = 2000
+# Largest magnitude of a value read from a file (its square, and a variance of such, stay finite).
+MAX_ABS_VALUE = 1e150
 # Integer data with values in [0, this] are taken as discrete unless --levels says otherwise.
 MAX_AUTO_LEVELS = 256
-
-
-class DataError(ValueError):
-    """The training data cannot be used; the message says why and where."""
 
 
 @dataclass
@@ -82,25 +81,30 @@ def read_array(path: Path) -> np.ndarray:
     bad = ~np.isfinite(array).all(axis=1)
     if bad.any():
         raise DataError(f"{path}: row {int(np.argmax(bad))} holds NaN or infinity")
+    # Standardising squares the values: past this their variance is no float64.
+    if np.abs(array).max() > MAX_ABS_VALUE:
+        raise DataError(
+            f"{path}: values up to {np.abs(array).max():.3g}, too large to standardise (at most "
+            f"{MAX_ABS_VALUE:.0e}); rescale the data"
+        )
     return array
 
 
 def _read_csv(path: Path) -> np.ndarray:
     rows: list[list[float]] = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                row = [float(cell) for cell in line.split(",")]
-            except ValueError:
-                if not rows and number == 1:
-                    continue  # a header line
-                raise DataError(f"{path}:{number}: not a row of numbers: {line[:80]!r}") from None
-            if rows and len(row) != len(rows[0]):
-                raise DataError(f"{path}:{number}: {len(row)} values, expected {len(rows[0])}")
-            rows.append(row)
+    for number, line in enumerate(text_lines(path), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            row = [float(cell) for cell in line.split(",")]
+        except ValueError:
+            if not rows and number == 1:
+                continue  # a header line
+            raise DataError(f"{path}:{number}: not a row of numbers: {line[:80]!r}") from None
+        if rows and len(row) != len(rows[0]):
+            raise DataError(f"{path}:{number}: {len(row)} values, expected {len(rows[0])}")
+        rows.append(row)
     if not rows:
         raise DataError(f"{path}: holds no rows of numbers")
     return np.array(rows, np.float64)

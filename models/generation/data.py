@@ -13,15 +13,16 @@ sample with the text's condition (a single sentence longer than that is cut wher
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from models.bert.tokenizer import BertTokenizer
+from models.data_errors import DataError, read_text
 
 # A sentence ends after one of these (and any closing quotes or brackets after it).
 _SENTENCE_END = re.compile(r"(?<=[。！？!?；;…\n])(?![”’」』）)\]])")
@@ -40,9 +41,11 @@ def read_conditional_texts(path: str | os.PathLike[str]) -> list[ConditionalText
     """Reads `text<TAB>label` lines or JSON lines with `text` and `vector` (see the module).
 
     Raises:
-        ValueError: naming the line, for a line of neither form, or vectors of unequal length.
+        DataError: naming the line, for a line of neither form, a line without text, a vector
+            with NaN or infinity or of another length than the first; or a file that is missing
+            or not UTF-8.
     """
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    lines = read_text(path).splitlines()
     first = next((line for line in lines if line.strip()), "")
     as_json = first.lstrip().startswith("{")
     texts: list[ConditionalText] = []
@@ -55,18 +58,25 @@ def read_conditional_texts(path: str | os.PathLike[str]) -> list[ConditionalText
                 record = json.loads(line)
                 vector = tuple(float(v) for v in record["vector"])
                 text = str(record["text"])
-            except (ValueError, KeyError, TypeError) as error:
-                raise ValueError(f"{where}: not a JSON object with text and vector") from error
+            except (ValueError, KeyError, TypeError):
+                raise DataError(f"{where}: not a JSON object with text and vector") from None
+            if not all(math.isfinite(v) for v in vector):
+                raise DataError(f"{where}: the vector holds NaN or infinity")
+            if not vector:
+                raise DataError(f"{where}: an empty vector")
             if texts and texts[0].vector is not None and len(vector) != len(texts[0].vector):
-                raise ValueError(
+                raise DataError(
                     f"{where}: vector of {len(vector)}, earlier ones {len(texts[0].vector)}"
                 )
-            texts.append(ConditionalText(text, vector=vector))
+            item = ConditionalText(text.strip(), vector=vector)
         else:
             text, tab, label = line.rpartition("\t")
             if not tab or not label.strip():
-                raise ValueError(f"{where}: expected text<TAB>label")
-            texts.append(ConditionalText(text.strip(), label=label.strip()))
+                raise DataError(f"{where}: expected text<TAB>label")
+            item = ConditionalText(text.strip(), label=label.strip())
+        if not item.text:
+            raise DataError(f"{where}: no text")
+        texts.append(item)
     return texts
 
 
@@ -129,7 +139,7 @@ def build_samples(
         label_id = 0
         if labels is not None:
             if item.label not in index:
-                raise ValueError(f"label {item.label!r} is not one of {list(labels)}")
+                raise DataError(f"label {item.label!r} is not one of {list(labels)}")
             label_id = index[item.label]
         for piece in cut_text(item.text, max_length - 2):
             ids = tokenizer.piece_ids(piece)[: max_length - 2]

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from models.data_errors import DataError, read_text
+
 # SogouQA marks a passage without the answer with this string instead of an empty answer.
 NO_ANSWER_MARKERS = frozenset({"", "no_answer"})
 FORMATS = ("webqa", "squad")
@@ -85,37 +87,82 @@ def _answer_text(value: Any) -> str | None:
     return None if text in NO_ANSWER_MARKERS else text
 
 
-def _webqa_example(record: dict[str, Any], key: str | None) -> QAExample:
+def _text(record: Any, key: str, where: str) -> str:
+    """`record[key]` when it is a string; DataError naming `where` otherwise (a null or a number
+    read as "None" or "5" would train on text the data never held)."""
+    if not isinstance(record, dict):
+        raise DataError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    if key not in record:
+        raise DataError(f"{where}: no {key!r}")
+    value = record[key]
+    if not isinstance(value, str):
+        raise DataError(f"{where}: {key!r} must be a string, got {_json_kind(value)}")
+    return value
+
+
+def _list(record: dict[str, Any], key: str, where: str) -> list[Any]:
+    """`record[key]` when it is a list (missing or null: empty); DataError otherwise."""
+    value = record.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise DataError(f"{where}: {key!r} must be a list, got {_json_kind(value)}")
+    return value
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, dict | list):
+        return "an object" if isinstance(value, dict) else "a list"
+    return f"{type(value).__name__} {value!r:.40}"
+
+
+def _webqa_example(record: Any, key: str | None, where: str) -> QAExample:
+    question = _text(record, "question", where)
     passages = []
-    for item in record.get("passages") or []:
+    for j, item in enumerate(_list(record, "passages", where)):
         if isinstance(item, str):
             passages.append(Passage(item))
         else:
-            passages.append(Passage(str(item.get("passage", "")), _answer_text(item.get("answer"))))
+            text = _text(item, "passage", f"{where}, passage {j}")
+            passages.append(Passage(text, _answer_text(item.get("answer"))))
     identifier = record.get("id", key)
     return QAExample(
-        question=str(record["question"]),
+        question=question,
         passages=passages,
         id=None if identifier is None else str(identifier),
     )
 
 
 def _squad_examples(document: dict[str, Any]) -> Iterable[QAExample]:
-    for article in document["data"]:
-        for paragraph in article.get("paragraphs", []):
-            context = str(paragraph["context"])
-            for qa in paragraph.get("qas", []):
-                answers = [a for a in qa.get("answers", []) if str(a.get("text", "")).strip()]
+    for a, article in enumerate(document["data"]):
+        where_article = f"data[{a}]"
+        if not isinstance(article, dict):
+            raise DataError(f"{where_article}: expected a JSON object")
+        for p, paragraph in enumerate(_list(article, "paragraphs", where_article)):
+            where_paragraph = f"{where_article}.paragraphs[{p}]"
+            context = _text(paragraph, "context", where_paragraph)
+            for q, qa in enumerate(_list(paragraph, "qas", where_paragraph)):
+                where = f"{where_paragraph}.qas[{q}]"
+                question = _text(qa, "question", where)
+                answers = [
+                    a
+                    for a in _list(qa, "answers", where)
+                    if isinstance(a, dict) and str(a.get("text", "")).strip()
+                ]
                 texts = list(dict.fromkeys(str(a["text"]).strip() for a in answers))
                 first = answers[0] if answers and not qa.get("is_impossible", False) else None
                 start = first.get("answer_start") if first else None
+                if start is not None and (isinstance(start, bool) or not isinstance(start, int)):
+                    raise DataError(f"{where}: answer_start must be an integer, got {start!r:.40}")
                 passage = Passage(
                     context,
                     str(first["text"]).strip() if first else None,
-                    int(start) if start is not None and int(start) >= 0 else None,
+                    start if start is not None and start >= 0 else None,
                 )
                 yield QAExample(
-                    question=str(qa["question"]),
+                    question=question,
                     passages=[passage],
                     answers=[] if first is None else texts,
                     id=None if qa.get("id") is None else str(qa["id"]),
@@ -126,34 +173,58 @@ def detect_format(document: Any) -> str:
     """ "squad" for `{"data": [...paragraphs...]}`, "webqa" for question/passages records."""
     if isinstance(document, dict) and isinstance(document.get("data"), list):
         return "squad"
-    records = document if isinstance(document, list) else list(document.values())
+    records = (
+        document
+        if isinstance(document, list)
+        else list(document.values())
+        if isinstance(document, dict)
+        else []
+    )
     if records and all(isinstance(r, dict) and "question" in r for r in records[:10]):
         return "webqa"
-    raise ValueError(
+    raise DataError(
         "unknown QA format: expected SQuAD/CMRC {'data': [...]} or a list/dict of "
         "{'question', 'passages'} records"
     )
 
 
 def parse_qa_document(document: Any) -> list[QAExample]:
-    """Examples of an already loaded JSON document (see the module docstring for formats)."""
+    """Examples of an already loaded JSON document (see the module docstring for formats).
+
+    Raises:
+        DataError: another format, or a record without its question or passages' text, naming
+            the record.
+    """
     if detect_format(document) == "squad":
         return list(_squad_examples(document))
     if isinstance(document, dict):
-        return [_webqa_example(record, str(key)) for key, record in document.items()]
-    return [_webqa_example(record, None) for record in document]
+        return [
+            _webqa_example(record, str(key), f"record {key!r}") for key, record in document.items()
+        ]
+    return [_webqa_example(record, None, f"record {i}") for i, record in enumerate(document)]
 
 
-def _load_json_or_lines(text: str) -> Any:
+def _load_json_or_lines(text: str, path: str | os.PathLike[str]) -> Any:
+    if not text.strip():
+        raise DataError(f"{path}: an empty file")
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
         # JSON lines: one record per line.
-        lines = [line for line in text.splitlines() if line.strip()]
-        try:
-            return [json.loads(line) for line in lines]
-        except json.JSONDecodeError:
-            raise error from None
+        records = []
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as line_error:
+                # Past a first line that reads alone, the file is JSON lines: name the line.
+                where = (number, line_error.colno) if records else (error.lineno, error.colno)
+                why = line_error.msg if records else error.msg
+                raise DataError(
+                    f"{path}: not JSON ({why} at line {where[0]}, column {where[1]})"
+                ) from None
+        return records
 
 
 def read_qa_file(path: str | os.PathLike[str]) -> list[QAExample]:
@@ -164,9 +235,17 @@ def read_qa_file(path: str | os.PathLike[str]) -> list[QAExample]:
 
     Returns:
         The examples, in file order.
+
+    Raises:
+        DataError: no such file, not UTF-8, not JSON, another format, or a record without its
+            question or passages' text (`parse_qa_document`); the message names the file.
     """
-    text = Path(path).read_text(encoding="utf-8-sig")
-    return parse_qa_document(_load_json_or_lines(text))
+    try:
+        return parse_qa_document(_load_json_or_lines(read_text(path), path))
+    except DataError as error:
+        if str(error).startswith(str(path)):
+            raise
+        raise DataError(f"{path}: {error}") from None
 
 
 def write_webqa_file(path: str | os.PathLike[str], examples: Sequence[QAExample]) -> None:

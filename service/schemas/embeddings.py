@@ -17,6 +17,10 @@ from service.schemas.common import (
 Text = Annotated[str, StringConstraints(max_length=HARD_MAX_TEXT_CHARS)]
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 class EmbeddingRequest(BaseModel):
     model: ModelName | None = Field(
         None, description="Model name; may be left out when the store holds one embedding model."
@@ -61,6 +65,22 @@ class EmbeddingRequest(BaseModel):
         description="With `truncate`, which end is cut: 'right' keeps the start of the text, "
         "'left' its end. 'Right' and 'Left' are taken too, as text-embeddings-inference does.",
     )
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _no_token_ids(cls, value: object) -> object:
+        # OpenAI's API also takes token ids (a list of integers, or a list of such lists); they
+        # index OpenAI's tokenizer, not these models' vocabularies: say so rather than "Input
+        # should be a valid string" twice.
+        def ids(item: object) -> bool:
+            return isinstance(item, list) and bool(item) and all(_is_int(i) for i in item)
+
+        if ids(value) or (isinstance(value, list) and bool(value) and all(ids(v) for v in value)):
+            raise ValueError(
+                "token ids are not taken: send text (a string or a list of strings); the model "
+                "splits it with its own tokenizer, whose ids are not OpenAI's"
+            )
+        return value
 
     @field_validator("truncation_direction", mode="before")
     @classmethod

@@ -624,3 +624,27 @@ def test_openapi_declares_operation_ids_and_errors(client: TestClient) -> None:
         assert status in ops["createEmbeddings"]["responses"], status
     assert {"401", "403"} <= set(ops["reloadModel"]["responses"])
     json.dumps(doc)
+
+
+def test_metrics_count_requests_refused_before_the_router_under_their_route(
+    client: TestClient,
+) -> None:
+    """A 415 (a form, a compressed body) and a 413 by Content-Length are answered before the
+    router runs, and were counted as route="unmatched", beside the unknown paths."""
+    form = client.post("/v1/embeddings", content=b"input=a")
+    assert form.status_code == 415
+    gzipped = client.post(
+        "/v1/embeddings",
+        content=b"x",
+        headers={"content-type": "application/json", "content-encoding": "gzip"},
+    )
+    assert gzipped.status_code == 415
+    assert client.post("/v1/qa", content=b"x" * (2 << 20)).status_code == 413
+    assert client.post("/no/such/path", content=b"input=a").status_code in (404, 415)
+    text = client.get("/metrics").text
+    assert 'route="/v1/embeddings",status="415"} 2.0' in text
+    assert 'route="/v1/qa",status="413"} 1.0' in text
+    counted = [line for line in text.splitlines() if line.startswith("kexue_requests_total{")]
+    assert [line for line in counted if 'route="unmatched"' in line] == [
+        'kexue_requests_total{model="",route="unmatched",status="404"} 1.0'  # the unknown path
+    ]

@@ -138,3 +138,18 @@ def test_dimensions_is_checked_before_any_model_call(
     response = client.post("/v1/embeddings", json={"input": "a", "dimensions": dimensions})
     ran = len(FakeEmbeddingRuntime.batches) - before
     assert (response.status_code, ran) == ((200, 1) if dimensions == DIM else (400, 0))
+
+
+@pytest.mark.parametrize("ids", [[1, 2, 3], [[1, 2], [3]]])
+def test_token_ids_as_input_are_refused_saying_so(client: TestClient, ids: list[Any]) -> None:
+    # OpenAI's embeddings API takes token ids too; they were answered "input: Input should be a
+    # valid string; input.0: Input should be a valid string".
+    response = client.post("/v1/embeddings", json={"input": ids})
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["param"] == "input"
+    assert error["message"].startswith("input: Value error, token ids are not taken: send text")
+    assert len(response.json()["detail"]) == 1
+    # Texts, and lists mixing texts and numbers, are read as before.
+    assert client.post("/v1/embeddings", json={"input": ["a", "b"]}).status_code == 200
+    assert "token ids" not in client.post("/v1/embeddings", json={"input": ["a", 1]}).text

@@ -114,3 +114,21 @@ def test_integer_bounds_admit_exactly_what_the_server_takes() -> None:
             assert largest <= bound["maximum"] and not largest + 1 <= bound["maximum"], bound
         else:
             assert largest < bound["exclusiveMaximum"] <= largest + 1, bound
+
+
+def test_request_examples_work_against_the_demo_models() -> None:
+    """/docs' Try it out sends each request's example: against the demo store it must answer
+    200. The density example was a 2-D row, and demo-digits takes 64 values (400)."""
+    from sklearn.datasets import load_digits
+
+    from service.schemas.density import DensityScoreRequest
+    from service.schemas.generation import GenerateRequest
+    from training.demo import DEMO_TOPICS
+
+    digits = load_digits().data  # what demo-digits is trained on (builtin:digits)
+    [example] = DensityScoreRequest.model_config["json_schema_extra"]["examples"]  # type: ignore[index]
+    for row in example["inputs"]:
+        assert len(row) == digits.shape[1] == 64
+        assert all(0 <= value <= 16 and value == int(value) for value in row)
+    [example] = GenerateRequest.model_config["json_schema_extra"]["examples"]  # type: ignore[index]
+    assert example["condition"]["label"] in DEMO_TOPICS

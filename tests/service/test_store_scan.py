@@ -216,3 +216,41 @@ def test_an_unreadable_model_folder_is_skipped_and_the_others_load(
         asyncio.run(run())
     assert caplog.text.count("model folder locked: PermissionError") == 1, caplog.text
     assert caplog.text.count("'7' is not a version folder") == 1, caplog.text
+
+
+def test_a_version_of_another_task_never_takes_over_the_model(store: Path, caplog) -> None:
+    # A JoSE version copied into demo-digits' folder became its serving version: density callers
+    # got 404 ("an embedding model, not density"), and embedding callers naming no model got 400.
+    async def run() -> None:
+        reg = registry(store)
+        write_version(store, "words", 1)
+        await reg.start()
+        write_version(store, "words", 2, task="density")
+        with caplog.at_level(logging.ERROR, logger="service.registry"):
+            await reg.scan()
+            await reg.scan()
+        assert reg.get("words").serving.version == 1  # type: ignore[union-attr]
+        assert reg.get("words").task == "embedding"
+        state, note = states(reg, "words")[2]
+        assert state == "FAILED" and note is not None
+        assert "its task is density, and the model serves embedding (version 1)" in note
+        assert "another model name" in note
+        assert "Traceback" not in caplog.text and "version 2 not loaded" in caplog.text
+        await reg.stop()
+
+    asyncio.run(run())
+
+
+def test_a_model_with_no_version_read_yet_is_not_ready_rather_than_of_task_none(
+    store: Path,
+) -> None:
+    # Its only version still being copied (no manifest): a request naming it got 404 "model
+    # 'pending' is a None model, not embedding"; it is 503, as for a version still loading.
+    (store / "pending" / "1").mkdir(parents=True)
+    app = create_app(Settings(model_store=store, poll_interval_s=0), runtime_factory=fake_factory)
+    with TestClient(app) as client:
+        readiness(client)
+        response = client.post("/v1/embeddings", json={"model": "pending", "input": ["a"]})
+        assert response.status_code == 503, response.text
+        assert response.json()["code"] == "not_ready"
+        assert "None" not in response.json()["detail"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +21,11 @@ DEFAULT_WORKERS = 2
 DEFAULT_EMA_DECAY = 0.999
 
 
+def model_name(value: str) -> str:
+    """argparse type: a model name (`models.store.validate_model_name`)."""
+    return _model_name(value)
+
+
 def _model_name(value: str) -> str:
     try:
         return validate_model_name(value)
@@ -31,6 +37,27 @@ def _positive_int(value: str) -> int:
     number = int(value)
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return number
+
+
+def positive_int(value: str) -> int:
+    """argparse type: an integer >= 1."""
+    return _positive_int(value)
+
+
+def positive_float(value: str) -> float:
+    """argparse type: a finite number > 0 (a learning rate: NaN or a negative one trains a model
+    that answers nothing sensible)."""
+    number = float(value)
+    if not (math.isfinite(number) and number > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {value}")
+    return number
+
+
+def _fraction(value: str) -> float:
+    number = float(value)
+    if not 0.0 <= number < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
     return number
 
 
@@ -179,12 +206,14 @@ def add_bert_model_args(
         help="characters seen fewer times are [UNK] (from-scratch vocabulary)",
     )
     group.add_argument("--batch-size", type=_positive_int, default=batch_size)
-    group.add_argument("--lr", type=float, default=None, help="peak learning rate")
+    group.add_argument("--lr", type=positive_float, default=None, help="peak learning rate")
     group.add_argument("--hidden-size", type=_positive_int, default=hidden_size)
     group.add_argument("--num-layers", type=_positive_int, default=num_layers)
     group.add_argument("--num-heads", type=_positive_int, default=num_heads)
     group.add_argument("--intermediate-size", type=_positive_int, default=intermediate_size)
-    group.add_argument("--dropout", type=float, default=0.1, help="dropout of a from-scratch model")
+    group.add_argument(
+        "--dropout", type=_fraction, default=0.1, help="dropout of a from-scratch model"
+    )
     group.add_argument(
         "--jit",
         action="store_true",

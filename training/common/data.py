@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from models.data_errors import text_lines
+
 T = TypeVar("T")
 U = TypeVar("U")
 
@@ -150,11 +152,10 @@ def iter_lines(path: str | os.PathLike[str], *, skip_blank: bool = True) -> Iter
         skip_blank: leave out lines that are empty or only whitespace (in one-document-per-line
             corpora they are not documents).
     """
-    with open(path, encoding="utf-8-sig", newline=None) as f:
-        for line in f:
-            line = line.rstrip("\r\n")
-            if line.strip() or not skip_blank:
-                yield line
+    for line in text_lines(path):  # DataError: no such file, a folder, not UTF-8
+        line = line.rstrip("\r\n")
+        if line.strip() or not skip_blank:
+            yield line
 
 
 def read_lines(path: str | os.PathLike[str], *, skip_blank: bool = True) -> list[str]:

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from models.data_errors import DataError
 from models.store import (
     MANIFEST_FILENAME,
     REQUIRED_MANIFEST_KEYS,
@@ -68,6 +69,49 @@ def next_version(store: str | os.PathLike[str], name: str) -> int:
     """
     versions = _existing_versions(Path(store) / validate_model_name(name))
     return max(versions, default=0) + 1
+
+
+def check_store(store: str | os.PathLike[str], name: str, task: str) -> None:
+    """Refuses, before any training, an `--out` that is not a model store a `task` model named
+    `name` can be added to: a file; a model's folder or a version folder (a user who gives
+    `model_store/my-flow` meant the store, and the version would land where the service skips it,
+    or inside a served version); a model `name` whose versions are of another task (the new
+    version would replace a model its callers reach by another endpoint).
+
+    Raises:
+        DataError: saying which, and what to give instead.
+    """
+    store = Path(store)
+    if store.exists() and not store.is_dir():
+        raise DataError(f"--out {store}: a file; --out is the model store, a folder")
+    if (store / MANIFEST_FILENAME).is_file():
+        raise DataError(
+            f"--out {store}: a version folder (it holds {MANIFEST_FILENAME}); --out is the "
+            f"model store, the folder of models ({store.parent.parent}?)"
+        )
+    if store.is_dir():
+        versions = version_folders(store)[0]
+        if any((path / MANIFEST_FILENAME).is_file() for path in versions.values()):
+            raise DataError(
+                f"--out {store}: a model's folder (it holds versions "
+                f"{', '.join(map(str, sorted(versions)))}); --out is the model store, the folder "
+                f"of models ({store.parent}?), and --name the model"
+            )
+    model_dir = store / validate_model_name(name)
+    versions = version_folders(model_dir)[0] if model_dir.is_dir() else {}
+    for number in sorted(versions, reverse=True):
+        try:  # only its task: a manifest of an older release may miss today's keys
+            theirs = json.loads((versions[number] / MANIFEST_FILENAME).read_text("utf-8"))
+            their_task, their_family = str(theirs["task"]), str(theirs.get("family"))
+        except (OSError, ValueError, TypeError, KeyError):
+            continue  # a version that does not read says nothing of the model
+        if their_task != task:
+            raise DataError(
+                f"--name {name}: {model_dir} holds {their_task} versions ({their_family}, "
+                f"version {number}); {'an' if task[0] in 'aeiou' else 'a'} {task} model needs "
+                "a name of its own"
+            )
+        return
 
 
 def _process_started_at(pid: int) -> float | None:

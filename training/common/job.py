@@ -31,11 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from models.data_errors import DataError
 from training.common.checkpoint import CheckpointKeeper
 from training.common.cli import add_common_args, add_distribution_args
 from training.common.distribute import is_chief, make_strategy, worker_index
 from training.common.ema import ExponentialMovingAverage
-from training.common.export import export_version
+from training.common.export import check_store, export_version
 from training.common.progress import Progress
 from training.common.seeding import set_seed
 from training.common.tensorboard import TensorBoardLogger
@@ -97,6 +98,24 @@ class Manifest:
     data: dict[str, Any]
     metrics: dict[str, Any]
     extra: dict[str, Any]
+
+
+class TrainingDiverged(RuntimeError):
+    """The weights to export hold NaN or infinity: nothing is exported."""
+
+
+def check_finite(variables: Iterable[Any]) -> None:
+    """Raises TrainingDiverged when a variable holds NaN or infinity: such a version would load
+    and answer NaN (null in JSON) to every request."""
+    import numpy as np
+
+    bad = [getattr(v, "path", None) or v.name for v in variables if not np.isfinite(v).all()]
+    if bad:
+        raise TrainingDiverged(
+            f"training diverged: {len(bad)} weight tensors hold NaN or infinity ({bad[0]}, ...); "
+            "nothing was exported. Start again with a lower --lr (and another --checkpoint-dir: "
+            "the last checkpoint holds these weights), and check the data for huge values"
+        )
 
 
 def arguments_config(args: argparse.Namespace) -> dict[str, Any]:
@@ -186,6 +205,7 @@ class Job(ABC):
         """
         if not isinstance(args, argparse.Namespace):
             args = self.parse_args(list(args))
+        self.check_out(args)
         set_seed(args.seed)
         started = time.perf_counter()
         # Before any TensorFlow op: a multi-worker strategy configures the collectives at start-up.
@@ -193,7 +213,15 @@ class Job(ABC):
         chief = is_chief(strategy)
         plan = self.setup(args, strategy)
         keeper = CheckpointKeeper(Path(args.checkpoint_dir), read_only=not chief, **plan.trackables)
-        start = (keeper.restore_latest() or 0) if args.resume else 0
+        try:
+            start = (keeper.restore_latest() or 0) if args.resume else 0
+        except (ValueError, AssertionError) as error:  # another model's (TensorFlow's words)
+            why = str(error).strip().splitlines()[0][:300]
+            raise DataError(
+                f"--resume: the checkpoint in {args.checkpoint_dir} is not of this model (other "
+                f"options or data made it: {why}); resume with the options it was started with, "
+                "or give another --checkpoint-dir"
+            ) from None
         if start:
             log(f"resumed from {keeper.latest} at step {start}")
         total = plan.total_steps
@@ -210,9 +238,15 @@ class Job(ABC):
             log(f"worker {worker_index(strategy)} done; the chief exports")
             return None
         with plan.ema.averaged():
+            check_finite(plan.ema.averaged_variables)
             path = self.export(args, self.manifest(args, fit))
         log(f"exported {path} in {time.perf_counter() - started:.1f}s total")
         return path
+
+    def check_out(self, args: argparse.Namespace) -> None:
+        """Refuses an `--out` the export could not rightly write into, before any training
+        (`training.common.export.check_store`; a job writing elsewhere overrides it)."""
+        check_store(args.out, args.name, self.task)
 
     def export(self, args: argparse.Namespace, manifest: Manifest) -> Path:
         """Writes what the run made, with the averaged weights in place: a new version in the
@@ -252,6 +286,13 @@ class Job(ABC):
     def main(cls, argv: Sequence[str] | None = None) -> None:
         """The command line: runs the job and prints the exported folder on stdout."""
         job = cls()
-        path = job.run(job.parse_args(argv))
+        try:
+            path = job.run(job.parse_args(argv))
+        except DataError as error:  # the user's files: one line, not a traceback (data_errors)
+            print(f"error: {error}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
+        except TrainingDiverged as error:
+            print(f"error: {error}", file=sys.stderr, flush=True)
+            raise SystemExit(1) from None
         if path is not None:
             print(path)

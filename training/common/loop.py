@@ -8,11 +8,14 @@ import argparse
 import math
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
+from models.bert.tokenizer import VOCAB_FILE
+from models.data_errors import DataError, check_file
 from training.common.cli import add_bert_model_args
 from training.common.distribute import local_share
 from training.common.ema import ExponentialMovingAverage
@@ -39,6 +42,33 @@ def bert_adamw(
     )
     optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
     return optimizer, schedule
+
+
+def check_bert_inputs(args: argparse.Namespace) -> None:
+    """DataError for an --init-checkpoint that is no checkpoint folder, a --vocab that is no
+    file, or a from-scratch shape whose heads do not divide its width (tracebacks from deep in
+    the loading and the model's building)."""
+    folder = args.init_checkpoint
+    if folder is not None:
+        if not Path(folder).is_dir():
+            what = "not a folder" if Path(folder).exists() else "no such folder"
+            raise DataError(
+                f"--init-checkpoint {folder}: {what}; give the folder of a BERT checkpoint "
+                "(vocab.txt with config.json and model.safetensors, or bert_config.json and "
+                "bert_model.ckpt.*)"
+            )
+        if not (Path(folder) / VOCAB_FILE).is_file():
+            raise DataError(
+                f"--init-checkpoint {folder}: no {VOCAB_FILE}; a BERT checkpoint folder holds "
+                "vocab.txt with config.json and model.safetensors (Hugging Face) or "
+                "bert_config.json and bert_model.ckpt.* (Google)"
+            )
+    if getattr(args, "vocab", None) is not None:
+        check_file(args.vocab)
+    if folder is None and args.hidden_size % args.num_heads:
+        raise DataError(
+            f"--hidden-size {args.hidden_size} is not a multiple of --num-heads {args.num_heads}"
+        )
 
 
 class BertJob(Job):
@@ -93,6 +123,7 @@ class BertJob(Job):
 
     def setup(self, args: argparse.Namespace, strategy: Any) -> Plan:
         self.args, self.strategy = args, strategy
+        check_bert_inputs(args)
         self.lengths = self.prepare(args, strategy)
         self.steps_per_epoch = math.ceil(len(self.lengths) / args.batch_size)
         total_steps = self.steps_per_epoch * args.epochs
