@@ -25,6 +25,15 @@ The algorithm is the one of bert4keras' `task_reading_comprehension_by_seq2seq.p
 The candidates are the finished beams, best first; a candidate's score is the product of its
 normalised votes, and its passage is the remaining passage that gives it the highest probability.
 
+With `answer_input="next"` (a model trained so, `models.qa.samples.ANSWER_INPUTS`; extractive
+only), each step feeds a passage's row the passage token that follows the answer so far instead of
+the answer's last token, and the row says whether it extends the answer or the answer ends. Where
+the answer so far occurs in a passage with several next tokens (35 and 38 after "3"), the row is
+forked, one per next token, and the passage's probability of each token is the highest of its
+forks' (the reader was trained to give the true token even when it reads another occurrence's,
+`wrong_hint_rate`); the beam keeps the fork that read the token chosen. A passage that does not
+hold the answer so far has no next token: it stops voting.
+
 With `span_search` (extractive only), steps 2-5 are replaced by `models.qa.span_search`: every
 span of the remaining passages that starts at one of the question's `span_starts` likeliest
 starts is scored whole, by its log-probability in its passage, and the spans are ranked by that
@@ -59,6 +68,7 @@ from models.bert.tokenizer import BertTokenizer
 from models.qa.evidence import EvidenceSpan, evidence_spans
 from models.qa.placeholders import PlaceholderMap, Placeholders, answer_text
 from models.qa.samples import (
+    ANSWER_INPUTS,
     DEFAULT_MAX_ANSWER_TOKENS,
     DEFAULT_MAX_PASSAGE_TOKENS,
     DEFAULT_MAX_QUESTION_TOKENS,
@@ -224,6 +234,9 @@ class _Beam:
     passage_log_probs: np.ndarray  # [passages alive] sum of log p_i over the tokens
     rows: list[int]  # its row per alive passage in the current state
     matches: list[np.ndarray] | None  # extractive: per alive passage, next positions that fit
+    # answer_input "next": per alive passage, {next token fed: its row} of the last step ({}: the
+    # passage does not hold the answer so far); None: the rows fed the answer's last token
+    forks: list[dict[int, int]] | None = None
     # evidence: per step that chose a token ([SEP] included), (attention [alive, P] over the
     # passages' tokens of the rows that predicted it, their probabilities of it [alive])
     attention: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
@@ -311,6 +324,33 @@ def _extend_matches(
     return out
 
 
+def next_tokens(passage: np.ndarray, positions: np.ndarray, end_id: int) -> list[int]:
+    """The distinct tokens that follow the answer so far in a passage, in passage order:
+    `positions` are where it would go on (`_Beam.matches`), `end_id` past the passage's end
+    (what a "next" reader read there in training: the passage's [SEP])."""
+    tokens = [int(passage[p]) if p < len(passage) else end_id for p in positions.tolist()]
+    return list(dict.fromkeys(tokens))
+
+
+def _fork_probs(log_probs: np.ndarray, beam: _Beam) -> np.ndarray:
+    """[alive, V] probabilities of a beam's passages: per passage, the highest over the rows it
+    was forked into (`_Beam.forks`); zero for a passage without the answer so far."""
+    if beam.forks is None:
+        return np.exp(log_probs[beam.rows])
+    probs = np.zeros((len(beam.forks), log_probs.shape[1]))
+    for k, fork in enumerate(beam.forks):
+        if fork:
+            probs[k] = np.exp(log_probs[list(fork.values())]).max(axis=0)
+    return probs
+
+
+def _rows_after(beam: _Beam, token: int) -> list[int]:
+    """The rows a beam's child goes on from: a forked passage's row that read `token`."""
+    if beam.forks is None:
+        return beam.rows
+    return [fork.get(token, row) for fork, row in zip(beam.forks, beam.rows, strict=True)]
+
+
 def _best_passage(question: _Question, beam: _Beam) -> int | None:
     """The alive passage most sure of the beam's answer. Extractive, among the passages that hold
     the answer as a span: the vote keeps every passage that did not say "no answer", and one that
@@ -391,7 +431,7 @@ def _select(
         for beam in question.beams
     ]
     for beam in question.beams:
-        probs = np.exp(log_probs[beam.rows])  # [alive, V]
+        probs = _fork_probs(log_probs, beam)  # [alive, V]
         end_allowed = not (force_answer and not beam.tokens)
         mask = _allowed_mask(vocab_size, beam, question, sep_id, banned, end_allowed)
         if mask is not None:
@@ -416,7 +456,7 @@ def _select(
             tokens=parent.tokens if token == sep_id else [*parent.tokens, token],
             score=float(flat[index]),
             passage_log_probs=parent.passage_log_probs + per_passage[parent_index][:, token],
-            rows=parent.rows,
+            rows=_rows_after(parent, token),
             # [SEP] ends the span: the matches stay those of the answer's last token.
             matches=parent.matches
             if token == sep_id
@@ -454,6 +494,7 @@ def decode_batch(
     span_search: bool = False,
     span_starts: int = DEFAULT_SPAN_STARTS,
     length_penalty: float | None = None,
+    answer_input: str = "previous",
 ) -> list[DecodedAnswer]:
     """Decodes the answers of several questions together, in token ids.
 
@@ -479,10 +520,18 @@ def decode_batch(
         span_starts: with `span_search`, the starts read per question.
         length_penalty: with `span_search`, spans rank by log-probability / (tokens + 1) **
             length_penalty (0: by log-probability; 1, the default: per token).
+        answer_input: what the model's answer slots read (`models.qa.samples.ANSWER_INPUTS`):
+            "previous", the answer's last token; "next", the passage's next one (extractive
+            only; see the module's docstring).
 
     Returns:
         One `DecodedAnswer` per question, in order.
     """
+    if answer_input not in ANSWER_INPUTS:
+        raise ValueError(f"answer_input must be one of {ANSWER_INPUTS}, got {answer_input!r}")
+    reads_next = answer_input == "next"
+    if reads_next and not extractive:
+        raise ValueError('answer_input "next" reads the passage after the span: set extractive')
     if span_search and (not extractive or evidence):
         raise ValueError("span_search needs extractive decoding and gives no evidence")
     if length_penalty is not None and not span_search:
@@ -566,7 +615,7 @@ def decode_batch(
             model, state, log_probs, lengths,
             [SpanQuestion(q.prefill_rows, q.passages, q.alive) for q in waiting],
             sep_id=sep_id, banned=banned, max_answer_tokens=max_answer_tokens,
-            starts_per_question=span_starts,
+            starts_per_question=span_starts, reads_next=reads_next,
         )  # fmt: skip
         for question, spans in zip(waiting, found, strict=True):
             question.result = _from_spans(spans, beam_size, penalty)
@@ -577,20 +626,38 @@ def decode_batch(
         if not live:
             break
         # New row layout: each live beam gets one row per alive passage, gathered from its
-        # parent's rows; the token it feeds is its last one.
+        # parent's rows; the token it feeds is its last one, or with "next" the passage's
+        # tokens after the answer so far, a row each.
         gather: list[int] = []
         feed: list[int] = []
         positions: list[int] = []
         for question in live:
             for beam in question.beams:
                 new_rows = []
-                for passage_index, parent_row in zip(question.alive, beam.rows, strict=True):
-                    new_rows.append(len(gather))
-                    gather.append(parent_row)
-                    feed.append(beam.tokens[-1])
+                forks: list[dict[int, int]] = []
+                for k, (passage_index, parent_row) in enumerate(
+                    zip(question.alive, beam.rows, strict=True)
+                ):
                     prefill_row = question.prefill_rows[passage_index]
-                    positions.append(int(lengths[prefill_row]) + len(beam.tokens) - 1)
+                    position = int(lengths[prefill_row]) + len(beam.tokens) - 1
+                    if reads_next:
+                        assert beam.matches is not None
+                        passage = question.passages[passage_index]
+                        hints = next_tokens(passage, beam.matches[k], sep_id)
+                    else:
+                        hints = [beam.tokens[-1]]
+                    # A passage without the answer so far still keeps a row (its cache),
+                    # which does not vote (`_fork_probs`).
+                    fork = {}
+                    for hint in hints or [sep_id]:
+                        fork[hint] = len(gather)
+                        gather.append(parent_row)
+                        feed.append(hint)
+                        positions.append(position)
+                    new_rows.append(next(iter(fork.values())))
+                    forks.append(fork if hints else {})
                 beam.rows = new_rows
+                beam.forks = forks if reads_next else None
         state = model.select_rows(state, np.asarray(gather, np.int32))
         step_ids = np.asarray(feed, np.int32)
         step_positions = np.asarray(positions, np.int32)
@@ -679,6 +746,7 @@ def answer_questions(
     span_starts: int = DEFAULT_SPAN_STARTS,
     length_penalty: float | None = None,
     placeholders: int = 0,
+    answer_input: str = "previous",
 ) -> list[QAResult]:
     """Answers several questions, each over its passages, in one batch of model calls.
 
@@ -697,6 +765,8 @@ def answer_questions(
         span_search, span_starts, length_penalty: score whole spans (`decode_batch`).
         placeholders: K of a model trained with placeholders for unknown text (its manifest's
             `placeholders.count`, `models.qa.placeholders`); 0: unknown text is `[UNK]`.
+        answer_input: what the model's answer slots read (its manifest's
+            `decoding.answer_input`, `decode_batch`).
 
     Returns:
         One `QAResult` per question.
@@ -737,6 +807,7 @@ def answer_questions(
         span_search=span_search,
         span_starts=span_starts,
         length_penalty=length_penalty,
+        answer_input=answer_input,
     )
     return results_from_decoded(tokenizer, decoded, rows, mappings if mapper else None)
 

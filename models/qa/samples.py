@@ -18,10 +18,25 @@ last source token (the question's [SEP]) is the one that predicts the answer's f
 
 Length limits count a part's WordPieces without its special tokens; a packed sample is at most
 `max_passage_tokens + max_question_tokens + max_answer_tokens + SPECIAL_TOKENS` long.
+
+What an answer slot reads (`ANSWER_INPUTS`). "previous", UniLM's: the answer token written last,
+so each next token is predicted from the one before it. "next", for extractive readers: the
+passage token that follows the span written so far (the token that would extend the answer, or
+what ends it: `。`, `的`, the passage's [SEP]); the model then decides, at each step, whether that
+token belongs to the answer or the answer ends before it, which is a reading of the sentence
+around it rather than a recall of the answers it saw in training (a 2-layer reader that reads the
+previous token cuts a user's own values where the values it trained on end: 柯基犬 -> 柯基, 1937
+-> 193). The targets are the same; only the inputs of the answer slots differ, so the sample keeps
+its targets apart (`QASample.label_ids`). When the span occurs more than once with different
+next tokens, training sometimes shows the next token of another occurrence (`wrong_hint_rate`)
+with the true target, so that the reader checks a hint against the question instead of copying
+it, which is what lets the decoder try every occurrence's next token and keep the one the reader
+prefers (`models.qa.decoding`).
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -40,6 +55,8 @@ PREFIX_SPECIAL_TOKENS = 3
 SPECIAL_TOKENS = PREFIX_SPECIAL_TOKENS + 1
 SOURCE_SEGMENT = 0
 TARGET_SEGMENT = 1
+# What an answer slot reads: the token written before it, or the passage's next one (above).
+ANSWER_INPUTS = ("previous", "next")
 
 
 @dataclass
@@ -51,11 +68,15 @@ class QASample:
         segment_ids: 0 on the source (up to the question's [SEP]), 1 on answer and final [SEP].
         loss_mask: 1 on the tokens to predict (answer tokens and the final [SEP]), aligned with
             `token_ids`; the prediction of token t comes from the logits at t - 1.
+        label_ids: the tokens to predict, aligned with `token_ids`, when the answer slots read
+            something else than the answer (`answer_input="next"`); None: `token_ids` are the
+            labels.
     """
 
     token_ids: list[int]
     segment_ids: list[int]
     loss_mask: list[int]
+    label_ids: list[int] | None = None
 
 
 def max_prefix_length(max_passage_tokens: int, max_question_tokens: int) -> int:
@@ -120,6 +141,9 @@ def build_sample(
     max_question_tokens: int = DEFAULT_MAX_QUESTION_TOKENS,
     max_answer_tokens: int = DEFAULT_MAX_ANSWER_TOKENS,
     placeholders: Placeholders | None = None,
+    answer_input: str = "previous",
+    wrong_hint_rate: float = 0.0,
+    rng: random.Random | None = None,
 ) -> QASample:
     """`[CLS] passage [SEP] question [SEP] answer [SEP]` with segments and loss mask.
 
@@ -134,21 +158,74 @@ def build_sample(
         max_answer_tokens: answer WordPieces kept.
         placeholders: the question's placeholders (`build_prefix`); the answer's unknown text
             takes the same ones.
+        answer_input: what the answer slots read (`ANSWER_INPUTS`). "next" needs the answer to
+            be a span of the passage as read; an answer that is not keeps "previous" inputs.
+        wrong_hint_rate: with "next", the chance that a slot whose span occurs elsewhere with
+            another next token reads that one instead (the target stays the true token).
+        rng: draws the wrong hints (default: a fixed seed).
 
     Returns:
         The unpadded `QASample`.
     """
+    if answer_input not in ANSWER_INPUTS:
+        raise ValueError(f"answer_input must be one of {ANSWER_INPUTS}, got {answer_input!r}")
     prefix_ids, prefix_segments = build_prefix(
         tokenizer, passage, question, max_passage_tokens, max_question_tokens, placeholders
     )
     piece_ids = tokenizer.piece_ids if placeholders is None else placeholders.piece_ids
     answer_ids = piece_ids(answer)[:max_answer_tokens] if answer else []
     target_ids = [*answer_ids, tokenizer.sep_id]
+    inputs = None
+    if answer_input == "next" and answer_ids:
+        passage_ids = prefix_ids[1 : prefix_ids.index(tokenizer.sep_id)]
+        inputs = next_token_inputs(
+            passage_ids, answer_ids, tokenizer.sep_id, wrong_hint_rate, rng or random.Random(0)
+        )
     return QASample(
-        token_ids=prefix_ids + target_ids,
+        token_ids=prefix_ids + (target_ids if inputs is None else [*inputs, tokenizer.sep_id]),
         segment_ids=prefix_segments + [TARGET_SEGMENT] * len(target_ids),
         loss_mask=[0] * len(prefix_ids) + [1] * len(target_ids),
+        label_ids=None if inputs is None else prefix_ids + target_ids,
     )
+
+
+def next_token_inputs(
+    passage_ids: Sequence[int],
+    answer_ids: Sequence[int],
+    end_id: int,
+    wrong_hint_rate: float = 0.0,
+    rng: random.Random | None = None,
+) -> list[int] | None:
+    """The "next" inputs of an answer's slots: slot k reads the passage token after the
+    answer's first k + 1 tokens, at the answer's first occurrence (`end_id`, the passage's
+    [SEP], past the passage's end); None when the answer is not a span of the passage.
+
+    With `wrong_hint_rate`, a slot whose first k + 1 tokens also occur elsewhere followed by
+    another token reads that token instead, with that chance."""
+    n = len(answer_ids)
+    ids = list(passage_ids)
+    starts = [s for s in range(len(ids) - n + 1) if ids[s : s + n] == list(answer_ids)]
+    if not starts:
+        return None
+    start = starts[0]
+
+    def after(position: int) -> int:
+        return ids[position] if position < len(ids) else end_id
+
+    inputs = []
+    for k in range(n):
+        hint = after(start + k + 1)
+        if wrong_hint_rate > 0 and rng is not None:
+            prefix = ids[start : start + k + 1]
+            others = {
+                after(s + k + 1)
+                for s in range(len(ids) - k)
+                if s != start and ids[s : s + k + 1] == prefix
+            } - {hint}
+            if others and rng.random() < wrong_hint_rate:
+                hint = rng.choice(sorted(others))
+        inputs.append(hint)
+    return inputs
 
 
 def pad_samples(
@@ -162,7 +239,8 @@ def pad_samples(
         pad_to: pad every row to this length (at least the longest sample); default the longest.
 
     Returns:
-        {"token_ids", "segment_ids", "padding_mask", "loss_mask"}: what `UniLMSeq2Seq.fit` reads.
+        {"token_ids", "segment_ids", "padding_mask", "loss_mask"}: what `UniLMSeq2Seq.fit` reads;
+        and "label_ids" when a sample has its own labels (`QASample.label_ids`).
     """
     longest = max((len(s.token_ids) for s in samples), default=0)
     width = max(longest, pad_to or 0)
@@ -178,4 +256,10 @@ def pad_samples(
         batch["segment_ids"][i, :n] = sample.segment_ids
         batch["padding_mask"][i, :n] = 1
         batch["loss_mask"][i, :n] = sample.loss_mask
+    if any(sample.label_ids is not None for sample in samples):
+        labels = batch["token_ids"].copy()
+        for i, sample in enumerate(samples):
+            if sample.label_ids is not None:
+                labels[i, : len(sample.label_ids)] = sample.label_ids
+        batch["label_ids"] = labels
     return batch

@@ -92,6 +92,7 @@ def search_spans(
     banned: np.ndarray,
     max_answer_tokens: int,
     starts_per_question: int = DEFAULT_SPAN_STARTS,
+    reads_next: bool = False,
 ) -> list[list[SpanCandidate]]:
     """Scores every span of up to `max_answer_tokens` tokens from each question's best starts.
 
@@ -104,6 +105,8 @@ def search_spans(
         banned: ids never written.
         max_answer_tokens: longest span.
         starts_per_question: starts read per question.
+        reads_next: the model's answer slots read the passage's next token, not the span's
+            last one (`models.qa.samples.ANSWER_INPUTS`: "next").
 
     Returns:
         Per question, its distinct spans (per passage), best first.
@@ -126,7 +129,11 @@ def search_spans(
     total = np.asarray(cumulative, np.float64)
     best = np.full(len(questions), -np.inf)
     for step in range(max_answer_tokens):
-        feed = [int(questions[q].passages[p][s + step]) for q, p, s in (rows[r] for r in live)]
+        ahead = step + 1 if reads_next else step
+        feed = [
+            int(ids[s + ahead]) if s + ahead < len(ids) else sep_id
+            for ids, s in ((questions[q].passages[p], s) for q, p, s in (rows[r] for r in live))
+        ]
         positions = (prefix_lengths[live] + step).astype(np.int32)
         log_probs, state = model.step(np.asarray(feed, np.int32), positions, state)
         log_probs = np.asarray(log_probs, np.float64)
