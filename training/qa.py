@@ -280,7 +280,9 @@ class QAJob(BertJob):
             self.args.max_answer_tokens,
         )
         width = batch_width([len(r.token_ids) for r in rows], longest)
-        return pad_samples(rows, self.tokenizer.pad_id, pad_to=width)
+        return pad_samples(
+            rows, self.tokenizer.pad_id, pad_to=width, with_labels=self.args.answer_input == "next"
+        )
 
     def manifest(self, args: argparse.Namespace, fit: Fit) -> Manifest:
         metrics = self.fit_metrics(fit)

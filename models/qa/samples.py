@@ -229,7 +229,7 @@ def next_token_inputs(
 
 
 def pad_samples(
-    samples: list[QASample], pad_id: int, pad_to: int | None = None
+    samples: list[QASample], pad_id: int, pad_to: int | None = None, with_labels: bool = False
 ) -> dict[str, np.ndarray]:
     """Pad a list of samples into the model's inputs plus `loss_mask` ([B, L] int32 each).
 
@@ -237,6 +237,8 @@ def pad_samples(
         samples: unpadded samples.
         pad_id: the vocabulary's [PAD] id.
         pad_to: pad every row to this length (at least the longest sample); default the longest.
+        with_labels: always add "label_ids" (a training step's inputs keep one signature even
+            when no sample of the batch has an answer to read past).
 
     Returns:
         {"token_ids", "segment_ids", "padding_mask", "loss_mask"}: what `UniLMSeq2Seq.fit` reads;
@@ -256,7 +258,7 @@ def pad_samples(
         batch["segment_ids"][i, :n] = sample.segment_ids
         batch["padding_mask"][i, :n] = 1
         batch["loss_mask"][i, :n] = sample.loss_mask
-    if any(sample.label_ids is not None for sample in samples):
+    if with_labels or any(sample.label_ids is not None for sample in samples):
         labels = batch["token_ids"].copy()
         for i, sample in enumerate(samples):
             if sample.label_ids is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from models.qa.samples import (
     build_sample,
     max_prefix_length,
     max_sample_length,
+    next_token_inputs,
     pad_samples,
 )
 
@@ -75,3 +77,59 @@ def test_pad_samples(tokenizer: BertTokenizer) -> None:
     assert (batch["token_ids"][1, n:] == tokenizer.pad_id).all()
     assert batch["padding_mask"][1].sum() == n
     assert batch["loss_mask"][0].sum() == 3
+
+
+def test_next_inputs_read_the_passage_token_after_the_span(tokenizer: BertTokenizer) -> None:
+    previous = build_sample(tokenizer, "张伟住在北京的医生。", "住在哪里？", "北京")
+    sample = build_sample(
+        tokenizer, "张伟住在北京的医生。", "住在哪里？", "北京", answer_input="next"
+    )
+    tokens = [tokenizer.id_to_token(i) for i in sample.token_ids]
+    # slot 0 reads 京 (after 北) and predicts 京; slot 1 reads 的 (after 京) and predicts [SEP]
+    assert tokens[-3:] == ["京", "的", "[SEP]"]
+    assert sample.label_ids == previous.token_ids
+    assert sample.token_ids[:-3] == previous.token_ids[:-3]
+    assert (sample.segment_ids, sample.loss_mask) == (previous.segment_ids, previous.loss_mask)
+    # past the passage's end a slot reads the passage's [SEP]; no answer is the same sample
+    end = build_sample(tokenizer, "张伟住在北京", "住在哪里？", "北京", answer_input="next")
+    assert [tokenizer.id_to_token(i) for i in end.token_ids[-3:]] == ["京", "[SEP]", "[SEP]"]
+    none = build_sample(tokenizer, "张伟是医生。", "住在哪里？", None, answer_input="next")
+    assert none.label_ids is None and none.token_ids[-1] == tokenizer.sep_id
+    # an answer that is not a span keeps the previous-token inputs
+    assert (
+        build_sample(tokenizer, "张伟。", "哪里？", "北京", answer_input="next").label_ids is None
+    )
+    with pytest.raises(ValueError, match="answer_input"):
+        build_sample(tokenizer, "张伟。", "哪里？", "北京", answer_input="last")
+
+
+def test_next_inputs_show_another_occurrences_token_at_the_wrong_hint_rate() -> None:
+    # the answer [1, 2] at its first occurrence; 1 is also followed by 5, and [1, 2] by 6
+    passage = [1, 2, 7, 9, 1, 5, 1, 2, 6]
+    assert next_token_inputs(passage, [1, 2], 0) == [2, 7]
+    assert next_token_inputs(passage, [2, 7, 9, 1, 5, 1, 2, 6], 0)[-1] == 0  # the end
+    assert next_token_inputs(passage, [3], 0) is None
+    assert next_token_inputs(passage, [1, 2], 0, 0.0, random.Random(0)) == [2, 7]
+    always = next_token_inputs(passage, [1, 2], 0, 1.0, random.Random(0))
+    assert always == [5, 6]  # every slot whose span occurs with another next token
+    rng = random.Random(0)
+    draws = [next_token_inputs(passage, [1, 2], 0, 0.5, rng) for _ in range(400)]
+    wrong = np.mean([d[0] == 5 for d in draws])
+    assert 0.4 < wrong < 0.6
+    # a span that occurs once is never given a wrong token
+    assert next_token_inputs([4, 3, 8], [3], 0, 1.0, random.Random(0)) == [8]
+
+
+def test_pad_samples_keeps_the_labels_of_next_samples(tokenizer: BertTokenizer) -> None:
+    plain = build_sample(tokenizer, "张伟住在北京。", "住在哪里？", "北京")
+    assert "label_ids" not in pad_samples([plain], tokenizer.pad_id)
+    ahead = build_sample(tokenizer, "张伟住在北京。", "住在哪里？", "北京", answer_input="next")
+    batch = pad_samples([ahead, plain], tokenizer.pad_id, pad_to=20)
+    assert batch["label_ids"].shape == (2, 20)
+    np.testing.assert_array_equal(batch["label_ids"][0, : len(ahead.token_ids)], ahead.label_ids)
+    np.testing.assert_array_equal(batch["label_ids"][1], batch["token_ids"][1])
+    assert not np.array_equal(batch["label_ids"][0], batch["token_ids"][0])
+    # a batch without any answer still has them when asked (one training signature)
+    none = build_sample(tokenizer, "张伟。", "住在哪里？", None, answer_input="next")
+    labelled = pad_samples([none], tokenizer.pad_id, with_labels=True)
+    np.testing.assert_array_equal(labelled["label_ids"], labelled["token_ids"])
