@@ -189,17 +189,10 @@ class QAJob(BertJob):
             choices=list(ANSWER_INPUTS),
             default="previous",
             help="what each answer slot reads: previous, the answer token written before it "
-            "(UniLM); next, the passage token after the span written so far, so that the "
-            "reader decides at each step whether that token extends the answer (needs "
-            "--extractive and answers that are spans; models.qa.samples)",
-        )
-        g.add_argument(
-            "--wrong-hint-rate",
-            type=float,
-            default=0.5,
-            help="--answer-input next: the chance that a slot whose span occurs elsewhere in "
-            "the passage with another next token reads that token instead (the target stays "
-            "the true one), so that the reader checks what it reads",
+            "(UniLM); next, the passage token after the span written so far ([MASK] where the "
+            "span occurs with several next tokens), so that the reader decides at each step "
+            "whether that token extends the answer (needs --extractive and answers that are "
+            "spans; models.qa.samples)",
         )
         g.add_argument(
             "--placeholders",
@@ -395,8 +388,6 @@ def build_samples(
     passages and answers."""
     mapper = PlaceholderMap(tokenizer, args.placeholders) if args.placeholders else None
     rng = random.Random(args.seed)
-    # Its own stream: the placeholders' draws stay those of a "previous" run.
-    hint_rng = random.Random(args.seed + 1)
     samples = []
     for example in examples:
         texts = [p.text for p in example.passages if p.text]
@@ -420,8 +411,6 @@ def build_samples(
                     args.max_answer_tokens,
                     placeholders=mapping,
                     answer_input=args.answer_input,
-                    wrong_hint_rate=args.wrong_hint_rate,
-                    rng=hint_rng,
                 )
             )
     return samples

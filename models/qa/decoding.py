@@ -27,12 +27,10 @@ normalised votes, and its passage is the remaining passage that gives it the hig
 
 With `answer_input="next"` (a model trained so, `models.qa.samples.ANSWER_INPUTS`; extractive
 only), each step feeds a passage's row the passage token that follows the answer so far instead of
-the answer's last token, and the row says whether it extends the answer or the answer ends. Where
-the answer so far occurs in a passage with several next tokens (35 and 38 after "3"), the row is
-forked, one per next token, and the passage's probability of each token is the highest of its
-forks' (the reader was trained to give the true token even when it reads another occurrence's,
-`wrong_hint_rate`); the beam keeps the fork that read the token chosen. A passage that does not
-hold the answer so far has no next token: it stops voting.
+the answer's last token (`models.qa.samples.next_token`: [MASK] where the answer so far occurs in
+the passage with several next tokens, 35 and 38 after "3"), and the row says whether it extends
+the answer or the answer ends. A passage that does not hold the answer so far has no next token:
+it stops voting.
 
 With `span_search` (extractive only), steps 2-5 are replaced by `models.qa.span_search`: every
 span of the remaining passages that starts at one of the question's `span_starts` likeliest
@@ -73,6 +71,7 @@ from models.qa.samples import (
     DEFAULT_MAX_PASSAGE_TOKENS,
     DEFAULT_MAX_QUESTION_TOKENS,
     TARGET_SEGMENT,
+    following_token,
     join_prefix,
 )
 from models.qa.span_search import (
@@ -234,9 +233,9 @@ class _Beam:
     passage_log_probs: np.ndarray  # [passages alive] sum of log p_i over the tokens
     rows: list[int]  # its row per alive passage in the current state
     matches: list[np.ndarray] | None  # extractive: per alive passage, next positions that fit
-    # answer_input "next": per alive passage, {next token fed: its row} of the last step ({}: the
-    # passage does not hold the answer so far); None: the rows fed the answer's last token
-    forks: list[dict[int, int]] | None = None
+    # answer_input "next": per alive passage, whether it holds the answer so far (and votes);
+    # None: every passage votes (the rows read the answer's last token)
+    voting: list[bool] | None = None
     # evidence: per step that chose a token ([SEP] included), (attention [alive, P] over the
     # passages' tokens of the rows that predicted it, their probabilities of it [alive])
     attention: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
@@ -324,31 +323,13 @@ def _extend_matches(
     return out
 
 
-def next_tokens(passage: np.ndarray, positions: np.ndarray, end_id: int) -> list[int]:
-    """The distinct tokens that follow the answer so far in a passage, in passage order:
-    `positions` are where it would go on (`_Beam.matches`), `end_id` past the passage's end
-    (what a "next" reader read there in training: the passage's [SEP])."""
-    tokens = [int(passage[p]) if p < len(passage) else end_id for p in positions.tolist()]
-    return list(dict.fromkeys(tokens))
-
-
-def _fork_probs(log_probs: np.ndarray, beam: _Beam) -> np.ndarray:
-    """[alive, V] probabilities of a beam's passages: per passage, the highest over the rows it
-    was forked into (`_Beam.forks`); zero for a passage without the answer so far."""
-    if beam.forks is None:
-        return np.exp(log_probs[beam.rows])
-    probs = np.zeros((len(beam.forks), log_probs.shape[1]))
-    for k, fork in enumerate(beam.forks):
-        if fork:
-            probs[k] = np.exp(log_probs[list(fork.values())]).max(axis=0)
+def _passage_probs(log_probs: np.ndarray, beam: _Beam) -> np.ndarray:
+    """[alive, V] probabilities of a beam's passages; zero for a passage that does not vote
+    (`_Beam.voting`)."""
+    probs = np.exp(log_probs[beam.rows])
+    if beam.voting is not None:
+        probs[~np.asarray(beam.voting, bool)] = 0.0
     return probs
-
-
-def _rows_after(beam: _Beam, token: int) -> list[int]:
-    """The rows a beam's child goes on from: a forked passage's row that read `token`."""
-    if beam.forks is None:
-        return beam.rows
-    return [fork.get(token, row) for fork, row in zip(beam.forks, beam.rows, strict=True)]
 
 
 def _best_passage(question: _Question, beam: _Beam) -> int | None:
@@ -431,7 +412,7 @@ def _select(
         for beam in question.beams
     ]
     for beam in question.beams:
-        probs = _fork_probs(log_probs, beam)  # [alive, V]
+        probs = _passage_probs(log_probs, beam)  # [alive, V]
         end_allowed = not (force_answer and not beam.tokens)
         mask = _allowed_mask(vocab_size, beam, question, sep_id, banned, end_allowed)
         if mask is not None:
@@ -456,7 +437,7 @@ def _select(
             tokens=parent.tokens if token == sep_id else [*parent.tokens, token],
             score=float(flat[index]),
             passage_log_probs=parent.passage_log_probs + per_passage[parent_index][:, token],
-            rows=_rows_after(parent, token),
+            rows=parent.rows,
             # [SEP] ends the span: the matches stay those of the answer's last token.
             matches=parent.matches
             if token == sep_id
@@ -495,6 +476,7 @@ def decode_batch(
     span_starts: int = DEFAULT_SPAN_STARTS,
     length_penalty: float | None = None,
     answer_input: str = "previous",
+    mask_id: int | None = None,
 ) -> list[DecodedAnswer]:
     """Decodes the answers of several questions together, in token ids.
 
@@ -523,6 +505,8 @@ def decode_batch(
         answer_input: what the model's answer slots read (`models.qa.samples.ANSWER_INPUTS`):
             "previous", the answer's last token; "next", the passage's next one (extractive
             only; see the module's docstring).
+        mask_id: with "next", the id of [MASK] (what a slot reads where the next token is
+            ambiguous).
 
     Returns:
         One `DecodedAnswer` per question, in order.
@@ -532,6 +516,9 @@ def decode_batch(
     reads_next = answer_input == "next"
     if reads_next and not extractive:
         raise ValueError('answer_input "next" reads the passage after the span: set extractive')
+    if reads_next and mask_id is None:
+        raise ValueError('answer_input "next" needs mask_id')
+    ambiguous_id = -1 if mask_id is None else mask_id
     if span_search and (not extractive or evidence):
         raise ValueError("span_search needs extractive decoding and gives no evidence")
     if length_penalty is not None and not span_search:
@@ -615,7 +602,7 @@ def decode_batch(
             model, state, log_probs, lengths,
             [SpanQuestion(q.prefill_rows, q.passages, q.alive) for q in waiting],
             sep_id=sep_id, banned=banned, max_answer_tokens=max_answer_tokens,
-            starts_per_question=span_starts, reads_next=reads_next,
+            starts_per_question=span_starts, next_ambiguous_id=mask_id if reads_next else None,
         )  # fmt: skip
         for question, spans in zip(waiting, found, strict=True):
             question.result = _from_spans(spans, beam_size, penalty)
@@ -626,38 +613,34 @@ def decode_batch(
         if not live:
             break
         # New row layout: each live beam gets one row per alive passage, gathered from its
-        # parent's rows; the token it feeds is its last one, or with "next" the passage's
-        # tokens after the answer so far, a row each.
+        # parent's rows; the token it feeds is its last one, or with "next" what follows the
+        # answer so far in the row's passage.
         gather: list[int] = []
         feed: list[int] = []
         positions: list[int] = []
         for question in live:
             for beam in question.beams:
                 new_rows = []
-                forks: list[dict[int, int]] = []
+                voting = []
                 for k, (passage_index, parent_row) in enumerate(
                     zip(question.alive, beam.rows, strict=True)
                 ):
+                    new_rows.append(len(gather))
+                    gather.append(parent_row)
                     prefill_row = question.prefill_rows[passage_index]
-                    position = int(lengths[prefill_row]) + len(beam.tokens) - 1
+                    positions.append(int(lengths[prefill_row]) + len(beam.tokens) - 1)
                     if reads_next:
+                        # A passage without the answer so far keeps its row (a [MASK] fed)
+                        # but no longer votes.
                         assert beam.matches is not None
+                        voting.append(len(beam.matches[k]) > 0)
                         passage = question.passages[passage_index]
-                        hints = next_tokens(passage, beam.matches[k], sep_id)
+                        ends = beam.matches[k]
+                        feed.append(following_token(passage, ends, sep_id, ambiguous_id))
                     else:
-                        hints = [beam.tokens[-1]]
-                    # A passage without the answer so far still keeps a row (its cache),
-                    # which does not vote (`_fork_probs`).
-                    fork = {}
-                    for hint in hints or [sep_id]:
-                        fork[hint] = len(gather)
-                        gather.append(parent_row)
-                        feed.append(hint)
-                        positions.append(position)
-                    new_rows.append(next(iter(fork.values())))
-                    forks.append(fork if hints else {})
+                        feed.append(beam.tokens[-1])
                 beam.rows = new_rows
-                beam.forks = forks if reads_next else None
+                beam.voting = voting if reads_next else None
         state = model.select_rows(state, np.asarray(gather, np.int32))
         step_ids = np.asarray(feed, np.int32)
         step_positions = np.asarray(positions, np.int32)
@@ -808,6 +791,7 @@ def answer_questions(
         span_starts=span_starts,
         length_penalty=length_penalty,
         answer_input=answer_input,
+        mask_id=tokenizer.mask_id,
     )
     return results_from_decoded(tokenizer, decoded, rows, mappings if mapper else None)
 

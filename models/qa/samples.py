@@ -27,16 +27,16 @@ token belongs to the answer or the answer ends before it, which is a reading of 
 around it rather than a recall of the answers it saw in training (a 2-layer reader that reads the
 previous token cuts a user's own values where the values it trained on end: 柯基犬 -> 柯基, 1937
 -> 193). The targets are the same; only the inputs of the answer slots differ, so the sample keeps
-its targets apart (`QASample.label_ids`). When the span occurs more than once with different
-next tokens, training sometimes shows the next token of another occurrence (`wrong_hint_rate`)
-with the true target, so that the reader checks a hint against the question instead of copying
-it, which is what lets the decoder try every occurrence's next token and keep the one the reader
-prefers (`models.qa.decoding`).
+its targets apart (`QASample.label_ids`). Where the span so far occurs more than once in the
+passage with different next tokens (1958 and 1979 after "19"), the next token depends on which
+occurrence is the answer, which the slot's input cannot tell: the slot reads [MASK] instead, and
+the reader finds the occurrence again from the question, as a "previous" reader does at every
+step. The decoder applies the same rule to the answer it is writing (`models.qa.decoding`), so
+training and answering feed the same tokens.
 """
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -142,8 +142,6 @@ def build_sample(
     max_answer_tokens: int = DEFAULT_MAX_ANSWER_TOKENS,
     placeholders: Placeholders | None = None,
     answer_input: str = "previous",
-    wrong_hint_rate: float = 0.0,
-    rng: random.Random | None = None,
 ) -> QASample:
     """`[CLS] passage [SEP] question [SEP] answer [SEP]` with segments and loss mask.
 
@@ -160,9 +158,6 @@ def build_sample(
             takes the same ones.
         answer_input: what the answer slots read (`ANSWER_INPUTS`). "next" needs the answer to
             be a span of the passage as read; an answer that is not keeps "previous" inputs.
-        wrong_hint_rate: with "next", the chance that a slot whose span occurs elsewhere with
-            another next token reads that one instead (the target stays the true token).
-        rng: draws the wrong hints (default: a fixed seed).
 
     Returns:
         The unpadded `QASample`.
@@ -178,9 +173,7 @@ def build_sample(
     inputs = None
     if answer_input == "next" and answer_ids:
         passage_ids = prefix_ids[1 : prefix_ids.index(tokenizer.sep_id)]
-        inputs = next_token_inputs(
-            passage_ids, answer_ids, tokenizer.sep_id, wrong_hint_rate, rng or random.Random(0)
-        )
+        inputs = next_token_inputs(passage_ids, answer_ids, tokenizer.sep_id, tokenizer.mask_id)
     return QASample(
         token_ids=prefix_ids + (target_ids if inputs is None else [*inputs, tokenizer.sep_id]),
         segment_ids=prefix_segments + [TARGET_SEGMENT] * len(target_ids),
@@ -190,42 +183,43 @@ def build_sample(
 
 
 def next_token_inputs(
-    passage_ids: Sequence[int],
-    answer_ids: Sequence[int],
-    end_id: int,
-    wrong_hint_rate: float = 0.0,
-    rng: random.Random | None = None,
+    passage_ids: Sequence[int], answer_ids: Sequence[int], end_id: int, ambiguous_id: int
 ) -> list[int] | None:
-    """The "next" inputs of an answer's slots: slot k reads the passage token after the
-    answer's first k + 1 tokens, at the answer's first occurrence (`end_id`, the passage's
-    [SEP], past the passage's end); None when the answer is not a span of the passage.
-
-    With `wrong_hint_rate`, a slot whose first k + 1 tokens also occur elsewhere followed by
-    another token reads that token instead, with that chance."""
+    """The "next" inputs of an answer's slots: slot k reads `next_token` of the answer's first
+    k + 1 tokens; None when the answer is not a span of the passage."""
     n = len(answer_ids)
     ids = list(passage_ids)
-    starts = [s for s in range(len(ids) - n + 1) if ids[s : s + n] == list(answer_ids)]
-    if not starts:
+    if not any(ids[s : s + n] == list(answer_ids) for s in range(len(ids) - n + 1)):
         return None
-    start = starts[0]
+    return [next_token(ids, answer_ids[: k + 1], end_id, ambiguous_id) for k in range(n)]
 
-    def after(position: int) -> int:
-        return ids[position] if position < len(ids) else end_id
 
-    inputs = []
-    for k in range(n):
-        hint = after(start + k + 1)
-        if wrong_hint_rate > 0 and rng is not None:
-            prefix = ids[start : start + k + 1]
-            others = {
-                after(s + k + 1)
-                for s in range(len(ids) - k)
-                if s != start and ids[s : s + k + 1] == prefix
-            } - {hint}
-            if others and rng.random() < wrong_hint_rate:
-                hint = rng.choice(sorted(others))
-        inputs.append(hint)
-    return inputs
+def next_token(
+    passage_ids: Sequence[int] | np.ndarray,
+    span: Sequence[int] | np.ndarray,
+    end_id: int,
+    ambiguous_id: int,
+) -> int:
+    """What a "next" reader's slot reads after `span` (non-empty) in a passage: the token that
+    follows every occurrence of the span (`end_id`, the passage's [SEP], past its end), or
+    `ambiguous_id` ([MASK]) when the occurrences go on differently or there is none."""
+    ids = np.asarray(passage_ids)
+    wanted = np.asarray(span)
+    n = len(wanted)
+    if n == 0 or n > len(ids):
+        return ambiguous_id
+    windows = np.lib.stride_tricks.sliding_window_view(ids, n)
+    ends = np.flatnonzero((windows == wanted).all(axis=1)) + n
+    return following_token(ids, ends, end_id, ambiguous_id)
+
+
+def following_token(
+    passage_ids: Sequence[int] | np.ndarray, ends: np.ndarray, end_id: int, ambiguous_id: int
+) -> int:
+    """`next_token` from where the span's occurrences end (`ends`, each one past its last
+    token), as a decoder that tracks them has them."""
+    following = {int(passage_ids[e]) if e < len(passage_ids) else end_id for e in ends.tolist()}
+    return following.pop() if len(following) == 1 else ambiguous_id
 
 
 def pad_samples(

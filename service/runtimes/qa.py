@@ -229,6 +229,7 @@ class QARuntime(BatchedRuntime):
             span_search=options.span_search,
             length_penalty=options.length_penalty,
             answer_input=self.answer_input,
+            mask_id=self.tokenizer.mask_id,
         )
         mappings = [item.placeholders for item in items] if self.placeholders is not None else None
         rows = [item.passage_rows for item in items]
