@@ -20,6 +20,7 @@ from models.qa.decoding import (
     results_from_decoded,
     span_text,
 )
+from models.qa.samples import next_token
 
 PAD, UNK, CLS, SEP, MASK = 0, 1, 2, 3, 4
 V = 20
@@ -123,6 +124,7 @@ def _random_dist(prefix: list[int], answer: list[int]) -> np.ndarray:
 def _decode(model, prefixes, **options):
     options.setdefault("sep_id", SEP)
     options.setdefault("banned_ids", (PAD, CLS, MASK))
+    options.setdefault("mask_id", MASK)
     return decode_batch(model, prefixes, **options)
 
 
@@ -545,18 +547,6 @@ def _hint_reader(prefix: list[int], fed: list[int]) -> np.ndarray:
     return _peaked(SEP if fed[-1] in (STOP, SEP) else fed[-1], 0.9)
 
 
-def _checking_reader(start: int, length: int) -> Dist:
-    """A "next" reader that knows the span [start, start + length) of every passage and writes
-    it whatever it is fed (what `wrong_hint_rate` trains for)."""
-
-    def dist(prefix: list[int], fed: list[int]) -> np.ndarray:
-        passage = _passage_of(prefix)
-        j = len(fed)
-        return _peaked(passage[start + j] if j < length else SEP, 0.9)
-
-    return dist
-
-
 def test_next_inputs_write_a_value_to_where_its_sentence_says_it_ends():
     model = CachedFake(_hint_reader)
     passages = [_prefix([8, 7, 9, 11, 12, 13, STOP, 14]), _prefix([8, 7, 6])]
@@ -572,23 +562,22 @@ def test_next_inputs_write_a_value_to_where_its_sentence_says_it_ends():
     assert again.token_ids == result.token_ids and again.score == pytest.approx(result.score)
 
 
-def test_next_inputs_fork_where_the_answer_so_far_occurs_with_several_next_tokens():
+def test_next_inputs_read_mask_where_the_answer_so_far_goes_on_differently():
     # 9 occurs three times, followed by 5, 6 and 5: the reader wants the one followed by 6
     passage = [8, 9, 5, 10, 9, 6, 10, 9, 5]
-    model = CachedFake(_checking_reader(4, 2))
-    (result,) = _decode(model, [[_prefix(passage)]], extractive=True, answer_input="next")
-    assert result.token_ids == [9, 6]
-    # one prefill row, then two forks (5 and 6) for the second token, then the row that read 6
-    assert model.calls == [1, 2, 1]
-    # beams fork too, and agree with recomputing
-    for beam_size in (1, 3):
-        options = dict(extractive=True, answer_input="next", beam_size=beam_size)
-        cached = _decode(CachedFake(_checking_reader(4, 2)), [[_prefix(passage)]], **options)
-        alone = _decode(
-            RecomputeStepModel(_full_from(_checking_reader(4, 2))), [[_prefix(passage)]], **options
-        )
-        assert cached[0].candidates == alone[0].candidates
-        assert cached[0].token_ids == [9, 6]
+    fed: list[list[int]] = []
+
+    def reader(prefix, inputs):
+        fed.append(list(inputs))
+        return _peaked([9, 6, SEP][len(inputs)], 0.9)
+
+    for model in (CachedFake(reader), RecomputeStepModel(_full_from(reader))):
+        fed.clear()
+        options = dict(extractive=True, answer_input="next")
+        (result,) = _decode(model, [[_prefix(passage)]], **options)
+        assert result.token_ids == [9, 6]
+        # after 9: [MASK] (5 or 6); after 9 6: 10, the only token that follows it
+        assert fed[-1] == [MASK, 10]
 
 
 def test_next_inputs_a_passage_without_the_answer_so_far_stops_voting():
@@ -627,9 +616,9 @@ def test_next_inputs_cache_and_batching_give_the_answers_of_recomputing(beam_siz
 
 
 def _next_span_log_prob(dist: Dist, prefix: list[int], passage: list[int], s: int, e: int) -> float:
-    """log p of span passage[s:e] and its [SEP] for a "next" reader: slot k reads the passage
-    token after the span's first k + 1 tokens."""
-    ahead = [*passage[s + 1 :], SEP]
+    """log p of span passage[s:e] and its [SEP] for a "next" reader: slot k reads what follows
+    the span's first k + 1 tokens in the passage ([MASK] where that is ambiguous)."""
+    ahead = [next_token(passage, passage[s : s + k + 1], SEP, MASK) for k in range(e - s)]
     tokens = [*passage[s:e], SEP]
     return float(sum(np.log(dist(prefix, ahead[:k])[t]) for k, t in enumerate(tokens)))
 
@@ -660,3 +649,5 @@ def test_next_inputs_need_extractive_decoding():
         _decode(model, [[_prefix([7, 9])]], answer_input="next")
     with pytest.raises(ValueError, match="answer_input"):
         _decode(model, [[_prefix([7, 9])]], extractive=True, answer_input="last")
+    with pytest.raises(ValueError, match="mask_id"):
+        _decode(model, [[_prefix([7, 9])]], extractive=True, answer_input="next", mask_id=None)
