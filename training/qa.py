@@ -195,14 +195,6 @@ class QAJob(BertJob):
             "spans; models.qa.samples)",
         )
         g.add_argument(
-            "--hint-dropout",
-            type=float,
-            default=0.0,
-            help="--answer-input next: the chance that an answer slot reads [MASK] instead of "
-            "the passage's next token in training, so the reader also learns to find the "
-            "answer's place from the question after its first token",
-        )
-        g.add_argument(
             "--placeholders",
             type=int,
             default=0,
@@ -396,8 +388,6 @@ def build_samples(
     passages and answers."""
     mapper = PlaceholderMap(tokenizer, args.placeholders) if args.placeholders else None
     rng = random.Random(args.seed)
-    # Its own stream: the placeholders draw what they draw without it.
-    hint_rng = random.Random(args.seed + 1)
     samples = []
     for example in examples:
         texts = [p.text for p in example.passages if p.text]
@@ -421,8 +411,6 @@ def build_samples(
                     args.max_answer_tokens,
                     placeholders=mapping,
                     answer_input=args.answer_input,
-                    hint_dropout=args.hint_dropout,
-                    rng=hint_rng,
                 )
             )
     return samples

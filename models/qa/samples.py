@@ -37,7 +37,6 @@ training and answering feed the same tokens.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -143,8 +142,6 @@ def build_sample(
     max_answer_tokens: int = DEFAULT_MAX_ANSWER_TOKENS,
     placeholders: Placeholders | None = None,
     answer_input: str = "previous",
-    hint_dropout: float = 0.0,
-    rng: random.Random | None = None,
 ) -> QASample:
     """`[CLS] passage [SEP] question [SEP] answer [SEP]` with segments and loss mask.
 
@@ -161,10 +158,6 @@ def build_sample(
             takes the same ones.
         answer_input: what the answer slots read (`ANSWER_INPUTS`). "next" needs the answer to
             be a span of the passage as read; an answer that is not keeps "previous" inputs.
-        hint_dropout: with "next", the chance that a slot reads [MASK] instead of its next
-            token, so that the reader also finds the answer's place from the question at later
-            slots, not only at the first (training only; `rng` draws).
-        rng: draws the dropped slots.
 
     Returns:
         The unpadded `QASample`.
@@ -181,9 +174,6 @@ def build_sample(
     if answer_input == "next" and answer_ids:
         passage_ids = prefix_ids[1 : prefix_ids.index(tokenizer.sep_id)]
         inputs = next_token_inputs(passage_ids, answer_ids, tokenizer.sep_id, tokenizer.mask_id)
-        if inputs is not None and hint_dropout > 0:
-            draw = rng or random.Random(0)
-            inputs = [tokenizer.mask_id if draw.random() < hint_dropout else t for t in inputs]
     return QASample(
         token_ids=prefix_ids + (target_ids if inputs is None else [*inputs, tokenizer.sep_id]),
         segment_ids=prefix_segments + [TARGET_SEGMENT] * len(target_ids),

@@ -130,24 +130,3 @@ def test_pad_samples_keeps_the_labels_of_next_samples(tokenizer: BertTokenizer) 
     none = build_sample(tokenizer, "张伟。", "住在哪里？", None, answer_input="next")
     labelled = pad_samples([none], tokenizer.pad_id, with_labels=True)
     np.testing.assert_array_equal(labelled["label_ids"], labelled["token_ids"])
-
-
-def test_hint_dropout_reads_mask_at_that_rate(tokenizer: BertTokenizer) -> None:
-    import random
-
-    passage, answer = "张伟住在北京的医生是职业。", "北京的医生"
-    whole = build_sample(tokenizer, passage, "住在哪里？", answer, answer_input="next")
-    rng = random.Random(0)
-    masked = [
-        build_sample(tokenizer, passage, "住在哪里？", answer, answer_input="next",
-                     hint_dropout=0.3, rng=rng)
-        for _ in range(300)
-    ]  # fmt: skip
-    slots = np.array([s.token_ids[-6:-1] for s in masked])
-    dropped = slots == tokenizer.mask_id
-    assert 0.25 < dropped.mean() < 0.35
-    # the others read what they read without it; labels and the closing [SEP] never change
-    np.testing.assert_array_equal(np.where(dropped, whole.token_ids[-6:-1], slots),
-                                  np.tile(whole.token_ids[-6:-1], (300, 1)))  # fmt: skip
-    assert all(s.label_ids == whole.label_ids and s.token_ids[-1] == tokenizer.sep_id
-               for s in masked)  # fmt: skip
