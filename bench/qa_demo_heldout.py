@@ -113,6 +113,7 @@ def load_qa_version(path: Path) -> tuple[Any, BertTokenizer, dict[str, Any]]:
         "beam_size": manifest.decoding.beam_size,
         "extractive": manifest.decoding.extractive,
         "placeholders": manifest.placeholder_count,
+        "answer_input": manifest.decoding.answer_input,
     }
     model = step_model_for(SavedModelLMStepModel(path), manifest.decoding.answer_softmax)
     return model, tokenizer, options

@@ -289,6 +289,9 @@ class QADecoding(_Entry):
     # "input": the model was trained with each answer token's softmax over the tokens of its
     # input only, and decodes renormalised the same way (`models.qa.input_softmax`).
     answer_softmax: Literal["vocabulary", "input"] = "vocabulary"
+    # "next": each answer slot reads the passage token after the span written so far, not the
+    # token written last (`models.qa.samples.ANSWER_INPUTS`); such a model decodes extractively.
+    answer_input: Literal["previous", "next"] = "previous"
 
 
 class QAPlaceholders(_Entry):

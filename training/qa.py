@@ -44,6 +44,7 @@ from models.qa.kv_cache import KerasStepModel
 from models.qa.placeholders import DEFAULT_PLACEHOLDER_COUNT, PlaceholderMap, placeholder_tokens
 from models.qa.readers import QAExample, read_qa_file, window_passages, write_webqa_file
 from models.qa.samples import (
+    ANSWER_INPUTS,
     DEFAULT_MAX_ANSWER_TOKENS,
     DEFAULT_MAX_PASSAGE_TOKENS,
     DEFAULT_MAX_QUESTION_TOKENS,
@@ -53,6 +54,7 @@ from models.qa.samples import (
     pad_samples,
 )
 from models.qa.seq2seq import (
+    LABEL_IDS_KEY,
     SMALL_HIDDEN_SIZE,
     SMALL_INTERMEDIATE_SIZE,
     SMALL_NUM_HEADS,
@@ -184,6 +186,16 @@ class QAJob(BertJob):
             "passage's tokens apart; for span answers from an encoder without its MLM head",
         )
         g.add_argument(
+            "--answer-input",
+            choices=list(ANSWER_INPUTS),
+            default="previous",
+            help="what each answer slot reads: previous, the answer token written before it "
+            "(UniLM); next, the passage token after the span written so far ([MASK] where the "
+            "span occurs with several next tokens), so that the reader decides at each step "
+            "whether that token extends the answer (needs --extractive and answers that are "
+            "spans; models.qa.samples)",
+        )
+        g.add_argument(
             "--placeholders",
             type=int,
             default=0,
@@ -216,7 +228,15 @@ class QAJob(BertJob):
             self.model, self.tokenizer, self.vocab_path, self.model_info = _load_model(
                 args, train_examples, Path(args.checkpoint_dir)
             )
+        if args.answer_input == "next" and not args.extractive:
+            raise ValueError(
+                "--answer-input next reads the passage after the span: add --extractive"
+            )
         self.samples = build_samples(self.tokenizer, train_examples, args)
+        if args.answer_input == "next":
+            spans = sum(1 for s in self.samples if s.label_ids is not None)
+            answered = sum(1 for s in self.samples if sum(s.loss_mask) > 1)
+            log(f"answer input next: {spans} of {answered} answers are spans of their passage")
         if args.placeholders:
             ids = {self.tokenizer.token_to_id(t) for t in placeholder_tokens(args.placeholders)}
             written = sum(t in ids for s in self.samples for t in s.token_ids)
@@ -235,7 +255,10 @@ class QAJob(BertJob):
 
     def signature(self) -> dict[str, Any]:
         spec = tf.TensorSpec([None, None], tf.int32)
-        return {key: spec for key in ("token_ids", "segment_ids", "padding_mask", "loss_mask")}
+        keys = ["token_ids", "segment_ids", "padding_mask", "loss_mask"]
+        if self.args.answer_input == "next":
+            keys.append(LABEL_IDS_KEY)
+        return {key: spec for key in keys}
 
     def loss(self, inputs: dict[str, Any]) -> Any:
         answer_window = self.args.max_answer_tokens + 1  # the answer and its [SEP]
@@ -256,7 +279,9 @@ class QAJob(BertJob):
             self.args.max_answer_tokens,
         )
         width = batch_width([len(r.token_ids) for r in rows], longest)
-        return pad_samples(rows, self.tokenizer.pad_id, pad_to=width)
+        return pad_samples(
+            rows, self.tokenizer.pad_id, pad_to=width, with_labels=self.args.answer_input == "next"
+        )
 
     def manifest(self, args: argparse.Namespace, fit: Fit) -> Manifest:
         metrics = self.fit_metrics(fit)
@@ -275,6 +300,7 @@ class QAJob(BertJob):
                 beam_size=args.beam_size,
                 extractive=args.extractive,
                 placeholders=args.placeholders,
+                answer_input=args.answer_input,
             )
             metrics.update({f"valid_{k}": v for k, v in scores.items()})
             metrics["valid_data"] = str(Path(args.valid).resolve())
@@ -319,6 +345,7 @@ class QAJob(BertJob):
                     "beam_size": args.beam_size,
                     "extractive": args.extractive,
                     "answer_softmax": args.answer_softmax,
+                    "answer_input": args.answer_input,
                 },
                 # Only with them: a manifest without the key reads [UNK] as before.
                 **({"placeholders": {"count": args.placeholders}} if args.placeholders else {}),
@@ -411,6 +438,7 @@ def build_samples(
                     args.max_question_tokens,
                     args.max_answer_tokens,
                     placeholders=mapping,
+                    answer_input=args.answer_input,
                 )
             )
     return samples

@@ -57,6 +57,7 @@ def evaluate_examples(
     span_starts: int = DEFAULT_SPAN_STARTS,
     length_penalty: float | None = None,
     placeholders: int = 0,
+    answer_input: str = "previous",
 ) -> tuple[dict[str, float], list[str | None]]:
     """Decodes every example and scores the answers.
 
@@ -72,6 +73,7 @@ def evaluate_examples(
         span_search, span_starts, length_penalty: score whole spans
             (`models.qa.decoding.decode_batch`).
         placeholders: K of a model trained with placeholders (`models.qa.placeholders`), else 0.
+        answer_input: what the model's answer slots read (`models.qa.samples.ANSWER_INPUTS`).
 
     Returns:
         ({"accuracy", "f1", "final", "count"}, the predicted answers in order).
@@ -93,6 +95,7 @@ def evaluate_examples(
             span_starts=span_starts,
             length_penalty=length_penalty,
             placeholders=placeholders,
+            answer_input=answer_input,
         )
         predictions.extend(r.answer for r in results)
     return evaluate(predictions, examples), predictions
@@ -179,6 +182,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         span_starts=args.span_starts,
         length_penalty=args.length_penalty,
         placeholders=manifest.placeholder_count,
+        answer_input=manifest.decoding.answer_input,
     )
     report = {
         **scores,

@@ -25,6 +25,13 @@ The algorithm is the one of bert4keras' `task_reading_comprehension_by_seq2seq.p
 The candidates are the finished beams, best first; a candidate's score is the product of its
 normalised votes, and its passage is the remaining passage that gives it the highest probability.
 
+With `answer_input="next"` (a model trained so, `models.qa.samples.ANSWER_INPUTS`; extractive
+only), each step feeds a passage's row the passage token that follows the answer so far instead of
+the answer's last token (`models.qa.samples.next_token`: [MASK] where the answer so far occurs in
+the passage with several next tokens, 35 and 38 after "3"), and the row says whether it extends
+the answer or the answer ends. A passage that does not hold the answer so far has no next token:
+it stops voting.
+
 With `span_search` (extractive only), steps 2-5 are replaced by `models.qa.span_search`: every
 span of the remaining passages that starts at one of the question's `span_starts` likeliest
 starts is scored whole, by its log-probability in its passage, and the spans are ranked by that
@@ -59,10 +66,12 @@ from models.bert.tokenizer import BertTokenizer
 from models.qa.evidence import EvidenceSpan, evidence_spans
 from models.qa.placeholders import PlaceholderMap, Placeholders, answer_text
 from models.qa.samples import (
+    ANSWER_INPUTS,
     DEFAULT_MAX_ANSWER_TOKENS,
     DEFAULT_MAX_PASSAGE_TOKENS,
     DEFAULT_MAX_QUESTION_TOKENS,
     TARGET_SEGMENT,
+    following_token,
     join_prefix,
 )
 from models.qa.span_search import (
@@ -224,6 +233,9 @@ class _Beam:
     passage_log_probs: np.ndarray  # [passages alive] sum of log p_i over the tokens
     rows: list[int]  # its row per alive passage in the current state
     matches: list[np.ndarray] | None  # extractive: per alive passage, next positions that fit
+    # answer_input "next": per alive passage, whether it holds the answer so far (and votes);
+    # None: every passage votes (the rows read the answer's last token)
+    voting: list[bool] | None = None
     # evidence: per step that chose a token ([SEP] included), (attention [alive, P] over the
     # passages' tokens of the rows that predicted it, their probabilities of it [alive])
     attention: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
@@ -311,6 +323,15 @@ def _extend_matches(
     return out
 
 
+def _passage_probs(log_probs: np.ndarray, beam: _Beam) -> np.ndarray:
+    """[alive, V] probabilities of a beam's passages; zero for a passage that does not vote
+    (`_Beam.voting`)."""
+    probs = np.exp(log_probs[beam.rows])
+    if beam.voting is not None:
+        probs[~np.asarray(beam.voting, bool)] = 0.0
+    return probs
+
+
 def _best_passage(question: _Question, beam: _Beam) -> int | None:
     """The alive passage most sure of the beam's answer. Extractive, among the passages that hold
     the answer as a span: the vote keeps every passage that did not say "no answer", and one that
@@ -391,7 +412,7 @@ def _select(
         for beam in question.beams
     ]
     for beam in question.beams:
-        probs = np.exp(log_probs[beam.rows])  # [alive, V]
+        probs = _passage_probs(log_probs, beam)  # [alive, V]
         end_allowed = not (force_answer and not beam.tokens)
         mask = _allowed_mask(vocab_size, beam, question, sep_id, banned, end_allowed)
         if mask is not None:
@@ -454,6 +475,8 @@ def decode_batch(
     span_search: bool = False,
     span_starts: int = DEFAULT_SPAN_STARTS,
     length_penalty: float | None = None,
+    answer_input: str = "previous",
+    mask_id: int | None = None,
 ) -> list[DecodedAnswer]:
     """Decodes the answers of several questions together, in token ids.
 
@@ -479,10 +502,23 @@ def decode_batch(
         span_starts: with `span_search`, the starts read per question.
         length_penalty: with `span_search`, spans rank by log-probability / (tokens + 1) **
             length_penalty (0: by log-probability; 1, the default: per token).
+        answer_input: what the model's answer slots read (`models.qa.samples.ANSWER_INPUTS`):
+            "previous", the answer's last token; "next", the passage's next one (extractive
+            only; see the module's docstring).
+        mask_id: with "next", the id of [MASK] (what a slot reads where the next token is
+            ambiguous).
 
     Returns:
         One `DecodedAnswer` per question, in order.
     """
+    if answer_input not in ANSWER_INPUTS:
+        raise ValueError(f"answer_input must be one of {ANSWER_INPUTS}, got {answer_input!r}")
+    reads_next = answer_input == "next"
+    if reads_next and not extractive:
+        raise ValueError('answer_input "next" reads the passage after the span: set extractive')
+    if reads_next and mask_id is None:
+        raise ValueError('answer_input "next" needs mask_id')
+    ambiguous_id = -1 if mask_id is None else mask_id
     if span_search and (not extractive or evidence):
         raise ValueError("span_search needs extractive decoding and gives no evidence")
     if length_penalty is not None and not span_search:
@@ -566,7 +602,7 @@ def decode_batch(
             model, state, log_probs, lengths,
             [SpanQuestion(q.prefill_rows, q.passages, q.alive) for q in waiting],
             sep_id=sep_id, banned=banned, max_answer_tokens=max_answer_tokens,
-            starts_per_question=span_starts,
+            starts_per_question=span_starts, next_ambiguous_id=mask_id if reads_next else None,
         )  # fmt: skip
         for question, spans in zip(waiting, found, strict=True):
             question.result = _from_spans(spans, beam_size, penalty)
@@ -577,20 +613,34 @@ def decode_batch(
         if not live:
             break
         # New row layout: each live beam gets one row per alive passage, gathered from its
-        # parent's rows; the token it feeds is its last one.
+        # parent's rows; the token it feeds is its last one, or with "next" what follows the
+        # answer so far in the row's passage.
         gather: list[int] = []
         feed: list[int] = []
         positions: list[int] = []
         for question in live:
             for beam in question.beams:
                 new_rows = []
-                for passage_index, parent_row in zip(question.alive, beam.rows, strict=True):
+                voting = []
+                for k, (passage_index, parent_row) in enumerate(
+                    zip(question.alive, beam.rows, strict=True)
+                ):
                     new_rows.append(len(gather))
                     gather.append(parent_row)
-                    feed.append(beam.tokens[-1])
                     prefill_row = question.prefill_rows[passage_index]
                     positions.append(int(lengths[prefill_row]) + len(beam.tokens) - 1)
+                    if reads_next:
+                        # A passage without the answer so far keeps its row (a [MASK] fed)
+                        # but no longer votes.
+                        assert beam.matches is not None
+                        voting.append(len(beam.matches[k]) > 0)
+                        passage = question.passages[passage_index]
+                        ends = beam.matches[k]
+                        feed.append(following_token(passage, ends, sep_id, ambiguous_id))
+                    else:
+                        feed.append(beam.tokens[-1])
                 beam.rows = new_rows
+                beam.voting = voting if reads_next else None
         state = model.select_rows(state, np.asarray(gather, np.int32))
         step_ids = np.asarray(feed, np.int32)
         step_positions = np.asarray(positions, np.int32)
@@ -679,6 +729,7 @@ def answer_questions(
     span_starts: int = DEFAULT_SPAN_STARTS,
     length_penalty: float | None = None,
     placeholders: int = 0,
+    answer_input: str = "previous",
 ) -> list[QAResult]:
     """Answers several questions, each over its passages, in one batch of model calls.
 
@@ -697,6 +748,8 @@ def answer_questions(
         span_search, span_starts, length_penalty: score whole spans (`decode_batch`).
         placeholders: K of a model trained with placeholders for unknown text (its manifest's
             `placeholders.count`, `models.qa.placeholders`); 0: unknown text is `[UNK]`.
+        answer_input: what the model's answer slots read (its manifest's
+            `decoding.answer_input`, `decode_batch`).
 
     Returns:
         One `QAResult` per question.
@@ -737,6 +790,8 @@ def answer_questions(
         span_search=span_search,
         span_starts=span_starts,
         length_penalty=length_penalty,
+        answer_input=answer_input,
+        mask_id=tokenizer.mask_id,
     )
     return results_from_decoded(tokenizer, decoded, rows, mappings if mapper else None)
 

@@ -27,6 +27,8 @@ from models.bert.overlap import DEFAULT_MAX_SENTENCE_COUNT
 from models.qa.samples import TARGET_SEGMENT, max_sample_length
 
 MODEL_INPUTS = ("token_ids", "segment_ids", "padding_mask")
+# The targets of samples whose answer slots read the passage's next token (`samples.QASample`).
+LABEL_IDS_KEY = "label_ids"
 
 # A small encoder for training from scratch on a few thousand samples on a CPU (a quarter of
 # BERT-base's width, 4 of its 12 layers; MiniLM-L6's 384 wide would be 4x slower per step).
@@ -44,6 +46,7 @@ SMALL_SHAPE = {
 __all__ = [
     "LOSS_MASK_KEY",
     "MODEL_INPUTS",
+    "LABEL_IDS_KEY",
     "UniLMSeq2Seq",
     "answer_window_loss",
     "build_qa_model",
@@ -107,7 +110,9 @@ def answer_window_loss(
     logits = model.mlm_head(tf.gather(states, positions, batch_dims=1))
     if input_softmax:
         logits = _keep_input_tokens(logits, token_ids, inputs["padding_mask"])
-    targets = tf.gather(token_ids, positions + 1, batch_dims=1)
+    # The answer slots of a "next" sample read other tokens than they predict (`label_ids`).
+    labels = tf.cast(inputs[LABEL_IDS_KEY], tf.int32) if LABEL_IDS_KEY in inputs else token_ids
+    targets = tf.gather(labels, positions + 1, batch_dims=1)
     mask = tf.gather(loss_mask, positions + 1, batch_dims=1) * valid
     if first_token_weight != 1.0:
         first = tf.cast(tf.equal(tf.cumsum(mask, axis=1), 1.0), tf.float32) * mask

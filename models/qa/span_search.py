@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from models.qa.samples import next_token
+
 # Starts read per question: the positions whose token the first step likes best (8: what the
 # CMRC 2018 measurement used, docs/benchmarks.md; each start costs one row for up to
 # max_answer_tokens steps).
@@ -92,6 +94,7 @@ def search_spans(
     banned: np.ndarray,
     max_answer_tokens: int,
     starts_per_question: int = DEFAULT_SPAN_STARTS,
+    next_ambiguous_id: int | None = None,
 ) -> list[list[SpanCandidate]]:
     """Scores every span of up to `max_answer_tokens` tokens from each question's best starts.
 
@@ -104,6 +107,9 @@ def search_spans(
         banned: ids never written.
         max_answer_tokens: longest span.
         starts_per_question: starts read per question.
+        next_ambiguous_id: for a model whose answer slots read the passage's next token, not
+            the span's last one (`models.qa.samples.ANSWER_INPUTS`: "next"), the id read where
+            that token is ambiguous ([MASK], `models.qa.samples.next_token`); None: the span's.
 
     Returns:
         Per question, its distinct spans (per passage), best first.
@@ -126,7 +132,13 @@ def search_spans(
     total = np.asarray(cumulative, np.float64)
     best = np.full(len(questions), -np.inf)
     for step in range(max_answer_tokens):
-        feed = [int(questions[q].passages[p][s + step]) for q, p, s in (rows[r] for r in live)]
+        if next_ambiguous_id is None:
+            feed = [int(questions[q].passages[p][s + step]) for q, p, s in (rows[r] for r in live)]
+        else:
+            feed = [
+                next_token(ids, ids[s : s + step + 1], sep_id, next_ambiguous_id)
+                for ids, s in ((questions[q].passages[p], s) for q, p, s in (rows[r] for r in live))
+            ]
         positions = (prefix_lengths[live] + step).astype(np.int32)
         log_probs, state = model.step(np.asarray(feed, np.int32), positions, state)
         log_probs = np.asarray(log_probs, np.float64)

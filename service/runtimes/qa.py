@@ -102,7 +102,9 @@ class QARuntime(BatchedRuntime):
         )
         self.window_stride = max(1, min(int(stride), self.max_passage_tokens))
         self.default_beam_size = self.spec.decoding.beam_size
-        self.default_extractive = self.spec.decoding.extractive
+        # A reader whose answer slots read the passage's next token decodes spans only.
+        self.answer_input = self.spec.decoding.answer_input
+        self.default_extractive = self.spec.decoding.extractive or self.answer_input == "next"
         # A version trained with placeholders reads each unknown word as one
         # (`models.qa.placeholders`); the others read [UNK] as before.
         self.placeholders = (
@@ -226,6 +228,8 @@ class QARuntime(BatchedRuntime):
             evidence=options.evidence,
             span_search=options.span_search,
             length_penalty=options.length_penalty,
+            answer_input=self.answer_input,
+            mask_id=self.tokenizer.mask_id,
         )
         mappings = [item.placeholders for item in items] if self.placeholders is not None else None
         rows = [item.passage_rows for item in items]

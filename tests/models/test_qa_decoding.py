@@ -20,6 +20,7 @@ from models.qa.decoding import (
     results_from_decoded,
     span_text,
 )
+from models.qa.samples import next_token
 
 PAD, UNK, CLS, SEP, MASK = 0, 1, 2, 3, 4
 V = 20
@@ -123,6 +124,7 @@ def _random_dist(prefix: list[int], answer: list[int]) -> np.ndarray:
 def _decode(model, prefixes, **options):
     options.setdefault("sep_id", SEP)
     options.setdefault("banned_ids", (PAD, CLS, MASK))
+    options.setdefault("mask_id", MASK)
     return decode_batch(model, prefixes, **options)
 
 
@@ -528,3 +530,124 @@ def test_span_search_keeps_the_first_step_rule():
         **options,
     )
     assert found.token_ids == [11, 12] and {c[2] for c in found.candidates} == {1}
+
+
+# answer_input "next": the answer slots read the passage's token after the span so far.
+STOP = 10  # the fakes' sentence end
+
+
+def _hint_reader(prefix: list[int], fed: list[int]) -> np.ndarray:
+    """A "next" reader that writes the first token after marker 7 and then whatever it is fed,
+    until it is fed the sentence end: where a value ends is read from the passage."""
+    passage = _passage_of(prefix)
+    if 7 not in passage:
+        return _peaked(SEP, 0.9)
+    if not fed:
+        return _peaked(passage[passage.index(7) + 1], 0.9)
+    return _peaked(SEP if fed[-1] in (STOP, SEP) else fed[-1], 0.9)
+
+
+def test_next_inputs_write_a_value_to_where_its_sentence_says_it_ends():
+    model = CachedFake(_hint_reader)
+    passages = [_prefix([8, 7, 9, 11, 12, 13, STOP, 14]), _prefix([8, 7, 6])]
+    (result,) = _decode(model, [passages[:1]], extractive=True, answer_input="next")
+    assert result.token_ids == [9, 11, 12, 13]
+    # to the passage's end, where it reads the passage's [SEP]
+    (last,) = _decode(model, [passages[1:]], extractive=True, answer_input="next")
+    assert last.token_ids == [6] and last.passage_index == 0
+    (again,) = _decode(
+        RecomputeStepModel(_full_from(_hint_reader)), [passages[:1]], extractive=True,
+        answer_input="next",
+    )  # fmt: skip
+    assert again.token_ids == result.token_ids and again.score == pytest.approx(result.score)
+
+
+def test_next_inputs_read_mask_where_the_answer_so_far_goes_on_differently():
+    # 9 occurs three times, followed by 5, 6 and 5: the reader wants the one followed by 6
+    passage = [8, 9, 5, 10, 9, 6, 10, 9, 5]
+    fed: list[list[int]] = []
+
+    def reader(prefix, inputs):
+        fed.append(list(inputs))
+        return _peaked([9, 6, SEP][len(inputs)], 0.9)
+
+    for model in (CachedFake(reader), RecomputeStepModel(_full_from(reader))):
+        fed.clear()
+        options = dict(extractive=True, answer_input="next")
+        (result,) = _decode(model, [[_prefix(passage)]], **options)
+        assert result.token_ids == [9, 6]
+        # after 9: [MASK] (5 or 6); after 9 6: 10, the only token that follows it
+        assert fed[-1] == [MASK, 10]
+
+
+def test_next_inputs_a_passage_without_the_answer_so_far_stops_voting():
+    # the second passage starts an answer (9) it does not hold, then is sure of [SEP]: it does
+    # not end the first passage's answer
+    def dist(prefix, fed):
+        passage = _passage_of(prefix)
+        if 7 in passage:
+            return _hint_reader(prefix, fed)
+        return _peaked(9, 0.9) if not fed else _peaked(SEP, 0.99)
+
+    options = dict(extractive=True, answer_input="next")
+    passages = [_prefix([8, 7, 9, 11, STOP]), _prefix([13, 14])]
+    (result,) = _decode(CachedFake(dist), [passages], **options)
+    assert result.token_ids == [9, 11] and result.passage_index == 0
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_next_inputs_cache_and_batching_give_the_answers_of_recomputing(beam_size):
+    rng = np.random.default_rng(2)
+    questions = [
+        [_prefix(list(rng.integers(5, 9, size=rng.integers(3, 9)))) for _ in range(n)]
+        for n in (1, 3, 2, 4)
+    ]
+    options = dict(beam_size=beam_size, extractive=True, max_answer_tokens=5, answer_input="next")
+    batched = _decode(CachedFake(_random_dist), questions, **options)
+    reference = RecomputeStepModel(_full_from(_random_dist))
+    alone = [_decode(reference, [q], **options)[0] for q in questions]
+    assert [a.candidates for a in batched] == [a.candidates for a in alone]
+    assert any(a.token_ids and len(a.token_ids) > 1 for a in batched)
+    # and not the answers of the previous-token decoder: the inputs differ
+    previous = _decode(
+        CachedFake(_random_dist), questions, **{**options, "answer_input": "previous"}
+    )
+    assert [a.candidates for a in previous] != [a.candidates for a in batched]
+
+
+def _next_span_log_prob(dist: Dist, prefix: list[int], passage: list[int], s: int, e: int) -> float:
+    """log p of span passage[s:e] and its [SEP] for a "next" reader: slot k reads what follows
+    the span's first k + 1 tokens in the passage ([MASK] where that is ambiguous)."""
+    ahead = [next_token(passage, passage[s : s + k + 1], SEP, MASK) for k in range(e - s)]
+    tokens = [*passage[s:e], SEP]
+    return float(sum(np.log(dist(prefix, ahead[:k])[t]) for k, t in enumerate(tokens)))
+
+
+def test_next_inputs_span_search_is_exact_over_every_span():
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 3):
+        passages = [list(rng.integers(5, V, size=rng.integers(3, 8))) for _ in range(n)]
+        spans = [
+            (_next_span_log_prob(_random_dist, _prefix(p), p, s, e), p[s:e])
+            for p in passages
+            for s in range(len(p))
+            for e in range(s + 1, min(len(p), s + 3) + 1)
+        ]
+        best = max(spans, key=lambda span: span[0])
+        (found,) = _decode(
+            CachedFake(_random_dist), [[_prefix(p) for p in passages]], extractive=True,
+            span_search=True, force_answer=True, span_starts=100, max_answer_tokens=3,
+            length_penalty=0.0, answer_input="next",
+        )  # fmt: skip
+        assert found.token_ids == best[1]
+        assert np.log(found.score) == pytest.approx(best[0])
+
+
+def test_next_inputs_need_extractive_decoding():
+    model = RecomputeStepModel(_full_from(_hint_reader))
+    with pytest.raises(ValueError, match="extractive"):
+        _decode(model, [[_prefix([7, 9])]], answer_input="next")
+    with pytest.raises(ValueError, match="answer_input"):
+        _decode(model, [[_prefix([7, 9])]], extractive=True, answer_input="last")
+    with pytest.raises(ValueError, match="mask_id"):
+        _decode(model, [[_prefix([7, 9])]], extractive=True, answer_input="next", mask_id=None)

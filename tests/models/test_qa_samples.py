@@ -13,6 +13,8 @@ from models.qa.samples import (
     build_sample,
     max_prefix_length,
     max_sample_length,
+    next_token,
+    next_token_inputs,
     pad_samples,
 )
 
@@ -75,3 +77,56 @@ def test_pad_samples(tokenizer: BertTokenizer) -> None:
     assert (batch["token_ids"][1, n:] == tokenizer.pad_id).all()
     assert batch["padding_mask"][1].sum() == n
     assert batch["loss_mask"][0].sum() == 3
+
+
+def test_next_inputs_read_the_passage_token_after_the_span(tokenizer: BertTokenizer) -> None:
+    previous = build_sample(tokenizer, "张伟住在北京的医生。", "住在哪里？", "北京")
+    sample = build_sample(
+        tokenizer, "张伟住在北京的医生。", "住在哪里？", "北京", answer_input="next"
+    )
+    tokens = [tokenizer.id_to_token(i) for i in sample.token_ids]
+    # slot 0 reads 京 (after 北) and predicts 京; slot 1 reads 的 (after 京) and predicts [SEP]
+    assert tokens[-3:] == ["京", "的", "[SEP]"]
+    assert sample.label_ids == previous.token_ids
+    assert sample.token_ids[:-3] == previous.token_ids[:-3]
+    assert (sample.segment_ids, sample.loss_mask) == (previous.segment_ids, previous.loss_mask)
+    # past the passage's end a slot reads the passage's [SEP]; no answer is the same sample
+    end = build_sample(tokenizer, "张伟住在北京", "住在哪里？", "北京", answer_input="next")
+    assert [tokenizer.id_to_token(i) for i in end.token_ids[-3:]] == ["京", "[SEP]", "[SEP]"]
+    none = build_sample(tokenizer, "张伟是医生。", "住在哪里？", None, answer_input="next")
+    assert none.label_ids is None and none.token_ids[-1] == tokenizer.sep_id
+    # an answer that is not a span keeps the previous-token inputs
+    assert (
+        build_sample(tokenizer, "张伟。", "哪里？", "北京", answer_input="next").label_ids is None
+    )
+    with pytest.raises(ValueError, match="answer_input"):
+        build_sample(tokenizer, "张伟。", "哪里？", "北京", answer_input="last")
+
+
+def test_next_inputs_read_mask_where_the_span_goes_on_differently() -> None:
+    passage = [1, 2, 7, 9, 1, 5, 1, 2, 6]
+    end, mask = 0, 99
+    assert next_token_inputs(passage, [7, 9], end, mask) == [9, 1]
+    # 1 goes on as 2, 5 and 2; 1 2 as 7 and 6: which one depends on the occurrence
+    assert next_token_inputs(passage, [1, 2], end, mask) == [mask, mask]
+    assert next_token_inputs(passage, [9, 1, 5], end, mask) == [1, 5, 1]
+    # past the end: the passage's [SEP]; 2 goes on as 7 and 6
+    assert next_token_inputs(passage, [2, 6], end, mask) == [mask, end]
+    assert next_token_inputs(passage, [3], end, mask) is None
+    assert next_token(np.asarray(passage), np.asarray([1, 2, 7]), end, mask) == 9
+    assert next_token(passage, [], end, mask) == mask
+
+
+def test_pad_samples_keeps_the_labels_of_next_samples(tokenizer: BertTokenizer) -> None:
+    plain = build_sample(tokenizer, "张伟住在北京。", "住在哪里？", "北京")
+    assert "label_ids" not in pad_samples([plain], tokenizer.pad_id)
+    ahead = build_sample(tokenizer, "张伟住在北京。", "住在哪里？", "北京", answer_input="next")
+    batch = pad_samples([ahead, plain], tokenizer.pad_id, pad_to=20)
+    assert batch["label_ids"].shape == (2, 20)
+    np.testing.assert_array_equal(batch["label_ids"][0, : len(ahead.token_ids)], ahead.label_ids)
+    np.testing.assert_array_equal(batch["label_ids"][1], batch["token_ids"][1])
+    assert not np.array_equal(batch["label_ids"][0], batch["token_ids"][0])
+    # a batch without any answer still has them when asked (one training signature)
+    none = build_sample(tokenizer, "张伟。", "住在哪里？", None, answer_input="next")
+    labelled = pad_samples([none], tokenizer.pad_id, with_labels=True)
+    np.testing.assert_array_equal(labelled["label_ids"], labelled["token_ids"])

@@ -163,3 +163,21 @@ def test_answer_window_loss_weighs_each_rows_first_target() -> None:
     loss = answer_window_loss(model, batch, window=3 + 1, first_token_weight=3.0)
     np.testing.assert_allclose(float(loss), total / weights, rtol=1e-4)
     assert abs(float(loss) - float(answer_window_loss(model, batch, window=4))) > 1e-4
+
+
+def test_answer_window_loss_predicts_the_labels_of_samples_that_read_other_inputs() -> None:
+    # "next" samples (`answer_input`): the answer slots read other tokens than they predict
+    model = tiny_model()
+    batch = answer_batch(seed=2)
+    labels = batch["token_ids"].copy()
+    inputs = batch["token_ids"].copy()
+    inputs[2, 15:17] = (labels[2, 15:17] + 1) % VOCAB_SIZE  # the long answer's first two slots
+    fed = {**batch, "token_ids": inputs, "label_ids": labels}
+    reference = seq2seq_loss(model({**batch, "token_ids": inputs}), labels, batch["loss_mask"])
+    np.testing.assert_allclose(answer_window_loss(model, fed, window=4), reference, rtol=1e-5)
+    # without the labels the loss predicts the inputs instead: another value
+    plain = answer_window_loss(model, {**batch, "token_ids": inputs}, window=4)
+    assert abs(float(plain) - float(reference)) > 1e-4
+    # labels equal to the inputs change nothing
+    same = answer_window_loss(model, {**batch, "label_ids": batch["token_ids"]}, window=4)
+    np.testing.assert_allclose(same, answer_window_loss(model, batch, window=4), rtol=1e-6)

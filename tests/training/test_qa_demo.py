@@ -87,6 +87,7 @@ def _answer(version: Path, questions: list[tuple[str, list[str]]]) -> list[QARes
         beam_size=manifest.decoding.beam_size,
         extractive=manifest.decoding.extractive,
         placeholders=manifest.placeholder_count,
+        answer_input=manifest.decoding.answer_input,
     )
 
 

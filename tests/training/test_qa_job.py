@@ -269,6 +269,41 @@ def test_job_with_the_input_softmax_records_it_and_every_reader_decodes_with_it(
     assert report["accuracy"] == reference["accuracy"] and report["f1"] == reference["f1"]
 
 
+@pytest.mark.slow
+def test_job_with_next_answer_inputs_records_them_and_every_reader_decodes_with_them(tmp_path):
+    """`--answer-input next`: the manifest says so (`training.qa_reexport` keeps it), and the
+    service's runtime and `qa_eval` (cached and not) feed each answer slot the passage's next
+    token; such a reader decodes spans even when a request says `extractive: false`, and a
+    run without --extractive is refused."""
+    from training.qa_reexport import reexport_qa
+
+    train, valid = _data(tmp_path)
+    with pytest.raises(ValueError, match="--extractive"):
+        train_qa(_args(tmp_path / "no", train, valid, "--answer-input", "next"))
+    path = train_qa(_args(tmp_path, train, valid, "--answer-input", "next", "--extractive"))
+    assert path is not None
+    manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["decoding"]["answer_input"] == "next"
+    again = reexport_qa(path, "again")
+    assert (
+        json.loads((again / "manifest.json").read_text("utf-8"))["decoding"] == manifest["decoding"]
+    )
+    runtime = load_in_runtime(again)
+    assert runtime.answer_input == "next"
+    passage = "张伟住在北京。李娜是医生。"
+    for beam_size in (1, 3):
+        item = runtime.prepare("张伟住在哪里？", [passage], max_answer_tokens=None,
+                               beam_size=beam_size, extractive=False)  # fmt: skip
+        assert item.options.extractive
+        result = runtime.run_batch([item])[0]
+        assert all(text in passage for text, _, _ in result.candidates)
+    report = qa_eval.main(["--model", str(path), "--data", str(valid)])
+    reference = qa_eval.main(["--model", str(path), "--data", str(valid), "--no-cache"])
+    assert report["accuracy"] == reference["accuracy"] and report["f1"] == reference["f1"]
+    spans = qa_eval.main(["--model", str(path), "--data", str(valid), "--span-search"])
+    assert spans["count"] == 6
+
+
 def _assert_same_answer(path, again, question: tuple[str, list[str]]) -> None:
     """A version and its re-export answer `question` in the service's runtime alike."""
     answers = []
