@@ -579,8 +579,13 @@ class ModelRegistry:
         if self.shutting_down:
             raise NotReady("the service is shutting down")
         name = name or default
+        # Until the first scan ends, a model not seen yet may still be found: a request sent
+        # right after start-up waits for it (503, as /readyz says), it is not told "no such model".
+        scanning = not self.started
         if name is None:
             candidates = sorted(m.name for m in self._models.values() if m.task == task)
+            if not candidates and scanning:
+                raise NotReady(f"the store is still being scanned for a {task} model (GET /readyz)")
             if not candidates:
                 raise ModelNotFound(f"the store holds no {task} model")
             if len(candidates) > 1:  # ambiguous, not missing: the caller must choose
@@ -591,6 +596,8 @@ class ModelRegistry:
                 )
             model = self._models[candidates[0]]
         else:
+            if scanning and name not in self._models:
+                raise NotReady(f"the store is still being scanned for model {name!r} (GET /readyz)")
             model = self.get(name)
             if model.task is None:  # no version's manifest read yet (incomplete, still copying)
                 raise NotReady(

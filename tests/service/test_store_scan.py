@@ -254,3 +254,27 @@ def test_a_model_with_no_version_read_yet_is_not_ready_rather_than_of_task_none(
         assert response.status_code == 503, response.text
         assert response.json()["code"] == "not_ready"
         assert "None" not in response.json()["detail"]
+
+
+def test_a_request_during_the_first_scan_is_not_ready_not_a_missing_model(store: Path) -> None:
+    # Sent right after start-up (docker compose up, then a client), before the scan reached the
+    # model: 503 "still being scanned", as /readyz says, not 404 "no such model".
+    from service.errors import ModelNotFound, NotReady
+
+    async def run() -> None:
+        reg = registry(store)
+        write_version(store, "words", 1)
+        for name in (None, "words"):
+            with pytest.raises(NotReady, match="still being scanned"):
+                reg.resolve("embedding", name)
+        await reg.start()
+        assert reg.resolve("embedding", None).name == "words"
+        assert reg.resolve("embedding", "words").name == "words"
+        # after the scan a missing model is missing
+        with pytest.raises(ModelNotFound):
+            reg.resolve("embedding", "absent")
+        with pytest.raises(ModelNotFound):
+            reg.resolve("qa", None)
+        await reg.stop()
+
+    asyncio.run(run())
