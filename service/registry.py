@@ -279,7 +279,8 @@ class StoreReads:
 
 
 class VersionRefused(ValueError):
-    """A version that reads but may not serve beside the model's loaded ones (`_other_task`)."""
+    """A version that reads but may not serve: of another task than the model's
+    (`_other_task`), or with weights that hold NaN or infinity (`_build`)."""
 
 
 # ----------------------------------------------------------------- state
@@ -926,7 +927,20 @@ class ModelRegistry:
         return None
 
     def _build(self, name: str, entry: ModelVersion) -> Runtime:
-        """Blocking: a runtime for `entry`, loaded and (if configured) warm."""
+        """Blocking: a runtime for `entry`, loaded and (if configured) warm; VersionRefused when
+        its weights hold NaN or infinity (one pass over its variables, before the load)."""
+        from models.saved_model import non_finite_variables
+
+        bad, count = non_finite_variables(entry.path)
+        if bad:
+            # Jobs never export such weights (training.common.job.check_finite); a version copied
+            # in by hand may hold them, and would answer NaN (null in JSON) to every request.
+            raise VersionRefused(
+                f"its weights hold NaN or infinity ({len(bad)} of its {count} floating-point "
+                f"variables: {', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}); every "
+                "answer would be NaN: export it again from a checkpoint before the training "
+                "diverged"
+            )
         runtime = self._factory(name, entry.version, entry.path, self.settings)
         runtime.metrics = self.metrics
         runtime.load()

@@ -320,3 +320,20 @@ def test_resume_from_another_models_checkpoint(tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and "Traceback" not in err
     assert "--resume: the checkpoint in" in err and "is not of this model" in err
+
+
+def test_the_service_finds_nan_in_any_variable_of_a_saved_model(tmp_path: Path) -> None:
+    # What the service checks before loading a version (service.registry): every floating-point
+    # variable, bfloat16 included, integers skipped.
+    import tensorflow as tf
+
+    from models.saved_model import non_finite_variables
+
+    module = tf.Module()
+    module.fine = tf.Variable([1.0, 2.0])
+    module.steps = tf.Variable([3], dtype=tf.int64)
+    module.half = tf.Variable(tf.constant([np.inf, 1.0], tf.bfloat16))
+    module.call = tf.function(lambda: module.fine[0], input_signature=[])
+    tf.saved_model.save(module, str(tmp_path / "1"))
+    assert non_finite_variables(tmp_path / "1") == (["half"], 2)
+    assert non_finite_variables(tmp_path / "no-such-version") == ([], 0)
