@@ -912,18 +912,35 @@ class ModelRegistry:
 
     @staticmethod
     def _other_task(model: ServedModel, entry: ModelVersion) -> str | None:
-        """Why `entry` may not load beside the model's loaded versions: its task is another (a
-        version copied into the wrong model's folder would take over the model's name, and its
-        callers would get 404 from their endpoint); None when it may."""
+        """Why `entry` may not load: its task is another than the model's loaded versions' or,
+        while none is loaded (at start-up), than the model's oldest version whose manifest reads
+        (a version copied into the wrong model's folder would take over the model's name, and its
+        callers would get 404 from their endpoint; a restart must not hand it the name the
+        running service refused it); None when it may."""
         task = entry.files.task if entry.files is not None else None
+        if task is None:
+            return None
         for v in model.loaded_versions():
             other = model.versions[v]
             theirs = task_and_family(other.runtime.manifest)[0] if other.runtime else None
-            if v != entry.version and task is not None and theirs is not None and task != theirs:
+            if v != entry.version and theirs is not None and task != theirs:
                 return (
                     f"its task is {task}, and the model serves {theirs} (version {v}): a model's "
                     "versions share one task; publish it under another model name"
                 )
+        if model.loaded_versions():
+            return None
+        for v in sorted(model.versions):
+            files = model.versions[v].files
+            if files is None or files.task is None:
+                continue  # not read yet, or its manifest does not read: says nothing of the model
+            if v != entry.version and files.task != task:
+                return (
+                    f"its task is {task}, and the model's oldest version ({v}) is {files.task}: a "
+                    "model's versions share one task; publish it under another model name (or "
+                    f"remove the model's {files.task} versions)"
+                )
+            break
         return None
 
     def _build(self, name: str, entry: ModelVersion) -> Runtime:

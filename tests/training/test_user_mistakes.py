@@ -208,6 +208,11 @@ def test_out_that_is_no_model_store_is_refused_before_training(tmp_path: Path, c
     corpus.write_text("\n".join(ZH), encoding="utf-8")
     line = _run(JoseJob, tmp_path, capsys, "--data", str(corpus), "--name", "flow", out=store)
     assert "holds density versions" in line and "an embedding model needs a name" in line
+    # The model's task is its oldest version's, as the service has it: an embedding version
+    # copied in by hand beside it (which the service refuses) does not make it an embedding model.
+    _version(store, "flow", "embedding", "jose", number=2)
+    line = _run(JoseJob, tmp_path, capsys, "--data", str(corpus), "--name", "flow", out=store)
+    assert "holds density versions (iresnet, version 1)" in line
 
 
 def test_pretrain_never_replaces_a_folder_it_did_not_write(tmp_path: Path, capsys) -> None:
