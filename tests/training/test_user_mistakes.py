@@ -165,6 +165,35 @@ def test_generation_lines_that_cannot_train(tmp_path: Path, lines: str, message:
     assert message in str(error.value)
 
 
+@pytest.mark.parametrize(
+    "header", ["text\tlabel", "Sentence\tSentiment", "文本\t标签", "review\tpolarity"]
+)
+def test_a_header_line_is_no_text_of_a_class(tmp_path: Path, header: str) -> None:
+    # `text<TAB>label` on the first line trained a class "label" of one text, "text", which the
+    # service then offered as a condition.
+    path = tmp_path / "train.tsv"
+    path.write_text(f"{header}\n这本书很好看。\tbooks\n酒店很干净。\thotel\n", encoding="utf-8")
+    texts = [(t.text, t.label) for t in read_conditional_texts(path)]
+    assert texts == [("这本书很好看。", "books"), ("酒店很干净。", "hotel")]
+
+
+def test_a_first_line_is_a_text_unless_it_looks_like_a_header(tmp_path: Path) -> None:
+    path = tmp_path / "train.tsv"
+    # A one-word text "text" of a class other lines have, and a first line of no column name.
+    path.write_text("text\tbooks\n酒店很干净。\thotel\n好书。\tbooks\n", encoding="utf-8")
+    assert [t.text for t in read_conditional_texts(path)] == ["text", "酒店很干净。", "好书。"]
+    path.write_text("这本书很好看。\tbooks\n酒店很干净。\thotel\n", encoding="utf-8")
+    assert len(read_conditional_texts(path)) == 2
+
+
+def test_a_header_of_swapped_columns_is_refused(tmp_path: Path, capsys) -> None:
+    # label<TAB>text: every text was read as a label of its own.
+    path = tmp_path / "train.tsv"
+    path.write_text("label\ttext\nbooks\t这本书很好看。\nhotel\t酒店很干净。\n", encoding="utf-8")
+    line = _run(GenerationJob, tmp_path, capsys, "--data", str(path), "--name", "g", *SMALL_BERT)
+    assert "train.tsv:1: a header line label<TAB>text" in line and "swap the columns" in line
+
+
 def test_generation_job_refuses_gbk_and_a_max_length_that_never_ends(
     tmp_path: Path, capsys
 ) -> None:
