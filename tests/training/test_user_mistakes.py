@@ -371,3 +371,49 @@ def test_the_service_finds_nan_in_any_variable_of_a_saved_model(tmp_path: Path) 
     tf.saved_model.save(module, str(tmp_path / "1"))
     assert non_finite_variables(tmp_path / "1") == (["half"], 2)
     assert non_finite_variables(tmp_path / "no-such-version") == ([], 0)
+
+
+# Flags that ended in a traceback (--max-answer-tokens 0 after the whole run, when the manifest
+# refused it; the others before the first step), or trained and exported as if they meant
+# something (--valid-limit -1 and --max-vocab -1 left out the last question or word,
+# --test-draws 0 made one draw and the manifest said 0, --clip-norm 0 did not clip).
+OUT_OF_RANGE_FLAGS = {
+    QAJob: ["--max-answer-tokens 0", "--max-passage-tokens 0", "--beam-size 0", "--placeholders -1",
+            "--valid-limit -1", "--window-stride -3", "--first-token-weight nan",
+            "--stop-after-steps 0"],
+    GenerationJob: ["--label-embedding-size 0", "--condition-hidden-units 0"],
+    JoseJob: ["--table-size 0", "--fold-in-steps 0", "--max-vocab -1", "--margin nan",
+              "--sample -1", "--fold-in-negative 0", "--fold-in-lr -1", "--stop-after-steps -1"],
+    DensityJob: ["--n-terms 0", "--inverse-max-iterations 0", "--clip-norm 0", "--test-draws 0",
+                 "--levels -2"],
+    PretrainJob: ["--valid-fraction 2"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("job_class", "flag"),
+    [(job, flag.split()) for job, flags in OUT_OF_RANGE_FLAGS.items() for flag in flags],
+)
+def test_numeric_flags_out_of_range_are_one_error_line(job_class, flag: list[str], capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        job_class().parse_args(["--data", "x", "--name", "n", *flag])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Traceback" not in err
+    assert f"error: argument {flag[0]}: must be" in err
+
+
+@pytest.mark.parametrize(
+    ("job_class", "flags", "message"),
+    [
+        (PretrainJob, ["--seq-length", "4"], "--seq-length must be in 8 .. --max-position"),
+        (DensityJob, ["--lipschitz-coeff", "1.5"], "--lipschitz-coeff must be in (0, 1)"),
+    ],
+)
+def test_combinations_argparse_cannot_check_are_refused_as_it_refuses(
+    job_class, flags: list[str], message: str, capsys
+) -> None:
+    # They exited with status 1 and a bare message; argparse's refusals exit 2 with "error:".
+    with pytest.raises(SystemExit) as exit_info:
+        job_class().parse_args(["--data", "x", "--name", "n", *flags])
+    assert exit_info.value.code == 2
+    assert f"error: {message}" in capsys.readouterr().err
