@@ -417,3 +417,35 @@ def test_combinations_argparse_cannot_check_are_refused_as_it_refuses(
         job_class().parse_args(["--data", "x", "--name", "n", *flags])
     assert exit_info.value.code == 2
     assert f"error: {message}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "flag",
+    [
+        # qa_eval: a traceback (range() arg 3 must not be zero); beam size 0 evaluated with 1,
+        # --limit -1 left out the last question.
+        "qa_eval --questions-per-batch 0",
+        "qa_eval --beam-size 0",
+        "qa_eval --limit -1",
+        "qa_eval --skip -2",
+        # generation_eval: tracebacks from scikit-learn (no sample) and from the sampler.
+        "generation_eval --samples-per-label 0",
+        "generation_eval --top-p 0",
+        "generation_eval --top-p 1.5",
+        "generation_eval --temperature -1",
+        "generation_eval --guidance-scale nan",
+    ],
+)
+def test_the_evaluation_tools_refuse_flags_out_of_range(flag: str, capsys) -> None:
+    from training.generation_eval import main as generation_eval
+    from training.qa_eval import main as qa_eval
+
+    tool, name, value = flag.split()
+    run, files = {
+        "qa_eval": (qa_eval, ["--model", "m/1", "--data", "d.json"]),
+        "generation_eval": (generation_eval, ["--model", "m/1", "--train", "t", "--valid", "v"]),
+    }[tool]
+    with pytest.raises(SystemExit) as exit_info:
+        run([*files, name, value])
+    assert exit_info.value.code == 2
+    assert f"error: argument {name}: must be" in capsys.readouterr().err

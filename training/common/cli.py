@@ -67,6 +67,14 @@ def non_negative_int(value: str) -> int:
     return _non_negative_int(value)
 
 
+def positive_fraction(value: str) -> float:
+    """argparse type: a number in (0, 1] (a nucleus's probability mass)."""
+    number = float(value)
+    if not 0.0 < number <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {value}")
+    return number
+
+
 def fraction(value: str) -> float:
     """argparse type: a number in [0, 1) (a share held out)."""
     return _fraction(value)
