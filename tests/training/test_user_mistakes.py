@@ -280,6 +280,23 @@ def test_demo_refuses_an_out_that_is_a_file_and_no_jobs(tmp_path: Path, capsys) 
     assert not (tmp_path / "s").exists()
 
 
+@pytest.mark.parametrize(
+    "flag", ["--jose-epochs 0", "--qa-epochs -1", "--qa-questions 0", "--density-epochs 0",
+             "--seed -1"]
+)  # fmt: skip
+def test_demo_refuses_counts_below_one_before_training(tmp_path: Path, capsys, flag: str) -> None:
+    # They were handed to the demo's jobs, whose refusal came from a process of its own once the
+    # other demos had trained (or, for demos already in the store, never).
+    from training.demo import main as demo_main
+
+    for name in ("demo-jose", "demo-cln", "demo-qa", "demo-digits"):
+        (tmp_path / "store" / name / "1").mkdir(parents=True)  # nothing to train: no CPU spent
+    with pytest.raises(SystemExit) as exit_info:
+        demo_main(["--out", str(tmp_path / "store"), *flag.split()])
+    assert exit_info.value.code == 2
+    assert f"error: argument {flag.split()[0]}: must be" in capsys.readouterr().err
+
+
 def test_qa_reexport_errors_are_one_line_and_never_write_into_another_task(
     tmp_path: Path, capsys
 ) -> None:
