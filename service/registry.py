@@ -543,8 +543,29 @@ class ModelRegistry:
             log.exception("the first store scan failed")
         finally:
             self.started = True  # /readyz then names what is missing, never "scan in progress"
+        self._check_defaults()
         if self.settings.poll_interval_s > 0:
             self._poller = asyncio.get_running_loop().create_task(self._poll(), name="store-poll")
+
+    def _check_defaults(self) -> None:
+        """One warning for each DEFAULT_<TASK>_MODEL that the first scan found no model of that
+        task for: every request of the task that names no model would get 404."""
+        for setting in type(self.settings).model_fields:
+            if not (setting.startswith("default_") and setting.endswith("_model")):
+                continue
+            name, task = getattr(self.settings, setting), setting[len("default_") : -len("_model")]
+            found = self._models.get(name) if name is not None else None
+            if name is None or (found is not None and found.task in (None, task)):
+                continue
+            what = "no model of that name" if found is None else f"it, of task {found.task}"
+            log.warning(
+                "%s=%s: the store %s holds %s; every %s request that names no model gets 404",
+                setting.upper(),
+                name,
+                self.settings.model_store,
+                what,
+                task,
+            )
 
     async def stop(self, drain_timeout_s: float = 30.0) -> None:
         self.shutting_down = True
@@ -579,6 +600,13 @@ class ModelRegistry:
         """The model a request means: named, the configured default, or the only one of its task."""
         if self.shutting_down:
             raise NotReady("the service is shutting down")
+        # A model the request does not name is the configured default's: an error about it
+        # says so, or the caller looks for a mistake in a request that names no model.
+        configured = (
+            f" (DEFAULT_{task.upper()}_MODEL={default}; the request names no model)"
+            if name is None and default is not None
+            else ""
+        )
         name = name or default
         # Until the first scan ends, a model not seen yet may still be found: a request sent
         # right after start-up waits for it (503, as /readyz says), it is not told "no such model".
@@ -599,14 +627,18 @@ class ModelRegistry:
         else:
             if scanning and name not in self._models:
                 raise NotReady(f"the store is still being scanned for model {name!r} (GET /readyz)")
-            model = self.get(name)
+            if name not in self._models:
+                raise ModelNotFound(f"no model named {name!r} in the store{configured}")
+            model = self._models[name]
             if model.task is None:  # no version's manifest read yet (incomplete, still copying)
                 raise NotReady(
                     f"model {name!r} has no loaded version yet (GET /v1/models/{name} says why)"
                 )
             if model.task != task:
                 article = "an" if (model.task or "")[:1] in ("a", "e", "i", "o", "u") else "a"
-                raise ModelNotFound(f"model {name!r} is {article} {model.task} model, not {task}")
+                raise ModelNotFound(
+                    f"model {name!r} is {article} {model.task} model, not {task}{configured}"
+                )
         if model.serving is None or model.serving.runtime is None:
             raise NotReady(f"model {model.name!r} has no loaded version yet")
         return model
