@@ -280,7 +280,11 @@ class StoreReads:
 
 class VersionRefused(ValueError):
     """A version that reads but may not serve: of another task than the model's
-    (`_other_task`), or with weights that hold NaN or infinity (`_build`)."""
+    (`_other_task`, OtherTask), or with weights that hold NaN or infinity (`_build`)."""
+
+
+class OtherTask(VersionRefused):
+    """Refused for its task: tried again once the model's other versions no longer say so."""
 
 
 # ----------------------------------------------------------------- state
@@ -295,6 +299,7 @@ class ModelVersion:
     settled: bool = False  # the latest two looks found the same files
     hangs_since: float | None = None  # a look at its folder has not returned since (monotonic)
     failed_files: Fingerprint | None = None  # its files when it last failed
+    other_task: bool = False  # it FAILED for its task (OtherTask), not for its files
     retries: int = 0  # retries since the last admin reload
     retry_at: float = 0.0  # no retry before (monotonic)
     loading_since: float = 0.0  # the current or last load began (monotonic)
@@ -825,7 +830,7 @@ class ModelRegistry:
             if model.loaded(v) is not None:
                 counted += 0 if entry.deleted else 1
                 continue
-            if not self._due(entry, eager, now):
+            if not self._due(model, entry, eager, now):
                 continue
             if await self._load(model, entry):
                 if isinstance(entry.runtime, BatchedRuntime) and model.batcher is None:
@@ -856,7 +861,7 @@ class ModelRegistry:
                 if older.version < keep[-1].version and older.runtime is None:
                     older.waiting = None
 
-    def _due(self, entry: ModelVersion, eager: bool, now: float) -> bool:
+    def _due(self, model: ServedModel, entry: ModelVersion, eager: bool, now: float) -> bool:
         """Whether to try `entry` now; if not, entry.waiting says why (None: nothing will change
         that short of its folder changing or an admin reload)."""
         entry.waiting = None
@@ -877,6 +882,8 @@ class ModelRegistry:
             if eager:  # an admin reload: another try, and a fresh retry budget
                 entry.retries = 0
                 return True
+            if entry.other_task:  # its folder is as it was; the model's other versions changed
+                return self._other_task(model, entry) is None
             if files.fingerprint == entry.failed_files:
                 return False  # unchanged since it failed: it would fail the same way
             if entry.retries >= max_retries:
@@ -907,7 +914,7 @@ class ModelRegistry:
             if entry.files.error is not None:
                 raise ValueError(entry.files.error)
             if (other := self._other_task(model, entry)) is not None:
-                raise VersionRefused(other)
+                raise OtherTask(other)
             # Building a runtime reads its manifest, loading reads the SavedModel: a store thread.
             load = _in_daemon_thread(
                 f"load:{model.name}/{entry.version}", self._build, model.name, entry
@@ -921,11 +928,13 @@ class ModelRegistry:
             else:
                 log.exception("model %s version %d failed to load", model.name, entry.version)
             entry.state, entry.error = VersionState.FAILED, f"{type(exc).__name__}: {exc}"
-            entry.failed_files = tried_files
+            entry.failed_files, entry.other_task = tried_files, isinstance(exc, OtherTask)
             entry.retry_at = (
                 time.monotonic() + self.settings.load_retry_backoff_s * 2**entry.retries
             )
-            if entry.retries >= self.settings.max_load_retries:
+            if entry.other_task:
+                entry.error += " (tried again once the model's versions of that task leave it)"
+            elif entry.retries >= self.settings.max_load_retries:
                 entry.error += (
                     f" (no retry left of MAX_LOAD_RETRIES={self.settings.max_load_retries}; "
                     "an admin reload tries again)"
@@ -952,7 +961,10 @@ class ModelRegistry:
         task = entry.files.task if entry.files is not None else None
         if task is None:
             return None
-        for v in model.loaded_versions():
+        # A loaded version whose folder left the store serves only until another loads: it
+        # speaks for the model no more than for a restart.
+        present = [v for v in model.loaded_versions() if not model.versions[v].deleted]
+        for v in present:
             other = model.versions[v]
             theirs = task_and_family(other.runtime.manifest)[0] if other.runtime else None
             if v != entry.version and theirs is not None and task != theirs:
@@ -960,11 +972,11 @@ class ModelRegistry:
                     f"its task is {task}, and the model serves {theirs} (version {v}): a model's "
                     "versions share one task; publish it under another model name"
                 )
-        if model.loaded_versions():
+        if present:
             return None
         for v in sorted(model.versions):
             files = model.versions[v].files
-            if files is None or files.task is None:
+            if model.versions[v].deleted or files is None or files.task is None:
                 continue  # not read yet, or its manifest does not read: says nothing of the model
             if v != entry.version and files.task != task:
                 return (

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -330,6 +331,34 @@ def test_at_start_up_a_version_of_another_task_than_the_oldest_is_refused(
         await reg.scan()
         assert states(reg, "words")[3][0] == "FAILED"
         assert reg.get("words").serving.version == 1  # type: ignore[union-attr]
+        await reg.stop()
+
+    asyncio.run(run())
+
+
+def test_a_version_refused_for_its_task_loads_once_the_other_tasks_versions_leave(
+    store: Path, caplog
+) -> None:
+    # Refused while the model's embedding version was in the store (the message says to remove
+    # them), it stayed FAILED once they were removed: its own folder had not changed, so it was
+    # never tried again, and an admin reload refused it again for the removed version still
+    # serving from memory; only a restart loaded it.
+    write_version(store, "words", 1)
+    v2 = write_version(store, "words", 2, task="density")
+
+    async def run() -> None:
+        reg = registry(store, any_task_factory)
+        await reg.start()
+        state, note = states(reg, "words")[2]
+        assert state == "FAILED" and note is not None and "leave it" in note
+        await reg.scan()  # nothing changed: not tried again
+        assert states(reg, "words")[2][0] == "FAILED"
+        shutil.rmtree(store / "words" / "1")
+        await reg.scan()
+        assert reg.get("words").serving.version == 2  # type: ignore[union-attr]
+        assert reg.get("words").task == "density"
+        assert list(reg.get("words").versions) == [2]
+        assert v2.is_dir()
         await reg.stop()
 
     asyncio.run(run())
