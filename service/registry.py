@@ -933,7 +933,10 @@ class ModelRegistry:
                 time.monotonic() + self.settings.load_retry_backoff_s * 2**entry.retries
             )
             if entry.other_task:
-                entry.error += " (tried again once the model's versions of that task leave it)"
+                entry.error += (
+                    " (tried again when the model's versions of the other task have left its "
+                    "folder)"
+                )
             elif entry.retries >= self.settings.max_load_retries:
                 entry.error += (
                     f" (no retry left of MAX_LOAD_RETRIES={self.settings.max_load_retries}; "

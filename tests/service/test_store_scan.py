@@ -350,7 +350,7 @@ def test_a_version_refused_for_its_task_loads_once_the_other_tasks_versions_leav
         reg = registry(store, any_task_factory)
         await reg.start()
         state, note = states(reg, "words")[2]
-        assert state == "FAILED" and note is not None and "leave it" in note
+        assert state == "FAILED" and note is not None and "other task have left its folder" in note
         await reg.scan()  # nothing changed: not tried again
         assert states(reg, "words")[2][0] == "FAILED"
         shutil.rmtree(store / "words" / "1")
