@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 
 
@@ -35,3 +36,31 @@ def load_saved_model(saved_model: str | os.PathLike[str] | Any) -> Any:
     if isinstance(saved_model, (str, os.PathLike)):
         return tf.saved_model.load(os.fspath(saved_model))
     return saved_model
+
+
+# A SavedModel variable's key in its checkpoint: <object path>/.ATTRIBUTES/VARIABLE_VALUE.
+_VARIABLE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+def non_finite_variables(saved_model: str | os.PathLike[str]) -> tuple[list[str], int]:
+    """The floating-point variables of the SavedModel folder `saved_model` that hold NaN or
+    infinity, by their object path, and how many floating-point variables it has.
+
+    One pass over the variables as the checkpoint in `variables/` stores them, one tensor at a
+    time (no graph is loaded); a SavedModel without variables has none.
+    """
+    prefix = os.path.join(os.fspath(saved_model), "variables", "variables")
+    if not os.path.isfile(prefix + ".index"):
+        return [], 0
+    reader = tf.train.load_checkpoint(prefix)
+    bad, count = [], 0
+    for key, dtype in sorted(reader.get_variable_to_dtype_map().items()):
+        if not dtype.is_floating:
+            continue
+        count += 1
+        value = reader.get_tensor(key)
+        if value.dtype.kind != "f":  # bfloat16 comes back as a numpy extension type
+            value = value.astype("float32")
+        if not np.isfinite(value).all():
+            bad.append(key.removesuffix(_VARIABLE_SUFFIX))
+    return bad, count

@@ -279,7 +279,12 @@ class StoreReads:
 
 
 class VersionRefused(ValueError):
-    """A version that reads but may not serve beside the model's loaded ones (`_other_task`)."""
+    """A version that reads but may not serve: of another task than the model's
+    (`_other_task`, OtherTask), or with weights that hold NaN or infinity (`_build`)."""
+
+
+class OtherTask(VersionRefused):
+    """Refused for its task: tried again once the model's other versions no longer say so."""
 
 
 # ----------------------------------------------------------------- state
@@ -294,6 +299,7 @@ class ModelVersion:
     settled: bool = False  # the latest two looks found the same files
     hangs_since: float | None = None  # a look at its folder has not returned since (monotonic)
     failed_files: Fingerprint | None = None  # its files when it last failed
+    other_task: bool = False  # it FAILED for its task (OtherTask), not for its files
     retries: int = 0  # retries since the last admin reload
     retry_at: float = 0.0  # no retry before (monotonic)
     loading_since: float = 0.0  # the current or last load began (monotonic)
@@ -542,8 +548,29 @@ class ModelRegistry:
             log.exception("the first store scan failed")
         finally:
             self.started = True  # /readyz then names what is missing, never "scan in progress"
+        self._check_defaults()
         if self.settings.poll_interval_s > 0:
             self._poller = asyncio.get_running_loop().create_task(self._poll(), name="store-poll")
+
+    def _check_defaults(self) -> None:
+        """One warning for each DEFAULT_<TASK>_MODEL that the first scan found no model of that
+        task for: every request of the task that names no model would get 404."""
+        for setting in type(self.settings).model_fields:
+            if not (setting.startswith("default_") and setting.endswith("_model")):
+                continue
+            name, task = getattr(self.settings, setting), setting[len("default_") : -len("_model")]
+            found = self._models.get(name) if name is not None else None
+            if name is None or (found is not None and found.task in (None, task)):
+                continue
+            what = "no model of that name" if found is None else f"it, of task {found.task}"
+            log.warning(
+                "%s=%s: the store %s holds %s; every %s request that names no model gets 404",
+                setting.upper(),
+                name,
+                self.settings.model_store,
+                what,
+                task,
+            )
 
     async def stop(self, drain_timeout_s: float = 30.0) -> None:
         self.shutting_down = True
@@ -578,6 +605,13 @@ class ModelRegistry:
         """The model a request means: named, the configured default, or the only one of its task."""
         if self.shutting_down:
             raise NotReady("the service is shutting down")
+        # A model the request does not name is the configured default's: an error about it
+        # says so, or the caller looks for a mistake in a request that names no model.
+        configured = (
+            f" (DEFAULT_{task.upper()}_MODEL={default}; the request names no model)"
+            if name is None and default is not None
+            else ""
+        )
         name = name or default
         # Until the first scan ends, a model not seen yet may still be found: a request sent
         # right after start-up waits for it (503, as /readyz says), it is not told "no such model".
@@ -598,14 +632,18 @@ class ModelRegistry:
         else:
             if scanning and name not in self._models:
                 raise NotReady(f"the store is still being scanned for model {name!r} (GET /readyz)")
-            model = self.get(name)
+            if name not in self._models:
+                raise ModelNotFound(f"no model named {name!r} in the store{configured}")
+            model = self._models[name]
             if model.task is None:  # no version's manifest read yet (incomplete, still copying)
                 raise NotReady(
                     f"model {name!r} has no loaded version yet (GET /v1/models/{name} says why)"
                 )
             if model.task != task:
                 article = "an" if (model.task or "")[:1] in ("a", "e", "i", "o", "u") else "a"
-                raise ModelNotFound(f"model {name!r} is {article} {model.task} model, not {task}")
+                raise ModelNotFound(
+                    f"model {name!r} is {article} {model.task} model, not {task}{configured}"
+                )
         if model.serving is None or model.serving.runtime is None:
             raise NotReady(f"model {model.name!r} has no loaded version yet")
         return model
@@ -792,7 +830,7 @@ class ModelRegistry:
             if model.loaded(v) is not None:
                 counted += 0 if entry.deleted else 1
                 continue
-            if not self._due(entry, eager, now):
+            if not self._due(model, entry, eager, now):
                 continue
             if await self._load(model, entry):
                 if isinstance(entry.runtime, BatchedRuntime) and model.batcher is None:
@@ -823,7 +861,7 @@ class ModelRegistry:
                 if older.version < keep[-1].version and older.runtime is None:
                     older.waiting = None
 
-    def _due(self, entry: ModelVersion, eager: bool, now: float) -> bool:
+    def _due(self, model: ServedModel, entry: ModelVersion, eager: bool, now: float) -> bool:
         """Whether to try `entry` now; if not, entry.waiting says why (None: nothing will change
         that short of its folder changing or an admin reload)."""
         entry.waiting = None
@@ -844,6 +882,8 @@ class ModelRegistry:
             if eager:  # an admin reload: another try, and a fresh retry budget
                 entry.retries = 0
                 return True
+            if entry.other_task:  # its folder is as it was; the model's other versions changed
+                return self._other_task(model, entry) is None
             if files.fingerprint == entry.failed_files:
                 return False  # unchanged since it failed: it would fail the same way
             if entry.retries >= max_retries:
@@ -874,7 +914,7 @@ class ModelRegistry:
             if entry.files.error is not None:
                 raise ValueError(entry.files.error)
             if (other := self._other_task(model, entry)) is not None:
-                raise VersionRefused(other)
+                raise OtherTask(other)
             # Building a runtime reads its manifest, loading reads the SavedModel: a store thread.
             load = _in_daemon_thread(
                 f"load:{model.name}/{entry.version}", self._build, model.name, entry
@@ -888,11 +928,16 @@ class ModelRegistry:
             else:
                 log.exception("model %s version %d failed to load", model.name, entry.version)
             entry.state, entry.error = VersionState.FAILED, f"{type(exc).__name__}: {exc}"
-            entry.failed_files = tried_files
+            entry.failed_files, entry.other_task = tried_files, isinstance(exc, OtherTask)
             entry.retry_at = (
                 time.monotonic() + self.settings.load_retry_backoff_s * 2**entry.retries
             )
-            if entry.retries >= self.settings.max_load_retries:
+            if entry.other_task:
+                entry.error += (
+                    " (tried again when the model's versions of the other task have left its "
+                    "folder)"
+                )
+            elif entry.retries >= self.settings.max_load_retries:
                 entry.error += (
                     f" (no retry left of MAX_LOAD_RETRIES={self.settings.max_load_retries}; "
                     "an admin reload tries again)"
@@ -911,22 +956,55 @@ class ModelRegistry:
 
     @staticmethod
     def _other_task(model: ServedModel, entry: ModelVersion) -> str | None:
-        """Why `entry` may not load beside the model's loaded versions: its task is another (a
-        version copied into the wrong model's folder would take over the model's name, and its
-        callers would get 404 from their endpoint); None when it may."""
+        """Why `entry` may not load: its task is another than the model's loaded versions' or,
+        while none is loaded (at start-up), than the model's oldest version whose manifest reads
+        (a version copied into the wrong model's folder would take over the model's name, and its
+        callers would get 404 from their endpoint; a restart must not hand it the name the
+        running service refused it); None when it may."""
         task = entry.files.task if entry.files is not None else None
-        for v in model.loaded_versions():
+        if task is None:
+            return None
+        # A loaded version whose folder left the store serves only until another loads: it
+        # speaks for the model no more than for a restart.
+        present = [v for v in model.loaded_versions() if not model.versions[v].deleted]
+        for v in present:
             other = model.versions[v]
             theirs = task_and_family(other.runtime.manifest)[0] if other.runtime else None
-            if v != entry.version and task is not None and theirs is not None and task != theirs:
+            if v != entry.version and theirs is not None and task != theirs:
                 return (
                     f"its task is {task}, and the model serves {theirs} (version {v}): a model's "
                     "versions share one task; publish it under another model name"
                 )
+        if present:
+            return None
+        for v in sorted(model.versions):
+            files = model.versions[v].files
+            if model.versions[v].deleted or files is None or files.task is None:
+                continue  # not read yet, or its manifest does not read: says nothing of the model
+            if v != entry.version and files.task != task:
+                return (
+                    f"its task is {task}, and the model's oldest version ({v}) is {files.task}: a "
+                    "model's versions share one task; publish it under another model name (or "
+                    f"remove the model's {files.task} versions)"
+                )
+            break
         return None
 
     def _build(self, name: str, entry: ModelVersion) -> Runtime:
-        """Blocking: a runtime for `entry`, loaded and (if configured) warm."""
+        """Blocking: a runtime for `entry`, loaded and (if configured) warm; VersionRefused when
+        its weights hold NaN or infinity (one pass over its variables, before the load)."""
+        from models.saved_model import non_finite_variables
+
+        bad, count = non_finite_variables(entry.path)
+        if bad:
+            # Jobs never export such weights (training.common.job.check_finite); a version copied
+            # in by hand may hold them, and would answer NaN (null in JSON) to every request.
+            raise VersionRefused(
+                f"its weights hold NaN or infinity ({len(bad)} of its {count} floating-point "
+                f"variables: {', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}); every "
+                "answer would be NaN: export it again from a checkpoint before the training "
+                "diverged"
+            )
         runtime = self._factory(name, entry.version, entry.path, self.settings)
         runtime.metrics = self.metrics
         runtime.load()

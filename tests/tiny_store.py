@@ -332,3 +332,22 @@ def extractive_answer(
         [result.answer] if result.answer else []
     )
     return result.answer, result.passage_index
+
+
+def poison_version(version: Path, value: float) -> None:
+    """Puts `value` (NaN, inf) into the first number of the first floating-point variable of the
+    exported `version`, as weights copied in by hand may hold (the jobs refuse to export such
+    weights, and the JoSE export zeroes a word vector that is not finite): the SavedModel loaded
+    and saved again in place, its signatures kept."""
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(version))
+    variable = next(
+        v
+        for v in tf.train.TrackableView(loaded).descendants()
+        if isinstance(v, tf.Variable) and v.dtype.is_floating
+    )
+    values = variable.numpy()
+    values.flat[0] = value
+    variable.assign(values)
+    tf.saved_model.save(loaded, str(version), signatures=dict(loaded.signatures))

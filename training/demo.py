@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from models.store import version_folders
+from training.common.cli import non_negative_int, positive_int
 
 log = logging.getLogger("training.demo")
 
@@ -269,7 +270,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Train the small demo models into a store.")
     parser.add_argument("--out", type=Path, default=Path("model_store"), help="the model store")
     parser.add_argument("--force", action="store_true", help="train even if a version exists")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument(
         "--jobs",
         type=int,
@@ -278,13 +279,13 @@ def main(argv: list[str] | None = None) -> None:
         "in this process); on 2 cores, 2 finish the whole demo sooner: the others train while "
         "the QA demo, the longest, runs (docs/benchmarks.md)",
     )
-    parser.add_argument("--jose-epochs", type=int, default=5)
-    parser.add_argument("--generation-epochs", type=int, default=4)
-    parser.add_argument("--density-epochs", type=int, default=DEMO_DENSITY_EPOCHS)
+    parser.add_argument("--jose-epochs", type=positive_int, default=5)
+    parser.add_argument("--generation-epochs", type=positive_int, default=4)
+    parser.add_argument("--density-epochs", type=positive_int, default=DEMO_DENSITY_EPOCHS)
     # Default: the QA demo's own (training.qa DEMO_EPOCHS, DEMO_TRAIN_QUESTIONS). Fewer make a
     # quick store for a smoke test (`make image-test`), not a model that answers well.
-    parser.add_argument("--qa-epochs", type=int, default=None)
-    parser.add_argument("--qa-questions", type=int, default=None)
+    parser.add_argument("--qa-epochs", type=positive_int, default=None)
+    parser.add_argument("--qa-questions", type=positive_int, default=None)
     args = parser.parse_args(argv)
     if args.out.exists() and not args.out.is_dir():
         parser.error(f"--out {args.out}: a file; --out is the model store, a folder")

@@ -64,7 +64,7 @@ from models.density.residual_block import (
 )
 from models.density.row_random import RowSharedStatelessGenerator
 from models.density.scoring import data_log_prob
-from training.common.cli import positive_float, positive_int
+from training.common.cli import non_negative_int, positive_float, positive_int
 from training.common.data import data_summary, epoch_permutation
 from training.common.distribute import local_share
 from training.common.ema import ExponentialMovingAverage
@@ -291,9 +291,9 @@ class DensityJob(Job):
             help=f"auto: exact when D <= {AUTO_EXACT_TRAIN_MAX_DIM}, else roulette",
         )
         g.add_argument(
-            "--n-terms", type=int, default=DEFAULT_SERIES_TERMS, help="terms of the series"
+            "--n-terms", type=positive_int, default=DEFAULT_SERIES_TERMS, help="terms of the series"
         )
-        g.add_argument("--n-probes", type=int, default=1, help="Hutchinson probes per row")
+        g.add_argument("--n-probes", type=positive_int, default=1, help="Hutchinson probes per row")
         g.add_argument(
             "--neumann-gradient",
             action="store_true",
@@ -302,7 +302,7 @@ class DensityJob(Job):
         )
         g.add_argument(
             "--exact-max-dim",
-            type=int,
+            type=non_negative_int,
             default=DEFAULT_EXACT_MAX_DIM,
             help="evaluate with the exact log-det up to this D, else with a long series",
         )
@@ -315,13 +315,16 @@ class DensityJob(Job):
             help=f"peak learning rate (Adam); auto: {LOW_DIM_LR} when D <= "
             f"{AUTO_EXACT_TRAIN_MAX_DIM}, else {DEFAULT_LR}",
         )
-        g.add_argument("--warmup-steps", type=int, default=DEFAULT_WARMUP_STEPS)
+        g.add_argument("--warmup-steps", type=non_negative_int, default=DEFAULT_WARMUP_STEPS)
         g.add_argument(
-            "--clip-norm", type=float, default=DEFAULT_CLIP_NORM, help="global gradient-norm clip"
+            "--clip-norm",
+            type=positive_float,
+            default=DEFAULT_CLIP_NORM,
+            help="global gradient-norm clip",
         )
         g.add_argument(
             "--stop-after-steps",
-            type=int,
+            type=positive_int,
             default=None,
             help="stop after this many steps (in total) with a checkpoint and no export",
         )
@@ -335,7 +338,7 @@ class DensityJob(Job):
         g = parser.add_argument_group("data")
         g.add_argument(
             "--levels",
-            type=int,
+            type=non_negative_int,
             default=None,
             help="values per dimension of discrete data (default: detected for integer data in "
             f"[0, {MAX_AUTO_LEVELS - 1}]; 0 treats the data as continuous)",
@@ -358,22 +361,32 @@ class DensityJob(Job):
             f"epoch, or as many epochs as make {AUTO_VALID_EVERY_STEPS} steps when epochs are "
             "shorter",
         )
-        g.add_argument("--toy-samples", type=int, default=20000, help="training draws of a toy")
+        g.add_argument(
+            "--toy-samples", type=positive_int, default=20000, help="training draws of a toy"
+        )
         g.add_argument(
             "--test-draws",
-            type=int,
+            type=positive_int,
             default=3,
             help="dequantisation draws averaged in test bits/dim",
         )
         g = parser.add_argument_group("export")
-        g.add_argument("--score-terms", type=int, default=20, help="series terms of `score`")
-        g.add_argument("--score-probes", type=int, default=4, help="probes of `score`")
-        g.add_argument("--score-seed", type=int, default=1234, help="fixed seed of its probes")
-        g.add_argument("--inverse-max-iterations", type=int, default=DEFAULT_INVERSE_MAX_ITERATIONS)
-        g.add_argument("--inverse-tolerance", type=float, default=DEFAULT_INVERSE_TOLERANCE)
+        g.add_argument(
+            "--score-terms", type=positive_int, default=20, help="series terms of `score`"
+        )
+        g.add_argument("--score-probes", type=positive_int, default=4, help="probes of `score`")
+        g.add_argument(
+            "--score-seed", type=non_negative_int, default=1234, help="fixed seed of its probes"
+        )
+        g.add_argument(
+            "--inverse-max-iterations", type=positive_int, default=DEFAULT_INVERSE_MAX_ITERATIONS
+        )
+        g.add_argument(
+            "--inverse-tolerance", type=positive_float, default=DEFAULT_INVERSE_TOLERANCE
+        )
         g.add_argument(
             "--export-power-iterations",
-            type=int,
+            type=non_negative_int,
             default=EXPORT_POWER_ITERATIONS,
             help="power iterations per layer before evaluation and export",
         )

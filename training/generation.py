@@ -45,6 +45,7 @@ from models.generation.lm import (
     small_lm_config,
 )
 from models.generation.signatures import VOCAB_ASSET_PATH
+from training.common.cli import positive_int
 from training.common.data import data_summary
 from training.common.job import Fit, Manifest, arguments_config, log
 from training.common.loop import BertJob
@@ -100,13 +101,13 @@ class GenerationJob(BertJob):
         )
         g.add_argument(
             "--label-embedding-size",
-            type=int,
+            type=positive_int,
             default=DEFAULT_LABEL_EMBEDDING_SIZE,
             help="width of the label embeddings (the condition of a labelled model)",
         )
         g.add_argument(
             "--condition-hidden-units",
-            type=int,
+            type=positive_int,
             default=None,
             help="hidden projection of the condition in every conditional LayerNorm (default none)",
         )

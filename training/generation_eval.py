@@ -38,6 +38,12 @@ from models.generation.data import (
 from models.generation.decoding import generate, label_guidance, make_rows, row_text
 from models.generation.sampling import SamplingParams
 from models.store import GenerationManifest, read_manifest
+from training.common.cli import (
+    non_negative_float,
+    non_negative_int,
+    positive_fraction,
+    positive_int,
+)
 from training.common.text import pad_width
 
 EVAL_BATCH_SIZE = 64
@@ -163,13 +169,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--model", type=Path, required=True, help="an exported version folder")
     p.add_argument("--train", type=Path, required=True, help="labelled texts for the classifier")
     p.add_argument("--valid", type=Path, required=True, help="held-out labelled texts")
-    p.add_argument("--samples-per-label", type=int, default=DEFAULT_SAMPLES_PER_LABEL)
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-k", type=int, default=0, help="0: no top-k")
-    p.add_argument("--top-p", type=float, default=1.0, help="1: no nucleus filtering")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--samples-per-label", type=positive_int, default=DEFAULT_SAMPLES_PER_LABEL)
+    p.add_argument("--temperature", type=non_negative_float, default=1.0)
+    p.add_argument("--top-k", type=non_negative_int, default=0, help="0: no top-k")
+    p.add_argument("--top-p", type=positive_fraction, default=1.0, help="1: no nucleus filtering")
+    p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument(
-        "--guidance-scale", type=float, default=0.0, help="guide away from the other labels"
+        "--guidance-scale",
+        type=non_negative_float,
+        default=0.0,
+        help="guide away from the other labels",
     )
     p.add_argument("--samples-out", type=Path, default=None, help="write the samples as JSON")
     args = p.parse_args(argv)

@@ -32,7 +32,7 @@ from models.jose.pairs import (
     pack_chunks,
 )
 from models.jose.tokenizer import Tokenizer, TokenizerKind, Vocabulary
-from training.common.cli import positive_float, positive_int
+from training.common.cli import non_negative_float, positive_float, positive_int
 from training.common.data import (
     data_summary,
     epoch_permutation,
@@ -155,10 +155,17 @@ class JoseJob(Job):
         g.add_argument("--dim", type=positive_int, default=defaults.dim)
         g.add_argument("--window", type=positive_int, default=defaults.window)
         g.add_argument("--negative", type=positive_int, default=defaults.negative)
-        g.add_argument("--margin", type=float, default=defaults.margin)
-        g.add_argument("--min-count", type=int, default=defaults.min_count)
-        g.add_argument("--max-vocab", type=int, default=None, help="keep the most frequent words")
-        g.add_argument("--sample", type=float, default=defaults.sample)
+        g.add_argument("--margin", type=non_negative_float, default=defaults.margin)
+        g.add_argument("--min-count", type=positive_int, default=defaults.min_count)
+        g.add_argument(
+            "--max-vocab", type=positive_int, default=None, help="keep the most frequent words"
+        )
+        g.add_argument(
+            "--sample",
+            type=non_negative_float,
+            default=defaults.sample,
+            help="subsampling threshold of frequent words (0: none)",
+        )
         g.add_argument("--lr", type=positive_float, default=defaults.learning_rate)
         g.add_argument("--step-rule", choices=["c_code", "paper"], default=defaults.step_rule)
         g.add_argument(
@@ -169,14 +176,14 @@ class JoseJob(Job):
         )
         g.add_argument("--chunk-pairs", type=positive_int, default=defaults.wc_chunk)
         g.add_argument("--chunk-docs", type=positive_int, default=defaults.wd_chunk)
-        g.add_argument("--table-size", type=int, default=DEFAULT_TABLE_SIZE)
+        g.add_argument("--table-size", type=positive_int, default=DEFAULT_TABLE_SIZE)
         g.add_argument("--no-jit", action="store_true", help="do not compile the step with XLA")
-        g.add_argument("--fold-in-steps", type=int, default=fold.steps)
-        g.add_argument("--fold-in-lr", type=float, default=fold.learning_rate)
-        g.add_argument("--fold-in-negative", type=int, default=fold.negative)
+        g.add_argument("--fold-in-steps", type=positive_int, default=fold.steps)
+        g.add_argument("--fold-in-lr", type=positive_float, default=fold.learning_rate)
+        g.add_argument("--fold-in-negative", type=positive_int, default=fold.negative)
         g.add_argument(
             "--stop-after-steps",
-            type=int,
+            type=positive_int,
             default=None,
             help="stop after this many steps (in total) with a checkpoint and no export",
         )

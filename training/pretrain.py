@@ -52,6 +52,7 @@ from models.qa.seq2seq import (
     SMALL_NUM_HEADS,
     SMALL_NUM_LAYERS,
 )
+from training.common.cli import fraction, positive_int
 from training.common.export import library_versions
 from training.common.job import Batch, Fit, Manifest, arguments_config, log
 from training.common.loop import BertJob
@@ -241,16 +242,16 @@ class PretrainJob(BertJob):
             help="more text files or folders (.txt one document a line, .tsv first column, "
             ".json QA passages and questions)",
         )
-        g.add_argument("--seq-length", type=int, default=DEFAULT_SEQ_LENGTH)
+        g.add_argument("--seq-length", type=positive_int, default=DEFAULT_SEQ_LENGTH)
         g.add_argument(
             "--max-position",
-            type=int,
+            type=positive_int,
             default=DEFAULT_MAX_POSITION,
             help="position table length (the longest input a fine-tuned model may read)",
         )
         g.add_argument(
             "--valid-fraction",
-            type=float,
+            type=fraction,
             default=DEFAULT_VALID_FRACTION,
             help=f"share of sequences held out for the masked accuracy (at most "
             f"{MAX_VALID_SEQUENCES})",

@@ -71,6 +71,7 @@ from models.qa.synthetic import (
     make_synthetic_examples,
     reserved_characters,
 )
+from training.common.cli import non_negative_int, positive_float, positive_int
 from training.common.data import data_summary
 from training.common.job import Fit, Manifest, arguments_config, log
 from training.common.loop import BertJob
@@ -113,13 +114,19 @@ class QAJob(BertJob):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         g = parser.add_argument_group("QA")
         g.add_argument("--valid", type=Path, default=None, help="held-out QA file for the metrics")
-        g.add_argument("--valid-limit", type=int, default=None, help="evaluate this many at most")
-        g.add_argument("--max-passage-tokens", type=int, default=DEFAULT_MAX_PASSAGE_TOKENS)
-        g.add_argument("--max-question-tokens", type=int, default=DEFAULT_MAX_QUESTION_TOKENS)
-        g.add_argument("--max-answer-tokens", type=int, default=DEFAULT_MAX_ANSWER_TOKENS)
+        g.add_argument(
+            "--valid-limit", type=positive_int, default=None, help="evaluate this many at most"
+        )
+        g.add_argument(
+            "--max-passage-tokens", type=positive_int, default=DEFAULT_MAX_PASSAGE_TOKENS
+        )
+        g.add_argument(
+            "--max-question-tokens", type=positive_int, default=DEFAULT_MAX_QUESTION_TOKENS
+        )
+        g.add_argument("--max-answer-tokens", type=positive_int, default=DEFAULT_MAX_ANSWER_TOKENS)
         g.add_argument(
             "--window-stride",
-            type=int,
+            type=positive_int,
             default=None,
             help="characters between passage windows (default: half of --max-passage-tokens)",
         )
@@ -141,7 +148,7 @@ class QAJob(BertJob):
         )
         g.add_argument(
             "--overlap-max-length",
-            type=int,
+            type=positive_int,
             default=DEFAULT_MAX_MATCH_LENGTH,
             help="--overlap-feature ngram: longer matches count as this long",
         )
@@ -156,7 +163,7 @@ class QAJob(BertJob):
         )
         g.add_argument(
             "--sentence-max-count",
-            type=int,
+            type=positive_int,
             default=DEFAULT_MAX_SENTENCE_COUNT,
             help="--sentence-feature count: larger counts count as this",
         )
@@ -171,7 +178,7 @@ class QAJob(BertJob):
         )
         g.add_argument(
             "--first-token-weight",
-            type=float,
+            type=positive_float,
             default=1.0,
             help="weight of each sample's first target token in the loss (the answer's first "
             "token or the [SEP] of no answer), against 1 for the others",
@@ -197,7 +204,7 @@ class QAJob(BertJob):
         )
         g.add_argument(
             "--placeholders",
-            type=int,
+            type=non_negative_int,
             default=0,
             metavar="K",
             help="read each distinct word the vocabulary lacks (a character, a Latin word) of a "
@@ -207,7 +214,7 @@ class QAJob(BertJob):
             "vocabulary built from the data gets the K tokens; a given one (--vocab, "
             "--init-checkpoint) must hold them. 0: unknown text is [UNK]",
         )
-        g.add_argument("--beam-size", type=int, default=1, help="beams when evaluating")
+        g.add_argument("--beam-size", type=positive_int, default=1, help="beams when evaluating")
         g.add_argument(
             "--extractive", action="store_true", help="evaluate with answers restricted to spans"
         )

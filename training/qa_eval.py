@@ -34,6 +34,7 @@ from models.qa.samples import (
 )
 from models.qa.span_search import DEFAULT_SPAN_STARTS
 from models.store import QAManifest, read_manifest
+from training.common.cli import non_negative_float, non_negative_int, positive_int
 
 # Questions decoded together in one batch of model calls (their passages x beams are the rows).
 DEFAULT_QUESTIONS_PER_BATCH = 16
@@ -105,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m training.qa_eval", description=__doc__)
     p.add_argument("--model", type=Path, required=True, help="a version folder of a qa model")
     p.add_argument("--data", type=Path, required=True, help="held-out QA file")
-    p.add_argument("--beam-size", type=int, default=None, help="default: the manifest's")
+    p.add_argument("--beam-size", type=positive_int, default=None, help="default: the manifest's")
     p.add_argument("--extractive", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument(
         "--force-answer",
@@ -114,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--window-stride",
-        type=int,
+        type=positive_int,
         default=None,
         help="characters between passage windows (default: the training run's)",
     )
@@ -126,20 +127,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--span-starts",
-        type=int,
+        type=positive_int,
         default=DEFAULT_SPAN_STARTS,
         help="with --span-search: starts read per question",
     )
     p.add_argument(
         "--length-penalty",
-        type=float,
+        type=non_negative_float,
         default=None,
         help="with --span-search: rank spans by log p / (tokens + 1) ** this (0: by log p; "
         "default 1: per token)",
     )
-    p.add_argument("--skip", type=int, default=0, help="leave out the first N questions")
-    p.add_argument("--limit", type=int, default=None, help="evaluate N questions (after --skip)")
-    p.add_argument("--questions-per-batch", type=int, default=DEFAULT_QUESTIONS_PER_BATCH)
+    p.add_argument(
+        "--skip", type=non_negative_int, default=0, help="leave out the first N questions"
+    )
+    p.add_argument(
+        "--limit", type=positive_int, default=None, help="evaluate N questions (after --skip)"
+    )
+    p.add_argument("--questions-per-batch", type=positive_int, default=DEFAULT_QUESTIONS_PER_BATCH)
     p.add_argument("--no-cache", action="store_true", help="decode with full_logits only")
     p.add_argument("--predictions", type=Path, default=None, help="write answers here (JSON)")
     return p

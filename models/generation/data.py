@@ -2,7 +2,8 @@
 
 Two formats, told apart by their first non-blank line:
 
-* `text<TAB>label` lines (the label after the last tab; bert4keras' sentiment data);
+* `text<TAB>label` lines (the label after the last tab; bert4keras' sentiment data), after an
+  optional header line (`is_header`);
 * JSON lines `{"text": ..., "vector": [floats]}` for vector-conditioned models (image or
   sentence features), every vector of the same length.
 
@@ -28,6 +29,43 @@ from models.data_errors import DataError, read_text
 _SENTENCE_END = re.compile(r"(?<=[。！？!?；;…\n])(?![”’」』）)\]])")
 
 
+# What a header line names its columns (compared in lower case): a first line such as
+# `text<TAB>label`, `sentence<TAB>sentiment` or `文本<TAB>标签` is no text of a class "label".
+TEXT_COLUMN_NAMES = frozenset(
+    ("text", "texts", "sentence", "sentences", "content", "document", "review", "comment",
+     "query", "文本", "内容", "句子", "评论")
+)  # fmt: skip
+LABEL_COLUMN_NAMES = frozenset(
+    ("label", "labels", "class", "category", "tag", "target", "topic", "sentiment", "intent",
+     "标签", "类别", "分类", "类型", "情感")
+)  # fmt: skip
+
+
+def is_header(text: str, label: str, other_labels: Iterable[str]) -> bool:
+    """Whether the first line, cut into `text` and `label` at its last tab, is a header: one of
+    its cells is a column name (TEXT_COLUMN_NAMES, LABEL_COLUMN_NAMES) and its label is on no
+    other line (a one-word text "text" of a class that other lines have is a text).
+
+    Raises:
+        DataError: the header names the columns the other way round (`label<TAB>text`): every
+            line's text would be read as its label (the caller adds the place).
+    """
+    text, label = text.strip().lower(), label.strip().lower()
+    if not text or not label:  # a header names both columns
+        return False
+    if not (text in TEXT_COLUMN_NAMES or label in LABEL_COLUMN_NAMES or text in LABEL_COLUMN_NAMES):
+        return False
+    if any(other.strip().lower() == label for other in other_labels):
+        return False
+    if text in LABEL_COLUMN_NAMES and label in TEXT_COLUMN_NAMES:
+        raise DataError(
+            "a header line label<TAB>text: the lines are text<TAB>label (the label after the last "
+            "tab), and every text would be read as a label; swap the columns (e.g. awk -F'\\t' "
+            "-v OFS='\\t' '{print $2, $1}')"
+        )
+    return text in TEXT_COLUMN_NAMES or label in LABEL_COLUMN_NAMES
+
+
 @dataclass(frozen=True)
 class ConditionalText:
     """One training text and its condition: a label name or a vector."""
@@ -38,7 +76,8 @@ class ConditionalText:
 
 
 def read_conditional_texts(path: str | os.PathLike[str]) -> list[ConditionalText]:
-    """Reads `text<TAB>label` lines or JSON lines with `text` and `vector` (see the module).
+    """Reads `text<TAB>label` lines or JSON lines with `text` and `vector` (see the module). A
+    first line of `text<TAB>label` that is a header (`is_header`) is skipped.
 
     Raises:
         DataError: naming the line, for a line of neither form, a line without text, a vector
@@ -48,9 +87,18 @@ def read_conditional_texts(path: str | os.PathLike[str]) -> list[ConditionalText
     lines = read_text(path).splitlines()
     first = next((line for line in lines if line.strip()), "")
     as_json = first.lstrip().startswith("{")
+    header = None  # the index of a header line
+    if not as_json and "\t" in first:
+        at = lines.index(first)
+        text, _, label = first.rpartition("\t")
+        others = (line.rpartition("\t")[2] for line in lines[at + 1 :] if line.strip())
+        try:
+            header = at if is_header(text, label, others) else None
+        except DataError as error:
+            raise DataError(f"{path}:{at + 1}: {error}") from None
     texts: list[ConditionalText] = []
     for number, line in enumerate(lines, 1):
-        if not line.strip():
+        if not line.strip() or number - 1 == header:
             continue
         where = f"{path}:{number}"
         if as_json:

@@ -31,7 +31,7 @@ class EmbeddingRequest(BaseModel):
         | Annotated[list[Text], Field(min_length=1, max_length=HARD_MAX_INPUTS, fail_fast=True)]
     ) = Field(
         description="A text or a list of texts. At most MAX_INPUTS texts of MAX_TEXT_CHARS "
-        "characters each (413 past them)."
+        "characters each (413 past them); a text that is empty or only whitespace is 422."
     )
     normalize: StrictBool = Field(True, description="Scale each vector to unit length.")
     method: Literal["fold_in", "average", "mean"] | None = Field(
@@ -80,6 +80,21 @@ class EmbeddingRequest(BaseModel):
                 "token ids are not taken: send text (a string or a list of strings); the model "
                 "splits it with its own tokenizer, whose ids are not OpenAI's"
             )
+        return value
+
+    @field_validator("input")
+    @classmethod
+    def _no_blank_text(cls, value: str | list[str]) -> str | list[str]:
+        # "" was embedded as a vector of zeros (JoSE) or as [CLS] [SEP] alone (BERT) with 200:
+        # an answer for no text at all. OpenAI's API and text-embeddings-inference refuse it.
+        texts = [value] if isinstance(value, str) else value
+        for i, text in enumerate(texts):
+            if not text or text.isspace():
+                which = "the text" if isinstance(value, str) else f"text {i}"
+                raise ValueError(
+                    f"{which} is {'only whitespace' if text else 'empty'}: there is nothing to "
+                    "embed; leave it out of the request"
+                )
         return value
 
     @field_validator("truncation_direction", mode="before")

@@ -247,5 +247,8 @@ def test_http_embeddings_of_exported_minilm_match_the_reference(tmp_path: Path) 
 
         r = post("/v1/embeddings", json={"input": "hello", "method": "fold_in"})
         assert r.status_code == 400 and r.json()["code"] == "bad_input"
+        # No text: refused, not embedded as [CLS] [SEP] alone.
+        r = post("/v1/embeddings", json={"input": ["hello", " "]})
+        assert r.status_code == 422 and "text 1 is only whitespace" in r.text
         r = post("/v1/embeddings", json={"input": ["hello", "word " * 40]})
         assert r.status_code == 413 and r.json()["code"] == "payload_too_large"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import gc
 import json
+import logging
 import re
 import sys
 import time
@@ -648,3 +649,28 @@ def test_metrics_count_requests_refused_before_the_router_under_their_route(
     assert [line for line in counted if 'route="unmatched"' in line] == [
         'kexue_requests_total{model="",route="unmatched",status="404"} 1.0'  # the unknown path
     ]
+
+
+def test_a_default_model_that_is_not_there_is_named_in_the_404_and_the_log(
+    store: Path, make_client: Callable[..., TestClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    # DEFAULT_EMBEDDING_MODEL with a typo, or naming a model of another task: every request that
+    # named no model got "no model named 'wrods' in the store", about a name it never sent.
+    write_version(store, "words", 1)
+    with caplog.at_level(logging.WARNING, logger="service.registry"):
+        client = make_client(default_embedding_model="wrods", default_density_model="words")
+    r = client.post("/v1/embeddings", json={"input": "a"})
+    assert r.status_code == 404 and r.json()["code"] == "model_not_found"
+    assert (
+        "no model named 'wrods' in the store (DEFAULT_EMBEDDING_MODEL=wrods; the request "
+        "names no model)" in r.json()["detail"]
+    )
+    r = client.post("/v1/density/score", json={"inputs": [[0.0]]})
+    assert r.status_code == 404
+    assert "'words' is an embedding model, not density (DEFAULT_DENSITY_MODEL=words" in r.text
+    # A request that names a model is answered as before.
+    assert client.post("/v1/embeddings", json={"input": "a", "model": "words"}).status_code == 200
+    assert "DEFAULT_EMBEDDING_MODEL=wrods: the store" in caplog.text
+    assert "holds no model of that name; every embedding request" in caplog.text
+    assert "DEFAULT_DENSITY_MODEL=words: the store" in caplog.text
+    assert "holds it, of task embedding; every density request" in caplog.text

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -10,10 +12,12 @@ import pytest
 
 from models.jose.reader import load_word_vectors
 from models.store import MANIFEST_FILENAME, read_manifest
-from service.errors import PayloadTooLarge
+from service.errors import NotReady, PayloadTooLarge
+from service.metrics import Metrics
+from service.registry import ModelRegistry
 from service.runtimes.jose import JoseEmbeddingRuntime
 from service.settings import Settings
-from tests.tiny_store import export_tiny_jose
+from tests.tiny_store import export_tiny_jose, poison_version
 
 # Both splittings' words: what a store of old and new versions holds between them.
 WORDS = ["program,", "permitted.", "program", "permitted", ",", ".", "the"]
@@ -91,3 +95,39 @@ def test_a_truncated_text_embeds_as_the_text_cut_by_hand(store: Path) -> None:
         cut = counted.prepare(" ".join(words), method, "right")
         by_hand = counted.prepare(" ".join(words[:8]), method)
         np.testing.assert_allclose(*counted.run_batch([cut, by_hand]), atol=1e-6)
+
+
+@pytest.mark.parametrize("poison", [float("nan"), float("inf")])
+def test_a_version_whose_weights_hold_nan_is_refused_at_load(
+    tmp_path: Path, poison: float, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A version with NaN weights, copied into the store by hand (the jobs refuse to export one),
+    # loaded and served: every vector came back as nulls.
+    store = tmp_path / "store"
+    export_tiny_jose(store, "words", COUNTED, BASIC)
+    poison_version(export_tiny_jose(store, "words", COUNTED, BASIC), poison)
+    poison_version(export_tiny_jose(store, "only", COUNTED, BASIC), poison)
+    settings = Settings(model_store=store, poll_interval_s=0, length_buckets="4", warmup=False)
+
+    async def run() -> None:
+        reg = ModelRegistry(settings, Metrics())
+        with caplog.at_level(logging.ERROR, logger="service.registry"):
+            await reg.start()
+        words = reg.get("words")
+        assert words.serving is not None and words.serving.version == 1  # the good one serves on
+        versions = {v.version: v for v in words.status().versions}
+        assert versions[2].state.value == "FAILED"
+        assert (
+            "its weights hold NaN or infinity (1 of its 1 floating-point variables: "
+            "word_vectors)" in (versions[2].error or "")
+        )
+        # A model with no other version: not served, 503 not_ready, the reason in /readyz.
+        with pytest.raises(NotReady):
+            reg.resolve("embedding", "only")
+        (why,) = [u.reason for u in reg.unavailable() if u.model == "only"]
+        assert "NaN or infinity" in why
+        assert "Traceback" not in caplog.text
+        assert caplog.text.count("not loaded: its weights hold NaN or infinity") == 2
+        await reg.stop()
+
+    asyncio.run(run())

@@ -153,3 +153,27 @@ def test_token_ids_as_input_are_refused_saying_so(client: TestClient, ids: list[
     # Texts, and lists mixing texts and numbers, are read as before.
     assert client.post("/v1/embeddings", json={"input": ["a", "b"]}).status_code == 200
     assert "token ids" not in client.post("/v1/embeddings", json={"input": ["a", 1]}).text
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"input": ""}, "the text is empty"),
+        ({"input": " \t\n\u3000"}, "the text is only whitespace"),
+        ({"input": ["a", ""]}, "text 1 is empty"),
+        ({"input": ["a", "b", "  "]}, "text 2 is only whitespace"),
+    ],
+)
+def test_an_empty_or_blank_text_is_422_not_a_zero_vector(
+    client: TestClient, body: dict[str, Any], message: str
+) -> None:
+    # "" was answered 200 with a vector of zeros (JoSE) or of [CLS] [SEP] alone (BERT); OpenAI's
+    # API and text-embeddings-inference refuse an empty input.
+    response = client.post("/v1/embeddings", json=body)
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert (error["code"], error["param"]) == ("validation_error", "input")
+    assert message in error["message"] and "nothing to embed" in error["message"]
+    assert len(response.json()["detail"]) == 1
+    # A text with a word in it is embedded as before, however much whitespace is around it.
+    assert client.post("/v1/embeddings", json={"input": "  a  "}).status_code == 200

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -268,13 +269,96 @@ def test_a_request_during_the_first_scan_is_not_ready_not_a_missing_model(store:
             with pytest.raises(NotReady, match="still being scanned"):
                 reg.resolve("embedding", name)
         await reg.start()
-        assert reg.resolve("embedding", None).name == "words"
+        assert reg.resolve("embedding", "words").runtime.version == 1  # type: ignore[union-attr]
         assert reg.resolve("embedding", "words").name == "words"
         # after the scan a missing model is missing
         with pytest.raises(ModelNotFound):
             reg.resolve("embedding", "absent")
         with pytest.raises(ModelNotFound):
             reg.resolve("qa", None)
+        await reg.stop()
+
+    asyncio.run(run())
+
+
+class FakeDensityRuntime(Runtime):
+    """A density version that loads: what a version of another task is to the fake family."""
+
+    task, family = "density", "fake"
+
+    def load(self) -> None:
+        pass
+
+    def warmup(self) -> None:
+        pass
+
+
+def any_task_factory(name: str, version: int, path: Path, settings: Settings) -> Runtime:
+    if json.loads((path / "manifest.json").read_text())["task"] == "density":
+        return FakeDensityRuntime(name, version, path, settings)
+    return fake_factory(name, version, path, settings)
+
+
+def test_at_start_up_a_version_of_another_task_than_the_oldest_is_refused(
+    store: Path, caplog
+) -> None:
+    # A density version copied by hand into an embedding model's folder was refused by a running
+    # service, but after a restart it loaded first (the newest) and took the model's name:
+    # /v1/embeddings answered 404 "the store holds no embedding model".
+    write_version(store, "words", 1)
+    write_version(store, "words", 2, task="density")
+    write_version(store, "other", 1)
+    write_version(store, "other", 2)
+
+    async def run() -> None:
+        reg = registry(store, any_task_factory)
+        with caplog.at_level(logging.ERROR, logger="service.registry"):
+            await reg.start()
+        assert reg.get("words").serving.version == 1  # type: ignore[union-attr]
+        assert reg.get("words").task == "embedding"
+        assert reg.resolve("embedding", "words").runtime.version == 1  # type: ignore[union-attr]
+        state, note = states(reg, "words")[2]
+        assert state == "FAILED" and note is not None
+        assert "its task is density, and the model's oldest version (1) is embedding" in note
+        assert "another model name" in note
+        assert "Traceback" not in caplog.text
+        assert caplog.text.count("model words version 2 not loaded") == 1
+        # Versions of one task load as before, the newest serving.
+        assert reg.get("other").serving.version == 2  # type: ignore[union-attr]
+        # A running scan says the same of it, and of a third version of either task.
+        write_version(store, "words", 3, task="density")
+        await reg.scan()
+        await reg.scan()
+        assert states(reg, "words")[3][0] == "FAILED"
+        assert reg.get("words").serving.version == 1  # type: ignore[union-attr]
+        await reg.stop()
+
+    asyncio.run(run())
+
+
+def test_a_version_refused_for_its_task_loads_once_the_other_tasks_versions_leave(
+    store: Path, caplog
+) -> None:
+    # Refused while the model's embedding version was in the store (the message says to remove
+    # them), it stayed FAILED once they were removed: its own folder had not changed, so it was
+    # never tried again, and an admin reload refused it again for the removed version still
+    # serving from memory; only a restart loaded it.
+    write_version(store, "words", 1)
+    v2 = write_version(store, "words", 2, task="density")
+
+    async def run() -> None:
+        reg = registry(store, any_task_factory)
+        await reg.start()
+        state, note = states(reg, "words")[2]
+        assert state == "FAILED" and note is not None and "other task have left its folder" in note
+        await reg.scan()  # nothing changed: not tried again
+        assert states(reg, "words")[2][0] == "FAILED"
+        shutil.rmtree(store / "words" / "1")
+        await reg.scan()
+        assert reg.get("words").serving.version == 2  # type: ignore[union-attr]
+        assert reg.get("words").task == "density"
+        assert list(reg.get("words").versions) == [2]
+        assert v2.is_dir()
         await reg.stop()
 
     asyncio.run(run())

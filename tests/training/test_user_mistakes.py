@@ -165,6 +165,35 @@ def test_generation_lines_that_cannot_train(tmp_path: Path, lines: str, message:
     assert message in str(error.value)
 
 
+@pytest.mark.parametrize(
+    "header", ["text\tlabel", "Sentence\tSentiment", "文本\t标签", "review\tpolarity"]
+)
+def test_a_header_line_is_no_text_of_a_class(tmp_path: Path, header: str) -> None:
+    # `text<TAB>label` on the first line trained a class "label" of one text, "text", which the
+    # service then offered as a condition.
+    path = tmp_path / "train.tsv"
+    path.write_text(f"{header}\n这本书很好看。\tbooks\n酒店很干净。\thotel\n", encoding="utf-8")
+    texts = [(t.text, t.label) for t in read_conditional_texts(path)]
+    assert texts == [("这本书很好看。", "books"), ("酒店很干净。", "hotel")]
+
+
+def test_a_first_line_is_a_text_unless_it_looks_like_a_header(tmp_path: Path) -> None:
+    path = tmp_path / "train.tsv"
+    # A one-word text "text" of a class other lines have, and a first line of no column name.
+    path.write_text("text\tbooks\n酒店很干净。\thotel\n好书。\tbooks\n", encoding="utf-8")
+    assert [t.text for t in read_conditional_texts(path)] == ["text", "酒店很干净。", "好书。"]
+    path.write_text("这本书很好看。\tbooks\n酒店很干净。\thotel\n", encoding="utf-8")
+    assert len(read_conditional_texts(path)) == 2
+
+
+def test_a_header_of_swapped_columns_is_refused(tmp_path: Path, capsys) -> None:
+    # label<TAB>text: every text was read as a label of its own.
+    path = tmp_path / "train.tsv"
+    path.write_text("label\ttext\nbooks\t这本书很好看。\nhotel\t酒店很干净。\n", encoding="utf-8")
+    line = _run(GenerationJob, tmp_path, capsys, "--data", str(path), "--name", "g", *SMALL_BERT)
+    assert "train.tsv:1: a header line label<TAB>text" in line and "swap the columns" in line
+
+
 def test_generation_job_refuses_gbk_and_a_max_length_that_never_ends(
     tmp_path: Path, capsys
 ) -> None:
@@ -208,6 +237,11 @@ def test_out_that_is_no_model_store_is_refused_before_training(tmp_path: Path, c
     corpus.write_text("\n".join(ZH), encoding="utf-8")
     line = _run(JoseJob, tmp_path, capsys, "--data", str(corpus), "--name", "flow", out=store)
     assert "holds density versions" in line and "an embedding model needs a name" in line
+    # The model's task is its oldest version's, as the service has it: an embedding version
+    # copied in by hand beside it (which the service refuses) does not make it an embedding model.
+    _version(store, "flow", "embedding", "jose", number=2)
+    line = _run(JoseJob, tmp_path, capsys, "--data", str(corpus), "--name", "flow", out=store)
+    assert "holds density versions (iresnet, version 1)" in line
 
 
 def test_pretrain_never_replaces_a_folder_it_did_not_write(tmp_path: Path, capsys) -> None:
@@ -244,6 +278,23 @@ def test_demo_refuses_an_out_that_is_a_file_and_no_jobs(tmp_path: Path, capsys) 
     err = capsys.readouterr().err
     assert "a file; --out is the model store" in err and "--jobs must be at least 1" in err
     assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize(
+    "flag", ["--jose-epochs 0", "--qa-epochs -1", "--qa-questions 0", "--density-epochs 0",
+             "--seed -1"]
+)  # fmt: skip
+def test_demo_refuses_counts_below_one_before_training(tmp_path: Path, capsys, flag: str) -> None:
+    # They were handed to the demo's jobs, whose refusal came from a process of its own once the
+    # other demos had trained (or, for demos already in the store, never).
+    from training.demo import main as demo_main
+
+    for name in ("demo-jose", "demo-cln", "demo-qa", "demo-digits"):
+        (tmp_path / "store" / name / "1").mkdir(parents=True)  # nothing to train: no CPU spent
+    with pytest.raises(SystemExit) as exit_info:
+        demo_main(["--out", str(tmp_path / "store"), *flag.split()])
+    assert exit_info.value.code == 2
+    assert f"error: argument {flag.split()[0]}: must be" in capsys.readouterr().err
 
 
 def test_qa_reexport_errors_are_one_line_and_never_write_into_another_task(
@@ -320,3 +371,98 @@ def test_resume_from_another_models_checkpoint(tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and "Traceback" not in err
     assert "--resume: the checkpoint in" in err and "is not of this model" in err
+
+
+def test_the_service_finds_nan_in_any_variable_of_a_saved_model(tmp_path: Path) -> None:
+    # What the service checks before loading a version (service.registry): every floating-point
+    # variable, bfloat16 included, integers skipped.
+    import tensorflow as tf
+
+    from models.saved_model import non_finite_variables
+
+    module = tf.Module()
+    module.fine = tf.Variable([1.0, 2.0])
+    module.steps = tf.Variable([3], dtype=tf.int64)
+    module.half = tf.Variable(tf.constant([np.inf, 1.0], tf.bfloat16))
+    module.call = tf.function(lambda: module.fine[0], input_signature=[])
+    tf.saved_model.save(module, str(tmp_path / "1"))
+    assert non_finite_variables(tmp_path / "1") == (["half"], 2)
+    assert non_finite_variables(tmp_path / "no-such-version") == ([], 0)
+
+
+# Flags that ended in a traceback (--max-answer-tokens 0 after the whole run, when the manifest
+# refused it; the others before the first step), or trained and exported as if they meant
+# something (--valid-limit -1 and --max-vocab -1 left out the last question or word,
+# --test-draws 0 made one draw and the manifest said 0, --clip-norm 0 did not clip).
+OUT_OF_RANGE_FLAGS = {
+    QAJob: ["--max-answer-tokens 0", "--max-passage-tokens 0", "--beam-size 0", "--placeholders -1",
+            "--valid-limit -1", "--window-stride -3", "--first-token-weight nan",
+            "--stop-after-steps 0"],
+    GenerationJob: ["--label-embedding-size 0", "--condition-hidden-units 0"],
+    JoseJob: ["--table-size 0", "--fold-in-steps 0", "--max-vocab -1", "--margin nan",
+              "--sample -1", "--fold-in-negative 0", "--fold-in-lr -1", "--stop-after-steps -1"],
+    DensityJob: ["--n-terms 0", "--inverse-max-iterations 0", "--clip-norm 0", "--test-draws 0",
+                 "--levels -2"],
+    PretrainJob: ["--valid-fraction 2"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("job_class", "flag"),
+    [(job, flag.split()) for job, flags in OUT_OF_RANGE_FLAGS.items() for flag in flags],
+)
+def test_numeric_flags_out_of_range_are_one_error_line(job_class, flag: list[str], capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        job_class().parse_args(["--data", "x", "--name", "n", *flag])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Traceback" not in err
+    assert f"error: argument {flag[0]}: must be" in err
+
+
+@pytest.mark.parametrize(
+    ("job_class", "flags", "message"),
+    [
+        (PretrainJob, ["--seq-length", "4"], "--seq-length must be in 8 .. --max-position"),
+        (DensityJob, ["--lipschitz-coeff", "1.5"], "--lipschitz-coeff must be in (0, 1)"),
+    ],
+)
+def test_combinations_argparse_cannot_check_are_refused_as_it_refuses(
+    job_class, flags: list[str], message: str, capsys
+) -> None:
+    # They exited with status 1 and a bare message; argparse's refusals exit 2 with "error:".
+    with pytest.raises(SystemExit) as exit_info:
+        job_class().parse_args(["--data", "x", "--name", "n", *flags])
+    assert exit_info.value.code == 2
+    assert f"error: {message}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "flag",
+    [
+        # qa_eval: a traceback (range() arg 3 must not be zero); beam size 0 evaluated with 1,
+        # --limit -1 left out the last question.
+        "qa_eval --questions-per-batch 0",
+        "qa_eval --beam-size 0",
+        "qa_eval --limit -1",
+        "qa_eval --skip -2",
+        # generation_eval: tracebacks from scikit-learn (no sample) and from the sampler.
+        "generation_eval --samples-per-label 0",
+        "generation_eval --top-p 0",
+        "generation_eval --top-p 1.5",
+        "generation_eval --temperature -1",
+        "generation_eval --guidance-scale nan",
+    ],
+)
+def test_the_evaluation_tools_refuse_flags_out_of_range(flag: str, capsys) -> None:
+    from training.generation_eval import main as generation_eval
+    from training.qa_eval import main as qa_eval
+
+    tool, name, value = flag.split()
+    run, files = {
+        "qa_eval": (qa_eval, ["--model", "m/1", "--data", "d.json"]),
+        "generation_eval": (generation_eval, ["--model", "m/1", "--train", "t", "--valid", "v"]),
+    }[tool]
+    with pytest.raises(SystemExit) as exit_info:
+        run([*files, name, value])
+    assert exit_info.value.code == 2
+    assert f"error: argument {name}: must be" in capsys.readouterr().err

@@ -54,6 +54,32 @@ def positive_float(value: str) -> float:
     return number
 
 
+def non_negative_float(value: str) -> float:
+    """argparse type: a finite number >= 0 (a margin, a subsampling threshold: 0 turns it off)."""
+    number = float(value)
+    if not (math.isfinite(number) and number >= 0):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {value}")
+    return number
+
+
+def non_negative_int(value: str) -> int:
+    """argparse type: an integer >= 0."""
+    return _non_negative_int(value)
+
+
+def positive_fraction(value: str) -> float:
+    """argparse type: a number in (0, 1] (a nucleus's probability mass)."""
+    number = float(value)
+    if not 0.0 < number <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {value}")
+    return number
+
+
+def fraction(value: str) -> float:
+    """argparse type: a number in [0, 1) (a share held out)."""
+    return _fraction(value)
+
+
 def _fraction(value: str) -> float:
     number = float(value)
     if not 0.0 <= number < 1.0:
@@ -223,7 +249,7 @@ def add_bert_model_args(
     )
     group.add_argument(
         "--stop-after-steps",
-        type=int,
+        type=_positive_int,
         default=None,
         help="stop after this many steps (in total) with a checkpoint and no export",
     )

@@ -76,7 +76,9 @@ def check_store(store: str | os.PathLike[str], name: str, task: str) -> None:
     `name` can be added to: a file; a model's folder or a version folder (a user who gives
     `model_store/my-flow` meant the store, and the version would land where the service skips it,
     or inside a served version); a model `name` whose versions are of another task (the new
-    version would replace a model its callers reach by another endpoint).
+    version would replace a model its callers reach by another endpoint). The model's task is its
+    oldest version's that reads, as the service has it at start-up (service.registry): a version
+    of another task copied in by hand beside it is refused there, and does not change it here.
 
     Raises:
         DataError: saying which, and what to give instead.
@@ -99,7 +101,7 @@ def check_store(store: str | os.PathLike[str], name: str, task: str) -> None:
             )
     model_dir = store / validate_model_name(name)
     versions = version_folders(model_dir)[0] if model_dir.is_dir() else {}
-    for number in sorted(versions, reverse=True):
+    for number in sorted(versions):
         try:  # only its task: a manifest of an older release may miss today's keys
             theirs = json.loads((versions[number] / MANIFEST_FILENAME).read_text("utf-8"))
             their_task, their_family = str(theirs["task"]), str(theirs.get("family"))

@@ -161,8 +161,14 @@ class Job(ABC):
         return parser
 
     def parse_args(self, argv: Sequence[str] | None = None) -> argparse.Namespace:
-        args = self.build_parser().parse_args(argv)
-        self.check_arguments(args)
+        parser = self.build_parser()
+        args = parser.parse_args(argv)
+        try:
+            self.check_arguments(args)
+        except SystemExit as refused:  # a message: argparse's error line and status 2, as the
+            if isinstance(refused.code, str):  # options argparse refuses by itself
+                parser.error(refused.code)
+            raise
         return args
 
     # The family's parts.
