@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
+from collections.abc import Sequence
 from socket import socket
 from types import FrameType
 from typing import Any
@@ -98,7 +100,42 @@ def server_config(app: FastAPI, settings: Settings, **overrides: Any) -> uvicorn
     return uvicorn.Config(app, **options)
 
 
-def main() -> None:
+def refuse_arguments(argv: Sequence[str]) -> None:
+    """`python -m service` takes no arguments: every knob is a setting of the environment (or
+    `.env`). `--help` says so (status 0); any other argument is one error line naming the setting
+    it looks like (`--port 9000`: PORT=9000), status 2. They were ignored: `--port 9000` served
+    on 8000, `--root-path /kexue` served without the prefix."""
+    if not argv:
+        return
+    usage = (
+        "usage: [SETTING=value ...] python -m service\n"
+        "Serves the model store on HOST:PORT; every setting comes from the environment or a .env "
+        "file (README.md, Settings; .env.example lists them)."
+    )
+    if list(argv) in (["-h"], ["--help"]):
+        sys.stdout.write(usage + "\n")
+        raise SystemExit(0)
+    first = argv[0]
+    name, _, value = first.lstrip("-").partition("=")
+    key = name.replace("-", "_").upper()
+    if first.startswith("-") and key in {field.upper() for field in Settings.model_fields}:
+        value = value or (argv[1] if len(argv) > 1 else "...")
+        hint = f": set {key} in the environment instead ({key}={value} python -m service)"
+    elif key == "ROOT_PATH":
+        hint = (
+            ": to serve under a path prefix, run uvicorn --factory service.app:create_app "
+            "--root-path ... (docs/usage.md)"
+        )
+    else:
+        hint = ""
+    sys.stderr.write(
+        f"{usage}\npython -m service: error: it takes no arguments, not {first!r}{hint}\n"
+    )
+    raise SystemExit(2)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    refuse_arguments(sys.argv[1:] if argv is None else argv)
     settings = get_settings()
     app = create_app(settings)
     server = DrainingServer(server_config(app, settings), app.state.registry, settings.drain_s)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StrictBool, StrictInt, StringConstraints, field_validator
@@ -15,6 +16,15 @@ from service.schemas.common import (
 )
 
 Text = Annotated[str, StringConstraints(max_length=HARD_MAX_TEXT_CHARS)]
+
+
+# Unicode categories of the characters no model reads: control (NUL, U+0001 ...) and format
+# characters (U+200B zero-width space, U+FEFF byte order mark, U+200D ...), which BERT drops.
+INVISIBLE = frozenset({"Cc", "Cf"})
+
+
+def _code(char: str) -> str:
+    return f"U+{ord(char):04X}"
 
 
 def _is_int(value: object) -> bool:
@@ -87,13 +97,22 @@ class EmbeddingRequest(BaseModel):
     def _no_blank_text(cls, value: str | list[str]) -> str | list[str]:
         # "" was embedded as a vector of zeros (JoSE) or as [CLS] [SEP] alone (BERT) with 200:
         # an answer for no text at all. OpenAI's API and text-embeddings-inference refuse it.
+        # So was a text of invisible characters only (a BOM, U+200B, NUL): BERT's tokenizer drops
+        # format and control characters, and JoSE knows no word of them.
         texts = [value] if isinstance(value, str) else value
         for i, text in enumerate(texts):
-            if not text or text.isspace():
+            if not text or all(c.isspace() or unicodedata.category(c) in INVISIBLE for c in text):
                 which = "the text" if isinstance(value, str) else f"text {i}"
+                what = (
+                    "is empty"
+                    if not text
+                    else "is only whitespace"
+                    if text.isspace()
+                    else "holds only invisible characters (whitespace, format or control "
+                    f"characters such as {', '.join(sorted({_code(c) for c in text})[:4])})"
+                )
                 raise ValueError(
-                    f"{which} is {'only whitespace' if text else 'empty'}: there is nothing to "
-                    "embed; leave it out of the request"
+                    f"{which} {what}: there is nothing to embed; leave it out of the request"
                 )
         return value
 

@@ -94,3 +94,26 @@ def test_special_tokens_typed_in_text_are_text(folder: Path) -> None:
     assert tok.tokenize("我[SEP]爱") == ["我", "[UNK]", "[UNK]", "[UNK]", "爱"]  # "[", "sep", "]"
     ids, _ = tok.encode_pair("我[SEP]", "爱")
     assert ids.count(tok.sep_id) == 2 and ids[0] == tok.cls_id
+
+
+def test_offsets_keep_the_combining_marks_the_normaliser_strips(folder: Path) -> None:
+    """A word written with a combining accent ("Cafe" + U+0301, as macOS and many keyboards write
+    é) is one piece whose offsets end before the accent, since stripping accents removes it: an
+    answer cut from the passage by those offsets read "Cafe" for "Café". A piece's characters
+    run on over the marks that follow it and that no piece of their own starts at."""
+    tok = BertTokenizer.from_folder(folder)
+    for text, expected in [
+        ("我爱Cafe\u0301。", ["我", "爱", "Cafe\u0301", "。"]),
+        ("Cafe\u0301\u0327", ["Cafe\u0301\u0327"]),  # two marks
+        ("我\u0301爱", ["我\u0301", "爱"]),  # after a CJK character too
+        ("\u0301我", ["我"]),  # a mark with no letter before it belongs to no piece
+        ("Café hello", ["Café", "hello"]),  # precomposed: as before
+    ]:
+        _, offsets = tok.piece_ids_with_offsets(text)
+        assert [text[start:end] for start, end in offsets] == expected, text
+    # Where the accent is kept (cased or strip_accents false), it is its piece's already.
+    (folder / "tokenizer_config.json").write_text(json.dumps({"strip_accents": False}))
+    kept = BertTokenizer.from_folder(folder)
+    text = "我爱Cafe\u0301。"
+    _, offsets = kept.piece_ids_with_offsets(text)
+    assert [text[start:end] for start, end in offsets] == ["我", "爱", "Cafe\u0301", "。"]

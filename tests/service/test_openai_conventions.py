@@ -162,6 +162,10 @@ def test_token_ids_as_input_are_refused_saying_so(client: TestClient, ids: list[
         ({"input": " \t\n\u3000"}, "the text is only whitespace"),
         ({"input": ["a", ""]}, "text 1 is empty"),
         ({"input": ["a", "b", "  "]}, "text 2 is only whitespace"),
+        # Invisible characters a BERT tokenizer drops (format and control characters: a BOM
+        # left by a file, a zero-width space, NUL): [CLS] [SEP] alone too, or JoSE's zeros.
+        ({"input": "\ufeff"}, "the text holds only invisible characters"),
+        ({"input": ["a", "\u200b\u0000 \u200d"]}, "text 1 holds only invisible characters"),
     ],
 )
 def test_an_empty_or_blank_text_is_422_not_a_zero_vector(

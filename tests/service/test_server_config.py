@@ -72,3 +72,33 @@ def test_cors_origins_are_read_as_a_browser_sends_them(tmp_path: Path) -> None:
     for wrong in ("app.example.com", "https://app.example.com/ui", "null"):
         with pytest.raises(ValidationError, match="not an origin as a browser sends it"):
             Settings(model_store=tmp_path, cors_allow_origins=wrong)
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["--port", "9000"], "set PORT in the environment instead (PORT=9000 python -m service)"),
+        (["--host=127.0.0.1"], "HOST=127.0.0.1 python -m service"),
+        (["--root-path", "/kexue"], "uvicorn --factory service.app:create_app --root-path"),
+        (["model_store"], "it takes no arguments, not 'model_store'"),
+    ],
+)
+def test_arguments_are_refused_not_ignored(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `python -m service --port 9000` served on 8000: the arguments were never read.
+    from service.__main__ import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    assert stopped.value.code == 2
+    assert said in capsys.readouterr().err
+
+
+def test_help_says_where_the_settings_come_from(capsys: pytest.CaptureFixture[str]) -> None:
+    from service.__main__ import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["--help"])
+    assert stopped.value.code == 0
+    assert "every setting comes from the environment" in capsys.readouterr().out
