@@ -41,7 +41,8 @@ class EmbeddingRequest(BaseModel):
         | Annotated[list[Text], Field(min_length=1, max_length=HARD_MAX_INPUTS, fail_fast=True)]
     ) = Field(
         description="A text or a list of texts. At most MAX_INPUTS texts of MAX_TEXT_CHARS "
-        "characters each (413 past them); a text that is empty or only whitespace is 422."
+        "characters each (413 past them); a text that is empty, only whitespace or only "
+        "invisible characters (U+FEFF, U+200B, NUL) is 422."
     )
     normalize: StrictBool = Field(True, description="Scale each vector to unit length.")
     method: Literal["fold_in", "average", "mean"] | None = Field(

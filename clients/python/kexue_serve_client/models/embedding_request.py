@@ -19,7 +19,8 @@ class EmbeddingRequest:
     """
     Attributes:
         input_ (list[str] | str): A text or a list of texts. At most MAX_INPUTS texts of MAX_TEXT_CHARS characters each
-            (413 past them); a text that is empty or only whitespace is 422.
+            (413 past them); a text that is empty, only whitespace or only invisible characters (U+FEFF, U+200B, NUL) is
+            422.
         model (None | str | Unset): Model name; may be left out when the store holds one embedding model.
         version (int | None | str | Unset): Which version of the model answers: a version number, or a label of the
             model's labels.json (`stable`, `canary`, ...). Only a loaded version answers (404 `version_not_found` otherwise,
