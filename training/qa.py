@@ -193,12 +193,6 @@ class QAJob(BertJob):
             "can write values it never wrote in training (models.qa.copy_attention)",
         )
         g.add_argument(
-            "--copy-after-first",
-            action="store_true",
-            help="with --copy-attention, the answer's first token comes from the vocabulary "
-            "head alone; copy attention only continues the value",
-        )
-        g.add_argument(
             "--answer-input",
             choices=list(ANSWER_INPUTS),
             default="previous",
@@ -473,7 +467,6 @@ def _load_model(
             overlap_sep_id=overlap_sep_id,
             overlap_max_length=overlap_max_length,
             copy_attention=args.copy_attention,
-            copy_first_token=not args.copy_after_first,
             **_sentence_options(args, tokenizer),
         )
         info: dict[str, Any] = {
@@ -492,8 +485,7 @@ def _load_model(
         info["overlap_max_length"] = overlap_max_length
     info.update(_sentence_options(args, tokenizer))
     if args.copy_attention:
-        # For `training.qa_reexport`, as the features above.
-        info.update(copy_attention=True, copy_first_token=not args.copy_after_first)
+        info["copy_attention"] = True  # for `training.qa_reexport`, as the features above
     return model, tokenizer, vocab_path, info
 
 
@@ -565,7 +557,6 @@ def _new_model(
         overlap_sep_id=tokenizer.sep_id if args.overlap_feature != "none" else None,
         overlap_max_length=args.overlap_max_length if args.overlap_feature == "ngram" else None,
         copy_attention=args.copy_attention,
-        copy_first_token=not args.copy_after_first,
         **_sentence_options(args, tokenizer),
     )
     if args.position_init == "sinusoid":

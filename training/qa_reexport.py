@@ -84,7 +84,6 @@ def reexport_qa(version_dir: str | os.PathLike[str], name: str | None = None) ->
         overlap_sep_id=None if overlap_sep_id is None else int(overlap_sep_id),
         overlap_max_length=None if overlap_max_length is None else int(overlap_max_length),
         copy_attention=bool(manifest.config.get("copy_attention", False)),
-        copy_first_token=bool(manifest.config.get("copy_first_token", True)),
         **sentence,
     )
     status = tf.train.Checkpoint(model=model).read(os.fspath(folder / "variables" / "variables"))

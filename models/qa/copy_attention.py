@@ -39,7 +39,7 @@ from models.bert.bert_layers import bert_initializer
 # Cache entries the copy attention adds after the encoder's layers.
 CACHE_LAYERS = 1
 # Scores of positions that are not source (padding, the answer): out of every softmax.
-NEVER = -1e9
+_NEVER = -1e9
 # Floor of a merged probability before its log: a token with neither mass is this unlikely
 # (float32's smallest normal number), never -inf (decoders add and compare log-probabilities).
 _TINY = 1.1754944e-38
@@ -71,10 +71,10 @@ class CopyAttention(keras.layers.Layer):
 
     def scores(self, slot_states: tf.Tensor, keys: tf.Tensor, source: tf.Tensor) -> tf.Tensor:
         """[B, Q, H] slot states, [B, S, H] copy keys, [B, S] bool source -> [B, Q, S] scores
-        (`NEVER` where not source)."""
+        (`_NEVER` where not source)."""
         queries = self.query(slot_states)
         scores = tf.einsum("bqh,bsh->bqs", queries, keys) / tf.sqrt(float(self.hidden_size))
-        return tf.where(source[:, tf.newaxis, :], scores, NEVER)
+        return tf.where(source[:, tf.newaxis, :], scores, _NEVER)
 
     def call(self, slot_states: tf.Tensor, states: tf.Tensor, source: tf.Tensor) -> tf.Tensor:
         return self.scores(slot_states, self.key(states), source)
@@ -93,7 +93,7 @@ def copy_loss(
 
     Args:
         vocab_logits: [B, Q, V] the MLM head's logits at the slots.
-        copy_scores: [B, Q, S] `CopyAttention.scores` (`NEVER` off the source).
+        copy_scores: [B, Q, S] `CopyAttention.scores` (`_NEVER` off the source).
         source_ids: [B, S] int32 the token at each position.
         targets: [B, Q] int32 the token each slot should write.
     """
@@ -101,7 +101,7 @@ def copy_loss(
     copy_scores = tf.cast(copy_scores, tf.float32)
     target_logit = tf.gather(vocab_logits, targets, batch_dims=2)[..., tf.newaxis]
     holds_target = tf.equal(source_ids[:, tf.newaxis, :], targets[..., tf.newaxis])
-    target_copies = tf.where(holds_target, copy_scores, NEVER)
+    target_copies = tf.where(holds_target, copy_scores, _NEVER)
     log_target = tf.reduce_logsumexp(tf.concat([target_logit, target_copies], -1), axis=-1)
     log_total = tf.reduce_logsumexp(tf.concat([vocab_logits, copy_scores], -1), axis=-1)
     return log_total - log_target

@@ -124,10 +124,6 @@ def answer_window_loss(
         mask = mask + (first_token_weight - 1.0) * first
     if model.copy_attention is not None:
         scores = model.copy_attention(slot_states, states, _source(inputs))
-        if not model.copy_first_token:
-            # The first slot is the prefix's last token (segment 0): the vocabulary's alone.
-            slot_segments = tf.gather(inputs["segment_ids"], positions, batch_dims=1)
-            scores = _answer_slots_only(scores, slot_segments)
         cross_entropy = copy_attention.copy_loss(logits, scores, token_ids, targets)
     else:
         cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(
@@ -141,13 +137,6 @@ def _source(inputs: dict[str, Any]) -> tf.Tensor:
     (`[CLS] passage [SEP] question [SEP]`, as `kv_cache.prefill` reads a prefix)."""
     real = tf.cast(inputs["padding_mask"], tf.bool)
     return real & tf.equal(tf.cast(inputs["segment_ids"], tf.int32), 0)
-
-
-def _answer_slots_only(scores: tf.Tensor, slot_segments: tf.Tensor) -> tf.Tensor:
-    """Copy scores [B, Q, S] with the rows of queries in the source (segment 0, the slot of an
-    answer's first token among them) taken out of the softmax."""
-    answer = tf.equal(tf.cast(slot_segments, tf.int32), TARGET_SEGMENT)
-    return tf.where(answer[:, :, tf.newaxis], scores, copy_attention.NEVER)
 
 
 def _keep_input_tokens(
@@ -192,13 +181,9 @@ class UniLMSeq2Seq(BertLM):
         backbone: BertBackbone,
         mlm_head: BertMaskedLMHead | None = None,
         copy_attention: bool = False,
-        copy_first_token: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(backbone, mlm_head, **kwargs)
-        # False: the answer's first token comes from the vocabulary head alone (copy attention
-        # continues a value; which value, the head decides as without it).
-        self.copy_first_token = copy_first_token
         # Answer tokens written by pointing at the source too (`models.qa.copy_attention`).
         self.copy_attention: CopyAttention | None = None
         if copy_attention:
@@ -221,8 +206,6 @@ class UniLMSeq2Seq(BertLM):
         mask = build_attention_mask(padding, segment_ids, self.attention_mode)
         states = self.backbone.encode(token_ids, segment_ids, mask, training=training)
         scores = self.copy_attention(states, states, _source(inputs))
-        if not self.copy_first_token:
-            scores = _answer_slots_only(scores, segment_ids)
         return copy_attention.merged_log_probs(self.mlm_head(states), scores, token_ids)
 
     def prefill_log_probs(
@@ -245,8 +228,6 @@ class UniLMSeq2Seq(BertLM):
             self.config.num_heads,
         )
         cache = tf.concat([cache, entry], axis=0)
-        if not self.copy_first_token:
-            return log_probs, cache
         last = tf.gather(states, lengths - 1, batch_dims=1)
         vocab_logits = self.mlm_head(last[:, tf.newaxis, :])[:, 0, :]
         return copy_attention.step_log_probs(
@@ -266,7 +247,6 @@ class UniLMSeq2Seq(BertLM):
         config = super().get_config()
         if self.copy_attention is not None:
             config["copy_attention"] = True
-            config["copy_first_token"] = self.copy_first_token
         return config
 
 
@@ -279,7 +259,6 @@ def build_qa_model(
     sentence_max_count: int = DEFAULT_MAX_SENTENCE_COUNT,
     sentence_join_ids: Sequence[int] = (),
     copy_attention: bool = False,
-    copy_first_token: bool = True,
 ) -> UniLMSeq2Seq:
     """A UniLM seq2seq QA model, from a pretrained BERT folder or from scratch.
 
@@ -304,8 +283,6 @@ def build_qa_model(
             the one before (a pronoun subject counts the name it refers back to).
         copy_attention: answer tokens written by pointing at the source too
             (`models.qa.copy_attention`); its weights start fresh.
-        copy_first_token: with `copy_attention`, whether the answer's first token may be
-            copied too (False: the vocabulary head alone writes it).
 
     Returns:
         The model, built (all weights exist).
@@ -322,11 +299,7 @@ def build_qa_model(
             sentence_join_ids=sentence_join_ids,
         )
         return UniLMSeq2Seq(
-            loaded.backbone,
-            loaded.mlm_head,
-            copy_attention=copy_attention,
-            copy_first_token=copy_first_token,
-            name="unilm_seq2seq",
+            loaded.backbone, loaded.mlm_head, copy_attention=copy_attention, name="unilm_seq2seq"
         )
     if config is None:
         raise ValueError("give a BertConfig (small_qa_config) or an init_checkpoint folder")
@@ -339,9 +312,4 @@ def build_qa_model(
         sentence_max_count=sentence_max_count,
         sentence_join_ids=sentence_join_ids,
     )
-    return UniLMSeq2Seq(
-        backbone,
-        copy_attention=copy_attention,
-        copy_first_token=copy_first_token,
-        name="unilm_seq2seq",
-    )
+    return UniLMSeq2Seq(backbone, copy_attention=copy_attention, name="unilm_seq2seq")
