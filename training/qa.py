@@ -193,6 +193,13 @@ class QAJob(BertJob):
             "passage's tokens apart; for span answers from an encoder without its MLM head",
         )
         g.add_argument(
+            "--copy-attention",
+            action="store_true",
+            help="answer tokens are written by pointing at a passage position as well as by "
+            "the vocabulary (one softmax over both, as the pointer-generator), so that a reader "
+            "can write values it never wrote in training (models.qa.copy_attention)",
+        )
+        g.add_argument(
             "--answer-input",
             choices=list(ANSWER_INPUTS),
             default="previous",
@@ -466,6 +473,7 @@ def _load_model(
             init_checkpoint=args.init_checkpoint,
             overlap_sep_id=overlap_sep_id,
             overlap_max_length=overlap_max_length,
+            copy_attention=args.copy_attention,
             **_sentence_options(args, tokenizer),
         )
         info: dict[str, Any] = {
@@ -483,6 +491,8 @@ def _load_model(
     if overlap_max_length is not None:
         info["overlap_max_length"] = overlap_max_length
     info.update(_sentence_options(args, tokenizer))
+    if args.copy_attention:
+        info["copy_attention"] = True  # for `training.qa_reexport`, as the features above
     return model, tokenizer, vocab_path, info
 
 
@@ -553,6 +563,7 @@ def _new_model(
         config,
         overlap_sep_id=tokenizer.sep_id if args.overlap_feature != "none" else None,
         overlap_max_length=args.overlap_max_length if args.overlap_feature == "ngram" else None,
+        copy_attention=args.copy_attention,
         **_sentence_options(args, tokenizer),
     )
     if args.position_init == "sinusoid":

@@ -83,6 +83,7 @@ def reexport_qa(version_dir: str | os.PathLike[str], name: str | None = None) ->
         BertConfig(**{k: v for k, v in shape.items() if k in fields}),
         overlap_sep_id=None if overlap_sep_id is None else int(overlap_sep_id),
         overlap_max_length=None if overlap_max_length is None else int(overlap_max_length),
+        copy_attention=bool(manifest.config.get("copy_attention", False)),
         **sentence,
     )
     status = tf.train.Checkpoint(model=model).read(os.fspath(folder / "variables" / "variables"))

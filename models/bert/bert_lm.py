@@ -131,6 +131,43 @@ class BertLM(keras.Model):
     def config(self) -> BertConfig:
         return self.backbone.config
 
+    @property
+    def cache_layers(self) -> int:
+        """Entries on the key/value cache's first axis (`models.bert.kv_cache`): one per encoder
+        layer, and any a subclass keeps there for its output layer."""
+        return self.config.num_layers
+
+    def prefill_log_probs(
+        self,
+        states: tf.Tensor,
+        token_ids: tf.Tensor,
+        lengths: tf.Tensor,
+        cache: tf.Tensor,
+        condition: tf.Tensor | None = None,
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """`kv_cache.prefill`'s output layer: log-probabilities [B, V] of the token after each
+        prefix, from its final states [B, L, H], and the cache (a subclass may add to it).
+
+        Args:
+            states: [B, L, H] the prefixes' final states.
+            token_ids: [B, L] int32 the prefixes.
+            lengths: [B] int32 real tokens per row.
+            cache: the encoder's cache, `[num_layers, 2, B, heads, T, head_size]`.
+            condition: [B, C] of a conditioned model.
+        """
+        # The last real token of each row predicts the first new one.
+        last = tf.gather(states, lengths - 1, batch_dims=1)[:, tf.newaxis, :]
+        logits = self.mlm_head(last, condition=condition)[:, 0, :]
+        return tf.nn.log_softmax(logits, axis=-1), cache
+
+    def step_log_probs(
+        self, states: tf.Tensor, cache: tf.Tensor, condition: tf.Tensor | None = None
+    ) -> tf.Tensor:
+        """`kv_cache.step`'s output layer: [B, H] new tokens' final states -> log-probabilities
+        [B, V] of the token after each (`cache`: after the step, `cache_layers` entries)."""
+        logits = self.mlm_head(states[:, tf.newaxis, :], condition=condition)[:, 0, :]
+        return tf.nn.log_softmax(logits, axis=-1)
+
     def condition_vectors(self, inputs: dict[str, Any]) -> tf.Tensor | None:
         """[B, C] condition: the labels' embeddings, or the given vectors (None: no condition)."""
         if self.condition_size is None:

@@ -10,13 +10,14 @@ A condition (generation's) enters every step again, through the conditional Laye
 result equals rerunning the whole sequence (`full_logits`), which the tests check token for token.
 
 The cache is one tensor, `[num_layers, 2, B, heads, T, head_size]` float32 (index 0 of the second
-axis keys, 1 values), left-aligned: slot j holds position j. `prefill` fills slots [0, L) of a
-prefix padded to L and leaves T - L free slots (QA: T = L + max_answer_tokens; generation: T
-fixed, the longest text). Row b's k-th new token sits at position `lengths[b] + k`, is written to
-that slot (overwriting the row's padding, which no query ever sees), and attends over slots <= its
-position. So rows whose prefixes differ in length, or which are at different steps, share one
-batch; a step only needs `positions` (= the number of tokens row b's cache holds so far), and a
-server can add, drop or reorder rows between steps (`select_rows`, `concat_rows`; beams).
+axis keys, 1 values; a model's output layer may keep more entries after the encoder's layers,
+`BertLM.cache_layers`: QA's copy attention), left-aligned: slot j holds position j. `prefill` fills
+slots [0, L) of a prefix padded to L and leaves T - L free slots (QA: T = L + max_answer_tokens;
+generation: T fixed, the longest text). Row b's k-th new token sits at position `lengths[b] + k`,
+is written to that slot (overwriting the row's padding, which no query ever sees), and attends over
+slots <= its position. So rows whose prefixes differ in length, or which are at different steps,
+share one batch; a step only needs `positions` (= the number of tokens row b's cache holds so far),
+and a server can add, drop or reorder rows between steps (`select_rows`, `concat_rows`; beams).
 
 One step protocol, for an in-memory model (`KerasLMStepModel`) and an exported one
 (`models.bert.lm_reader.SavedModelLMStepModel`) alike: `prefill(token_ids, lengths,
@@ -115,10 +116,7 @@ def prefill(
         return_attention=return_attention,
     )
     states, cache = encoded[0], encoded[1]
-    # The last real token of each row predicts the first new one.
-    last = tf.gather(states, lengths - 1, batch_dims=1)[:, tf.newaxis, :]
-    logits = model.mlm_head(last, condition=condition)[:, 0, :]
-    log_probs = tf.nn.log_softmax(logits, axis=-1)
+    log_probs, cache = model.prefill_log_probs(states, token_ids, lengths, cache, condition)
     if not return_attention:
         return log_probs, cache
     # [layers, B, L (query), L] -> the last real query of each row: [layers, B, L].
@@ -173,8 +171,7 @@ def step(
         return_attention=return_attention,
     )
     states, cache = decoded[0], decoded[1]
-    logits = model.mlm_head(states, condition=condition)[:, 0, :]
-    log_probs = tf.nn.log_softmax(logits, axis=-1)
+    log_probs = model.step_log_probs(states[:, 0, :], cache, condition)
     if not return_attention:
         return log_probs, cache
     return log_probs, cache, decoded[2][:, :, 0, :]
@@ -294,11 +291,11 @@ class KerasLMStepModel(CacheRows):
         )
         self.condition_size = model.condition_size
         head_size = config.hidden_size // config.num_heads
-        self._cache_shape = (config.num_layers, config.num_heads, head_size)
+        self._cache_shape = (model.cache_layers, config.num_heads, head_size)
         ids2 = tf.TensorSpec([None, None], tf.int32)
         ids1 = tf.TensorSpec([None], tf.int32)
         cache = tf.TensorSpec(
-            [config.num_layers, 2, None, config.num_heads, None, head_size], tf.float32
+            [model.cache_layers, 2, None, config.num_heads, None, head_size], tf.float32
         )
 
         def slots(token_ids: tf.Tensor) -> int | tf.Tensor:

@@ -27,11 +27,12 @@ def ids_spec(name: str, rank: int) -> tf.TensorSpec:
     return tf.TensorSpec([None] * rank, tf.int32, name=name)
 
 
-def cache_spec(config: BertConfig) -> tf.TensorSpec:
-    """[num_layers, 2, B, heads, T, head_size] float32, B and T left open."""
+def cache_spec(config: BertConfig, layers: int | None = None) -> tf.TensorSpec:
+    """[num_layers, 2, B, heads, T, head_size] float32, B and T left open (`layers`: the model's
+    `cache_layers` when its output layer keeps entries there too)."""
     return tf.TensorSpec(
         [
-            config.num_layers,
+            config.num_layers if layers is None else layers,
             2,
             None,
             config.num_heads,

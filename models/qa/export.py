@@ -50,7 +50,7 @@ class QASeq2SeqModule(tf.Module):
         self.model = model
         self.vocab_file = vocab_file
         self.max_answer_tokens = tf.constant(max_answer_tokens, tf.int32)
-        cache = cache_spec(model.config)
+        cache = cache_spec(model.config, model.cache_layers)
         self.prefill = tf.function(
             self._prefill,
             input_signature=[

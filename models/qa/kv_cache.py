@@ -37,7 +37,8 @@ class KerasStepModel(KerasLMStepModel):
         ids1 = tf.TensorSpec([None], tf.int32)
         config = model.config
         cache = tf.TensorSpec(
-            [config.num_layers, 2, None, config.num_heads, None, self._cache_shape[2]], tf.float32
+            [model.cache_layers, 2, None, config.num_heads, None, self._cache_shape[2]],
+            tf.float32,
         )
         self._prefill_attention = tf.function(
             lambda t, n: kv_cache.prefill(

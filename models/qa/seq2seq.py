@@ -22,8 +22,12 @@ import tensorflow as tf
 
 from models.bert.bert_backbone import BertBackbone, BertConfig
 from models.bert.bert_lm import LOSS_MASK_KEY, BertLM, lm_config, load_pretrained_bert
+from models.bert.lm_signatures import CACHE_SLOT_AXIS
+from models.bert.masks import build_attention_mask
 from models.bert.mlm_head import BertMaskedLMHead, next_token_loss
 from models.bert.overlap import DEFAULT_MAX_SENTENCE_COUNT
+from models.qa import copy_attention
+from models.qa.copy_attention import CopyAttention
 from models.qa.samples import TARGET_SEGMENT, max_sample_length
 
 MODEL_INPUTS = ("token_ids", "segment_ids", "padding_mask")
@@ -107,7 +111,8 @@ def answer_window_loss(
     positions = lengths[:, tf.newaxis] - 1 - window + tf.range(window)[tf.newaxis, :]
     valid = tf.cast(positions >= 0, tf.float32)
     positions = tf.maximum(positions, 0)
-    logits = model.mlm_head(tf.gather(states, positions, batch_dims=1))
+    slot_states = tf.gather(states, positions, batch_dims=1)
+    logits = model.mlm_head(slot_states)
     if input_softmax:
         logits = _keep_input_tokens(logits, token_ids, inputs["padding_mask"])
     # The answer slots of a "next" sample read other tokens than they predict (`label_ids`).
@@ -117,8 +122,21 @@ def answer_window_loss(
     if first_token_weight != 1.0:
         first = tf.cast(tf.equal(tf.cumsum(mask, axis=1), 1.0), tf.float32) * mask
         mask = mask + (first_token_weight - 1.0) * first
-    cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)
+    if model.copy_attention is not None:
+        scores = model.copy_attention(slot_states, states, _source(inputs))
+        cross_entropy = copy_attention.copy_loss(logits, scores, token_ids, targets)
+    else:
+        cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=targets, logits=logits
+        )
     return tf.reduce_sum(cross_entropy * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
+
+
+def _source(inputs: dict[str, Any]) -> tf.Tensor:
+    """[B, L] bool: the positions copy attention may point at, the row's real segment-0 tokens
+    (`[CLS] passage [SEP] question [SEP]`, as `kv_cache.prefill` reads a prefix)."""
+    real = tf.cast(inputs["padding_mask"], tf.bool)
+    return real & tf.equal(tf.cast(inputs["segment_ids"], tf.int32), 0)
 
 
 def _keep_input_tokens(
@@ -159,9 +177,77 @@ class UniLMSeq2Seq(BertLM):
     target_segment = TARGET_SEGMENT
 
     def __init__(
-        self, backbone: BertBackbone, mlm_head: BertMaskedLMHead | None = None, **kwargs: Any
+        self,
+        backbone: BertBackbone,
+        mlm_head: BertMaskedLMHead | None = None,
+        copy_attention: bool = False,
+        **kwargs: Any,
     ) -> None:
         super().__init__(backbone, mlm_head, **kwargs)
+        # Answer tokens written by pointing at the source too (`models.qa.copy_attention`).
+        self.copy_attention: CopyAttention | None = None
+        if copy_attention:
+            self.copy_attention = CopyAttention(self.config.hidden_size, name="copy_attention")
+            self.copy_attention.build()
+
+    @property
+    def cache_layers(self) -> int:
+        extra = 0 if self.copy_attention is None else copy_attention.CACHE_LAYERS
+        return self.config.num_layers + extra
+
+    def call(self, inputs: dict[str, Any], training: bool | None = None) -> tf.Tensor:
+        if self.copy_attention is None:
+            return super().call(inputs, training=training)
+        # Log-probabilities of the shared softmax at every position (their log-softmax is
+        # themselves: `kv_cache.full_logits` reads them as it reads logits).
+        token_ids = tf.cast(inputs["token_ids"], tf.int32)
+        segment_ids = tf.cast(inputs["segment_ids"], tf.int32)
+        padding = tf.cast(inputs["padding_mask"], tf.int32)
+        mask = build_attention_mask(padding, segment_ids, self.attention_mode)
+        states = self.backbone.encode(token_ids, segment_ids, mask, training=training)
+        scores = self.copy_attention(states, states, _source(inputs))
+        return copy_attention.merged_log_probs(self.mlm_head(states), scores, token_ids)
+
+    def prefill_log_probs(
+        self,
+        states: tf.Tensor,
+        token_ids: tf.Tensor,
+        lengths: tf.Tensor,
+        cache: tf.Tensor,
+        condition: tf.Tensor | None = None,
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        log_probs, cache = super().prefill_log_probs(states, token_ids, lengths, cache, condition)
+        if self.copy_attention is None:
+            return log_probs, cache
+        entry = copy_attention.cache_entry(
+            self.copy_attention,
+            states,
+            token_ids,
+            lengths,
+            tf.shape(cache)[CACHE_SLOT_AXIS],
+            self.config.num_heads,
+        )
+        cache = tf.concat([cache, entry], axis=0)
+        last = tf.gather(states, lengths - 1, batch_dims=1)
+        vocab_logits = self.mlm_head(last[:, tf.newaxis, :])[:, 0, :]
+        return copy_attention.step_log_probs(
+            self.copy_attention, vocab_logits, last, entry[0]
+        ), cache
+
+    def step_log_probs(
+        self, states: tf.Tensor, cache: tf.Tensor, condition: tf.Tensor | None = None
+    ) -> tf.Tensor:
+        if self.copy_attention is None:
+            return super().step_log_probs(states, cache, condition)
+        vocab_logits = self.mlm_head(states[:, tf.newaxis, :])[:, 0, :]
+        entry = cache[self.config.num_layers]
+        return copy_attention.step_log_probs(self.copy_attention, vocab_logits, states, entry)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        if self.copy_attention is not None:
+            config["copy_attention"] = True
+        return config
 
 
 def build_qa_model(
@@ -172,6 +258,7 @@ def build_qa_model(
     sentence_end_ids: Sequence[int] | None = None,
     sentence_max_count: int = DEFAULT_MAX_SENTENCE_COUNT,
     sentence_join_ids: Sequence[int] = (),
+    copy_attention: bool = False,
 ) -> UniLMSeq2Seq:
     """A UniLM seq2seq QA model, from a pretrained BERT folder or from scratch.
 
@@ -194,6 +281,8 @@ def build_qa_model(
             `models.bert.overlap.sentence_overlap`); None: not read. Its vectors start at zero.
         sentence_join_ids: with `sentence_end_ids`, the ids that, opening a sentence, join it to
             the one before (a pronoun subject counts the name it refers back to).
+        copy_attention: answer tokens written by pointing at the source too
+            (`models.qa.copy_attention`); its weights start fresh.
 
     Returns:
         The model, built (all weights exist).
@@ -209,7 +298,9 @@ def build_qa_model(
             sentence_max_count=sentence_max_count,
             sentence_join_ids=sentence_join_ids,
         )
-        return UniLMSeq2Seq(loaded.backbone, loaded.mlm_head, name="unilm_seq2seq")
+        return UniLMSeq2Seq(
+            loaded.backbone, loaded.mlm_head, copy_attention=copy_attention, name="unilm_seq2seq"
+        )
     if config is None:
         raise ValueError("give a BertConfig (small_qa_config) or an init_checkpoint folder")
     backbone = BertBackbone.from_bert_config(
@@ -221,4 +312,4 @@ def build_qa_model(
         sentence_max_count=sentence_max_count,
         sentence_join_ids=sentence_join_ids,
     )
-    return UniLMSeq2Seq(backbone, name="unilm_seq2seq")
+    return UniLMSeq2Seq(backbone, copy_attention=copy_attention, name="unilm_seq2seq")

@@ -28,14 +28,14 @@ RANDOM_WEIGHT_STD = 0.3
 SEP_BIAS = 1.0
 
 
-def tiny_model(seed: int = 0, max_position: int = 32) -> UniLMSeq2Seq:
+def tiny_model(seed: int = 0, max_position: int = 32, copy_attention: bool = False) -> UniLMSeq2Seq:
     """A tiny model with large random weights, so that its outputs depend on the context (BERT's
     0.02 initialisation gives near-uniform outputs that a bug in the cache would hardly move)."""
     keras.utils.set_random_seed(seed)
     config = small_qa_config(
         VOCAB_SIZE, max_position, hidden_size=16, num_layers=2, num_heads=2, intermediate_size=32
     )
-    model = build_qa_model(config)
+    model = build_qa_model(config, copy_attention=copy_attention)
     rng = np.random.default_rng(seed)
     for variable in model.weights:
         if len(variable.shape) == 2:
@@ -168,9 +168,10 @@ def make_sep_likely(model: UniLMSeq2Seq, bias: float) -> None:
     model.mlm_head.output_bias.assign(values)
 
 
+@pytest.mark.parametrize("copy_attention", [False, True], ids=["vocabulary", "copy"])
 @pytest.mark.parametrize("beam_size", [1, 3])
-def test_cached_decoding_equals_full_recomputation(beam_size: int) -> None:
-    model = tiny_model()
+def test_cached_decoding_equals_full_recomputation(beam_size: int, copy_attention: bool) -> None:
+    model = tiny_model(copy_attention=copy_attention)
     make_sep_likely(model, SEP_BIAS)
     step_model = KerasStepModel(model, MAX_ANSWER_TOKENS)
     prefixes = random_prefixes()
@@ -183,8 +184,9 @@ def test_cached_decoding_equals_full_recomputation(beam_size: int) -> None:
     assert any(cached.finished)
 
 
-def test_prefill_shapes_and_padding_independence() -> None:
-    model = tiny_model(seed=1)
+@pytest.mark.parametrize("copy_attention", [False, True], ids=["vocabulary", "copy"])
+def test_prefill_shapes_and_padding_independence(copy_attention: bool) -> None:
+    model = tiny_model(seed=1, copy_attention=copy_attention)
     step_model = KerasStepModel(model, MAX_ANSWER_TOKENS)
     prefixes = random_prefixes(seed=1)
     ids = pad(prefixes)
@@ -193,7 +195,9 @@ def test_prefill_shapes_and_padding_independence() -> None:
     config = model.config
     head_size = config.hidden_size // config.num_heads
     assert log_probs.shape == (3, VOCAB_SIZE)
-    expected = (config.num_layers, 2, 3, config.num_heads, ids.shape[1] + MAX_ANSWER_TOKENS)
+    # Copy attention keeps its keys and the source's tokens as one more entry.
+    layers = config.num_layers + int(copy_attention)
+    expected = (layers, 2, 3, config.num_heads, ids.shape[1] + MAX_ANSWER_TOKENS)
     assert tuple(cache.shape) == (*expected, head_size)
     np.testing.assert_allclose(np.exp(log_probs).sum(-1), 1.0, atol=1e-5)
     # More padding changes nothing for any row.
@@ -208,9 +212,10 @@ def test_select_rows_gathers_rows() -> None:
     np.testing.assert_array_equal(out, cache[:, :, [2, 2, 0]])
 
 
-def test_rows_at_different_steps_share_a_batch() -> None:
+@pytest.mark.parametrize("copy_attention", [False, True], ids=["vocabulary", "copy"])
+def test_rows_at_different_steps_share_a_batch(copy_attention: bool) -> None:
     """Row 0 fed two answer tokens, row 1 none yet: one step call serves both."""
-    model = tiny_model(seed=2)
+    model = tiny_model(seed=2, copy_attention=copy_attention)
     step_model = KerasStepModel(model, MAX_ANSWER_TOKENS)
     prefixes = random_prefixes(seed=2, lengths=(7, 10))
     ids = pad(prefixes)

@@ -34,13 +34,17 @@ from tests.models.test_qa_cache import (
 MAX_PASSAGE_TOKENS, MAX_QUESTION_TOKENS = 12, 6
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, KerasStepModel]:
+@pytest.fixture(scope="module", params=[False, True], ids=["vocabulary", "copy"])
+def exported(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> tuple[Path, KerasStepModel]:
     folder = tmp_path_factory.mktemp("qa")
     vocab = folder / "vocab.txt"
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     vocab.write_text("\n".join(specials + [f"w{i}" for i in range(VOCAB_SIZE - 5)]) + "\n")
-    model = tiny_model(seed=4)
+    # A copy model keeps one more cache entry (`models.qa.copy_attention`): the signatures and
+    # the reader carry it unchanged.
+    model = tiny_model(seed=4, copy_attention=request.param)
     make_sep_likely(model, SEP_BIAS)
     names = export_qa_saved_model(
         folder / "model", model, vocab, MAX_PASSAGE_TOKENS, MAX_QUESTION_TOKENS, MAX_ANSWER_TOKENS
@@ -66,7 +70,8 @@ def test_signature_names_and_shapes(exported: tuple[Path, KerasStepModel]) -> No
     lengths = (ids != 0).sum(1).astype(np.int32)
     out = prefill(token_ids=ids, segment_ids=np.zeros_like(ids), lengths=lengths)
     config = keras_model.model.config
-    cache_shape = (config.num_layers, 2, 3, config.num_heads, ids.shape[1] + MAX_ANSWER_TOKENS)
+    layers = keras_model.model.cache_layers
+    cache_shape = (layers, 2, 3, config.num_heads, ids.shape[1] + MAX_ANSWER_TOKENS)
     assert out["cache"].shape == (*cache_shape, config.hidden_size // config.num_heads)
     assert out["log_probs"].shape == (3, VOCAB_SIZE)
     stepped = step(token_ids=np.array([5, 6, 7], np.int32), cache=out["cache"], positions=lengths)

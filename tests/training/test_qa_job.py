@@ -160,6 +160,34 @@ def test_job_with_the_match_length_feature_records_it_and_reexports(tmp_path):
     _assert_same_answer(path, again, question)
 
 
+def test_job_with_copy_attention_records_it_and_every_reader_decodes_with_it(tmp_path):
+    """`--copy-attention`: the manifest's config records it, `training.qa_reexport` rebuilds the
+    same model (every weight read back), and the service's runtime and `qa_eval` (cached and
+    not) read the exported SavedModel's shared softmax with no option of their own."""
+    from training.qa_reexport import reexport_qa
+
+    train, valid = _data(tmp_path)
+    path = train_qa(_args(tmp_path, train, valid, "--copy-attention", "--extractive"))
+    assert path is not None
+    config = json.loads((path / "manifest.json").read_text(encoding="utf-8"))["config"]
+    assert config["copy_attention"] is True
+    # The cache holds the copy attention's entry after the encoder's layers.
+    saved = SavedModelStepModel(path)
+    assert saved._cache_shape[0] == config["bert"]["num_layers"] + 1
+    again = reexport_qa(path, "again")
+    _assert_same_answer(path, again, ("张伟住在哪里？", ["张伟住在北京。李伟住在上海。"]))
+    runtime = load_in_runtime(path)
+    item = runtime.prepare("张伟住在哪里？", ["张伟住在北京。"], max_answer_tokens=None,
+                           beam_size=2, extractive=True)  # fmt: skip
+    answer = runtime.run_batch([item])[0].answer
+    assert answer is None or answer in "张伟住在北京。"
+    report = qa_eval.main(["--model", str(path), "--data", str(valid), "--extractive"])
+    reference = qa_eval.main(
+        ["--model", str(path), "--data", str(valid), "--extractive", "--no-cache"]
+    )
+    assert report["accuracy"] == reference["accuracy"] and report["f1"] == reference["f1"]
+
+
 @pytest.mark.slow
 def test_job_with_the_sentence_feature_records_it_and_reexports(tmp_path):
     """`--sentence-feature count`: the manifest records the sentence ends' ids (those of 。！？；
