@@ -195,9 +195,9 @@ class QAJob(BertJob):
         g.add_argument(
             "--copy-attention",
             action="store_true",
-            help="answer tokens are written by pointing at a passage position as well as by "
-            "the vocabulary (one softmax over both, as the pointer-generator), so that a reader "
-            "can write values it never wrote in training (models.qa.copy_attention)",
+            help="answer tokens are written by pointing at a source position (passage or "
+            "question) as well as by the vocabulary (one softmax over both, as CopyNet), so that "
+            "a reader can write values it never wrote in training (models.qa.copy_attention)",
         )
         g.add_argument(
             "--answer-input",

@@ -7,12 +7,15 @@ must put mass on a token its training pushed down, and where the reader cuts suc
 (柯基犬 -> 柯基) that is why. Copy attention adds a second way to write a token: each answer slot
 scores every source position (`[CLS] passage [SEP] question [SEP]`) by a dot product of its state
 with the position's, and a position's score is mass on the token it holds. The two share one
-softmax, as in the pointer-generator and CopyNet (See et al., "Get To The Point", ACL 2017; Gu et
-al., "Incorporating Copying Mechanism in Sequence-to-Sequence Learning", ACL 2016):
+softmax, as in CopyNet (Gu et al., "Incorporating Copying Mechanism in Sequence-to-Sequence
+Learning", ACL 2016):
 
     P(t) = (exp(v_t) + sum over source positions j holding t of exp(c_j)) / Z,
 
-v the MLM head's logits, c the copy scores, Z the sum over both. The loss is the negative log of
+v the MLM head's logits, c the copy scores, Z the sum over both. That is the pointer-generator's
+mixture (See et al., "Get To The Point", ACL 2017), p_gen P_vocab(t) + (1 - p_gen) sum over j
+holding t of a_j with P_vocab = softmax(v) and a = softmax(c), where p_gen is the vocabulary's
+share of Z rather than a switch of its own (a sigmoid of the state). The loss is the negative log of
 that marginal (no position label is needed: any occurrence of the target may be pointed at), and
 decoding reads the same P: `prefill` and `step` return it as log-probabilities over the
 vocabulary, so every decoder (voting, beams, the span search, the extractive constraint) and the

@@ -5,7 +5,9 @@
   `attention` float32 [layers, B, L] (row b's last real token, which predicts the first answer
   token, over the prefix; per layer, averaged over the heads);
   rows are `[CLS] passage [SEP] question [SEP]` (`samples.build_prefix`) padded after `lengths`,
-  T = L + max_answer_tokens (fixed at export).
+  T = L + max_answer_tokens (fixed at export). The cache's `layers` are the encoder's, plus one
+  entry after them for a version trained with copy attention (`models.qa.copy_attention`: the
+  source's copy keys and token ids), so its first axis may be one longer than `attention`'s.
 * `step(token_ids int32 [B], cache float32 [layers, 2, B, heads, T, Dh], positions int32 [B])`
   -> `log_probs` float32 [B, V], `cache` (same shape), `attention` float32 [layers, B, T] (the
   new token over the cache slots it sees, < positions[b]; per layer, heads averaged);

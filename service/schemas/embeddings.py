@@ -19,8 +19,9 @@ Text = Annotated[str, StringConstraints(max_length=HARD_MAX_TEXT_CHARS)]
 
 
 # Unicode categories of the characters no model reads: control (NUL, U+0001 ...) and format
-# characters (U+200B zero-width space, U+FEFF byte order mark, U+200D ...), which BERT drops.
-INVISIBLE = frozenset({"Cc", "Cf"})
+# characters (U+200B zero-width space, U+FEFF byte order mark, U+200D ...), which BERT drops, and
+# nonspacing marks (U+0301, U+FE0F ...), which an uncased BERT strips: alone, they sit on nothing.
+INVISIBLE = frozenset({"Cc", "Cf", "Mn"})
 
 
 def _code(char: str) -> str:
@@ -110,7 +111,8 @@ class EmbeddingRequest(BaseModel):
                     else "is only whitespace"
                     if text.isspace()
                     else "holds only invisible characters (whitespace, format or control "
-                    f"characters such as {', '.join(sorted({_code(c) for c in text})[:4])})"
+                    "characters, combining marks with no letter to sit on, such as "
+                    f"{', '.join(sorted({_code(c) for c in text})[:4])})"
                 )
                 raise ValueError(
                     f"{which} {what}: there is nothing to embed; leave it out of the request"

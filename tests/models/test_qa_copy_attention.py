@@ -85,6 +85,18 @@ def test_answer_window_loss_equals_the_full_models_loss() -> None:
     assert abs(float(answer_window_loss(plain, batch, window=4)) - float(full)) > 1e-3
 
 
+def test_answer_window_loss_of_next_samples_equals_the_full_models_loss() -> None:
+    """`--answer-input next`: the answer slots read other tokens than they predict; the pointer
+    still scores the source and each target is the label, as in the full model."""
+    model = tiny_copy_model(seed=2)
+    batch = answer_batch(seed=2)
+    labels, inputs = batch["token_ids"].copy(), batch["token_ids"].copy()
+    inputs[2, 15:17] = (labels[2, 15:17] + 1) % VOCAB_SIZE  # the long answer's first two slots
+    fed = {**batch, "token_ids": inputs, "label_ids": labels}
+    full = seq2seq_loss(model({**batch, "token_ids": inputs}), labels, batch["loss_mask"])
+    np.testing.assert_allclose(answer_window_loss(model, fed, window=4), full, rtol=1e-5)
+
+
 def test_save_and_load_keep_the_copy_attention(tmp_path: Path) -> None:
     model = tiny_copy_model(seed=1)
     batch = answer_batch(seed=1)

@@ -166,6 +166,10 @@ def test_token_ids_as_input_are_refused_saying_so(client: TestClient, ids: list[
         # left by a file, a zero-width space, NUL): [CLS] [SEP] alone too, or JoSE's zeros.
         ({"input": "\ufeff"}, "the text holds only invisible characters"),
         ({"input": ["a", "\u200b\u0000 \u200d"]}, "text 1 holds only invisible characters"),
+        # Combining marks with no letter to sit on (an accent, an emoji's variation selector
+        # left alone): an uncased BERT strips them (MiniLM reads "\u0301" as no token at all).
+        ({"input": "\u0301"}, "the text holds only invisible characters"),
+        ({"input": ["a", " \ufe0f\u200d"]}, "text 1 holds only invisible characters"),
     ],
 )
 def test_an_empty_or_blank_text_is_422_not_a_zero_vector(
@@ -181,3 +185,5 @@ def test_an_empty_or_blank_text_is_422_not_a_zero_vector(
     assert len(response.json()["detail"]) == 1
     # A text with a word in it is embedded as before, however much whitespace is around it.
     assert client.post("/v1/embeddings", json={"input": "  a  "}).status_code == 200
+    # And so is one whose accents sit on a letter.
+    assert client.post("/v1/embeddings", json={"input": "e\u0301"}).status_code == 200

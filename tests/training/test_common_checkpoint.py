@@ -119,3 +119,28 @@ def test_rejects_reserved_name_and_nothing_to_save(tmp_path):
         CheckpointKeeper(tmp_path, step=tf.Variable(0))
     with pytest.raises(ValueError):
         CheckpointKeeper(tmp_path)
+
+
+def test_restore_of_a_checkpoint_with_more_variables_fails_loudly(tmp_path):
+    # A run started with an option that adds weights (training.qa --copy-attention) and resumed
+    # without it restored the rest and dropped them silently: the export lacked them.
+    bigger = tf.Module()
+    bigger.kept, bigger.extra = tf.Variable([2.0]), tf.Variable([3.0])
+    CheckpointKeeper(tmp_path, model=bigger).save(1)
+    smaller = tf.Module()
+    smaller.kept = tf.Variable([0.0])
+    keeper = CheckpointKeeper(tmp_path, model=smaller)
+    with pytest.raises(AssertionError, match="no variable for"):
+        keeper.restore_latest()
+
+
+def test_restore_before_the_optimizer_is_built_still_passes(tmp_path):
+    # Its slots are restored when they are created: their values are not unused.
+    model, optimizer, ema = _build()
+    optimizer.build(model.trainable_variables)
+    CheckpointKeeper(tmp_path, model=model, optimizer=optimizer, ema=ema).save(3)
+    model2, optimizer2, ema2 = _build()
+    assert (
+        CheckpointKeeper(tmp_path, model=model2, optimizer=optimizer2, ema=ema2).restore_latest()
+        == 3
+    )

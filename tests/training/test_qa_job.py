@@ -188,6 +188,21 @@ def test_job_with_copy_attention_records_it_and_every_reader_decodes_with_it(tmp
     assert report["accuracy"] == reference["accuracy"] and report["f1"] == reference["f1"]
 
 
+def test_a_copy_attention_run_resumed_without_it_is_refused(tmp_path):
+    """The checkpoint holds the copy attention's weights: resumed without `--copy-attention`,
+    the run trained on without them and exported a model without copy attention."""
+    from models.data_errors import DataError
+
+    train, valid = _data(tmp_path)
+    assert (
+        train_qa(_args(tmp_path, train, valid, "--copy-attention", "--stop-after-steps", "2"))
+        is None
+    )
+    with pytest.raises(DataError, match="not of this model.*copy_attention"):
+        train_qa(_args(tmp_path, train, valid, "--resume"))
+    assert not (tmp_path / "store" / "qa-tiny").exists()
+
+
 @pytest.mark.slow
 def test_job_with_the_sentence_feature_records_it_and_reexports(tmp_path):
     """`--sentence-feature count`: the manifest records the sentence ends' ids (those of 。！？；

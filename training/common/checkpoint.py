@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,7 @@ class CheckpointKeeper:
         # A distributed run's other workers restore from the chief's checkpoints but never write.
         self.read_only = read_only
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="checkpoint_step")
+        self.trackables = trackables
         self.checkpoint = tf.train.Checkpoint(**{STEP_KEY: self.step}, **trackables)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, directory=str(self.directory), max_to_keep=max_to_keep
@@ -102,9 +104,11 @@ class CheckpointKeeper:
             are left as they are).
 
         Raises:
-            AssertionError: if an object that exists now has no value in the checkpoint
-                (the checkpoint was written by a different model); from TensorFlow's
-                `assert_existing_objects_matched`.
+            AssertionError: if an object that exists now has no value in the checkpoint, or
+                (once every optimizer is built) the checkpoint holds a value no object has a
+                place for: the checkpoint was written by a different model (a run started with
+                an option that adds weights, `training.qa --copy-attention` say, resumed without
+                it would otherwise drop them silently and export a model without them).
         """
         path = self.manager.latest_checkpoint
         if path is None:
@@ -113,4 +117,20 @@ class CheckpointKeeper:
         # Objects created later (optimizer slots before the first step) are restored on
         # creation, so only the ones that exist now can be checked.
         status.assert_existing_objects_matched()
+        if not any(_unbuilt_optimizer(o) for o in self.trackables.values()):
+            try:
+                status.assert_consumed()
+            except AssertionError as error:
+                found = re.search(r'full_name: "([^"]+)"', str(error))
+                what = found.group(1) if found else str(error).strip().splitlines()[0]
+                raise AssertionError(
+                    f"it holds values this run's model has no variable for ({what}, ...): an "
+                    "option that adds weights was given when the run started and not now"
+                ) from None
         return int(self.step.numpy())
+
+
+def _unbuilt_optimizer(trackable: Any) -> bool:
+    """A Keras optimizer whose slots do not exist yet (they are restored when created, so the
+    checkpoint's values for them are not unused)."""
+    return hasattr(trackable, "apply_gradients") and getattr(trackable, "built", True) is False
