@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, Field, StringConstraints, model_validator
@@ -20,6 +21,29 @@ from models.store import ModelName as ModelName
 # Hard caps of the schema (422 past them). The configured limits (MAX_INPUTS, MAX_TEXT_CHARS, ...)
 # are lower and answer 413; these caps only stop absurd requests before any work is done.
 HARD_MAX_INPUTS = 4096
+
+# Unicode categories of the characters no model reads: control (NUL, U+0001 ...) and format
+# characters (U+200B zero-width space, U+FEFF byte order mark, U+200D ...), which BERT drops, and
+# nonspacing marks (U+0301, U+FE0F ...), which an uncased BERT strips: alone, they sit on nothing.
+INVISIBLE = frozenset({"Cc", "Cf", "Mn"})
+
+
+def blank_text(text: str) -> str | None:
+    """Why a text gives a model nothing to read (empty, only whitespace, only invisible
+    characters), or None when it holds something visible."""
+    if not text:
+        return "is empty"
+    if text.isspace():
+        return "is only whitespace"
+    if all(c.isspace() or unicodedata.category(c) in INVISIBLE for c in text):
+        codes = ", ".join(sorted({f"U+{ord(c):04X}" for c in text})[:4])
+        return (
+            "holds only invisible characters (whitespace, format or control characters, "
+            f"combining marks with no letter to sit on, such as {codes})"
+        )
+    return None
+
+
 HARD_MAX_TEXT_CHARS = 1_000_000
 # Seeds are 64-bit: declared `< 2**63` rather than `<= 2**63 - 1`, since FastAPI writes the bound
 # into the OpenAPI document as a float, and 2**63 - 1 as a float is 2**63, which a client would

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import unicodedata
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StrictBool, StrictInt, StringConstraints, field_validator
@@ -12,20 +11,11 @@ from service.schemas.common import (
     HARD_MAX_TEXT_CHARS,
     ModelName,
     VersionSelector,
+    blank_text,
     version_field,
 )
 
 Text = Annotated[str, StringConstraints(max_length=HARD_MAX_TEXT_CHARS)]
-
-
-# Unicode categories of the characters no model reads: control (NUL, U+0001 ...) and format
-# characters (U+200B zero-width space, U+FEFF byte order mark, U+200D ...), which BERT drops, and
-# nonspacing marks (U+0301, U+FE0F ...), which an uncased BERT strips: alone, they sit on nothing.
-INVISIBLE = frozenset({"Cc", "Cf", "Mn"})
-
-
-def _code(char: str) -> str:
-    return f"U+{ord(char):04X}"
 
 
 def _is_int(value: object) -> bool:
@@ -103,17 +93,8 @@ class EmbeddingRequest(BaseModel):
         # format and control characters, and JoSE knows no word of them.
         texts = [value] if isinstance(value, str) else value
         for i, text in enumerate(texts):
-            if not text or all(c.isspace() or unicodedata.category(c) in INVISIBLE for c in text):
+            if (what := blank_text(text)) is not None:
                 which = "the text" if isinstance(value, str) else f"text {i}"
-                what = (
-                    "is empty"
-                    if not text
-                    else "is only whitespace"
-                    if text.isspace()
-                    else "holds only invisible characters (whitespace, format or control "
-                    "characters, combining marks with no letter to sit on, such as "
-                    f"{', '.join(sorted({_code(c) for c in text})[:4])})"
-                )
                 raise ValueError(
                     f"{which} {what}: there is nothing to embed; leave it out of the request"
                 )

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, Field, StrictBool, StrictFloat, StrictInt, StringConstraints
+from pydantic import (
+    BaseModel,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+)
 
 from service.schemas.common import (
     HARD_MAX_INPUTS,
@@ -12,6 +20,7 @@ from service.schemas.common import (
     ModelName,
     RequestBody,
     VersionSelector,
+    blank_text,
     version_field,
 )
 
@@ -30,11 +39,13 @@ class QARequest(RequestBody):
     version: VersionSelector | None = version_field()
     question: Text = Field(
         description="At most MAX_TEXT_CHARS characters (413 past it); read up to the model's "
-        "`max_question_tokens` tokens."
+        "`max_question_tokens` tokens. A question of only whitespace or invisible characters "
+        "is 422."
     )
     passages: Annotated[
         list[Text], Field(min_length=1, max_length=HARD_MAX_INPUTS, fail_fast=True)
     ] = Field(description="Passages to read, decoded together; at most MAX_PASSAGES (413 past it).")
+
     max_answer_tokens: StrictInt | None = Field(
         None,
         ge=1,
@@ -93,6 +104,15 @@ class QARequest(RequestBody):
             ]
         },
     }
+
+    @field_validator("question")
+    @classmethod
+    def _question_has_text(cls, value: str) -> str:
+        # A question of only spaces or invisible characters was answered from the passages alone:
+        # the reader wrote whatever a passage most often answers, with a score, for no question.
+        if (what := blank_text(value)) is not None:
+            raise ValueError(f"the question {what}: there is nothing to answer")
+        return value
 
 
 class QAEvidence(BaseModel):

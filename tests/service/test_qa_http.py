@@ -87,6 +87,14 @@ def test_qa_errors(client: TestClient) -> None:
     ok = {"question": "哪里？", "passages": ["北京。"]}
     assert client.post("/v1/qa", json={**ok, "passages": []}).status_code == 422
     assert client.post("/v1/qa", json={**ok, "question": ""}).status_code == 422
+    # A question with nothing to read was answered from the passages alone, with a score.
+    for blank in (" \t\n", "\u200b\ufeff", " \u0301"):
+        r = client.post("/v1/qa", json={**ok, "question": blank})
+        assert r.status_code == 422, (blank, r.json())
+        assert r.json()["error"]["param"] == "question" and "nothing to answer" in r.text
+    # A passage of only spaces is still read (it holds no answer), and a real question passes.
+    r = client.post("/v1/qa", json={**ok, "passages": ["北京。", "   "]})
+    assert r.status_code == 200
     r = client.post("/v1/qa", json={**ok, "passages": ["a"] * 4})
     assert r.status_code == 413 and "MAX_PASSAGES" in r.json()["detail"]
     assert r.json()["error"]["param"] == "passages"

@@ -15,7 +15,7 @@ class QARequest:
     """
     Attributes:
         question (str): At most MAX_TEXT_CHARS characters (413 past it); read up to the model's `max_question_tokens`
-            tokens.
+            tokens. A question of only whitespace or invisible characters is 422.
         passages (list[str]): Passages to read, decoded together; at most MAX_PASSAGES (413 past it).
         model (None | str | Unset): Model name; may be left out when the store holds one qa model.
         version (int | None | str | Unset): Which version of the model answers: a version number, or a label of the
