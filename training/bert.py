@@ -42,7 +42,7 @@ from models.bert.export import export_embedding_saved_model
 from models.bert.pooling import masked_mean_pool
 from models.bert.tokenizer import VOCAB_FILE, BertTokenizer
 from models.store import validate_model_name
-from training.common.cli import DEFAULT_STORE
+from training.common.cli import DEFAULT_STORE, positive_int
 from training.common.export import export_version
 
 log = logging.getLogger("training.bert")
@@ -161,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--name", type=validate_model_name, required=True, help="model name")
     parser.add_argument(
         "--max-length",
-        type=int,
+        type=positive_int,
         default=None,
         help="longest input in tokens, [CLS] and [SEP] included; longer texts are refused "
         f"(default: {SENTENCE_TRANSFORMERS_CONFIG}'s max_seq_length, else the position table)",

@@ -64,7 +64,7 @@ from models.density.residual_block import (
 )
 from models.density.row_random import RowSharedStatelessGenerator
 from models.density.scoring import data_log_prob
-from training.common.cli import non_negative_int, positive_float, positive_int
+from training.common.cli import non_negative_float, non_negative_int, positive_float, positive_int
 from training.common.data import data_summary, epoch_permutation
 from training.common.distribute import local_share
 from training.common.ema import ExponentialMovingAverage
@@ -318,9 +318,9 @@ class DensityJob(Job):
         g.add_argument("--warmup-steps", type=non_negative_int, default=DEFAULT_WARMUP_STEPS)
         g.add_argument(
             "--clip-norm",
-            type=positive_float,
+            type=non_negative_float,
             default=DEFAULT_CLIP_NORM,
-            help="global gradient-norm clip",
+            help="global gradient-norm clip (0: none)",
         )
         g.add_argument(
             "--stop-after-steps",
@@ -457,7 +457,7 @@ class DensityJob(Job):
             flow.initialize(init_y)
 
             optimizer = keras.optimizers.Adam(
-                learning_rate=self.schedule, global_clipnorm=args.clip_norm
+                learning_rate=self.schedule, global_clipnorm=args.clip_norm or None
             )
             optimizer.build(flow.trainable_variables)
             self.ema = ema = ExponentialMovingAverage(

@@ -108,6 +108,11 @@ def test_bad_folders_and_options_are_refused_before_anything_is_written(tmp_path
     with pytest.raises(SystemExit):
         main(["--checkpoint", str(checkpoint), "--out", str(store), "--name", "x",
               "--pooling", "cls"])  # fmt: skip
+    # --max-length 0 exported a version at the default length, as if it had not been given.
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--checkpoint", str(checkpoint), "--out", str(store), "--name", "x",
+              "--max-length", "0"])  # fmt: skip
+    assert exit_info.value.code == 2
     assert not store.exists()
 
 

@@ -393,7 +393,7 @@ def test_the_service_finds_nan_in_any_variable_of_a_saved_model(tmp_path: Path) 
 # Flags that ended in a traceback (--max-answer-tokens 0 after the whole run, when the manifest
 # refused it; the others before the first step), or trained and exported as if they meant
 # something (--valid-limit -1 and --max-vocab -1 left out the last question or word,
-# --test-draws 0 made one draw and the manifest said 0, --clip-norm 0 did not clip).
+# --test-draws 0 made one draw and the manifest said 0).
 OUT_OF_RANGE_FLAGS = {
     QAJob: ["--max-answer-tokens 0", "--max-passage-tokens 0", "--beam-size 0", "--placeholders -1",
             "--valid-limit -1", "--window-stride -3", "--first-token-weight nan",
@@ -401,7 +401,7 @@ OUT_OF_RANGE_FLAGS = {
     GenerationJob: ["--label-embedding-size 0", "--condition-hidden-units 0"],
     JoseJob: ["--table-size 0", "--fold-in-steps 0", "--max-vocab -1", "--margin nan",
               "--sample -1", "--fold-in-negative 0", "--fold-in-lr -1", "--stop-after-steps -1"],
-    DensityJob: ["--n-terms 0", "--inverse-max-iterations 0", "--clip-norm 0", "--test-draws 0",
+    DensityJob: ["--n-terms 0", "--inverse-max-iterations 0", "--clip-norm -1", "--test-draws 0",
                  "--levels -2"],
     PretrainJob: ["--valid-fraction 2"],
 }  # fmt: skip
@@ -417,6 +417,13 @@ def test_numeric_flags_out_of_range_are_one_error_line(job_class, flag: list[str
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and "Traceback" not in err
     assert f"error: argument {flag[0]}: must be" in err
+
+
+def test_density_clip_norm_0_turns_clipping_off() -> None:
+    # Keras reads global_clipnorm=0 as no clipping; it is said so and passed as None.
+    assert (
+        DensityJob().parse_args(["--data", "x", "--name", "n", "--clip-norm", "0"]).clip_norm == 0
+    )
 
 
 @pytest.mark.parametrize(
