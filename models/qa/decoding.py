@@ -46,8 +46,13 @@ a row does not vote on the answer's edges beyond them, as BERT's "max context" r
 leaves each position to the window that sees most around it (`_edge_votes`): where the answer so
 far occurs in a row only at its cut end the row abstains, and a row cut at its start does not
 vote for its first token as the answer's first, both while another voting row holds that answer
-so far (that token) away from its own cuts. The span search, likewise, ranks a span that touches
-a cut after the others when another passage holds it inside. Without cuts, nothing changes.
+so far (that token) away from its own cuts. Windows that say "no answer" at the first step are
+read on, silent (they neither vote nor widen the extractive constraint): when the answer so far
+reaches a voting row's cut end and no voting row holds it inside, the silent windows that do
+vote for that beam from then on (`_revived`), since a window sure of an answer's start but cut
+inside it would otherwise end it at its cut. The span search ranks a span that touches a cut
+after the others when another read passage holds it inside (it reads no silent window). Without
+cuts, nothing changes.
 
 With `evidence`, the same pass also keeps, for each beam, the attention over its passages of the
 token that predicted each answer token (the step model's `prefill_with_attention` and
@@ -260,6 +265,9 @@ class _Beam:
     # evidence: per step that chose a token ([SEP] included), (attention [alive, P] over the
     # passages' tokens of the rows that predicted it, their probabilities of it [alive])
     attention: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+    # windows' cuts: the silent passages (`_Question.silent`) that vote for this beam, from the
+    # step its answer so far reached a cut they see past (`_revived`)
+    revived: frozenset[int] = frozenset()
 
 
 @dataclass
@@ -271,6 +279,9 @@ class _Question:
     cuts: list[WindowCuts] | None = None
     extractive: bool = False
     alive: list[int] = field(default_factory=list)  # passage indices still reading
+    # windows that said "no answer" at the first step but are read on (`_revived`): they vote
+    # only for the beams that revive them
+    silent: frozenset[int] = frozenset()
     beams: list[_Beam] = field(default_factory=list)
     finished: list[_Beam] = field(default_factory=list)
     result: DecodedAnswer | None = None
@@ -328,6 +339,8 @@ def _allowed_mask(
         return mask
     mask = np.zeros(vocab_size, bool)
     for passage_index, positions in zip(question.alive, beam.matches, strict=True):
+        if passage_index in question.silent and passage_index not in beam.revived:
+            continue
         ids = question.passages[passage_index]
         mask[ids[positions[positions < len(ids)]]] = True
     mask[banned] = False
@@ -402,13 +415,43 @@ def _edge_votes(probs: np.ndarray, beam: _Beam, question: _Question) -> np.ndarr
     return np.where(at_cut[:, None], 0.0, probs)
 
 
+def _revived(question: _Question, beam: _Beam) -> frozenset[int]:
+    """The silent passages (`_Question.silent`) that vote for a beam: those revived before, and
+    when the answer so far occurs in a voting row only at its cut end and no voting row holds it
+    away from its cuts, the silent ones that do: a window that said "no answer" at the first
+    step but sees past the cut decides how the answer goes on, rather than the window that
+    cannot see (which would end it at its cut)."""
+    if not question.silent or question.cuts is None or beam.matches is None or not beam.tokens:
+        return beam.revived
+    at_cut = inside_voting = False
+    waking = []
+    for passage_index, ends in zip(question.alive, beam.matches, strict=True):
+        length = len(question.passages[passage_index])
+        cut_ends = ends == length if question.cuts[passage_index].end else ends < 0
+        inside = bool((~cut_ends).any())
+        if passage_index in question.silent and passage_index not in beam.revived:
+            if inside:
+                waking.append(passage_index)
+            continue
+        at_cut = at_cut or (len(ends) > 0 and bool(cut_ends.all()))
+        inside_voting = inside_voting or inside
+    if at_cut and not inside_voting and waking:
+        return beam.revived | frozenset(waking)
+    return beam.revived
+
+
+def _heard(question: _Question, beam: _Beam) -> np.ndarray:
+    """[alive] bool: the beam's rows that vote (all but the silent ones it did not revive)."""
+    return np.array([i not in question.silent or i in beam.revived for i in question.alive], bool)
+
+
 def _best_passage(question: _Question, beam: _Beam) -> int | None:
     """The alive passage most sure of the beam's answer. Extractive, among the passages that hold
     the answer as a span: the vote keeps every passage that did not say "no answer", and one that
     lacks the span can still be the surest of its tokens."""
     if not question.alive:
         return None
-    scores = beam.passage_log_probs
+    scores = np.where(_heard(question, beam), beam.passage_log_probs, -np.inf)
     if question.extractive and beam.matches is not None:
         holds = np.array([len(positions) > 0 for positions in beam.matches])
         if holds.any():
@@ -481,13 +524,16 @@ def _select(
         question.passage_attention(attention, beam.rows) if attention is not None else None
         for beam in question.beams
     ]
+    heard = []
     for beam in question.beams:
+        beam.revived = _revived(question, beam)
+        heard.append(_heard(question, beam))
         probs = _passage_probs(log_probs, beam)  # [alive, V]
         end_allowed = not (force_answer and not beam.tokens)
         mask = _allowed_mask(vocab_size, beam, question, sep_id, banned, end_allowed)
         if mask is not None:
             probs = np.where(mask[None, :], probs, 0.0)
-        votes = _edge_votes(probs, beam, question)
+        votes = _edge_votes(np.where(heard[-1][:, None], probs, 0.0), beam, question)
         totals.append(beam.score + _log(_normalized_vote(votes)))
         # a row that abstains still says how sure it is of the token (which passage the answer
         # is named from, `_best_passage`)
@@ -517,7 +563,11 @@ def _select(
             else _extend_matches(question, parent.matches, token),
             attention=parent.attention
             if attended is None
-            else [*parent.attention, (attended, np.exp(log_probs[parent.rows, token]))],
+            else [
+                *parent.attention,
+                (attended, np.exp(log_probs[parent.rows, token]) * heard[parent_index]),
+            ],
+            revived=parent.revived,
         )
         if token == sep_id or len(child.tokens) >= max_answer_tokens:
             question.finished.append(child)
@@ -583,9 +633,10 @@ def decode_batch(
             ambiguous).
         cuts: per question, per passage, whether it starts and ends at a cut (`WindowCuts`:
             windows of a longer passage); a row does not vote on the answer's edges beyond its
-            cuts (`_edge_votes`) and the span search ranks a span that touches a cut after the
-            others when another passage holds it inside (`models.qa.span_search`). None: every
-            passage is whole.
+            cuts (`_edge_votes`), windows that leave at the first step are read on in case the
+            answer reaches a cut they see past (`_revived`), and the span search ranks a span
+            that touches a cut after the others when another passage holds it inside
+            (`models.qa.span_search`). None: every passage is whole.
 
     Returns:
         One `DecodedAnswer` per question, in order.
@@ -662,6 +713,14 @@ def decode_batch(
             continue
         if span_search:
             continue
+        if question.cuts is not None:
+            # windows that leave are read on, silent, in case an answer reaches a cut that they
+            # see past (`_revived`)
+            question.silent = frozenset(
+                i for i, edges in enumerate(question.cuts)
+                if i not in question.alive and any(edges)
+            )  # fmt: skip
+            question.alive = sorted([*question.alive, *question.silent])
         question.beams = [
             _Beam(
                 tokens=[],

@@ -198,9 +198,10 @@ def tokenizer(tmp_path_factory) -> BertTokenizer:
     return BertTokenizer(path)
 
 
-def straddle_reader_of(tokenizer: BertTokenizer):
+def straddle_reader_of(tokenizer: BertTokenizer, unsure_whole: bool = False):
     """`_straddle_reader` over a real vocabulary's 北 and 京 (a `StepModel` that follows its
-    passage, `CachedFake`): the window ending at 北 is sure the answer ends there."""
+    passage, `CachedFake`): the window ending at 北 is sure the answer ends there. `unsure_whole`:
+    as `_unsure_whole_reader`, a window that holds 北 inside says "no answer" at first."""
     bei, jing, sep = (tokenizer.token_to_id(t) for t in ("北", "京", "[SEP]"))
     size = tokenizer.vocab_size
 
@@ -213,6 +214,8 @@ def straddle_reader_of(tokenizer: BertTokenizer):
     def dist(prefix: list[int], answer: list[int]) -> np.ndarray:
         passage = prefix[1 : prefix.index(sep)]
         if not answer:
+            if unsure_whole and bei in passage and passage[-1] != bei:
+                return peaked(bei, 0.3, 0.6)
             return peaked(bei, 0.9) if bei in passage else peaked(sep, 0.9)
         if answer == [bei] and bei in passage:
             after = passage.index(bei) + 1
@@ -255,3 +258,32 @@ def test_a_passage_read_up_to_the_limit_ends_at_a_cut(tokenizer):
     (both,) = answer_questions(model, tokenizer, [(question, [LONG, LONG[2:]])],
                                max_passage_tokens=12, extractive=True)  # fmt: skip
     assert (both.answer, both.passage_index) == ("北京", 1)
+
+
+def _unsure_whole_reader(prefix: list[int], answer: list[int]) -> np.ndarray:
+    """`_straddle_reader`, but the window holding 北京 whole says "no answer" at first (a reader
+    weak on long windows): only the window cut after 北 starts an answer."""
+    passage = _passage_of(prefix)
+    if not answer and passage[-1] != BEI:
+        return _lean(BEI, 0.3, 0.6)
+    return _straddle_reader(prefix, answer)
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_a_window_that_said_no_answer_goes_on_from_a_cut_it_sees_past(beam_size):
+    options = dict(extractive=True, beam_size=beam_size)
+    for model in _models(_unsure_whole_reader):
+        (voted,) = _decode(model, [CUT_AFTER_BEI], **options)
+        assert voted.token_ids == [BEI] and voted.passage_index == 0
+        (result,) = _decode(model, [CUT_AFTER_BEI], cuts=[CUTS], **options)
+        assert result.token_ids == [BEI, JING] and result.passage_index == 1
+
+
+def test_windows_that_said_no_answer_do_not_make_one():
+    # every window says "no answer": null, as without cuts; a silent window does not vote on the
+    # first token either
+    def dist(prefix, answer):
+        return _lean(BEI, 0.3, 0.6) if not answer else _straddle_reader(prefix, answer)
+
+    (result,) = _decode(CachedFake(dist), [CUT_AFTER_BEI], extractive=True, cuts=[CUTS])
+    assert result.token_ids is None

@@ -52,6 +52,19 @@ def test_an_answer_across_a_windows_cut_is_answered_whole(runtime: QARuntime, op
     assert all(index == 1 for _, _, index in result.candidates)
 
 
+def test_a_window_that_said_no_answer_finishes_an_answer_cut_at_a_window(
+    runtime: QARuntime,
+) -> None:
+    # the window holding 北京 whole says "no answer" at first; the one cut after 北 starts it
+    whole_reader = runtime._model
+    runtime._model = straddle_reader_of(runtime.tokenizer, unsure_whole=True)
+    try:
+        _, result = _answer(runtime, ["李娜住在上海。", LONG])
+    finally:
+        runtime._model = whole_reader
+    assert (result.answer, result.passage_index) == ("北京", 1), result
+
+
 def test_a_passage_in_one_window_is_read_as_before(runtime: QARuntime) -> None:
     # the window that ends at 北 as a whole passage: 北 is all it holds
     item, result = _answer(runtime, [LONG[:12]])
