@@ -713,9 +713,9 @@ def decode_batch(
             continue
         if span_search:
             continue
-        if question.cuts is not None:
+        if question.cuts is not None and any(question.cuts[i].end for i in question.alive):
             # windows that leave are read on, silent, in case an answer reaches a cut that they
-            # see past (`_revived`)
+            # see past (`_revived`: only a voting row's cut end revives them)
             question.silent = frozenset(
                 i for i, edges in enumerate(question.cuts)
                 if i not in question.alive and any(edges)
