@@ -97,6 +97,7 @@ def evaluate_examples(
             length_penalty=length_penalty,
             placeholders=placeholders,
             answer_input=answer_input,
+            cuts=[[(p.starts_cut, p.ends_cut) for p in e.passages] for e in chunk],
         )
         predictions.extend(r.answer for r in results)
     return evaluate(predictions, examples), predictions

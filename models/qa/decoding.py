@@ -38,6 +38,22 @@ starts is scored whole, by its log-probability in its passage, and the spans are
 score over (tokens + 1) ** `length_penalty` (no vote: the best span of any passage wins). The
 first step's rule, `force_answer` included, is the same.
 
+A passage longer than the model reads is cut into overlapping windows (`service.runtimes.qa`,
+`models.qa.readers.window_passages`), each a row of its own, and a window cannot know what lies
+beyond its cuts: a window that ends right after 北 can only end 北 there, and would vote for
+[SEP] against the window that holds 北京 whole. With `cuts` (which rows start or end at a cut),
+a row does not vote on the answer's edges beyond them, as BERT's "max context" rule on SQuAD
+leaves each position to the window that sees most around it (`_edge_votes`): where the answer so
+far occurs in a row only at its cut end the row abstains, and a row cut at its start does not
+vote for its first token as the answer's first, both while another voting row holds that answer
+so far (that token) away from its own cuts. Windows that say "no answer" at the first step are
+read on, silent (they neither vote nor widen the extractive constraint): when the answer so far
+reaches a voting row's cut end and no voting row holds it inside, the silent windows that do
+vote for that beam from then on (`_revived`), since a window sure of an answer's start but cut
+inside it would otherwise end it at its cut. The span search ranks a span that touches a cut
+after the others when another read passage holds it inside (it reads no silent window). Without
+cuts, nothing changes.
+
 With `evidence`, the same pass also keeps, for each beam, the attention over its passages of the
 token that predicted each answer token (the step model's `prefill_with_attention` and
 `step_with_attention`: the last prefix token for the first answer token, then each answer token
@@ -58,7 +74,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import Any, NamedTuple, Protocol, cast
 
 import numpy as np
 
@@ -91,6 +107,14 @@ PASSAGE_OFFSET = 1
 # an int picks one (-1 the last). The mean of the layers put the gold answer inside the top span
 # most often on the demo model's held-out questions (bench/qa_evidence.py, docs/benchmarks.md).
 EVIDENCE_LAYERS: int | None = None
+
+
+class WindowCuts(NamedTuple):
+    """Whether a row's passage text starts and ends at a cut: the window of a longer passage,
+    which goes on before (`start`) or after (`end`) what the row reads."""
+
+    start: bool = False
+    end: bool = False
 
 
 class StepModel(Protocol):
@@ -232,20 +256,32 @@ class _Beam:
     score: float  # sum of log votes
     passage_log_probs: np.ndarray  # [passages alive] sum of log p_i over the tokens
     rows: list[int]  # its row per alive passage in the current state
-    matches: list[np.ndarray] | None  # extractive: per alive passage, next positions that fit
+    # extractive, or a question with windows' cuts: per alive passage, the positions right after
+    # the answer so far's occurrences (the next token's positions that fit)
+    matches: list[np.ndarray] | None
     # answer_input "next": per alive passage, whether it holds the answer so far (and votes);
     # None: every passage votes (the rows read the answer's last token)
     voting: list[bool] | None = None
     # evidence: per step that chose a token ([SEP] included), (attention [alive, P] over the
     # passages' tokens of the rows that predicted it, their probabilities of it [alive])
     attention: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+    # windows' cuts: the silent passages (`_Question.silent`) that vote for this beam, from the
+    # step its answer so far reached a cut they see past (`_revived`)
+    revived: frozenset[int] = frozenset()
 
 
 @dataclass
 class _Question:
     prefill_rows: list[int]
     passages: list[np.ndarray]  # passage token ids, per passage
+    # per passage, whether its row starts and ends at a window's cut (its passage goes on before
+    # and after what the row read, `WindowCuts`); None: no row is cut
+    cuts: list[WindowCuts] | None = None
+    extractive: bool = False
     alive: list[int] = field(default_factory=list)  # passage indices still reading
+    # windows that said "no answer" at the first step but are read on (`_revived`): they vote
+    # only for the beams that revive them
+    silent: frozenset[int] = frozenset()
     beams: list[_Beam] = field(default_factory=list)
     finished: list[_Beam] = field(default_factory=list)
     result: DecodedAnswer | None = None
@@ -294,7 +330,7 @@ def _allowed_mask(
 ) -> np.ndarray | None:
     """[V] bool of the tokens that may come next, or None when any token may (not extractive).
     `end_allowed` False bans [SEP] (a forced answer's first token)."""
-    if beam.matches is None:
+    if not question.extractive or beam.matches is None:
         if not len(banned) and end_allowed:
             return None
         mask = np.ones(vocab_size, bool)
@@ -303,6 +339,8 @@ def _allowed_mask(
         return mask
     mask = np.zeros(vocab_size, bool)
     for passage_index, positions in zip(question.alive, beam.matches, strict=True):
+        if passage_index in question.silent and passage_index not in beam.revived:
+            continue
         ids = question.passages[passage_index]
         mask[ids[positions[positions < len(ids)]]] = True
     mask[banned] = False
@@ -332,14 +370,89 @@ def _passage_probs(log_probs: np.ndarray, beam: _Beam) -> np.ndarray:
     return probs
 
 
+def _edge_votes(probs: np.ndarray, beam: _Beam, question: _Question) -> np.ndarray:
+    """[alive, V] votes of a beam's rows: `probs` without what a window cannot know, the
+    answer's edges beyond its cuts (BERT's "max context" rule on SQuAD, for votes).
+
+    * End: a row whose answer so far occurs in it only at its last token, where its window is
+      cut, abstains (on [SEP] and every other token): it cannot see whether the answer ends
+      there, and the window after it, which overlaps it, can.
+    * Start: at the first step, a row whose window starts at a cut does not vote for its first
+      token as the answer's start (when that token occurs nowhere else in it): it may be the tail
+      of an answer that starts before the window, which the window before it sees.
+
+    Either holds only while another voting row holds the answer so far (or that first token)
+    away from its own cuts: a row with no one to defer to votes as it is. A question without
+    cuts gets `probs` back.
+    """
+    if question.cuts is None or beam.matches is None:
+        return probs
+    voting = probs.sum(axis=1) > 0
+    cuts = [question.cuts[i] for i in question.alive]
+    ids = [question.passages[i] for i in question.alive]
+    if not beam.tokens:
+        out = probs.copy()
+        for k, (edges, tokens) in enumerate(zip(cuts, ids, strict=True)):
+            if not edges.start or not len(tokens) or (tokens[1:] == tokens[0]).any():
+                continue
+            # another voting row holds the token where it may start an answer: not at its cut
+            if any(
+                voting[j] and (ids[j][int(cuts[j].start) :] == tokens[0]).any()
+                for j in range(len(ids))
+                if j != k
+            ):
+                out[k, tokens[0]] = 0.0
+        return out
+    # per row: whether the answer so far occurs in it only at its cut end; elsewhere in it
+    at_cut = np.zeros(len(ids), bool)
+    inside = np.zeros(len(ids), bool)
+    for k, (edges, tokens, ends) in enumerate(zip(cuts, ids, beam.matches, strict=True)):
+        cut_ends = ends == len(tokens) if edges.end else np.zeros(len(ends), bool)
+        at_cut[k] = len(ends) > 0 and bool(cut_ends.all())
+        inside[k] = bool((~cut_ends).any())
+    if not at_cut.any() or not (inside & voting).any():
+        return probs
+    return np.where(at_cut[:, None], 0.0, probs)
+
+
+def _revived(question: _Question, beam: _Beam) -> frozenset[int]:
+    """The silent passages (`_Question.silent`) that vote for a beam: those revived before, and
+    when the answer so far occurs in a voting row only at its cut end and no voting row holds it
+    away from its cuts, the silent ones that do: a window that said "no answer" at the first
+    step but sees past the cut decides how the answer goes on, rather than the window that
+    cannot see (which would end it at its cut)."""
+    if not question.silent or question.cuts is None or beam.matches is None or not beam.tokens:
+        return beam.revived
+    at_cut = inside_voting = False
+    waking = []
+    for passage_index, ends in zip(question.alive, beam.matches, strict=True):
+        length = len(question.passages[passage_index])
+        cut_ends = ends == length if question.cuts[passage_index].end else ends < 0
+        inside = bool((~cut_ends).any())
+        if passage_index in question.silent and passage_index not in beam.revived:
+            if inside:
+                waking.append(passage_index)
+            continue
+        at_cut = at_cut or (len(ends) > 0 and bool(cut_ends.all()))
+        inside_voting = inside_voting or inside
+    if at_cut and not inside_voting and waking:
+        return beam.revived | frozenset(waking)
+    return beam.revived
+
+
+def _heard(question: _Question, beam: _Beam) -> np.ndarray:
+    """[alive] bool: the beam's rows that vote (all but the silent ones it did not revive)."""
+    return np.array([i not in question.silent or i in beam.revived for i in question.alive], bool)
+
+
 def _best_passage(question: _Question, beam: _Beam) -> int | None:
     """The alive passage most sure of the beam's answer. Extractive, among the passages that hold
     the answer as a span: the vote keeps every passage that did not say "no answer", and one that
     lacks the span can still be the surest of its tokens."""
     if not question.alive:
         return None
-    scores = beam.passage_log_probs
-    if beam.matches is not None:
+    scores = np.where(_heard(question, beam), beam.passage_log_probs, -np.inf)
+    if question.extractive and beam.matches is not None:
         holds = np.array([len(positions) > 0 for positions in beam.matches])
         if holds.any():
             scores = np.where(holds, scores, -np.inf)
@@ -411,13 +524,19 @@ def _select(
         question.passage_attention(attention, beam.rows) if attention is not None else None
         for beam in question.beams
     ]
+    heard = []
     for beam in question.beams:
+        beam.revived = _revived(question, beam)
+        heard.append(_heard(question, beam))
         probs = _passage_probs(log_probs, beam)  # [alive, V]
         end_allowed = not (force_answer and not beam.tokens)
         mask = _allowed_mask(vocab_size, beam, question, sep_id, banned, end_allowed)
         if mask is not None:
             probs = np.where(mask[None, :], probs, 0.0)
-        totals.append(beam.score + _log(_normalized_vote(probs)))
+        votes = _edge_votes(np.where(heard[-1][:, None], probs, 0.0), beam, question)
+        totals.append(beam.score + _log(_normalized_vote(votes)))
+        # a row that abstains still says how sure it is of the token (which passage the answer
+        # is named from, `_best_passage`)
         per_passage.append(_log(probs))
     scores = np.stack(totals)  # [beams, V]
     flat = scores.ravel()
@@ -444,7 +563,11 @@ def _select(
             else _extend_matches(question, parent.matches, token),
             attention=parent.attention
             if attended is None
-            else [*parent.attention, (attended, np.exp(log_probs[parent.rows, token]))],
+            else [
+                *parent.attention,
+                (attended, np.exp(log_probs[parent.rows, token]) * heard[parent_index]),
+            ],
+            revived=parent.revived,
         )
         if token == sep_id or len(child.tokens) >= max_answer_tokens:
             question.finished.append(child)
@@ -477,6 +600,7 @@ def decode_batch(
     length_penalty: float | None = None,
     answer_input: str = "previous",
     mask_id: int | None = None,
+    cuts: Sequence[Sequence[tuple[bool, bool]]] | None = None,
 ) -> list[DecodedAnswer]:
     """Decodes the answers of several questions together, in token ids.
 
@@ -507,6 +631,12 @@ def decode_batch(
             only; see the module's docstring).
         mask_id: with "next", the id of [MASK] (what a slot reads where the next token is
             ambiguous).
+        cuts: per question, per passage, whether it starts and ends at a cut (`WindowCuts`:
+            windows of a longer passage); a row does not vote on the answer's edges beyond its
+            cuts (`_edge_votes`), windows that leave at the first step are read on in case the
+            answer reaches a cut they see past (`_revived`), and the span search ranks a span
+            that touches a cut after the others when another passage holds it inside
+            (`models.qa.span_search`). None: every passage is whole.
 
     Returns:
         One `DecodedAnswer` per question, in order.
@@ -533,7 +663,9 @@ def decode_batch(
     banned = np.asarray(sorted(set(banned_ids) - {sep_id}), np.int64)
     questions: list[_Question] = []
     flat_prefixes: list[Sequence[int]] = []
-    for passages in prefixes:
+    if cuts is not None and [len(c) for c in cuts] != [len(p) for p in prefixes]:
+        raise ValueError("cuts must give one (start, end) pair per passage of every question")
+    for index, passages in enumerate(prefixes):
         rows = list(range(len(flat_prefixes), len(flat_prefixes) + len(passages)))
         flat_prefixes.extend(passages)
         texts = []
@@ -542,7 +674,10 @@ def decode_batch(
             ends = np.flatnonzero(ids == sep_id)
             end = int(ends[0]) if len(ends) else len(ids)
             texts.append(ids[PASSAGE_OFFSET:end])
-        questions.append(_Question(rows, texts))
+        edges = [WindowCuts(*map(bool, c)) for c in cuts[index]] if cuts is not None else []
+        questions.append(
+            _Question(rows, texts, edges if any(map(any, edges)) else None, extractive)
+        )
         if not passages:
             questions[-1].result = DecodedAnswer(None, 0.0, None, [])
     if not flat_prefixes:
@@ -578,6 +713,14 @@ def decode_batch(
             continue
         if span_search:
             continue
+        if question.cuts is not None and any(question.cuts[i].end for i in question.alive):
+            # windows that leave are read on, silent, in case an answer reaches a cut that they
+            # see past (`_revived`: only a voting row's cut end revives them)
+            question.silent = frozenset(
+                i for i, edges in enumerate(question.cuts)
+                if i not in question.alive and any(edges)
+            )  # fmt: skip
+            question.alive = sorted([*question.alive, *question.silent])
         question.beams = [
             _Beam(
                 tokens=[],
@@ -586,7 +729,7 @@ def decode_batch(
                 rows=[question.prefill_rows[i] for i in question.alive],
                 matches=(
                     [np.arange(len(question.passages[i])) for i in question.alive]
-                    if extractive
+                    if extractive or question.cuts is not None
                     else None
                 ),
             )
@@ -600,7 +743,7 @@ def decode_batch(
         waiting = [q for q in questions if q.result is None]
         found = search_spans(
             model, state, log_probs, lengths,
-            [SpanQuestion(q.prefill_rows, q.passages, q.alive) for q in waiting],
+            [SpanQuestion(q.prefill_rows, q.passages, q.alive, q.cuts) for q in waiting],
             sep_id=sep_id, banned=banned, max_answer_tokens=max_answer_tokens,
             starts_per_question=span_starts, next_ambiguous_id=mask_id if reads_next else None,
         )  # fmt: skip
@@ -730,6 +873,7 @@ def answer_questions(
     length_penalty: float | None = None,
     placeholders: int = 0,
     answer_input: str = "previous",
+    cuts: Sequence[Sequence[tuple[bool, bool]]] | None = None,
 ) -> list[QAResult]:
     """Answers several questions, each over its passages, in one batch of model calls.
 
@@ -750,6 +894,9 @@ def answer_questions(
             `placeholders.count`, `models.qa.placeholders`); 0: unknown text is `[UNK]`.
         answer_input: what the model's answer slots read (its manifest's
             `decoding.answer_input`, `decode_batch`).
+        cuts: per question, per passage, whether it starts and ends at a cut (the windows of a
+            longer passage, `models.qa.readers.window_passages`; `decode_batch`); None: every
+            passage is whole. A passage longer than `max_passage_tokens` ends at a cut too.
 
     Returns:
         One `QAResult` per question.
@@ -768,10 +915,14 @@ def answer_questions(
         encode = tokenizer if mapping is None else mapping
         question_ids = encode.piece_ids(question)[:max_question_tokens]
         prefix, read = [], []
-        for passage in passages:
+        for j, passage in enumerate(passages):
             ids, offsets = encode.piece_ids_with_offsets(passage)
+            start, end = cuts[len(rows)][j] if cuts is not None else (False, False)
+            edges = WindowCuts(bool(start), bool(end) or len(ids) > max_passage_tokens)
             prefix.append(join_prefix(tokenizer, ids[:max_passage_tokens], question_ids))
-            read.append(PassageRow(ids[:max_passage_tokens], offsets[:max_passage_tokens], passage))
+            read.append(
+                PassageRow(ids[:max_passage_tokens], offsets[:max_passage_tokens], passage, edges)
+            )
         prefixes.append(prefix)
         rows.append(read)
     decoded = decode_batch(
@@ -792,6 +943,7 @@ def answer_questions(
         length_penalty=length_penalty,
         answer_input=answer_input,
         mask_id=tokenizer.mask_id,
+        cuts=[[row.cuts for row in read] for read in rows],
     )
     return results_from_decoded(tokenizer, decoded, rows, mappings if mapper else None)
 
@@ -809,11 +961,14 @@ class PassageRow:
         ids: its tokens read (placeholders included: the ids of the row's prefix).
         offsets: each token's characters [start, end) in `text`.
         text: the passage (a window's offsets count in the whole passage it was cut from).
+        cuts: whether the tokens read start and end at a cut of the passage (a window, or the
+            passage read up to the model's limit), `decode_batch(cuts=)`.
     """
 
     ids: Sequence[int]
     offsets: Sequence[tuple[int, int]]
     text: str
+    cuts: WindowCuts = WindowCuts()
 
 
 def span_text(token_ids: Sequence[int], row: PassageRow) -> str | None:

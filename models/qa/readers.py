@@ -38,11 +38,16 @@ class Passage:
         text: the passage.
         answer: the answer as it appears in the passage, or None when it holds none.
         answer_start: character offset of `answer` in `text` when the data gives it (SQuAD).
+        starts_cut, ends_cut: the passage is a window of a longer one that goes on before it,
+            after it (`window_passages`): decoding does not vote on an answer's edges beyond
+            them (`models.qa.decoding.decode_batch(cuts=)`).
     """
 
     text: str
     answer: str | None = None
     answer_start: int | None = None
+    starts_cut: bool = False
+    ends_cut: bool = False
 
 
 @dataclass(frozen=True)
@@ -300,5 +305,14 @@ def window_passages(example: QAExample, window_chars: int, stride_chars: int) ->
         for start in starts:
             text = passage.text[start : start + window_chars]
             offset = text.find(passage.answer) if passage.answer else -1
-            passages.append(Passage(text, passage.answer, offset) if offset >= 0 else Passage(text))
+            held = offset >= 0
+            passages.append(
+                Passage(
+                    text,
+                    passage.answer if held else None,
+                    offset if held else None,
+                    starts_cut=start > 0,
+                    ends_cut=start + window_chars < len(passage.text),
+                )
+            )
     return replace(example, passages=passages, answers=example.gold_answers())

@@ -13,6 +13,14 @@ tokens are fed one by one, and every step gives the log-probability of the span 
 so every span of up to `max_answer_tokens` tokens from those starts is scored exactly, and the
 best of them over all passages is the answer. `max_answer_tokens` steps of one row per start
 cost about what reading the passages did.
+
+A passage that is the window of a longer one (`SpanQuestion.cuts`) cannot score a span that
+touches its cut: one that ends at its last token, where the passage goes on (its [SEP] is
+likely only because the window stops there), or starts at its first token, where the passage
+began before it. When another passage being read holds the same tokens away from its own cuts
+(the overlapping window, which sees past that cut), such a span is left to it, as BERT's "max
+context" rule does: it ranks after every other span of the question, the answer only when the
+question has no other. A span no other passage holds inside is scored as any other.
 """
 
 from __future__ import annotations
@@ -57,11 +65,36 @@ class SpanQuestion:
         prefill_rows: per passage, its row in the prefill's log-probs and state.
         passages: per passage, its token ids.
         alive: the passages to read.
+        cuts: per passage, whether it starts and ends at a window's cut
+            (`models.qa.decoding.WindowCuts`); None: every passage is whole.
     """
 
     prefill_rows: Sequence[int]
     passages: Sequence[np.ndarray]
     alive: Sequence[int]
+    cuts: Sequence[tuple[bool, bool]] | None = None
+
+    def touches_cut(self, passage: int, start: int, end: int) -> bool:
+        """Whether the span [start, end] (inclusive) of a passage starts or ends at its cut."""
+        if self.cuts is None:
+            return False
+        starts_cut, ends_cut = self.cuts[passage]
+        return (starts_cut and start == 0) or (ends_cut and end == len(self.passages[passage]) - 1)
+
+    def held_inside_elsewhere(self, passage: int, tokens: np.ndarray) -> bool:
+        """Whether another alive passage holds `tokens` as a span that touches none of its
+        cuts."""
+        n = len(tokens)
+        for other in self.alive:
+            ids = np.asarray(self.passages[other])
+            if other == passage or len(ids) < n:
+                continue
+            for start in np.flatnonzero(ids[: len(ids) - n + 1] == tokens[0]).tolist():
+                if np.array_equal(ids[start : start + n], tokens) and not self.touches_cut(
+                    other, start, start + n - 1
+                ):
+                    return True
+        return False
 
 
 def span_starts(
@@ -112,7 +145,8 @@ def search_spans(
             that token is ambiguous ([MASK], `models.qa.samples.next_token`); None: the span's.
 
     Returns:
-        Per question, its distinct spans (per passage), best first.
+        Per question, its distinct spans (per passage), best first; with `SpanQuestion.cuts`,
+        the spans that touch a cut and another passage holds inside only when it has no other.
     """
     rows: list[tuple[int, int, int]] = []  # (question, passage, start) per row
     cumulative: list[float] = []
@@ -123,6 +157,7 @@ def search_spans(
             rows.append((index, passage, start))
             cumulative.append(score)
     found: list[dict[tuple[int, tuple[int, ...]], float]] = [{} for _ in questions]
+    at_cuts: list[dict[tuple[int, tuple[int, ...]], float]] = [{} for _ in questions]
     if not rows:
         return [[] for _ in questions]
     gather = np.asarray([questions[q].prefill_rows[p] for q, p, _ in rows], np.int32)
@@ -148,8 +183,13 @@ def search_spans(
             ids = questions[q].passages[p]
             closed = total[r] + log_probs[k, sep_id]
             key = (p, tuple(int(t) for t in ids[s : s + step + 1]))
-            found[q][key] = max(found[q].get(key, -np.inf), closed)
-            best[q] = max(best[q], closed)
+            if questions[q].touches_cut(p, s, s + step) and questions[q].held_inside_elsewhere(
+                p, ids[s : s + step + 1]
+            ):
+                at_cuts[q][key] = max(at_cuts[q].get(key, -np.inf), closed)
+            else:
+                found[q][key] = max(found[q].get(key, -np.inf), closed)
+                best[q] = max(best[q], closed)
             if s + step + 1 < len(ids):
                 nxt = int(ids[s + step + 1])
                 total[r] += log_probs[k, nxt] if nxt != sep_id else -np.inf
@@ -165,7 +205,7 @@ def search_spans(
             (SpanCandidate(tokens, score, passage) for (passage, tokens), score in spans.items()),
             key=lambda c: -c.log_prob,
         )
-        for spans in found
+        for spans in (inside or cut for inside, cut in zip(found, at_cuts, strict=True))
     ]
 
 

@@ -3,7 +3,8 @@
 The request side tokenises the question over each passage into the prefix
 `[CLS] passage [SEP] question [SEP]`; a passage longer than the model reads becomes overlapping
 windows, each read as a passage of its own (as training and `training.qa_eval` cut them), so that
-no part of it is dropped unread. The batch side decodes every queued question's passages
+no part of it is dropped unread; a window does not vote on an answer's edges beyond its cuts
+(`models.qa.decoding.decode_batch(cuts=)`). The batch side decodes every queued question's passages
 together (`models.qa.decoding.decode_batch`): one prefill, then one cached step per answer token,
 with the passages voting and beams reordering the cache.
 """
@@ -18,6 +19,7 @@ from typing import Any
 from models.qa.decoding import (
     PassageRow,
     QAResult,
+    WindowCuts,
     banned_ids,
     decode_batch,
     results_from_decoded,
@@ -63,8 +65,9 @@ WINDOW_STRIDE_FRACTION = 0.5
 class QAItem:
     prefixes: tuple[tuple[int, ...], ...]  # per window: [CLS] window [SEP] question [SEP]
     options: QAOptions
-    # Per window, its tokens read and their characters in its passage: answers (and evidence)
-    # are cut from the passage's own text.
+    # Per window, its tokens read, their characters in its passage (answers and evidence are
+    # cut from the passage's own text) and whether it starts or ends at a cut of the passage
+    # (where it does not vote on the answer's edges, `decode_batch(cuts=)`).
     passage_rows: tuple[PassageRow, ...] = ()
     # The request's passage each window was cut from; None when every passage is one window.
     owners: tuple[int, ...] | None = None
@@ -193,7 +196,8 @@ class QARuntime(BatchedRuntime):
                 piece = ids[start : start + window]
                 prefixes.append(tuple(join_prefix(self.tokenizer, piece, question_ids)))
                 owners.append(index)
-                rows.append(PassageRow(piece, spots[start : start + window], passage))
+                cuts = WindowCuts(start > 0, start + window < len(ids))
+                rows.append(PassageRow(piece, spots[start : start + window], passage, cuts))
         # A window costs what a passage costs: MAX_PASSAGES bounds what one question reads.
         if len(prefixes) > self.settings.max_passages:
             raise PayloadTooLarge(
@@ -230,6 +234,7 @@ class QARuntime(BatchedRuntime):
             length_penalty=options.length_penalty,
             answer_input=self.answer_input,
             mask_id=self.tokenizer.mask_id,
+            cuts=[[row.cuts for row in item.passage_rows] for item in items],
         )
         mappings = [item.placeholders for item in items] if self.placeholders is not None else None
         rows = [item.passage_rows for item in items]
