@@ -13,6 +13,10 @@ The algorithm is the one of bert4keras' `task_reading_comprehension_by_seq2seq.p
    sure of over tokens one passage is unsure of.
 3. With `extractive`, the next token must extend the answer so far to a span of a remaining
    passage (or be [SEP]): the probabilities of all other tokens are set to zero before voting.
+   Given which ids continue a word (`continues_word`: WordPiece's "##" pieces), a span is of
+   whole words too: it starts at no "##" piece, and [SEP] may end it only where some passage
+   holding it goes on with a new word (or ends). A reader sure of 198 but not of the last 9 of
+   1989 (1 ##9 ##8 ##9) writes 1989, not 198; SQuAD's answers are whole words in the same way.
 4. With `force_answer` (the caller knows the passages hold an answer: bert4keras' decoder can be
    told so too), [SEP] may not win the first step: when every passage would leave, the one
    least sure of "no answer" (lowest p([SEP]) at the first step) stays, and the first token is
@@ -278,6 +282,9 @@ class _Question:
     # and after what the row read, `WindowCuts`); None: no row is cut
     cuts: list[WindowCuts] | None = None
     extractive: bool = False
+    # [V] bool, the ids of pieces that continue a word (extractive spans are of whole words);
+    # None: any span
+    continues_word: np.ndarray | None = None
     alive: list[int] = field(default_factory=list)  # passage indices still reading
     # windows that said "no answer" at the first step but are read on (`_revived`): they vote
     # only for the beams that revive them
@@ -338,13 +345,23 @@ def _allowed_mask(
         mask[sep_id] = end_allowed
         return mask
     mask = np.zeros(vocab_size, bool)
+    continues = question.continues_word
+    ends_word = continues is None or not beam.tokens
     for passage_index, positions in zip(question.alive, beam.matches, strict=True):
         if passage_index in question.silent and passage_index not in beam.revived:
             continue
         ids = question.passages[passage_index]
-        mask[ids[positions[positions < len(ids)]]] = True
+        inside = positions[positions < len(ids)]
+        if continues is not None:
+            # the span so far ends a word where the passage ends or a new word follows it
+            ends_word = (
+                ends_word or len(inside) < len(positions) or not continues[ids[inside]].all()
+            )
+            if not beam.tokens:
+                inside = inside[~continues[ids[inside]]]  # and it starts at a word's start
+        mask[ids[inside]] = True
     mask[banned] = False
-    mask[sep_id] = end_allowed
+    mask[sep_id] = end_allowed and ends_word
     return mask
 
 
@@ -601,6 +618,7 @@ def decode_batch(
     answer_input: str = "previous",
     mask_id: int | None = None,
     cuts: Sequence[Sequence[tuple[bool, bool]]] | None = None,
+    continues_word: np.ndarray | None = None,
 ) -> list[DecodedAnswer]:
     """Decodes the answers of several questions together, in token ids.
 
@@ -637,6 +655,9 @@ def decode_batch(
             answer reaches a cut they see past (`_revived`), and the span search ranks a span
             that touches a cut after the others when another passage holds it inside
             (`models.qa.span_search`). None: every passage is whole.
+        continues_word: [vocab] bool, the ids of pieces that continue a word ("##" pieces,
+            `BertTokenizer.continues_word`): with `extractive` (and `span_search`), answers are
+            spans of whole words. None: any span of tokens.
 
     Returns:
         One `DecodedAnswer` per question, in order.
@@ -676,7 +697,13 @@ def decode_batch(
             texts.append(ids[PASSAGE_OFFSET:end])
         edges = [WindowCuts(*map(bool, c)) for c in cuts[index]] if cuts is not None else []
         questions.append(
-            _Question(rows, texts, edges if any(map(any, edges)) else None, extractive)
+            _Question(
+                rows,
+                texts,
+                edges if any(map(any, edges)) else None,
+                extractive,
+                continues_word if extractive else None,
+            )  # fmt: skip
         )
         if not passages:
             questions[-1].result = DecodedAnswer(None, 0.0, None, [])
@@ -743,7 +770,10 @@ def decode_batch(
         waiting = [q for q in questions if q.result is None]
         found = search_spans(
             model, state, log_probs, lengths,
-            [SpanQuestion(q.prefill_rows, q.passages, q.alive, q.cuts) for q in waiting],
+            [
+                SpanQuestion(q.prefill_rows, q.passages, q.alive, q.cuts, q.continues_word)
+                for q in waiting
+            ],
             sep_id=sep_id, banned=banned, max_answer_tokens=max_answer_tokens,
             starts_per_question=span_starts, next_ambiguous_id=mask_id if reads_next else None,
         )  # fmt: skip
@@ -944,6 +974,7 @@ def answer_questions(
         answer_input=answer_input,
         mask_id=tokenizer.mask_id,
         cuts=[[row.cuts for row in read] for read in rows],
+        continues_word=tokenizer.continues_word,
     )
     return results_from_decoded(tokenizer, decoded, rows, mappings if mapper else None)
 

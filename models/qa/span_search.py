@@ -67,12 +67,25 @@ class SpanQuestion:
         alive: the passages to read.
         cuts: per passage, whether it starts and ends at a window's cut
             (`models.qa.decoding.WindowCuts`); None: every passage is whole.
+        continues_word: [V] bool, the ids of pieces that continue a word: spans start and
+            end at word boundaries (`models.qa.decoding.decode_batch`); None: any span.
     """
 
     prefill_rows: Sequence[int]
     passages: Sequence[np.ndarray]
     alive: Sequence[int]
     cuts: Sequence[tuple[bool, bool]] | None = None
+    continues_word: np.ndarray | None = None
+
+    def starts_word(self, passage: int, position: int) -> bool:
+        """Whether a span may start (or the one before it end) at a position: the passage's end
+        or a piece that begins a word."""
+        ids = self.passages[passage]
+        return (
+            self.continues_word is None
+            or position >= len(ids)
+            or not self.continues_word[int(ids[position])]
+        )
 
     def touches_cut(self, passage: int, start: int, end: int) -> bool:
         """Whether the span [start, end] (inclusive) of a passage starts or ends at its cut."""
@@ -111,6 +124,8 @@ def span_starts(
         ids = np.asarray(question.passages[passage])
         scores = first_log_probs[question.prefill_rows[passage]][ids]
         ok = (ids != sep_id) & ~np.isin(ids, banned)
+        if question.continues_word is not None:
+            ok &= ~question.continues_word[ids]
         starts.extend((float(scores[s]), passage, int(s)) for s in np.flatnonzero(ok))
     starts.sort(key=lambda start: -start[0])  # stable: ties keep passage and position order
     return starts[:count]
@@ -183,11 +198,15 @@ def search_spans(
             ids = questions[q].passages[p]
             closed = total[r] + log_probs[k, sep_id]
             key = (p, tuple(int(t) for t in ids[s : s + step + 1]))
-            if questions[q].touches_cut(p, s, s + step) and questions[q].held_inside_elsewhere(
-                p, ids[s : s + step + 1]
+            # a span that ends inside a word is no answer (its longer spans may be)
+            whole = questions[q].starts_word(p, s + step + 1)
+            if (
+                whole
+                and questions[q].touches_cut(p, s, s + step)
+                and questions[q].held_inside_elsewhere(p, ids[s : s + step + 1])
             ):
                 at_cuts[q][key] = max(at_cuts[q].get(key, -np.inf), closed)
-            else:
+            elif whole:
                 found[q][key] = max(found[q].get(key, -np.inf), closed)
                 best[q] = max(best[q], closed)
             if s + step + 1 < len(ids):
