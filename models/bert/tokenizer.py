@@ -141,8 +141,10 @@ class BertTokenizer:
     def continues_word(self) -> np.ndarray:
         """[vocab_size] bool: the ids of WordPieces that continue a word ("##ing", the ##9 of
         1 ##9 ##8 ##9), which an extractive answer neither starts at nor ends before."""
-        out = np.zeros(self.vocab_size, bool)
-        for token, index in self._tokenizer.get_vocab(with_added_tokens=True).items():
+        vocab = self._tokenizer.get_vocab(with_added_tokens=True)
+        # ids run to the highest one: a repeated line keeps its last id and leaves a gap
+        out = np.zeros(max(self.vocab_size, max(vocab.values()) + 1), bool)
+        for token, index in vocab.items():
             out[index] = token.startswith("##") and len(token) > 2
         return out
 

@@ -77,7 +77,7 @@ each prefill and step call, which is what the service does with requests of diff
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple, Protocol, cast
 
 import numpy as np
@@ -347,21 +347,32 @@ def _allowed_mask(
     mask = np.zeros(vocab_size, bool)
     continues = question.continues_word
     ends_word = continues is None or not beam.tokens
+    # the span so far reaches a window's cut end, and whether some row reads on past it
+    at_cut = read_on = False
     for passage_index, positions in zip(question.alive, beam.matches, strict=True):
         if passage_index in question.silent and passage_index not in beam.revived:
             continue
         ids = question.passages[passage_index]
         inside = positions[positions < len(ids)]
         if continues is not None:
-            # the span so far ends a word where the passage ends or a new word follows it
-            ends_word = (
-                ends_word or len(inside) < len(positions) or not continues[ids[inside]].all()
-            )
+            # The span so far ends a word where a new word follows it or its passage ends; a
+            # window's cut end (service windows are cut between tokens: 1 ##9 ##8 | ##9) only
+            # when no row reads on past the span, since the word may go on beyond the cut.
+            reaches_end = len(inside) < len(positions)
+            cut = question.cuts is not None and question.cuts[passage_index].end
+            at_cut = at_cut or (reaches_end and cut)
+            read_on = read_on or len(inside) > 0
+            ends_word = ends_word or (reaches_end and not cut) or not continues[ids[inside]].all()
             if not beam.tokens:
                 inside = inside[~continues[ids[inside]]]  # and it starts at a word's start
         mask[ids[inside]] = True
+    if continues is not None and not beam.tokens and not mask.any():
+        # no passage holds a word's start (a window of ## pieces only): any token may start
+        return _allowed_mask(
+            vocab_size, beam, replace(question, continues_word=None), sep_id, banned, end_allowed
+        )
     mask[banned] = False
-    mask[sep_id] = end_allowed and ends_word
+    mask[sep_id] = end_allowed and (ends_word or (at_cut and not read_on))
     return mask
 
 
@@ -1002,22 +1013,38 @@ class PassageRow:
     cuts: WindowCuts = WindowCuts()
 
 
-def span_text(token_ids: Sequence[int], row: PassageRow) -> str | None:
+def span_text(
+    token_ids: Sequence[int], row: PassageRow, continues_word: np.ndarray | None = None
+) -> str | None:
     """The passage's own characters for an answer whose tokens are a span of it, from its first
     token's start to its last one's end: the text as the user wrote it (case, width, accents,
     words the vocabulary lacks, the blanks between words), which writing the tokens back cannot
-    give (an uncased vocabulary's `london`, a `[UNK]` dropped). The first place the span occurs;
-    None when it occurs nowhere (a generated answer, not a span)."""
+    give (an uncased vocabulary's `london`, a `[UNK]` dropped). The first place the span occurs
+    as whole words (given `continues_word`, `decode_batch`: `washington` is Washington, not the
+    start of Washingtonian), else the first place it occurs; None when it occurs nowhere (a
+    generated answer, not a span)."""
     n = len(token_ids)
     ids = np.asarray(row.ids[: len(row.offsets)])
     if n == 0 or n > len(ids):
         return None
     wanted = np.asarray(token_ids)
-    for start in np.flatnonzero(ids[: len(ids) - n + 1] == wanted[0]).tolist():
-        if np.array_equal(ids[start : start + n], wanted):
-            begin, end = row.offsets[start][0], row.offsets[start + n - 1][1]
-            return row.text[begin:end] if end > begin else None
-    return None
+    places = [
+        start
+        for start in np.flatnonzero(ids[: len(ids) - n + 1] == wanted[0]).tolist()
+        if np.array_equal(ids[start : start + n], wanted)
+    ]
+    if continues_word is not None:
+        whole = [
+            start
+            for start in places
+            if not continues_word[ids[start]]
+            and (start + n == len(ids) or not continues_word[ids[start + n]])
+        ]
+        places = whole or places
+    if not places:
+        return None
+    begin, end = row.offsets[places[0]][0], row.offsets[places[0] + n - 1][1]
+    return row.text[begin:end] if end > begin else None
 
 
 def results_from_decoded(
@@ -1041,7 +1068,7 @@ def results_from_decoded(
 
     def text_of(i: int, ids: Sequence[int], passage: int | None) -> str:
         if rows is not None and passage is not None and 0 <= passage < len(rows[i]):
-            text = span_text(ids, rows[i][passage])
+            text = span_text(ids, rows[i][passage], tokenizer.continues_word)
             if text is not None:
                 return text
         mapping = placeholders[i] if placeholders is not None else None

@@ -124,8 +124,8 @@ def span_starts(
         ids = np.asarray(question.passages[passage])
         scores = first_log_probs[question.prefill_rows[passage]][ids]
         ok = (ids != sep_id) & ~np.isin(ids, banned)
-        if question.continues_word is not None:
-            ok &= ~question.continues_word[ids]
+        if question.continues_word is not None and (~question.continues_word[ids] & ok).any():
+            ok &= ~question.continues_word[ids]  # spans start at words' starts, if any
         starts.extend((float(scores[s]), passage, int(s)) for s in np.flatnonzero(ok))
     starts.sort(key=lambda start: -start[0])  # stable: ties keep passage and position order
     return starts[:count]
@@ -173,6 +173,9 @@ def search_spans(
             cumulative.append(score)
     found: list[dict[tuple[int, tuple[int, ...]], float]] = [{} for _ in questions]
     at_cuts: list[dict[tuple[int, tuple[int, ...]], float]] = [{} for _ in questions]
+    # spans that end inside a word: the answer only when a question has no other (a forced
+    # answer where no whole word fits in max_answer_tokens)
+    in_words: list[dict[tuple[int, tuple[int, ...]], float]] = [{} for _ in questions]
     if not rows:
         return [[] for _ in questions]
     gather = np.asarray([questions[q].prefill_rows[p] for q, p, _ in rows], np.int32)
@@ -199,14 +202,13 @@ def search_spans(
             closed = total[r] + log_probs[k, sep_id]
             key = (p, tuple(int(t) for t in ids[s : s + step + 1]))
             # a span that ends inside a word is no answer (its longer spans may be)
-            whole = questions[q].starts_word(p, s + step + 1)
-            if (
-                whole
-                and questions[q].touches_cut(p, s, s + step)
-                and questions[q].held_inside_elsewhere(p, ids[s : s + step + 1])
+            if not questions[q].starts_word(p, s + step + 1):
+                in_words[q][key] = max(in_words[q].get(key, -np.inf), closed)
+            elif questions[q].touches_cut(p, s, s + step) and questions[q].held_inside_elsewhere(
+                p, ids[s : s + step + 1]
             ):
                 at_cuts[q][key] = max(at_cuts[q].get(key, -np.inf), closed)
-            elif whole:
+            else:
                 found[q][key] = max(found[q].get(key, -np.inf), closed)
                 best[q] = max(best[q], closed)
             if s + step + 1 < len(ids):
@@ -224,7 +226,10 @@ def search_spans(
             (SpanCandidate(tokens, score, passage) for (passage, tokens), score in spans.items()),
             key=lambda c: -c.log_prob,
         )
-        for spans in (inside or cut for inside, cut in zip(found, at_cuts, strict=True))
+        for spans in (
+            inside or cut or in_word
+            for inside, cut, in_word in zip(found, at_cuts, in_words, strict=True)
+        )
     ]
 
 

@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 
 from models.bert.tokenizer import BertTokenizer
-from models.qa.decoding import RecomputeStepModel, answer_questions, decode_batch
+from models.qa.decoding import (
+    PassageRow,
+    RecomputeStepModel,
+    answer_questions,
+    decode_batch,
+    span_text,
+)
 
 from .test_qa_decoding import (
     CLS,
@@ -119,9 +125,7 @@ def test_span_search_is_exact_over_every_span_of_whole_words(length_penalty):
             max_answer_tokens=4, length_penalty=length_penalty, continues_word=continues,
         )  # fmt: skip
         (found,) = _decode(CachedFake(_random_dist), [[_prefix(p) for p in passages]], **options)
-        if not spans:  # no whole word fits in 4 tokens: the search finds nothing to rank
-            assert found.token_ids is None
-            continue
+        assert spans, trial  # (a forced answer with no whole word: the test below)
         best = max(spans, key=lambda span: span[0])
         assert found.token_ids == best[1], trial
         assert found.token_ids is not None
@@ -159,6 +163,78 @@ def test_cached_decoding_and_recomputing_agree_with_whole_words(span_search):
             )
 
 
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_a_windows_cut_inside_a_word_does_not_end_the_answer(beam_size):
+    # service windows are cut between tokens: window A ends 1 ##9 ##8 | and the next window,
+    # overlapping it, holds 1 ##9 ##8 ##9 whole
+    window_a, window_b = [7, 8, ONE, NINE, EIGHT], [8, *YEAR, 12]
+    prefixes = [[_prefix(window_a), _prefix(window_b)]]
+    options = dict(extractive=True, beam_size=beam_size, continues_word=CONTINUES)
+    (result,) = _decode(CachedFake(_sure_of_198), prefixes, cuts=[[(False, True), (True, False)]],
+                        **options)  # fmt: skip
+    assert result.token_ids == YEAR
+    # a passage that ends after ##8 ends the word there (no cut)
+    (ended,) = _decode(CachedFake(_sure_of_198), prefixes, **options)
+    assert ended.token_ids == [ONE, NINE, EIGHT]
+    # and a lone window cut there has nothing that reads on: its span may end at the cut
+    (alone,) = _decode(
+        CachedFake(_sure_of_198), [[_prefix(window_a)]], cuts=[[(False, True)]], **options
+    )
+    assert alone.token_ids == [ONE, NINE, EIGHT]
+
+
+def test_a_revived_window_does_not_end_the_answer_at_the_other_windows_cut():
+    # window B says "no answer" at the first step (silent) and is revived when the answer
+    # reaches A's cut end
+    window_a, window_b = [7, 8, ONE, NINE, EIGHT], [8, *YEAR, 12]
+
+    def dist(prefix, answer):
+        if not answer and _passage_of(prefix) == window_b:
+            return _peaked(SEP, 0.9)
+        return _sure_of_198(prefix, answer)
+
+    (result,) = _decode(
+        CachedFake(dist),
+        [[_prefix(window_a), _prefix(window_b)]],
+        extractive=True,
+        continues_word=CONTINUES,
+        cuts=[[(False, True), (True, False)]],
+    )
+    assert result.token_ids == YEAR
+
+
+@pytest.mark.parametrize("span_search", [False, True])
+def test_a_forced_answer_over_pieces_that_start_no_word(span_search):
+    # a window of ## pieces only (cut out of a long number): no span is of whole words, and a
+    # forced answer is still an answer
+    (result,) = _decode(
+        CachedFake(_random_dist),
+        [[_prefix([NINE, EIGHT, NINE])]],
+        extractive=True,
+        force_answer=True,
+        span_search=span_search,
+        continues_word=CONTINUES,
+        cuts=[[(True, True)]],
+    )
+    assert result.token_ids
+
+
+def test_the_answer_text_is_cut_from_a_whole_word(tmp_path):
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "washington", "##ian", "is", "the",
+              "capital", ".", "food"]  # fmt: skip
+    (tmp_path / "vocab.txt").write_text("\n".join(tokens) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizer(tmp_path / "vocab.txt")  # uncased
+    passage = "WASHINGTONIAN food. Washington is the capital."
+    ids, offsets = tokenizer.piece_ids_with_offsets(passage)
+    row = PassageRow(ids, offsets, passage)
+    washington = [tokenizer.token_to_id("washington")]
+    assert span_text(washington, row) == "WASHINGTON"  # the first place its tokens occur
+    assert span_text(washington, row, tokenizer.continues_word) == "Washington"
+    # a span that occurs only inside a word is still the passage's text
+    row = PassageRow(ids[:4], offsets[:4], passage)
+    assert span_text(washington, row, tokenizer.continues_word) == "WASHINGTON"
+
+
 def test_the_tokenizer_says_which_pieces_continue_a_word(tmp_path):
     tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "1", "##9", "##8", "年", "##", "#"]
     (tmp_path / "vocab.txt").write_text("\n".join(tokens) + "\n", encoding="utf-8")
@@ -168,6 +244,12 @@ def test_the_tokenizer_says_which_pieces_continue_a_word(tmp_path):
     assert tokenizer.continues_word[ids].tolist() == [False, True, True, True, False]
     assert not tokenizer.continues_word[tokenizer.token_to_id("##")]  # "##" is a word
     assert tokenizer.continues_word.shape == (tokenizer.vocab_size,)
+    # a repeated line keeps its last id (Google's load_vocab): ids run past vocab_size
+    (tmp_path / "vocab.txt").write_text("\n".join([*tokens, "1", "##7"]) + "\n", encoding="utf-8")
+    repeated = BertTokenizer(tmp_path / "vocab.txt")
+    ids = repeated.piece_ids("1987")
+    assert max(ids) >= repeated.vocab_size
+    assert repeated.continues_word[ids].tolist() == [False, True, True, True]
 
 
 def test_a_served_answer_is_the_whole_number(tmp_path):
