@@ -17,7 +17,7 @@ import sys
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
 import numpy as np
@@ -136,6 +136,17 @@ class BertTokenizer:
     @property
     def vocab_size(self) -> int:
         return int(self._tokenizer.get_vocab_size(with_added_tokens=True))
+
+    @cached_property
+    def continues_word(self) -> np.ndarray:
+        """[vocab_size] bool: the ids of WordPieces that continue a word ("##ing", the ##9 of
+        1 ##9 ##8 ##9), which an extractive answer neither starts at nor ends before."""
+        vocab = self._tokenizer.get_vocab(with_added_tokens=True)
+        # ids run to the highest one: a repeated line keeps its last id and leaves a gap
+        out = np.zeros(max(self.vocab_size, max(vocab.values()) + 1), bool)
+        for token, index in vocab.items():
+            out[index] = token.startswith("##") and len(token) > 2
+        return out
 
     def token_to_id(self, token: str) -> int:
         """Id of a token; [UNK]'s id when the vocabulary lacks it."""

@@ -13,6 +13,10 @@ The algorithm is the one of bert4keras' `task_reading_comprehension_by_seq2seq.p
    sure of over tokens one passage is unsure of.
 3. With `extractive`, the next token must extend the answer so far to a span of a remaining
    passage (or be [SEP]): the probabilities of all other tokens are set to zero before voting.
+   Given which ids continue a word (`continues_word`: WordPiece's "##" pieces), a span is of
+   whole words too: it starts at no "##" piece, and [SEP] may end it only where some passage
+   holding it goes on with a new word (or ends). A reader sure of 198 but not of the last 9 of
+   1989 (1 ##9 ##8 ##9) writes 1989, not 198; SQuAD's answers are whole words in the same way.
 4. With `force_answer` (the caller knows the passages hold an answer: bert4keras' decoder can be
    told so too), [SEP] may not win the first step: when every passage would leave, the one
    least sure of "no answer" (lowest p([SEP]) at the first step) stays, and the first token is
@@ -73,7 +77,7 @@ each prefill and step call, which is what the service does with requests of diff
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple, Protocol, cast
 
 import numpy as np
@@ -278,6 +282,9 @@ class _Question:
     # and after what the row read, `WindowCuts`); None: no row is cut
     cuts: list[WindowCuts] | None = None
     extractive: bool = False
+    # [V] bool, the ids of pieces that continue a word (extractive spans are of whole words);
+    # None: any span
+    continues_word: np.ndarray | None = None
     alive: list[int] = field(default_factory=list)  # passage indices still reading
     # windows that said "no answer" at the first step but are read on (`_revived`): they vote
     # only for the beams that revive them
@@ -338,13 +345,34 @@ def _allowed_mask(
         mask[sep_id] = end_allowed
         return mask
     mask = np.zeros(vocab_size, bool)
+    continues = question.continues_word
+    ends_word = continues is None or not beam.tokens
+    # the span so far reaches a window's cut end, and whether some row reads on past it
+    at_cut = read_on = False
     for passage_index, positions in zip(question.alive, beam.matches, strict=True):
         if passage_index in question.silent and passage_index not in beam.revived:
             continue
         ids = question.passages[passage_index]
-        mask[ids[positions[positions < len(ids)]]] = True
+        inside = positions[positions < len(ids)]
+        if continues is not None:
+            # The span so far ends a word where a new word follows it or its passage ends; a
+            # window's cut end (service windows are cut between tokens: 1 ##9 ##8 | ##9) only
+            # when no row reads on past the span, since the word may go on beyond the cut.
+            reaches_end = len(inside) < len(positions)
+            cut = question.cuts is not None and question.cuts[passage_index].end
+            at_cut = at_cut or (reaches_end and cut)
+            read_on = read_on or len(inside) > 0
+            ends_word = ends_word or (reaches_end and not cut) or not continues[ids[inside]].all()
+            if not beam.tokens:
+                inside = inside[~continues[ids[inside]]]  # and it starts at a word's start
+        mask[ids[inside]] = True
+    if continues is not None and not beam.tokens and not mask.any():
+        # no passage holds a word's start (a window of ## pieces only): any token may start
+        return _allowed_mask(
+            vocab_size, beam, replace(question, continues_word=None), sep_id, banned, end_allowed
+        )
     mask[banned] = False
-    mask[sep_id] = end_allowed
+    mask[sep_id] = end_allowed and (ends_word or (at_cut and not read_on))
     return mask
 
 
@@ -601,6 +629,7 @@ def decode_batch(
     answer_input: str = "previous",
     mask_id: int | None = None,
     cuts: Sequence[Sequence[tuple[bool, bool]]] | None = None,
+    continues_word: np.ndarray | None = None,
 ) -> list[DecodedAnswer]:
     """Decodes the answers of several questions together, in token ids.
 
@@ -637,6 +666,9 @@ def decode_batch(
             answer reaches a cut they see past (`_revived`), and the span search ranks a span
             that touches a cut after the others when another passage holds it inside
             (`models.qa.span_search`). None: every passage is whole.
+        continues_word: [vocab] bool, the ids of pieces that continue a word ("##" pieces,
+            `BertTokenizer.continues_word`): with `extractive` (and `span_search`), answers are
+            spans of whole words. None: any span of tokens.
 
     Returns:
         One `DecodedAnswer` per question, in order.
@@ -676,7 +708,13 @@ def decode_batch(
             texts.append(ids[PASSAGE_OFFSET:end])
         edges = [WindowCuts(*map(bool, c)) for c in cuts[index]] if cuts is not None else []
         questions.append(
-            _Question(rows, texts, edges if any(map(any, edges)) else None, extractive)
+            _Question(
+                rows,
+                texts,
+                edges if any(map(any, edges)) else None,
+                extractive,
+                continues_word if extractive else None,
+            )  # fmt: skip
         )
         if not passages:
             questions[-1].result = DecodedAnswer(None, 0.0, None, [])
@@ -743,7 +781,10 @@ def decode_batch(
         waiting = [q for q in questions if q.result is None]
         found = search_spans(
             model, state, log_probs, lengths,
-            [SpanQuestion(q.prefill_rows, q.passages, q.alive, q.cuts) for q in waiting],
+            [
+                SpanQuestion(q.prefill_rows, q.passages, q.alive, q.cuts, q.continues_word)
+                for q in waiting
+            ],
             sep_id=sep_id, banned=banned, max_answer_tokens=max_answer_tokens,
             starts_per_question=span_starts, next_ambiguous_id=mask_id if reads_next else None,
         )  # fmt: skip
@@ -944,6 +985,7 @@ def answer_questions(
         answer_input=answer_input,
         mask_id=tokenizer.mask_id,
         cuts=[[row.cuts for row in read] for read in rows],
+        continues_word=tokenizer.continues_word,
     )
     return results_from_decoded(tokenizer, decoded, rows, mappings if mapper else None)
 
@@ -971,22 +1013,38 @@ class PassageRow:
     cuts: WindowCuts = WindowCuts()
 
 
-def span_text(token_ids: Sequence[int], row: PassageRow) -> str | None:
+def span_text(
+    token_ids: Sequence[int], row: PassageRow, continues_word: np.ndarray | None = None
+) -> str | None:
     """The passage's own characters for an answer whose tokens are a span of it, from its first
     token's start to its last one's end: the text as the user wrote it (case, width, accents,
     words the vocabulary lacks, the blanks between words), which writing the tokens back cannot
-    give (an uncased vocabulary's `london`, a `[UNK]` dropped). The first place the span occurs;
-    None when it occurs nowhere (a generated answer, not a span)."""
+    give (an uncased vocabulary's `london`, a `[UNK]` dropped). The first place the span occurs
+    as whole words (given `continues_word`, `decode_batch`: `washington` is Washington, not the
+    start of Washingtonian), else the first place it occurs; None when it occurs nowhere (a
+    generated answer, not a span)."""
     n = len(token_ids)
     ids = np.asarray(row.ids[: len(row.offsets)])
     if n == 0 or n > len(ids):
         return None
     wanted = np.asarray(token_ids)
-    for start in np.flatnonzero(ids[: len(ids) - n + 1] == wanted[0]).tolist():
-        if np.array_equal(ids[start : start + n], wanted):
-            begin, end = row.offsets[start][0], row.offsets[start + n - 1][1]
-            return row.text[begin:end] if end > begin else None
-    return None
+    places = [
+        start
+        for start in np.flatnonzero(ids[: len(ids) - n + 1] == wanted[0]).tolist()
+        if np.array_equal(ids[start : start + n], wanted)
+    ]
+    if continues_word is not None:
+        whole = [
+            start
+            for start in places
+            if not continues_word[ids[start]]
+            and (start + n == len(ids) or not continues_word[ids[start + n]])
+        ]
+        places = whole or places
+    if not places:
+        return None
+    begin, end = row.offsets[places[0]][0], row.offsets[places[0] + n - 1][1]
+    return row.text[begin:end] if end > begin else None
 
 
 def results_from_decoded(
@@ -1010,7 +1068,7 @@ def results_from_decoded(
 
     def text_of(i: int, ids: Sequence[int], passage: int | None) -> str:
         if rows is not None and passage is not None and 0 <= passage < len(rows[i]):
-            text = span_text(ids, rows[i][passage])
+            text = span_text(ids, rows[i][passage], tokenizer.continues_word)
             if text is not None:
                 return text
         mapping = placeholders[i] if placeholders is not None else None

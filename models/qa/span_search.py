@@ -67,12 +67,25 @@ class SpanQuestion:
         alive: the passages to read.
         cuts: per passage, whether it starts and ends at a window's cut
             (`models.qa.decoding.WindowCuts`); None: every passage is whole.
+        continues_word: [V] bool, the ids of pieces that continue a word: spans start and
+            end at word boundaries (`models.qa.decoding.decode_batch`); None: any span.
     """
 
     prefill_rows: Sequence[int]
     passages: Sequence[np.ndarray]
     alive: Sequence[int]
     cuts: Sequence[tuple[bool, bool]] | None = None
+    continues_word: np.ndarray | None = None
+
+    def starts_word(self, passage: int, position: int) -> bool:
+        """Whether a span may start (or the one before it end) at a position: the passage's end
+        or a piece that begins a word."""
+        ids = self.passages[passage]
+        return (
+            self.continues_word is None
+            or position >= len(ids)
+            or not self.continues_word[int(ids[position])]
+        )
 
     def touches_cut(self, passage: int, start: int, end: int) -> bool:
         """Whether the span [start, end] (inclusive) of a passage starts or ends at its cut."""
@@ -111,6 +124,8 @@ def span_starts(
         ids = np.asarray(question.passages[passage])
         scores = first_log_probs[question.prefill_rows[passage]][ids]
         ok = (ids != sep_id) & ~np.isin(ids, banned)
+        if question.continues_word is not None and (~question.continues_word[ids] & ok).any():
+            ok &= ~question.continues_word[ids]  # spans start at words' starts, if any
         starts.extend((float(scores[s]), passage, int(s)) for s in np.flatnonzero(ok))
     starts.sort(key=lambda start: -start[0])  # stable: ties keep passage and position order
     return starts[:count]
@@ -158,6 +173,9 @@ def search_spans(
             cumulative.append(score)
     found: list[dict[tuple[int, tuple[int, ...]], float]] = [{} for _ in questions]
     at_cuts: list[dict[tuple[int, tuple[int, ...]], float]] = [{} for _ in questions]
+    # spans that end inside a word: the answer only when a question has no other (a forced
+    # answer where no whole word fits in max_answer_tokens)
+    in_words: list[dict[tuple[int, tuple[int, ...]], float]] = [{} for _ in questions]
     if not rows:
         return [[] for _ in questions]
     gather = np.asarray([questions[q].prefill_rows[p] for q, p, _ in rows], np.int32)
@@ -183,7 +201,10 @@ def search_spans(
             ids = questions[q].passages[p]
             closed = total[r] + log_probs[k, sep_id]
             key = (p, tuple(int(t) for t in ids[s : s + step + 1]))
-            if questions[q].touches_cut(p, s, s + step) and questions[q].held_inside_elsewhere(
+            # a span that ends inside a word is no answer (its longer spans may be)
+            if not questions[q].starts_word(p, s + step + 1):
+                in_words[q][key] = max(in_words[q].get(key, -np.inf), closed)
+            elif questions[q].touches_cut(p, s, s + step) and questions[q].held_inside_elsewhere(
                 p, ids[s : s + step + 1]
             ):
                 at_cuts[q][key] = max(at_cuts[q].get(key, -np.inf), closed)
@@ -205,7 +226,10 @@ def search_spans(
             (SpanCandidate(tokens, score, passage) for (passage, tokens), score in spans.items()),
             key=lambda c: -c.log_prob,
         )
-        for spans in (inside or cut for inside, cut in zip(found, at_cuts, strict=True))
+        for spans in (
+            inside or cut or in_word
+            for inside, cut, in_word in zip(found, at_cuts, in_words, strict=True)
+        )
     ]
 
 

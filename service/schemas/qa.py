@@ -56,7 +56,10 @@ class QARequest(RequestBody):
         None, ge=1, le=HARD_MAX_BEAM_SIZE, description="Beams (1: greedy); at most MAX_BEAM_SIZE."
     )
     extractive: StrictBool = Field(
-        False, description="Answers must be spans of the passages (each token continues one)."
+        False,
+        description="Answers must be spans of the passages (each token continues one), of whole "
+        "words: no answer starts or ends inside a word the tokenizer splits (1989 is answered "
+        "whole, never 198).",
     )
     force_answer: StrictBool = Field(
         False,

@@ -1,0 +1,288 @@
+"""Extractive answers of whole words: no span starts at a "##" piece or ends before one
+(`decode_batch(continues_word=)`), in token-by-token decoding, beams and the span search."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.bert.tokenizer import BertTokenizer
+from models.qa.decoding import (
+    PassageRow,
+    RecomputeStepModel,
+    answer_questions,
+    decode_batch,
+    span_text,
+)
+
+from .test_qa_decoding import (
+    CLS,
+    MASK,
+    PAD,
+    SEP,
+    CachedFake,
+    V,
+    _full_from,
+    _passage_of,
+    _peaked,
+    _prefix,
+    _random_dist,
+    _span_log_prob,
+)
+
+# 1 ##9 ##8 ##9 as the fake vocabulary has them: 5 begins a word, 17 and 18 continue one.
+ONE, NINE, EIGHT = 5, 17, 18
+CONTINUES = np.zeros(V, bool)
+CONTINUES[[NINE, EIGHT]] = True
+YEAR = [ONE, NINE, EIGHT, NINE]
+
+
+def _decode(model, prefixes, **options):
+    return decode_batch(
+        model, prefixes, sep_id=SEP, banned_ids=(PAD, CLS, MASK), mask_id=MASK, **options
+    )
+
+
+def _sure_of_198(prefix: list[int], answer: list[int]) -> np.ndarray:
+    """A reader that writes 1 ##9 ##8 and then likes [SEP] (0.6) better than the last ##9."""
+    if len(answer) < 3:
+        return _peaked(YEAR[len(answer)], 0.9)
+    probs = _peaked(SEP, 0.6)
+    probs[NINE] = 0.3
+    return probs / probs.sum()
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_an_answer_ends_where_its_word_does(beam_size):
+    model = CachedFake(_sure_of_198)
+    prefixes = [[_prefix([8, *YEAR, 12])]]
+    (cut,) = _decode(model, prefixes, extractive=True, beam_size=beam_size)
+    (whole,) = _decode(
+        model, prefixes, extractive=True, beam_size=beam_size, continues_word=CONTINUES
+    )
+    assert cut.token_ids == [ONE, NINE, EIGHT]
+    assert whole.token_ids == YEAR
+    # generated answers are not spans: the rule is the extractive constraint's
+    (free,) = _decode(model, prefixes, continues_word=CONTINUES)
+    assert free.token_ids == [ONE, NINE, EIGHT]
+
+
+def test_an_answer_may_end_where_some_passage_ends_its_word():
+    model = CachedFake(_sure_of_198)
+    # 1 ##9 ##8 ends a word in the second passage (a passage's end ends a word too)
+    for second in ([ONE, NINE, EIGHT, 12], [9, ONE, NINE, EIGHT]):
+        (result,) = _decode(
+            model,
+            [[_prefix([8, *YEAR, 12]), _prefix(second)]],
+            extractive=True,
+            continues_word=CONTINUES,
+        )
+        assert result.token_ids == [ONE, NINE, EIGHT]
+
+
+def test_an_answer_starts_at_a_words_start():
+    def dist(prefix, answer):
+        if not answer:  # likes ##8 best as a first token, then 1
+            probs = np.full(V, 0.01)
+            probs[[EIGHT, ONE]] = 0.5, 0.3
+            return probs / probs.sum()
+        return _peaked(YEAR[len(answer)] if len(answer) < 4 else SEP, 0.9)
+
+    model = CachedFake(dist)
+    prefixes = [[_prefix([8, *YEAR, 12])]]
+    (free,) = _decode(model, prefixes, extractive=True)
+    (whole,) = _decode(model, prefixes, extractive=True, continues_word=CONTINUES)
+    assert free.token_ids is not None and free.token_ids[0] == EIGHT
+    assert whole.token_ids == YEAR
+
+
+def _whole_words(passage: list[int], continues: np.ndarray, s: int, e: int) -> bool:
+    return not continues[passage[s]] and (e == len(passage) or not continues[passage[e]])
+
+
+@pytest.mark.parametrize("length_penalty", [0.0, 1.0])
+def test_span_search_is_exact_over_every_span_of_whole_words(length_penalty):
+    rng = np.random.default_rng(3)
+    for trial in range(6):
+        continues = np.zeros(V, bool)
+        continues[rng.choice(np.arange(5, V), size=5, replace=False)] = True
+        passages = [list(rng.integers(5, V, size=rng.integers(3, 9))) for _ in range(2)]
+        # the passages the first step keeps (with force_answer, at least the least sure)
+        first = [_random_dist(_prefix(p), []) for p in passages]
+        alive = [
+            p for p, probs in zip(passages, first, strict=True) if np.argmax(probs) != SEP
+        ] or [passages[int(np.argmin([probs[SEP] for probs in first]))]]
+        spans = [
+            (_span_log_prob(_random_dist, _prefix(p), p[s:e]) / (e - s + 1) ** length_penalty,
+             p[s:e])
+            for p in alive
+            for s in range(len(p))
+            for e in range(s + 1, min(len(p), s + 4) + 1)
+            if _whole_words(p, continues, s, e)
+        ]  # fmt: skip
+        options = dict(
+            extractive=True, span_search=True, force_answer=True, span_starts=100,
+            max_answer_tokens=4, length_penalty=length_penalty, continues_word=continues,
+        )  # fmt: skip
+        (found,) = _decode(CachedFake(_random_dist), [[_prefix(p) for p in passages]], **options)
+        assert spans, trial  # (a forced answer with no whole word: the test below)
+        best = max(spans, key=lambda span: span[0])
+        assert found.token_ids == best[1], trial
+        assert found.token_ids is not None
+        for tokens, _, passage_index in found.candidates:
+            p = passages[passage_index]
+            assert any(
+                p[s : s + len(tokens)] == tokens and _whole_words(p, continues, s, s + len(tokens))
+                for s in range(len(p))
+            )
+
+
+@pytest.mark.parametrize("span_search", [False, True])
+def test_cached_decoding_and_recomputing_agree_with_whole_words(span_search):
+    rng = np.random.default_rng(5)
+    continues = np.zeros(V, bool)
+    continues[[6, 9, 13, 17]] = True
+    questions = [
+        [_prefix(list(rng.integers(5, V, size=rng.integers(4, 9)))) for _ in range(n)]
+        for n in (1, 2, 3, 2)
+    ]
+    options = dict(
+        extractive=True, beam_size=3, span_search=span_search, force_answer=True,
+        continues_word=continues,
+    )  # fmt: skip
+    cached = _decode(CachedFake(_random_dist), questions, **options)
+    recomputed = _decode(RecomputeStepModel(_full_from(_random_dist)), questions, **options)
+    for a, b, prefixes in zip(cached, recomputed, questions, strict=True):
+        assert a.token_ids == b.token_ids and a.score == pytest.approx(b.score)
+        if a.token_ids is not None:  # and the answer is whole words of its passage
+            p = _passage_of(prefixes[a.passage_index])
+            n = len(a.token_ids)
+            assert any(
+                p[s : s + n] == a.token_ids and _whole_words(p, continues, s, s + n)
+                for s in range(len(p))
+            )
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_a_windows_cut_inside_a_word_does_not_end_the_answer(beam_size):
+    # service windows are cut between tokens: window A ends 1 ##9 ##8 | and the next window,
+    # overlapping it, holds 1 ##9 ##8 ##9 whole
+    window_a, window_b = [7, 8, ONE, NINE, EIGHT], [8, *YEAR, 12]
+    prefixes = [[_prefix(window_a), _prefix(window_b)]]
+    options = dict(extractive=True, beam_size=beam_size, continues_word=CONTINUES)
+    (result,) = _decode(CachedFake(_sure_of_198), prefixes, cuts=[[(False, True), (True, False)]],
+                        **options)  # fmt: skip
+    assert result.token_ids == YEAR
+    # a passage that ends after ##8 ends the word there (no cut)
+    (ended,) = _decode(CachedFake(_sure_of_198), prefixes, **options)
+    assert ended.token_ids == [ONE, NINE, EIGHT]
+    # and a lone window cut there has nothing that reads on: its span may end at the cut
+    (alone,) = _decode(
+        CachedFake(_sure_of_198), [[_prefix(window_a)]], cuts=[[(False, True)]], **options
+    )
+    assert alone.token_ids == [ONE, NINE, EIGHT]
+
+
+def test_a_revived_window_does_not_end_the_answer_at_the_other_windows_cut():
+    # window B says "no answer" at the first step (silent) and is revived when the answer
+    # reaches A's cut end
+    window_a, window_b = [7, 8, ONE, NINE, EIGHT], [8, *YEAR, 12]
+
+    def dist(prefix, answer):
+        if not answer and _passage_of(prefix) == window_b:
+            return _peaked(SEP, 0.9)
+        return _sure_of_198(prefix, answer)
+
+    (result,) = _decode(
+        CachedFake(dist),
+        [[_prefix(window_a), _prefix(window_b)]],
+        extractive=True,
+        continues_word=CONTINUES,
+        cuts=[[(False, True), (True, False)]],
+    )
+    assert result.token_ids == YEAR
+
+
+@pytest.mark.parametrize("span_search", [False, True])
+def test_a_forced_answer_over_pieces_that_start_no_word(span_search):
+    # a window of ## pieces only (cut out of a long number): no span is of whole words, and a
+    # forced answer is still an answer
+    (result,) = _decode(
+        CachedFake(_random_dist),
+        [[_prefix([NINE, EIGHT, NINE])]],
+        extractive=True,
+        force_answer=True,
+        span_search=span_search,
+        continues_word=CONTINUES,
+        cuts=[[(True, True)]],
+    )
+    assert result.token_ids
+
+
+def test_the_answer_text_is_cut_from_a_whole_word(tmp_path):
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "washington", "##ian", "is", "the",
+              "capital", ".", "food"]  # fmt: skip
+    (tmp_path / "vocab.txt").write_text("\n".join(tokens) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizer(tmp_path / "vocab.txt")  # uncased
+    passage = "WASHINGTONIAN food. Washington is the capital."
+    ids, offsets = tokenizer.piece_ids_with_offsets(passage)
+    row = PassageRow(ids, offsets, passage)
+    washington = [tokenizer.token_to_id("washington")]
+    assert span_text(washington, row) == "WASHINGTON"  # the first place its tokens occur
+    assert span_text(washington, row, tokenizer.continues_word) == "Washington"
+    # a span that occurs only inside a word is still the passage's text
+    row = PassageRow(ids[:4], offsets[:4], passage)
+    assert span_text(washington, row, tokenizer.continues_word) == "WASHINGTON"
+
+
+def test_the_tokenizer_says_which_pieces_continue_a_word(tmp_path):
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "1", "##9", "##8", "年", "##", "#"]
+    (tmp_path / "vocab.txt").write_text("\n".join(tokens) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizer(tmp_path / "vocab.txt")
+    ids = tokenizer.piece_ids("1989年")
+    assert [tokenizer.id_to_token(i) for i in ids] == ["1", "##9", "##8", "##9", "年"]
+    assert tokenizer.continues_word[ids].tolist() == [False, True, True, True, False]
+    assert not tokenizer.continues_word[tokenizer.token_to_id("##")]  # "##" is a word
+    assert tokenizer.continues_word.shape == (tokenizer.vocab_size,)
+    # a repeated line keeps its last id (Google's load_vocab): ids run past vocab_size
+    (tmp_path / "vocab.txt").write_text("\n".join([*tokens, "1", "##7"]) + "\n", encoding="utf-8")
+    repeated = BertTokenizer(tmp_path / "vocab.txt")
+    ids = repeated.piece_ids("1987")
+    assert max(ids) >= repeated.vocab_size
+    assert repeated.continues_word[ids].tolist() == [False, True, True, True]
+
+
+def test_a_served_answer_is_the_whole_number(tmp_path):
+    tokens = [
+        "[PAD]",
+        "[UNK]",
+        "[CLS]",
+        "[SEP]",
+        "[MASK]",
+        *"张伟出生于年哪？。",
+        "1",
+        "##9",
+        "##8",
+    ]
+    (tmp_path / "vocab.txt").write_text("\n".join(tokens) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizer(tmp_path / "vocab.txt")
+    year = tokenizer.piece_ids("1989")
+    sep = tokenizer.sep_id
+
+    def full(token_ids, padding, segment_ids):
+        # writes 1 ##9 ##8, then likes [SEP] better than the last ##9
+        out = np.full((*token_ids.shape, tokenizer.vocab_size), np.log(1e-3))
+        for b in range(len(token_ids)):
+            n, m = int(padding[b].sum()), int(((segment_ids[b] == 0) & (padding[b] == 1)).sum())
+            written = n - m
+            if written < 3:
+                out[b, n - 1, year[written]] = 0.0
+            else:
+                out[b, n - 1, sep], out[b, n - 1, year[3]] = np.log(0.6), np.log(0.3)
+        return out
+
+    model = RecomputeStepModel(full, pad_id=tokenizer.pad_id)
+    (result,) = answer_questions(
+        model, tokenizer, [("张伟哪年出生？", ["张伟出生于1989年。"])], extractive=True
+    )
+    assert result.answer == "1989"
