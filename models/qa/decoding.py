@@ -334,9 +334,11 @@ def _allowed_mask(
     sep_id: int,
     banned: np.ndarray,
     end_allowed: bool = True,
+    last: bool = False,
 ) -> np.ndarray | None:
     """[V] bool of the tokens that may come next, or None when any token may (not extractive).
-    `end_allowed` False bans [SEP] (a forced answer's first token)."""
+    `end_allowed` False bans [SEP] (a forced answer's first token); `last`: the token is the
+    answer's last one (`max_answer_tokens`), so with words (`continues_word`) it ends one."""
     if not question.extractive or beam.matches is None:
         if not len(banned) and end_allowed:
             return None
@@ -345,6 +347,7 @@ def _allowed_mask(
         mask[sep_id] = end_allowed
         return mask
     mask = np.zeros(vocab_size, bool)
+    closing = np.zeros(vocab_size, bool)  # `last`: the tokens that end a word where they occur
     continues = question.continues_word
     ends_word = continues is None or not beam.tokens
     # the span so far reaches a window's cut end, and whether some row reads on past it
@@ -365,12 +368,20 @@ def _allowed_mask(
             ends_word = ends_word or (reaches_end and not cut) or not continues[ids[inside]].all()
             if not beam.tokens:
                 inside = inside[~continues[ids[inside]]]  # and it starts at a word's start
+            if last:
+                after = inside + 1
+                ends = after >= len(ids)
+                ends[~ends] = ~continues[ids[after[~ends]]]
+                closing[ids[inside[ends]]] = True
         mask[ids[inside]] = True
     if continues is not None and not beam.tokens and not mask.any():
         # no passage holds a word's start (a window of ## pieces only): any token may start
         return _allowed_mask(
             vocab_size, beam, replace(question, continues_word=None), sep_id, banned, end_allowed
         )
+    if last and (mask & closing).any():
+        # the answer stops here: it ends a word if it can (else it is cut at the limit)
+        mask &= closing
     mask[banned] = False
     mask[sep_id] = end_allowed and (ends_word or (at_cut and not read_on))
     return mask
@@ -482,9 +493,30 @@ def _best_passage(question: _Question, beam: _Beam) -> int | None:
     scores = np.where(_heard(question, beam), beam.passage_log_probs, -np.inf)
     if question.extractive and beam.matches is not None:
         holds = np.array([len(positions) > 0 for positions in beam.matches])
+        if question.continues_word is not None and beam.tokens:
+            # a passage that holds the answer as whole words before one holding it in a word
+            whole = holds & [
+                _holds_whole(question.passages[i], positions, len(beam.tokens),
+                             question.continues_word)
+                for i, positions in zip(question.alive, beam.matches, strict=True)
+            ]  # fmt: skip
+            holds = whole if whole.any() else holds
         if holds.any():
             scores = np.where(holds, scores, -np.inf)
     return question.alive[int(np.argmax(scores))]
+
+
+def _holds_whole(
+    ids: np.ndarray, ends: np.ndarray, length: int, continues_word: np.ndarray
+) -> bool:
+    """Whether some occurrence of a span of `length` tokens, given the positions right after
+    each (`_Beam.matches`), starts and ends a word of the passage `ids`."""
+    for end in ends.tolist():
+        start = end - length
+        if start >= 0 and not continues_word[ids[start]]:
+            if end >= len(ids) or not continues_word[ids[end]]:
+                return True
+    return False
 
 
 def _beam_evidence(question: _Question, beam: _Beam, shift: int = 0) -> dict[int, np.ndarray]:
@@ -558,7 +590,8 @@ def _select(
         heard.append(_heard(question, beam))
         probs = _passage_probs(log_probs, beam)  # [alive, V]
         end_allowed = not (force_answer and not beam.tokens)
-        mask = _allowed_mask(vocab_size, beam, question, sep_id, banned, end_allowed)
+        last = len(beam.tokens) + 1 >= max_answer_tokens
+        mask = _allowed_mask(vocab_size, beam, question, sep_id, banned, end_allowed, last)
         if mask is not None:
             probs = np.where(mask[None, :], probs, 0.0)
         votes = _edge_votes(np.where(heard[-1][:, None], probs, 0.0), beam, question)

@@ -286,3 +286,36 @@ def test_a_served_answer_is_the_whole_number(tmp_path):
         model, tokenizer, [("张伟哪年出生？", ["张伟出生于1989年。"])], extractive=True
     )
     assert result.answer == "1989"
+
+
+def test_an_answer_stopped_by_max_answer_tokens_ends_a_word_if_it_can():
+    def dist(prefix, answer):
+        if not answer:
+            return _peaked(ONE, 0.9)
+        probs = np.full(V, 0.01)
+        probs[[NINE, 13]] = 0.6, 0.3  # likes ##9 (of 1 ##9 ##8) better than the word 13
+        return probs / probs.sum()
+
+    prefixes = [[_prefix([ONE, NINE, EIGHT, 12, ONE, 13])]]
+    options = dict(extractive=True, max_answer_tokens=2, continues_word=CONTINUES)
+    (result,) = _decode(CachedFake(dist), prefixes, **options)
+    assert result.token_ids == [ONE, 13]
+    # with room for the whole word, the reader's choice stands
+    (longer,) = _decode(CachedFake(dist), prefixes, **{**options, "max_answer_tokens": 3})
+    assert longer.token_ids is not None and longer.token_ids[:2] == [ONE, NINE]
+    # and where no token ends a word, the answer is cut at the limit as before
+    (cut,) = _decode(CachedFake(_sure_of_198), [[_prefix([8, *YEAR, 12])]], **options)
+    assert cut.token_ids == [ONE, NINE]
+
+
+def test_the_answers_passage_holds_it_as_whole_words():
+    def dist(prefix, answer):
+        sure = 0.95 if _passage_of(prefix)[0] == 8 else 0.7  # surer over the first passage
+        return _peaked([ONE, NINE, SEP][min(len(answer), 2)], sure)
+
+    # the first holds 1 ##9 only inside 1 ##9 ##8, the second as a word
+    prefixes = [[_prefix([8, ONE, NINE, EIGHT]), _prefix([12, ONE, NINE, 12])]]
+    (result,) = _decode(CachedFake(dist), prefixes, extractive=True, continues_word=CONTINUES)
+    assert result.token_ids == [ONE, NINE] and result.passage_index == 1
+    (plain,) = _decode(CachedFake(dist), prefixes, extractive=True)
+    assert plain.token_ids == [ONE, NINE] and plain.passage_index == 0
