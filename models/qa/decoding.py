@@ -78,7 +78,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, NamedTuple, Protocol, cast
+from typing import Any, Literal, NamedTuple, Protocol, cast
 
 import numpy as np
 
@@ -919,6 +919,9 @@ class QAResult:
             distinct text; "no answer" is not a candidate.
         evidence: per candidate, its evidence spans (`models.qa.evidence`), heaviest first;
             None when not asked.
+        finish_reason: why the answer ended, as in OpenAI's API and `/v1/generate`: "stop", the
+            reader ended it; "length", it has `max_answer_tokens` tokens and may be cut short (a
+            number or word longer than the limit); None without an answer.
     """
 
     answer: str | None
@@ -926,6 +929,7 @@ class QAResult:
     passage_index: int | None
     candidates: list[tuple[str, float, int | None]] = field(default_factory=list)
     evidence: list[list[EvidenceSpan]] | None = None
+    finish_reason: Literal["stop", "length"] | None = None
 
 
 def answer_questions(
@@ -1020,7 +1024,9 @@ def answer_questions(
         cuts=[[row.cuts for row in read] for read in rows],
         continues_word=tokenizer.continues_word,
     )
-    return results_from_decoded(tokenizer, decoded, rows, mappings if mapper else None)
+    return results_from_decoded(
+        tokenizer, decoded, rows, mappings if mapper else None, max_answer_tokens
+    )
 
 
 def banned_ids(tokenizer: BertTokenizer) -> tuple[int, ...]:
@@ -1085,6 +1091,7 @@ def results_from_decoded(
     decoded: Sequence[DecodedAnswer],
     rows: Sequence[Sequence[PassageRow]] | None = None,
     placeholders: Sequence[Placeholders | None] | None = None,
+    max_answer_tokens: int | None = None,
 ) -> list[QAResult]:
     """Token ids to text: the answer, and one candidate per distinct non-empty text.
 
@@ -1097,6 +1104,8 @@ def results_from_decoded(
             written from its tokens.
         placeholders: per question, its placeholders (`models.qa.placeholders`): each one in an
             answer written from its tokens is the text it stands for; None: no placeholders.
+        max_answer_tokens: the decoding's limit: an answer that long ends for "length"
+            (`QAResult.finish_reason`); None: every answer ends for "stop".
     """
 
     def text_of(i: int, ids: Sequence[int], passage: int | None) -> str:
@@ -1124,9 +1133,12 @@ def results_from_decoded(
                 if spans is not None and answer.evidence is not None:
                     spans.append(evidence_spans(answer.evidence[k], offsets, texts))
         text = text_of(i, answer.token_ids, answer.passage_index) if answer.token_ids else ""
+        at_limit = (
+            max_answer_tokens is not None and len(answer.token_ids or ()) >= max_answer_tokens
+        )
         results.append(
             QAResult(text or None, answer.score, answer.passage_index if text else None,
-                     candidates, spans)
+                     candidates, spans, ("length" if at_limit else "stop") if text else None)
         )  # fmt: skip
     return results
 

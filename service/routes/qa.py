@@ -72,6 +72,7 @@ async def answer_question(qa: QAModel, request: Request, response: Response) -> 
         answer=answer.answer,
         score=answer.score,
         passage_index=answer.passage_index,
+        finish_reason=answer.finish_reason,
         candidates=[
             QACandidate(
                 text=text,

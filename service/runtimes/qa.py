@@ -239,7 +239,9 @@ class QARuntime(BatchedRuntime):
         )
         mappings = [item.placeholders for item in items] if self.placeholders is not None else None
         rows = [item.passage_rows for item in items]
-        results = results_from_decoded(self.tokenizer, decoded, rows, placeholders=mappings)
+        results = results_from_decoded(
+            self.tokenizer, decoded, rows, mappings, options.max_answer_tokens
+        )
         return [
             result if item.owners is None else _passages_of_windows(result, item.owners)
             for item, result in zip(items, results, strict=True)

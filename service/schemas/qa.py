@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
@@ -59,7 +59,7 @@ class QARequest(RequestBody):
         False,
         description="Answers must be spans of the passages (each token continues one), of whole "
         "words: no answer starts or ends inside a word the tokenizer splits (1989 is answered "
-        "whole, never 198).",
+        "whole, not 198), unless max_answer_tokens stops it first (finish_reason 'length').",
     )
     force_answer: StrictBool = Field(
         False,
@@ -148,4 +148,11 @@ class QAResponse(BaseModel):
     )
     score: float
     passage_index: int | None
+    finish_reason: Literal["stop", "length"] | None = Field(
+        None,
+        description="Why the answer ended (as /v1/generate's): 'stop', the reader ended it; "
+        "'length', it reached max_answer_tokens and may be cut short (a number or a word longer "
+        "than the limit: ask again with a larger max_answer_tokens, up to the model's own); "
+        "null when there is no answer.",
+    )
     candidates: list[QACandidate]

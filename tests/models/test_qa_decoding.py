@@ -651,3 +651,22 @@ def test_next_inputs_need_extractive_decoding():
         _decode(model, [[_prefix([7, 9])]], extractive=True, answer_input="last")
     with pytest.raises(ValueError, match="mask_id"):
         _decode(model, [[_prefix([7, 9])]], extractive=True, answer_input="next", mask_id=None)
+
+
+def test_an_answer_at_max_answer_tokens_ends_for_length(tokenizer):
+    beijing = [tokenizer.token_to_id("北"), tokenizer.token_to_id("京")]
+    decoded = [
+        DecodedAnswer(beijing, 0.9, 0, [(beijing, 0.9, 0)]),
+        DecodedAnswer(None, 0.8, None, []),
+    ]
+    at_two = results_from_decoded(tokenizer, decoded, max_answer_tokens=2)
+    at_three = results_from_decoded(tokenizer, decoded, max_answer_tokens=3)
+    assert [(r.answer, r.finish_reason) for r in at_two] == [("北京", "length"), (None, None)]
+    assert [(r.answer, r.finish_reason) for r in at_three] == [("北京", "stop"), (None, None)]
+    # answer_questions passes its limit
+    model = _writing(tokenizer, beijing)
+    for limit, reason in ((1, "length"), (2, "length"), (3, "stop")):
+        (result,) = answer_questions(
+            model, tokenizer, [("张伟住在哪里？", ["张伟住在北京。"])], max_answer_tokens=limit
+        )
+        assert result.finish_reason == reason, limit

@@ -54,6 +54,12 @@ def test_answer_is_what_the_decoder_gives(client: TestClient, store: Path) -> No
     assert body["passage_index"] == expected.passage_index
     assert body["score"] == pytest.approx(expected.score, rel=1e-5)
     assert [c["text"] for c in body["candidates"]] == [c[0] for c in expected.candidates]
+    assert body["finish_reason"] == expected.finish_reason
+    # one token: an answer stops at the limit and says so
+    r = client.post("/v1/qa", json={"question": question, "passages": passages,
+                                    "max_answer_tokens": 1, "force_answer": True})  # fmt: skip
+    assert r.status_code == 200, r.text
+    assert r.json()["answer"] and r.json()["finish_reason"] == "length"
 
 
 def test_concurrent_questions_share_batches_and_match_alone(client: TestClient) -> None:

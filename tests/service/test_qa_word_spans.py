@@ -51,3 +51,14 @@ def test_the_served_year_is_whole_across_a_windows_cut(runtime: QARuntime, optio
     assert [tuple(r.cuts) for r in item.passage_rows] == [(False, True), (True, False)]
     (result,) = runtime.run_batch([item])
     assert result.answer == "1989"
+
+
+def test_an_answer_stopped_by_the_limit_says_so(runtime: QARuntime) -> None:
+    # 1989 is four pieces: three are not enough, and the answer says it was cut
+    defaults: dict = dict(beam_size=None, extractive=True)
+    short = runtime.prepare("张伟哪年生？", [PASSAGE], max_answer_tokens=3, **defaults)
+    whole = runtime.prepare("张伟哪年生？", [PASSAGE], max_answer_tokens=None, **defaults)
+    (cut,) = runtime.run_batch([short])
+    (ended,) = runtime.run_batch([whole])
+    assert (cut.answer, cut.finish_reason) == ("198", "length")
+    assert (ended.answer, ended.finish_reason) == ("1989", "stop")

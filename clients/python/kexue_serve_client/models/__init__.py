@@ -29,6 +29,7 @@ from .qa_candidate import QACandidate
 from .qa_evidence import QAEvidence
 from .qa_request import QARequest
 from .qa_response import QAResponse
+from .qa_response_finish_reason_type_0 import QAResponseFinishReasonType0
 from .readiness import Readiness
 from .readiness_status import ReadinessStatus
 from .unavailable_model import UnavailableModel
@@ -69,6 +70,7 @@ __all__ = (
     "QAEvidence",
     "QARequest",
     "QAResponse",
+    "QAResponseFinishReasonType0",
     "Readiness",
     "ReadinessStatus",
     "UnavailableModel",

@@ -26,7 +26,8 @@ class QARequest:
             (400).
         beam_size (int | None | Unset): Beams (1: greedy); at most MAX_BEAM_SIZE.
         extractive (bool | Unset): Answers must be spans of the passages (each token continues one), of whole words: no
-            answer starts or ends inside a word the tokenizer splits (1989 is answered whole, never 198). Default: False.
+            answer starts or ends inside a word the tokenizer splits (1989 is answered whole, not 198), unless
+            max_answer_tokens stops it first (finish_reason 'length'). Default: False.
         force_answer (bool | Unset): The passages are known to hold an answer: never null, unless they hold no text
             (only spaces) or a generated (not extractive) answer is only pieces the model cannot spell ([UNK]) that no
             passage holds. "No answer" may not win the first step, and the best answer of the passage most likely to hold

@@ -6,6 +6,9 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..models.qa_response_finish_reason_type_0 import QAResponseFinishReasonType0
+from ..types import UNSET, Unset
+
 if TYPE_CHECKING:
     from ..models.qa_candidate import QACandidate
 
@@ -24,6 +27,9 @@ class QAResponse:
         score (float):
         passage_index (int | None):
         candidates (list[QACandidate]):
+        finish_reason (None | QAResponseFinishReasonType0 | Unset): Why the answer ended (as /v1/generate's): 'stop',
+            the reader ended it; 'length', it reached max_answer_tokens and may be cut short (a number or a word longer than
+            the limit: ask again with a larger max_answer_tokens, up to the model's own); null when there is no answer.
     """
 
     model: str
@@ -32,6 +38,7 @@ class QAResponse:
     score: float
     passage_index: int | None
     candidates: list[QACandidate]
+    finish_reason: None | QAResponseFinishReasonType0 | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -52,6 +59,14 @@ class QAResponse:
             candidates_item = candidates_item_data.to_dict()
             candidates.append(candidates_item)
 
+        finish_reason: None | str | Unset
+        if isinstance(self.finish_reason, Unset):
+            finish_reason = UNSET
+        elif isinstance(self.finish_reason, QAResponseFinishReasonType0):
+            finish_reason = self.finish_reason.value
+        else:
+            finish_reason = self.finish_reason
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -64,6 +79,8 @@ class QAResponse:
                 "candidates": candidates,
             }
         )
+        if finish_reason is not UNSET:
+            field_dict["finish_reason"] = finish_reason
 
         return field_dict
 
@@ -99,6 +116,23 @@ class QAResponse:
 
             candidates.append(candidates_item)
 
+        def _parse_finish_reason(data: object) -> None | QAResponseFinishReasonType0 | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, str):
+                    raise TypeError()
+                finish_reason_type_0 = QAResponseFinishReasonType0(data)
+
+                return finish_reason_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(None | QAResponseFinishReasonType0 | Unset, data)
+
+        finish_reason = _parse_finish_reason(d.pop("finish_reason", UNSET))
+
         qa_response = cls(
             model=model,
             version=version,
@@ -106,6 +140,7 @@ class QAResponse:
             score=score,
             passage_index=passage_index,
             candidates=candidates,
+            finish_reason=finish_reason,
         )
 
         qa_response.additional_properties = d
