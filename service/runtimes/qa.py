@@ -236,6 +236,7 @@ class QARuntime(BatchedRuntime):
             mask_id=self.tokenizer.mask_id,
             cuts=[[row.cuts for row in item.passage_rows] for item in items],
             continues_word=self.tokenizer.continues_word,
+            number_marks=self.tokenizer.number_marks,
         )
         mappings = [item.placeholders for item in items] if self.placeholders is not None else None
         rows = [item.passage_rows for item in items]
