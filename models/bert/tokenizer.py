@@ -148,19 +148,6 @@ class BertTokenizer:
             out[index] = token.startswith("##") and len(token) > 2
         return out
 
-    @cached_property
-    def number_marks(self) -> NumberMarks:
-        """Which ids are a number's decimal point or thousands separator and which end or start
-        with a digit (`NumberMarks`, `word_joins`)."""
-        size = len(self.continues_word)
-        marks = NumberMarks(np.zeros(size, bool), np.zeros(size, bool), np.zeros(size, bool))
-        for token, index in self._tokenizer.get_vocab(with_added_tokens=True).items():
-            piece = token[2:] if token.startswith("##") else token
-            marks.separator[index] = piece in NUMBER_SEPARATORS and not token.startswith("##")
-            marks.ends_digit[index] = piece[-1:].isdigit() and piece.isascii()
-            marks.starts_digit[index] = piece[:1].isdigit() and piece.isascii()
-        return marks
-
     def token_to_id(self, token: str) -> int:
         """Id of a token; [UNK]'s id when the vocabulary lacks it."""
         found = self._tokenizer.token_to_id(token)
@@ -291,41 +278,6 @@ class BertTokenizer:
                 b.pop()
         ids = [self.cls_id, *a, self.sep_id, *b, self.sep_id]
         return ids, [0] * (len(a) + 2) + [1] * (len(b) + 1)
-
-
-# What joins the digits of one number: BERT's basic tokenizer splits 1.75 and 1,989 at them as
-# punctuation, though a reader of either sees one word.
-NUMBER_SEPARATORS = frozenset(".,")
-
-
-@dataclass(frozen=True)
-class NumberMarks:
-    """Per vocabulary id: whether the piece is a number separator (`NUMBER_SEPARATORS`), and
-    whether it ends and starts with an ASCII digit."""
-
-    separator: np.ndarray
-    ends_digit: np.ndarray
-    starts_digit: np.ndarray
-
-
-def word_joins(
-    ids: Sequence[int] | np.ndarray, continues_word: np.ndarray, numbers: NumberMarks | None = None
-) -> np.ndarray:
-    """[len(ids)] bool: whether each piece continues the word of the piece before it: a "##"
-    piece (`BertTokenizer.continues_word`), and given `numbers`, a separator between two digits
-    and the digits after it (1 . 75 is the one word 1.75; 1 . 5 . 3, a version, too)."""
-    ids = np.asarray(ids, np.int64)
-    joins = continues_word[ids]
-    if numbers is not None and len(ids) >= 3:
-        inner = (
-            numbers.separator[ids[1:-1]]
-            & numbers.ends_digit[ids[:-2]]
-            & numbers.starts_digit[ids[2:]]
-        )
-        at = np.flatnonzero(inner) + 1
-        joins[at] = True
-        joins[at + 1] = True
-    return joins
 
 
 def tokens_to_text(

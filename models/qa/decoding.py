@@ -82,7 +82,7 @@ from typing import Any, Literal, NamedTuple, Protocol, cast
 
 import numpy as np
 
-from models.bert.tokenizer import BertTokenizer, NumberMarks, word_joins
+from models.bert.tokenizer import BertTokenizer
 from models.qa.evidence import EvidenceSpan, evidence_spans
 from models.qa.placeholders import PlaceholderMap, Placeholders, answer_text
 from models.qa.samples import (
@@ -660,7 +660,7 @@ def decode_batch(
     mask_id: int | None = None,
     cuts: Sequence[Sequence[tuple[bool, bool]]] | None = None,
     continues_word: np.ndarray | None = None,
-    number_marks: NumberMarks | None = None,
+    joins: Sequence[Sequence[np.ndarray]] | None = None,
 ) -> list[DecodedAnswer]:
     """Decodes the answers of several questions together, in token ids.
 
@@ -700,8 +700,9 @@ def decode_batch(
         continues_word: [vocab] bool, the ids of pieces that continue a word ("##" pieces,
             `BertTokenizer.continues_word`): with `extractive` (and `span_search`), answers are
             spans of whole words. None: any span of tokens.
-        number_marks: with `continues_word`, a number's separators (`BertTokenizer.number_marks`,
-            `word_joins`): 1.75 and 1,989 are words, not 1 . 75.
+        joins: with `continues_word`, per question, per passage, whether each token continues
+            the word of the one before it (`PassageRow.word_joins`: a "##" piece, or the
+            separator and digits of 1.75 or 1,989); None: the "##" pieces alone.
 
     Returns:
         One `DecodedAnswer` per question, in order.
@@ -746,7 +747,14 @@ def decode_batch(
                 texts,
                 edges if any(map(any, edges)) else None,
                 extractive,
-                [word_joins(t, continues_word, number_marks) for t in texts]
+                (
+                    [
+                        np.asarray(j[: len(t)], bool)
+                        for j, t in zip(joins[index], texts, strict=True)
+                    ]
+                    if joins is not None
+                    else [continues_word[t] for t in texts]
+                )
                 if extractive and continues_word is not None
                 else None,
             )  # fmt: skip
@@ -1025,7 +1033,7 @@ def answer_questions(
         mask_id=tokenizer.mask_id,
         cuts=[[row.cuts for row in read] for read in rows],
         continues_word=tokenizer.continues_word,
-        number_marks=tokenizer.number_marks,
+        joins=[[row.word_joins(tokenizer.continues_word) for row in read] for read in rows],
     )
     return results_from_decoded(
         tokenizer, decoded, rows, mappings if mapper else None, max_answer_tokens
@@ -1054,20 +1062,40 @@ class PassageRow:
     text: str
     cuts: WindowCuts = WindowCuts()
 
+    def word_joins(self, continues_word: np.ndarray) -> np.ndarray:
+        """[tokens] bool: whether each token continues the word of the one before it: a "##"
+        piece (`continues_word`), and a number's decimal point or thousands separator between
+        two digits, with the digits after it: BERT's basic tokenizer splits 1.75 into 1 . 75 as
+        punctuation, which a reader takes for one word (read from the text, so a separator the
+        vocabulary lacks, [UNK], counts too; "1, 2" with a blank does not join)."""
+        ids = np.asarray(self.ids[: len(self.offsets)], np.int64)
+        joins = continues_word[ids]
+        pieces = [self.text[start:end] for start, end in self.offsets[: len(ids)]]
+        for i in range(1, len(pieces) - 1):
+            if (
+                pieces[i] in NUMBER_SEPARATORS
+                and pieces[i - 1][-1:].isdigit()
+                and pieces[i + 1][:1].isdigit()
+                and self.offsets[i - 1][1] == self.offsets[i][0]
+                and self.offsets[i][1] == self.offsets[i + 1][0]
+            ):
+                joins[i] = joins[i + 1] = True
+        return joins
+
+
+# What joins the digits of one number (`PassageRow.word_joins`).
+NUMBER_SEPARATORS = frozenset(".,")
+
 
 def span_text(
-    token_ids: Sequence[int],
-    row: PassageRow,
-    continues_word: np.ndarray | None = None,
-    number_marks: NumberMarks | None = None,
+    token_ids: Sequence[int], row: PassageRow, continues_word: np.ndarray | None = None
 ) -> str | None:
     """The passage's own characters for an answer whose tokens are a span of it, from its first
     token's start to its last one's end: the text as the user wrote it (case, width, accents,
     words the vocabulary lacks, the blanks between words), which writing the tokens back cannot
     give (an uncased vocabulary's `london`, a `[UNK]` dropped). The first place the span occurs
-    as whole words (given `continues_word` and `number_marks`, `decode_batch`: `washington` is
-    Washington, not the
-    start of Washingtonian), else the first place it occurs; None when it occurs nowhere (a
+    as whole words (given `continues_word`, `PassageRow.word_joins`: `washington` is Washington,
+    not the start of Washingtonian), else the first place it occurs; None when it occurs nowhere (a
     generated answer, not a span)."""
     n = len(token_ids)
     ids = np.asarray(row.ids[: len(row.offsets)])
@@ -1080,7 +1108,7 @@ def span_text(
         if np.array_equal(ids[start : start + n], wanted)
     ]
     if continues_word is not None:
-        joins = word_joins(ids, continues_word, number_marks)
+        joins = row.word_joins(continues_word)
         whole = [
             start
             for start in places
@@ -1117,9 +1145,7 @@ def results_from_decoded(
 
     def text_of(i: int, ids: Sequence[int], passage: int | None) -> str:
         if rows is not None and passage is not None and 0 <= passage < len(rows[i]):
-            text = span_text(
-                ids, rows[i][passage], tokenizer.continues_word, tokenizer.number_marks
-            )
+            text = span_text(ids, rows[i][passage], tokenizer.continues_word)
             if text is not None:
                 return text
         mapping = placeholders[i] if placeholders is not None else None

@@ -68,7 +68,7 @@ class SpanQuestion:
         cuts: per passage, whether it starts and ends at a window's cut
             (`models.qa.decoding.WindowCuts`); None: every passage is whole.
         joins: per passage, whether each piece continues the word of the one before it
-            (`models.bert.tokenizer.word_joins`): spans start and end at word boundaries;
+            (`models.qa.decoding.PassageRow.word_joins`): spans start and end at words;
             None: any span.
     """
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.bert.tokenizer import BertTokenizer, word_joins
+from models.bert.tokenizer import BertTokenizer
 from models.qa.decoding import (
     PassageRow,
     RecomputeStepModel,
@@ -332,18 +332,25 @@ def test_a_numbers_separators_join_its_digits(tmp_path):
     tokenizer = _number_vocab(tmp_path)
 
     def joins(text: str) -> list[bool]:
-        ids = tokenizer.piece_ids(text)
-        return word_joins(ids, tokenizer.continues_word, tokenizer.number_marks).tolist()
+        ids, offsets = tokenizer.piece_ids_with_offsets(text)
+        return PassageRow(ids, offsets, text).word_joins(tokenizer.continues_word).tolist()
 
     assert joins("1.75") == [False, True, True]
     assert joins("1,989") == [False, True, True]
     assert joins("1.5.75") == [False, True, True, True, True]  # a version
     assert joins("19.") == [False, True, False]  # a sentence's full stop after 1 ##9
     assert joins("a.5") == [False, False, False] and joins(".5") == [False, False]
-    assert joins("1, 989") == [False, True, True]  # (the blank is not a piece)
-    # without the marks, only ## pieces join
-    ids = tokenizer.piece_ids("1.75")
-    assert word_joins(ids, tokenizer.continues_word).tolist() == [False, False, False]
+    assert joins("1, 989") == [False, False, False]  # a blank parts them: a list
+    assert joins("1;75") == [False, False, False]  # [UNK] for ; is no separator
+    # a separator the vocabulary lacks is still one: the text says what it is
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text(vocab.read_text().replace(".\n", "x\n"), encoding="utf-8")
+    lacking = BertTokenizer(vocab)
+    ids, offsets = lacking.piece_ids_with_offsets("1.75")
+    assert lacking.id_to_token(ids[1]) == "[UNK]"
+    assert PassageRow(ids, offsets, "1.75").word_joins(lacking.continues_word).tolist() == [
+        False, True, True,
+    ]  # fmt: skip
 
 
 def test_a_decimal_number_is_answered_whole(tmp_path):
