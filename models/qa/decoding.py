@@ -282,9 +282,9 @@ class _Question:
     # and after what the row read, `WindowCuts`); None: no row is cut
     cuts: list[WindowCuts] | None = None
     extractive: bool = False
-    # [V] bool, the ids of pieces that continue a word (extractive spans are of whole words);
-    # None: any span
-    continues_word: np.ndarray | None = None
+    # per passage, whether each piece continues the word of the one before it (`word_joins`:
+    # extractive spans are of whole words); None: any span
+    joins: list[np.ndarray] | None = None
     alive: list[int] = field(default_factory=list)  # passage indices still reading
     # windows that said "no answer" at the first step but are read on (`_revived`): they vote
     # only for the beams that revive them
@@ -338,7 +338,7 @@ def _allowed_mask(
 ) -> np.ndarray | None:
     """[V] bool of the tokens that may come next, or None when any token may (not extractive).
     `end_allowed` False bans [SEP] (a forced answer's first token); `last`: the token is the
-    answer's last one (`max_answer_tokens`), so with words (`continues_word`) it ends one."""
+    answer's last one (`max_answer_tokens`), so with words (`_Question.joins`) it ends one."""
     if not question.extractive or beam.matches is None:
         if not len(banned) and end_allowed:
             return None
@@ -348,8 +348,8 @@ def _allowed_mask(
         return mask
     mask = np.zeros(vocab_size, bool)
     closing = np.zeros(vocab_size, bool)  # `last`: the tokens that end a word where they occur
-    continues = question.continues_word
-    ends_word = continues is None or not beam.tokens
+    joins = question.joins
+    ends_word = joins is None or not beam.tokens
     # the span so far reaches a window's cut end, and whether some row reads on past it
     at_cut = read_on = False
     for passage_index, positions in zip(question.alive, beam.matches, strict=True):
@@ -357,7 +357,8 @@ def _allowed_mask(
             continue
         ids = question.passages[passage_index]
         inside = positions[positions < len(ids)]
-        if continues is not None:
+        if joins is not None:
+            joined = joins[passage_index]
             # The span so far ends a word where a new word follows it or its passage ends; a
             # window's cut end (service windows are cut between tokens: 1 ##9 ##8 | ##9) only
             # when no row reads on past the span, since the word may go on beyond the cut.
@@ -365,19 +366,19 @@ def _allowed_mask(
             cut = question.cuts is not None and question.cuts[passage_index].end
             at_cut = at_cut or (reaches_end and cut)
             read_on = read_on or len(inside) > 0
-            ends_word = ends_word or (reaches_end and not cut) or not continues[ids[inside]].all()
+            ends_word = ends_word or (reaches_end and not cut) or not joined[inside].all()
             if not beam.tokens:
-                inside = inside[~continues[ids[inside]]]  # and it starts at a word's start
+                inside = inside[~joined[inside]]  # and it starts at a word's start
             if last:
                 after = inside + 1
                 ends = after >= len(ids)
-                ends[~ends] = ~continues[ids[after[~ends]]]
+                ends[~ends] = ~joined[after[~ends]]
                 closing[ids[inside[ends]]] = True
         mask[ids[inside]] = True
-    if continues is not None and not beam.tokens and not mask.any():
+    if joins is not None and not beam.tokens and not mask.any():
         # no passage holds a word's start (a window of ## pieces only): any token may start
         return _allowed_mask(
-            vocab_size, beam, replace(question, continues_word=None), sep_id, banned, end_allowed
+            vocab_size, beam, replace(question, joins=None), sep_id, banned, end_allowed
         )
     if last and (mask & closing).any():
         # the answer stops here: it ends a word if it can (else it is cut at the limit)
@@ -493,29 +494,25 @@ def _best_passage(question: _Question, beam: _Beam) -> int | None:
     scores = np.where(_heard(question, beam), beam.passage_log_probs, -np.inf)
     if question.extractive and beam.matches is not None:
         holds = np.array([len(positions) > 0 for positions in beam.matches])
-        if question.continues_word is not None and beam.tokens:
+        if question.joins is not None and beam.tokens:
             # a passage that holds the answer as whole words before one holding it in a word
             whole = holds & [
-                _holds_whole(question.passages[i], positions, len(beam.tokens),
-                             question.continues_word)
+                _holds_whole(question.joins[i], positions, len(beam.tokens))
                 for i, positions in zip(question.alive, beam.matches, strict=True)
-            ]  # fmt: skip
+            ]
             holds = whole if whole.any() else holds
         if holds.any():
             scores = np.where(holds, scores, -np.inf)
     return question.alive[int(np.argmax(scores))]
 
 
-def _holds_whole(
-    ids: np.ndarray, ends: np.ndarray, length: int, continues_word: np.ndarray
-) -> bool:
+def _holds_whole(joins: np.ndarray, ends: np.ndarray, length: int) -> bool:
     """Whether some occurrence of a span of `length` tokens, given the positions right after
-    each (`_Beam.matches`), starts and ends a word of the passage `ids`."""
+    each (`_Beam.matches`), starts and ends a word of a passage (its `word_joins`)."""
     for end in ends.tolist():
         start = end - length
-        if start >= 0 and not continues_word[ids[start]]:
-            if end >= len(ids) or not continues_word[ids[end]]:
-                return True
+        if start >= 0 and not joins[start] and (end >= len(joins) or not joins[end]):
+            return True
     return False
 
 
@@ -663,6 +660,7 @@ def decode_batch(
     mask_id: int | None = None,
     cuts: Sequence[Sequence[tuple[bool, bool]]] | None = None,
     continues_word: np.ndarray | None = None,
+    joins: Sequence[Sequence[np.ndarray]] | None = None,
 ) -> list[DecodedAnswer]:
     """Decodes the answers of several questions together, in token ids.
 
@@ -702,6 +700,9 @@ def decode_batch(
         continues_word: [vocab] bool, the ids of pieces that continue a word ("##" pieces,
             `BertTokenizer.continues_word`): with `extractive` (and `span_search`), answers are
             spans of whole words. None: any span of tokens.
+        joins: with `continues_word`, per question, per passage, whether each token continues
+            the word of the one before it (`PassageRow.word_joins`: a "##" piece, or the
+            separator and digits of 1.75 or 1,989); None: the "##" pieces alone.
 
     Returns:
         One `DecodedAnswer` per question, in order.
@@ -746,7 +747,16 @@ def decode_batch(
                 texts,
                 edges if any(map(any, edges)) else None,
                 extractive,
-                continues_word if extractive else None,
+                (
+                    [
+                        np.asarray(j[: len(t)], bool)
+                        for j, t in zip(joins[index], texts, strict=True)
+                    ]
+                    if joins is not None
+                    else [continues_word[t] for t in texts]
+                )
+                if extractive and continues_word is not None
+                else None,
             )  # fmt: skip
         )
         if not passages:
@@ -815,7 +825,7 @@ def decode_batch(
         found = search_spans(
             model, state, log_probs, lengths,
             [
-                SpanQuestion(q.prefill_rows, q.passages, q.alive, q.cuts, q.continues_word)
+                SpanQuestion(q.prefill_rows, q.passages, q.alive, q.cuts, q.joins)
                 for q in waiting
             ],
             sep_id=sep_id, banned=banned, max_answer_tokens=max_answer_tokens,
@@ -1023,6 +1033,7 @@ def answer_questions(
         mask_id=tokenizer.mask_id,
         cuts=[[row.cuts for row in read] for read in rows],
         continues_word=tokenizer.continues_word,
+        joins=[[row.word_joins(tokenizer.continues_word) for row in read] for read in rows],
     )
     return results_from_decoded(
         tokenizer, decoded, rows, mappings if mapper else None, max_answer_tokens
@@ -1051,6 +1062,30 @@ class PassageRow:
     text: str
     cuts: WindowCuts = WindowCuts()
 
+    def word_joins(self, continues_word: np.ndarray) -> np.ndarray:
+        """[tokens] bool: whether each token continues the word of the one before it: a "##"
+        piece (`continues_word`), and a number's decimal point or thousands separator between
+        two digits, with the digits after it: BERT's basic tokenizer splits 1.75 into 1 . 75 as
+        punctuation, which a reader takes for one word (read from the text, so a separator the
+        vocabulary lacks, [UNK], counts too; "1, 2" with a blank does not join)."""
+        ids = np.asarray(self.ids[: len(self.offsets)], np.int64)
+        joins = continues_word[ids]
+        pieces = [self.text[start:end] for start, end in self.offsets[: len(ids)]]
+        for i in range(1, len(pieces) - 1):
+            if (
+                pieces[i] in NUMBER_SEPARATORS
+                and pieces[i - 1][-1:].isdigit()
+                and pieces[i + 1][:1].isdigit()
+                and self.offsets[i - 1][1] == self.offsets[i][0]
+                and self.offsets[i][1] == self.offsets[i + 1][0]
+            ):
+                joins[i] = joins[i + 1] = True
+        return joins
+
+
+# What joins the digits of one number (`PassageRow.word_joins`).
+NUMBER_SEPARATORS = frozenset(".,")
+
 
 def span_text(
     token_ids: Sequence[int], row: PassageRow, continues_word: np.ndarray | None = None
@@ -1059,8 +1094,8 @@ def span_text(
     token's start to its last one's end: the text as the user wrote it (case, width, accents,
     words the vocabulary lacks, the blanks between words), which writing the tokens back cannot
     give (an uncased vocabulary's `london`, a `[UNK]` dropped). The first place the span occurs
-    as whole words (given `continues_word`, `decode_batch`: `washington` is Washington, not the
-    start of Washingtonian), else the first place it occurs; None when it occurs nowhere (a
+    as whole words (given `continues_word`, `PassageRow.word_joins`: `washington` is Washington,
+    not the start of Washingtonian), else the first place it occurs; None when it occurs nowhere (a
     generated answer, not a span)."""
     n = len(token_ids)
     ids = np.asarray(row.ids[: len(row.offsets)])
@@ -1073,11 +1108,11 @@ def span_text(
         if np.array_equal(ids[start : start + n], wanted)
     ]
     if continues_word is not None:
+        joins = row.word_joins(continues_word)
         whole = [
             start
             for start in places
-            if not continues_word[ids[start]]
-            and (start + n == len(ids) or not continues_word[ids[start + n]])
+            if not joins[start] and (start + n == len(ids) or not joins[start + n])
         ]
         places = whole or places
     if not places:

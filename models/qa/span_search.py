@@ -67,24 +67,24 @@ class SpanQuestion:
         alive: the passages to read.
         cuts: per passage, whether it starts and ends at a window's cut
             (`models.qa.decoding.WindowCuts`); None: every passage is whole.
-        continues_word: [V] bool, the ids of pieces that continue a word: spans start and
-            end at word boundaries (`models.qa.decoding.decode_batch`); None: any span.
+        joins: per passage, whether each piece continues the word of the one before it
+            (`models.qa.decoding.PassageRow.word_joins`): spans start and end at words;
+            None: any span.
     """
 
     prefill_rows: Sequence[int]
     passages: Sequence[np.ndarray]
     alive: Sequence[int]
     cuts: Sequence[tuple[bool, bool]] | None = None
-    continues_word: np.ndarray | None = None
+    joins: Sequence[np.ndarray] | None = None
 
     def starts_word(self, passage: int, position: int) -> bool:
         """Whether a span may start (or the one before it end) at a position: the passage's end
         or a piece that begins a word."""
-        ids = self.passages[passage]
         return (
-            self.continues_word is None
-            or position >= len(ids)
-            or not self.continues_word[int(ids[position])]
+            self.joins is None
+            or position >= len(self.passages[passage])
+            or not self.joins[passage][position]
         )
 
     def touches_cut(self, passage: int, start: int, end: int) -> bool:
@@ -124,8 +124,8 @@ def span_starts(
         ids = np.asarray(question.passages[passage])
         scores = first_log_probs[question.prefill_rows[passage]][ids]
         ok = (ids != sep_id) & ~np.isin(ids, banned)
-        if question.continues_word is not None and (~question.continues_word[ids] & ok).any():
-            ok &= ~question.continues_word[ids]  # spans start at words' starts, if any
+        if question.joins is not None and (~question.joins[passage] & ok).any():
+            ok &= ~question.joins[passage]  # spans start at words' starts, if any
         starts.extend((float(scores[s]), passage, int(s)) for s in np.flatnonzero(ok))
     starts.sort(key=lambda start: -start[0])  # stable: ties keep passage and position order
     return starts[:count]

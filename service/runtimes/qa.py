@@ -236,6 +236,10 @@ class QARuntime(BatchedRuntime):
             mask_id=self.tokenizer.mask_id,
             cuts=[[row.cuts for row in item.passage_rows] for item in items],
             continues_word=self.tokenizer.continues_word,
+            joins=[
+                [row.word_joins(self.tokenizer.continues_word) for row in item.passage_rows]
+                for item in items
+            ],
         )
         mappings = [item.placeholders for item in items] if self.placeholders is not None else None
         rows = [item.passage_rows for item in items]

@@ -319,3 +319,55 @@ def test_the_answers_passage_holds_it_as_whole_words():
     assert result.token_ids == [ONE, NINE] and result.passage_index == 1
     (plain,) = _decode(CachedFake(dist), prefixes, extractive=True)
     assert plain.token_ids == [ONE, NINE] and plain.passage_index == 0
+
+
+def _number_vocab(tmp_path) -> BertTokenizer:
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"张伟身高米是多少？。a",
+              "1", "5", "75", "989", "##9", ".", ","]  # fmt: skip
+    (tmp_path / "vocab.txt").write_text("\n".join(tokens) + "\n", encoding="utf-8")
+    return BertTokenizer(tmp_path / "vocab.txt")
+
+
+def test_a_numbers_separators_join_its_digits(tmp_path):
+    tokenizer = _number_vocab(tmp_path)
+
+    def joins(text: str) -> list[bool]:
+        ids, offsets = tokenizer.piece_ids_with_offsets(text)
+        return PassageRow(ids, offsets, text).word_joins(tokenizer.continues_word).tolist()
+
+    assert joins("1.75") == [False, True, True]
+    assert joins("1,989") == [False, True, True]
+    assert joins("1.5.75") == [False, True, True, True, True]  # a version
+    assert joins("19.") == [False, True, False]  # a sentence's full stop after 1 ##9
+    assert joins("a.5") == [False, False, False] and joins(".5") == [False, False]
+    assert joins("1, 989") == [False, False, False]  # a blank parts them: a list
+    assert joins("1;75") == [False, False, False]  # [UNK] for ; is no separator
+    # a separator the vocabulary lacks is still one: the text says what it is
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text(vocab.read_text().replace(".\n", "x\n"), encoding="utf-8")
+    lacking = BertTokenizer(vocab)
+    ids, offsets = lacking.piece_ids_with_offsets("1.75")
+    assert lacking.id_to_token(ids[1]) == "[UNK]"
+    assert PassageRow(ids, offsets, "1.75").word_joins(lacking.continues_word).tolist() == [
+        False, True, True,
+    ]  # fmt: skip
+
+
+def test_a_decimal_number_is_answered_whole(tmp_path):
+    tokenizer = _number_vocab(tmp_path)
+    one = tokenizer.token_to_id("1")
+
+    def full(token_ids, padding, segment_ids):
+        # writes 1, then likes [SEP] best: a reader sure of the number's start only
+        out = np.full((*token_ids.shape, tokenizer.vocab_size), np.log(1e-3))
+        for b in range(len(token_ids)):
+            n, m = int(padding[b].sum()), int(((segment_ids[b] == 0) & (padding[b] == 1)).sum())
+            out[b, n - 1, one if n == m else tokenizer.sep_id] = 0.0
+        return out
+
+    model = RecomputeStepModel(full, pad_id=tokenizer.pad_id)
+    questions = [("张伟身高是多少？", ["张伟身高1.75米。"]), ("张伟身高是多少？", ["张伟身高1。"])]
+    answers = answer_questions(model, tokenizer, questions, extractive=True)
+    assert [a.answer for a in answers] == ["1.75", "1"]
+    (free,) = answer_questions(model, tokenizer, questions[:1])  # generated: the reader's own
+    assert free.answer == "1"

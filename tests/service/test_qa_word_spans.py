@@ -18,7 +18,9 @@ PASSAGE = "李娜住上海。张伟生1989年。"  # 15 tokens: windows of 12, [
 @pytest.fixture(scope="module")
 def runtime(tmp_path_factory: pytest.TempPathFactory) -> QARuntime:
     store = tmp_path_factory.mktemp("store")
-    export_tiny_qa(store, "reader", 12, 6, 6, words=[*QA_WORDS, "生", "年", "1", "##9", "##8"])
+    export_tiny_qa(
+        store, "reader", 12, 6, 6, words=[*QA_WORDS, "生", "年", "1", "##9", "##8", ".", "75"]
+    )
     loaded = load_in_runtime(Path(store) / "reader" / "1")
     assert isinstance(loaded, QARuntime)
     tokenizer = loaded.tokenizer
@@ -62,3 +64,28 @@ def test_an_answer_stopped_by_the_limit_says_so(runtime: QARuntime) -> None:
     (ended,) = runtime.run_batch([whole])
     assert (cut.answer, cut.finish_reason) == ("198", "length")
     assert (ended.answer, ended.finish_reason) == ("1989", "stop")
+
+
+def test_the_served_decimal_number_is_whole(runtime: QARuntime) -> None:
+    tokenizer = runtime.tokenizer
+    one = tokenizer.token_to_id("1")
+
+    def sure_of_one(prefix: list[int], answer: list[int]) -> np.ndarray:
+        probs = np.full(tokenizer.vocab_size, 0.01)
+        probs[tokenizer.sep_id if answer else one] = 1.0  # writes 1, then ends
+        return probs / probs.sum()
+
+    reader = runtime._model
+    runtime._model = CachedFake(sure_of_one)
+    try:
+        item = runtime.prepare(
+            "张伟住在哪里？",
+            ["张伟住1.75。"],
+            max_answer_tokens=None,
+            beam_size=None,
+            extractive=True,
+        )
+        (result,) = runtime.run_batch([item])
+    finally:
+        runtime._model = reader
+    assert (result.answer, result.finish_reason) == ("1.75", "stop")
