@@ -201,7 +201,8 @@ class QARuntime(BatchedRuntime):
         # A window costs what a passage costs: MAX_PASSAGES bounds what one question reads.
         if len(prefixes) > self.settings.max_passages:
             raise PayloadTooLarge(
-                f"passages: {len(passages)} passages make {len(prefixes)} windows of at most "
+                f"passages: {len(passages)} passage{'s' * (len(passages) != 1)} make"
+                f"{'s' * (len(passages) == 1)} {len(prefixes)} windows of at most "
                 f"{window} tokens (this model's window, {self.window_stride} apart); the most "
                 f"read is {self.settings.max_passages} (MAX_PASSAGES): send fewer or shorter "
                 "passages",

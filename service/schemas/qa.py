@@ -59,7 +59,9 @@ class QARequest(RequestBody):
         False,
         description="Answers must be spans of the passages (each token continues one), of whole "
         "words: no answer starts or ends inside a word the tokenizer splits (1989 is answered "
-        "whole, not 198), unless max_answer_tokens stops it first (finish_reason 'length').",
+        "whole, not 198), unless max_answer_tokens stops it first (finish_reason 'length'). A "
+        "model trained so (its manifest's decoding.extractive, as the demo's) always answers "
+        "extractively: false does not turn it off.",
     )
     force_answer: StrictBool = Field(
         False,
@@ -155,4 +157,8 @@ class QAResponse(BaseModel):
         "than the limit: ask again with a larger max_answer_tokens, up to the model's own); "
         "null when there is no answer.",
     )
-    candidates: list[QACandidate]
+    candidates: list[QACandidate] = Field(
+        description="The distinct answers of the finished beams (or spans, with span_search), "
+        "best first; beams that end at different steps all count, so there may be more than "
+        "beam_size. 'No answer' is not a candidate."
+    )

@@ -27,7 +27,8 @@ class QARequest:
         beam_size (int | None | Unset): Beams (1: greedy); at most MAX_BEAM_SIZE.
         extractive (bool | Unset): Answers must be spans of the passages (each token continues one), of whole words: no
             answer starts or ends inside a word the tokenizer splits (1989 is answered whole, not 198), unless
-            max_answer_tokens stops it first (finish_reason 'length'). Default: False.
+            max_answer_tokens stops it first (finish_reason 'length'). A model trained so (its manifest's
+            decoding.extractive, as the demo's) always answers extractively: false does not turn it off. Default: False.
         force_answer (bool | Unset): The passages are known to hold an answer: never null, unless they hold no text
             (only spaces) or a generated (not extractive) answer is only pieces the model cannot spell ([UNK]) that no
             passage holds. "No answer" may not win the first step, and the best answer of the passage most likely to hold

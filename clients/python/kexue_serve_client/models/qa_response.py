@@ -26,7 +26,9 @@ class QAResponse:
             with `extractive`) is that passage's own characters, as written.
         score (float):
         passage_index (int | None):
-        candidates (list[QACandidate]):
+        candidates (list[QACandidate]): The distinct answers of the finished beams (or spans, with span_search), best
+            first; beams that end at different steps all count, so there may be more than beam_size. 'No answer' is not a
+            candidate.
         finish_reason (None | QAResponseFinishReasonType0 | Unset): Why the answer ended (as /v1/generate's): 'stop',
             the reader ended it; 'length', it reached max_answer_tokens and may be cut short (a number or a word longer than
             the limit: ask again with a larger max_answer_tokens, up to the model's own); null when there is no answer.
