@@ -371,8 +371,9 @@ def _allowed_mask(
                 inside = inside[~joined[inside]]  # and it starts at a word's start
             if last:
                 after = inside + 1
-                ends = after >= len(ids)
-                ends[~ends] = ~joined[after[~ends]]
+                ends = (after >= len(ids)) & (not cut)  # a cut end: the word may go on
+                within = after < len(ids)
+                ends[within] = ~joined[after[within]]
                 closing[ids[inside[ends]]] = True
         mask[ids[inside]] = True
     if joins is not None and not beam.tokens and not mask.any():
@@ -493,7 +494,9 @@ def _best_passage(question: _Question, beam: _Beam) -> int | None:
         return None
     scores = np.where(_heard(question, beam), beam.passage_log_probs, -np.inf)
     if question.extractive and beam.matches is not None:
-        holds = np.array([len(positions) > 0 for positions in beam.matches])
+        holds = np.array([len(positions) > 0 for positions in beam.matches]) & _heard(
+            question, beam
+        )
         if question.joins is not None and beam.tokens:
             # a passage that holds the answer as whole words before one holding it in a word
             whole = holds & [
@@ -1066,25 +1069,33 @@ class PassageRow:
         """[tokens] bool: whether each token continues the word of the one before it: a "##"
         piece (`continues_word`), and a number's decimal point or thousands separator between
         two digits, with the digits after it: BERT's basic tokenizer splits 1.75 into 1 . 75 as
-        punctuation, which a reader takes for one word (read from the text, so a separator the
-        vocabulary lacks, [UNK], counts too; "1, 2" with a blank does not join)."""
+        punctuation, which a reader takes for one word. Read from the passage's text around each
+        token (a separator the vocabulary lacks, [UNK], counts too, and a window's first or last
+        token sees past its cut); see `_joins_digits`."""
         ids = np.asarray(self.ids[: len(self.offsets)], np.int64)
         joins = continues_word[ids]
-        pieces = [self.text[start:end] for start, end in self.offsets[: len(ids)]]
-        for i in range(1, len(pieces) - 1):
-            if (
-                pieces[i] in NUMBER_SEPARATORS
-                and pieces[i - 1][-1:].isdigit()
-                and pieces[i + 1][:1].isdigit()
-                and self.offsets[i - 1][1] == self.offsets[i][0]
-                and self.offsets[i][1] == self.offsets[i + 1][0]
+        text = self.text
+        for i, (start, end) in enumerate(self.offsets[: len(ids)]):
+            if end - start == 1 and _joins_digits(text, start):
+                joins[i] = True  # the separator
+            elif (
+                text[start : start + 1].isdigit() and start >= 2 and _joins_digits(text, start - 1)
             ):
-                joins[i] = joins[i + 1] = True
+                joins[i] = True  # the digits after it
         return joins
 
 
-# What joins the digits of one number (`PassageRow.word_joins`).
-NUMBER_SEPARATORS = frozenset(".,")
+def _joins_digits(text: str, at: int) -> bool:
+    """Whether text[at] is a decimal point between digits (1.75, 2026.12.05) or a thousands
+    separator before a group of exactly three (1,989; not the list 1,2,3 nor 3,25)."""
+    if at < 1 or not text[at - 1].isdigit():
+        return False
+    if text[at] == ".":
+        return text[at + 1 : at + 2].isdigit()
+    group = text[at + 1 : at + 5]
+    return (
+        text[at] == "," and group[:3].isdigit() and len(group[:3]) == 3 and not group[3:].isdigit()
+    )
 
 
 def span_text(

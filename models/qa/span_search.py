@@ -173,8 +173,8 @@ def search_spans(
             cumulative.append(score)
     found: list[dict[tuple[int, tuple[int, ...]], float]] = [{} for _ in questions]
     at_cuts: list[dict[tuple[int, tuple[int, ...]], float]] = [{} for _ in questions]
-    # spans that end inside a word: the answer only when a question has no other (a forced
-    # answer where no whole word fits in max_answer_tokens)
+    # spans of max_answer_tokens that end inside a word: the answer only when a question has no
+    # other (a forced answer where no whole word fits in the limit)
     in_words: list[dict[tuple[int, tuple[int, ...]], float]] = [{} for _ in questions]
     if not rows:
         return [[] for _ in questions]
@@ -201,9 +201,11 @@ def search_spans(
             ids = questions[q].passages[p]
             closed = total[r] + log_probs[k, sep_id]
             key = (p, tuple(int(t) for t in ids[s : s + step + 1]))
-            # a span that ends inside a word is no answer (its longer spans may be)
+            # a span that ends inside a word is no answer (its longer spans may be), unless
+            # max_answer_tokens cuts it there
             if not questions[q].starts_word(p, s + step + 1):
-                in_words[q][key] = max(in_words[q].get(key, -np.inf), closed)
+                if step + 1 == max_answer_tokens:
+                    in_words[q][key] = max(in_words[q].get(key, -np.inf), closed)
             elif questions[q].touches_cut(p, s, s + step) and questions[q].held_inside_elsewhere(
                 p, ids[s : s + step + 1]
             ):

@@ -10,6 +10,10 @@ from models.bert.tokenizer import BertTokenizer
 from models.qa.decoding import (
     PassageRow,
     RecomputeStepModel,
+    WindowCuts,
+    _Beam,
+    _best_passage,
+    _Question,
     answer_questions,
     decode_batch,
     span_text,
@@ -341,6 +345,17 @@ def test_a_numbers_separators_join_its_digits(tmp_path):
     assert joins("19.") == [False, True, False]  # a sentence's full stop after 1 ##9
     assert joins("a.5") == [False, False, False] and joins(".5") == [False, False]
     assert joins("1, 989") == [False, False, False]  # a blank parts them: a list
+    assert joins("12,989,989") == [False, True, True, True, True]  # thousands
+    assert joins("1,5,75") == [False] * 5  # a list, not thousands (3 digits a group)
+    assert joins("75,989,5") == [False, True, True, False, False]
+    # a window's first and last tokens see past its cuts: the text is the whole passage's
+    text = "身高1.75,1,989米。1."
+    ids, offsets = tokenizer.piece_ids_with_offsets(text)
+    whole = PassageRow(ids, offsets, text).word_joins(tokenizer.continues_word)
+    for k in range(len(ids)):
+        for row in (PassageRow(ids[k:], offsets[k:], text), PassageRow(ids[:k], offsets[:k], text)):
+            got = row.word_joins(tokenizer.continues_word)
+            assert got.tolist() == (whole[k:] if row.ids == ids[k:] else whole[:k]).tolist(), k
     assert joins("1;75") == [False, False, False]  # [UNK] for ; is no separator
     # a separator the vocabulary lacks is still one: the text says what it is
     vocab = tmp_path / "vocab.txt"
@@ -371,3 +386,32 @@ def test_a_decimal_number_is_answered_whole(tmp_path):
     assert [a.answer for a in answers] == ["1.75", "1"]
     (free,) = answer_questions(model, tokenizer, questions[:1])  # generated: the reader's own
     assert free.answer == "1"
+
+
+def test_a_forced_span_search_cuts_only_at_the_limit(tmp_path):
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"张伟哪年出生？", "1", "##9", "##8"]
+    (tmp_path / "vocab.txt").write_text("\n".join(tokens) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizer(tmp_path / "vocab.txt")
+    model = CachedFake(
+        lambda prefix, answer: np.full(tokenizer.vocab_size, 1.0 / tokenizer.vocab_size)
+    )
+    # no whole word fits in 3 tokens of 1989: the forced answer is cut at the limit, and says so
+    for span_search in (False, True):
+        (result,) = answer_questions(
+            model, tokenizer, [("张伟哪年出生？", ["1989"])], extractive=True, force_answer=True,
+            max_answer_tokens=3, span_search=span_search,
+        )  # fmt: skip
+        assert (result.answer, result.finish_reason) == ("198", "length"), span_search
+
+
+def test_the_answers_passage_is_one_that_was_heard():
+    # passage 1 is heard and holds 5 6 only inside a word; passage 2 holds it whole but is a
+    # silent window, never revived: the answer is named from passage 1, which holds it
+    passages = [np.array([7, 8, 9]), np.array([5, 6, NINE]), np.array([5, 6, 9])]
+    joins = [CONTINUES[p] for p in passages]
+    cuts = [WindowCuts(False, True), WindowCuts(True, True), WindowCuts(True, False)]
+    question = _Question([0, 1, 2], passages, cuts, True, joins, alive=[0, 1, 2],
+                         silent=frozenset({2}))  # fmt: skip
+    beam = _Beam([5, 6], 0.0, np.array([-1.0, -2.0, -0.5]), [0, 1, 2],
+                 [np.array([], np.int64), np.array([2]), np.array([2])])  # fmt: skip
+    assert _best_passage(question, beam) == 1

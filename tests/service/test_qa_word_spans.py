@@ -77,15 +77,18 @@ def test_the_served_decimal_number_is_whole(runtime: QARuntime) -> None:
 
     reader = runtime._model
     runtime._model = CachedFake(sure_of_one)
+    results = []
     try:
-        item = runtime.prepare(
-            "张伟住在哪里？",
-            ["张伟住1.75。"],
-            max_answer_tokens=None,
-            beam_size=None,
-            extractive=True,
-        )
-        (result,) = runtime.run_batch([item])
+        # one window; a first window that ends 在 1 . (the number goes on past its cut); three
+        for passage in [
+            "张伟住1.75。",
+            "李娜住上海。张伟住在1.75。",
+            "李娜住上海。张伟住在1.75。李娜住上海。",
+        ]:
+            item = runtime.prepare(
+                "张伟住在哪里？", [passage], max_answer_tokens=None, beam_size=None, extractive=True
+            )
+            results.extend(runtime.run_batch([item]))
     finally:
         runtime._model = reader
-    assert (result.answer, result.finish_reason) == ("1.75", "stop")
+    assert [(r.answer, r.finish_reason) for r in results] == [("1.75", "stop")] * 3
