@@ -65,11 +65,11 @@ class QARequest(RequestBody):
     )
     force_answer: StrictBool = Field(
         False,
-        description="The passages are known to hold an answer: never null, except that an "
-        "extractive answer is null when the passages hold no text (only spaces or invisible "
-        "characters), and a generated (not extractive) one when it is only pieces the model "
-        "cannot spell ([UNK]) that no passage holds (it is written even over passages of no "
-        'text). "No answer" may not win the first step, and the best answer of the passage most '
+        description="The passages are known to hold an answer: never null, unless they hold no "
+        "text (only spaces or invisible characters: such a passage holds no answer, forced or "
+        "not) or a generated (not extractive) answer is only pieces the model cannot spell "
+        "([UNK]) that no passage holds. "
+        '"No answer" may not win the first step, and the best answer of the passage most '
         "likely to hold one is returned even when every passage would say none.",
     )
     span_search: StrictBool = Field(
