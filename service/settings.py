@@ -1,7 +1,9 @@
 """Every knob of the service: one typed field each, read from the environment (and `.env`).
 
-Each field's description is the sentence the README shows next to its default; change a default here
-and in the README together.
+Each field's description is what the API reference (docs/api.md, "Settings that limit it") shows
+next to its default; the README's settings table says the same in its own words, and .env.example
+lists every field but MODEL_STORE. Change a default here, in the README and in .env.example
+together.
 """
 
 from __future__ import annotations
@@ -146,7 +148,12 @@ class Settings(BaseSettings):
     max_num_samples: int = Field(
         16, ge=1, description="Most samples one generation request may ask for (num_samples)."
     )
-    max_passages: int = Field(16, ge=1, description="Most passages one question may carry.")
+    max_passages: int = Field(
+        16,
+        ge=1,
+        description="Most passages one question may carry, and most windows its long passages "
+        "are read as (413).",
+    )
     max_beam_size: int = Field(8, ge=1, description="Most beams one QA request may ask for.")
     max_exact_logdet_dim: int = Field(
         64, ge=1, description="Largest input_dim logdet 'exact' is allowed for (400 past it)."

@@ -143,7 +143,8 @@ def saved_model_embeddings(
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        description="Export a BERT checkpoint as a mean-pooled sentence-embedding model."
+        prog="python -m training.bert",
+        description="Export a BERT checkpoint as a mean-pooled sentence-embedding model.",
     )
     parser.add_argument(
         "--checkpoint",

@@ -267,7 +267,9 @@ def _configure_logging() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Train the small demo models into a store.")
+    parser = argparse.ArgumentParser(
+        prog="python -m training.demo", description="Train the small demo models into a store."
+    )
     parser.add_argument("--out", type=Path, default=Path("model_store"), help="the model store")
     parser.add_argument("--force", action="store_true", help="train even if a version exists")
     parser.add_argument("--seed", type=non_negative_int, default=0)

@@ -120,7 +120,9 @@ def reexport_qa(version_dir: str | os.PathLike[str], name: str | None = None) ->
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m training.qa_reexport", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument(
         "--model", type=Path, required=True, help="the version folder: <store>/<model>/<version>"
     )

@@ -6,7 +6,9 @@ cache, `models.bert.kv_cache`; or recomputing everything, `RecomputeStepModel`, 
 The algorithm is the one of bert4keras' `task_reading_comprehension_by_seq2seq.py`:
 
 1. Every passage of a question is one row; the first step reads all rows. A passage whose most
-   likely first token is [SEP] holds no answer and leaves; when none is left the answer is null.
+   likely first token is [SEP] holds no answer and leaves, and so does a passage of no tokens
+   (only spaces: its row would answer from the question alone); when none is left the answer is
+   null.
 2. The remaining passages share the answer being written: at every step each passage gives its
    distribution p_i over the next token and the question's score of token t is the vote
    v(t) = sum_i p_i(t)^2 / (sum_i p_i(t) + 1), which favours tokens that several passages are
@@ -15,12 +17,15 @@ The algorithm is the one of bert4keras' `task_reading_comprehension_by_seq2seq.p
    passage (or be [SEP]): the probabilities of all other tokens are set to zero before voting.
    Given which ids continue a word (`continues_word`: WordPiece's "##" pieces), a span is of
    whole words too: it starts at no "##" piece, and [SEP] may end it only where some passage
-   holding it goes on with a new word (or ends). A reader sure of 198 but not of the last 9 of
-   1989 (1 ##9 ##8 ##9) writes 1989, not 198; SQuAD's answers are whole words in the same way.
+   holding it from a word's start goes on with a new word (or ends), so that it is a whole word
+   in one place (1 ##9 starts a word in 1989 and ends one in 3.19: it is neither). A reader
+   sure of 198 but not of the last 9 of 1989 (1 ##9 ##8 ##9) writes 1989, not 198; SQuAD's
+   answers are whole words in the same way.
 4. With `force_answer` (the caller knows the passages hold an answer: bert4keras' decoder can be
    told so too), [SEP] may not win the first step: when every passage would leave, the one
-   least sure of "no answer" (lowest p([SEP]) at the first step) stays, and the first token is
-   chosen among the others, so the best answer is returned rather than null.
+   least sure of "no answer" (lowest p([SEP]) at the first step) among those with tokens stays,
+   and the first token is chosen among the others, so the best answer is returned rather than
+   null (null when no passage has a token).
 5. Beam search on the summed log-votes keeps `beam_size` answers; beams end at [SEP] (or at
    `max_answer_tokens`); the cache rows follow their beams (`StepModel.select_rows`). Each step's
    votes are rescaled to sum to 1 first (`_normalized_vote`): the raw vote is at most 1/2, which
@@ -390,8 +395,14 @@ def _allowed_mask(
 
 
 def _extend_matches(
-    question: _Question, matches: list[np.ndarray] | None, token: int
+    question: _Question, matches: list[np.ndarray] | None, token: int, first: bool = False
 ) -> list[np.ndarray] | None:
+    """The positions right after the answer so far's occurrences, once `token` extends it.
+
+    `first` (the answer's first token), with words (`_Question.joins`): only its occurrences
+    that start a word, where a heard passage has one (a window of "##" pieces only has none),
+    so that the [SEP] rule of `_allowed_mask` sees whole words in one place: 1 ##9 starts a word
+    in 1989 and ends one in 3.19, and is a word in neither."""
     if matches is None:
         return None
     out = []
@@ -399,6 +410,13 @@ def _extend_matches(
         ids = question.passages[passage_index]
         inside = positions[positions < len(ids)]
         out.append(inside[ids[inside] == token] + 1)
+    if first and question.joins is not None:
+        joins = question.joins
+        starts = [ends[~joins[i][ends - 1]] for i, ends in zip(question.alive, out, strict=True)]
+        if any(
+            len(s) for i, s in zip(question.alive, starts, strict=True) if i not in question.silent
+        ):
+            out = starts
     return out
 
 
@@ -621,7 +639,7 @@ def _select(
             # [SEP] ends the span: the matches stay those of the answer's last token.
             matches=parent.matches
             if token == sep_id
-            else _extend_matches(question, parent.matches, token),
+            else _extend_matches(question, parent.matches, token, first=not parent.tokens),
             attention=parent.attention
             if attended is None
             else [
@@ -788,9 +806,12 @@ def decode_batch(
         if question.result is not None:
             continue
         first = log_probs[question.prefill_rows]
-        question.alive = [i for i, row in enumerate(first) if int(np.argmax(row)) != sep_id]
-        if not question.alive and force_answer:
-            question.alive = [int(np.argmin(first[:, sep_id]))]
+        # A passage of no tokens (only spaces) holds no answer, whatever its row would write
+        # from the question alone; forced, the least sure of "no answer" among the others stays.
+        readable = [i for i, text in enumerate(question.passages) if len(text)]
+        question.alive = [i for i in readable if int(np.argmax(first[i])) != sep_id]
+        if not question.alive and force_answer and readable:
+            question.alive = [readable[int(np.argmin(first[readable, sep_id]))]]
         if not question.alive:
             no_answer = _vote(np.exp(first[:, sep_id : sep_id + 1]))[0]
             question.result = DecodedAnswer(None, float(no_answer), None, [], empty_evidence)

@@ -201,8 +201,8 @@ class BertEmbeddingRuntime(EmbeddingRuntime):
             if truncate is None:
                 raise PayloadTooLarge(
                     f"text has {length} tokens with [CLS] and [SEP]; the most is "
-                    f"{self.max_tokens} (the largest of LENGTH_BUCKETS and the model's "
-                    "max_seq_len); truncate: true embeds the first of them"
+                    f"{self.max_tokens} (the smaller of the largest of LENGTH_BUCKETS and the "
+                    "model's max_seq_len); truncate: true embeds the first of them"
                 )
             pieces = truncated(pieces, self.max_tokens - CLS_AND_SEP, truncate)
         ids = np.asarray([self._cls, *pieces, self._sep], dtype=np.int32)

@@ -126,7 +126,8 @@ class ErrorBody(BaseModel):
         "unauthorized, forbidden, model_not_found, version_not_found, payload_too_large, "
         "overloaded, not_ready, deadline_exceeded, backend_error, internal_error; for requests "
         "refused before they reach an operation: bad_request (a body that is not readable "
-        "JSON), not_found (no such path), method_not_allowed, request_timeout (408: a request "
+        "JSON), unsupported_media_type (415: a body not sent as JSON, or compressed), "
+        "not_found (no such path), method_not_allowed, request_timeout (408: a request "
         "head not sent in time), request_header_fields_too_large (431). A 422's "
         "`error.code` is validation_error."
     )

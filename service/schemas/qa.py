@@ -66,8 +66,9 @@ class QARequest(RequestBody):
     force_answer: StrictBool = Field(
         False,
         description="The passages are known to hold an answer: never null, unless they hold no "
-        "text (only spaces) or a generated (not extractive) answer is only pieces the model "
-        "cannot spell ([UNK]) that no passage holds. "
+        "text (only spaces or invisible characters: such a passage holds no answer, forced or "
+        "not) or a generated (not extractive) answer is only pieces the model cannot spell "
+        "([UNK]) that no passage holds. "
         '"No answer" may not win the first step, and the best answer of the passage most '
         "likely to hold one is returned even when every passage would say none.",
     )

@@ -426,6 +426,24 @@ def test_force_answer_keeps_the_answers_of_passages_that_hold_one():
     assert empty.token_ids is None
 
 
+@pytest.mark.parametrize("extractive", [False, True])
+@pytest.mark.parametrize("force_answer", [False, True])
+def test_a_passage_of_no_tokens_holds_no_answer(extractive, force_answer):
+    # a passage of only spaces reads as no tokens; a reader that writes 11 12 whatever it reads
+    # would answer from the question alone when not held to spans (README: "a passage of only
+    # spaces is read and holds no answer"; force_answer: null when the passages hold no text)
+    def writes_11_12(prefix, answer):
+        return _peaked([11, 12, SEP][min(len(answer), 2)], 0.9)
+
+    model = RecomputeStepModel(_full_from(writes_11_12))
+    options = dict(extractive=extractive, force_answer=force_answer)
+    (alone,) = _decode(model, [[_prefix([]), _prefix([])]], **options)
+    assert alone.token_ids is None and not any(tokens for tokens, _, _ in alone.candidates)
+    # beside a passage that holds the answer, the answer is named from that one
+    (beside,) = _decode(model, [[_prefix([]), _prefix([8, 11, 12])]], **options)
+    assert beside.token_ids == [11, 12] and beside.passage_index == 1
+
+
 def _span_log_prob(dist: Dist, prefix: list[int], answer: list[int]) -> float:
     tokens = [*answer, SEP]
     return float(sum(np.log(dist(prefix, answer[:k])[t]) for k, t in enumerate(tokens)))

@@ -256,6 +256,23 @@ def test_the_tokenizer_says_which_pieces_continue_a_word(tmp_path):
     assert repeated.continues_word[ids].tolist() == [False, True, True, True]
 
 
+def _sure_of_the_first(tokenizer: BertTokenizer, pieces: list[int], k: int):
+    """A reader (`RecomputeStepModel`'s function) that writes the first `k` of `pieces` and then
+    likes [SEP] (0.6) better than the next piece (0.3)."""
+
+    def full(token_ids, padding, segment_ids):
+        out = np.full((*token_ids.shape, tokenizer.vocab_size), np.log(1e-3))
+        for b in range(len(token_ids)):
+            n, m = int(padding[b].sum()), int(((segment_ids[b] == 0) & (padding[b] == 1)).sum())
+            if n - m < k:
+                out[b, n - 1, pieces[n - m]] = 0.0
+            else:
+                out[b, n - 1, tokenizer.sep_id], out[b, n - 1, pieces[k]] = np.log(0.6), np.log(0.3)
+        return out
+
+    return full
+
+
 def test_a_served_answer_is_the_whole_number(tmp_path):
     tokens = [
         "[PAD]",
@@ -271,21 +288,9 @@ def test_a_served_answer_is_the_whole_number(tmp_path):
     (tmp_path / "vocab.txt").write_text("\n".join(tokens) + "\n", encoding="utf-8")
     tokenizer = BertTokenizer(tmp_path / "vocab.txt")
     year = tokenizer.piece_ids("1989")
-    sep = tokenizer.sep_id
 
-    def full(token_ids, padding, segment_ids):
-        # writes 1 ##9 ##8, then likes [SEP] better than the last ##9
-        out = np.full((*token_ids.shape, tokenizer.vocab_size), np.log(1e-3))
-        for b in range(len(token_ids)):
-            n, m = int(padding[b].sum()), int(((segment_ids[b] == 0) & (padding[b] == 1)).sum())
-            written = n - m
-            if written < 3:
-                out[b, n - 1, year[written]] = 0.0
-            else:
-                out[b, n - 1, sep], out[b, n - 1, year[3]] = np.log(0.6), np.log(0.3)
-        return out
-
-    model = RecomputeStepModel(full, pad_id=tokenizer.pad_id)
+    # writes 1 ##9 ##8, then likes [SEP] better than the last ##9
+    model = RecomputeStepModel(_sure_of_the_first(tokenizer, year, 3), pad_id=tokenizer.pad_id)
     (result,) = answer_questions(
         model, tokenizer, [("张伟哪年出生？", ["张伟出生于1989年。"])], extractive=True
     )
@@ -415,3 +420,46 @@ def test_the_answers_passage_is_one_that_was_heard():
     beam = _Beam([5, 6], 0.0, np.array([-1.0, -2.0, -0.5]), [0, 1, 2],
                  [np.array([], np.int64), np.array([2]), np.array([2])])  # fmt: skip
     assert _best_passage(question, beam) == 1
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_an_answer_is_whole_words_in_one_place_not_its_start_in_one_and_end_in_another(beam_size):
+    # 1 ##9 starts a word in 1 ##9 ##8 ##9 (where it ends inside it) and ends a word in 3 . 1 ##9
+    # (3.19, where it starts inside it): it is a whole word nowhere, so the reader sure of 1 ##9
+    # and then of [SEP] writes the year rather than 19 cut out of it
+    def dist(prefix, answer):
+        if len(answer) < 2:
+            return _peaked(YEAR[len(answer)], 0.9)
+        probs = _peaked(SEP, 0.6)
+        probs[EIGHT] = 0.3
+        return probs / probs.sum()
+
+    passage = [8, *YEAR, 12, 9, 7, ONE, NINE, 12]
+    joins = CONTINUES[passage].copy()
+    joins[[7, 8]] = True  # the decimal point and the digits after it (`PassageRow.word_joins`)
+    (result,) = _decode(
+        CachedFake(dist), [[_prefix(passage)]], extractive=True, beam_size=beam_size,
+        continues_word=CONTINUES, joins=[[joins]],
+    )  # fmt: skip
+    assert result.token_ids == YEAR
+    # where 1 ##9 is a word of its own, the reader's [SEP] stands
+    passage[6:8] = [12, 12]
+    (own,) = _decode(
+        CachedFake(dist), [[_prefix(passage)]], extractive=True, beam_size=beam_size,
+        continues_word=CONTINUES, joins=[[CONTINUES[passage]]],
+    )  # fmt: skip
+    assert own.token_ids == [ONE, NINE]
+
+
+def test_a_served_year_is_whole_beside_a_decimal_that_ends_with_its_digits(tmp_path):
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"张伟出生于年哪？。体重公斤，",
+              "1", "##9", "##8", "6", "##3", "."]  # fmt: skip
+    (tmp_path / "vocab.txt").write_text("\n".join(tokens) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizer(tmp_path / "vocab.txt")
+    # writes 1 ##9, then likes [SEP] better than ##8
+    full = _sure_of_the_first(tokenizer, tokenizer.piece_ids("1989"), 2)
+    model = RecomputeStepModel(full, pad_id=tokenizer.pad_id)
+    (result,) = answer_questions(
+        model, tokenizer, [("张伟哪年出生？", ["张伟1989年出生，体重63.19公斤。"])], extractive=True
+    )
+    assert (result.answer, result.finish_reason) == ("1989", "stop")

@@ -101,6 +101,13 @@ def test_qa_errors(client: TestClient) -> None:
     # A passage of only spaces is still read (it holds no answer), and a real question passes.
     r = client.post("/v1/qa", json={**ok, "passages": ["北京。", "   "]})
     assert r.status_code == 200
+    # Alone it answers null, forced too: the tiny reader, not extractive, wrote an answer from the
+    # question alone.
+    for blank in (["   "], ["\u200b", "  "]):
+        for force in (False, True):
+            r = client.post("/v1/qa", json={**ok, "passages": blank, "force_answer": force})
+            assert r.status_code == 200 and r.json()["answer"] is None, (blank, force, r.json())
+            assert r.json()["candidates"] == [] and r.json()["finish_reason"] is None
     r = client.post("/v1/qa", json={**ok, "passages": ["a"] * 4})
     assert r.status_code == 413 and "MAX_PASSAGES" in r.json()["detail"]
     assert r.json()["error"]["param"] == "passages"

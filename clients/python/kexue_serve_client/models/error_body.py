@@ -22,8 +22,9 @@ class ErrorBody:
         code (str): A stable machine-readable code: bad_input, evidence_unsupported, unauthorized, forbidden,
             model_not_found, version_not_found, payload_too_large, overloaded, not_ready, deadline_exceeded, backend_error,
             internal_error; for requests refused before they reach an operation: bad_request (a body that is not readable
-            JSON), not_found (no such path), method_not_allowed, request_timeout (408: a request head not sent in time),
-            request_header_fields_too_large (431). A 422's `error.code` is validation_error.
+            JSON), unsupported_media_type (415: a body not sent as JSON, or compressed), not_found (no such path),
+            method_not_allowed, request_timeout (408: a request head not sent in time), request_header_fields_too_large
+            (431). A 422's `error.code` is validation_error.
         error (OpenAIError): The error as the OpenAI API words it: what the OpenAI SDKs show and set on their
             exceptions (`message`, `type`, `code`, `param`).
     """

@@ -30,9 +30,10 @@ class QARequest:
             max_answer_tokens stops it first (finish_reason 'length'). A model trained so (its manifest's
             decoding.extractive, as the demo's) always answers extractively: false does not turn it off. Default: False.
         force_answer (bool | Unset): The passages are known to hold an answer: never null, unless they hold no text
-            (only spaces) or a generated (not extractive) answer is only pieces the model cannot spell ([UNK]) that no
-            passage holds. "No answer" may not win the first step, and the best answer of the passage most likely to hold
-            one is returned even when every passage would say none. Default: False.
+            (only spaces or invisible characters: such a passage holds no answer, forced or not) or a generated (not
+            extractive) answer is only pieces the model cannot spell ([UNK]) that no passage holds. "No answer" may not win
+            the first step, and the best answer of the passage most likely to hold one is returned even when every passage
+            would say none. Default: False.
         span_search (bool | Unset): Score whole spans instead of voting token by token (needs `extractive`; no
             `return_evidence`): every span of up to `max_answer_tokens` tokens from the likeliest starts is scored by its
             probability in its passage, and the best span of any passage is the answer. Candidates are the `beam_size` best

@@ -118,8 +118,10 @@ def sync_detailed(
     `return_evidence`, each candidate also says which passage characters it attended to.
 
     A passage longer than the model reads (its `max_passage_tokens`) is read whole, as
-    overlapping windows half a window apart that vote like passages (with `span_search`, the
-    best span of any window wins); `passage_index` still names the request's passage. The
+    overlapping windows half a window apart (or as far apart as the training run cut them, its
+    manifest's `config.window_stride`) that vote like passages (with `span_search`, the best
+    span of any window wins, among the windows that do not say "no answer" at the first step);
+    `passage_index` still names the request's passage. The
     question is read up to the model's `max_question_tokens` (in `GET /v1/models/{name}`'s
     manifest): the model was never trained on longer ones, and what lies past them is not read.
 
@@ -160,8 +162,10 @@ def sync(
     `return_evidence`, each candidate also says which passage characters it attended to.
 
     A passage longer than the model reads (its `max_passage_tokens`) is read whole, as
-    overlapping windows half a window apart that vote like passages (with `span_search`, the
-    best span of any window wins); `passage_index` still names the request's passage. The
+    overlapping windows half a window apart (or as far apart as the training run cut them, its
+    manifest's `config.window_stride`) that vote like passages (with `span_search`, the best
+    span of any window wins, among the windows that do not say "no answer" at the first step);
+    `passage_index` still names the request's passage. The
     question is read up to the model's `max_question_tokens` (in `GET /v1/models/{name}`'s
     manifest): the model was never trained on longer ones, and what lies past them is not read.
 
@@ -197,8 +201,10 @@ async def asyncio_detailed(
     `return_evidence`, each candidate also says which passage characters it attended to.
 
     A passage longer than the model reads (its `max_passage_tokens`) is read whole, as
-    overlapping windows half a window apart that vote like passages (with `span_search`, the
-    best span of any window wins); `passage_index` still names the request's passage. The
+    overlapping windows half a window apart (or as far apart as the training run cut them, its
+    manifest's `config.window_stride`) that vote like passages (with `span_search`, the best
+    span of any window wins, among the windows that do not say "no answer" at the first step);
+    `passage_index` still names the request's passage. The
     question is read up to the model's `max_question_tokens` (in `GET /v1/models/{name}`'s
     manifest): the model was never trained on longer ones, and what lies past them is not read.
 
@@ -237,8 +243,10 @@ async def asyncio(
     `return_evidence`, each candidate also says which passage characters it attended to.
 
     A passage longer than the model reads (its `max_passage_tokens`) is read whole, as
-    overlapping windows half a window apart that vote like passages (with `span_search`, the
-    best span of any window wins); `passage_index` still names the request's passage. The
+    overlapping windows half a window apart (or as far apart as the training run cut them, its
+    manifest's `config.window_stride`) that vote like passages (with `span_search`, the best
+    span of any window wins, among the windows that do not say "no answer" at the first step);
+    `passage_index` still names the request's passage. The
     question is read up to the model's `max_question_tokens` (in `GET /v1/models/{name}`'s
     manifest): the model was never trained on longer ones, and what lies past them is not read.
 
