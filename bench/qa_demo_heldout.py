@@ -63,6 +63,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from models.bert.tokenizer import BertTokenizer  # noqa: E402
 from models.qa.decoding import answer_questions  # noqa: E402
+from models.qa.sentences import READ_BY  # noqa: E402
 from models.qa.span_search import DEFAULT_LENGTH_PENALTY  # noqa: E402
 from models.qa.synthetic import error_breakdown, make_labelled_examples  # noqa: E402
 from models.store import QAManifest, read_manifest  # noqa: E402
@@ -114,6 +115,7 @@ def load_qa_version(path: Path) -> tuple[Any, BertTokenizer, dict[str, Any]]:
         "extractive": manifest.decoding.extractive,
         "placeholders": manifest.placeholder_count,
         "answer_input": manifest.decoding.answer_input,
+        "read_by": manifest.decoding.read_by,
     }
     model = step_model_for(SavedModelLMStepModel(path), manifest.decoding.answer_softmax)
     return model, tokenizer, options
@@ -135,8 +137,13 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument(
         "--length-penalty", type=float, default=None, help="with --span-search (default 1)"
     )
+    parser.add_argument(
+        "--read-by", choices=READ_BY, default=None, help="default: the manifest's decoding.read_by"
+    )
     args = parser.parse_args(argv)
     model, tokenizer, options = load_qa_version(args.model)
+    if args.read_by is not None:
+        options["read_by"] = args.read_by
     if args.span_search:
         options.update(span_search=True, length_penalty=args.length_penalty)
     labelled = make_labelled_examples(args.count, args.seed, SETS[args.set])
@@ -151,6 +158,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         )
         predictions.extend(r.answer for r in results)
     report: dict[str, object] = {"model": str(args.model), "seed": args.seed, "set": args.set}
+    report["read_by"] = options["read_by"]
     if args.span_search:
         penalty = DEFAULT_LENGTH_PENALTY if args.length_penalty is None else args.length_penalty
         report["decoding"] = f"span search, length penalty {penalty:g}"

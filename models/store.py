@@ -292,6 +292,9 @@ class QADecoding(_Entry):
     # "next": each answer slot reads the passage token after the span written so far, not the
     # token written last (`models.qa.samples.ANSWER_INPUTS`); such a model decodes extractively.
     answer_input: Literal["previous", "next"] = "previous"
+    # "sentence": each passage is read as its sentences, each a row that votes
+    # (`models.qa.sentences`); every version before it reads passages whole.
+    read_by: Literal["passage", "sentence"] = "passage"
 
 
 class QAPlaceholders(_Entry):

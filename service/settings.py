@@ -154,6 +154,13 @@ class Settings(BaseSettings):
         description="Most passages one question may carry, and most windows its long passages "
         "are read as (413).",
     )
+    max_sentences: int = Field(
+        64,
+        ge=1,
+        description="Most rows one question is read as when read by sentence (a model whose "
+        "decoding.read_by is 'sentence', or read_by 'sentence'): its passages' sentences, and "
+        "the windows of a sentence longer than the model reads (413).",
+    )
     max_beam_size: int = Field(8, ge=1, description="Most beams one QA request may ask for.")
     max_exact_logdet_dim: int = Field(
         64, ge=1, description="Largest input_dim logdet 'exact' is allowed for (400 past it)."

@@ -53,6 +53,7 @@ from models.qa.samples import (
     max_sample_length,
     pad_samples,
 )
+from models.qa.sentences import READ_BY
 from models.qa.seq2seq import (
     LABEL_IDS_KEY,
     SMALL_HIDDEN_SIZE,
@@ -223,6 +224,14 @@ class QAJob(BertJob):
         )
         g.add_argument("--beam-size", type=positive_int, default=1, help="beams when evaluating")
         g.add_argument(
+            "--read-by",
+            choices=READ_BY,
+            default="passage",
+            help="how the model reads passages when answering (the manifest's decoding.read_by; "
+            "requests may differ): 'sentence', each sentence a row that votes, for passages of "
+            "facts about several people; 'passage', whole (models.qa.sentences)",
+        )
+        g.add_argument(
             "--extractive", action="store_true", help="evaluate with answers restricted to spans"
         )
 
@@ -315,6 +324,7 @@ class QAJob(BertJob):
                 extractive=args.extractive,
                 placeholders=args.placeholders,
                 answer_input=args.answer_input,
+                read_by=args.read_by,
             )
             metrics.update({f"valid_{k}": v for k, v in scores.items()})
             metrics["valid_data"] = str(Path(args.valid).resolve())
@@ -360,6 +370,7 @@ class QAJob(BertJob):
                     "extractive": args.extractive,
                     "answer_softmax": args.answer_softmax,
                     "answer_input": args.answer_input,
+                    "read_by": args.read_by,
                 },
                 # Only with them: a manifest without the key reads [UNK] as before.
                 **({"placeholders": {"count": args.placeholders}} if args.placeholders else {}),
@@ -921,6 +932,8 @@ def train_qa_demo(
                 # generated data do not repeat, so nothing to regularise against
                 "--dropout", "0",
                 "--extractive",
+                # a passage about several people read sentence by sentence: a row per person
+                "--read-by", "sentence",
                 # whether the question's name occurs in a passage, as one bit per token
                 "--overlap-feature", "bigram",
                 # and which sentence holds most of the question (the person and the fact)

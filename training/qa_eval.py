@@ -32,6 +32,7 @@ from models.qa.samples import (
     DEFAULT_MAX_PASSAGE_TOKENS,
     DEFAULT_MAX_QUESTION_TOKENS,
 )
+from models.qa.sentences import READ_BY, ReadBy
 from models.qa.span_search import DEFAULT_SPAN_STARTS
 from models.store import QAManifest, read_manifest
 from training.common.cli import non_negative_float, non_negative_int, positive_int
@@ -59,6 +60,7 @@ def evaluate_examples(
     length_penalty: float | None = None,
     placeholders: int = 0,
     answer_input: str = "previous",
+    read_by: ReadBy = "passage",
 ) -> tuple[dict[str, float], list[str | None]]:
     """Decodes every example and scores the answers.
 
@@ -75,6 +77,8 @@ def evaluate_examples(
             (`models.qa.decoding.decode_batch`).
         placeholders: K of a model trained with placeholders (`models.qa.placeholders`), else 0.
         answer_input: what the model's answer slots read (`models.qa.samples.ANSWER_INPUTS`).
+        read_by: "sentence": each passage (window) read as its sentences
+            (`models.qa.sentences`); "passage": whole.
 
     Returns:
         ({"accuracy", "f1", "final", "count"}, the predicted answers in order).
@@ -97,6 +101,7 @@ def evaluate_examples(
             length_penalty=length_penalty,
             placeholders=placeholders,
             answer_input=answer_input,
+            read_by=read_by,
             cuts=[[(p.starts_cut, p.ends_cut) for p in e.passages] for e in chunk],
         )
         predictions.extend(r.answer for r in results)
@@ -145,6 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--limit", type=positive_int, default=None, help="evaluate N questions (after --skip)"
     )
+    p.add_argument(
+        "--read-by",
+        choices=READ_BY,
+        default=None,
+        help="read each passage whole or sentence by sentence (models.qa.sentences); default: "
+        "the manifest's decoding.read_by",
+    )
     p.add_argument("--questions-per-batch", type=positive_int, default=DEFAULT_QUESTIONS_PER_BATCH)
     p.add_argument("--no-cache", action="store_true", help="decode with full_logits only")
     p.add_argument("--predictions", type=Path, default=None, help="write answers here (JSON)")
@@ -189,6 +201,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         length_penalty=args.length_penalty,
         placeholders=manifest.placeholder_count,
         answer_input=manifest.decoding.answer_input,
+        read_by=args.read_by or manifest.decoding.read_by,
     )
     report = {
         **scores,
@@ -196,6 +209,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "data": str(args.data),
         "beam_size": beam_size,
         "extractive": extractive,
+        "read_by": args.read_by or manifest.decoding.read_by,
         "force_answer": args.force_answer,
         "window_stride": stride,
         "span_search": args.span_search,

@@ -99,6 +99,7 @@ from models.qa.samples import (
     following_token,
     join_prefix,
 )
+from models.qa.sentences import ReadBy, sentence_token_ranges
 from models.qa.span_search import (
     DEFAULT_LENGTH_PENALTY,
     DEFAULT_SPAN_STARTS,
@@ -986,6 +987,7 @@ def answer_questions(
     placeholders: int = 0,
     answer_input: str = "previous",
     cuts: Sequence[Sequence[tuple[bool, bool]]] | None = None,
+    read_by: ReadBy = "passage",
 ) -> list[QAResult]:
     """Answers several questions, each over its passages, in one batch of model calls.
 
@@ -1009,11 +1011,14 @@ def answer_questions(
         cuts: per question, per passage, whether it starts and ends at a cut (the windows of a
             longer passage, `models.qa.readers.window_passages`; `decode_batch`); None: every
             passage is whole. A passage longer than `max_passage_tokens` ends at a cut too.
+        read_by: "sentence": each passage is read as its sentences, each a row that votes
+            (`models.qa.sentences`; answers still name the passage); "passage": whole.
 
     Returns:
         One `QAResult` per question.
     """
     mapper = PlaceholderMap(tokenizer, placeholders) if placeholders else None
+    owners: list[tuple[int, ...] | None] = []  # per question, each row's passage when they differ
     prefixes = []
     rows: list[list[PassageRow]] = []
     mappings: list[Placeholders | None] = []
@@ -1026,15 +1031,31 @@ def answer_questions(
         mappings.append(mapping)
         encode = tokenizer if mapping is None else mapping
         question_ids = encode.piece_ids(question)[:max_question_tokens]
-        prefix, read = [], []
+        prefix, read, passage_of = [], [], []
         for j, passage in enumerate(passages):
-            ids, offsets = encode.piece_ids_with_offsets(passage)
+            all_ids, all_offsets = encode.piece_ids_with_offsets(passage)
             start, end = cuts[len(rows)][j] if cuts is not None else (False, False)
-            edges = WindowCuts(bool(start), bool(end) or len(ids) > max_passage_tokens)
-            prefix.append(join_prefix(tokenizer, ids[:max_passage_tokens], question_ids))
-            read.append(
-                PassageRow(ids[:max_passage_tokens], offsets[:max_passage_tokens], passage, edges)
-            )
+            units = (
+                sentence_token_ranges(passage, all_offsets)
+                if read_by == "sentence"
+                else [(0, len(all_ids))]
+            ) or [(0, 0)]
+            for first, last in units:
+                ids, offsets = all_ids[first:last], all_offsets[first:last]
+                edges = WindowCuts(
+                    bool(start) and first == 0,
+                    (bool(end) and last == len(all_ids)) or len(ids) > max_passage_tokens,
+                )
+                prefix.append(join_prefix(tokenizer, ids[:max_passage_tokens], question_ids))
+                read.append(
+                    PassageRow(
+                        ids[:max_passage_tokens], offsets[:max_passage_tokens], passage, edges
+                    )
+                )
+                passage_of.append(j)
+        if mapping is not None and len(read) > len(passages):
+            mappings[-1] = replace(mapping, rows=tuple(passage_of))
+        owners.append(tuple(passage_of) if len(read) > len(passages) else None)
         prefixes.append(prefix)
         rows.append(read)
     decoded = decode_batch(
@@ -1059,8 +1080,39 @@ def answer_questions(
         continues_word=tokenizer.continues_word,
         joins=[[row.word_joins(tokenizer.continues_word) for row in read] for read in rows],
     )
-    return results_from_decoded(
+    results = results_from_decoded(
         tokenizer, decoded, rows, mappings if mapper else None, max_answer_tokens
+    )
+    return [
+        result if rows_of is None else passages_of_rows(result, rows_of)
+        for result, rows_of in zip(results, owners, strict=True)
+    ]
+
+
+def passages_of_rows(result: QAResult, owners: Sequence[int]) -> QAResult:
+    """A result over rows (a passage's windows or sentences) as one over the request's
+    passages: row indices become the indices of the passages they were cut from; a candidate or
+    evidence span found in two overlapping windows is kept once."""
+
+    def owner(index: int | None) -> int | None:
+        return None if index is None else owners[index]
+
+    evidence = None
+    if result.evidence is not None:
+        evidence = []
+        for spans in result.evidence:
+            kept: dict[tuple[int, int, int], EvidenceSpan] = {}
+            for span in spans:
+                moved = replace(span, passage_index=owners[span.passage_index])
+                key = (moved.passage_index, moved.start, moved.end)
+                if key not in kept:
+                    kept[key] = moved
+            evidence.append(list(kept.values()))
+    return replace(
+        result,
+        passage_index=owner(result.passage_index),
+        candidates=[(text, score, owner(index)) for text, score, index in result.candidates],
+        evidence=evidence,
     )
 
 

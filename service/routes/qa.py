@@ -46,12 +46,14 @@ async def answer_question(qa: QAModel, request: Request, response: Response) -> 
     overlapping windows half a window apart (or as far apart as the training run cut them, its
     manifest's `config.window_stride`) that vote like passages (with `span_search`, the best
     span of any window wins, among the windows that do not say "no answer" at the first step);
-    `passage_index` still names the request's passage. The
+    `passage_index` still names the request's passage. Read by sentence (`read_by`, or the
+    model's default: the demo's), each sentence is such a row. The
     question is read up to the model's `max_question_tokens` (in `GET /v1/models/{name}`'s
     manifest): the model was never trained on longer ones, and what lies past them is not read.
 
     Limits (settings): at most MAX_PASSAGES passages, and as many windows, `beam_size` at most
-    MAX_BEAM_SIZE, and MAX_TEXT_CHARS characters for the question and each passage (413).
+    MAX_BEAM_SIZE, and MAX_TEXT_CHARS characters for the question and each passage (413); read
+    by sentence (`read_by`), at most MAX_SENTENCES rows.
     """
     body = qa.body
     with qa.arrival() as arrival:
@@ -110,4 +112,5 @@ def _prepare(runtime: QARuntime, body: QARequest) -> QAItem:
             return_evidence=body.return_evidence,
             span_search=body.span_search,
             length_penalty=body.length_penalty,
+            read_by=body.read_by,
         )

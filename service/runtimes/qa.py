@@ -22,12 +22,13 @@ from models.qa.decoding import (
     WindowCuts,
     banned_ids,
     decode_batch,
+    passages_of_rows,
     results_from_decoded,
 )
-from models.qa.evidence import EvidenceSpan
 from models.qa.placeholders import PlaceholderMap, Placeholders
 from models.qa.readers import window_starts
 from models.qa.samples import join_prefix
+from models.qa.sentences import ReadBy, sentence_token_ranges
 from models.qa.span_search import DEFAULT_SPAN_STARTS
 from models.store import QAManifest
 from service.errors import BadInput, PayloadTooLarge
@@ -108,6 +109,8 @@ class QARuntime(BatchedRuntime):
         # A reader whose answer slots read the passage's next token decodes spans only.
         self.answer_input = self.spec.decoding.answer_input
         self.default_extractive = self.spec.decoding.extractive or self.answer_input == "next"
+        # How the trainer chose to read passages (`models.qa.sentences`); a request may differ.
+        self.default_read_by = self.spec.decoding.read_by
         # A version trained with placeholders reads each unknown word as one
         # (`models.qa.placeholders`); the others read [UNK] as before.
         self.placeholders = (
@@ -137,6 +140,7 @@ class QARuntime(BatchedRuntime):
         return_evidence: bool = False,
         span_search: bool = False,
         length_penalty: float | None = None,
+        read_by: ReadBy | None = None,
     ) -> QAItem:
         answer_tokens = max_answer_tokens or self.max_answer_tokens
         if answer_tokens > self.max_answer_tokens:
@@ -187,22 +191,40 @@ class QARuntime(BatchedRuntime):
         encode = self.tokenizer if mapping is None else mapping
         question_ids = encode.piece_ids(question)[: self.max_question_tokens]
         window = self.max_passage_tokens
+        by_sentence = (read_by or self.default_read_by) == "sentence"
         prefixes: list[tuple[int, ...]] = []
         owners: list[int] = []
         rows: list[PassageRow] = []
+        windows = 0  # the windows of the passages read whole, which MAX_PASSAGES bounds
         for index, passage in enumerate(passages):
-            ids, spots = encode.piece_ids_with_offsets(passage)
-            for start in window_starts(len(ids), window, self.window_stride):
-                piece = ids[start : start + window]
-                prefixes.append(tuple(join_prefix(self.tokenizer, piece, question_ids)))
-                owners.append(index)
-                cuts = WindowCuts(start > 0, start + window < len(ids))
-                rows.append(PassageRow(piece, spots[start : start + window], passage, cuts))
+            all_ids, all_spots = encode.piece_ids_with_offsets(passage)
+            windows += len(window_starts(len(all_ids), window, self.window_stride))
+            # Read by sentence, each sentence is a row (and a long one its windows).
+            units = (
+                sentence_token_ranges(passage, all_spots) if by_sentence else [(0, len(all_ids))]
+            ) or [(0, 0)]
+            for first, last in units:
+                ids, spots = all_ids[first:last], all_spots[first:last]
+                for start in window_starts(len(ids), window, self.window_stride):
+                    piece = ids[start : start + window]
+                    prefixes.append(tuple(join_prefix(self.tokenizer, piece, question_ids)))
+                    owners.append(index)
+                    cuts = WindowCuts(start > 0, start + window < len(ids))
+                    rows.append(PassageRow(piece, spots[start : start + window], passage, cuts))
+        if by_sentence and len(prefixes) > self.settings.max_sentences:
+            raise PayloadTooLarge(
+                f"passages: read by sentence, {len(passages)} passage"
+                f"{'s' * (len(passages) != 1)} make{'s' * (len(passages) == 1)} "
+                f"{len(prefixes)} rows (sentences, and the windows of sentences over "
+                f"{window} tokens); the most read is {self.settings.max_sentences} "
+                "(MAX_SENTENCES): send fewer or shorter passages, or read_by 'passage'",
+                param="passages",
+            )
         # A window costs what a passage costs: MAX_PASSAGES bounds what one question reads.
-        if len(prefixes) > self.settings.max_passages:
+        if windows > self.settings.max_passages:
             raise PayloadTooLarge(
                 f"passages: {len(passages)} passage{'s' * (len(passages) != 1)} make"
-                f"{'s' * (len(passages) == 1)} {len(prefixes)} windows of at most "
+                f"{'s' * (len(passages) == 1)} {windows} windows of at most "
                 f"{window} tokens (this model's window, {self.window_stride} apart); the most "
                 f"read is {self.settings.max_passages} (MAX_PASSAGES): send fewer or shorter "
                 "passages",
@@ -248,7 +270,7 @@ class QARuntime(BatchedRuntime):
             self.tokenizer, decoded, rows, mappings, options.max_answer_tokens
         )
         return [
-            result if item.owners is None else _passages_of_windows(result, item.owners)
+            result if item.owners is None else passages_of_rows(result, item.owners)
             for item, result in zip(items, results, strict=True)
         ]
 
@@ -261,30 +283,3 @@ class QARuntime(BatchedRuntime):
             extractive=False,
         )
         self.run_batch([item])
-
-
-def _passages_of_windows(result: QAResult, owners: Sequence[int]) -> QAResult:
-    """A result over windows as one over the request's passages: window indices become the
-    indices of the passages they were cut from; a candidate or evidence span found in two
-    overlapping windows is kept once."""
-
-    def owner(index: int | None) -> int | None:
-        return None if index is None else owners[index]
-
-    evidence = None
-    if result.evidence is not None:
-        evidence = []
-        for spans in result.evidence:
-            kept: dict[tuple[int, int, int], EvidenceSpan] = {}
-            for span in spans:
-                moved = replace(span, passage_index=owners[span.passage_index])
-                key = (moved.passage_index, moved.start, moved.end)
-                if key not in kept:
-                    kept[key] = moved
-            evidence.append(list(kept.values()))
-    return replace(
-        result,
-        passage_index=owner(result.passage_index),
-        candidates=[(text, score, owner(index)) for text, score, index in result.candidates],
-        evidence=evidence,
-    )

@@ -91,6 +91,16 @@ class QARequest(RequestBody):
         "score).",
     )
 
+    read_by: Literal["passage", "sentence"] | None = Field(
+        None,
+        description="How each passage is read: 'passage' whole (a long one as overlapping "
+        "windows), or 'sentence', each sentence a row that votes like a passage (a sentence "
+        "that starts with 他/她/它 or he/she/it/they continues the one before it), so that a "
+        "passage about several people does not lend one person's fact to another; at most "
+        "MAX_SENTENCES rows (413). A fact whose subject is in another sentence without a "
+        "pronoun ('张伟今年35岁。现在住在上海。') is found only reading by passage. Default: "
+        "the model's (its manifest's decoding.read_by; the demo's is 'sentence').",
+    )
     return_evidence: StrictBool = Field(
         False,
         description="Give each candidate its `evidence`: the passage characters its tokens "

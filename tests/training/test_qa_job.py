@@ -511,3 +511,28 @@ def test_the_noise_set_is_the_hard_set_with_distractors_put_in():
     assert pairs[("张伟住在哪里？", ("[注1]张伟住在北京。",))] == "北京"
     assert pairs[("Tom住在哪里？", ("Tom lives here. Tom住在New York。",))] == "New York"
     assert pairs[("张伟住在哪里？[CLS]", ("[SEP][MASK]张伟住在北京。[PAD][UNK]",))] == "北京"
+
+
+@pytest.mark.slow
+def test_job_that_reads_by_sentence_records_it_and_every_reader_follows_it(tmp_path):
+    """`--read-by sentence`: the manifest says so (`training.qa_reexport` keeps it); the
+    service's runtime reads each sentence as a row by default and `qa_eval` does too, unless
+    told `--read-by passage`."""
+    from training.qa_reexport import reexport_qa
+
+    train, valid = _data(tmp_path)
+    path = train_qa(_args(tmp_path, train, valid, "--read-by", "sentence"))
+    assert path is not None
+    manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["decoding"]["read_by"] == "sentence"
+    again = reexport_qa(path, "again")
+    assert json.loads((again / "manifest.json").read_text("utf-8"))["decoding"]["read_by"] == (
+        "sentence"
+    )
+    runtime = load_in_runtime(again)
+    item = runtime.prepare("张伟住在哪里？", ["张伟住在北京。李娜是医生。"], max_answer_tokens=None,
+                           beam_size=None, extractive=False)  # fmt: skip
+    assert item.owners == (0, 0) and len(item.passage_rows) == 2
+    assert qa_eval.main(["--model", str(path), "--data", str(valid)])["read_by"] == "sentence"
+    whole = qa_eval.main(["--model", str(path), "--data", str(valid), "--read-by", "passage"])
+    assert whole["read_by"] == "passage"

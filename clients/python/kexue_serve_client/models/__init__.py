@@ -28,6 +28,7 @@ from .open_ai_error import OpenAIError
 from .qa_candidate import QACandidate
 from .qa_evidence import QAEvidence
 from .qa_request import QARequest
+from .qa_request_read_by_type_0 import QARequestReadByType0
 from .qa_response import QAResponse
 from .qa_response_finish_reason_type_0 import QAResponseFinishReasonType0
 from .readiness import Readiness
@@ -69,6 +70,7 @@ __all__ = (
     "QACandidate",
     "QAEvidence",
     "QARequest",
+    "QARequestReadByType0",
     "QAResponse",
     "QAResponseFinishReasonType0",
     "Readiness",

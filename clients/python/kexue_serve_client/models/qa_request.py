@@ -5,6 +5,7 @@ from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 
+from ..models.qa_request_read_by_type_0 import QARequestReadByType0
 from ..types import UNSET, Unset
 
 T = TypeVar("T", bound="QARequest")
@@ -42,6 +43,12 @@ class QARequest:
             length_penalty. 1 (the default) ranks by the mean log-probability per token; 0 by the probability itself, which
             favours short spans; above 1 longer spans are favoured further (CMRC 2018's figures: docs/benchmarks.md). Scores
             are then exp(that ranking score).
+        read_by (None | QARequestReadByType0 | Unset): How each passage is read: 'passage' whole (a long one as
+            overlapping windows), or 'sentence', each sentence a row that votes like a passage (a sentence that starts with
+            他/她/它 or he/she/it/they continues the one before it), so that a passage about several people does not lend one
+            person's fact to another; at most MAX_SENTENCES rows (413). A fact whose subject is in another sentence without
+            a pronoun ('张伟今年35岁。现在住在上海。') is found only reading by passage. Default: the model's (its manifest's
+            decoding.read_by; the demo's is 'sentence').
         return_evidence (bool | Unset): Give each candidate its `evidence`: the passage characters its tokens attended
             to while they were written (heaviest spans first). Computed in the same decoding pass; versions exported before
             this field existed answer 400 (`evidence_unsupported`) until exported again. Default: False.
@@ -57,6 +64,7 @@ class QARequest:
     force_answer: bool | Unset = False
     span_search: bool | Unset = False
     length_penalty: float | None | Unset = UNSET
+    read_by: None | QARequestReadByType0 | Unset = UNSET
     return_evidence: bool | Unset = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -100,6 +108,14 @@ class QARequest:
         else:
             length_penalty = self.length_penalty
 
+        read_by: None | str | Unset
+        if isinstance(self.read_by, Unset):
+            read_by = UNSET
+        elif isinstance(self.read_by, QARequestReadByType0):
+            read_by = self.read_by.value
+        else:
+            read_by = self.read_by
+
         return_evidence = self.return_evidence
 
         field_dict: dict[str, Any] = {}
@@ -126,6 +142,8 @@ class QARequest:
             field_dict["span_search"] = span_search
         if length_penalty is not UNSET:
             field_dict["length_penalty"] = length_penalty
+        if read_by is not UNSET:
+            field_dict["read_by"] = read_by
         if return_evidence is not UNSET:
             field_dict["return_evidence"] = return_evidence
 
@@ -189,6 +207,23 @@ class QARequest:
 
         length_penalty = _parse_length_penalty(d.pop("length_penalty", UNSET))
 
+        def _parse_read_by(data: object) -> None | QARequestReadByType0 | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, str):
+                    raise TypeError()
+                read_by_type_0 = QARequestReadByType0(data)
+
+                return read_by_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(None | QARequestReadByType0 | Unset, data)
+
+        read_by = _parse_read_by(d.pop("read_by", UNSET))
+
         return_evidence = d.pop("return_evidence", UNSET)
 
         qa_request = cls(
@@ -202,6 +237,7 @@ class QARequest:
             force_answer=force_answer,
             span_search=span_search,
             length_penalty=length_penalty,
+            read_by=read_by,
             return_evidence=return_evidence,
         )
 
