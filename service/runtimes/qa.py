@@ -287,11 +287,14 @@ class QARuntime(BatchedRuntime):
         ]
 
     def warmup(self) -> None:
+        # Within the lowest limits (MAX_PASSAGES or MAX_SENTENCES 1): a warm-up refused 413
+        # would leave the version unloaded. Each passage is one sentence: read whole, the same rows.
         item = self.prepare(
             "warm-up?",
-            ["warm-up passage.", "another one."],
+            ["warm-up passage.", "another one."][: self.settings.max_passages],
             max_answer_tokens=2,
             beam_size=min(2, self.settings.max_beam_size),
             extractive=False,
+            read_by="passage",
         )
         self.run_batch([item])

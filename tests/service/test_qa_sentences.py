@@ -130,3 +130,14 @@ def test_a_request_over_both_limits_is_refused_before_its_rows_are_built(
     with pytest.raises(PayloadTooLarge, match="MAX_SENTENCES"):
         _answer(runtime, PASSAGES, read_by="sentence")
     assert built == []
+
+
+@pytest.mark.parametrize("limit", ["max_sentences", "max_passages"])
+def test_a_version_reading_by_sentence_warms_up_under_the_lowest_limits(
+    store: Path, limit: str
+) -> None:
+    # MAX_SENTENCES=1 (or MAX_PASSAGES=1) is a valid setting: the warm-up must not be refused
+    # 413, which would leave the version unloaded
+    runtime = _runtime(store, f"warm-{limit}", extra={"decoding": {"read_by": "sentence"}})
+    runtime.settings = runtime.settings.model_copy(update={limit: 1})
+    runtime.warmup()
