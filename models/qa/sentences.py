@@ -38,6 +38,7 @@ _SENTENCE_END = re.compile(
 _CHINESE_PRONOUNS = ("他", "她", "它")
 _ENGLISH_PRONOUNS = frozenset("he she it they his her its their him them".split())
 _FIRST_WORD = re.compile(r"[A-Za-z]+")
+_LEADING_INVISIBLE = re.compile(r"^[\s\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]+")
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
@@ -62,8 +63,10 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 
 
 def _refers_back(sentence: str) -> bool:
-    stripped = sentence.lstrip()
-    if stripped.startswith(_CHINESE_PRONOUNS):
+    # Blanks and the invisible characters the tokenizer drops (a zero-width space, a byte-order
+    # mark) before the pronoun; a sentence of nothing else has nothing of its own either.
+    stripped = _LEADING_INVISIBLE.sub("", sentence, count=1)
+    if not stripped or stripped.startswith(_CHINESE_PRONOUNS):
         return True
     word = _FIRST_WORD.match(stripped)
     return word is not None and word.group().lower() in _ENGLISH_PRONOUNS

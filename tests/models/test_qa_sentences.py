@@ -59,6 +59,13 @@ def test_sentences_end_at_their_final_punctuation_not_at_a_decimal_point(text, s
             ["Tom lives in London. He is 35. ", "Ann is 28."],
         ),
         ("Tom is here. Hence no.", ["Tom is here. ", "Hence no."]),
+        # invisible characters the tokenizer drops (a zero-width space, a byte-order mark) do not
+        # hide the pronoun, nor make a sentence of their own between it and its name
+        (
+            "张伟住在北京。\u200b他今年35岁。王芳住在上海。",
+            ["张伟住在北京。\u200b他今年35岁。", "王芳住在上海。"],
+        ),
+        ("张伟住在北京。\ufeff\n他今年35岁。", ["张伟住在北京。\ufeff\n他今年35岁。"]),
     ],
 )  # fmt: skip
 def test_a_sentence_that_starts_with_a_pronoun_continues_the_one_before(text, sentences):
