@@ -8,10 +8,11 @@ across rows does the rest (on the demo's hard held-out set: 0.946 -> 0.988 of 1,
 docs/benchmarks.md "Reading by sentence").
 
 A sentence ends after a run of 。！？!?… (with the closing quotes or brackets after it), after a
-full stop followed by a space (not the point of 1.75), and at a line break. A sentence that starts
-with a third-person pronoun continues the one before it, so "张伟住在北京。他今年35岁。" stays one
-row and 他 keeps its name. What it cannot keep is a subject stated in another sentence without a
-pronoun ("张伟今年35岁。现在住在上海。"): such text is read by passage.
+full stop of either width followed by a space or by Chinese (not the point of 1.75), and at a line
+break. A sentence that starts with a third-person pronoun continues the one before it, so
+"张伟住在北京。他今年35岁。" stays one row and 他 keeps its name. What it cannot keep is a
+subject stated in another sentence without a pronoun ("张伟今年35岁。现在住在上海。"): such
+text is read by passage.
 """
 
 from __future__ import annotations
@@ -23,15 +24,21 @@ from typing import Literal, get_args
 ReadBy = Literal["passage", "sentence"]
 READ_BY: tuple[str, ...] = get_args(ReadBy)
 
-# A sentence's end: its final punctuation (a run of it), the closing quotes and brackets after
-# it, then the blanks before the next one; a full stop only before a blank or the text's end, so
-# decimals (1.75) and abbreviations inside a word stay; a line break on its own.
-_SENTENCE_END = re.compile(r"""(?:[。！？!?…]+|\.(?=\s|$))[”’"'」』）)\]]*\s*|\n\s*""")
+# A sentence's end: its final punctuation (a run of it, 。 of either width), the closing quotes
+# and brackets after it, then the blanks before the next one; a full stop (. of either width) only
+# before a blank, the text's end, or Chinese or its quotes (Chinese typed with half-width stops),
+# so decimals (1.75, １．７５), abbreviations and domain names inside a word stay; a line break of
+# any kind (\r\n, \r, \u2028) on its own.
+_CHINESE = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff“‘「『”’」』）"
+_SENTENCE_END = re.compile(
+    rf"""(?:[。｡！？!?…]+|[.．](?=\s|$|[{_CHINESE}]))[”’"'」』）)\]]*\s*|[\n\r\u2028\u2029]\s*"""
+)
 # Third-person pronouns that refer back to the sentence before: Chinese (他们 and 她们 start with
 # 他 and 她) and English, as the first word.
 _CHINESE_PRONOUNS = ("他", "她", "它")
 _ENGLISH_PRONOUNS = frozenset("he she it they his her its their him them".split())
 _FIRST_WORD = re.compile(r"[A-Za-z]+")
+_LEADING_INVISIBLE = re.compile(r"^[\s\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]+")
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
@@ -56,8 +63,10 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 
 
 def _refers_back(sentence: str) -> bool:
-    stripped = sentence.lstrip()
-    if stripped.startswith(_CHINESE_PRONOUNS):
+    # Blanks and the invisible characters the tokenizer drops (a zero-width space, a byte-order
+    # mark) before the pronoun; a sentence of nothing else has nothing of its own either.
+    stripped = _LEADING_INVISIBLE.sub("", sentence, count=1)
+    if not stripped or stripped.startswith(_CHINESE_PRONOUNS):
         return True
     word = _FIRST_WORD.match(stripped)
     return word is not None and word.group().lower() in _ENGLISH_PRONOUNS

@@ -192,35 +192,12 @@ class QARuntime(BatchedRuntime):
         question_ids = encode.piece_ids(question)[: self.max_question_tokens]
         window = self.max_passage_tokens
         by_sentence = (read_by or self.default_read_by) == "sentence"
-        prefixes: list[tuple[int, ...]] = []
-        owners: list[int] = []
-        rows: list[PassageRow] = []
-        windows = 0  # the windows of the passages read whole, which MAX_PASSAGES bounds
-        for index, passage in enumerate(passages):
-            all_ids, all_spots = encode.piece_ids_with_offsets(passage)
-            windows += len(window_starts(len(all_ids), window, self.window_stride))
-            # Read by sentence, each sentence is a row (and a long one its windows).
-            units = (
-                sentence_token_ranges(passage, all_spots) if by_sentence else [(0, len(all_ids))]
-            ) or [(0, 0)]
-            for first, last in units:
-                ids, spots = all_ids[first:last], all_spots[first:last]
-                for start in window_starts(len(ids), window, self.window_stride):
-                    piece = ids[start : start + window]
-                    prefixes.append(tuple(join_prefix(self.tokenizer, piece, question_ids)))
-                    owners.append(index)
-                    cuts = WindowCuts(start > 0, start + window < len(ids))
-                    rows.append(PassageRow(piece, spots[start : start + window], passage, cuts))
-        if by_sentence and len(prefixes) > self.settings.max_sentences:
-            raise PayloadTooLarge(
-                f"passages: read by sentence, {len(passages)} passage"
-                f"{'s' * (len(passages) != 1)} make{'s' * (len(passages) == 1)} "
-                f"{len(prefixes)} rows (sentences, and the windows of sentences over "
-                f"{window} tokens); the most read is {self.settings.max_sentences} "
-                "(MAX_SENTENCES): send fewer or shorter passages, or read_by 'passage'",
-                param="passages",
-            )
-        # A window costs what a passage costs: MAX_PASSAGES bounds what one question reads.
+        encoded = [encode.piece_ids_with_offsets(passage) for passage in passages]
+        # A window costs what a passage costs: MAX_PASSAGES bounds what one question reads, read
+        # whole or by sentence (its text, whose sentences are then no more than its tokens).
+        windows = sum(
+            len(window_starts(len(ids), window, self.window_stride)) for ids, _ in encoded
+        )
         if windows > self.settings.max_passages:
             raise PayloadTooLarge(
                 f"passages: {len(passages)} passage{'s' * (len(passages) != 1)} make"
@@ -230,6 +207,41 @@ class QARuntime(BatchedRuntime):
                 "passages",
                 param="passages",
             )
+        # Read by sentence, each sentence is a row (and a long one its windows); both limits are
+        # checked before a row is built, so a refused request costs its tokenising only.
+        units = [
+            (sentence_token_ranges(passage, spots) if by_sentence else [(0, len(ids))]) or [(0, 0)]
+            for passage, (ids, spots) in zip(passages, encoded, strict=True)
+        ]
+        if by_sentence:
+            count = sum(
+                len(window_starts(last - first, window, self.window_stride))
+                for ranges in units
+                for first, last in ranges
+            )
+            if count > self.settings.max_sentences:
+                raise PayloadTooLarge(
+                    f"passages: read by sentence, {len(passages)} passage"
+                    f"{'s' * (len(passages) != 1)} make{'s' * (len(passages) == 1)} "
+                    f"{count} rows (sentences, and the windows of sentences over "
+                    f"{window} tokens); the most read is {self.settings.max_sentences} "
+                    "(MAX_SENTENCES): send fewer or shorter passages, or read_by 'passage'",
+                    param="passages",
+                )
+        prefixes: list[tuple[int, ...]] = []
+        owners: list[int] = []
+        rows: list[PassageRow] = []
+        for index, (passage, (all_ids, all_spots), ranges) in enumerate(
+            zip(passages, encoded, units, strict=True)
+        ):
+            for first, last in ranges:
+                ids, spots = all_ids[first:last], all_spots[first:last]
+                for start in window_starts(len(ids), window, self.window_stride):
+                    piece = ids[start : start + window]
+                    prefixes.append(tuple(join_prefix(self.tokenizer, piece, question_ids)))
+                    owners.append(index)
+                    cuts = WindowCuts(start > 0, start + window < len(ids))
+                    rows.append(PassageRow(piece, spots[start : start + window], passage, cuts))
         windowed = tuple(owners) if len(prefixes) > len(passages) else None
         if mapping is not None and windowed is not None:
             mapping = replace(mapping, rows=windowed)  # answers name windows: their passages
@@ -275,11 +287,14 @@ class QARuntime(BatchedRuntime):
         ]
 
     def warmup(self) -> None:
+        # Within the lowest limits (MAX_PASSAGES or MAX_SENTENCES 1): a warm-up refused 413
+        # would leave the version unloaded. Each passage is one sentence: read whole, the same rows.
         item = self.prepare(
             "warm-up?",
-            ["warm-up passage.", "another one."],
+            ["warm-up passage.", "another one."][: self.settings.max_passages],
             max_answer_tokens=2,
             beam_size=min(2, self.settings.max_beam_size),
             extractive=False,
+            read_by="passage",
         )
         self.run_batch([item])

@@ -59,10 +59,44 @@ def test_sentences_end_at_their_final_punctuation_not_at_a_decimal_point(text, s
             ["Tom lives in London. He is 35. ", "Ann is 28."],
         ),
         ("Tom is here. Hence no.", ["Tom is here. ", "Hence no."]),
+        # invisible characters the tokenizer drops (a zero-width space, a byte-order mark) do not
+        # hide the pronoun, nor make a sentence of their own between it and its name
+        (
+            "张伟住在北京。\u200b他今年35岁。王芳住在上海。",
+            ["张伟住在北京。\u200b他今年35岁。", "王芳住在上海。"],
+        ),
+        ("张伟住在北京。\ufeff\n他今年35岁。", ["张伟住在北京。\ufeff\n他今年35岁。"]),
     ],
 )  # fmt: skip
 def test_a_sentence_that_starts_with_a_pronoun_continues_the_one_before(text, sentences):
     assert _sentences(text) == sentences
+
+
+@pytest.mark.parametrize(
+    ("text", "sentences"),
+    [
+        # Chinese typed with half-width (or full-width) stops: no blank after them
+        ("王芳住在上海.张伟住在北京.", ["王芳住在上海.", "张伟住在北京."]),
+        ("王芳住在上海．张伟住在北京．", ["王芳住在上海．", "张伟住在北京．"]),
+        ("王芳住在上海｡张伟住在北京｡", ["王芳住在上海｡", "张伟住在北京｡"]),
+        (
+            "王芳住在上海.“张伟住在北京.”他笑了.李娜",
+            ["王芳住在上海.", "“张伟住在北京.”他笑了.", "李娜"],
+        ),
+        # a decimal point, full-width digits too, and a domain name stay inside their sentence
+        ("张伟的身高是1.75米", ["张伟的身高是1.75米"]),
+        ("张伟的身高是１．７５米", ["张伟的身高是１．７５米"]),
+        ("见www.example.com网站", ["见www.example.com网站"]),
+    ],
+)  # fmt: skip
+def test_a_full_stop_of_either_width_before_chinese_ends_a_sentence(text, sentences):
+    assert _sentences(text) == sentences
+
+
+def test_a_line_break_of_any_kind_ends_a_sentence():
+    assert _sentences("王芳住在上海\r张伟住在北京") == ["王芳住在上海\r", "张伟住在北京"]
+    assert _sentences("王芳住在上海\u2028张伟住在北京") == ["王芳住在上海\u2028", "张伟住在北京"]
+    assert _sentences("王芳住在上海\r\n张伟住在北京") == ["王芳住在上海\r\n", "张伟住在北京"]
 
 
 def test_a_pronoun_opening_the_text_has_nothing_to_join():
@@ -139,13 +173,20 @@ def test_read_by_sentence_a_person_is_not_lent_another_ones_fact(tokenizer, opti
     assert absent.answer is None
 
 
-def test_read_by_sentence_keeps_a_pronouns_sentence_with_its_name(tokenizer):
+@pytest.mark.parametrize(
+    "passage",
+    [
+        # 他住在北京 names nobody alone; joined to 张伟's sentence, the row names him
+        "王芳住在上海。张伟在。他住在北京。",
+        # Chinese typed with half-width stops is cut into sentences too
+        "王芳住在上海.张伟住在北京.",
+    ],
+)
+def test_read_by_sentence_keeps_a_pronouns_sentence_with_its_name(tokenizer, passage):
     model = first_city_reader(tokenizer)
-    # 他住在北京 names nobody alone; joined to 张伟's sentence, the row names him
     (result,) = answer_questions(
-        model, tokenizer, [("张伟住在哪里？", ["王芳住在上海。张伟在。他住在北京。"])],
-        extractive=True, read_by="sentence",
-    )  # fmt: skip
+        model, tokenizer, [("张伟住在哪里？", [passage])], extractive=True, read_by="sentence"
+    )
     assert (result.answer, result.passage_index) == ("北京", 0)
 
 

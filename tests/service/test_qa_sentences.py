@@ -110,3 +110,34 @@ def test_read_by_over_http(server: str) -> None:
     wrong = _ask(server, read_by="sentences")
     assert wrong.status_code == 422
     assert "read_by" in wrong.text
+
+
+def test_a_request_over_both_limits_is_refused_before_its_rows_are_built(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Thousands of tiny sentences (`张。` over and over) cost tokenising, not a prefix each, and
+    are refused for MAX_PASSAGES, the bound reading whole shares: advising read_by 'passage'
+    would be false."""
+    runtime = _runtime(store, "costly")
+    built = []
+    monkeypatch.setattr("service.runtimes.qa.join_prefix", lambda *args: built.append(args) or [0])
+    passages = ["张。" * 2000] * runtime.settings.max_passages
+    with pytest.raises(PayloadTooLarge, match="MAX_PASSAGES") as refused:
+        _answer(runtime, passages, read_by="sentence")
+    assert "read_by" not in str(refused.value)
+    assert built == []
+    runtime.settings = runtime.settings.model_copy(update={"max_sentences": 2})
+    with pytest.raises(PayloadTooLarge, match="MAX_SENTENCES"):
+        _answer(runtime, PASSAGES, read_by="sentence")
+    assert built == []
+
+
+@pytest.mark.parametrize("limit", ["max_sentences", "max_passages"])
+def test_a_version_reading_by_sentence_warms_up_under_the_lowest_limits(
+    store: Path, limit: str
+) -> None:
+    # MAX_SENTENCES=1 (or MAX_PASSAGES=1) is a valid setting: the warm-up must not be refused
+    # 413, which would leave the version unloaded
+    runtime = _runtime(store, f"warm-{limit}", extra={"decoding": {"read_by": "sentence"}})
+    runtime.settings = runtime.settings.model_copy(update={limit: 1})
+    runtime.warmup()
