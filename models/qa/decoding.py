@@ -99,7 +99,7 @@ from models.qa.samples import (
     following_token,
     join_prefix,
 )
-from models.qa.sentences import ReadBy, sentence_token_ranges
+from models.qa.sentences import ReadBy, reading_units
 from models.qa.span_search import (
     DEFAULT_LENGTH_PENALTY,
     DEFAULT_SPAN_STARTS,
@@ -1035,11 +1035,7 @@ def answer_questions(
         for j, passage in enumerate(passages):
             all_ids, all_offsets = encode.piece_ids_with_offsets(passage)
             start, end = cuts[len(rows)][j] if cuts is not None else (False, False)
-            units = (
-                sentence_token_ranges(passage, all_offsets)
-                if read_by == "sentence"
-                else [(0, len(all_ids))]
-            ) or [(0, 0)]
+            units = reading_units(passage, all_offsets, read_by)
             for first, last in units:
                 ids, offsets = all_ids[first:last], all_offsets[first:last]
                 edges = WindowCuts(

@@ -85,3 +85,13 @@ def sentence_token_ranges(text: str, offsets: Sequence[tuple[int, int]]) -> list
         if token > first:
             ranges.append((first, token))
     return ranges
+
+
+def reading_units(
+    text: str, offsets: Sequence[tuple[int, int]], read_by: ReadBy
+) -> list[tuple[int, int]]:
+    """The [start, end) token ranges a passage is read as: its sentences
+    (`sentence_token_ranges`) or the whole of it. Always one range at least: a passage with no
+    token is one empty row, which holds no answer (`models.qa.decoding.decode_batch`)."""
+    whole = [(0, len(offsets))]
+    return (sentence_token_ranges(text, offsets) if read_by == "sentence" else whole) or whole

@@ -28,7 +28,7 @@ from models.qa.decoding import (
 from models.qa.placeholders import PlaceholderMap, Placeholders
 from models.qa.readers import window_starts
 from models.qa.samples import join_prefix
-from models.qa.sentences import ReadBy, sentence_token_ranges
+from models.qa.sentences import ReadBy, reading_units
 from models.qa.span_search import DEFAULT_SPAN_STARTS
 from models.store import QAManifest
 from service.errors import BadInput, PayloadTooLarge
@@ -191,7 +191,8 @@ class QARuntime(BatchedRuntime):
         encode = self.tokenizer if mapping is None else mapping
         question_ids = encode.piece_ids(question)[: self.max_question_tokens]
         window = self.max_passage_tokens
-        by_sentence = (read_by or self.default_read_by) == "sentence"
+        reading: ReadBy = read_by or self.default_read_by
+        by_sentence = reading == "sentence"
         encoded = [encode.piece_ids_with_offsets(passage) for passage in passages]
         # A window costs what a passage costs: MAX_PASSAGES bounds what one question reads, read
         # whole or by sentence (its text, whose sentences are then no more than its tokens).
@@ -210,8 +211,8 @@ class QARuntime(BatchedRuntime):
         # Read by sentence, each sentence is a row (and a long one its windows); both limits are
         # checked before a row is built, so a refused request costs its tokenising only.
         units = [
-            (sentence_token_ranges(passage, spots) if by_sentence else [(0, len(ids))]) or [(0, 0)]
-            for passage, (ids, spots) in zip(passages, encoded, strict=True)
+            reading_units(passage, spots, reading)
+            for passage, (_, spots) in zip(passages, encoded, strict=True)
         ]
         if by_sentence:
             count = sum(
